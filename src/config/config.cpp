@@ -1,0 +1,442 @@
+#include "config/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <initializer_list>
+#include <set>
+#include <sstream>
+
+#include "config/env_expand.hpp"
+
+extern char** environ;
+
+namespace switchyard::config {
+
+bool parse_url(const std::string& text, Url& out, std::string& error) {
+  std::string rest;
+  if (text.rfind("http://", 0) == 0) {
+    out.scheme = "http";
+    rest = text.substr(7);
+  } else if (text.rfind("https://", 0) == 0) {
+    out.scheme = "https";
+    rest = text.substr(8);
+  } else {
+    error = "must start with http:// or https://";
+    return false;
+  }
+  std::size_t slash = rest.find('/');
+  std::string authority = rest.substr(0, slash);
+  out.path = slash == std::string::npos ? "" : rest.substr(slash);
+  while (!out.path.empty() && out.path.back() == '/') out.path.pop_back();
+  if (out.path.find_first_of("?# ") != std::string::npos) {
+    error = "must not carry a query, fragment or space";
+    return false;
+  }
+  if (authority.find('@') != std::string::npos) {
+    error = "must not embed credentials; use api_key";
+    return false;
+  }
+  std::string host = authority;
+  std::string port_text;
+  if (!authority.empty() && authority.front() == '[') {  // [v6]:port
+    std::size_t close = authority.find(']');
+    if (close == std::string::npos) {
+      error = "unterminated IPv6 address";
+      return false;
+    }
+    host = authority.substr(1, close - 1);
+    if (close + 1 < authority.size()) {
+      if (authority[close + 1] != ':') {
+        error = "malformed host";
+        return false;
+      }
+      port_text = authority.substr(close + 2);
+    }
+  } else if (auto colon = authority.rfind(':'); colon != std::string::npos) {
+    host = authority.substr(0, colon);
+    port_text = authority.substr(colon + 1);
+  }
+  if (host.empty()) {
+    error = "has no host";
+    return false;
+  }
+  out.host = host;
+  out.port = out.tls() ? 443 : 80;
+  if (!port_text.empty()) {
+    unsigned port = 0;
+    auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (ec != std::errc{} || p != port_text.data() + port_text.size() || port == 0 || port > 65535) {
+      error = "has an invalid port \"" + port_text + "\"";
+      return false;
+    }
+    out.port = static_cast<std::uint16_t>(port);
+  }
+  return true;
+}
+
+const ProviderConfig* Config::find_provider(const std::string& name) const {
+  for (const auto& p : providers)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+const DeploymentConfig* Config::find_deployment(const std::string& name) const {
+  for (const auto& d : deployments)
+    if (d.name == name) return &d;
+  return nullptr;
+}
+
+namespace {
+
+class Reader {
+ public:
+  Reader(const std::map<std::string, std::string>& env, std::vector<Problem>& problems)
+      : env_(env), problems_(problems) {}
+
+  void problem(const std::string& path, std::string message) {
+    problems_.push_back({path, std::move(message)});
+  }
+
+  /// Reports keys of `node` that are not in `allowed`.
+  bool check_map(const YAML::Node& node, const std::string& path,
+                 std::initializer_list<const char*> allowed) {
+    if (!node.IsMap()) {
+      problem(path, "must be a mapping");
+      return false;
+    }
+    for (const auto& kv : node) {
+      std::string key = kv.first.as<std::string>();
+      bool known = std::any_of(allowed.begin(), allowed.end(),
+                               [&](const char* a) { return key == a; });
+      if (!known) problem(join(path, key), "unknown key");
+    }
+    return true;
+  }
+
+  static std::string join(const std::string& path, const std::string& key) {
+    return path.empty() ? key : path + "." + key;
+  }
+
+  /// A string scalar with ${VAR} expanded. `unset` collects unset variables instead of reporting
+  /// them when non-null.
+  bool string(const YAML::Node& node, const std::string& path, std::string& out,
+              std::vector<std::string>* unset = nullptr) {
+    if (!node) return false;
+    if (!node.IsScalar()) {
+      problem(path, "must be a string");
+      return false;
+    }
+    Expansion e = expand_env(node.Scalar(), env_);
+    if (!e.error.empty()) {
+      problem(path, e.error);
+      return false;
+    }
+    if (!e.unset.empty()) {
+      if (unset) {
+        unset->insert(unset->end(), e.unset.begin(), e.unset.end());
+      } else {
+        for (const auto& v : e.unset) problem(path, "environment variable " + v + " is not set");
+      }
+      return false;
+    }
+    out = std::move(e.value);
+    return true;
+  }
+
+  template <class Int>
+  void integer(const YAML::Node& node, const std::string& path, Int& out, long long min,
+               long long max) {
+    if (!node) return;
+    std::string text;
+    if (!string(node, path, text)) return;
+    long long v = 0;
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc{} || p != text.data() + text.size()) {
+      problem(path, "must be an integer, got \"" + text + "\"");
+      return;
+    }
+    if (v < min || v > max) {
+      problem(path, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+      return;
+    }
+    out = static_cast<Int>(v);
+  }
+
+  void boolean(const YAML::Node& node, const std::string& path, bool& out) {
+    if (!node) return;
+    std::string text;
+    if (!string(node, path, text)) return;
+    if (text == "true") out = true;
+    else if (text == "false") out = false;
+    else problem(path, "must be true or false, got \"" + text + "\"");
+  }
+
+  void string_list(const YAML::Node& node, const std::string& path, std::vector<std::string>& out) {
+    if (!node) return;
+    if (!node.IsSequence()) {
+      problem(path, "must be a list");
+      return;
+    }
+    for (std::size_t i = 0; i < node.size(); ++i) {
+      std::string v;
+      if (string(node[i], path + "[" + std::to_string(i) + "]", v)) out.push_back(v);
+    }
+  }
+
+ private:
+  const std::map<std::string, std::string>& env_;
+  std::vector<Problem>& problems_;
+};
+
+constexpr long long kMaxMs = 24LL * 3600 * 1000;
+
+void read_server(Reader& r, const YAML::Node& node, ServerConfig& s) {
+  if (!node) return;
+  if (!r.check_map(node, "server",
+                   {"host", "port", "threads", "max_connections", "max_body_bytes",
+                    "max_header_bytes", "max_json_depth", "header_timeout_ms", "body_timeout_ms",
+                    "idle_timeout_ms", "write_timeout_ms", "drain_timeout_ms", "access_log"}))
+    return;
+  r.string(node["host"], "server.host", s.host);
+  r.integer(node["port"], "server.port", s.port, 0, 65535);
+  r.integer(node["threads"], "server.threads", s.threads, 0, 256);
+  r.integer(node["max_connections"], "server.max_connections", s.max_connections, 1, 10'000'000);
+  r.integer(node["max_body_bytes"], "server.max_body_bytes", s.max_body_bytes, 1024,
+            1LL << 30);
+  r.integer(node["max_header_bytes"], "server.max_header_bytes", s.max_header_bytes, 1024,
+            1 << 20);
+  r.integer(node["max_json_depth"], "server.max_json_depth", s.max_json_depth, 2, 1024);
+  r.integer(node["header_timeout_ms"], "server.header_timeout_ms", s.header_timeout_ms, 1, kMaxMs);
+  r.integer(node["body_timeout_ms"], "server.body_timeout_ms", s.body_timeout_ms, 1, kMaxMs);
+  r.integer(node["idle_timeout_ms"], "server.idle_timeout_ms", s.idle_timeout_ms, 1, kMaxMs);
+  r.integer(node["write_timeout_ms"], "server.write_timeout_ms", s.write_timeout_ms, 1, kMaxMs);
+  r.integer(node["drain_timeout_ms"], "server.drain_timeout_ms", s.drain_timeout_ms, 0, kMaxMs);
+  r.string(node["access_log"], "server.access_log", s.access_log);
+}
+
+void read_upstream(Reader& r, const YAML::Node& node, UpstreamConfig& u) {
+  if (!node) return;
+  if (!r.check_map(node, "upstream",
+                   {"connect_timeout_ms", "first_byte_timeout_ms", "total_timeout_ms",
+                    "max_idle_per_host", "max_connections_per_host", "idle_ttl_ms",
+                    "dns_cache_ttl_ms", "ca_file"}))
+    return;
+  r.integer(node["connect_timeout_ms"], "upstream.connect_timeout_ms", u.connect_timeout_ms, 1, kMaxMs);
+  r.integer(node["first_byte_timeout_ms"], "upstream.first_byte_timeout_ms", u.first_byte_timeout_ms, 1, kMaxMs);
+  r.integer(node["total_timeout_ms"], "upstream.total_timeout_ms", u.total_timeout_ms, 1, kMaxMs);
+  r.integer(node["max_idle_per_host"], "upstream.max_idle_per_host", u.max_idle_per_host, 0, 100000);
+  r.integer(node["max_connections_per_host"], "upstream.max_connections_per_host", u.max_connections_per_host, 1, 1000000);
+  r.integer(node["idle_ttl_ms"], "upstream.idle_ttl_ms", u.idle_ttl_ms, 1, kMaxMs);
+  r.integer(node["dns_cache_ttl_ms"], "upstream.dns_cache_ttl_ms", u.dns_cache_ttl_ms, 0, kMaxMs);
+  if (r.string(node["ca_file"], "upstream.ca_file", u.ca_file) && !u.ca_file.empty()) {
+    std::ifstream probe(u.ca_file);
+    if (!probe) r.problem("upstream.ca_file", "cannot read \"" + u.ca_file + "\"");
+  }
+}
+
+bool valid_name(const std::string& name) {
+  if (name.empty() || name.size() > 128) return false;
+  return std::all_of(name.begin(), name.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '@' || c == ':' || c == '/';
+  });
+}
+
+void read_providers(Reader& r, const YAML::Node& node, Config& c) {
+  if (!node) return;
+  if (!node.IsMap()) {
+    r.problem("providers", "must be a mapping of provider names");
+    return;
+  }
+  for (const auto& kv : node) {
+    ProviderConfig p;
+    p.name = kv.first.as<std::string>();
+    std::string path = "providers." + p.name;
+    if (!valid_name(p.name)) r.problem(path, "invalid name (letters, digits, - _ . @ : / only)");
+    const YAML::Node& v = kv.second;
+    if (!r.check_map(v, path, {"type", "base_url", "api_key", "optional"})) continue;
+    r.boolean(v["optional"], path + ".optional", p.optional);
+    std::string type = "openai";
+    r.string(v["type"], path + ".type", type);
+    if (type == "openai") p.type = ProviderType::openai;
+    else r.problem(path + ".type", "unknown provider type \"" + type + "\" (supported: openai)");
+    std::string url;
+    if (!v["base_url"]) r.problem(path + ".base_url", "is required");
+    else if (r.string(v["base_url"], path + ".base_url", url)) {
+      std::string why;
+      if (!parse_url(url, p.base_url, why)) r.problem(path + ".base_url", why);
+    }
+    if (v["api_key"]) {
+      std::vector<std::string> unset;
+      if (!r.string(v["api_key"], path + ".api_key", p.api_key, &unset) && !unset.empty()) {
+        if (p.optional) p.enabled = false;
+        else
+          for (const auto& name : unset)
+            r.problem(path + ".api_key", "environment variable " + name +
+                                             " is not set (mark the provider optional: true to "
+                                             "skip it when unset)");
+      }
+    }
+    if (c.find_provider(p.name)) r.problem(path, "duplicate provider");
+    c.providers.push_back(std::move(p));
+  }
+}
+
+void read_deployments(Reader& r, const YAML::Node& node, Config& c) {
+  if (!node) {
+    r.problem("deployments", "at least one deployment is required");
+    return;
+  }
+  if (!node.IsMap()) {
+    r.problem("deployments", "must be a mapping of deployment names");
+    return;
+  }
+  for (const auto& kv : node) {
+    DeploymentConfig d;
+    d.name = kv.first.as<std::string>();
+    std::string path = "deployments." + d.name;
+    if (!valid_name(d.name)) r.problem(path, "invalid name (letters, digits, - _ . @ : / only)");
+    const YAML::Node& v = kv.second;
+    if (!r.check_map(v, path, {"provider", "model"})) continue;
+    if (!v["provider"]) r.problem(path + ".provider", "is required");
+    else if (r.string(v["provider"], path + ".provider", d.provider)) {
+      const ProviderConfig* p = c.find_provider(d.provider);
+      if (!p) r.problem(path + ".provider", "unknown provider \"" + d.provider + "\"");
+      else d.enabled = p->enabled;
+    }
+    if (!v["model"]) r.problem(path + ".model", "is required");
+    else r.string(v["model"], path + ".model", d.model);
+    c.deployments.push_back(std::move(d));
+  }
+}
+
+void read_routes(Reader& r, const YAML::Node& node, Config& c) {
+  if (!node || (node.IsMap() && node.size() == 0)) {
+    r.problem("routes", "at least one route is required");
+    return;
+  }
+  if (!node.IsMap()) {
+    r.problem("routes", "must be a mapping of route names");
+    return;
+  }
+  for (const auto& kv : node) {
+    RouteConfig route;
+    route.name = kv.first.as<std::string>();
+    std::string path = "routes." + route.name;
+    if (!valid_name(route.name)) r.problem(path, "invalid name (letters, digits, - _ . @ : / only)");
+    const YAML::Node& v = kv.second;
+    if (!r.check_map(v, path, {"candidates"})) continue;
+    if (!v["candidates"]) {
+      r.problem(path + ".candidates", "is required");
+      continue;
+    }
+    r.string_list(v["candidates"], path + ".candidates", route.candidates);
+    if (route.candidates.empty()) r.problem(path + ".candidates", "must not be empty");
+    for (std::size_t i = 0; i < route.candidates.size(); ++i) {
+      if (!c.find_deployment(route.candidates[i]))
+        r.problem(path + ".candidates[" + std::to_string(i) + "]",
+                  "unknown deployment \"" + route.candidates[i] + "\"");
+    }
+    c.routes.push_back(std::move(route));
+  }
+}
+
+void read_keys(Reader& r, const YAML::Node& node, Config& c) {
+  if (!node || !node.IsSequence() || node.size() == 0) {
+    r.problem("keys", "at least one key is required (a list; see `switchyard hash-key`)");
+    return;
+  }
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < node.size(); ++i) {
+    std::string path = "keys[" + std::to_string(i) + "]";
+    const YAML::Node& v = node[i];
+    if (!r.check_map(v, path, {"name", "sha256", "routes"})) continue;
+    KeyConfig k;
+    if (!v["name"]) r.problem(path + ".name", "is required");
+    else r.string(v["name"], path + ".name", k.name);
+    if (!k.name.empty() && !names.insert(k.name).second) r.problem(path + ".name", "duplicate key name");
+    if (!v["sha256"]) {
+      r.problem(path + ".sha256", "is required (the SHA-256 of the key, from `switchyard hash-key`)");
+    } else if (r.string(v["sha256"], path + ".sha256", k.sha256)) {
+      std::transform(k.sha256.begin(), k.sha256.end(), k.sha256.begin(),
+                     [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+      bool hex = k.sha256.size() == 64 &&
+                 std::all_of(k.sha256.begin(), k.sha256.end(), [](unsigned char ch) { return std::isxdigit(ch); });
+      if (!hex) r.problem(path + ".sha256", "must be 64 hexadecimal digits");
+    }
+    if (v["routes"]) r.string_list(v["routes"], path + ".routes", k.routes);
+    else k.routes.push_back("*");
+    for (std::size_t j = 0; j < k.routes.size(); ++j) {
+      const std::string& name = k.routes[j];
+      if (name == "*") continue;
+      bool known = std::any_of(c.routes.begin(), c.routes.end(),
+                               [&](const RouteConfig& rc) { return rc.name == name; });
+      if (!known) r.problem(path + ".routes[" + std::to_string(j) + "]", "unknown route \"" + name + "\"");
+    }
+    c.keys.push_back(std::move(k));
+  }
+}
+
+}  // namespace
+
+LoadResult load_config_text(const std::string& yaml_text,
+                            const std::map<std::string, std::string>& env) {
+  LoadResult result;
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    result.problems.push_back({"(yaml)", "line " + std::to_string(e.mark.line + 1) + ", column " +
+                                             std::to_string(e.mark.column + 1) + ": " + e.msg});
+    return result;
+  }
+  Reader r(env, result.problems);
+  if (!root.IsMap()) {
+    r.problem("(root)", "the configuration must be a mapping");
+    return result;
+  }
+  try {
+    r.check_map(root, "", {"server", "upstream", "providers", "deployments", "routes", "keys"});
+    read_server(r, root["server"], result.config.server);
+    read_upstream(r, root["upstream"], result.config.upstream);
+    read_providers(r, root["providers"], result.config);
+    read_deployments(r, root["deployments"], result.config);
+    read_routes(r, root["routes"], result.config);
+    read_keys(r, root["keys"], result.config);
+  } catch (const YAML::Exception& e) {
+    r.problem("(yaml)", e.what());
+  }
+  return result;
+}
+
+LoadResult load_config_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    LoadResult result;
+    result.problems.push_back({path, "cannot read the configuration file"});
+    return result;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return load_config_text(ss.str(), process_env());
+}
+
+std::map<std::string, std::string> process_env() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string entry(*e);
+    auto eq = entry.find('=');
+    if (eq != std::string::npos) env.emplace(entry.substr(0, eq), entry.substr(eq + 1));
+  }
+  return env;
+}
+
+std::string format_problems(const std::vector<Problem>& problems) {
+  std::string out;
+  for (const auto& p : problems) out += p.path + ": " + p.message + "\n";
+  return out;
+}
+
+}  // namespace switchyard::config

@@ -1,0 +1,114 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+/// Switchyard's configuration: YAML → plain structs → strict validation. Every problem is
+/// reported with its dotted path, all at once.
+namespace switchyard::config {
+
+/// A parsed upstream base URL.
+struct Url {
+  std::string scheme;  ///< "http" or "https"
+  std::string host;
+  std::uint16_t port = 0;
+  std::string path;    ///< base path without trailing slash, for example "/v1"
+  bool tls() const { return scheme == "https"; }
+};
+
+/// Parses `http(s)://host[:port][/path]`; returns false with a reason on error.
+bool parse_url(const std::string& text, Url& out, std::string& error);
+
+struct ServerConfig {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8080;
+  int threads = 0;  ///< event loops; 0 = one per core
+  std::size_t max_connections = 10000;
+  std::size_t max_body_bytes = 4 * 1024 * 1024;
+  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_json_depth = 64;
+  std::uint32_t header_timeout_ms = 10000;  ///< to receive a whole request head
+  std::uint32_t body_timeout_ms = 30000;    ///< to receive a whole request body
+  std::uint32_t idle_timeout_ms = 60000;    ///< keep-alive connection without a request
+  std::uint32_t write_timeout_ms = 30000;   ///< a client that does not read its response
+  std::uint32_t drain_timeout_ms = 10000;   ///< in-flight work allowed after SIGTERM
+  std::string access_log = "stdout";        ///< "stdout", "stderr", "off" or a file path
+};
+
+struct UpstreamConfig {
+  std::uint32_t connect_timeout_ms = 5000;
+  std::uint32_t first_byte_timeout_ms = 120000;
+  std::uint32_t total_timeout_ms = 600000;
+  std::size_t max_idle_per_host = 64;          ///< per event loop
+  std::size_t max_connections_per_host = 1024; ///< per event loop
+  std::uint32_t idle_ttl_ms = 30000;           ///< a pooled connection older than this is closed
+  std::uint32_t dns_cache_ttl_ms = 60000;
+  std::string ca_file;                         ///< extra trust anchors (PEM); system store otherwise
+};
+
+enum class ProviderType { openai };
+
+struct ProviderConfig {
+  std::string name;
+  ProviderType type = ProviderType::openai;
+  Url base_url;
+  std::string api_key;  ///< resolved secret; never logged
+  bool optional = false;
+  bool enabled = true;  ///< false when optional and its api_key variable is unset
+};
+
+struct DeploymentConfig {
+  std::string name;
+  std::string provider;
+  std::string model;  ///< upstream model id
+  bool enabled = true;
+};
+
+struct RouteConfig {
+  std::string name;
+  std::vector<std::string> candidates;  ///< deployment names, in failover order
+};
+
+struct KeyConfig {
+  std::string name;
+  std::string sha256;               ///< lowercase hex of SHA-256(key)
+  std::vector<std::string> routes;  ///< allowed routes; "*" = all
+};
+
+struct Config {
+  ServerConfig server;
+  UpstreamConfig upstream;
+  std::vector<ProviderConfig> providers;
+  std::vector<DeploymentConfig> deployments;
+  std::vector<RouteConfig> routes;
+  std::vector<KeyConfig> keys;
+
+  const ProviderConfig* find_provider(const std::string& name) const;
+  const DeploymentConfig* find_deployment(const std::string& name) const;
+};
+
+struct Problem {
+  std::string path;
+  std::string message;
+};
+
+struct LoadResult {
+  Config config;
+  std::vector<Problem> problems;
+  bool ok() const { return problems.empty(); }
+};
+
+/// Reads, expands `${VAR}` / `${VAR:-default}` references from `env`, and validates.
+LoadResult load_config_text(const std::string& yaml_text,
+                            const std::map<std::string, std::string>& env);
+LoadResult load_config_file(const std::string& path);
+
+/// The process environment as a map.
+std::map<std::string, std::string> process_env();
+
+/// "path: message" lines.
+std::string format_problems(const std::vector<Problem>& problems);
+
+}  // namespace switchyard::config

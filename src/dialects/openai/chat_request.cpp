@@ -1,0 +1,271 @@
+#include "dialects/openai/chat_request.hpp"
+
+#include <algorithm>
+#include <array>
+
+#include "core/json_scan.hpp"
+
+namespace switchyard::dialects::openai {
+
+namespace json = core::json;
+using core::ApiError;
+using core::ErrorKind;
+
+namespace {
+
+enum class Expect : unsigned char { integer, number, boolean, string, array, object, string_or_array, string_or_object };
+
+struct FieldRule {
+  std::string_view name;
+  Expect expect;
+};
+
+// Types of the optional top-level fields that the gateway checks before spending an upstream call
+// on a request that would be refused anyway. Null is accepted for all of them, as OpenAI does.
+constexpr std::array kFieldRules = {
+    FieldRule{"stream", Expect::boolean},
+    FieldRule{"stream_options", Expect::object},
+    FieldRule{"temperature", Expect::number},
+    FieldRule{"top_p", Expect::number},
+    FieldRule{"presence_penalty", Expect::number},
+    FieldRule{"frequency_penalty", Expect::number},
+    FieldRule{"n", Expect::integer},
+    FieldRule{"max_tokens", Expect::integer},
+    FieldRule{"max_completion_tokens", Expect::integer},
+    FieldRule{"seed", Expect::integer},
+    FieldRule{"top_logprobs", Expect::integer},
+    FieldRule{"logprobs", Expect::boolean},
+    FieldRule{"parallel_tool_calls", Expect::boolean},
+    FieldRule{"tools", Expect::array},
+    FieldRule{"tool_choice", Expect::string_or_object},
+    FieldRule{"stop", Expect::string_or_array},
+    FieldRule{"user", Expect::string},
+    FieldRule{"response_format", Expect::object},
+    FieldRule{"logit_bias", Expect::object},
+    FieldRule{"metadata", Expect::object},
+};
+
+constexpr std::array<std::string_view, 6> kRoles = {"system", "developer", "user", "assistant",
+                                                     "tool", "function"};
+
+std::string_view expect_name(Expect e) {
+  switch (e) {
+    case Expect::integer: return "an integer";
+    case Expect::number: return "a number";
+    case Expect::boolean: return "a boolean";
+    case Expect::string: return "a string";
+    case Expect::array: return "an array";
+    case Expect::object: return "an object";
+    case Expect::string_or_array: return "a string or an array";
+    case Expect::string_or_object: return "a string or an object";
+  }
+  return "a value";
+}
+
+std::string got_name(const json::Value& v) {
+  std::string_view t = json::type_name(v.type);
+  if (v.type == json::Type::number && !json::as_int(v)) t = "a decimal";
+  return std::string(v.type == json::Type::array || v.type == json::Type::object ? "an " : "a ") +
+         std::string(t);
+}
+
+bool matches(Expect e, const json::Value& v) {
+  switch (e) {
+    case Expect::integer: return json::as_int(v).has_value();
+    case Expect::number: return v.type == json::Type::number;
+    case Expect::boolean: return v.type == json::Type::boolean;
+    case Expect::string: return v.type == json::Type::string;
+    case Expect::array: return v.type == json::Type::array;
+    case Expect::object: return v.type == json::Type::object;
+    case Expect::string_or_array: return v.type == json::Type::string || v.type == json::Type::array;
+    case Expect::string_or_object:
+      return v.type == json::Type::string || v.type == json::Type::object;
+  }
+  return false;
+}
+
+ApiError invalid_type(std::string param, Expect expect, const json::Value& got) {
+  std::string msg = "Invalid type for '" + param + "': expected " + std::string(expect_name(expect)) +
+                    ", but got " + got_name(got) + " instead.";
+  return ApiError::make(ErrorKind::invalid_request, std::move(msg), std::move(param),
+                        "invalid_type");
+}
+
+ApiError missing(std::string param) {
+  return ApiError::make(ErrorKind::invalid_request,
+                        "Missing required parameter: '" + param + "'.", std::move(param),
+                        "missing_required_parameter");
+}
+
+std::optional<ApiError> check_message(const json::Value& msg, std::size_t index) {
+  std::string path = "messages[" + std::to_string(index) + "]";
+  if (msg.type != json::Type::object) return invalid_type(path, Expect::object, msg);
+  std::optional<json::Value> role, content, tool_calls, function_call;
+  json::for_each_member(msg, [&](std::string_view key, const json::Value& v) {
+    if (json::key_equals(key, "role")) role = v;
+    else if (json::key_equals(key, "content")) content = v;
+    else if (json::key_equals(key, "tool_calls")) tool_calls = v;
+    else if (json::key_equals(key, "function_call")) function_call = v;
+    return true;
+  });
+  if (!role) return missing(path + ".role");
+  if (role->type != json::Type::string) return invalid_type(path + ".role", Expect::string, *role);
+  std::string role_name = json::unescape(role->raw);
+  if (std::find(kRoles.begin(), kRoles.end(), role_name) == kRoles.end()) {
+    return ApiError::make(ErrorKind::invalid_request,
+                          "Invalid value: '" + role_name + "'. Supported values are: 'system', "
+                          "'developer', 'user', 'assistant', 'tool', and 'function'.",
+                          path + ".role", "invalid_value");
+  }
+  if (content && content->type != json::Type::null && content->type != json::Type::string &&
+      content->type != json::Type::array)
+    return invalid_type(path + ".content", Expect::string_or_array, *content);
+  bool has_content = content && content->type != json::Type::null;
+  if (role_name == "assistant") {
+    if (!has_content && !tool_calls && !function_call) return missing(path + ".content");
+  } else if (!has_content) {
+    return missing(path + ".content");
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+InspectResult inspect_chat_request(std::string_view body, const RequestLimits& limits) {
+  json::ScanResult scan = json::validate(body, limits.max_json_depth);
+  if (!scan) {
+    std::string why;
+    switch (scan.error) {
+      case json::ScanError::depth:
+        why = "The JSON body nests deeper than " + std::to_string(limits.max_json_depth) +
+              " levels.";
+        break;
+      case json::ScanError::utf8:
+        why = "The request body is not valid UTF-8 (at byte " + std::to_string(scan.offset) + ").";
+        break;
+      case json::ScanError::empty:
+        why = "The request body is empty; a JSON object is required.";
+        break;
+      default:
+        why = "We could not parse the JSON body of your request (syntax error at byte " +
+              std::to_string(scan.offset) + ").";
+    }
+    return ApiError::make(ErrorKind::invalid_request, std::move(why), {}, "invalid_json");
+  }
+  if (scan.root.type != json::Type::object) {
+    return ApiError::make(ErrorKind::invalid_request,
+                          "The request body must be a JSON object, not " + got_name(scan.root) + ".",
+                          {}, "invalid_json");
+  }
+
+  ChatRequestInfo info;
+  info.root_end = scan.root.offset + scan.root.raw.size() - 1;
+  info.root_empty = true;
+  std::optional<json::Value> model, messages;
+  std::optional<ApiError> error;
+  json::for_each_member(scan.root, [&](std::string_view key, const json::Value& v) {
+    info.root_empty = false;
+    if (json::key_equals(key, "model")) {
+      model = v;
+      return true;
+    }
+    if (json::key_equals(key, "messages")) {
+      messages = v;
+      return true;
+    }
+    for (const FieldRule& rule : kFieldRules) {
+      if (!json::key_equals(key, rule.name)) continue;
+      if (v.type != json::Type::null && !matches(rule.expect, v)) {
+        error = invalid_type(std::string(rule.name), rule.expect, v);
+        return false;
+      }
+      if (rule.name == "stream") info.stream = v.raw == "true";
+      if (rule.name == "stream_options" && v.type == json::Type::object) {
+        info.has_stream_options = true;
+        info.stream_options_begin = v.offset;
+        info.stream_options_end = v.offset + v.raw.size();
+        json::for_each_member(v, [&](std::string_view k, const json::Value& u) {
+          if (!json::key_equals(k, "include_usage")) return true;
+          if (u.type != json::Type::boolean && u.type != json::Type::null) {
+            error = invalid_type("stream_options.include_usage", Expect::boolean, u);
+            return false;
+          }
+          info.has_include_usage = true;
+          info.include_usage_begin = u.offset;
+          info.include_usage_end = u.offset + u.raw.size();
+          info.client_wants_usage = u.raw == "true";
+          return true;
+        });
+      }
+      break;
+    }
+    return !error;
+  });
+  if (error) return *error;
+
+  if (!model) return missing("model");
+  if (model->type != json::Type::string) return invalid_type("model", Expect::string, *model);
+  info.model = json::unescape(model->raw);
+  if (info.model.empty()) {
+    return ApiError::make(ErrorKind::invalid_request, "'model' must not be empty.", "model",
+                          "invalid_value");
+  }
+  info.model_begin = model->offset;
+  info.model_end = model->offset + model->raw.size();
+
+  if (!messages) return missing("messages");
+  if (messages->type != json::Type::array) return invalid_type("messages", Expect::array, *messages);
+  json::for_each_element(*messages, [&](const json::Value& m) {
+    error = check_message(m, info.message_count++);
+    return !error;
+  });
+  if (error) return *error;
+  if (info.message_count == 0) {
+    return ApiError::make(ErrorKind::invalid_request,
+                          "Invalid 'messages': empty array. Expected an array with minimum length "
+                          "1, but got an empty array instead.",
+                          "messages", "empty_array");
+  }
+  return info;
+}
+
+void patch_chat_request(std::string_view body, const ChatRequestInfo& info,
+                        std::string_view upstream_model, std::string& out) {
+  struct Edit {
+    std::size_t begin, end;
+    std::string_view text;
+  };
+  std::string model_literal;
+  model_literal.reserve(upstream_model.size() + 2);
+  core::append_json_string(model_literal, upstream_model);
+
+  Edit edits[3];
+  std::size_t n = 0;
+  edits[n++] = {info.model_begin, info.model_end, model_literal};
+  if (info.stream && !info.client_wants_usage) {
+    if (info.has_include_usage) {
+      edits[n++] = {info.include_usage_begin, info.include_usage_end, "true"};
+    } else if (info.has_stream_options) {
+      // Insert right after the opening brace of stream_options.
+      bool empty = body.substr(info.stream_options_begin + 1,
+                               info.stream_options_end - info.stream_options_begin - 2)
+                       .find_first_not_of(" \t\r\n") == std::string_view::npos;
+      edits[n++] = {info.stream_options_begin + 1, info.stream_options_begin + 1,
+                    empty ? R"("include_usage":true)" : R"("include_usage":true,)"};
+    } else {
+      edits[n++] = {info.root_end, info.root_end, R"(,"stream_options":{"include_usage":true})"};
+    }
+  }
+  std::sort(edits, edits + n, [](const Edit& a, const Edit& b) { return a.begin < b.begin; });
+
+  out.reserve(out.size() + body.size() + upstream_model.size() + 48);
+  std::size_t pos = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    out.append(body.substr(pos, edits[i].begin - pos));
+    out.append(edits[i].text);
+    pos = edits[i].end;
+  }
+  out.append(body.substr(pos));
+}
+
+}  // namespace switchyard::dialects::openai

@@ -1,0 +1,47 @@
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "core/error.hpp"
+
+/// OpenAI chat completions on the fast path: the request is validated and inspected without
+/// building a tree, and the upstream body is the client's bytes with only `model` replaced (and
+/// `stream_options.include_usage` set on streams).
+namespace switchyard::dialects::openai {
+
+struct RequestLimits {
+  std::size_t max_json_depth = 64;
+};
+
+/// What the gateway needs to know of a chat request; offsets point into the client's body.
+struct ChatRequestInfo {
+  std::string model;          ///< the route name the client asked for
+  bool stream = false;
+  bool client_wants_usage = false;  ///< stream_options.include_usage was true
+  std::size_t message_count = 0;
+
+  // Byte spans used by `patch_chat_request`.
+  std::size_t model_begin = 0, model_end = 0;
+  bool has_stream_options = false;
+  std::size_t stream_options_begin = 0, stream_options_end = 0;
+  bool has_include_usage = false;
+  std::size_t include_usage_begin = 0, include_usage_end = 0;
+  std::size_t root_end = 0;  ///< offset of the top-level object's closing brace
+  bool root_empty = false;
+};
+
+using InspectResult = std::variant<ChatRequestInfo, core::ApiError>;
+
+/// Validates a chat completions body (JSON syntax, UTF-8, depth, required fields and their types)
+/// and returns what the router needs, or the 400 error to send.
+InspectResult inspect_chat_request(std::string_view body, const RequestLimits& limits);
+
+/// Appends the upstream body to `out`: `body` with `model` set to `upstream_model` and, for
+/// streams, `stream_options.include_usage` set to true.
+void patch_chat_request(std::string_view body, const ChatRequestInfo& info,
+                        std::string_view upstream_model, std::string& out);
+
+}  // namespace switchyard::dialects::openai

@@ -1,0 +1,63 @@
+#include "dialects/sse.hpp"
+
+namespace switchyard::dialects {
+
+std::size_t find_event_end(std::string_view in) {
+  // An event ends with an empty line; lines end with CRLF, LF or CR.
+  std::size_t pos = 0;
+  bool line_empty = true;
+  while (pos < in.size()) {
+    char c = in[pos];
+    if (c == '\n' || c == '\r') {
+      std::size_t next = pos + 1;
+      if (c == '\r') {
+        if (next >= in.size()) return std::string_view::npos;  // CR may be followed by LF
+        if (in[next] == '\n') ++next;
+      }
+      if (line_empty) return next;
+      line_empty = true;
+      pos = next;
+      continue;
+    }
+    line_empty = false;
+    ++pos;
+  }
+  return std::string_view::npos;
+}
+
+bool SseSplitter::parse_event(std::string_view raw, SseEvent& event) {
+  event.raw = raw;
+  std::size_t pos = 0;
+  int data_lines = 0;
+  while (pos < raw.size()) {
+    std::size_t eol = raw.find_first_of("\r\n", pos);
+    if (eol == std::string_view::npos) eol = raw.size();
+    std::string_view line = raw.substr(pos, eol - pos);
+    pos = eol + 1;
+    if (eol < raw.size() && raw[eol] == '\r' && pos < raw.size() && raw[pos] == '\n') ++pos;
+    if (line.empty() || line.front() == ':') continue;
+    std::size_t colon = line.find(':');
+    std::string_view field = line.substr(0, colon);
+    std::string_view value;
+    if (colon != std::string_view::npos) {
+      value = line.substr(colon + 1);
+      if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    }
+    if (field == "data") {
+      if (data_lines == 0) {
+        event.data = value;
+      } else {
+        if (data_lines == 1) data_scratch_.assign(event.data);
+        data_scratch_.push_back('\n');
+        data_scratch_.append(value);
+        event.data = data_scratch_;
+      }
+      ++data_lines;
+    } else if (field == "event") {
+      event.name = value;
+    }
+  }
+  return true;
+}
+
+}  // namespace switchyard::dialects

@@ -1,0 +1,176 @@
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+/// A lean, zero-allocation HTTP/1.1 message-head parser and chunked-body decoder. Pure code (no
+/// sockets). Strict where laxness enables request smuggling: CRLF line endings only, no obs-fold,
+/// no whitespace before the colon, Content-Length and Transfer-Encoding never both, one
+/// Content-Length value, `chunked` the only transfer coding.
+namespace switchyard::net::http1 {
+
+constexpr std::size_t kMaxHeaders = 64;
+
+struct Header {
+  std::string_view name;
+  std::string_view value;
+};
+
+enum class ParseStatus : std::uint8_t {
+  complete,
+  incomplete,        ///< need more bytes
+  bad_request,       ///< malformed or ambiguous (400)
+  headers_too_large, ///< head larger than the limit or too many fields (431)
+  not_implemented,   ///< unsupported transfer coding (501)
+};
+
+/// Fields shared by requests and responses.
+struct Head {
+  std::array<Header, kMaxHeaders> headers;
+  std::size_t header_count = 0;
+  std::size_t head_size = 0;  ///< bytes of the head, including the final CRLF CRLF
+  int version_minor = 1;
+  std::optional<std::uint64_t> content_length;
+  bool chunked = false;
+  bool connection_close = false;
+  bool connection_keep_alive = false;
+
+  /// First header of that name (case-insensitive), or empty.
+  std::string_view find(std::string_view name) const;
+  /// HTTP/1.1 defaults to keep-alive, HTTP/1.0 to close.
+  bool keep_alive() const {
+    return version_minor >= 1 ? !connection_close : connection_keep_alive;
+  }
+};
+
+struct RequestHead : Head {
+  std::string_view method;
+  std::string_view target;
+  bool expect_continue = false;
+};
+
+struct ResponseHead : Head {
+  int status = 0;
+  std::string_view reason;
+};
+
+/// Parses a request head at the start of `data`. Returns `incomplete` until the blank line is
+/// seen, `headers_too_large` once `max_head_bytes` pass without it.
+ParseStatus parse_request(std::string_view data, std::size_t max_head_bytes, RequestHead& out);
+
+/// Parses a response head at the start of `data`.
+ParseStatus parse_response(std::string_view data, std::size_t max_head_bytes, ResponseHead& out);
+
+/// Case-insensitive ASCII comparison.
+bool iequals(std::string_view a, std::string_view b);
+
+/// Incremental decoder of a chunked body. Feed it bytes; it appends payload bytes through a
+/// callback and reports completion after the last chunk and the trailers.
+class ChunkedDecoder {
+ public:
+  enum class Status : std::uint8_t { need_more, done, error };
+
+  /// Consumes as much of `in` as it can; `fn(std::string_view)` receives payload. `consumed` is
+  /// set to the bytes used (on `done`, anything after is the next message).
+  template <class Fn>
+  Status feed(std::string_view in, std::size_t& consumed, Fn&& fn);
+
+  void reset() { *this = ChunkedDecoder{}; }
+
+ private:
+  enum class State : std::uint8_t { size, size_ext, size_lf, data, data_cr, data_lf, trailer_start, trailer_line, trailer_lf, final_lf };
+  State state_ = State::size;
+  std::uint64_t remaining_ = 0;
+  int size_digits_ = 0;
+  std::size_t trailer_bytes_ = 0;
+};
+
+template <class Fn>
+ChunkedDecoder::Status ChunkedDecoder::feed(std::string_view in, std::size_t& consumed, Fn&& fn) {
+  std::size_t i = 0;
+  const std::size_t n = in.size();
+  while (i < n) {
+    char c = in[i];
+    switch (state_) {
+      case State::size: {
+        int digit = -1;
+        if (c >= '0' && c <= '9') digit = c - '0';
+        else if (c >= 'a' && c <= 'f') digit = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F') digit = c - 'A' + 10;
+        if (digit >= 0) {
+          if (++size_digits_ > 15) return consumed = i, Status::error;
+          remaining_ = remaining_ * 16 + static_cast<std::uint64_t>(digit);
+          ++i;
+          break;
+        }
+        if (size_digits_ == 0) return consumed = i, Status::error;
+        if (c == ';') state_ = State::size_ext;
+        else if (c == '\r') state_ = State::size_lf;
+        else return consumed = i, Status::error;
+        ++i;
+        break;
+      }
+      case State::size_ext:
+        if (c == '\r') state_ = State::size_lf;
+        else if (c == '\n') return consumed = i, Status::error;
+        ++i;
+        break;
+      case State::size_lf:
+        if (c != '\n') return consumed = i, Status::error;
+        ++i;
+        size_digits_ = 0;
+        state_ = remaining_ == 0 ? State::trailer_start : State::data;
+        break;
+      case State::data: {
+        std::size_t take = static_cast<std::size_t>(
+            std::min<std::uint64_t>(remaining_, static_cast<std::uint64_t>(n - i)));
+        fn(in.substr(i, take));
+        i += take;
+        remaining_ -= take;
+        if (remaining_ == 0) state_ = State::data_cr;
+        break;
+      }
+      case State::data_cr:
+        if (c != '\r') return consumed = i, Status::error;
+        ++i;
+        state_ = State::data_lf;
+        break;
+      case State::data_lf:
+        if (c != '\n') return consumed = i, Status::error;
+        ++i;
+        state_ = State::size;
+        break;
+      case State::trailer_start:
+        if (c == '\r') {
+          state_ = State::final_lf;
+        } else {
+          state_ = State::trailer_line;
+        }
+        ++i;
+        break;
+      case State::trailer_line:
+        if (++trailer_bytes_ > 16384) return consumed = i, Status::error;
+        if (c == '\r') state_ = State::trailer_lf;
+        ++i;
+        break;
+      case State::trailer_lf:
+        if (c != '\n') return consumed = i, Status::error;
+        ++i;
+        state_ = State::trailer_start;
+        break;
+      case State::final_lf:
+        if (c != '\n') return consumed = i, Status::error;
+        ++i;
+        consumed = i;
+        return Status::done;
+    }
+  }
+  consumed = i;
+  return Status::need_more;
+}
+
+}  // namespace switchyard::net::http1

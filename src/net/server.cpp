@@ -1,0 +1,635 @@
+#include "net/server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <charconv>
+#include <ctime>
+
+#include "net/buffer.hpp"
+
+namespace switchyard::net {
+
+namespace {
+
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t kInitialBuffer = 4096;
+
+std::string_view reason_phrase(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return status < 400 ? "OK" : "Error";
+  }
+}
+
+void append_number(std::string& out, std::uint64_t n) {
+  char buf[24];
+  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, n);
+  out.append(buf, p);
+}
+
+void set_nodelay(tcp::socket& socket) {
+  boost::system::error_code ec;
+  socket.set_option(tcp::no_delay(true), ec);
+}
+
+}  // namespace
+
+/// One client connection: reads requests, enforces limits and timeouts, hands each request to
+/// the loop's handler and writes its response.
+class Session final : public Deadline {
+ public:
+  Session(Loop& loop, tcp::socket socket)
+      : loop_(loop), socket_(std::move(socket)), watch_done_(loop.io()), buf_(kInitialBuffer) {
+    loop_.deadlines_.add(*this);
+    slot_ = loop_.sessions_.size();
+    loop_.sessions_.push_back(this);
+  }
+
+  ~Session() override {
+    loop_.deadlines_.remove(*this);
+    auto& v = loop_.sessions_;
+    v[slot_] = v.back();
+    v[slot_]->slot_ = slot_;
+    v.pop_back();
+    loop_.connections_.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  asio::awaitable<void> run();
+
+  void expire() override {
+    timed_out_ = true;
+    close();
+  }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    boost::system::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+  }
+
+  /// Closes an idle keep-alive connection right away (drain); a busy one closes after its
+  /// response.
+  void drain() {
+    if (idle_) close();
+    else close_after_ = true;
+  }
+
+  asio::awaitable<bool> write_buffers(std::string_view a, std::string_view b = {},
+                                      std::string_view c = {}) {
+    if (closed_) co_return false;
+    set(Clock::now() + loop_.options().write_timeout);
+    std::array<asio::const_buffer, 3> bufs{asio::buffer(a.data(), a.size()),
+                                           asio::buffer(b.data(), b.size()),
+                                           asio::buffer(c.data(), c.size())};
+    auto [ec, n] = co_await asio::async_write(socket_, bufs, nothrow);
+    clear();
+    if (ec) {
+      gone_ = true;
+      close();
+      co_return false;
+    }
+    co_return true;
+  }
+
+  void begin_head(int status, std::string_view content_type) {
+    out_.clear();
+    out_ += "HTTP/1.1 ";
+    append_number(out_, static_cast<std::uint64_t>(status));
+    out_ += ' ';
+    out_ += reason_phrase(status);
+    out_ += "\r\nServer: switchyard\r\nDate: ";
+    out_ += loop_.http_date();
+    if (!content_type.empty()) {
+      out_ += "\r\nContent-Type: ";
+      out_ += content_type;
+    }
+    out_ += "\r\n";
+  }
+
+  void add_headers(std::span<const HeaderField> headers) {
+    for (const auto& h : headers) {
+      out_ += h.name;
+      out_ += ": ";
+      out_ += h.value;
+      out_ += "\r\n";
+    }
+  }
+
+  void end_head() {
+    if (close_after_ || loop_.draining()) {
+      close_after_ = true;
+      out_ += "Connection: close\r\n";
+    }
+    out_ += "\r\n";
+  }
+
+  asio::awaitable<bool> send(int status, std::string_view content_type, std::string_view body,
+                             std::span<const HeaderField> headers) {
+    begin_head(status, content_type);
+    add_headers(headers);
+    out_ += "Content-Length: ";
+    append_number(out_, body.size());
+    out_ += "\r\n";
+    end_head();
+    started_ = true;
+    co_return co_await write_buffers(out_, body);
+  }
+
+  asio::awaitable<bool> start_stream(int status, std::string_view content_type,
+                                     std::span<const HeaderField> headers) {
+    begin_head(status, content_type);
+    add_headers(headers);
+    out_ += "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n";
+    end_head();
+    started_ = true;
+    streaming_ = true;
+    co_return co_await write_buffers(out_);
+  }
+
+  asio::awaitable<bool> write_chunk(std::string_view data) {
+    if (data.empty()) co_return !closed_;
+    char size_line[24];
+    auto [p, ec] = std::to_chars(size_line, size_line + 20, data.size(), 16);
+    *p++ = '\r';
+    *p++ = '\n';
+    co_return co_await write_buffers(std::string_view(size_line, p - size_line), data, "\r\n");
+  }
+
+  asio::awaitable<bool> end_stream() {
+    streaming_ = false;
+    co_return co_await write_buffers("0\r\n\r\n");
+  }
+
+  void watch_disconnect(std::function<void()> on_gone) {
+    if (watching_ || closed_) return;
+    on_gone_ = std::move(on_gone);
+    watching_ = true;
+    start_watch_read();
+  }
+
+  void start_watch_read() {
+    socket_.async_read_some(
+        asio::buffer(watch_buf_), [this](const boost::system::error_code& ec, std::size_t n) {
+          if (!ec && n > 0 && !stop_watch_) {
+            // A pipelined request arrived early: keep it for after this response.
+            stash_.append(watch_buf_.data(), n);
+            if (stash_.size() <= loop_.options().max_header_bytes + loop_.options().max_body_bytes) {
+              start_watch_read();
+              return;
+            }
+          }
+          watching_ = false;
+          if (ec && ec != asio::error::operation_aborted && !stop_watch_) {
+            gone_ = true;
+            if (on_gone_) {
+              auto fn = std::move(on_gone_);
+              on_gone_ = nullptr;
+              fn();
+            }
+          }
+          watch_done_.cancel();
+        });
+  }
+
+  asio::awaitable<void> stop_watch() {
+    if (!watching_) co_return;
+    stop_watch_ = true;
+    boost::system::error_code ec;
+    socket_.cancel(ec);
+    while (watching_) {
+      watch_done_.expires_at(Clock::time_point::max());
+      co_await watch_done_.async_wait(nothrow);
+    }
+    stop_watch_ = false;
+    on_gone_ = nullptr;
+  }
+
+  asio::awaitable<bool> send_error(const http1::RequestHead* head, const core::ApiError& error) {
+    close_after_ = true;
+    std::string body = loop_.handler().render_error(head ? head->target : std::string_view{}, error);
+    co_return co_await send(error.status, "application/json", body, {});
+  }
+
+  Loop& loop_;
+  tcp::socket socket_;
+  asio::steady_timer watch_done_;
+  ByteBuffer buf_;
+  std::string out_;
+  std::string body_;
+  std::string stash_;
+  std::array<char, 512> watch_buf_{};
+  std::function<void()> on_gone_;
+  std::size_t slot_ = 0;
+  bool idle_ = true;
+  bool close_after_ = false;
+  bool started_ = false;
+  bool streaming_ = false;
+  bool timed_out_ = false;
+  bool closed_ = false;
+  bool watching_ = false;
+  bool stop_watch_ = false;
+  bool gone_ = false;
+};
+
+asio::awaitable<void> Session::run() {
+  const ServerOptions& opt = loop_.options();
+  http1::RequestHead head;
+  while (!closed_) {
+    // Read a request head.
+    idle_ = buf_.size() == 0;
+    set(Clock::now() + (idle_ ? opt.idle_timeout : opt.header_timeout));
+    http1::ParseStatus status = http1::ParseStatus::incomplete;
+    for (;;) {
+      if (buf_.size() > 0) {
+        status = http1::parse_request(buf_.view(), opt.max_header_bytes, head);
+        if (status != http1::ParseStatus::incomplete) break;
+        if (idle_) {
+          idle_ = false;
+          set(Clock::now() + opt.header_timeout);
+        }
+      }
+      if (idle_ && loop_.draining()) co_return;
+      if (buf_.free() < 1024) buf_.reserve(buf_.capacity() * 2);
+      auto [ec, n] = co_await socket_.async_read_some(asio::buffer(buf_.tail(), buf_.free()), nothrow);
+      if (ec) {
+        // A client that sent part of a head and stalled gets a 408 if the socket is still usable.
+        co_return;
+      }
+      buf_.commit(n);
+    }
+    idle_ = false;
+    Clock::time_point received = Clock::now();
+    switch (status) {
+      case http1::ParseStatus::complete: break;
+      case http1::ParseStatus::headers_too_large:
+        co_await send_error(nullptr, core::ApiError::make(core::ErrorKind::headers_too_large,
+                                                          "Request header fields too large (limit " +
+                                                              std::to_string(opt.max_header_bytes) +
+                                                              " bytes)."));
+        co_return;
+      case http1::ParseStatus::not_implemented: {
+        auto e = core::ApiError::make(core::ErrorKind::invalid_request,
+                                      "Unsupported Transfer-Encoding; only chunked is accepted.");
+        e.status = 501;
+        co_await send_error(nullptr, e);
+        co_return;
+      }
+      default:
+        co_await send_error(nullptr, core::ApiError::make(core::ErrorKind::invalid_request,
+                                                          "Malformed HTTP request."));
+        co_return;
+    }
+
+    // Read the body.
+    std::string_view body;
+    std::size_t consumed = head.head_size;
+    set(Clock::now() + opt.body_timeout);
+    if (head.content_length && *head.content_length > opt.max_body_bytes) {
+      co_await send_error(&head, core::ApiError::make(core::ErrorKind::payload_too_large,
+                                                      "Request body too large (limit " +
+                                                          std::to_string(opt.max_body_bytes) +
+                                                          " bytes)."));
+      co_return;
+    }
+    bool need_more_body =
+        (head.content_length && buf_.size() < head.head_size + *head.content_length) ||
+        (head.chunked && true);
+    if (head.expect_continue && need_more_body) {
+      if (!co_await write_buffers("HTTP/1.1 100 Continue\r\n\r\n")) co_return;
+      set(Clock::now() + opt.body_timeout);
+    }
+    if (head.content_length) {
+      std::size_t total = head.head_size + static_cast<std::size_t>(*head.content_length);
+      if (buf_.capacity() < total) {
+        // Growing moves the data: re-parse so the head's views point into the new storage.
+        buf_.reserve(total);
+        http1::parse_request(buf_.view(), opt.max_header_bytes, head);
+      }
+      while (buf_.size() < total) {
+        auto [ec, n] = co_await socket_.async_read_some(asio::buffer(buf_.tail(), buf_.free()), nothrow);
+        if (ec) co_return;
+        buf_.commit(n);
+      }
+      body = std::string_view(buf_.data() + head.head_size, *head.content_length);
+      consumed = total;
+    } else if (head.chunked) {
+      body_.clear();
+      http1::ChunkedDecoder decoder;
+      std::size_t pos = head.head_size;
+      bool too_large = false;
+      for (;;) {
+        std::size_t used = 0;
+        auto st = decoder.feed(buf_.view().substr(pos), used, [&](std::string_view piece) {
+          if (body_.size() + piece.size() > opt.max_body_bytes) too_large = true;
+          else body_.append(piece);
+        });
+        pos += used;
+        if (too_large) {
+          co_await send_error(&head, core::ApiError::make(core::ErrorKind::payload_too_large,
+                                                          "Request body too large (limit " +
+                                                              std::to_string(opt.max_body_bytes) +
+                                                              " bytes)."));
+          co_return;
+        }
+        if (st == http1::ChunkedDecoder::Status::error) {
+          co_await send_error(&head, core::ApiError::make(core::ErrorKind::invalid_request,
+                                                          "Malformed chunked request body."));
+          co_return;
+        }
+        if (st == http1::ChunkedDecoder::Status::done) break;
+        // Keep the head in place (the handler reads its views); drop decoded chunk bytes.
+        if (pos > head.head_size) {
+          std::size_t keep = buf_.size() - pos;
+          std::memmove(buf_.data() + head.head_size, buf_.data() + pos, keep);
+          buf_.truncate(head.head_size + keep);
+          pos = head.head_size;
+        }
+        if (buf_.free() < 1024) {
+          buf_.reserve(buf_.capacity() * 2);
+          http1::parse_request(buf_.view(), opt.max_header_bytes, head);
+        }
+        auto [ec, n] = co_await socket_.async_read_some(asio::buffer(buf_.tail(), buf_.free()), nothrow);
+        if (ec) co_return;
+        buf_.commit(n);
+      }
+      body = body_;
+      consumed = pos;
+    }
+    clear();
+
+    // Handle.
+    started_ = false;
+    streaming_ = false;
+    if (!head.keep_alive()) close_after_ = true;
+    {
+      ResponseWriter writer(*this);
+      Request request{&head, body, received};
+      co_await loop_.handler().handle(request, writer);
+      co_await stop_watch();
+      if (!started_ && !closed_) {
+        co_await send_error(&head, core::ApiError::make(core::ErrorKind::internal,
+                                                        "The handler produced no response."));
+      } else if (streaming_ && !closed_) {
+        // A stream the handler did not finish cannot be completed correctly: close it so the
+        // client sees a truncated response rather than a hang.
+        close();
+      }
+    }
+    if (closed_ || close_after_ || loop_.draining()) co_return;
+    buf_.consume(consumed);
+    if (!stash_.empty()) {
+      buf_.append(stash_);
+      stash_.clear();
+    }
+    buf_.shrink(kInitialBuffer, 64 * 1024);
+  }
+}
+
+// ---- ResponseWriter -------------------------------------------------------------------------
+
+asio::awaitable<bool> ResponseWriter::send(int status, std::string_view content_type,
+                                           std::string_view body,
+                                           std::span<const HeaderField> headers) {
+  return session_.send(status, content_type, body, headers);
+}
+
+asio::awaitable<bool> ResponseWriter::start_stream(int status, std::string_view content_type,
+                                                   std::span<const HeaderField> headers) {
+  return session_.start_stream(status, content_type, headers);
+}
+
+asio::awaitable<bool> ResponseWriter::write_chunk(std::string_view data) {
+  return session_.write_chunk(data);
+}
+
+asio::awaitable<bool> ResponseWriter::end_stream() { return session_.end_stream(); }
+
+bool ResponseWriter::started() const { return session_.started_; }
+void ResponseWriter::close_after() { session_.close_after_ = true; }
+void ResponseWriter::watch_disconnect(std::function<void()> on_gone) {
+  session_.watch_disconnect(std::move(on_gone));
+}
+void ResponseWriter::abort() {
+  boost::system::error_code ec;
+  session_.socket_.set_option(asio::socket_base::linger(true, 0), ec);
+  session_.close_after_ = true;
+  session_.closed_ = true;
+  session_.socket_.close(ec);
+}
+void ResponseWriter::forget_disconnect() { session_.on_gone_ = nullptr; }
+bool ResponseWriter::client_gone() const { return session_.gone_ || session_.closed_; }
+Loop& ResponseWriter::loop() { return session_.loop_; }
+
+std::string Handler::render_error(std::string_view, const core::ApiError& error) {
+  return core::openai_error_body(error);
+}
+
+// ---- Loop -------------------------------------------------------------------------------------
+
+Loop::Loop(std::size_t index, const ServerOptions& options, std::atomic<std::size_t>& connections)
+    : index_(index), options_(options), connections_(connections) {
+  auto smallest = std::min({options.header_timeout, options.body_timeout, options.idle_timeout,
+                            options.write_timeout});
+  sweep_interval_ = std::clamp(smallest / 4, std::chrono::milliseconds(10),
+                               std::chrono::milliseconds(250));
+  refresh_date();
+}
+
+Loop::~Loop() = default;
+
+void Loop::refresh_date() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[64];
+  std::size_t n = std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  date_.assign(buf, n);
+}
+
+void Loop::listen(const tcp::endpoint& endpoint, bool reuse_port) {
+  acceptor_.open(endpoint.protocol());
+  acceptor_.set_option(tcp::acceptor::reuse_address(true));
+  if (reuse_port) {
+    int one = 1;
+    ::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  }
+  acceptor_.bind(endpoint);
+  acceptor_.listen(4096);
+}
+
+asio::awaitable<void> Loop::accept_loop() {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor_.async_accept(nothrow);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+      // Out of descriptors and similar: back off briefly instead of spinning.
+      spdlog::warn("accept failed: {}", ec.message());
+      asio::steady_timer pause(io_, std::chrono::milliseconds(50));
+      co_await pause.async_wait(nothrow);
+      continue;
+    }
+    set_nodelay(socket);
+    std::size_t open = connections_.fetch_add(1, std::memory_order_relaxed) + 1;
+    auto session = std::make_unique<Session>(*this, std::move(socket));
+    if (open > options_.max_connections) {
+      Session* s = session.release();
+      asio::co_spawn(io_, [s]() -> asio::awaitable<void> {
+        std::unique_ptr<Session> owner(s);
+        co_await s->send_error(nullptr, core::ApiError::make(core::ErrorKind::unavailable,
+                                                             "Too many connections; try again later."));
+        s->close();
+      }, asio::detached);
+      continue;
+    }
+    Session* s = session.release();
+    asio::co_spawn(
+        io_,
+        [s]() -> asio::awaitable<void> {
+          std::unique_ptr<Session> owner(s);
+          co_await s->run();
+          s->close();
+        },
+        [](std::exception_ptr e) {
+          if (!e) return;
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& ex) {
+            spdlog::error("session failed: {}", ex.what());
+          }
+        });
+  }
+}
+
+asio::awaitable<void> Loop::sweep_loop() {
+  asio::steady_timer timer(io_);
+  int ticks = 0;
+  for (;;) {
+    timer.expires_after(sweep_interval_);
+    auto [ec] = co_await timer.async_wait(nothrow);
+    if (ec) co_return;
+    Clock::time_point now = Clock::now();
+    deadlines_.sweep(now);
+    if (++ticks * sweep_interval_ >= std::chrono::seconds(1)) {
+      ticks = 0;
+      refresh_date();
+    }
+    if (draining_ && sessions_.empty()) {
+      io_.stop();
+      co_return;
+    }
+  }
+}
+
+void Loop::begin_drain() {
+  if (draining_) return;
+  draining_ = true;
+  boost::system::error_code ec;
+  acceptor_.close(ec);
+  handler_->on_drain();
+  // Copy: closing may not remove entries synchronously, but be safe against reentrancy.
+  std::vector<Session*> sessions = sessions_;
+  for (Session* s : sessions) s->drain();
+}
+
+// ---- Server -----------------------------------------------------------------------------------
+
+Server::Server(ServerOptions options, HandlerFactory factory)
+    : options_(std::move(options)), factory_(std::move(factory)) {
+  if (options_.threads < 1) options_.threads = 1;
+}
+
+Server::~Server() = default;
+
+bool Server::bind(std::string& error) {
+  try {
+    boost::system::error_code ec;
+    auto address = asio::ip::make_address(options_.host, ec);
+    if (ec) {
+      error = "invalid listen address \"" + options_.host + "\"";
+      return false;
+    }
+    tcp::endpoint endpoint(address, options_.port);
+    for (int i = 0; i < options_.threads; ++i) {
+      auto loop = std::make_unique<Loop>(static_cast<std::size_t>(i), options_, connections_);
+      loop->listen(endpoint, true);
+      if (i == 0) {
+        port_ = loop->acceptor_.local_endpoint().port();
+        endpoint.port(port_);  // the other loops share the port picked for loop 0
+      }
+      loops_.push_back(std::move(loop));
+    }
+  } catch (const boost::system::system_error& e) {
+    error = "cannot listen on " + options_.host + ":" + std::to_string(options_.port) + ": " +
+            e.code().message();
+    loops_.clear();
+    return false;
+  }
+  return true;
+}
+
+void Server::run() {
+  std::vector<std::thread> threads;
+  auto run_loop = [this](Loop& loop) {
+    loop.handler_ = factory_(loop);
+    asio::co_spawn(loop.io_, loop.accept_loop(), asio::detached);
+    asio::co_spawn(loop.io_, loop.sweep_loop(), asio::detached);
+    if (draining_) loop.begin_drain();
+    loop.io_.run();
+    loop.handler_.reset();
+  };
+  for (std::size_t i = 1; i < loops_.size(); ++i)
+    threads.emplace_back([&, i] { run_loop(*loops_[i]); });
+  run_loop(*loops_[0]);
+  for (auto& t : threads) t.join();
+}
+
+void Server::drain() {
+  if (draining_.exchange(true)) return;
+  for (auto& loop : loops_) {
+    Loop* l = loop.get();
+    auto deadline = options_.drain_timeout;
+    asio::post(l->io_, [l, deadline] {
+      if (l->handler_) l->begin_drain();
+      // The deadline: whatever is still running then is cut off.
+      auto timer = std::make_shared<asio::steady_timer>(l->io_, deadline);
+      timer->async_wait([l, timer](const boost::system::error_code&) { l->io_.stop(); });
+    });
+  }
+}
+
+void Server::stop() {
+  for (auto& loop : loops_) loop->io_.stop();
+}
+
+}  // namespace switchyard::net

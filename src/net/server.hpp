@@ -1,0 +1,182 @@
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "core/error.hpp"
+#include "net/deadline.hpp"
+#include "net/http1.hpp"
+
+namespace switchyard::net {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;  ///< 0 = any free port (read it back with `Server::port()`)
+  int threads = 1;
+  std::size_t max_connections = 10000;
+  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_body_bytes = 4 * 1024 * 1024;
+  std::chrono::milliseconds header_timeout{10000};
+  std::chrono::milliseconds body_timeout{30000};
+  std::chrono::milliseconds idle_timeout{60000};
+  std::chrono::milliseconds write_timeout{30000};
+  std::chrono::milliseconds drain_timeout{10000};
+};
+
+struct HeaderField {
+  std::string_view name;
+  std::string_view value;
+};
+
+/// A client request as a handler sees it. Views stay valid until the handler returns.
+struct Request {
+  const http1::RequestHead* head = nullptr;
+  std::string_view body;
+  Clock::time_point received;
+
+  std::string_view method() const { return head->method; }
+  std::string_view target() const { return head->target; }
+  /// The target without its query string.
+  std::string_view path() const { return target().substr(0, target().find('?')); }
+  std::string_view header(std::string_view name) const { return head->find(name); }
+};
+
+class Session;
+class Loop;
+
+/// Writes the response to a request: either whole (`send`) or as a chunked stream. All calls run
+/// on the connection's event loop. Writes return false once the client is gone.
+class ResponseWriter {
+ public:
+  explicit ResponseWriter(Session& session) : session_(session) {}
+
+  asio::awaitable<bool> send(int status, std::string_view content_type, std::string_view body,
+                             std::span<const HeaderField> headers = {});
+  asio::awaitable<bool> start_stream(int status, std::string_view content_type,
+                                     std::span<const HeaderField> headers = {});
+  asio::awaitable<bool> write_chunk(std::string_view data);
+  asio::awaitable<bool> end_stream();
+
+  /// Drops the connection at once, with a TCP reset (fault injection, unrecoverable errors).
+  void abort();
+
+  /// True once a status line went out: the request can no longer fail over.
+  bool started() const;
+  /// Close the connection after this response.
+  void close_after();
+
+  /// Starts watching the client connection while the handler waits on something else: when the
+  /// client closes or resets it, `on_gone` runs (once) on the loop. Stopped when the handler
+  /// returns.
+  void watch_disconnect(std::function<void()> on_gone);
+  /// Drops the callback given to `watch_disconnect` (call before what it refers to dies).
+  void forget_disconnect();
+  bool client_gone() const;
+
+  Loop& loop();
+
+ private:
+  Session& session_;
+};
+
+/// The application behind a server. One instance per event loop (created by the factory on the
+/// loop's thread), so handlers may keep per-loop state (upstream pools) without locks.
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  virtual asio::awaitable<void> handle(Request request, ResponseWriter& writer) = 0;
+  /// The error body for a request the server refused before the handler saw it (limits, framing),
+  /// in the dialect of the path (`target` may be empty).
+  virtual std::string render_error(std::string_view target, const core::ApiError& error);
+  /// Called once when draining begins.
+  virtual void on_drain() {}
+};
+
+using HandlerFactory = std::function<std::unique_ptr<Handler>(Loop&)>;
+
+/// One single-threaded event loop with its own listener (SO_REUSEPORT), sessions and deadlines.
+class Loop {
+ public:
+  Loop(std::size_t index, const ServerOptions& options, std::atomic<std::size_t>& connections);
+  ~Loop();
+
+  asio::io_context& io() { return io_; }
+  std::size_t index() const { return index_; }
+  DeadlineList& deadlines() { return deadlines_; }
+  const ServerOptions& options() const { return options_; }
+  bool draining() const { return draining_; }
+  Handler& handler() { return *handler_; }
+
+  /// Cached `Date` header value, refreshed by the sweep.
+  std::string_view http_date() const { return date_; }
+
+ private:
+  friend class Server;
+  friend class Session;
+
+  void listen(const tcp::endpoint& endpoint, bool reuse_port);
+  asio::awaitable<void> accept_loop();
+  asio::awaitable<void> sweep_loop();
+  void begin_drain();
+  void refresh_date();
+
+  std::size_t index_;
+  const ServerOptions& options_;
+  std::atomic<std::size_t>& connections_;
+  asio::io_context io_{1};
+  tcp::acceptor acceptor_{io_};
+  std::unique_ptr<Handler> handler_;
+  DeadlineList deadlines_;
+  std::vector<Session*> sessions_;
+  bool draining_ = false;
+  std::string date_;
+  std::chrono::milliseconds sweep_interval_{100};
+};
+
+/// A multi-loop HTTP/1.1 server: `threads` loops, each accepting on its own SO_REUSEPORT socket.
+class Server {
+ public:
+  Server(ServerOptions options, HandlerFactory factory);
+  ~Server();
+
+  /// Binds every loop's listener; returns false (with a reason) when the address is unusable.
+  bool bind(std::string& error);
+  std::uint16_t port() const { return port_; }
+
+  /// Runs the loops until drained or stopped. Blocks; uses the calling thread as loop 0.
+  void run();
+
+  /// Stop accepting, finish in-flight requests, exit once idle or at the drain deadline.
+  /// Thread-safe.
+  void drain();
+  /// Stops immediately. Thread-safe.
+  void stop();
+
+  bool draining() const { return draining_.load(); }
+  std::size_t connections() const { return connections_.load(); }
+
+ private:
+  ServerOptions options_;
+  HandlerFactory factory_;
+  std::atomic<std::size_t> connections_{0};
+  std::vector<std::unique_ptr<Loop>> loops_;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> draining_{false};
+};
+
+}  // namespace switchyard::net

@@ -1,0 +1,385 @@
+#include "net/upstream.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include <openssl/ssl.h>
+
+#include <array>
+
+namespace switchyard::net {
+
+namespace {
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+}
+
+std::string Origin::key() const {
+  return (tls ? "https://" : "http://") + host + ":" + std::to_string(port);
+}
+
+std::string_view to_string(UpstreamError error) {
+  switch (error) {
+    case UpstreamError::none: return "none";
+    case UpstreamError::dns: return "dns_failed";
+    case UpstreamError::connect: return "connect_failed";
+    case UpstreamError::tls: return "tls_failed";
+    case UpstreamError::reset: return "connection_reset";
+    case UpstreamError::bad_response: return "bad_response";
+    case UpstreamError::connect_timeout: return "connect_timeout";
+    case UpstreamError::first_byte_timeout: return "first_byte_timeout";
+    case UpstreamError::total_timeout: return "total_timeout";
+    case UpstreamError::pool_exhausted: return "pool_exhausted";
+    case UpstreamError::cancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+// ---- UpstreamConnection --------------------------------------------------------------------------
+
+UpstreamConnection::UpstreamConnection(asio::io_context& io, asio::ssl::context* tls_context) {
+  if (tls_context) tls_.emplace(io, *tls_context);
+  else plain_.emplace(io);
+}
+
+tcp::socket& UpstreamConnection::socket() { return tls_ ? tls_->next_layer() : *plain_; }
+
+asio::awaitable<boost::system::error_code> UpstreamConnection::write(std::string_view a,
+                                                                    std::string_view b) {
+  std::array<asio::const_buffer, 2> bufs{asio::buffer(a.data(), a.size()),
+                                         asio::buffer(b.data(), b.size())};
+  if (tls_) {
+    auto [ec, n] = co_await asio::async_write(*tls_, bufs, nothrow);
+    co_return ec;
+  }
+  auto [ec, n] = co_await asio::async_write(*plain_, bufs, nothrow);
+  co_return ec;
+}
+
+asio::awaitable<std::pair<boost::system::error_code, std::size_t>> UpstreamConnection::read_some(
+    char* data, std::size_t size) {
+  if (tls_) {
+    auto [ec, n] = co_await tls_->async_read_some(asio::buffer(data, size), nothrow);
+    co_return std::pair{ec, n};
+  }
+  auto [ec, n] = co_await plain_->async_read_some(asio::buffer(data, size), nothrow);
+  co_return std::pair{ec, n};
+}
+
+void UpstreamConnection::close() {
+  if (closed_) return;
+  closed_ = true;
+  boost::system::error_code ec;
+  socket().shutdown(tcp::socket::shutdown_both, ec);
+  socket().close(ec);
+}
+
+// ---- UpstreamPool ---------------------------------------------------------------------------------
+
+UpstreamPool::UpstreamPool(asio::io_context& io, DeadlineList& deadlines, UpstreamOptions options)
+    : io_(io), deadlines_(deadlines), options_(std::move(options)) {}
+
+UpstreamPool::~UpstreamPool() { close_idle(); }
+
+std::unique_ptr<UpstreamConnection> UpstreamPool::take_idle(const Origin& origin) {
+  auto it = hosts_.find(origin.key());
+  if (it == hosts_.end()) return nullptr;
+  auto& idle = it->second.idle;
+  Clock::time_point now = Clock::now();
+  while (!idle.empty()) {
+    std::unique_ptr<UpstreamConnection> c = std::move(idle.back());
+    idle.pop_back();
+    if (now - c->idle_since_ < options_.idle_ttl) return c;
+    c->close();
+    --it->second.open;
+  }
+  return nullptr;
+}
+
+asio::awaitable<std::pair<UpstreamError, std::vector<tcp::endpoint>>> UpstreamPool::resolve(
+    const Origin& origin) {
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(origin.host, ec);
+  if (!ec) co_return std::pair{UpstreamError::none, std::vector{tcp::endpoint(address, origin.port)}};
+
+  std::string key = origin.host + ":" + std::to_string(origin.port);
+  Clock::time_point now = Clock::now();
+  if (auto it = dns_.find(key); it != dns_.end() && it->second.expires > now)
+    co_return std::pair{UpstreamError::none, it->second.endpoints};
+
+  tcp::resolver resolver(io_);
+  auto [rec, results] =
+      co_await resolver.async_resolve(origin.host, std::to_string(origin.port), nothrow);
+  if (rec || results.empty()) co_return std::pair{UpstreamError::dns, std::vector<tcp::endpoint>{}};
+  std::vector<tcp::endpoint> endpoints;
+  for (const auto& r : results) endpoints.push_back(r.endpoint());
+  dns_[key] = DnsEntry{endpoints, Clock::now() + options_.dns_ttl};
+  co_return std::pair{UpstreamError::none, std::move(endpoints)};
+}
+
+asio::awaitable<UpstreamError> UpstreamPool::connect(const Origin& origin,
+                                                    std::unique_ptr<UpstreamConnection>& slot) {
+  std::string key = origin.key();
+  if (hosts_[key].open >= options_.max_connections_per_host) co_return UpstreamError::pool_exhausted;
+
+  auto [rerr, endpoints] = co_await resolve(origin);
+  if (rerr != UpstreamError::none) co_return rerr;
+
+  if (origin.tls && !tls_context_) {
+    tls_context_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+    tls_context_->set_default_verify_paths();
+    if (!options_.ca_file.empty()) {
+      boost::system::error_code ec;
+      tls_context_->load_verify_file(options_.ca_file, ec);
+      if (ec) spdlog::error("cannot load upstream.ca_file {}: {}", options_.ca_file, ec.message());
+    }
+    tls_context_->set_verify_mode(asio::ssl::verify_peer);
+  }
+  slot = std::make_unique<UpstreamConnection>(io_, origin.tls ? tls_context_.get() : nullptr);
+  slot->key_ = key;
+  ++hosts_[key].open;  // from here on, release() uncounts it
+
+  auto fail = [&](UpstreamError e) {
+    release(std::move(slot), false);
+    return e;
+  };
+
+  auto [cec, ep] = co_await asio::async_connect(slot->socket(), endpoints, nothrow);
+  if (cec) co_return fail(UpstreamError::connect);
+  boost::system::error_code ec;
+  slot->socket().set_option(tcp::no_delay(true), ec);
+
+  if (slot->tls_) {
+    if (!SSL_set_tlsext_host_name(slot->tls_->native_handle(), origin.host.c_str()))
+      co_return fail(UpstreamError::tls);
+    slot->tls_->set_verify_callback(asio::ssl::host_name_verification(origin.host));
+    auto [hec] = co_await slot->tls_->async_handshake(asio::ssl::stream_base::client, nothrow);
+    if (hec) co_return fail(UpstreamError::tls);
+  }
+  slot->buf_.reserve(options_.read_buffer_bytes);
+  co_return UpstreamError::none;
+}
+
+void UpstreamPool::release(std::unique_ptr<UpstreamConnection> connection, bool reusable) {
+  if (!connection) return;
+  HostPool& host = hosts_[connection->key_];
+  if (reusable && !connection->closed_ && host.idle.size() < options_.max_idle_per_host) {
+    connection->idle_since_ = Clock::now();
+    connection->buf_.clear();
+    host.idle.push_back(std::move(connection));
+    return;
+  }
+  connection->close();
+  if (host.open > 0) --host.open;
+}
+
+std::size_t UpstreamPool::idle_count() const {
+  std::size_t n = 0;
+  for (const auto& [k, h] : hosts_) n += h.idle.size();
+  return n;
+}
+
+std::size_t UpstreamPool::open_count() const {
+  std::size_t n = 0;
+  for (const auto& [k, h] : hosts_) n += h.open;
+  return n;
+}
+
+void UpstreamPool::close_idle() {
+  for (auto& [k, h] : hosts_) {
+    for (auto& c : h.idle) {
+      c->close();
+      --h.open;
+    }
+    h.idle.clear();
+  }
+}
+
+// ---- UpstreamExchange ---------------------------------------------------------------------------
+
+UpstreamExchange::UpstreamExchange(UpstreamPool& pool, Origin origin)
+    : pool_(pool), origin_(std::move(origin)) {
+  pool_.deadlines().add(*this);
+}
+
+UpstreamExchange::~UpstreamExchange() {
+  pool_.deadlines().remove(*this);
+  if (conn_) pool_.release(std::move(conn_), reusable_ && body_done_ && !cancelled_ && !timed_out_);
+}
+
+void UpstreamExchange::arm(Phase phase) {
+  phase_ = phase;
+  Clock::time_point at = total_deadline_;
+  if (phase == Phase::connect) at = std::min(at, Clock::now() + pool_.options().connect_timeout);
+  else if (phase == Phase::wait_head)
+    at = std::min(at, Clock::now() + pool_.options().first_byte_timeout);
+  set(at);
+}
+
+void UpstreamExchange::expire() {
+  timed_out_ = true;
+  if (conn_) conn_->close();
+}
+
+void UpstreamExchange::cancel() {
+  cancelled_ = true;
+  if (conn_) conn_->close();
+}
+
+UpstreamError UpstreamExchange::classify(const boost::system::error_code&) const {
+  if (cancelled_) return UpstreamError::cancelled;
+  if (timed_out_) {
+    if (Clock::now() >= total_deadline_) return UpstreamError::total_timeout;
+    switch (phase_) {
+      case Phase::connect: return UpstreamError::connect_timeout;
+      case Phase::wait_head: return UpstreamError::first_byte_timeout;
+      case Phase::body: return UpstreamError::total_timeout;
+    }
+  }
+  return UpstreamError::reset;
+}
+
+asio::awaitable<UpstreamError> UpstreamExchange::start(std::string_view head, std::string_view body) {
+  started_ = Clock::now();
+  total_deadline_ = started_ + pool_.options().total_timeout;
+  bool stale = false;
+  UpstreamError e = co_await attempt(head, body, true, stale);
+  if (stale && !cancelled_ && !timed_out_) {
+    // The pooled connection had been closed by the upstream before it read our request: nothing
+    // was processed, so one retry on a fresh connection is safe.
+    e = co_await attempt(head, body, false, stale);
+  }
+  clear();
+  co_return e;
+}
+
+asio::awaitable<UpstreamError> UpstreamExchange::attempt(std::string_view head,
+                                                         std::string_view body, bool allow_reuse,
+                                                         bool& stale) {
+  stale = false;
+  if (conn_) pool_.release(std::move(conn_), false);
+  bool reused = false;
+  if (allow_reuse) {
+    conn_ = pool_.take_idle(origin_);
+    reused = conn_ != nullptr;
+  }
+  if (!conn_) {
+    arm(Phase::connect);
+    UpstreamError err = co_await pool_.connect(origin_, conn_);
+    if (cancelled_ || timed_out_) {
+      if (conn_) pool_.release(std::move(conn_), false);
+      if (cancelled_) co_return UpstreamError::cancelled;
+      co_return Clock::now() >= total_deadline_ ? UpstreamError::total_timeout
+                                                : UpstreamError::connect_timeout;
+    }
+    if (err != UpstreamError::none) co_return err;
+  }
+  arm(Phase::wait_head);
+  if (auto ec = co_await conn_->write(head, body); ec) {
+    if (reused) stale = true;
+    co_return classify(ec);
+  }
+  ByteBuffer& buf = conn_->buf_;
+  buf.clear();
+  for (;;) {
+    buf.reserve_free(std::min<std::size_t>(4096, pool_.options().max_head_bytes));
+    auto [ec, n] = co_await conn_->read_some(buf.tail(), buf.free());
+    if (ec) {
+      if (reused && buf.size() == 0 && !timed_out_ && !cancelled_) stale = true;
+      co_return classify(ec);
+    }
+    buf.commit(n);
+    auto st = http1::parse_response(buf.view(), pool_.options().max_head_bytes, response_);
+    if (st == http1::ParseStatus::incomplete) continue;
+    if (st != http1::ParseStatus::complete) co_return UpstreamError::bad_response;
+    if (response_.status >= 100 && response_.status < 200) {  // 100 Continue and friends
+      buf.consume(response_.head_size);
+      continue;
+    }
+    break;
+  }
+  ttfb_ = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_);
+  arm(Phase::body);
+  reusable_ = response_.keep_alive();
+  body_done_ = false;
+  chunked_.reset();
+  close_delimited_ = false;
+  if (response_.status == 204 || response_.status == 304) {
+    body_done_ = true;
+  } else if (response_.chunked) {
+  } else if (response_.content_length) {
+    body_remaining_ = *response_.content_length;
+    body_done_ = body_remaining_ == 0;
+  } else {
+    close_delimited_ = true;
+    reusable_ = false;
+  }
+  co_return UpstreamError::none;
+}
+
+asio::awaitable<UpstreamError> UpstreamExchange::read_some(std::string& out, bool& done) {
+  done = body_done_;
+  if (body_done_) co_return UpstreamError::none;
+  if (!conn_) co_return UpstreamError::reset;
+  ByteBuffer& buf = conn_->buf_;
+  const std::size_t head_size = response_.head_size;
+
+  auto consume_payload = [&](std::string_view bytes) -> UpstreamError {
+    if (response_.chunked) {
+      std::size_t used = 0;
+      auto st = chunked_.feed(bytes, used, [&](std::string_view piece) { out.append(piece); });
+      if (st == http1::ChunkedDecoder::Status::error) return UpstreamError::bad_response;
+      if (st == http1::ChunkedDecoder::Status::done) body_done_ = true;
+    } else if (close_delimited_) {
+      out.append(bytes);
+    } else {
+      std::size_t take = static_cast<std::size_t>(
+          std::min<std::uint64_t>(body_remaining_, bytes.size()));
+      out.append(bytes.substr(0, take));
+      body_remaining_ -= take;
+      if (body_remaining_ == 0) body_done_ = true;
+    }
+    return UpstreamError::none;
+  };
+
+  // Body bytes that arrived with the head come first.
+  if (buf.size() > head_size) {
+    std::string_view early = buf.view().substr(head_size);
+    buf.truncate(head_size);
+    UpstreamError e = consume_payload(early);
+    done = body_done_;
+    co_return e;
+  }
+  // Keep the head (its views are in use) and read after it.
+  buf.truncate(head_size);
+  buf.reserve_free(pool_.options().read_buffer_bytes);
+  auto [ec, n] = co_await conn_->read_some(buf.tail(), buf.free());
+  if (ec) {
+    if (close_delimited_ && (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) &&
+        !timed_out_ && !cancelled_) {
+      body_done_ = true;
+      done = true;
+      co_return UpstreamError::none;
+    }
+    co_return classify(ec);
+  }
+  UpstreamError e = consume_payload(std::string_view(buf.tail(), n));
+  done = body_done_;
+  co_return e;
+}
+
+asio::awaitable<UpstreamError> UpstreamExchange::read_all(std::string& out, std::size_t limit) {
+  bool done = false;
+  while (!done) {
+    UpstreamError e = co_await read_some(out, done);
+    if (e != UpstreamError::none) co_return e;
+    if (out.size() > limit) co_return UpstreamError::bad_response;
+  }
+  co_return UpstreamError::none;
+}
+
+}  // namespace switchyard::net

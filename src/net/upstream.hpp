@@ -1,0 +1,185 @@
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "net/buffer.hpp"
+#include "net/deadline.hpp"
+#include "net/http1.hpp"
+
+namespace switchyard::net {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+struct UpstreamOptions {
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds first_byte_timeout{120000};
+  std::chrono::milliseconds total_timeout{600000};
+  std::size_t max_idle_per_host = 64;
+  std::size_t max_connections_per_host = 1024;
+  std::chrono::milliseconds idle_ttl{30000};
+  std::chrono::milliseconds dns_ttl{60000};
+  std::string ca_file;
+  std::size_t max_head_bytes = 64 * 1024;
+  std::size_t read_buffer_bytes = 8 * 1024;
+};
+
+/// Where a request goes: scheme, host and port (the pool key).
+struct Origin {
+  std::string host;
+  std::uint16_t port = 80;
+  bool tls = false;
+  std::string key() const;
+};
+
+/// Why an upstream exchange failed.
+enum class UpstreamError {
+  none,
+  dns,               ///< the host name did not resolve
+  connect,           ///< refused / unreachable
+  tls,               ///< handshake or certificate verification failed
+  reset,             ///< the connection broke (reset, EOF before a full response)
+  bad_response,      ///< not HTTP/1.1, malformed framing, head too large
+  connect_timeout,
+  first_byte_timeout,
+  total_timeout,
+  pool_exhausted,    ///< max_connections_per_host reached on this loop
+  cancelled,         ///< the client went away
+};
+
+std::string_view to_string(UpstreamError error);
+
+class UpstreamPool;
+
+/// One open connection to an upstream, plain or TLS.
+class UpstreamConnection {
+ public:
+  UpstreamConnection(asio::io_context& io, asio::ssl::context* tls_context);
+  tcp::socket& socket();
+  asio::awaitable<boost::system::error_code> write(std::string_view a, std::string_view b);
+  asio::awaitable<std::pair<boost::system::error_code, std::size_t>> read_some(char* data,
+                                                                              std::size_t size);
+  void close();
+  bool tls() const { return tls_.has_value(); }
+
+ private:
+  friend class UpstreamPool;
+  friend class UpstreamExchange;
+  std::optional<tcp::socket> plain_;
+  std::optional<asio::ssl::stream<tcp::socket>> tls_;
+  ByteBuffer buf_;
+  Clock::time_point idle_since_{};
+  std::string key_;
+  bool closed_ = false;
+};
+
+/// Keep-alive connections per origin for one event loop (not thread-safe; one per loop), with a
+/// DNS cache and the TLS client context.
+class UpstreamPool {
+ public:
+  UpstreamPool(asio::io_context& io, DeadlineList& deadlines, UpstreamOptions options);
+  ~UpstreamPool();
+
+  const UpstreamOptions& options() const { return options_; }
+  asio::io_context& io() { return io_; }
+  DeadlineList& deadlines() { return deadlines_; }
+
+  /// An idle pooled connection to `origin`, or nullptr.
+  std::unique_ptr<UpstreamConnection> take_idle(const Origin& origin);
+  /// Opens a fresh connection into `slot` (set before connecting, so that a deadline can close
+  /// it); counts against the per-origin cap. On failure `slot` is empty.
+  asio::awaitable<UpstreamError> connect(const Origin& origin,
+                                         std::unique_ptr<UpstreamConnection>& slot);
+  /// Returns a connection after a complete exchange; `reusable` false closes it.
+  void release(std::unique_ptr<UpstreamConnection> connection, bool reusable);
+
+  std::size_t idle_count() const;
+  std::size_t open_count() const;
+
+  /// Closes every idle connection (drain, reload).
+  void close_idle();
+
+ private:
+  struct HostPool {
+    std::vector<std::unique_ptr<UpstreamConnection>> idle;
+    std::size_t open = 0;
+  };
+  struct DnsEntry {
+    std::vector<tcp::endpoint> endpoints;
+    Clock::time_point expires;
+  };
+  asio::awaitable<std::pair<UpstreamError, std::vector<tcp::endpoint>>> resolve(const Origin& origin);
+
+  asio::io_context& io_;
+  DeadlineList& deadlines_;
+  UpstreamOptions options_;
+  std::unique_ptr<asio::ssl::context> tls_context_;
+  std::unordered_map<std::string, HostPool> hosts_;
+  std::unordered_map<std::string, DnsEntry> dns_;
+};
+
+/// One HTTP/1.1 request/response on a pooled connection, with connect, first-byte and total
+/// deadlines. A reused connection that turns out stale before any response byte is replaced
+/// once by a fresh one. Destroying the exchange returns the connection to the pool when the
+/// response was read completely.
+class UpstreamExchange final : public Deadline {
+ public:
+  UpstreamExchange(UpstreamPool& pool, Origin origin);
+  ~UpstreamExchange() override;
+
+  /// Sends `head` + `body` and reads the response head.
+  asio::awaitable<UpstreamError> start(std::string_view head, std::string_view body);
+
+  const http1::ResponseHead& response() const { return response_; }
+
+  /// Appends decoded body bytes from the next read to `out`; sets `done` at the end of the body.
+  asio::awaitable<UpstreamError> read_some(std::string& out, bool& done);
+
+  /// Reads the whole body (up to `limit` bytes) into `out`.
+  asio::awaitable<UpstreamError> read_all(std::string& out, std::size_t limit);
+
+  /// Aborts whatever is pending (client disconnect).
+  void cancel();
+
+  /// Time from start() to the response head.
+  std::chrono::microseconds time_to_head() const { return ttfb_; }
+
+  void expire() override;
+
+ private:
+  enum class Phase { connect, wait_head, body };
+  asio::awaitable<UpstreamError> attempt(std::string_view head, std::string_view body,
+                                         bool allow_reuse, bool& stale);
+  UpstreamError classify(const boost::system::error_code& ec) const;
+  void arm(Phase phase);
+
+  UpstreamPool& pool_;
+  Origin origin_;
+  std::unique_ptr<UpstreamConnection> conn_;
+  http1::ResponseHead response_;
+  http1::ChunkedDecoder chunked_;
+  std::uint64_t body_remaining_ = 0;
+  bool body_done_ = false;
+  bool close_delimited_ = false;
+  bool reusable_ = false;
+  bool timed_out_ = false;
+  bool cancelled_ = false;
+  Phase phase_ = Phase::connect;
+  Clock::time_point started_{};
+  Clock::time_point total_deadline_{};
+  std::chrono::microseconds ttfb_{0};
+};
+
+}  // namespace switchyard::net

@@ -1,0 +1,463 @@
+#include "server/gateway.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <charconv>
+
+#include "dialects/openai/chat_request.hpp"
+#include "dialects/openai/usage.hpp"
+#include "dialects/sse.hpp"
+
+namespace switchyard::server {
+
+namespace asio = boost::asio;
+namespace openai = dialects::openai;
+using core::ApiError;
+using core::ErrorKind;
+
+namespace {
+
+constexpr std::size_t kMaxUpstreamBody = 64 * 1024 * 1024;
+constexpr std::size_t kMaxUpstreamErrorBody = 1024 * 1024;
+
+bool valid_request_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (unsigned char c : id)
+    if (!(std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':')) return false;
+  return true;
+}
+
+double ms_since(net::Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(net::Clock::now() - t).count();
+}
+
+ApiError upstream_failure(net::UpstreamError e, std::string_view deployment) {
+  std::string what = "Upstream deployment \"" + std::string(deployment) + "\" failed: " +
+                     std::string(net::to_string(e)) + ".";
+  switch (e) {
+    case net::UpstreamError::connect_timeout:
+    case net::UpstreamError::first_byte_timeout:
+    case net::UpstreamError::total_timeout:
+      return ApiError::make(ErrorKind::upstream_timeout, std::move(what), {},
+                            std::string(net::to_string(e)));
+    case net::UpstreamError::pool_exhausted:
+      return ApiError::make(ErrorKind::unavailable, std::move(what), {}, "upstream_pool_exhausted");
+    default:
+      return ApiError::make(ErrorKind::upstream_connect, std::move(what), {},
+                            std::string(net::to_string(e)));
+  }
+}
+
+/// True when an upstream error body is already an OpenAI error object we can pass on as is.
+bool is_openai_error_json(std::string_view body) {
+  std::size_t p = body.find_first_not_of(" \t\r\n");
+  return p != std::string_view::npos && body[p] == '{' && body.find("\"error\"") != std::string_view::npos;
+}
+
+}  // namespace
+
+/// Per-request state: what the access log and the response headers report.
+struct Gateway::Exchange {
+  std::string request_id;
+  std::string_view key_name;
+  std::string_view route;
+  std::string_view deployment;
+  std::string_view upstream_model;
+  int status = 0;
+  int attempts = 0;
+  bool stream = false;
+  std::optional<openai::Usage> usage;
+  double ttfb_ms = -1;
+  std::string error;
+  std::string attempts_text;
+  std::array<net::HeaderField, 4> header_storage;
+
+  std::span<const net::HeaderField> headers() {
+    std::size_t n = 0;
+    header_storage[n++] = {"x-request-id", request_id};
+    if (!route.empty()) header_storage[n++] = {"x-switchyard-route", route};
+    if (!deployment.empty()) header_storage[n++] = {"x-switchyard-deployment", deployment};
+    if (attempts > 0) {
+      attempts_text = std::to_string(attempts);
+      header_storage[n++] = {"x-switchyard-attempts", attempts_text};
+    }
+    return {header_storage.data(), n};
+  }
+};
+
+Gateway::Gateway(net::Loop& loop, std::shared_ptr<const Runtime> runtime, telemetry::AccessLog& log)
+    : loop_(loop),
+      runtime_(std::move(runtime)),
+      log_(log),
+      pool_(loop.io(), loop.deadlines(), upstream_options(runtime_->config().upstream)),
+      rng_(std::random_device{}() ^ (static_cast<std::uint64_t>(loop.index()) << 32)) {}
+
+void Gateway::on_drain() { pool_.close_idle(); }
+
+std::string Gateway::make_request_id() {
+  // 64 random bits and a per-loop counter: unique without coordination between loops.
+  std::uint64_t r = rng_();
+  char buf[48];
+  int n = std::snprintf(buf, sizeof buf, "req_%016llx%06llx", static_cast<unsigned long long>(r),
+                        static_cast<unsigned long long>(++counter_ & 0xFFFFFF));
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+
+asio::awaitable<void> Gateway::fail(net::ResponseWriter& writer, Exchange& ex, const ApiError& error) {
+  ex.status = error.status;
+  if (ex.error.empty()) ex.error = error.code.empty() ? std::string(core::openai_type_of(error.kind)) : error.code;
+  co_await writer.send(error.status, "application/json", core::openai_error_body(error), ex.headers());
+}
+
+const config::KeyConfig* Gateway::authenticate(const net::Request& request, Exchange& ex,
+                                               ApiError& error) const {
+  std::string_view auth = request.header("authorization");
+  if (auth.empty()) {
+    error = ApiError::make(ErrorKind::authentication,
+                           "You didn't provide an API key. You need to provide your API key in an "
+                           "Authorization header using Bearer auth (i.e. Authorization: Bearer "
+                           "YOUR_KEY).",
+                           {}, "missing_api_key");
+    return nullptr;
+  }
+  std::string_view token;
+  if (auth.size() > 7 && net::http1::iequals(auth.substr(0, 7), "bearer ")) token = auth.substr(7);
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  const config::KeyConfig* key = runtime_->keys().find(token);
+  if (!key) {
+    error = ApiError::make(ErrorKind::authentication, "Incorrect API key provided.", {},
+                           "invalid_api_key");
+    return nullptr;
+  }
+  ex.key_name = key->name;
+  return key;
+}
+
+asio::awaitable<void> Gateway::handle(net::Request request, net::ResponseWriter& writer) {
+  Exchange ex;
+  std::string_view given_id = request.header("x-request-id");
+  ex.request_id = valid_request_id(given_id) ? std::string(given_id) : make_request_id();
+
+  std::string_view path = request.path();
+  std::string_view method = request.method();
+  auto only = [&](std::string_view allowed) {
+    if (method == allowed) return true;
+    return false;
+  };
+
+  if (path == "/v1/chat/completions") {
+    if (only("POST")) co_await chat_completions(request, writer, ex);
+    else
+      co_await fail(writer, ex, ApiError::make(ErrorKind::method_not_allowed,
+                                               "Method " + std::string(method) +
+                                                   " is not allowed on " + std::string(path) +
+                                                   "; use POST."));
+  } else if (path == "/v1/models") {
+    if (only("GET")) co_await models(request, writer, ex);
+    else
+      co_await fail(writer, ex, ApiError::make(ErrorKind::method_not_allowed,
+                                               "Method " + std::string(method) +
+                                                   " is not allowed on " + std::string(path) +
+                                                   "; use GET."));
+  } else if (path == "/healthz") {
+    ex.status = 200;
+    co_await writer.send(200, "application/json", R"({"status":"ok"})", ex.headers());
+  } else if (path == "/readyz") {
+    bool ready = !loop_.draining();
+    ex.status = ready ? 200 : 503;
+    co_await writer.send(ex.status, "application/json",
+                         ready ? R"({"status":"ready"})" : R"({"status":"draining"})", ex.headers());
+  } else {
+    co_await fail(writer, ex, ApiError::make(ErrorKind::not_found,
+                                             "Unknown request URL: " + std::string(method) + " " +
+                                                 std::string(path) + ". Please check the URL.",
+                                             {}, "unknown_url"));
+  }
+
+  if (log_.enabled()) {
+    telemetry::AccessRecord r;
+    r.request_id = ex.request_id;
+    r.method = method;
+    r.path = path;
+    r.key_name = ex.key_name;
+    r.route = ex.route;
+    r.model = ex.upstream_model;
+    r.deployment = ex.deployment;
+    r.status = ex.status;
+    r.stream = ex.stream;
+    r.attempts = ex.attempts;
+    if (ex.usage) {
+      r.prompt_tokens = ex.usage->prompt_tokens;
+      r.completion_tokens = ex.usage->completion_tokens;
+      r.total_tokens = ex.usage->total_tokens;
+    }
+    r.latency_ms = ms_since(request.received);
+    r.upstream_ttfb_ms = ex.ttfb_ms;
+    r.error = ex.error;
+    log_.write(r);
+  }
+}
+
+asio::awaitable<void> Gateway::models(net::Request& request, net::ResponseWriter& writer,
+                                      Exchange& ex) {
+  ApiError error;
+  const config::KeyConfig* key = authenticate(request, ex, error);
+  if (!key) {
+    co_await fail(writer, ex, error);
+    co_return;
+  }
+  std::string body = R"({"object":"list","data":[)";
+  bool first = true;
+  for (const auto& route : runtime_->routes()) {
+    if (!governance::KeyStore::allows(*key, route.config->name)) continue;
+    if (!first) body += ',';
+    first = false;
+    body += R"({"id":)";
+    core::append_json_string(body, route.config->name);
+    body += R"(,"object":"model","created":0,"owned_by":"switchyard"})";
+  }
+  body += "]}";
+  ex.status = 200;
+  co_await writer.send(200, "application/json", body, ex.headers());
+}
+
+asio::awaitable<void> Gateway::chat_completions(net::Request& request, net::ResponseWriter& writer,
+                                                Exchange& ex) {
+  ApiError error;
+  const config::KeyConfig* key = authenticate(request, ex, error);
+  if (!key) {
+    co_await fail(writer, ex, error);
+    co_return;
+  }
+  const config::ServerConfig& server_config = runtime_->config().server;
+  auto inspected = openai::inspect_chat_request(request.body, {server_config.max_json_depth});
+  if (auto* e = std::get_if<ApiError>(&inspected)) {
+    co_await fail(writer, ex, *e);
+    co_return;
+  }
+  const openai::ChatRequestInfo& info = std::get<openai::ChatRequestInfo>(inspected);
+  ex.stream = info.stream;
+
+  const RouteRuntime* route = runtime_->find_route(info.model);
+  if (!route) {
+    co_await fail(writer, ex, ApiError::make(ErrorKind::not_found,
+                                             "The model `" + info.model +
+                                                 "` does not exist or you do not have access to it.",
+                                             "model", "model_not_found"));
+    co_return;
+  }
+  ex.route = route->config->name;
+  if (!governance::KeyStore::allows(*key, route->config->name)) {
+    co_await fail(writer, ex, ApiError::make(ErrorKind::permission,
+                                             "This API key may not use the model `" + info.model + "`.",
+                                             "model", "model_not_allowed"));
+    co_return;
+  }
+  if (route->candidates.empty()) {
+    co_await fail(writer, ex, ApiError::make(ErrorKind::unavailable,
+                                             "No deployment of `" + info.model +
+                                                 "` is enabled (check the providers' api keys).",
+                                             {}, "no_deployment"));
+    co_return;
+  }
+
+  // The client leaving cancels whatever upstream exchange is in progress.
+  net::UpstreamExchange* current = nullptr;
+  bool gone = false;
+  writer.watch_disconnect([&current, &gone] {
+    gone = true;
+    if (current) current->cancel();
+  });
+  struct Forget {
+    net::ResponseWriter& writer;
+    ~Forget() { writer.forget_disconnect(); }
+  } forget{writer};
+
+  std::optional<ApiError> last_error;
+  // The last upstream HTTP error, passed on as the upstream sent it when every candidate failed.
+  int last_status = 0;
+  std::string last_body;
+
+  std::string body, head, payload, out;
+  for (std::size_t i = 0; i < route->candidates.size(); ++i) {
+    const DeploymentRuntime& d = *route->candidates[i];
+    const ProviderRuntime& p = *d.provider;
+    const bool last_candidate = i + 1 == route->candidates.size();
+    ++ex.attempts;
+    ex.deployment = d.config->name;
+    ex.upstream_model = d.config->model;
+
+    body.clear();
+    openai::patch_chat_request(request.body, info, d.config->model, body);
+    head = p.chat_head_prefix;
+    head += "X-Request-Id: ";
+    head += ex.request_id;
+    head += info.stream ? "\r\nAccept: text/event-stream\r\nContent-Length: "
+                        : "\r\nAccept: application/json\r\nContent-Length: ";
+    head += std::to_string(body.size());
+    head += "\r\n\r\n";
+
+    net::UpstreamExchange up(pool_, p.origin);
+    current = &up;
+    struct Reset {
+      net::UpstreamExchange*& ref;
+      ~Reset() { ref = nullptr; }
+    } reset{current};
+
+    net::UpstreamError err = co_await up.start(head, body);
+    if (gone) {
+      ex.status = 499;
+      ex.error = "client_closed";
+      co_return;
+    }
+    if (err != net::UpstreamError::none) {
+      last_error = upstream_failure(err, d.config->name);
+      last_status = 0;
+      spdlog::debug("{} attempt {} on {} failed: {}", ex.request_id, ex.attempts, d.config->name,
+                    net::to_string(err));
+      continue;
+    }
+    ex.ttfb_ms = std::chrono::duration<double, std::milli>(up.time_to_head()).count();
+    const auto& response = up.response();
+
+    if (response.status >= 300) {
+      std::string error_body;
+      net::UpstreamError e2 = co_await up.read_all(error_body, kMaxUpstreamErrorBody);
+      if (gone) {
+        ex.status = 499;
+        ex.error = "client_closed";
+        co_return;
+      }
+      if (e2 != net::UpstreamError::none) {
+        last_error = upstream_failure(e2, d.config->name);
+        last_status = 0;
+        continue;
+      }
+      if (core::is_retryable(ErrorKind::upstream_status, response.status) && !last_candidate) {
+        last_status = response.status;
+        last_body = std::move(error_body);
+        continue;
+      }
+      last_status = response.status;
+      last_body = std::move(error_body);
+      break;
+    }
+
+    std::string_view content_type = response.find("content-type");
+    bool sse = content_type.substr(0, 17) == "text/event-stream";
+    if (!info.stream || !sse) {
+      std::string response_body;
+      net::UpstreamError e2 = co_await up.read_all(response_body, kMaxUpstreamBody);
+      if (gone) {
+        ex.status = 499;
+        ex.error = "client_closed";
+        co_return;
+      }
+      if (e2 != net::UpstreamError::none) {
+        last_error = upstream_failure(e2, d.config->name);
+        last_status = 0;
+        continue;
+      }
+      ex.usage = openai::probe_usage(response_body).usage;
+      ex.status = response.status;
+      co_await writer.send(response.status,
+                           content_type.empty() ? std::string_view("application/json") : content_type,
+                           response_body, ex.headers());
+      co_return;
+    }
+
+    // Stream: relay event by event. Until the first event is ready nothing has reached the
+    // client, so a failure up to then still fails over.
+    dialects::SseSplitter splitter;
+    bool committed = false;
+    bool done = false;
+    bool failed_over = false;
+    while (!done) {
+      payload.clear();
+      net::UpstreamError e2 = co_await up.read_some(payload, done);
+      if (gone) {
+        ex.status = committed ? 200 : 499;
+        ex.error = "client_closed";
+        co_return;
+      }
+      if (e2 != net::UpstreamError::none) {
+        if (!committed) {
+          last_error = upstream_failure(e2, d.config->name);
+          last_status = 0;
+          failed_over = true;
+          break;
+        }
+        ApiError mid = upstream_failure(e2, d.config->name);
+        out = "data: " + core::openai_error_body(mid) + "\n\n";
+        ex.error = std::string(net::to_string(e2));
+        co_await writer.write_chunk(out);
+        co_await writer.end_stream();
+        co_return;
+      }
+      out.clear();
+      bool within_limit = splitter.feed(payload, [&](const dialects::SseEvent& event) {
+        if (event.data != "[DONE]") {
+          openai::UsageProbe probe = openai::probe_usage(event.data);
+          if (probe.usage) {
+            ex.usage = probe.usage;
+            // The usage-only chunk exists because the gateway asked for it; a client that did
+            // not ask does not get it.
+            if (probe.no_choices && !info.client_wants_usage) return;
+          }
+        }
+        out.append(event.raw);
+      });
+      if (!within_limit) {
+        up.cancel();
+        if (!committed) {
+          last_error = ApiError::make(ErrorKind::upstream_connect, "Upstream sent an oversized event.");
+          failed_over = true;
+          break;
+        }
+        co_await writer.end_stream();
+        co_return;
+      }
+      if (done && !splitter.pending().empty()) out.append(splitter.pending());
+      if (!committed) {
+        if (out.empty() && !done) continue;
+        committed = true;
+        ex.status = 200;
+        if (!co_await writer.start_stream(200, "text/event-stream", ex.headers())) {
+          up.cancel();
+          ex.error = "client_closed";
+          co_return;
+        }
+      }
+      if (!out.empty() && !co_await writer.write_chunk(out)) {
+        up.cancel();
+        ex.error = "client_closed";
+        co_return;
+      }
+    }
+    if (failed_over) continue;
+    co_await writer.end_stream();
+    co_return;
+  }
+
+  if (last_status != 0) {
+    ex.status = last_status;
+    ex.error = "upstream_" + std::to_string(last_status);
+    if (is_openai_error_json(last_body)) {
+      co_await writer.send(last_status, "application/json", last_body, ex.headers());
+    } else {
+      ApiError e = ApiError::make(ErrorKind::upstream_status,
+                                  "Upstream deployment \"" + std::string(ex.deployment) +
+                                      "\" answered HTTP " + std::to_string(last_status) + ".");
+      e.status = last_status;
+      co_await writer.send(last_status, "application/json", core::openai_error_body(e),
+                           ex.headers());
+    }
+    co_return;
+  }
+  co_await fail(writer, ex, last_error.value_or(ApiError::make(ErrorKind::internal, "No attempt was made.")));
+}
+
+}  // namespace switchyard::server

@@ -1,0 +1,56 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "config/config.hpp"
+#include "governance/keys.hpp"
+#include "net/upstream.hpp"
+
+namespace switchyard::server {
+
+/// A provider ready for the hot path: its origin and the request-head prefix with its
+/// credentials, built once.
+struct ProviderRuntime {
+  const config::ProviderConfig* config = nullptr;
+  net::Origin origin;
+  std::string chat_head_prefix;  ///< "POST <path> HTTP/1.1\r\nHost: ...\r\n<auth>\r\n..."
+};
+
+struct DeploymentRuntime {
+  const config::DeploymentConfig* config = nullptr;
+  const ProviderRuntime* provider = nullptr;
+};
+
+struct RouteRuntime {
+  const config::RouteConfig* config = nullptr;
+  std::vector<const DeploymentRuntime*> candidates;  ///< enabled deployments, in order
+};
+
+/// An immutable snapshot of everything the request path needs, built from a validated config
+/// and shared by every event loop.
+class Runtime {
+ public:
+  explicit Runtime(config::Config config);
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  const config::Config& config() const { return config_; }
+  const governance::KeyStore& keys() const { return keys_; }
+  const RouteRuntime* find_route(std::string_view name) const;
+  const std::vector<RouteRuntime>& routes() const { return routes_; }
+
+ private:
+  config::Config config_;
+  governance::KeyStore keys_;
+  std::vector<ProviderRuntime> providers_;
+  std::vector<DeploymentRuntime> deployments_;
+  std::vector<RouteRuntime> routes_;
+  std::unordered_map<std::string_view, const RouteRuntime*> route_index_;
+};
+
+net::UpstreamOptions upstream_options(const config::UpstreamConfig& c);
+
+}  // namespace switchyard::server

@@ -1,0 +1,62 @@
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+
+namespace switchyard::telemetry {
+
+/// One request as the access log records it. Never holds keys or bodies.
+struct AccessRecord {
+  std::string_view request_id;
+  std::string_view method;
+  std::string_view path;
+  std::string_view key_name;
+  std::string_view route;
+  std::string_view model;       ///< upstream model of the deployment that answered
+  std::string_view deployment;
+  int status = 0;
+  bool stream = false;
+  int attempts = 0;
+  std::int64_t prompt_tokens = -1;  ///< -1 when unknown
+  std::int64_t completion_tokens = -1;
+  std::int64_t total_tokens = -1;
+  double latency_ms = 0;
+  double upstream_ttfb_ms = -1;
+  std::string_view error;       ///< short error code when the request failed
+};
+
+/// Formats a record as one JSON line (with the trailing newline).
+std::string format_access_line(const AccessRecord& record, std::int64_t unix_ms);
+
+/// Appends lines to a buffer that a background thread writes out every 100 ms (or sooner when
+/// large), so request threads never block on the log's file descriptor.
+class AccessLog {
+ public:
+  /// `target`: "stdout", "stderr", "off" or a file path (appended to).
+  explicit AccessLog(const std::string& target);
+  ~AccessLog();
+  AccessLog(const AccessLog&) = delete;
+  AccessLog& operator=(const AccessLog&) = delete;
+
+  bool enabled() const { return file_ != nullptr; }
+  void write(const AccessRecord& record);
+  void flush();
+
+ private:
+  void run();
+
+  std::FILE* file_ = nullptr;
+  bool owns_file_ = false;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::string buffer_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace switchyard::telemetry

@@ -1,0 +1,96 @@
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "net/server.hpp"
+
+/// A scripted fake provider speaking OpenAI's chat completions wire format, for tests, the demo
+/// and benchmarks. Each request's behaviour comes from a queue of scripts (or the default), so a
+/// test can say "the next two requests get a 503, then answer slowly". Every request is recorded.
+///
+/// Control API (JSON):
+///   POST   /_fake/script     {"behavior": {...}, "times": 1, "model": "optional upstream model"}
+///   POST   /_fake/default    {...behavior...}
+///   GET    /_fake/requests   recorded requests [{method, path, headers, body}]
+///   DELETE /_fake/requests   clear recordings, scripts and counters
+///   GET    /_fake/stats      {"requests": n, "aborted_streams": n, "completed_streams": n}
+namespace switchyard::testing {
+
+/// How the fake answers one request.
+struct Behavior {
+  int status = 200;
+  std::uint32_t latency_ms = 0;       ///< before the response head
+  std::uint32_t ttft_ms = 0;          ///< streams: after the head, before the first chunk
+  std::uint32_t chunk_delay_ms = 0;   ///< streams: between chunks
+  int chunks = 5;                     ///< streams: content chunks
+  std::string content;                ///< the answer; empty = echo of the last user message
+  bool reset = false;                 ///< close the connection without answering
+  int cut_after_chunks = -1;          ///< streams: close mid-way after this many chunks
+  bool malformed = false;             ///< answer 200 with a body that is not JSON
+  std::string error_body;             ///< body for error statuses (default: OpenAI error JSON)
+  std::map<std::string, std::string> headers;  ///< extra response headers
+  std::string finish_reason = "stop";
+};
+
+/// Parses a behaviour object; unknown fields are an error.
+std::optional<Behavior> parse_behavior(const std::string& json, std::string& error);
+
+struct RecordedRequest {
+  std::string method;
+  std::string path;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+};
+
+/// State shared by every loop of one fake provider.
+class FakeProviderState {
+ public:
+  explicit FakeProviderState(Behavior default_behavior) : default_(std::move(default_behavior)) {}
+
+  Behavior next_behavior(const std::string& model);
+  void record(RecordedRequest r);
+  std::string requests_json();
+  std::string stats_json();
+  void reset();
+  void set_default(Behavior b);
+  void add_script(Behavior b, int times, std::string model);
+  void stream_finished(bool aborted);
+
+ private:
+  struct Script {
+    Behavior behavior;
+    int times;
+    std::string model;
+  };
+  std::mutex mutex_;
+  Behavior default_;
+  std::deque<Script> scripts_;
+  std::vector<RecordedRequest> requests_;
+  std::uint64_t request_count_ = 0;
+  std::uint64_t aborted_streams_ = 0;
+  std::uint64_t completed_streams_ = 0;
+};
+
+/// The fake's handler for one loop.
+class FakeProvider final : public net::Handler {
+ public:
+  FakeProvider(net::Loop& loop, std::shared_ptr<FakeProviderState> state);
+  boost::asio::awaitable<void> handle(net::Request request, net::ResponseWriter& writer) override;
+
+ private:
+  boost::asio::awaitable<void> chat(net::Request& request, net::ResponseWriter& writer);
+  boost::asio::awaitable<void> sleep(std::uint32_t ms);
+
+  net::Loop& loop_;
+  std::shared_ptr<FakeProviderState> state_;
+  std::uint64_t counter_ = 0;
+};
+
+}  // namespace switchyard::testing
