@@ -6,6 +6,8 @@
 #include <csignal>
 #include <fstream>
 #include <iostream>
+#include <pthread.h>
+#include <thread>
 
 #include "net/server.hpp"
 #include "testing/fake_provider.hpp"
@@ -19,6 +21,8 @@ int main(int argc, char** argv) {
   int threads = 1;
   std::string behavior_json = "{}";
   std::string port_file;
+  unsigned idle_timeout_ms = 60000;
+  app.add_option("--idle-timeout-ms", idle_timeout_ms, "Close keep-alive connections idle this long");
   app.add_option("--host", host, "Listen address");
   app.add_option("--port", port, "Listen port (0 = any)");
   app.add_option("--threads", threads, "Event loops");
@@ -33,6 +37,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::signal(SIGPIPE, SIG_IGN);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGUSR2);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   auto state = std::make_shared<testing::FakeProviderState>(*behavior);
   net::ServerOptions options;
   options.host = host;
@@ -40,6 +50,7 @@ int main(int argc, char** argv) {
   options.threads = threads;
   options.max_body_bytes = 64 * 1024 * 1024;
   options.drain_timeout = std::chrono::milliseconds(1000);
+  options.idle_timeout = std::chrono::milliseconds(idle_timeout_ms);
   net::Server server(options, [state](net::Loop& loop) -> std::unique_ptr<net::Handler> {
     return std::make_unique<testing::FakeProvider>(loop, state);
   });
@@ -52,9 +63,14 @@ int main(int argc, char** argv) {
     std::rename((port_file + ".tmp").c_str(), port_file.c_str());
   }
   spdlog::info("fake provider listening on {}:{}", host, server.port());
-  static net::Server* instance = &server;
-  std::signal(SIGTERM, [](int) { instance->stop(); });
-  std::signal(SIGINT, [](int) { instance->stop(); });
+  // Signals are taken by one thread with sigwait: nothing async-signal-unsafe runs in a handler.
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig != SIGUSR2) server.stop();
+  });
   server.run();
+  pthread_kill(signal_thread.native_handle(), SIGUSR2);
+  signal_thread.join();
   return 0;
 }

@@ -7,6 +7,7 @@
 #include <array>
 #include <charconv>
 
+#include "core/json_scan.hpp"
 #include "dialects/openai/chat_request.hpp"
 #include "dialects/openai/usage.hpp"
 #include "dialects/sse.hpp"
@@ -358,6 +359,12 @@ asio::awaitable<void> Gateway::chat_completions(net::Request& request, net::Resp
       }
       if (e2 != net::UpstreamError::none) {
         last_error = upstream_failure(e2, d.config->name);
+        last_status = 0;
+        continue;
+      }
+      // A 2xx that is not JSON is a broken upstream; nothing was sent yet, so try the next one.
+      if (!core::json::validate(response_body, 512)) {
+        last_error = upstream_failure(net::UpstreamError::bad_response, d.config->name);
         last_status = 0;
         continue;
       }

@@ -175,8 +175,10 @@ asio::awaitable<void> FakeProvider::handle(net::Request request, net::ResponseWr
     } else if (path == "/_fake/default" && method == "POST") {
       auto b = parse_behavior(std::string(request.body), error);
       if (b) state_->set_default(*b);
-      co_await writer.send(b ? 200 : 400, "application/json",
-                           b ? std::string(R"({"ok":true})") : openai_error(400, error));
+      // Built before the co_await: GCC 12 mishandles conditional temporaries in co_await
+      // expressions (double free).
+      std::string reply = b ? std::string(R"({"ok":true})") : openai_error(400, error);
+      co_await writer.send(b ? 200 : 400, "application/json", reply);
     } else if (path == "/_fake/script" && method == "POST") {
       boost::system::error_code ec;
       json::value v = json::parse(request.body, ec);
@@ -193,8 +195,8 @@ asio::awaitable<void> FakeProvider::handle(net::Request request, net::ResponseWr
         error = "expected {\"behavior\": {...}, \"times\": n, \"model\": \"...\"}";
       }
       if (b) state_->add_script(*b, times, model);
-      co_await writer.send(b ? 200 : 400, "application/json",
-                           b ? std::string(R"({"ok":true})") : openai_error(400, error));
+      std::string reply = b ? std::string(R"({"ok":true})") : openai_error(400, error);
+      co_await writer.send(b ? 200 : 400, "application/json", reply);
     } else {
       co_await writer.send(404, "application/json", openai_error(404, "unknown control path"));
     }

@@ -63,8 +63,8 @@ std::string_view expect_name(Expect e) {
 }
 
 std::string got_name(const json::Value& v) {
+  if (v.type == json::Type::number && !json::as_int(v)) return "a decimal";
   std::string_view t = json::type_name(v.type);
-  if (v.type == json::Type::number && !json::as_int(v)) t = "a decimal";
   return std::string(v.type == json::Type::array || v.type == json::Type::object ? "an " : "a ") +
          std::string(t);
 }
@@ -92,8 +92,8 @@ ApiError invalid_type(std::string param, Expect expect, const json::Value& got) 
 }
 
 ApiError missing(std::string param) {
-  return ApiError::make(ErrorKind::invalid_request,
-                        "Missing required parameter: '" + param + "'.", std::move(param),
+  std::string msg = "Missing required parameter: '" + param + "'.";
+  return ApiError::make(ErrorKind::invalid_request, std::move(msg), std::move(param),
                         "missing_required_parameter");
 }
 

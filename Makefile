@@ -1,0 +1,33 @@
+# Switchyard: the two commands of the README, and their parts.
+#   make run    install dependencies, build, start the gateway on the quick-start config
+#   make test   install dependencies, build, run every test (unit, integration, real SDKs)
+
+BUILD_DIR ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= 2
+
+.PHONY: all deps build run test bench clean
+
+all: build
+
+deps:
+	./scripts/install-deps.sh
+
+$(BUILD_DIR)/build.ninja:
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+
+build: deps $(BUILD_DIR)/build.ninja
+	ninja -C $(BUILD_DIR) -j$(JOBS)
+
+run: build
+	./scripts/run-demo.sh
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900
+
+bench: build
+	./scripts/install-deps.sh --bench
+	./bench/run.sh
+
+clean:
+	rm -rf $(BUILD_DIR)

@@ -1,0 +1,428 @@
+// The real gateway binary against the scripted fake provider.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <boost/json.hpp>
+#include <fstream>
+#include <thread>
+
+#include "harness.hpp"
+
+using namespace std::chrono_literals;
+using harness::Connection;
+using harness::Fake;
+using harness::Gateway;
+using harness::Response;
+namespace json = boost::json;
+
+namespace {
+
+const std::string kKey = "sk-test-client-key";
+const std::string kUpstreamKey = "sk-upstream-secret-123";
+
+struct Upstream {
+  std::string name;
+  int port;
+  std::string model;
+};
+
+/// A config with one provider + deployment per upstream and route `auto` over them in order.
+std::string config(const std::vector<Upstream>& upstreams, const std::string& server_extra = "",
+                   const std::string& upstream_extra = "") {
+  std::string y = "server:\n  host: 127.0.0.1\n  port: 0\n  threads: 1\n  access_log: stdout\n" +
+                  server_extra + "upstream:\n  connect_timeout_ms: 1000\n" + upstream_extra +
+                  "providers:\n";
+  for (const auto& u : upstreams)
+    y += "  " + u.name + ":\n    base_url: http://127.0.0.1:" + std::to_string(u.port) +
+         "/v1\n    api_key: " + kUpstreamKey + "\n";
+  y += "deployments:\n";
+  for (const auto& u : upstreams)
+    y += "  " + u.name + "-dep:\n    provider: " + u.name + "\n    model: " + u.model + "\n";
+  y += "routes:\n  auto:\n    candidates: [";
+  for (std::size_t i = 0; i < upstreams.size(); ++i) y += (i ? ", " : "") + upstreams[i].name + "-dep";
+  y += "]\n  other:\n    candidates: [" + upstreams[0].name + "-dep]\n";
+  y += "keys:\n  - name: tester\n    sha256: " + harness::sha256_hex(kKey) + "\n    routes: [auto]\n";
+  return y;
+}
+
+std::map<std::string, std::string> auth() {
+  return {{"Authorization", "Bearer " + kKey}, {"Content-Type", "application/json"}};
+}
+
+std::string chat_body(const std::string& content, bool stream = false, const std::string& extra = "") {
+  return R"({"model":"auto","messages":[{"role":"user","content":")" + content + R"("}])" +
+         (stream ? R"(,"stream":true)" : "") + extra + "}";
+}
+
+Response chat(int port, const std::string& body) {
+  return harness::http(port, "POST", "/v1/chat/completions", auth(), body);
+}
+
+json::object error_of(const Response& r) {
+  json::value v = json::parse(r.body);
+  return v.at("error").as_object();
+}
+
+/// A port with nothing listening.
+int closed_port() {
+  Connection probe(1);
+  return 1;  // port 1 on loopback: connection refused
+}
+
+std::string content_of(const Response& r) {
+  return std::string(json::parse(r.body).at("choices").at(0).at("message").at("content").as_string());
+}
+
+std::string streamed_content(const Response& r) {
+  std::string text;
+  for (const auto& d : harness::sse_data(r.body)) {
+    if (d == "[DONE]") continue;
+    json::value v = json::parse(d);
+    if (v.as_object().contains("error")) continue;
+    for (const auto& c : v.at("choices").as_array())
+      if (auto* t = c.at("delta").as_object().if_contains("content"); t && t->is_string())
+        text += t->as_string();
+  }
+  return text;
+}
+
+class GatewayTest : public ::testing::Test {
+ protected:
+  Fake fake_;
+};
+
+}  // namespace
+
+TEST_F(GatewayTest, AnswersAChatCompletionThroughTheFastPath) {
+  Gateway gw(config({{"a", fake_.port(), "upstream-model-a"}}));
+  Response r = harness::http(gw.port(), "POST", "/v1/chat/completions",
+                             {{"Authorization", "Bearer " + kKey}, {"X-Request-Id", "trace-123"}},
+                             chat_body("hello gateway", false, R"(,"temperature":0.5,"seed":7)"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(content_of(r), "Hello from Switchyard's demo provider! You said: hello gateway");
+  EXPECT_EQ(r.header("x-request-id"), "trace-123");
+  EXPECT_EQ(r.header("x-switchyard-route"), "auto");
+  EXPECT_EQ(r.header("x-switchyard-deployment"), "a-dep");
+  EXPECT_EQ(r.header("x-switchyard-attempts"), "1");
+
+  // Upstream saw the client's body with only the model replaced, and the provider's key.
+  json::array seen = json::parse(fake_.requests_json()).as_array();
+  ASSERT_EQ(seen.size(), 1u);
+  const json::object& req = seen[0].as_object();
+  EXPECT_EQ(req.at("path").as_string(), "/v1/chat/completions");
+  EXPECT_EQ(req.at("body").as_string(),
+            R"({"model":"upstream-model-a","messages":[{"role":"user","content":"hello gateway"}],"temperature":0.5,"seed":7})");
+  EXPECT_EQ(req.at("headers").at("Authorization").as_string(), "Bearer " + kUpstreamKey);
+  EXPECT_EQ(req.at("headers").at("X-Request-Id").as_string(), "trace-123");
+
+  // One access-log line with the routing facts and the usage, and no secrets.
+  std::this_thread::sleep_for(300ms);  // the log is flushed every 100 ms
+  std::string log = gw.log();
+  auto line_start = log.find("{\"ts\":");
+  ASSERT_NE(line_start, std::string::npos) << log;
+  json::object line = json::parse(log.substr(line_start, log.find('\n', line_start) - line_start)).as_object();
+  EXPECT_EQ(line.at("request_id").as_string(), "trace-123");
+  EXPECT_EQ(line.at("route").as_string(), "auto");
+  EXPECT_EQ(line.at("deployment").as_string(), "a-dep");
+  EXPECT_EQ(line.at("model").as_string(), "upstream-model-a");
+  EXPECT_EQ(line.at("status").as_int64(), 200);
+  EXPECT_EQ(line.at("attempts").as_int64(), 1);
+  EXPECT_GT(line.at("total_tokens").as_int64(), 0);
+  EXPECT_EQ(line.at("key").as_string(), "tester");
+  EXPECT_EQ(log.find(kKey), std::string::npos);
+  EXPECT_EQ(log.find(kUpstreamKey), std::string::npos);
+  EXPECT_EQ(log.find("hello gateway"), std::string::npos);  // no bodies
+}
+
+TEST_F(GatewayTest, RelaysAStreamEventByEvent) {
+  Gateway gw(config({{"a", fake_.port(), "m"}}));
+  fake_.script(R"({"content":"one two three four five six","chunks":6})");
+  Response r = chat(gw.port(), chat_body("x", true));
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("content-type"), "text/event-stream");
+  EXPECT_EQ(r.header("transfer-encoding"), "chunked");
+  EXPECT_EQ(streamed_content(r), "one two three four five six");
+  auto events = harness::sse_data(r.body);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back(), "[DONE]");
+  // The gateway asked upstream for usage; the client did not, so it gets no usage-only chunk.
+  for (const auto& e : events) EXPECT_EQ(e.find("\"choices\":[]"), std::string::npos) << e;
+  json::value sent = json::parse(json::parse(fake_.requests_json()).at(0).at("body").as_string());
+  EXPECT_TRUE(sent.at("stream_options").at("include_usage").as_bool());
+
+  // A client that asks for usage gets it in the last chunk before [DONE].
+  r = chat(gw.port(), chat_body("x", true, R"(,"stream_options":{"include_usage":true})"));
+  events = harness::sse_data(r.body);
+  ASSERT_GE(events.size(), 2u);
+  json::value usage_chunk = json::parse(events[events.size() - 2]);
+  EXPECT_TRUE(usage_chunk.at("choices").as_array().empty());
+  EXPECT_GT(usage_chunk.at("usage").at("total_tokens").as_int64(), 0);
+}
+
+TEST_F(GatewayTest, FailsOverOnErrorsTimeoutsAndResets) {
+  Fake second;
+  Gateway gw(config({{"a", fake_.port(), "m"}, {"b", second.port(), "m"}}, "",
+                    "  first_byte_timeout_ms: 300\n"));
+  for (const std::string behavior : {R"({"status":503})", R"({"status":429,"headers":{"retry-after":"1"}})",
+                                     R"({"reset":true})", R"({"latency_ms":1500})", R"({"malformed":true})"}) {
+    // A reset on a pooled connection is first taken for a stale keep-alive connection and
+    // retried once on a fresh one; only a second reset is the deployment's failure.
+    fake_.script(behavior, behavior.find("reset") != std::string::npos ? 2 : 1);
+    Response r = chat(gw.port(), chat_body("failover"));
+    ASSERT_EQ(r.status, 200) << behavior << ": " << r.body;
+    EXPECT_EQ(r.header("x-switchyard-deployment"), "b-dep") << behavior;
+    EXPECT_EQ(r.header("x-switchyard-attempts"), "2") << behavior;
+    EXPECT_EQ(content_of(r), "Hello from Switchyard's demo provider! You said: failover");
+  }
+  // A connection refused fails over too.
+  Gateway refused(config({{"dead", closed_port(), "m"}, {"b", second.port(), "m"}}));
+  Response r = chat(refused.port(), chat_body("x"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-switchyard-attempts"), "2");
+}
+
+TEST(Upstream, RetriesOnceWhenAPooledConnectionWentStale) {
+  // This fake closes keep-alive connections idle for 100 ms, as upstreams do after a while.
+  Fake fake("{}", 100);
+  Gateway gw(config({{"a", fake.port(), "m"}}));
+  ASSERT_EQ(chat(gw.port(), chat_body("one")).status, 200);
+  std::this_thread::sleep_for(400ms);
+  Response r = chat(gw.port(), chat_body("two"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-switchyard-attempts"), "1");
+  EXPECT_EQ(content_of(r), "Hello from Switchyard's demo provider! You said: two");
+  EXPECT_EQ(json::parse(fake.stats_json()).at("requests").as_int64(), 2);
+}
+
+TEST_F(GatewayTest, DoesNotRetryClientErrorsAndPassesThemOn) {
+  Fake second;
+  Gateway gw(config({{"a", fake_.port(), "m"}, {"b", second.port(), "m"}}));
+  fake_.script(R"({"status":400,"error_body":"{\"error\":{\"message\":\"bad tool schema\",\"type\":\"invalid_request_error\",\"param\":\"tools\",\"code\":null}}"})");
+  Response r = chat(gw.port(), chat_body("x"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.header("x-switchyard-attempts"), "1");
+  EXPECT_EQ(error_of(r).at("message").as_string(), "bad tool schema");
+  EXPECT_EQ(json::parse(second.stats_json()).at("requests").as_int64(), 0);
+}
+
+TEST_F(GatewayTest, ReportsTheLastFailureWhenEveryCandidateFails) {
+  Gateway gw(config({{"a", fake_.port(), "m"}}, "", "  first_byte_timeout_ms: 200\n"));
+  fake_.script(R"({"status":429})");
+  Response r = chat(gw.port(), chat_body("x"));
+  EXPECT_EQ(r.status, 429);
+  EXPECT_EQ(error_of(r).at("type").as_string(), "rate_limit_error");
+
+  fake_.script(R"({"latency_ms":1000})");
+  r = chat(gw.port(), chat_body("x"));
+  EXPECT_EQ(r.status, 504);
+  EXPECT_EQ(error_of(r).at("code").as_string(), "first_byte_timeout");
+
+  Gateway dead(config({{"dead", closed_port(), "m"}}));
+  r = chat(dead.port(), chat_body("x"));
+  EXPECT_EQ(r.status, 502);
+  EXPECT_EQ(error_of(r).at("code").as_string(), "connect_failed");
+  EXPECT_NE(std::string(error_of(r).at("message").as_string()).find("dead-dep"), std::string::npos);
+}
+
+TEST_F(GatewayTest, StreamCutBeforeTheFirstEventFailsOverAfterwardsEndsWithAnError) {
+  Fake second;
+  Gateway gw(config({{"a", fake_.port(), "m"}, {"b", second.port(), "m"}}));
+  // Cut before anything reached the client (the role chunk is not yet flushed when
+  // cut_after_chunks is 0 and the reset races it): the gateway may only fail over if no byte
+  // was sent, so use a reset before the head instead.
+  fake_.script(R"({"reset":true})");
+  Response r = chat(gw.port(), chat_body("x", true));
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("x-switchyard-deployment"), "b-dep");
+  EXPECT_EQ(streamed_content(r), "Hello from Switchyard's demo provider! You said: x");
+
+  // Cut mid-way: the client gets what was relayed, then an error event, then a clean end.
+  fake_.script(R"({"content":"a b c d e f","chunks":6,"cut_after_chunks":3,"chunk_delay_ms":20})");
+  r = chat(gw.port(), chat_body("x", true));
+  ASSERT_EQ(r.status, 200);
+  EXPECT_FALSE(r.closed);  // chunked body terminated properly
+  auto events = harness::sse_data(r.body);
+  ASSERT_FALSE(events.empty());
+  json::value last = json::parse(events.back());
+  EXPECT_EQ(last.at("error").at("type").as_string(), "upstream_error");
+  EXPECT_EQ(streamed_content(r), "a b c");
+}
+
+TEST_F(GatewayTest, ClientDisconnectCancelsTheUpstreamStream) {
+  Gateway gw(config({{"a", fake_.port(), "m"}}));
+  fake_.script(R"({"chunks":50,"chunk_delay_ms":50})");
+  {
+    Connection c(gw.port());
+    c.send_raw(harness::request("POST", "/v1/chat/completions", auth(), chat_body("x", true)));
+    Response head = c.read_head();
+    ASSERT_EQ(head.status, 200);
+    EXPECT_FALSE(c.read_some(2s).empty());
+  }  // the client goes away mid-stream
+  bool aborted = false;
+  for (int i = 0; i < 100 && !aborted; ++i) {
+    std::this_thread::sleep_for(30ms);
+    aborted = json::parse(fake_.stats_json()).at("aborted_streams").as_int64() == 1;
+  }
+  EXPECT_TRUE(aborted) << fake_.stats_json();
+
+  // The same while the upstream has not answered yet.
+  fake_.reset();
+  fake_.script(R"({"latency_ms":400})");
+  {
+    Connection c(gw.port());
+    c.send_raw(harness::request("POST", "/v1/chat/completions", auth(), chat_body("x", true)));
+    std::this_thread::sleep_for(100ms);
+  }
+  std::this_thread::sleep_for(600ms);
+  std::string log = gw.log();
+  EXPECT_NE(log.find("\"status\":499"), std::string::npos) << log;
+}
+
+TEST_F(GatewayTest, RefusesBadInputInOpenAIsErrorShape) {
+  Gateway gw(config({{"a", fake_.port(), "m"}},
+                    "  max_body_bytes: 2048\n  max_header_bytes: 1024\n  max_json_depth: 8\n"));
+  struct Case {
+    std::string name;
+    Response response;
+    int status;
+    std::string code;
+  };
+  std::string deep = R"({"model":"auto","messages":[{"role":"user","content":"x"}],"x":)" +
+                     std::string(10, '[') + std::string(10, ']') + "}";
+  std::vector<Case> cases{
+      {"no key", harness::http(gw.port(), "POST", "/v1/chat/completions", {}, chat_body("x")), 401, "missing_api_key"},
+      {"wrong key", harness::http(gw.port(), "POST", "/v1/chat/completions", {{"Authorization", "Bearer nope"}}, chat_body("x")), 401, "invalid_api_key"},
+      {"invalid json", chat(gw.port(), "{\"model\":"), 400, "invalid_json"},
+      {"too deep", chat(gw.port(), deep), 400, "invalid_json"},
+      {"bad utf8", chat(gw.port(), chat_body("\xc3\x28")), 400, "invalid_json"},
+      {"missing messages", chat(gw.port(), R"({"model":"auto"})"), 400, "missing_required_parameter"},
+      {"wrong type", chat(gw.port(), chat_body("x", false, R"(,"n":"two")")), 400, "invalid_type"},
+      {"unknown model", chat(gw.port(), R"({"model":"gpt-9","messages":[{"role":"user","content":"x"}]})"), 404, "model_not_found"},
+      {"route not allowed", chat(gw.port(), R"({"model":"other","messages":[{"role":"user","content":"x"}]})"), 403, "model_not_allowed"},
+      {"unknown path", harness::http(gw.port(), "GET", "/v1/nothing", auth()), 404, "unknown_url"},
+      {"wrong method", harness::http(gw.port(), "GET", "/v1/chat/completions", auth()), 405, ""},
+      {"body too large", chat(gw.port(), chat_body(std::string(3000, 'a'))), 413, ""},
+      {"header too large", harness::http(gw.port(), "GET", "/healthz", {{"X-Big", std::string(2000, 'h')}}), 431, ""},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(c.response.status, c.status) << c.name << ": " << c.response.body;
+    json::object e = error_of(c.response);
+    EXPECT_TRUE(e.contains("message") && e.contains("type") && e.contains("param") && e.contains("code")) << c.name;
+    EXPECT_FALSE(e.at("message").as_string().empty()) << c.name;
+    if (!c.code.empty()) EXPECT_EQ(e.at("code").as_string(), c.code) << c.name;
+  }
+  // Malformed HTTP gets a 400 and the connection is closed.
+  Connection raw(gw.port());
+  raw.send_raw("POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n");
+  Response r = raw.read_response();
+  EXPECT_EQ(r.status, 400);
+  EXPECT_TRUE(raw.wait_closed(2s));
+  // Nothing of this reached the upstream.
+  EXPECT_EQ(json::parse(fake_.stats_json()).at("requests").as_int64(), 0);
+}
+
+TEST_F(GatewayTest, TimesOutSlowClientsAndCapsConnections) {
+  Gateway gw(config({{"a", fake_.port(), "m"}},
+                    "  header_timeout_ms: 300\n  idle_timeout_ms: 500\n  body_timeout_ms: 300\n  max_connections: 3\n"));
+  Connection slow_head(gw.port());
+  slow_head.send_raw("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n");
+  EXPECT_TRUE(slow_head.wait_closed(3s));
+
+  Connection slow_body(gw.port());
+  slow_body.send_raw("POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"mo");
+  EXPECT_TRUE(slow_body.wait_closed(3s));
+
+  Connection idle(gw.port());
+  EXPECT_TRUE(idle.wait_closed(3s));
+
+  Connection c1(gw.port()), c2(gw.port()), c3(gw.port());
+  std::this_thread::sleep_for(100ms);
+  Connection c4(gw.port());
+  c4.send_raw(harness::request("GET", "/healthz", {}, ""));
+  Response over = c4.read_response();
+  EXPECT_EQ(over.status, 503);
+  EXPECT_EQ(error_of(over).at("type").as_string(), "service_unavailable");
+}
+
+TEST_F(GatewayTest, KeepAlivePipeliningAndChunkedRequests) {
+  Gateway gw(config({{"a", fake_.port(), "m"}}));
+  Connection c(gw.port());
+  // Two pipelined requests in one write, then a chunked one on the same connection.
+  c.send_raw(harness::request("POST", "/v1/chat/completions", auth(), chat_body("first")) +
+             harness::request("POST", "/v1/chat/completions", auth(), chat_body("second")));
+  Response a = c.read_response();
+  Response b = c.read_response();
+  EXPECT_EQ(content_of(a), "Hello from Switchyard's demo provider! You said: first");
+  EXPECT_EQ(content_of(b), "Hello from Switchyard's demo provider! You said: second");
+  std::string body = chat_body("third");
+  auto headers = auth();
+  headers["Transfer-Encoding"] = "chunked";
+  char size[16];
+  std::snprintf(size, sizeof size, "%zx", body.size() - 10);
+  c.send_raw(harness::request("POST", "/v1/chat/completions", headers,
+                              std::string(size) + "\r\n" + body.substr(0, body.size() - 10) + "\r\n" +
+                                  "a\r\n" + body.substr(body.size() - 10) + "\r\n0\r\n\r\n"));
+  Response t = c.read_response();
+  ASSERT_EQ(t.status, 200) << t.body;
+  EXPECT_EQ(content_of(t), "Hello from Switchyard's demo provider! You said: third");
+  // The upstream connection was reused: the fake saw one connection's worth of requests and
+  // every response came back on this one client connection.
+  EXPECT_FALSE(t.closed);
+}
+
+TEST_F(GatewayTest, ModelsHealthAndReadiness) {
+  Gateway gw(config({{"a", fake_.port(), "m"}}));
+  Response models = harness::http(gw.port(), "GET", "/v1/models", auth());
+  ASSERT_EQ(models.status, 200);
+  json::value v = json::parse(models.body);
+  EXPECT_EQ(v.at("object").as_string(), "list");
+  ASSERT_EQ(v.at("data").as_array().size(), 1u);  // "other" is not allowed for this key
+  EXPECT_EQ(v.at("data").at(0).at("id").as_string(), "auto");
+  EXPECT_EQ(harness::http(gw.port(), "GET", "/healthz").status, 200);
+  EXPECT_EQ(harness::http(gw.port(), "GET", "/readyz").body, R"({"status":"ready"})");
+}
+
+TEST_F(GatewayTest, DrainsGracefullyOnSigterm) {
+  Gateway gw(config({{"a", fake_.port(), "m"}}, "  drain_timeout_ms: 5000\n"));
+  fake_.script(R"({"content":"a b c d e f g h","chunks":8,"chunk_delay_ms":100})");
+  Connection streaming(gw.port());
+  streaming.send_raw(harness::request("POST", "/v1/chat/completions", auth(), chat_body("x", true)));
+  Response head = streaming.read_head();
+  ASSERT_EQ(head.status, 200);
+  Connection idle(gw.port());
+  idle.send_raw(harness::request("GET", "/healthz", {}, ""));
+  ASSERT_EQ(idle.read_response().status, 200);
+
+  gw.process().signal(SIGTERM);
+  EXPECT_TRUE(idle.wait_closed(2s));  // idle keep-alive connections are closed at once
+  // The in-flight stream runs to its end.
+  std::string rest;
+  for (int i = 0; i < 100; ++i) {
+    std::string piece = streaming.read_some(500ms);
+    if (piece.empty()) break;
+    rest += piece;
+    if (rest.find("0\r\n\r\n") != std::string::npos) break;
+  }
+  EXPECT_NE(rest.find("[DONE]"), std::string::npos) << rest;
+  EXPECT_EQ(gw.process().wait(5s), 0);
+  // New connections are refused once it is gone.
+  EXPECT_FALSE(Connection(gw.port()).ok());
+}
+
+TEST(Cli, CheckReportsEveryProblemAndVersionPrints) {
+  std::string dir = harness::temp_dir();
+  std::ofstream(dir + "/bad.yaml") << "server:\n  port: nope\nroutes:\n  auto:\n    candidates: [x]\nkeys: []\n";
+  harness::Process check({SWITCHYARD_BIN, "check", "--config", dir + "/bad.yaml"});
+  EXPECT_EQ(check.wait(10s), 1);
+  std::string out = check.output();
+  EXPECT_NE(out.find("server.port: must be an integer"), std::string::npos) << out;
+  EXPECT_NE(out.find("routes.auto.candidates[0]: unknown deployment \"x\""), std::string::npos) << out;
+  EXPECT_NE(out.find("keys: at least one key"), std::string::npos) << out;
+
+  harness::Process version({SWITCHYARD_BIN, "--version"});
+  EXPECT_EQ(version.wait(10s), 0);
+  EXPECT_EQ(version.output().rfind("switchyard ", 0), 0u);
+
+  harness::Process serve_bad({SWITCHYARD_BIN, "serve", "--config", dir + "/bad.yaml"});
+  EXPECT_EQ(serve_bad.wait(10s), 1);
+}

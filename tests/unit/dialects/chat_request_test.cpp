@@ -1,0 +1,128 @@
+#include "dialects/openai/chat_request.hpp"
+#include "dialects/openai/usage.hpp"
+
+#include <gtest/gtest.h>
+
+#include "core/json_scan.hpp"
+
+using namespace switchyard;
+namespace openai = dialects::openai;
+
+namespace {
+
+openai::ChatRequestInfo inspect_ok(const std::string& body) {
+  auto r = openai::inspect_chat_request(body, {64});
+  if (auto* e = std::get_if<core::ApiError>(&r)) {
+    ADD_FAILURE() << "unexpected error: " << e->message;
+    return {};
+  }
+  return std::get<openai::ChatRequestInfo>(r);
+}
+
+core::ApiError inspect_error(const std::string& body, std::size_t depth = 64) {
+  auto r = openai::inspect_chat_request(body, {depth});
+  if (auto* e = std::get_if<core::ApiError>(&r)) return *e;
+  ADD_FAILURE() << "expected an error for " << body;
+  return {};
+}
+
+std::string patch(const std::string& body, const std::string& model) {
+  auto info = inspect_ok(body);
+  std::string out;
+  openai::patch_chat_request(body, info, model, out);
+  EXPECT_TRUE(core::json::validate(out, 64)) << out;
+  return out;
+}
+
+}  // namespace
+
+TEST(ChatRequest, InspectsTheFieldsTheRouterNeeds) {
+  auto info = inspect_ok(R"({"model":"auto","messages":[{"role":"user","content":"hi"}],"stream":true})");
+  EXPECT_EQ(info.model, "auto");
+  EXPECT_TRUE(info.stream);
+  EXPECT_FALSE(info.client_wants_usage);
+  EXPECT_EQ(info.message_count, 1u);
+  info = inspect_ok(
+      R"({"messages":[{"role":"system","content":"s"},{"role":"assistant","tool_calls":[]},{"role":"tool","content":"r","tool_call_id":"1"}],"model":"m","stream_options":{"include_usage":true},"stream":true})");
+  EXPECT_EQ(info.message_count, 3u);
+  EXPECT_TRUE(info.client_wants_usage);
+}
+
+TEST(ChatRequest, ReplacesOnlyTheModel) {
+  std::string body = R"({"model": "auto", "messages":[{"role":"user","content":"héllo \"model\""}], "temperature":0.2})";
+  EXPECT_EQ(patch(body, "gpt-4.1-mini"),
+            R"({"model": "gpt-4.1-mini", "messages":[{"role":"user","content":"héllo \"model\""}], "temperature":0.2})");
+  // Model names are JSON-escaped.
+  EXPECT_EQ(patch(R"({"messages":[{"role":"user","content":"x"}],"model":"a"})", "we\"ird"),
+            R"({"messages":[{"role":"user","content":"x"}],"model":"we\"ird"})");
+}
+
+TEST(ChatRequest, AddsIncludeUsageToStreams) {
+  EXPECT_EQ(patch(R"({"model":"a","messages":[{"role":"user","content":"x"}],"stream":true})", "b"),
+            R"({"model":"b","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true}})");
+  EXPECT_EQ(patch(R"({"model":"a","stream":true,"stream_options":{},"messages":[{"role":"user","content":"x"}]})", "b"),
+            R"({"model":"b","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"x"}]})");
+  EXPECT_EQ(patch(R"({"model":"a","stream":true,"stream_options":{"x":1},"messages":[{"role":"user","content":"x"}]})", "b"),
+            R"({"model":"b","stream":true,"stream_options":{"include_usage":true,"x":1},"messages":[{"role":"user","content":"x"}]})");
+  EXPECT_EQ(patch(R"({"model":"a","stream":true,"stream_options":{"include_usage":false},"messages":[{"role":"user","content":"x"}]})", "b"),
+            R"({"model":"b","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"x"}]})");
+  // Not a stream: untouched apart from the model.
+  EXPECT_EQ(patch(R"({"model":"a","stream":false,"messages":[{"role":"user","content":"x"}]})", "b"),
+            R"({"model":"b","stream":false,"messages":[{"role":"user","content":"x"}]})");
+}
+
+TEST(ChatRequest, RejectsBadBodiesInOpenAIsWords) {
+  auto e = inspect_error("{\"model\":\"a\",");
+  EXPECT_EQ(e.status, 400);
+  EXPECT_EQ(e.code, "invalid_json");
+  e = inspect_error(R"([1,2])");
+  EXPECT_EQ(e.code, "invalid_json");
+  e = inspect_error(R"({"messages":[{"role":"user","content":"x"}]})");
+  EXPECT_EQ(e.code, "missing_required_parameter");
+  EXPECT_EQ(e.param, "model");
+  e = inspect_error(R"({"model":"a"})");
+  EXPECT_EQ(e.param, "messages");
+  EXPECT_EQ(e.message, "Missing required parameter: 'messages'.");
+  e = inspect_error(R"({"model":7,"messages":[{"role":"user","content":"x"}]})");
+  EXPECT_EQ(e.code, "invalid_type");
+  EXPECT_EQ(e.message, "Invalid type for 'model': expected a string, but got a number instead.");
+  e = inspect_error(R"({"model":"a","messages":[]})");
+  EXPECT_EQ(e.code, "empty_array");
+  e = inspect_error(R"({"model":"a","messages":[{"role":"robot","content":"x"}]})");
+  EXPECT_EQ(e.param, "messages[0].role");
+  e = inspect_error(R"({"model":"a","messages":[{"role":"user"}]})");
+  EXPECT_EQ(e.param, "messages[0].content");
+  e = inspect_error(R"({"model":"a","messages":["hi"]})");
+  EXPECT_EQ(e.param, "messages[0]");
+  e = inspect_error(R"({"model":"a","messages":[{"role":"user","content":"x"}],"temperature":"hot"})");
+  EXPECT_EQ(e.param, "temperature");
+  e = inspect_error(R"({"model":"a","messages":[{"role":"user","content":"x"}],"max_tokens":1.5})");
+  EXPECT_EQ(e.message, "Invalid type for 'max_tokens': expected an integer, but got a decimal instead.");
+  e = inspect_error(R"({"model":"a","messages":[{"role":"user","content":"x"}],"stream":"yes"})");
+  EXPECT_EQ(e.param, "stream");
+  e = inspect_error("{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"\xff\"}]}");
+  EXPECT_NE(e.message.find("UTF-8"), std::string::npos);
+  e = inspect_error(R"({"model":"a","messages":[{"role":"user","content":[[[[1]]]]}]})", 4);
+  EXPECT_NE(e.message.find("nests deeper than 4"), std::string::npos);
+}
+
+TEST(ChatRequest, NullOptionalsAreAccepted) {
+  inspect_ok(R"({"model":"a","messages":[{"role":"user","content":"x"}],"temperature":null,"stream":null,"max_tokens":null})");
+}
+
+TEST(Usage, ReadsUsageFromResponsesAndChunks) {
+  auto p = openai::probe_usage(
+      R"({"id":"x","choices":[{"index":0}],"usage":{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18,"prompt_tokens_details":{"cached_tokens":3},"completion_tokens_details":{"reasoning_tokens":2}}})");
+  ASSERT_TRUE(p.usage);
+  EXPECT_EQ(p.usage->prompt_tokens, 11);
+  EXPECT_EQ(p.usage->completion_tokens, 7);
+  EXPECT_EQ(p.usage->total_tokens, 18);
+  EXPECT_EQ(p.usage->cached_tokens, 3);
+  EXPECT_EQ(p.usage->reasoning_tokens, 2);
+  EXPECT_FALSE(p.no_choices);
+
+  p = openai::probe_usage(R"({"choices":[],"usage": {"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}})");
+  ASSERT_TRUE(p.usage);
+  EXPECT_TRUE(p.no_choices);
+  EXPECT_FALSE(openai::probe_usage(R"({"choices":[{"delta":{"content":"\"usage\":{"}}],"usage":null})").usage);
+}

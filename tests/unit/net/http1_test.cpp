@@ -1,0 +1,146 @@
+#include "net/http1.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+using namespace switchyard::net::http1;
+
+namespace {
+
+ParseStatus parse(const std::string& text, RequestHead& head, std::size_t limit = 8192) {
+  return parse_request(text, limit, head);
+}
+
+ParseStatus status_of(const std::string& text) {
+  RequestHead head;
+  return parse(text, head);
+}
+
+std::string decode_chunked(const std::string& body, std::size_t piece, ChunkedDecoder::Status& last,
+                           std::size_t& total_consumed) {
+  ChunkedDecoder d;
+  std::string out;
+  total_consumed = 0;
+  last = ChunkedDecoder::Status::need_more;
+  for (std::size_t i = 0; i < body.size() && last == ChunkedDecoder::Status::need_more; i += piece) {
+    std::size_t used = 0;
+    last = d.feed(std::string_view(body).substr(i, piece), used,
+                  [&](std::string_view p) { out.append(p); });
+    total_consumed += used;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(Http1Request, ParsesARequest) {
+  RequestHead head;
+  std::string text =
+      "POST /v1/chat/completions?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+      "Authorization:  Bearer sk-1 \r\nX-Empty:\r\n\r\nhello";
+  ASSERT_EQ(parse(text, head), ParseStatus::complete);
+  EXPECT_EQ(head.method, "POST");
+  EXPECT_EQ(head.target, "/v1/chat/completions?x=1");
+  EXPECT_EQ(head.version_minor, 1);
+  EXPECT_EQ(head.content_length, 5u);
+  EXPECT_EQ(head.find("AUTHORIZATION"), "Bearer sk-1");
+  EXPECT_EQ(head.find("x-empty"), "");
+  EXPECT_EQ(head.head_size, text.size() - 5);
+  EXPECT_TRUE(head.keep_alive());
+}
+
+TEST(Http1Request, IncompleteUntilTheBlankLine) {
+  std::string text = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+  for (std::size_t n = 0; n < text.size(); ++n)
+    EXPECT_EQ(status_of(text.substr(0, n)), ParseStatus::incomplete) << n;
+  EXPECT_EQ(status_of(text), ParseStatus::complete);
+}
+
+TEST(Http1Request, KeepAliveRules) {
+  RequestHead head;
+  ASSERT_EQ(parse("GET / HTTP/1.0\r\n\r\n", head), ParseStatus::complete);
+  EXPECT_FALSE(head.keep_alive());
+  ASSERT_EQ(parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", head), ParseStatus::complete);
+  EXPECT_TRUE(head.keep_alive());
+  ASSERT_EQ(parse("GET / HTTP/1.1\r\nConnection: foo, close\r\n\r\n", head), ParseStatus::complete);
+  EXPECT_FALSE(head.keep_alive());
+}
+
+TEST(Http1Request, RefusesSmugglingShapes) {
+  // Both framings, conflicting lengths, bad lengths.
+  EXPECT_EQ(status_of("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            ParseStatus::bad_request);
+  EXPECT_EQ(status_of("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"),
+            ParseStatus::bad_request);
+  EXPECT_EQ(status_of("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n"),
+            ParseStatus::complete);
+  EXPECT_EQ(status_of("POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\n"), ParseStatus::bad_request);
+  EXPECT_EQ(status_of("POST / HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\n"), ParseStatus::bad_request);
+  EXPECT_EQ(status_of("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n"),
+            ParseStatus::bad_request);
+  // Transfer codings other than a single chunked.
+  EXPECT_EQ(status_of("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            ParseStatus::not_implemented);
+  EXPECT_EQ(status_of("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            ParseStatus::not_implemented);
+  // obs-fold, bare LF, whitespace before the colon, bad names and values.
+  EXPECT_EQ(status_of("GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n"), ParseStatus::bad_request);
+  EXPECT_EQ(status_of("GET / HTTP/1.1\nHost: a\n\n"), ParseStatus::bad_request);
+  EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: a\n\r\n"), ParseStatus::bad_request);
+  EXPECT_EQ(status_of("GET / HTTP/1.1\r\nContent-Length : 3\r\n\r\n"), ParseStatus::bad_request);
+  EXPECT_EQ(status_of("GET / HTTP/1.1\r\nBad Name: 3\r\n\r\n"), ParseStatus::bad_request);
+  EXPECT_EQ(status_of("GET / HTTP/1.1\r\nX: a\x01z\r\n\r\n"), ParseStatus::bad_request);
+  // Request line.
+  EXPECT_EQ(status_of("GET  / HTTP/1.1\r\n\r\n"), ParseStatus::bad_request);
+  EXPECT_EQ(status_of("GET / HTTP/2.0\r\n\r\n"), ParseStatus::bad_request);
+  EXPECT_EQ(status_of("G@T / HTTP/1.1\r\n\r\n"), ParseStatus::bad_request);
+  EXPECT_EQ(status_of("GET /a b HTTP/1.1\r\n\r\n"), ParseStatus::bad_request);
+}
+
+TEST(Http1Request, HeaderLimits) {
+  std::string big = "GET / HTTP/1.1\r\nX: " + std::string(9000, 'a') + "\r\n\r\n";
+  EXPECT_EQ(status_of(big), ParseStatus::headers_too_large);
+  // Detected before the blank line arrives.
+  EXPECT_EQ(status_of(big.substr(0, 8500)), ParseStatus::headers_too_large);
+  std::string many = "GET / HTTP/1.1\r\n";
+  for (int i = 0; i < 70; ++i) many += "X-" + std::to_string(i) + ": v\r\n";
+  many += "\r\n";
+  EXPECT_EQ(status_of(many), ParseStatus::headers_too_large);
+}
+
+TEST(Http1Response, ParsesStatusAndFraming) {
+  ResponseHead head;
+  std::string text = "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2\r\nContent-Length: 2\r\n\r\n{}";
+  ASSERT_EQ(parse_response(text, 8192, head), ParseStatus::complete);
+  EXPECT_EQ(head.status, 429);
+  EXPECT_EQ(head.reason, "Too Many Requests");
+  EXPECT_EQ(head.find("retry-after"), "2");
+  EXPECT_EQ(head.content_length, 2u);
+  ASSERT_EQ(parse_response("HTTP/1.1 200 \r\nTransfer-Encoding: chunked\r\n\r\n", 8192, head),
+            ParseStatus::complete);
+  EXPECT_TRUE(head.chunked);
+  EXPECT_EQ(parse_response("HTTP/1.1 20 OK\r\n\r\n", 8192, head), ParseStatus::bad_request);
+  EXPECT_EQ(parse_response("HTTP/1.1 200 OK\r\n", 8192, head), ParseStatus::incomplete);
+  EXPECT_EQ(parse_response("garbage\r\n\r\n", 8192, head), ParseStatus::bad_request);
+}
+
+TEST(Http1Chunked, DecodesAcrossAnySplit) {
+  std::string body = "5;ext=1\r\nhello\r\n1A\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nTrailer: x\r\n\r\nNEXT";
+  for (std::size_t piece : {1u, 2u, 5u, 13u, 200u}) {
+    ChunkedDecoder::Status st;
+    std::size_t consumed = 0;
+    EXPECT_EQ(decode_chunked(body, piece, st, consumed), "helloabcdefghijklmnopqrstuvwxyz");
+    EXPECT_EQ(st, ChunkedDecoder::Status::done);
+    EXPECT_EQ(consumed, body.size() - 4) << "piece " << piece;  // stops before the next message
+  }
+}
+
+TEST(Http1Chunked, RejectsMalformedChunks) {
+  for (std::string bad : {"x\r\n", "5\r\nhelloX\r\n", "5\nhello\r\n", "\r\n", "fffffffffffffffff\r\n"}) {
+    ChunkedDecoder::Status st;
+    std::size_t consumed = 0;
+    decode_chunked(bad, 100, st, consumed);
+    EXPECT_EQ(st, ChunkedDecoder::Status::error) << bad;
+  }
+}
