@@ -1,7 +1,9 @@
 #include "core/json_scan.hpp"
 
+#include <array>
 #include <charconv>
 #include <cstdlib>
+#include <cstring>
 
 namespace switchyard::core::json {
 
@@ -20,6 +22,13 @@ std::string_view type_name(Type type) {
 namespace {
 
 inline bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+/// Bytes that need no attention inside a string: printable ASCII except '"' and '\\'.
+constexpr auto kPlain = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x80; ++c) t[static_cast<std::size_t>(c)] = c != '"' && c != '\\';
+  return t;
+}();
 
 class Validator {
  public:
@@ -142,8 +151,12 @@ class Validator {
   bool string() {
     ++pos_;  // opening quote
     const std::size_t n = doc_.size();
+    const auto* s = reinterpret_cast<const unsigned char*>(doc_.data());
     while (pos_ < n) {
-      auto c = static_cast<unsigned char>(doc_[pos_]);
+      // Most of a request is plain ASCII text inside strings: skip it in a tight loop.
+      while (pos_ < n && kPlain[s[pos_]]) ++pos_;
+      if (pos_ >= n) break;
+      auto c = s[pos_];
       if (c == '"') {
         ++pos_;
         return true;
@@ -274,15 +287,18 @@ std::size_t skip_ws(std::string_view doc, std::size_t pos) {
 }
 
 std::size_t string_end(std::string_view doc, std::size_t pos) {
+  const std::size_t open = pos;
+  const char* base = doc.data();
   ++pos;
   while (pos < doc.size()) {
-    char c = doc[pos];
-    if (c == '\\') {
-      pos += 2;
-      continue;
-    }
-    ++pos;
-    if (c == '"') return pos;
+    const void* q = std::memchr(base + pos, '"', doc.size() - pos);
+    if (!q) return doc.size();
+    std::size_t quote = static_cast<std::size_t>(static_cast<const char*>(q) - base);
+    // The quote closes the string unless an odd number of backslashes precede it.
+    std::size_t backslashes = 0;
+    while (quote - backslashes - 1 > open && base[quote - backslashes - 1] == '\\') ++backslashes;
+    if (backslashes % 2 == 0) return quote + 1;
+    pos = quote + 1;
   }
   return doc.size();
 }

@@ -1,8 +1,23 @@
 #include "dialects/sse.hpp"
 
+#include <cstring>
+
 namespace switchyard::dialects {
 
-std::size_t find_event_end(std::string_view in) {
+std::size_t find_event_end(std::string_view in, bool may_have_cr) {
+  if (!may_have_cr) {
+    // LF only: the event ends at the first "\n\n" (or a leading "\n").
+    const char* begin = in.data();
+    const char* end = begin + in.size();
+    for (const char* p = begin; p < end;) {
+      const char* lf = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
+      if (!lf) return std::string_view::npos;
+      if (lf == begin) return 1;
+      if (lf + 1 < end && lf[1] == '\n') return static_cast<std::size_t>(lf + 2 - begin);
+      p = lf + 1;
+    }
+    return std::string_view::npos;
+  }
   // An event ends with an empty line; lines end with CRLF, LF or CR.
   std::size_t pos = 0;
   bool line_empty = true;
@@ -30,7 +45,7 @@ bool SseSplitter::parse_event(std::string_view raw, SseEvent& event) {
   std::size_t pos = 0;
   int data_lines = 0;
   while (pos < raw.size()) {
-    std::size_t eol = raw.find_first_of("\r\n", pos);
+    std::size_t eol = cr_seen_ ? raw.find_first_of("\r\n", pos) : raw.find('\n', pos);
     if (eol == std::string_view::npos) eol = raw.size();
     std::string_view line = raw.substr(pos, eol - pos);
     pos = eol + 1;

@@ -37,16 +37,19 @@ class SseSplitter {
   std::string buf_;
   std::string data_scratch_;
   std::size_t max_event_;
+  bool cr_seen_ = false;  ///< once a stream uses CR line endings, scan the slow way
 };
 
 /// Finds the end of the first complete event in `in` (offset just past its blank line), or npos.
-std::size_t find_event_end(std::string_view in);
+/// `may_have_cr` false promises that `in` holds no '\r' (the common case), which allows a
+/// memchr-based scan.
+std::size_t find_event_end(std::string_view in, bool may_have_cr = true);
 
 template <class Fn>
 std::size_t SseSplitter::drain(std::string_view in, Fn&& fn) {
   std::size_t consumed = 0;
   for (;;) {
-    std::size_t end = find_event_end(in.substr(consumed));
+    std::size_t end = find_event_end(in.substr(consumed), cr_seen_);
     if (end == std::string_view::npos) return consumed;
     SseEvent event;
     std::string_view raw = in.substr(consumed, end);
@@ -58,6 +61,7 @@ std::size_t SseSplitter::drain(std::string_view in, Fn&& fn) {
 
 template <class Fn>
 bool SseSplitter::feed(std::string_view bytes, Fn&& fn) {
+  if (!cr_seen_ && bytes.find('\r') != std::string_view::npos) cr_seen_ = true;
   if (buf_.empty()) {
     std::size_t used = drain(bytes, fn);
     buf_.assign(bytes.substr(used));
