@@ -5,18 +5,30 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD_DIR:-build}
 export SWITCHYARD_PORT=${SWITCHYARD_PORT:-8080}
 export SWITCHYARD_DEMO_PORT=${SWITCHYARD_DEMO_PORT:-8081}
+run=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null; rm -rf "$run"' EXIT
+trap 'exit 0' INT TERM
 
+"$BUILD/switchyard" check --config config/quickstart.yaml
 "$BUILD/switchyard-fake-provider" --port "$SWITCHYARD_DEMO_PORT" &
-demo=$!
-trap 'kill $demo 2>/dev/null || true' EXIT
+pids+=($!)
+"$BUILD/switchyard" serve --config config/quickstart.yaml --port-file "$run/port" &
+pids+=($!)
 
+for _ in $(seq 100); do
+  [ -s "$run/port" ] && break
+  kill -0 "${pids[1]}" 2>/dev/null || { echo "the gateway did not start (see above)" >&2; exit 1; }
+  sleep 0.1
+done
 cat <<MSG
 
-  Switchyard is starting on http://127.0.0.1:$SWITCHYARD_PORT  (demo provider on :$SWITCHYARD_DEMO_PORT)
+  Switchyard is running on http://127.0.0.1:$SWITCHYARD_PORT (demo provider on :$SWITCHYARD_DEMO_PORT).
   Try:
     curl http://127.0.0.1:$SWITCHYARD_PORT/v1/chat/completions \\
       -H 'Authorization: Bearer sk-switchyard-demo' -H 'Content-Type: application/json' \\
       -d '{"model":"auto","messages":[{"role":"user","content":"Hello!"}]}'
+  Ctrl-C stops it.
 
 MSG
-"$BUILD/switchyard" serve --config config/quickstart.yaml
+wait "${pids[1]}"

@@ -2,6 +2,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <charconv>
 #include <fstream>
@@ -125,8 +127,12 @@ class Reader {
   bool string(const YAML::Node& node, const std::string& path, std::string& out,
               std::vector<std::string>* unset = nullptr) {
     if (!node) return false;
+    if (node.IsNull()) {
+      problem(path, "must not be empty");
+      return false;
+    }
     if (!node.IsScalar()) {
-      problem(path, "must be a string");
+      problem(path, "must be a single value, not a list or mapping");
       return false;
     }
     Expansion e = expand_env(node.Scalar(), env_);
@@ -169,13 +175,13 @@ class Reader {
     if (!node) return;
     std::string text;
     if (!string(node, path, text)) return;
-    if (text == "true") out = true;
-    else if (text == "false") out = false;
+    if (text == "true" || text == "True" || text == "TRUE") out = true;
+    else if (text == "false" || text == "False" || text == "FALSE") out = false;
     else problem(path, "must be true or false, got \"" + text + "\"");
   }
 
   void string_list(const YAML::Node& node, const std::string& path, std::vector<std::string>& out) {
-    if (!node) return;
+    if (!node || node.IsNull()) return;
     if (!node.IsSequence()) {
       problem(path, "must be a list");
       return;
@@ -193,6 +199,11 @@ class Reader {
 
 constexpr long long kMaxMs = 24LL * 3600 * 1000;
 
+bool is_ip_address(const std::string& text) {
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
+}
+
 void read_server(Reader& r, const YAML::Node& node, ServerConfig& s) {
   if (!node) return;
   if (!r.check_map(node, "server",
@@ -200,7 +211,11 @@ void read_server(Reader& r, const YAML::Node& node, ServerConfig& s) {
                     "max_header_bytes", "max_json_depth", "header_timeout_ms", "body_timeout_ms",
                     "idle_timeout_ms", "write_timeout_ms", "drain_timeout_ms", "access_log"}))
     return;
-  r.string(node["host"], "server.host", s.host);
+  if (r.string(node["host"], "server.host", s.host)) {
+    if (s.host == "localhost") s.host = "127.0.0.1";
+    if (!is_ip_address(s.host))
+      r.problem("server.host", "must be an IP address to listen on (for example 127.0.0.1 or 0.0.0.0)");
+  }
   r.integer(node["port"], "server.port", s.port, 0, 65535);
   r.integer(node["threads"], "server.threads", s.threads, 0, 256);
   r.integer(node["max_connections"], "server.max_connections", s.max_connections, 1, 10'000'000);
@@ -285,7 +300,7 @@ void read_providers(Reader& r, const YAML::Node& node, Config& c) {
 }
 
 void read_deployments(Reader& r, const YAML::Node& node, Config& c) {
-  if (!node) {
+  if (!node || (node.IsMap() && node.size() == 0)) {
     r.problem("deployments", "at least one deployment is required");
     return;
   }
@@ -299,6 +314,7 @@ void read_deployments(Reader& r, const YAML::Node& node, Config& c) {
     std::string path = "deployments." + d.name;
     if (!valid_name(d.name)) r.problem(path, "invalid name (letters, digits, - _ . @ : / only)");
     const YAML::Node& v = kv.second;
+    if (c.find_deployment(d.name)) r.problem(path, "duplicate deployment");
     if (!r.check_map(v, path, {"provider", "model"})) continue;
     if (!v["provider"]) r.problem(path + ".provider", "is required");
     else if (r.string(v["provider"], path + ".provider", d.provider)) {
@@ -327,6 +343,9 @@ void read_routes(Reader& r, const YAML::Node& node, Config& c) {
     std::string path = "routes." + route.name;
     if (!valid_name(route.name)) r.problem(path, "invalid name (letters, digits, - _ . @ : / only)");
     const YAML::Node& v = kv.second;
+    bool duplicate = std::any_of(c.routes.begin(), c.routes.end(),
+                                 [&](const RouteConfig& rc) { return rc.name == route.name; });
+    if (duplicate) r.problem(path, "duplicate route");
     if (!r.check_map(v, path, {"candidates"})) continue;
     if (!v["candidates"]) {
       r.problem(path + ".candidates", "is required");
@@ -348,7 +367,7 @@ void read_keys(Reader& r, const YAML::Node& node, Config& c) {
     r.problem("keys", "at least one key is required (a list; see `switchyard hash-key`)");
     return;
   }
-  std::set<std::string> names;
+  std::set<std::string> names, hashes;
   for (std::size_t i = 0; i < node.size(); ++i) {
     std::string path = "keys[" + std::to_string(i) + "]";
     const YAML::Node& v = node[i];
@@ -356,6 +375,7 @@ void read_keys(Reader& r, const YAML::Node& node, Config& c) {
     KeyConfig k;
     if (!v["name"]) r.problem(path + ".name", "is required");
     else r.string(v["name"], path + ".name", k.name);
+    if (v["name"] && k.name.empty()) r.problem(path + ".name", "must not be empty");
     if (!k.name.empty() && !names.insert(k.name).second) r.problem(path + ".name", "duplicate key name");
     if (!v["sha256"]) {
       r.problem(path + ".sha256", "is required (the SHA-256 of the key, from `switchyard hash-key`)");
@@ -365,6 +385,8 @@ void read_keys(Reader& r, const YAML::Node& node, Config& c) {
       bool hex = k.sha256.size() == 64 &&
                  std::all_of(k.sha256.begin(), k.sha256.end(), [](unsigned char ch) { return std::isxdigit(ch); });
       if (!hex) r.problem(path + ".sha256", "must be 64 hexadecimal digits");
+      else if (!hashes.insert(k.sha256).second)
+        r.problem(path + ".sha256", "the same key is already listed under another name");
     }
     if (v["routes"]) r.string_list(v["routes"], path + ".routes", k.routes);
     else k.routes.push_back("*");

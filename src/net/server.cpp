@@ -237,6 +237,7 @@ class Session final : public Deadline {
 
   asio::awaitable<bool> send_error(const http1::RequestHead* head, const core::ApiError& error) {
     close_after_ = true;
+    loop_.handler().on_refused(head, error, Clock::now());
     std::string body = loop_.handler().render_error(head ? head->target : std::string_view{}, error);
     co_return co_await send(error.status, "application/json", body, {});
   }
@@ -282,10 +283,7 @@ asio::awaitable<void> Session::run() {
       if (idle_ && loop_.draining()) co_return;
       if (buf_.free() < 1024) buf_.reserve(buf_.capacity() * 2);
       auto [ec, n] = co_await socket_.async_read_some(asio::buffer(buf_.tail(), buf_.free()), nothrow);
-      if (ec) {
-        // A client that sent part of a head and stalled gets a 408 if the socket is still usable.
-        co_return;
-      }
+      if (ec) co_return;  // closed, reset, or timed out (the deadline closed the socket)
       buf_.commit(n);
     }
     idle_ = false;
@@ -296,18 +294,19 @@ asio::awaitable<void> Session::run() {
         co_await send_error(nullptr, core::ApiError::make(core::ErrorKind::headers_too_large,
                                                           "Request header fields too large (limit " +
                                                               std::to_string(opt.max_header_bytes) +
-                                                              " bytes)."));
+                                                              " bytes).", {}, "headers_too_large"));
         co_return;
       case http1::ParseStatus::not_implemented: {
         auto e = core::ApiError::make(core::ErrorKind::invalid_request,
-                                      "Unsupported Transfer-Encoding; only chunked is accepted.");
+                                      "Unsupported Transfer-Encoding; only chunked is accepted.",
+                                      {}, "unsupported_transfer_encoding");
         e.status = 501;
         co_await send_error(nullptr, e);
         co_return;
       }
       default:
         co_await send_error(nullptr, core::ApiError::make(core::ErrorKind::invalid_request,
-                                                          "Malformed HTTP request."));
+                                                          "Malformed HTTP request.", {}, "invalid_http"));
         co_return;
     }
 
@@ -319,7 +318,7 @@ asio::awaitable<void> Session::run() {
       co_await send_error(&head, core::ApiError::make(core::ErrorKind::payload_too_large,
                                                       "Request body too large (limit " +
                                                           std::to_string(opt.max_body_bytes) +
-                                                          " bytes)."));
+                                                          " bytes).", {}, "body_too_large"));
       co_return;
     }
     bool need_more_body =
@@ -359,12 +358,12 @@ asio::awaitable<void> Session::run() {
           co_await send_error(&head, core::ApiError::make(core::ErrorKind::payload_too_large,
                                                           "Request body too large (limit " +
                                                               std::to_string(opt.max_body_bytes) +
-                                                              " bytes)."));
+                                                              " bytes).", {}, "body_too_large"));
           co_return;
         }
         if (st == http1::ChunkedDecoder::Status::error) {
           co_await send_error(&head, core::ApiError::make(core::ErrorKind::invalid_request,
-                                                          "Malformed chunked request body."));
+                                                          "Malformed chunked request body.", {}, "invalid_http"));
           co_return;
         }
         if (st == http1::ChunkedDecoder::Status::done) break;
@@ -507,7 +506,7 @@ asio::awaitable<void> Loop::accept_loop() {
       asio::co_spawn(io_, [s]() -> asio::awaitable<void> {
         std::unique_ptr<Session> owner(s);
         co_await s->send_error(nullptr, core::ApiError::make(core::ErrorKind::unavailable,
-                                                             "Too many connections; try again later."));
+                                                             "Too many connections; try again later.", {}, "too_many_connections"));
         s->close();
       }, asio::detached);
       continue;

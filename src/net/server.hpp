@@ -103,6 +103,9 @@ class Handler {
   /// The error body for a request the server refused before the handler saw it (limits, framing),
   /// in the dialect of the path (`target` may be empty).
   virtual std::string render_error(std::string_view target, const core::ApiError& error);
+  /// Called when the server refused a request before the handler saw it (`head` may be null).
+  virtual void on_refused(const http1::RequestHead* /*head*/, const core::ApiError& /*error*/,
+                          Clock::time_point /*received*/) {}
   /// Called once when draining begins.
   virtual void on_drain() {}
 };

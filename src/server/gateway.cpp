@@ -144,62 +144,78 @@ asio::awaitable<void> Gateway::handle(net::Request request, net::ResponseWriter&
 
   std::string_view path = request.path();
   std::string_view method = request.method();
-  auto only = [&](std::string_view allowed) {
-    if (method == allowed) return true;
-    return false;
+  // Each known path takes one method; another gets a 405 naming it.
+  auto allowed = [&](std::string_view expected) -> asio::awaitable<bool> {
+    if (method == expected) co_return true;
+    ApiError e = ApiError::make(ErrorKind::method_not_allowed,
+                                "Method " + std::string(method) + " is not allowed on " +
+                                    std::string(path) + "; use " + std::string(expected) + ".",
+                                {}, "method_not_allowed");
+    ex.status = e.status;
+    ex.error = e.code;
+    const net::HeaderField allow[] = {{"x-request-id", ex.request_id}, {"Allow", expected}};
+    co_await writer.send(e.status, "application/json", core::openai_error_body(e), allow);
+    co_return false;
   };
 
   if (path == "/v1/chat/completions") {
-    if (only("POST")) co_await chat_completions(request, writer, ex);
-    else
-      co_await fail(writer, ex, ApiError::make(ErrorKind::method_not_allowed,
-                                               "Method " + std::string(method) +
-                                                   " is not allowed on " + std::string(path) +
-                                                   "; use POST."));
+    if (co_await allowed("POST")) co_await chat_completions(request, writer, ex);
   } else if (path == "/v1/models") {
-    if (only("GET")) co_await models(request, writer, ex);
-    else
-      co_await fail(writer, ex, ApiError::make(ErrorKind::method_not_allowed,
-                                               "Method " + std::string(method) +
-                                                   " is not allowed on " + std::string(path) +
-                                                   "; use GET."));
+    if (co_await allowed("GET")) co_await models(request, writer, ex);
   } else if (path == "/healthz") {
-    ex.status = 200;
-    co_await writer.send(200, "application/json", R"({"status":"ok"})", ex.headers());
+    if (co_await allowed("GET")) {
+      ex.status = 200;
+      co_await writer.send(200, "application/json", R"({"status":"ok"})", ex.headers());
+    }
   } else if (path == "/readyz") {
-    bool ready = !loop_.draining();
-    ex.status = ready ? 200 : 503;
-    co_await writer.send(ex.status, "application/json",
-                         ready ? R"({"status":"ready"})" : R"({"status":"draining"})", ex.headers());
+    if (co_await allowed("GET")) {
+      bool ready = !loop_.draining();
+      ex.status = ready ? 200 : 503;
+      std::string_view body = ready ? R"({"status":"ready"})" : R"({"status":"draining"})";
+      co_await writer.send(ex.status, "application/json", body, ex.headers());
+    }
   } else {
     co_await fail(writer, ex, ApiError::make(ErrorKind::not_found,
                                              "Unknown request URL: " + std::string(method) + " " +
                                                  std::string(path) + ". Please check the URL.",
                                              {}, "unknown_url"));
   }
+  log_access(method, path, ex, request.received);
+}
 
-  if (log_.enabled()) {
-    telemetry::AccessRecord r;
-    r.request_id = ex.request_id;
-    r.method = method;
-    r.path = path;
-    r.key_name = ex.key_name;
-    r.route = ex.route;
-    r.model = ex.upstream_model;
-    r.deployment = ex.deployment;
-    r.status = ex.status;
-    r.stream = ex.stream;
-    r.attempts = ex.attempts;
-    if (ex.usage) {
-      r.prompt_tokens = ex.usage->prompt_tokens;
-      r.completion_tokens = ex.usage->completion_tokens;
-      r.total_tokens = ex.usage->total_tokens;
-    }
-    r.latency_ms = ms_since(request.received);
-    r.upstream_ttfb_ms = ex.ttfb_ms;
-    r.error = ex.error;
-    log_.write(r);
+void Gateway::on_refused(const net::http1::RequestHead* head, const ApiError& error,
+                         net::Clock::time_point received) {
+  Exchange ex;
+  ex.status = error.status;
+  ex.error = error.code;
+  std::string_view target = head ? head->target : std::string_view{};
+  log_access(head ? head->method : std::string_view{}, target.substr(0, target.find('?')),
+             ex, received);
+}
+
+void Gateway::log_access(std::string_view method, std::string_view path,
+                         const Exchange& ex, net::Clock::time_point received) {
+  if (!log_.enabled()) return;
+  telemetry::AccessRecord r;
+  r.request_id = ex.request_id;
+  r.method = method;
+  r.path = path;
+  r.key_name = ex.key_name;
+  r.route = ex.route;
+  r.model = ex.upstream_model;
+  r.deployment = ex.deployment;
+  r.status = ex.status;
+  r.stream = ex.stream;
+  r.attempts = ex.attempts;
+  if (ex.usage) {
+    r.prompt_tokens = ex.usage->prompt_tokens;
+    r.completion_tokens = ex.usage->completion_tokens;
+    r.total_tokens = ex.usage->total_tokens;
   }
+  r.latency_ms = ms_since(received);
+  r.upstream_ttfb_ms = ex.ttfb_ms;
+  r.error = ex.error;
+  log_.write(r);
 }
 
 asio::awaitable<void> Gateway::models(net::Request& request, net::ResponseWriter& writer,
@@ -213,7 +229,7 @@ asio::awaitable<void> Gateway::models(net::Request& request, net::ResponseWriter
   std::string body = R"({"object":"list","data":[)";
   bool first = true;
   for (const auto& route : runtime_->routes()) {
-    if (!governance::KeyStore::allows(*key, route.config->name)) continue;
+    if (!governance::KeyStore::allows(*key, route.config->name) || route.candidates.empty()) continue;
     if (!first) body += ',';
     first = false;
     body += R"({"id":)";
@@ -324,7 +340,18 @@ asio::awaitable<void> Gateway::chat_completions(net::Request& request, net::Resp
     ex.ttfb_ms = std::chrono::duration<double, std::milli>(up.time_to_head()).count();
     const auto& response = up.response();
 
-    if (response.status >= 300) {
+    if (response.status >= 300 && response.status < 400) {
+      // Redirects are not followed (the body would have to be re-sent elsewhere): a
+      // misconfigured base_url, reported as a bad upstream.
+      last_error = ApiError::make(ErrorKind::upstream_connect,
+                                  "Upstream deployment \"" + std::string(d.config->name) +
+                                      "\" answered with a redirect (HTTP " +
+                                      std::to_string(response.status) + "); check its base_url.",
+                                  {}, "upstream_redirect");
+      last_status = 0;
+      continue;
+    }
+    if (response.status >= 400) {
       std::string error_body;
       net::UpstreamError e2 = co_await up.read_all(error_body, kMaxUpstreamErrorBody);
       if (gone) {
@@ -419,11 +446,17 @@ asio::awaitable<void> Gateway::chat_completions(net::Request& request, net::Resp
       });
       if (!within_limit) {
         up.cancel();
+        ApiError oversized = upstream_failure(net::UpstreamError::bad_response, d.config->name);
+        oversized.message += " (an event larger than 8 MiB)";
         if (!committed) {
-          last_error = ApiError::make(ErrorKind::upstream_connect, "Upstream sent an oversized event.");
+          last_error = oversized;
+          last_status = 0;
           failed_over = true;
           break;
         }
+        ex.error = "oversized_event";
+        out = "data: " + core::openai_error_body(oversized) + "\n\n";
+        co_await writer.write_chunk(out);
         co_await writer.end_stream();
         co_return;
       }

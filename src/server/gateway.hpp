@@ -19,6 +19,8 @@ class Gateway final : public net::Handler {
 
   boost::asio::awaitable<void> handle(net::Request request, net::ResponseWriter& writer) override;
   void on_drain() override;
+  void on_refused(const net::http1::RequestHead* head, const core::ApiError& error,
+                  net::Clock::time_point received) override;
 
  private:
   struct Exchange;
@@ -31,6 +33,8 @@ class Gateway final : public net::Handler {
   const config::KeyConfig* authenticate(const net::Request& request, Exchange& ex,
                                         core::ApiError& error) const;
   std::string make_request_id();
+  void log_access(std::string_view method, std::string_view path,
+                  const Exchange& ex, net::Clock::time_point received);
 
   net::Loop& loop_;
   std::shared_ptr<const Runtime> runtime_;

@@ -1,4 +1,5 @@
 #include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -35,6 +36,11 @@ int cmd_check(const std::string& path) {
             << " routes, " << c.keys.size() << " keys)\n";
   for (const auto& p : c.providers)
     if (!p.enabled) std::cout << "  provider " << p.name << ": disabled (its api key is not set)\n";
+  server::Runtime runtime(c);
+  for (const auto& route : runtime.routes())
+    if (route.candidates.empty())
+      std::cout << "  warning: route " << route.config->name
+                << " has no enabled deployment; requests to it get 503\n";
   return 0;
 }
 
@@ -82,10 +88,15 @@ int cmd_serve(const std::string& path, const std::string& port_file, int threads
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGUSR2);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
   telemetry::AccessLog access_log(sc.access_log);
+  if (!access_log.ok()) {
+    spdlog::error("cannot open server.access_log \"{}\" for appending", sc.access_log);
+    return 1;
+  }
   net::Server server(options, [&](net::Loop& loop) -> std::unique_ptr<net::Handler> {
     return std::make_unique<server::Gateway>(loop, runtime, access_log);
   });
@@ -106,6 +117,10 @@ int cmd_serve(const std::string& path, const std::string& port_file, int threads
     for (;;) {
       int sig = 0;
       if (sigwait(&signals, &sig) != 0 || sig == SIGUSR2) return;
+      if (sig == SIGHUP) {
+        spdlog::warn("SIGHUP: configuration reload is not supported yet; restart to apply changes");
+        continue;
+      }
       if (++count == 1) {
         spdlog::info("signal {}: draining (deadline {} ms)", sig, sc.drain_timeout_ms);
         server.drain();
@@ -125,6 +140,8 @@ int cmd_serve(const std::string& path, const std::string& port_file, int threads
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Service messages on stderr; stdout carries the access log by default.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("switchyard"));
   CLI::App app{"Switchyard: a self-hosted AI router between your applications and LLM providers"};
   app.require_subcommand(0, 1);
   bool show_version = false;

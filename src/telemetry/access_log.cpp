@@ -72,6 +72,7 @@ AccessLog::AccessLog(const std::string& target) {
   else {
     file_ = std::fopen(target.c_str(), "a");
     owns_file_ = file_ != nullptr;
+    ok_ = file_ != nullptr;
   }
   if (file_) thread_ = std::thread([this] { run(); });
 }

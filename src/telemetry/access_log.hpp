@@ -44,6 +44,8 @@ class AccessLog {
   AccessLog& operator=(const AccessLog&) = delete;
 
   bool enabled() const { return file_ != nullptr; }
+  /// False when a file target could not be opened.
+  bool ok() const { return ok_; }
   void write(const AccessRecord& record);
   void flush();
 
@@ -52,6 +54,7 @@ class AccessLog {
 
   std::FILE* file_ = nullptr;
   bool owns_file_ = false;
+  bool ok_ = true;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::string buffer_;

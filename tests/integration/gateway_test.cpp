@@ -174,6 +174,11 @@ TEST_F(GatewayTest, FailsOverOnErrorsTimeoutsAndResets) {
     EXPECT_EQ(r.header("x-switchyard-attempts"), "2") << behavior;
     EXPECT_EQ(content_of(r), "Hello from Switchyard's demo provider! You said: failover");
   }
+  // A redirect is a misconfigured upstream, not an answer.
+  fake_.script(R"({"status":301,"headers":{"location":"http://elsewhere/"}})");
+  Response redirected = chat(gw.port(), chat_body("failover"));
+  EXPECT_EQ(redirected.status, 200);
+  EXPECT_EQ(redirected.header("x-switchyard-attempts"), "2");
   // A connection refused fails over too.
   Gateway refused(config({{"dead", closed_port(), "m"}, {"b", second.port(), "m"}}));
   Response r = chat(refused.port(), chat_body("x"));
@@ -309,8 +314,13 @@ TEST_F(GatewayTest, RefusesBadInputInOpenAIsErrorShape) {
     json::object e = error_of(c.response);
     EXPECT_TRUE(e.contains("message") && e.contains("type") && e.contains("param") && e.contains("code")) << c.name;
     EXPECT_FALSE(e.at("message").as_string().empty()) << c.name;
-    if (!c.code.empty()) EXPECT_EQ(e.at("code").as_string(), c.code) << c.name;
+    if (!c.code.empty()) {
+      EXPECT_EQ(e.at("code").as_string(), c.code) << c.name;
+    }
   }
+  Response wrong_method = harness::http(gw.port(), "DELETE", "/v1/models", auth());
+  EXPECT_EQ(wrong_method.status, 405);
+  EXPECT_EQ(wrong_method.header("allow"), "GET");
   // Malformed HTTP gets a 400 and the connection is closed.
   Connection raw(gw.port());
   raw.send_raw("POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n");
@@ -319,6 +329,11 @@ TEST_F(GatewayTest, RefusesBadInputInOpenAIsErrorShape) {
   EXPECT_TRUE(raw.wait_closed(2s));
   // Nothing of this reached the upstream.
   EXPECT_EQ(json::parse(fake_.stats_json()).at("requests").as_int64(), 0);
+  // Requests refused before routing are in the access log too.
+  std::this_thread::sleep_for(300ms);
+  std::string log = gw.log();
+  EXPECT_NE(log.find(R"("status":431,"stream":false,"attempts":0)"), std::string::npos) << log;
+  EXPECT_NE(log.find(R"("error":"body_too_large")"), std::string::npos) << log;
 }
 
 TEST_F(GatewayTest, TimesOutSlowClientsAndCapsConnections) {

@@ -118,6 +118,19 @@ TEST(Config, UnsetSecretIsAnErrorUnlessTheProviderIsOptional) {
   EXPECT_TRUE(r.config.deployments[1].enabled);
 }
 
+TEST(Config, ReportsDuplicatesAndEmptyValues) {
+  std::string yaml = valid_yaml();
+  yaml.replace(yaml.find("routes:"), 0, "  gpt:\n    provider: local\n    model: other\n");
+  yaml += "  - name: copy\n    sha256: " + std::string(kHash) + "\n";
+  yaml.replace(yaml.find("  port: 9000"), 12, "  port:\n  host: example.com");
+  LoadResult r = load_config_text(yaml, {{"OPENAI_API_KEY", "k"}});
+  EXPECT_TRUE(has_problem(r, "deployments.gpt", "duplicate deployment"));
+  EXPECT_TRUE(has_problem(r, "keys[1].sha256", "already listed"));
+  EXPECT_TRUE(has_problem(r, "server.port", "must not be empty"));
+  EXPECT_TRUE(has_problem(r, "server.host", "must be an IP address"));
+  EXPECT_EQ(r.problems.size(), 4u) << format_problems(r.problems);
+}
+
 TEST(Config, ReportsYamlSyntaxErrorsWithLine) {
   LoadResult r = load_config_text("server:\n  port: [1,\n", {});
   ASSERT_EQ(r.problems.size(), 1u);
