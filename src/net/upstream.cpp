@@ -18,9 +18,9 @@ namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 }
 
-std::string Origin::key() const {
-  return (tls ? "https://" : "http://") + host + ":" + std::to_string(port);
-}
+Origin::Origin(std::string h, std::uint16_t p, bool t)
+    : host(std::move(h)), port(p), tls(t),
+      key((t ? "https://" : "http://") + host + ":" + std::to_string(p)) {}
 
 std::string_view to_string(UpstreamError error) {
   switch (error) {
@@ -86,7 +86,7 @@ UpstreamPool::UpstreamPool(asio::io_context& io, DeadlineList& deadlines, Upstre
 UpstreamPool::~UpstreamPool() { close_idle(); }
 
 std::unique_ptr<UpstreamConnection> UpstreamPool::take_idle(const Origin& origin) {
-  auto it = hosts_.find(origin.key());
+  auto it = hosts_.find(origin.key);
   if (it == hosts_.end()) return nullptr;
   auto& idle = it->second.idle;
   Clock::time_point now = Clock::now();
@@ -123,8 +123,8 @@ asio::awaitable<std::pair<UpstreamError, std::vector<tcp::endpoint>>> UpstreamPo
 
 asio::awaitable<UpstreamError> UpstreamPool::connect(const Origin& origin,
                                                     std::unique_ptr<UpstreamConnection>& slot) {
-  std::string key = origin.key();
-  if (hosts_[key].open >= options_.max_connections_per_host) co_return UpstreamError::pool_exhausted;
+  HostPool& host = hosts_[origin.key];
+  if (host.open >= options_.max_connections_per_host) co_return UpstreamError::pool_exhausted;
 
   auto [rerr, endpoints] = co_await resolve(origin);
   if (rerr != UpstreamError::none) co_return rerr;
@@ -140,8 +140,8 @@ asio::awaitable<UpstreamError> UpstreamPool::connect(const Origin& origin,
     tls_context_->set_verify_mode(asio::ssl::verify_peer);
   }
   slot = std::make_unique<UpstreamConnection>(io_, origin.tls ? tls_context_.get() : nullptr);
-  slot->key_ = key;
-  ++hosts_[key].open;  // from here on, release() uncounts it
+  slot->host_ = &host;
+  ++host.open;  // from here on, release() uncounts it
 
   auto fail = [&](UpstreamError e) {
     release(std::move(slot), false);
@@ -166,7 +166,7 @@ asio::awaitable<UpstreamError> UpstreamPool::connect(const Origin& origin,
 
 void UpstreamPool::release(std::unique_ptr<UpstreamConnection> connection, bool reusable) {
   if (!connection) return;
-  HostPool& host = hosts_[connection->key_];
+  HostPool& host = *static_cast<HostPool*>(connection->host_);
   if (reusable && !connection->closed_ && host.idle.size() < options_.max_idle_per_host) {
     connection->idle_since_ = Clock::now();
     connection->buf_.clear();

@@ -36,12 +36,14 @@ struct UpstreamOptions {
   std::size_t read_buffer_bytes = 8 * 1024;
 };
 
-/// Where a request goes: scheme, host and port (the pool key).
+/// Where a request goes: scheme, host and port.
 struct Origin {
+  Origin() = default;
+  Origin(std::string host, std::uint16_t port, bool tls);
   std::string host;
   std::uint16_t port = 80;
   bool tls = false;
-  std::string key() const;
+  std::string key;  ///< "https://host:port", the pool key
 };
 
 /// Why an upstream exchange failed.
@@ -81,7 +83,7 @@ class UpstreamConnection {
   std::optional<asio::ssl::stream<tcp::socket>> tls_;
   ByteBuffer buf_;
   Clock::time_point idle_since_{};
-  std::string key_;
+  void* host_ = nullptr;  ///< the pool's entry for its origin (stable: node-based map)
   bool closed_ = false;
 };
 

@@ -390,12 +390,13 @@ asio::awaitable<void> Gateway::chat_completions(net::Request& request, net::Resp
         continue;
       }
       // A 2xx that is not JSON is a broken upstream; nothing was sent yet, so try the next one.
-      if (!core::json::validate(response_body, 512)) {
+      core::json::ScanResult scanned = core::json::validate(response_body, 512);
+      if (!scanned) {
         last_error = upstream_failure(net::UpstreamError::bad_response, d.config->name);
         last_status = 0;
         continue;
       }
-      ex.usage = openai::probe_usage(response_body).usage;
+      ex.usage = openai::probe_usage(scanned.root).usage;
       ex.status = response.status;
       co_await writer.send(response.status,
                            content_type.empty() ? std::string_view("application/json") : content_type,

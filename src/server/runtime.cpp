@@ -7,7 +7,7 @@ Runtime::Runtime(config::Config config) : config_(std::move(config)), keys_(conf
   for (const auto& p : config_.providers) {
     ProviderRuntime r;
     r.config = &p;
-    r.origin = net::Origin{p.base_url.host, p.base_url.port, p.base_url.tls()};
+    r.origin = net::Origin(p.base_url.host, p.base_url.port, p.base_url.tls());
     std::string host = p.base_url.host.find(':') != std::string::npos ? "[" + p.base_url.host + "]"
                                                                        : p.base_url.host;
     bool default_port = p.base_url.port == (p.base_url.tls() ? 443 : 80);

@@ -42,8 +42,14 @@ UsageProbe probe_usage(std::string_view text) {
   UsageProbe probe;
   if (!has_usage_object(text)) return probe;
   auto scan = json::validate(text, 64);
-  if (!scan || scan.root.type != json::Type::object) return probe;
-  json::for_each_member(scan.root, [&](std::string_view key, const json::Value& v) {
+  if (!scan) return probe;
+  return probe_usage(scan.root);
+}
+
+UsageProbe probe_usage(const json::Value& root) {
+  UsageProbe probe;
+  if (root.type != json::Type::object) return probe;
+  json::for_each_member(root, [&](std::string_view key, const json::Value& v) {
     if (key == "usage" && v.type == json::Type::object) {
       Usage u;
       read_counts(v, u);
