@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""Generate the mock OpenAI upstream for bench/run.sh: an nginx config (echo module) and the
+canned bodies it serves. Adapted from the workplace reference harness (shared/bench/gen_mock.py):
+same bodies, same /v1 and /slow/v1 behaviour, plus /paced/v1 for the concurrent-streams test.
+
+  POST /v1/chat/completions        "stream": true in the body -> SSE, 20 chat.completion.chunk
+                                    events + [DONE], all at once; otherwise ~1.1 KB JSON.
+  POST /slow/v1/chat/completions   as above, paced like a model: JSON after 100 ms, SSE one
+                                    event every 5 ms (the reference harness's probe upstream).
+  POST /paced/v1/chat/completions  SSE one event every --paced-interval seconds (default 1 s:
+                                    a 20 s stream), to hold many streams open at once.
+  GET  /health                     "ok"
+
+Usage: gen_upstream.py OUT_DIR [--paced-interval SECONDS] [--port 18080] [--worker-connections N]
+Writes OUT_DIR/nginx-upstream.conf (paths relative to the nginx prefix, run it with
+`nginx -p OUT_DIR/ -c OUT_DIR/nginx-upstream.conf`), OUT_DIR/chat.json and OUT_DIR/chat.sse.
+"""
+import argparse
+import json
+import os
+
+MODEL = "gpt-4o-mini-2024-07-18"
+CREATED = 1732521600
+CID = "chatcmpl-AbCdEfGhIjKlMnOpQrStUvWxYz012"
+CONTENT = (
+    "A reverse proxy for LLM traffic mostly moves bytes: it parses the request "
+    "once to read the model name and routing hints, chooses an upstream by "
+    "policy (cost, latency, health or a weighted split), rewrites the "
+    "authorization header and forwards the body unchanged. The response is "
+    "relayed as it arrives, which matters most for server-sent events, where "
+    "every token chunk should reach the client without buffering. Overhead "
+    "that users notice comes from extra copies, per-request allocations, "
+    "logging on the hot path and connection setup to the provider."
+)
+
+
+def chat_completion():
+    return {
+        "id": CID, "object": "chat.completion", "created": CREATED, "model": MODEL,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": CONTENT, "refusal": None, "annotations": []},
+            "logprobs": None, "finish_reason": "stop",
+        }],
+        "usage": {
+            "prompt_tokens": 142, "completion_tokens": 96, "total_tokens": 238,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                                          "accepted_prediction_tokens": 0,
+                                          "rejected_prediction_tokens": 0},
+        },
+        "service_tier": "default", "system_fingerprint": "fp_0ba0d124f1",
+    }
+
+
+def chunk(delta, finish=None):
+    return {
+        "id": CID, "object": "chat.completion.chunk", "created": CREATED, "model": MODEL,
+        "service_tier": "default", "system_fingerprint": "fp_0ba0d124f1",
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+    }
+
+
+def sse_events():
+    """20 events (role chunk, 18 content chunks, finish chunk) + the [DONE] sentinel."""
+    words = CONTENT.split(" ")
+    n = 18
+    per = (len(words) + n - 1) // n
+    parts = [" ".join(words[i * per:(i + 1) * per]) for i in range(n)]
+    parts = [p if i == 0 else " " + p for i, p in enumerate(parts)]
+    ev = [chunk({"role": "assistant", "content": "", "refusal": None})]
+    ev += [chunk({"content": p}) for p in parts]
+    ev += [chunk({}, "stop")]
+    out = ["data: " + json.dumps(e, separators=(",", ":")) + "\n\n" for e in ev]
+    out.append("data: [DONE]\n\n")
+    return out
+
+
+def ngx_quote(s):
+    """Quote a string as one nginx config token."""
+    assert "$" not in s, "nginx would treat $ as a variable"
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
+
+
+def paced(events, interval):
+    """echo directives sending each event, flushed, with a pause between events."""
+    lines = []
+    for i, e in enumerate(events):
+        lines.append(f"            echo -n {ngx_quote(e)};")
+        lines.append("            echo_flush;")
+        if i < len(events) - 1:
+            lines.append(f"            echo_sleep {interval};")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("--paced-interval", default="1.0")
+    ap.add_argument("--port", type=int, default=18080)
+    ap.add_argument("--worker-connections", type=int, default=8192)
+    a = ap.parse_args()
+    float(a.paced_interval)  # validate
+
+    body = json.dumps(chat_completion(), separators=(",", ":"))
+    events = sse_events()
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, "chat.json"), "w") as f:
+        f.write(body)
+    with open(os.path.join(a.out, "chat.sse"), "w") as f:
+        f.write("".join(events))
+
+    fast_sse = "\n".join(f"            echo -n {ngx_quote(e)};" for e in events)
+    conf = f"""# Mock OpenAI-compatible upstream for bench/run.sh. GENERATED by bench/gen_upstream.py.
+# JSON body: {len(body)} B; SSE body: {len(''.join(events))} B in {len(events)} events.
+load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
+worker_processes 1;
+pid nginx-upstream.pid;
+error_log nginx-upstream.error.log warn;
+
+events {{
+    worker_connections {a.worker_connections};   # the streams test holds one per stream
+    multi_accept on;
+}}
+
+http {{
+    access_log off;
+    server_tokens off;
+    client_body_temp_path tmp/upstream/body;
+    proxy_temp_path       tmp/upstream/proxy;
+    fastcgi_temp_path     tmp/upstream/fastcgi;
+    uwsgi_temp_path       tmp/upstream/uwsgi;
+    scgi_temp_path        tmp/upstream/scgi;
+    client_body_buffer_size 64k;      # keep request bodies in memory
+    client_max_body_size 1m;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    tcp_nodelay on;
+
+    # JSON or SSE by the request body, as the real API does
+    map $request_body $mock_stream {{
+        "~\\"stream\\"\\s*:\\s*true" sse;
+        default                     json;
+    }}
+
+    server {{
+        listen 127.0.0.1:{a.port} backlog=4096;
+
+        location = /health {{ default_type text/plain; return 200 'ok'; }}
+
+        location = /v1/chat/completions {{
+            echo_read_request_body;
+            echo_exec /_mock/fast/$mock_stream;
+        }}
+        location = /slow/v1/chat/completions {{
+            echo_read_request_body;
+            echo_exec /_mock/slow/$mock_stream;
+        }}
+        location = /paced/v1/chat/completions {{
+            echo_read_request_body;
+            echo_exec /_mock/paced/$mock_stream;
+        }}
+
+        # --- fast: everything at once (measures proxy overhead) ---
+        location = /_mock/fast/json {{
+            internal;
+            default_type application/json;
+            add_header x-request-id $request_id;
+            add_header openai-processing-ms 1;
+            return 200 {ngx_quote(body)};
+        }}
+        location = /_mock/fast/sse {{
+            internal;
+            default_type text/event-stream;
+            add_header Cache-Control no-cache;
+            add_header x-request-id $request_id;
+{fast_sse}
+        }}
+
+        # --- slow: 5 ms between events, as the reference harness's probe ---
+        location = /_mock/slow/json {{
+            internal;
+            default_type application/json;
+            add_header x-request-id $request_id;
+            echo_sleep 0.1;
+            echo -n {ngx_quote(body)};
+        }}
+        location = /_mock/slow/sse {{
+            internal;
+            default_type text/event-stream;
+            add_header Cache-Control no-cache;
+            add_header x-request-id $request_id;
+{paced(events, "0.005")}
+        }}
+
+        # --- paced: {a.paced_interval} s between events (concurrent-streams test) ---
+        location = /_mock/paced/json {{
+            internal;
+            default_type application/json;
+            echo_sleep {a.paced_interval};
+            echo -n {ngx_quote(body)};
+        }}
+        location = /_mock/paced/sse {{
+            internal;
+            default_type text/event-stream;
+            add_header Cache-Control no-cache;
+            add_header x-request-id $request_id;
+{paced(events, a.paced_interval)}
+        }}
+    }}
+}}
+"""
+    with open(os.path.join(a.out, "nginx-upstream.conf"), "w") as f:
+        f.write(conf)
+
+
+if __name__ == "__main__":
+    main()
