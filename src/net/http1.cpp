@@ -1,13 +1,15 @@
 #include "net/http1.hpp"
 
+#include <array>
 #include <charconv>
+#include <cstring>
 
 namespace switchyard::net::http1 {
 
 namespace {
 
 // RFC 9110 token characters.
-constexpr bool is_tchar(unsigned char c) {
+constexpr bool tchar(unsigned char c) {
   if (c >= '0' && c <= '9') return true;
   if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
   switch (c) {
@@ -16,6 +18,21 @@ constexpr bool is_tchar(unsigned char c) {
     default: return false;
   }
 }
+
+constexpr auto kTchar = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c) t[static_cast<std::size_t>(c)] = tchar(static_cast<unsigned char>(c));
+  return t;
+}();
+
+// Bytes allowed in a field value: visible ASCII, space, tab and obs-text (>= 0x80).
+constexpr auto kValueByte = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c) t[static_cast<std::size_t>(c)] = c == '\t' || (c >= 0x20 && c != 0x7f);
+  return t;
+}();
+
+inline bool is_tchar(unsigned char c) { return kTchar[c]; }
 
 std::string_view trim_ows(std::string_view v) {
   while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
@@ -26,11 +43,14 @@ std::string_view trim_ows(std::string_view v) {
 /// Finds the end of the head. Returns offset past CRLFCRLF, 0 if incomplete, npos if a bare LF
 /// is seen.
 std::size_t find_head_end(std::string_view data, std::size_t limit) {
-  std::size_t n = std::min(data.size(), limit);
+  const std::size_t n = std::min(data.size(), limit);
+  const char* base = data.data();
   std::size_t line_start = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    if (data[i] != '\n') continue;
-    if (i == 0 || data[i - 1] != '\r') return std::string_view::npos;
+  while (line_start < n) {
+    const void* lf = std::memchr(base + line_start, '\n', n - line_start);
+    if (!lf) return 0;
+    std::size_t i = static_cast<std::size_t>(static_cast<const char*>(lf) - base);
+    if (i == 0 || base[i - 1] != '\r') return std::string_view::npos;
     if (i - line_start == 1) return i + 1;  // the line was just CRLF
     line_start = i + 1;
   }
@@ -64,7 +84,7 @@ ParseStatus parse_fields(std::string_view data, std::size_t pos, std::size_t end
       if (!is_tchar(c)) return ParseStatus::bad_request;
     std::string_view value = trim_ows(line.substr(colon + 1));
     for (unsigned char c : value)
-      if ((c < 0x20 && c != '\t') || c == 0x7f) return ParseStatus::bad_request;
+      if (!kValueByte[c]) return ParseStatus::bad_request;
     if (head.header_count == kMaxHeaders) return ParseStatus::headers_too_large;
     head.headers[head.header_count++] = Header{name, value};
 

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include <netinet/tcp.h>
+#include <cerrno>
 #include <sys/socket.h>
 
 #include <array>
@@ -106,12 +107,12 @@ class Session final : public Deadline {
   }
 
   asio::awaitable<bool> write_buffers(std::string_view a, std::string_view b = {},
-                                      std::string_view c = {}) {
+                                      std::string_view c = {}, std::string_view d = {}) {
     if (closed_) co_return false;
     set(Clock::now() + loop_.options().write_timeout);
-    std::array<asio::const_buffer, 3> bufs{asio::buffer(a.data(), a.size()),
-                                           asio::buffer(b.data(), b.size()),
-                                           asio::buffer(c.data(), c.size())};
+    std::array<asio::const_buffer, 4> bufs{
+        asio::buffer(a.data(), a.size()), asio::buffer(b.data(), b.size()),
+        asio::buffer(c.data(), c.size()), asio::buffer(d.data(), d.size())};
     auto [ec, n] = co_await asio::async_write(socket_, bufs, nothrow);
     clear();
     if (ec) {
@@ -166,6 +167,7 @@ class Session final : public Deadline {
     co_return co_await write_buffers(out_, body);
   }
 
+  /// The head of a stream is held back and leaves with the first chunk: one write, not two.
   asio::awaitable<bool> start_stream(int status, std::string_view content_type,
                                      std::span<const HeaderField> headers) {
     begin_head(status, content_type);
@@ -174,65 +176,80 @@ class Session final : public Deadline {
     end_head();
     started_ = true;
     streaming_ = true;
-    co_return co_await write_buffers(out_);
+    head_pending_ = true;
+    co_return !closed_;
   }
 
-  asio::awaitable<bool> write_chunk(std::string_view data) {
-    if (data.empty()) co_return !closed_;
+  /// Writes one chunk; `last` also ends the stream (in the same write).
+  asio::awaitable<bool> write_chunk(std::string_view data, bool last) {
+    if (data.empty() && !last) co_return !closed_;
     char size_line[24];
-    auto [p, ec] = std::to_chars(size_line, size_line + 20, data.size(), 16);
-    *p++ = '\r';
-    *p++ = '\n';
-    co_return co_await write_buffers(std::string_view(size_line, p - size_line), data, "\r\n");
+    std::size_t size_len = 0;
+    if (!data.empty()) {
+      auto [p, ec] = std::to_chars(size_line, size_line + 20, data.size(), 16);
+      *p++ = '\r';
+      *p++ = '\n';
+      size_len = static_cast<std::size_t>(p - size_line);
+    }
+    std::string_view tail = data.empty() ? std::string_view("0\r\n\r\n")
+                            : last       ? std::string_view("\r\n0\r\n\r\n")
+                                         : std::string_view("\r\n");
+    std::string_view head;
+    if (head_pending_) {
+      head = out_;
+      head_pending_ = false;
+    }
+    if (last) streaming_ = false;
+    co_return co_await write_buffers(head, std::string_view(size_line, size_len), data, tail);
   }
 
-  asio::awaitable<bool> end_stream() {
-    streaming_ = false;
-    co_return co_await write_buffers("0\r\n\r\n");
-  }
-
+  /// Arms the disconnect watch for the current request. The wait on the socket may outlive the
+  /// request (it is not cancelled, which would cost a round through the reactor per request);
+  /// a later request re-arms it, and the session waits for it before it is destroyed.
   void watch_disconnect(std::function<void()> on_gone) {
-    if (watching_ || closed_) return;
+    if (closed_) return;
     on_gone_ = std::move(on_gone);
-    watching_ = true;
-    start_watch_read();
+    watch_armed_ = true;
+    if (!wait_pending_) start_wait();
   }
 
-  void start_watch_read() {
-    socket_.async_read_some(
-        asio::buffer(watch_buf_), [this](const boost::system::error_code& ec, std::size_t n) {
-          if (!ec && n > 0 && !stop_watch_) {
-            // A pipelined request arrived early: keep it for after this response.
-            stash_.append(watch_buf_.data(), n);
-            if (stash_.size() <= loop_.options().max_header_bytes + loop_.options().max_body_bytes) {
-              start_watch_read();
-              return;
-            }
+  void start_wait() {
+    wait_pending_ = true;
+    socket_.async_wait(tcp::socket::wait_read, [this](const boost::system::error_code& ec) {
+      wait_pending_ = false;
+      if (!ec && watch_armed_ && !closed_) {
+        // Readable during a request: the client closed, reset, or pipelined its next request
+        // (which stays in the kernel for the next read; the watch ends then).
+        char probe;
+        ssize_t n = ::recv(socket_.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+          gone_ = true;
+          watch_armed_ = false;
+          if (on_gone_) {
+            auto fn = std::move(on_gone_);
+            on_gone_ = nullptr;
+            fn();
           }
-          watching_ = false;
-          if (ec && ec != asio::error::operation_aborted && !stop_watch_) {
-            gone_ = true;
-            if (on_gone_) {
-              auto fn = std::move(on_gone_);
-              on_gone_ = nullptr;
-              fn();
-            }
-          }
-          watch_done_.cancel();
-        });
+        } else if (n < 0) {
+          start_wait();  // spurious wake-up
+        }
+      }
+      if (!wait_pending_) watch_done_.cancel();
+    });
   }
 
-  asio::awaitable<void> stop_watch() {
-    if (!watching_) co_return;
-    stop_watch_ = true;
-    boost::system::error_code ec;
-    socket_.cancel(ec);
-    while (watching_) {
+  /// The request is over: notifications stop (the wait itself may stay pending).
+  void end_watch() {
+    watch_armed_ = false;
+    on_gone_ = nullptr;
+  }
+
+  /// Before destruction: the pending wait's handler refers to this session.
+  asio::awaitable<void> await_watch_end() {
+    while (wait_pending_) {
       watch_done_.expires_at(Clock::time_point::max());
       co_await watch_done_.async_wait(nothrow);
     }
-    stop_watch_ = false;
-    on_gone_ = nullptr;
   }
 
   asio::awaitable<bool> send_error(const http1::RequestHead* head, const core::ApiError& error) {
@@ -248,8 +265,6 @@ class Session final : public Deadline {
   ByteBuffer buf_;
   std::string out_;
   std::string body_;
-  std::string stash_;
-  std::array<char, 512> watch_buf_{};
   std::function<void()> on_gone_;
   std::size_t slot_ = 0;
   bool idle_ = true;
@@ -258,8 +273,9 @@ class Session final : public Deadline {
   bool streaming_ = false;
   bool timed_out_ = false;
   bool closed_ = false;
-  bool watching_ = false;
-  bool stop_watch_ = false;
+  bool head_pending_ = false;
+  bool watch_armed_ = false;
+  bool wait_pending_ = false;
   bool gone_ = false;
 };
 
@@ -395,7 +411,7 @@ asio::awaitable<void> Session::run() {
       ResponseWriter writer(*this);
       Request request{&head, body, received};
       co_await loop_.handler().handle(request, writer);
-      co_await stop_watch();
+      end_watch();
       if (!started_ && !closed_) {
         co_await send_error(&head, core::ApiError::make(core::ErrorKind::internal,
                                                         "The handler produced no response."));
@@ -407,10 +423,6 @@ asio::awaitable<void> Session::run() {
     }
     if (closed_ || close_after_ || loop_.draining()) co_return;
     buf_.consume(consumed);
-    if (!stash_.empty()) {
-      buf_.append(stash_);
-      stash_.clear();
-    }
     buf_.shrink(kInitialBuffer, 64 * 1024);
   }
 }
@@ -428,11 +440,17 @@ asio::awaitable<bool> ResponseWriter::start_stream(int status, std::string_view 
   return session_.start_stream(status, content_type, headers);
 }
 
-asio::awaitable<bool> ResponseWriter::write_chunk(std::string_view data) {
-  return session_.write_chunk(data);
+asio::awaitable<bool> ResponseWriter::write_chunk(std::string_view data, bool last) {
+  return session_.write_chunk(data, last);
 }
 
-asio::awaitable<bool> ResponseWriter::end_stream() { return session_.end_stream(); }
+asio::awaitable<bool> ResponseWriter::end_stream() { return session_.write_chunk({}, true); }
+
+asio::awaitable<bool> ResponseWriter::flush() {
+  if (!session_.head_pending_) co_return !session_.closed_;
+  session_.head_pending_ = false;
+  co_return co_await session_.write_buffers(session_.out_);
+}
 
 bool ResponseWriter::started() const { return session_.started_; }
 void ResponseWriter::close_after() { session_.close_after_ = true; }
@@ -518,6 +536,7 @@ asio::awaitable<void> Loop::accept_loop() {
           std::unique_ptr<Session> owner(s);
           co_await s->run();
           s->close();
+          co_await s->await_watch_end();
         },
         [](std::exception_ptr e) {
           if (!e) return;

@@ -67,10 +67,15 @@ class ResponseWriter {
 
   asio::awaitable<bool> send(int status, std::string_view content_type, std::string_view body,
                              std::span<const HeaderField> headers = {});
+  /// Starts a chunked stream. The head is held back and leaves with the first chunk (one write
+  /// instead of two) unless `flush()` is called.
   asio::awaitable<bool> start_stream(int status, std::string_view content_type,
                                      std::span<const HeaderField> headers = {});
-  asio::awaitable<bool> write_chunk(std::string_view data);
+  /// One chunk of a stream; `last` ends the stream in the same write.
+  asio::awaitable<bool> write_chunk(std::string_view data, bool last = false);
   asio::awaitable<bool> end_stream();
+  /// Sends a stream's held-back head now instead of with the first chunk.
+  asio::awaitable<bool> flush();
 
   /// Drops the connection at once, with a TCP reset (fault injection, unrecoverable errors).
   void abort();

@@ -7,7 +7,6 @@
 #include <array>
 #include <charconv>
 
-#include "core/json_scan.hpp"
 #include "dialects/openai/chat_request.hpp"
 #include "dialects/openai/usage.hpp"
 #include "dialects/sse.hpp"
@@ -50,6 +49,12 @@ ApiError upstream_failure(net::UpstreamError e, std::string_view deployment) {
       return ApiError::make(ErrorKind::upstream_connect, std::move(what), {},
                             std::string(net::to_string(e)));
   }
+}
+
+bool looks_like_json_object(std::string_view body) {
+  std::size_t first = body.find_first_not_of(" \t\r\n");
+  std::size_t last = body.find_last_not_of(" \t\r\n");
+  return first != std::string_view::npos && body[first] == '{' && body[last] == '}';
 }
 
 /// True when an upstream error body is already an OpenAI error object we can pass on as is.
@@ -100,11 +105,13 @@ void Gateway::on_drain() { pool_.close_idle(); }
 
 std::string Gateway::make_request_id() {
   // 64 random bits and a per-loop counter: unique without coordination between loops.
+  static constexpr char kHex[] = "0123456789abcdef";
   std::uint64_t r = rng_();
-  char buf[48];
-  int n = std::snprintf(buf, sizeof buf, "req_%016llx%06llx", static_cast<unsigned long long>(r),
-                        static_cast<unsigned long long>(++counter_ & 0xFFFFFF));
-  return std::string(buf, static_cast<std::size_t>(n));
+  std::uint64_t c = ++counter_;
+  std::string id = "req_0000000000000000000000";
+  for (int i = 0; i < 16; ++i) id[4 + i] = kHex[(r >> (60 - 4 * i)) & 0xF];
+  for (int i = 0; i < 6; ++i) id[20 + i] = kHex[(c >> (20 - 4 * i)) & 0xF];
+  return id;
 }
 
 asio::awaitable<void> Gateway::fail(net::ResponseWriter& writer, Exchange& ex, const ApiError& error) {
@@ -127,7 +134,13 @@ const config::KeyConfig* Gateway::authenticate(const net::Request& request, Exch
   std::string_view token;
   if (auth.size() > 7 && net::http1::iequals(auth.substr(0, 7), "bearer ")) token = auth.substr(7);
   while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
-  const config::KeyConfig* key = runtime_->keys().find(token);
+  const config::KeyConfig* key = nullptr;
+  if (auto it = key_cache_.find(token); it != key_cache_.end()) {
+    key = it->second;
+  } else if ((key = runtime_->keys().find(token))) {
+    if (key_cache_.size() >= 4096) key_cache_.clear();  // bounded; only valid keys get in
+    key_cache_.emplace(token, key);
+  }
   if (!key) {
     error = ApiError::make(ErrorKind::authentication, "Incorrect API key provided.", {},
                            "invalid_api_key");
@@ -389,14 +402,15 @@ asio::awaitable<void> Gateway::chat_completions(net::Request& request, net::Resp
         last_status = 0;
         continue;
       }
-      // A 2xx that is not JSON is a broken upstream; nothing was sent yet, so try the next one.
-      core::json::ScanResult scanned = core::json::validate(response_body, 512);
-      if (!scanned) {
+      // A 2xx that is not a JSON object is a broken upstream; nothing was sent yet, so try the
+      // next one. (Framing already proved the body complete; a full validation would cost a
+      // scan of every byte for what upstreams practically never send.)
+      if (!looks_like_json_object(response_body)) {
         last_error = upstream_failure(net::UpstreamError::bad_response, d.config->name);
         last_status = 0;
         continue;
       }
-      ex.usage = openai::probe_usage(scanned.root).usage;
+      ex.usage = openai::probe_usage(response_body).usage;
       ex.status = response.status;
       co_await writer.send(response.status,
                            content_type.empty() ? std::string_view("application/json") : content_type,
@@ -428,8 +442,7 @@ asio::awaitable<void> Gateway::chat_completions(net::Request& request, net::Resp
         ApiError mid = upstream_failure(e2, d.config->name);
         out = "data: " + core::openai_error_body(mid) + "\n\n";
         ex.error = std::string(net::to_string(e2));
-        co_await writer.write_chunk(out);
-        co_await writer.end_stream();
+        co_await writer.write_chunk(out, true);
         co_return;
       }
       out.clear();
@@ -457,8 +470,7 @@ asio::awaitable<void> Gateway::chat_completions(net::Request& request, net::Resp
         }
         ex.error = "oversized_event";
         out = "data: " + core::openai_error_body(oversized) + "\n\n";
-        co_await writer.write_chunk(out);
-        co_await writer.end_stream();
+        co_await writer.write_chunk(out, true);
         co_return;
       }
       if (done && !splitter.pending().empty()) out.append(splitter.pending());
@@ -472,14 +484,13 @@ asio::awaitable<void> Gateway::chat_completions(net::Request& request, net::Resp
           co_return;
         }
       }
-      if (!out.empty() && !co_await writer.write_chunk(out)) {
+      if ((!out.empty() || done) && !co_await writer.write_chunk(out, done)) {
         up.cancel();
         ex.error = "client_closed";
         co_return;
       }
     }
     if (failed_over) continue;
-    co_await writer.end_stream();
     co_return;
   }
 

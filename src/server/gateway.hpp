@@ -3,6 +3,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <unordered_map>
 
 #include "net/server.hpp"
 #include "net/upstream.hpp"
@@ -40,6 +41,13 @@ class Gateway final : public net::Handler {
   std::shared_ptr<const Runtime> runtime_;
   telemetry::AccessLog& log_;
   net::UpstreamPool pool_;
+  /// Bearer tokens already checked on this loop → their key (saves a SHA-256 per request).
+  struct TokenHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  mutable std::unordered_map<std::string, const config::KeyConfig*, TokenHash, std::equal_to<>>
+      key_cache_;
   std::mt19937_64 rng_;
   std::uint64_t counter_ = 0;
 };

@@ -306,7 +306,9 @@ asio::awaitable<void> FakeProvider::chat(net::Request& request, net::ResponseWri
     co_return;
   }
 
-  if (!co_await writer.start_stream(200, "text/event-stream; charset=utf-8", headers)) {
+  // The head goes out at once, as real providers send it, before the time to first token.
+  if (!co_await writer.start_stream(200, "text/event-stream; charset=utf-8", headers) ||
+      !co_await writer.flush()) {
     state_->stream_finished(true);
     co_return;
   }

@@ -84,6 +84,13 @@ bool matches(Expect e, const json::Value& v) {
   return false;
 }
 
+/// The key as text: the raw bytes, or their unescaped form when they hold an escape (rare).
+std::string_view key_text(std::string_view raw, std::string& storage) {
+  if (raw.find('\\') == std::string_view::npos) return raw;
+  storage = json::unescape(raw);
+  return storage;
+}
+
 ApiError invalid_type(std::string param, Expect expect, const json::Value& got) {
   std::string msg = "Invalid type for '" + param + "': expected " + std::string(expect_name(expect)) +
                     ", but got " + got_name(got) + " instead.";
@@ -98,33 +105,37 @@ ApiError missing(std::string param) {
 }
 
 std::optional<ApiError> check_message(const json::Value& msg, std::size_t index) {
-  std::string path = "messages[" + std::to_string(index) + "]";
-  if (msg.type != json::Type::object) return invalid_type(path, Expect::object, msg);
+  // The path is only spelled out on the error paths (this runs for every message).
+  auto path = [index] { return "messages[" + std::to_string(index) + "]"; };
+  if (msg.type != json::Type::object) return invalid_type(path(), Expect::object, msg);
   std::optional<json::Value> role, content, tool_calls, function_call;
-  json::for_each_member(msg, [&](std::string_view key, const json::Value& v) {
-    if (json::key_equals(key, "role")) role = v;
-    else if (json::key_equals(key, "content")) content = v;
-    else if (json::key_equals(key, "tool_calls")) tool_calls = v;
-    else if (json::key_equals(key, "function_call")) function_call = v;
+  std::string storage;
+  json::for_each_member(msg, [&](std::string_view raw, const json::Value& v) {
+    std::string_view key = key_text(raw, storage);
+    if (key == "role") role = v;
+    else if (key == "content") content = v;
+    else if (key == "tool_calls") tool_calls = v;
+    else if (key == "function_call") function_call = v;
     return true;
   });
-  if (!role) return missing(path + ".role");
-  if (role->type != json::Type::string) return invalid_type(path + ".role", Expect::string, *role);
-  std::string role_name = json::unescape(role->raw);
+  if (!role) return missing(path() + ".role");
+  if (role->type != json::Type::string) return invalid_type(path() + ".role", Expect::string, *role);
+  std::string role_storage;
+  std::string_view role_name = key_text(role->raw.substr(1, role->raw.size() - 2), role_storage);
   if (std::find(kRoles.begin(), kRoles.end(), role_name) == kRoles.end()) {
     return ApiError::make(ErrorKind::invalid_request,
-                          "Invalid value: '" + role_name + "'. Supported values are: 'system', "
+                          "Invalid value: '" + std::string(role_name) + "'. Supported values are: 'system', "
                           "'developer', 'user', 'assistant', 'tool', and 'function'.",
-                          path + ".role", "invalid_value");
+                          path() + ".role", "invalid_value");
   }
   if (content && content->type != json::Type::null && content->type != json::Type::string &&
       content->type != json::Type::array)
-    return invalid_type(path + ".content", Expect::string_or_array, *content);
+    return invalid_type(path() + ".content", Expect::string_or_array, *content);
   bool has_content = content && content->type != json::Type::null;
   if (role_name == "assistant") {
-    if (!has_content && !tool_calls && !function_call) return missing(path + ".content");
+    if (!has_content && !tool_calls && !function_call) return missing(path() + ".content");
   } else if (!has_content) {
-    return missing(path + ".content");
+    return missing(path() + ".content");
   }
   return std::nullopt;
 }
@@ -163,18 +174,20 @@ InspectResult inspect_chat_request(std::string_view body, const RequestLimits& l
   info.root_empty = true;
   std::optional<json::Value> model, messages;
   std::optional<ApiError> error;
-  json::for_each_member(scan.root, [&](std::string_view key, const json::Value& v) {
+  std::string storage;
+  json::for_each_member(scan.root, [&](std::string_view raw, const json::Value& v) {
     info.root_empty = false;
-    if (json::key_equals(key, "model")) {
+    std::string_view key = key_text(raw, storage);
+    if (key == "model") {
       model = v;
       return true;
     }
-    if (json::key_equals(key, "messages")) {
+    if (key == "messages") {
       messages = v;
       return true;
     }
     for (const FieldRule& rule : kFieldRules) {
-      if (!json::key_equals(key, rule.name)) continue;
+      if (key != rule.name) continue;
       if (v.type != json::Type::null && !matches(rule.expect, v)) {
         error = invalid_type(std::string(rule.name), rule.expect, v);
         return false;
@@ -184,8 +197,9 @@ InspectResult inspect_chat_request(std::string_view body, const RequestLimits& l
         info.has_stream_options = true;
         info.stream_options_begin = v.offset;
         info.stream_options_end = v.offset + v.raw.size();
+        std::string inner;
         json::for_each_member(v, [&](std::string_view k, const json::Value& u) {
-          if (!json::key_equals(k, "include_usage")) return true;
+          if (key_text(k, inner) != "include_usage") return true;
           if (u.type != json::Type::boolean && u.type != json::Type::null) {
             error = invalid_type("stream_options.include_usage", Expect::boolean, u);
             return false;

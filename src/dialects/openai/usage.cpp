@@ -1,5 +1,7 @@
 #include "dialects/openai/usage.hpp"
 
+#include <cstring>
+
 #include "core/json_scan.hpp"
 
 namespace switchyard::dialects::openai {
@@ -8,17 +10,33 @@ namespace json = core::json;
 
 namespace {
 
-bool has_usage_object(std::string_view text) {
-  std::size_t pos = 0;
-  while ((pos = text.find("\"usage\"", pos)) != std::string_view::npos) {
-    pos += 7;
-    std::size_t p = pos;
-    while (p < text.size() && (text[p] == ' ' || text[p] == ':' || text[p] == '\t' ||
-                               text[p] == '\n' || text[p] == '\r'))
-      ++p;
-    if (p < text.size() && text[p] == '{') return true;
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+/// Offset of the value of the member `"name":` found at `key_pos` (the opening quote), or npos
+/// when what follows is not a colon.
+std::size_t value_after(std::string_view text, std::size_t key_pos, std::size_t key_size) {
+  std::size_t p = key_pos + key_size;
+  while (p < text.size() && is_space(text[p])) ++p;
+  if (p >= text.size() || text[p] != ':') return std::string_view::npos;
+  ++p;
+  while (p < text.size() && is_space(text[p])) ++p;
+  return p < text.size() ? p : std::string_view::npos;
+}
+
+/// Last occurrence of a quoted key. memrchr over the quotes (a body has few) instead of
+/// string_view::rfind, which compares at every byte.
+std::size_t rfind_key(std::string_view text, std::string_view quoted) {
+  std::size_t end = text.size();
+  while (end > 0) {
+    const void* q = memrchr(text.data(), '"', end);
+    if (!q) return std::string_view::npos;
+    std::size_t close = static_cast<std::size_t>(static_cast<const char*>(q) - text.data());
+    if (close + 1 >= quoted.size() &&
+        text.compare(close + 1 - quoted.size(), quoted.size(), quoted) == 0)
+      return close + 1 - quoted.size();
+    end = close;
   }
-  return false;
+  return std::string_view::npos;
 }
 
 void read_counts(const json::Value& object, Usage& u) {
@@ -39,31 +57,33 @@ void read_counts(const json::Value& object, Usage& u) {
 }  // namespace
 
 UsageProbe probe_usage(std::string_view text) {
+  // No tree: a quote-delimited key can only occur outside strings (quotes inside strings are
+  // escaped), and the top-level `usage` is the last one in OpenAI's bodies and chunks.
   UsageProbe probe;
-  if (!has_usage_object(text)) return probe;
-  auto scan = json::validate(text, 64);
-  if (!scan) return probe;
-  return probe_usage(scan.root);
-}
-
-UsageProbe probe_usage(const json::Value& root) {
-  UsageProbe probe;
-  if (root.type != json::Type::object) return probe;
-  json::for_each_member(root, [&](std::string_view key, const json::Value& v) {
-    if (key == "usage" && v.type == json::Type::object) {
-      Usage u;
-      read_counts(v, u);
-      probe.usage = u;
-    } else if (key == "choices" && v.type == json::Type::array) {
-      bool any = false;
-      json::for_each_element(v, [&](const json::Value&) {
-        any = true;
-        return false;
-      });
-      probe.no_choices = !any;
+  constexpr std::string_view kUsage = "\"usage\"";
+  if (std::size_t key = rfind_key(text, kUsage); key != std::string_view::npos) {
+    std::size_t v = value_after(text, key, kUsage.size());
+    if (v != std::string_view::npos && text[v] == '{') {
+      std::size_t end = v;
+      json::Value object = json::detail::next_value(text, end);
+      // The object itself is validated before it is read: upstream bytes are untrusted.
+      json::ScanResult scan = json::validate(object.raw, 8);
+      if (scan && scan.root.type == json::Type::object) {
+        Usage u;
+        read_counts(scan.root, u);
+        probe.usage = u;
+      }
     }
-    return true;
-  });
+  }
+  constexpr std::string_view kChoices = "\"choices\"";
+  if (std::size_t key = text.find(kChoices); key != std::string_view::npos) {
+    std::size_t v = value_after(text, key, kChoices.size());
+    if (v != std::string_view::npos && text[v] == '[') {
+      std::size_t p = v + 1;
+      while (p < text.size() && is_space(text[p])) ++p;
+      probe.no_choices = p < text.size() && text[p] == ']';
+    }
+  }
   return probe;
 }
 

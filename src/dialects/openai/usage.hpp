@@ -4,8 +4,6 @@
 #include <optional>
 #include <string_view>
 
-#include "core/json_scan.hpp"
-
 namespace switchyard::dialects::openai {
 
 /// Token usage as OpenAI reports it.
@@ -23,11 +21,9 @@ struct UsageProbe {
   bool no_choices = false;     ///< `choices` is present and an empty array
 };
 
-/// Reads `usage` from a chat completion or a `chat.completion.chunk`. Cheap when the JSON carries
-/// no usage object (a substring check), so it can run on every streamed chunk.
+/// Reads `usage` from a chat completion or a `chat.completion.chunk` without walking the whole
+/// document: cheap enough to run on every streamed chunk.
 UsageProbe probe_usage(std::string_view json);
 
-/// The same on an already validated document's root object.
-UsageProbe probe_usage(const core::json::Value& root);
 
 }  // namespace switchyard::dialects::openai
