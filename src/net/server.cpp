@@ -69,7 +69,7 @@ void set_nodelay(tcp::socket& socket) {
 class Session final : public Deadline {
  public:
   Session(Loop& loop, tcp::socket socket)
-      : loop_(loop), socket_(std::move(socket)), watch_done_(loop.io()), buf_(kInitialBuffer) {
+      : loop_(loop), socket_(std::move(socket)), ahead_done_(loop.io()), buf_(kInitialBuffer) {
     loop_.deadlines_.add(*this);
     slot_ = loop_.sessions_.size();
     loop_.sessions_.push_back(this);
@@ -203,52 +203,61 @@ class Session final : public Deadline {
     co_return co_await write_buffers(head, std::string_view(size_line, size_len), data, tail);
   }
 
-  /// Arms the disconnect watch for the current request. The wait on the socket may outlive the
-  /// request (it is not cancelled, which would cost a round through the reactor per request);
-  /// a later request re-arms it, and the session waits for it before it is destroyed.
+  /// Arms the disconnect watch for the current request: a read of what comes after the request
+  /// (the read the session would start for the next request anyway, started early). End of
+  /// stream or an error there means the client left; data is a pipelined request, kept for
+  /// later. The read is never cancelled: the session waits for it as its next read, so the
+  /// watch costs no system call of its own.
   void watch_disconnect(std::function<void()> on_gone) {
     if (closed_) return;
     on_gone_ = std::move(on_gone);
     watch_armed_ = true;
-    if (!wait_pending_) start_wait();
+    // Bytes after the current request already buffered: a pipelined request is waiting, and the
+    // client cannot be watched this way (a read would wait for yet another request).
+    if (buf_.size() > request_end_) return;
+    if (!ahead_pending_ && !ahead_eof_ && stash_.empty()) start_read_ahead();
   }
 
-  void start_wait() {
-    wait_pending_ = true;
-    socket_.async_wait(tcp::socket::wait_read, [this](const boost::system::error_code& ec) {
-      wait_pending_ = false;
-      if (!ec && watch_armed_ && !closed_) {
-        // Readable during a request: the client closed, reset, or pipelined its next request
-        // (which stays in the kernel for the next read; the watch ends then).
-        char probe;
-        ssize_t n = ::recv(socket_.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-          gone_ = true;
-          watch_armed_ = false;
-          if (on_gone_) {
-            auto fn = std::move(on_gone_);
-            on_gone_ = nullptr;
-            fn();
+  void start_read_ahead() {
+    ahead_pending_ = true;
+    // Into the free tail of the session buffer when there is room (the current request's bytes
+    // stay where they are; the data is committed after the handler), else a small side buffer.
+    ahead_in_buf_ = buf_.free() >= 1024;
+    auto target = ahead_in_buf_ ? asio::buffer(buf_.tail(), buf_.free()) : asio::buffer(ahead_buf_);
+    socket_.async_read_some(
+        target, [this](const boost::system::error_code& ec, std::size_t n) {
+          ahead_pending_ = false;
+          if (ec || n == 0) {
+            ahead_eof_ = true;
+            if (ec != asio::error::operation_aborted && watch_armed_) {
+              gone_ = true;
+              watch_armed_ = false;
+              if (on_gone_) {
+                auto fn = std::move(on_gone_);
+                on_gone_ = nullptr;
+                fn();
+              }
+            }
+          } else if (ahead_in_buf_) {
+            ahead_bytes_ = n;
+          } else {
+            stash_.append(ahead_buf_.data(), n);
           }
-        } else if (n < 0) {
-          start_wait();  // spurious wake-up
-        }
-      }
-      if (!wait_pending_) watch_done_.cancel();
-    });
+          ahead_done_.cancel();
+        });
   }
 
-  /// The request is over: notifications stop (the wait itself may stay pending).
+  /// The request is over: notifications stop (the read itself stays pending).
   void end_watch() {
     watch_armed_ = false;
     on_gone_ = nullptr;
   }
 
-  /// Before destruction: the pending wait's handler refers to this session.
-  asio::awaitable<void> await_watch_end() {
-    while (wait_pending_) {
-      watch_done_.expires_at(Clock::time_point::max());
-      co_await watch_done_.async_wait(nothrow);
+  /// Waits for the read started by the watch (the next request's first bytes, or the end).
+  asio::awaitable<void> await_read_ahead() {
+    while (ahead_pending_) {
+      ahead_done_.expires_at(Clock::time_point::max());
+      co_await ahead_done_.async_wait(nothrow);
     }
   }
 
@@ -261,10 +270,12 @@ class Session final : public Deadline {
 
   Loop& loop_;
   tcp::socket socket_;
-  asio::steady_timer watch_done_;
+  asio::steady_timer ahead_done_;
   ByteBuffer buf_;
   std::string out_;
   std::string body_;
+  std::string stash_;                 ///< bytes the read-ahead received (a pipelined request)
+  std::array<char, 512> ahead_buf_{};
   std::function<void()> on_gone_;
   std::size_t slot_ = 0;
   bool idle_ = true;
@@ -275,7 +286,11 @@ class Session final : public Deadline {
   bool closed_ = false;
   bool head_pending_ = false;
   bool watch_armed_ = false;
-  bool wait_pending_ = false;
+  bool ahead_pending_ = false;
+  bool ahead_eof_ = false;
+  bool ahead_in_buf_ = false;
+  std::size_t ahead_bytes_ = 0;    ///< read into buf_'s tail, committed after the handler
+  std::size_t request_end_ = 0;    ///< end of the current request in buf_
   bool gone_ = false;
 };
 
@@ -407,6 +422,7 @@ asio::awaitable<void> Session::run() {
     started_ = false;
     streaming_ = false;
     if (!head.keep_alive()) close_after_ = true;
+    request_end_ = consumed;
     {
       ResponseWriter writer(*this);
       Request request{&head, body, received};
@@ -422,7 +438,22 @@ asio::awaitable<void> Session::run() {
       }
     }
     if (closed_ || close_after_ || loop_.draining()) co_return;
+    if (ahead_pending_) {
+      // The read-ahead is this connection's wait for its next request.
+      idle_ = buf_.size() == consumed;
+      set(Clock::now() + (idle_ ? opt.idle_timeout : opt.header_timeout));
+      co_await await_read_ahead();
+    }
+    if (ahead_bytes_ > 0) {
+      buf_.commit(ahead_bytes_);
+      ahead_bytes_ = 0;
+    }
     buf_.consume(consumed);
+    if (!stash_.empty()) {
+      buf_.append(stash_);
+      stash_.clear();
+    }
+    if (ahead_eof_ && buf_.size() == 0) co_return;
     buf_.shrink(kInitialBuffer, 64 * 1024);
   }
 }
@@ -536,7 +567,7 @@ asio::awaitable<void> Loop::accept_loop() {
           std::unique_ptr<Session> owner(s);
           co_await s->run();
           s->close();
-          co_await s->await_watch_end();
+          co_await s->await_read_ahead();
         },
         [](std::exception_ptr e) {
           if (!e) return;
