@@ -42,7 +42,7 @@ struct UpstreamConfig {
   std::uint32_t first_byte_timeout_ms = 120000;
   std::uint32_t total_timeout_ms = 600000;
   std::size_t max_idle_per_host = 64;          ///< per event loop
-  std::size_t max_connections_per_host = 1024; ///< per event loop
+  std::size_t max_connections_per_host = 10000; ///< per event loop
   std::uint32_t idle_ttl_ms = 30000;           ///< a pooled connection older than this is closed
   std::uint32_t dns_cache_ttl_ms = 60000;
   std::string ca_file;                         ///< extra trust anchors (PEM); system store otherwise

@@ -122,7 +122,8 @@ asio::awaitable<std::pair<UpstreamError, std::vector<tcp::endpoint>>> UpstreamPo
 }
 
 asio::awaitable<UpstreamError> UpstreamPool::connect(const Origin& origin,
-                                                    std::unique_ptr<UpstreamConnection>& slot) {
+                                                    std::unique_ptr<UpstreamConnection>& slot,
+                                                    std::string& detail) {
   HostPool& host = hosts_[origin.key];
   if (host.open >= options_.max_connections_per_host) co_return UpstreamError::pool_exhausted;
 
@@ -149,7 +150,10 @@ asio::awaitable<UpstreamError> UpstreamPool::connect(const Origin& origin,
   };
 
   auto [cec, ep] = co_await asio::async_connect(slot->socket(), endpoints, nothrow);
-  if (cec) co_return fail(UpstreamError::connect);
+  if (cec) {
+    detail = cec.message();
+    co_return fail(UpstreamError::connect);
+  }
   boost::system::error_code ec;
   slot->socket().set_option(tcp::no_delay(true), ec);
 
@@ -158,7 +162,10 @@ asio::awaitable<UpstreamError> UpstreamPool::connect(const Origin& origin,
       co_return fail(UpstreamError::tls);
     slot->tls_->set_verify_callback(asio::ssl::host_name_verification(origin.host));
     auto [hec] = co_await slot->tls_->async_handshake(asio::ssl::stream_base::client, nothrow);
-    if (hec) co_return fail(UpstreamError::tls);
+    if (hec) {
+      detail = hec.message();
+      co_return fail(UpstreamError::tls);
+    }
   }
   slot->buf_.reserve(options_.read_buffer_bytes);
   co_return UpstreamError::none;
@@ -269,7 +276,7 @@ asio::awaitable<UpstreamError> UpstreamExchange::attempt(std::string_view head,
   }
   if (!conn_) {
     arm(Phase::connect);
-    UpstreamError err = co_await pool_.connect(origin_, conn_);
+    UpstreamError err = co_await pool_.connect(origin_, conn_, detail_);
     if (cancelled_ || timed_out_) {
       if (conn_) pool_.release(std::move(conn_), false);
       if (cancelled_) co_return UpstreamError::cancelled;

@@ -28,12 +28,12 @@ struct UpstreamOptions {
   std::chrono::milliseconds first_byte_timeout{120000};
   std::chrono::milliseconds total_timeout{600000};
   std::size_t max_idle_per_host = 64;
-  std::size_t max_connections_per_host = 1024;
+  std::size_t max_connections_per_host = 10000;
   std::chrono::milliseconds idle_ttl{30000};
   std::chrono::milliseconds dns_ttl{60000};
   std::string ca_file;
   std::size_t max_head_bytes = 64 * 1024;
-  std::size_t read_buffer_bytes = 8 * 1024;
+  std::size_t read_buffer_bytes = 4 * 1024;  ///< per open stream: memory at 10k streams
 };
 
 /// Where a request goes: scheme, host and port.
@@ -103,7 +103,8 @@ class UpstreamPool {
   /// Opens a fresh connection into `slot` (set before connecting, so that a deadline can close
   /// it); counts against the per-origin cap. On failure `slot` is empty.
   asio::awaitable<UpstreamError> connect(const Origin& origin,
-                                         std::unique_ptr<UpstreamConnection>& slot);
+                                         std::unique_ptr<UpstreamConnection>& slot,
+                                         std::string& detail);
   /// Returns a connection after a complete exchange; `reusable` false closes it.
   void release(std::unique_ptr<UpstreamConnection> connection, bool reusable);
 
@@ -155,6 +156,9 @@ class UpstreamExchange final : public Deadline {
   /// Aborts whatever is pending (client disconnect).
   void cancel();
 
+  /// The system's words for the last failure ("Too many open files"), when there is one.
+  const std::string& detail() const { return detail_; }
+
   /// Time from start() to the response head.
   std::chrono::microseconds time_to_head() const { return ttfb_; }
 
@@ -182,6 +186,7 @@ class UpstreamExchange final : public Deadline {
   Clock::time_point started_{};
   Clock::time_point total_deadline_{};
   std::chrono::microseconds ttfb_{0};
+  std::string detail_;
 };
 
 }  // namespace switchyard::net

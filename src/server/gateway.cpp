@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <vector>
 #include <charconv>
 
 #include "dialects/openai/chat_request.hpp"
@@ -57,6 +58,17 @@ bool looks_like_json_object(std::string_view body) {
   return first != std::string_view::npos && body[first] == '{' && body[last] == '}';
 }
 
+constexpr std::size_t kMaxPassedHeaders = 12;
+
+/// Upstream response headers a client may act on: rate-limit state and retry hints.
+bool is_passed_header(std::string_view name) {
+  auto starts = [&](std::string_view prefix) {
+    return name.size() >= prefix.size() && net::http1::iequals(name.substr(0, prefix.size()), prefix);
+  };
+  return starts("x-ratelimit-") || net::http1::iequals(name, "retry-after") ||
+         net::http1::iequals(name, "retry-after-ms");
+}
+
 /// True when an upstream error body is already an OpenAI error object we can pass on as is.
 bool is_openai_error_json(std::string_view body) {
   std::size_t p = body.find_first_not_of(" \t\r\n");
@@ -79,10 +91,36 @@ struct Gateway::Exchange {
   double ttfb_ms = -1;
   std::string error;
   std::string attempts_text;
-  std::array<net::HeaderField, 4> header_storage;
+  std::array<net::HeaderField, 4 + kMaxPassedHeaders> header_storage;
+  /// Upstream headers passed on (rate limits, retry-after): views into the live upstream
+  /// response, or into `passed_copies` once that is gone.
+  std::array<net::HeaderField, kMaxPassedHeaders> passed{};
+  std::size_t passed_count = 0;
+  std::vector<std::string> passed_copies;
+
+  void pass_upstream_headers(const net::http1::ResponseHead& response) {
+    passed_count = 0;
+    for (std::size_t i = 0; i < response.header_count && passed_count < kMaxPassedHeaders; ++i) {
+      const auto& h = response.headers[i];
+      if (is_passed_header(h.name)) passed[passed_count++] = {h.name, h.value};
+    }
+  }
+
+  /// Copies the passed headers, for a response sent after the upstream exchange ended.
+  void keep_passed_headers() {
+    passed_copies.clear();
+    passed_copies.reserve(passed_count * 2);
+    for (std::size_t i = 0; i < passed_count; ++i) {
+      passed_copies.emplace_back(passed[i].name);
+      passed_copies.emplace_back(passed[i].value);
+    }
+    for (std::size_t i = 0; i < passed_count; ++i)
+      passed[i] = {passed_copies[2 * i], passed_copies[2 * i + 1]};
+  }
 
   std::span<const net::HeaderField> headers() {
     std::size_t n = 0;
+    for (std::size_t i = 0; i < passed_count; ++i) header_storage[n++] = passed[i];
     header_storage[n++] = {"x-request-id", request_id};
     if (!route.empty()) header_storage[n++] = {"x-switchyard-route", route};
     if (!deployment.empty()) header_storage[n++] = {"x-switchyard-deployment", deployment};
@@ -346,12 +384,15 @@ asio::awaitable<void> Gateway::chat_completions(net::Request& request, net::Resp
     if (err != net::UpstreamError::none) {
       last_error = upstream_failure(err, d.config->name);
       last_status = 0;
-      spdlog::debug("{} attempt {} on {} failed: {}", ex.request_id, ex.attempts, d.config->name,
-                    net::to_string(err));
+      ex.passed_count = 0;
+      spdlog::warn("{}: attempt {} on {} failed: {}{}{}", ex.request_id, ex.attempts,
+                   d.config->name, net::to_string(err), up.detail().empty() ? "" : " - ",
+                   up.detail());
       continue;
     }
     ex.ttfb_ms = std::chrono::duration<double, std::milli>(up.time_to_head()).count();
     const auto& response = up.response();
+    ex.pass_upstream_headers(response);
 
     if (response.status >= 300 && response.status < 400) {
       // Redirects are not followed (the body would have to be re-sent elsewhere): a
@@ -377,13 +418,11 @@ asio::awaitable<void> Gateway::chat_completions(net::Request& request, net::Resp
         last_status = 0;
         continue;
       }
-      if (core::is_retryable(ErrorKind::upstream_status, response.status) && !last_candidate) {
-        last_status = response.status;
-        last_body = std::move(error_body);
-        continue;
-      }
       last_status = response.status;
       last_body = std::move(error_body);
+      ex.keep_passed_headers();  // the response goes out after this exchange ends
+      if (core::is_retryable(ErrorKind::upstream_status, response.status) && !last_candidate)
+        continue;
       break;
     }
 
@@ -494,6 +533,7 @@ asio::awaitable<void> Gateway::chat_completions(net::Request& request, net::Resp
     co_return;
   }
 
+  if (last_status == 0) ex.passed_count = 0;  // headers of an earlier attempt do not apply
   if (last_status != 0) {
     ex.status = last_status;
     ex.error = "upstream_" + std::to_string(last_status);

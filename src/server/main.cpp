@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <thread>
 #include <unistd.h>
 
@@ -81,6 +82,18 @@ int cmd_serve(const std::string& path, const std::string& port_file, int threads
   options.idle_timeout = std::chrono::milliseconds(sc.idle_timeout_ms);
   options.write_timeout = std::chrono::milliseconds(sc.write_timeout_ms);
   options.drain_timeout = std::chrono::milliseconds(sc.drain_timeout_ms);
+
+  // Each proxied request holds two descriptors: take the whole hard limit, and say so when even
+  // that cannot hold max_connections.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < 2 * options.max_connections + 64)
+    spdlog::warn("open-files limit {} is below 2 x server.max_connections + 64 = {}: raise it "
+                 "(ulimit -n) or lower max_connections",
+                 static_cast<unsigned long long>(files.rlim_cur), 2 * options.max_connections + 64);
 
   // Signals go to one thread that waits for them; the event loops never see them.
   sigset_t signals;

@@ -212,10 +212,19 @@ TEST_F(GatewayTest, DoesNotRetryClientErrorsAndPassesThemOn) {
 
 TEST_F(GatewayTest, ReportsTheLastFailureWhenEveryCandidateFails) {
   Gateway gw(config({{"a", fake_.port(), "m"}}, "", "  first_byte_timeout_ms: 200\n"));
-  fake_.script(R"({"status":429})");
+  fake_.script(R"({"status":429,"headers":{"retry-after":"7","x-ratelimit-remaining-requests":"0","x-internal":"no"}})");
   Response r = chat(gw.port(), chat_body("x"));
   EXPECT_EQ(r.status, 429);
   EXPECT_EQ(error_of(r).at("type").as_string(), "rate_limit_error");
+  // The upstream's rate-limit headers reach the client (SDKs honour retry-after); others do not.
+  EXPECT_EQ(r.header("retry-after"), "7");
+  EXPECT_EQ(r.header("x-ratelimit-remaining-requests"), "0");
+  EXPECT_EQ(r.header("x-internal"), "");
+
+  fake_.script(R"({"headers":{"x-ratelimit-limit-tokens":"1000"}})");
+  r = chat(gw.port(), chat_body("x"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("x-ratelimit-limit-tokens"), "1000");
 
   fake_.script(R"({"latency_ms":1000})");
   r = chat(gw.port(), chat_body("x"));
