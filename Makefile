@@ -6,7 +6,7 @@ BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= 2
 
-.PHONY: all deps build run test bench clean
+.PHONY: all deps build run test bench fuzz clean
 
 all: build
 
@@ -28,6 +28,9 @@ test: build
 bench: build
 	./scripts/install-deps.sh --bench
 	./bench/run.sh
+
+fuzz:
+	./tests/fuzz/run.sh
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -361,9 +361,10 @@ asio::awaitable<UpstreamError> UpstreamExchange::read_some(std::string& out, boo
     done = body_done_;
     co_return e;
   }
-  // Keep the head (its views are in use) and read after it.
+  // Keep the head (its views are in use) and read after it, into what the buffer already has
+  // (it only grows when nearly full: every open stream holds one).
   buf.truncate(head_size);
-  buf.reserve_free(pool_.options().read_buffer_bytes);
+  if (buf.free() < 1024) buf.reserve_free(pool_.options().read_buffer_bytes);
   auto [ec, n] = co_await conn_->read_some(buf.tail(), buf.free());
   if (ec) {
     if (close_delimited_ && (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) &&

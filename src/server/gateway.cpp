@@ -334,9 +334,7 @@ asio::awaitable<void> Gateway::chat_completions(net::Request& request, net::Resp
 
   // The client leaving cancels whatever upstream exchange is in progress.
   net::UpstreamExchange* current = nullptr;
-  bool gone = false;
-  writer.watch_disconnect([&current, &gone] {
-    gone = true;
+  writer.watch_disconnect([&current] {
     if (current) current->cancel();
   });
   struct Forget {
@@ -344,146 +342,147 @@ asio::awaitable<void> Gateway::chat_completions(net::Request& request, net::Resp
     ~Forget() { writer.forget_disconnect(); }
   } forget{writer};
 
-  std::optional<ApiError> last_error;
-  // The last upstream HTTP error, passed on as the upstream sent it when every candidate failed.
-  int last_status = 0;
-  std::string last_body;
-
-  std::string body, head, payload, out;
+  Failure failure;
   for (std::size_t i = 0; i < route->candidates.size(); ++i) {
     const DeploymentRuntime& d = *route->candidates[i];
-    const ProviderRuntime& p = *d.provider;
-    const bool last_candidate = i + 1 == route->candidates.size();
     ++ex.attempts;
     ex.deployment = d.config->name;
     ex.upstream_model = d.config->model;
 
-    body.clear();
-    openai::patch_chat_request(request.body, info, d.config->model, body);
-    head = p.chat_head_prefix;
-    head += "X-Request-Id: ";
-    head += ex.request_id;
-    head += info.stream ? "\r\nAccept: text/event-stream\r\nContent-Length: "
-                        : "\r\nAccept: application/json\r\nContent-Length: ";
-    head += std::to_string(body.size());
-    head += "\r\n\r\n";
-
-    net::UpstreamExchange up(pool_, p.origin);
+    net::UpstreamExchange up(pool_, d.provider->origin);
     current = &up;
     struct Reset {
       net::UpstreamExchange*& ref;
       ~Reset() { ref = nullptr; }
     } reset{current};
 
-    net::UpstreamError err = co_await up.start(head, body);
-    if (gone) {
-      ex.status = 499;
+    Outcome outcome = co_await attempt(request, info, d, i + 1 == route->candidates.size(), up,
+                                       writer, ex, failure);
+    if (outcome == Outcome::client_gone || writer.client_gone()) {
+      if (!writer.started()) ex.status = 499;
       ex.error = "client_closed";
       co_return;
     }
+    if (outcome == Outcome::answered) co_return;
+    if (outcome == Outcome::give_up) break;
+  }
+  co_await answer_failure(writer, ex, failure);
+}
+
+void Gateway::fail_attempt(Exchange& ex, Failure& failure, ApiError error) {
+  failure.error = std::move(error);
+  failure.status = 0;
+  ex.passed_count = 0;  // headers of a failed attempt do not describe the answer
+}
+
+asio::awaitable<Gateway::Outcome> Gateway::attempt(const net::Request& request,
+                                                   const openai::ChatRequestInfo& info,
+                                                   const DeploymentRuntime& d, bool last_candidate,
+                                                   net::UpstreamExchange& up,
+                                                   net::ResponseWriter& writer, Exchange& ex,
+                                                   Failure& failure) {
+  std::string body, head;
+  openai::patch_chat_request(request.body, info, d.config->model, body);
+  head = d.provider->chat_head_prefix;
+  head += "X-Request-Id: ";
+  head += ex.request_id;
+  head += info.stream ? "\r\nAccept: text/event-stream\r\nContent-Length: "
+                      : "\r\nAccept: application/json\r\nContent-Length: ";
+  head += std::to_string(body.size());
+  head += "\r\n\r\n";
+
+  net::UpstreamError err = co_await up.start(head, body);
+  if (writer.client_gone()) co_return Outcome::client_gone;
+  if (err != net::UpstreamError::none) {
+    spdlog::warn("{}: attempt {} on {} failed: {}{}{}", ex.request_id, ex.attempts,
+                 d.config->name, net::to_string(err), up.detail().empty() ? "" : " - ",
+                 up.detail());
+    fail_attempt(ex, failure, upstream_failure(err, d.config->name));
+    co_return Outcome::next;
+  }
+  ex.ttfb_ms = std::chrono::duration<double, std::milli>(up.time_to_head()).count();
+  const auto& response = up.response();
+  ex.pass_upstream_headers(response);
+
+  if (response.status >= 300 && response.status < 400) {
+    // Redirects are not followed (the body would have to be re-sent elsewhere): a misconfigured
+    // base_url, reported as a bad upstream.
+    fail_attempt(ex, failure,
+                 ApiError::make(ErrorKind::upstream_connect,
+                                "Upstream deployment \"" + d.config->name +
+                                    "\" answered with a redirect (HTTP " +
+                                    std::to_string(response.status) + "); check its base_url.",
+                                {}, "upstream_redirect"));
+    co_return Outcome::next;
+  }
+  if (response.status >= 400) {
+    std::string error_body;
+    net::UpstreamError e2 = co_await up.read_all(error_body, kMaxUpstreamErrorBody);
+    if (writer.client_gone()) co_return Outcome::client_gone;
+    if (e2 != net::UpstreamError::none) {
+      fail_attempt(ex, failure, upstream_failure(e2, d.config->name));
+      co_return Outcome::next;
+    }
+    failure.error.reset();
+    failure.status = response.status;
+    failure.body = std::move(error_body);
+    ex.keep_passed_headers();  // the answer goes out after this exchange ends
+    bool retry = core::is_retryable(ErrorKind::upstream_status, response.status) && !last_candidate;
+    co_return retry ? Outcome::next : Outcome::give_up;
+  }
+
+  std::string_view content_type = response.find("content-type");
+  if (info.stream && content_type.substr(0, 17) == "text/event-stream")
+    co_return co_await relay_stream(info, d, up, writer, ex, failure);
+  co_return co_await relay_json(d, up, writer, ex, failure);
+}
+
+asio::awaitable<Gateway::Outcome> Gateway::relay_json(const DeploymentRuntime& d,
+                                                      net::UpstreamExchange& up,
+                                                      net::ResponseWriter& writer, Exchange& ex,
+                                                      Failure& failure) {
+  std::string body;
+  net::UpstreamError err = co_await up.read_all(body, kMaxUpstreamBody);
+  if (writer.client_gone()) co_return Outcome::client_gone;
+  if (err != net::UpstreamError::none) {
+    fail_attempt(ex, failure, upstream_failure(err, d.config->name));
+    co_return Outcome::next;
+  }
+  // A 2xx that is not a JSON object is a broken upstream; nothing was sent yet, so try the next
+  // one. (Framing already proved the body complete; a full validation would scan every byte
+  // for what upstreams practically never send.)
+  if (!looks_like_json_object(body)) {
+    fail_attempt(ex, failure, upstream_failure(net::UpstreamError::bad_response, d.config->name));
+    co_return Outcome::next;
+  }
+  ex.usage = openai::probe_usage(body).usage;
+  ex.status = up.response().status;
+  std::string_view content_type = up.response().find("content-type");
+  co_await writer.send(ex.status,
+                       content_type.empty() ? std::string_view("application/json") : content_type,
+                       body, ex.headers());
+  co_return Outcome::answered;
+}
+
+asio::awaitable<Gateway::Outcome> Gateway::relay_stream(const openai::ChatRequestInfo& info,
+                                                        const DeploymentRuntime& d,
+                                                        net::UpstreamExchange& up,
+                                                        net::ResponseWriter& writer, Exchange& ex,
+                                                        Failure& failure) {
+  // Event by event. Until the first event is ready nothing has reached the client, so a failure
+  // up to then still fails over; after it, the stream ends with an error event.
+  dialects::SseSplitter splitter;
+  std::string payload, out;
+  bool committed = false;
+  bool done = false;
+  while (!done) {
+    payload.clear();
+    net::UpstreamError err = co_await up.read_some(payload, done);
+    if (writer.client_gone()) co_return Outcome::client_gone;
+    std::optional<ApiError> broken;
     if (err != net::UpstreamError::none) {
-      last_error = upstream_failure(err, d.config->name);
-      last_status = 0;
-      ex.passed_count = 0;
-      spdlog::warn("{}: attempt {} on {} failed: {}{}{}", ex.request_id, ex.attempts,
-                   d.config->name, net::to_string(err), up.detail().empty() ? "" : " - ",
-                   up.detail());
-      continue;
-    }
-    ex.ttfb_ms = std::chrono::duration<double, std::milli>(up.time_to_head()).count();
-    const auto& response = up.response();
-    ex.pass_upstream_headers(response);
-
-    if (response.status >= 300 && response.status < 400) {
-      // Redirects are not followed (the body would have to be re-sent elsewhere): a
-      // misconfigured base_url, reported as a bad upstream.
-      last_error = ApiError::make(ErrorKind::upstream_connect,
-                                  "Upstream deployment \"" + std::string(d.config->name) +
-                                      "\" answered with a redirect (HTTP " +
-                                      std::to_string(response.status) + "); check its base_url.",
-                                  {}, "upstream_redirect");
-      last_status = 0;
-      continue;
-    }
-    if (response.status >= 400) {
-      std::string error_body;
-      net::UpstreamError e2 = co_await up.read_all(error_body, kMaxUpstreamErrorBody);
-      if (gone) {
-        ex.status = 499;
-        ex.error = "client_closed";
-        co_return;
-      }
-      if (e2 != net::UpstreamError::none) {
-        last_error = upstream_failure(e2, d.config->name);
-        last_status = 0;
-        continue;
-      }
-      last_status = response.status;
-      last_body = std::move(error_body);
-      ex.keep_passed_headers();  // the response goes out after this exchange ends
-      if (core::is_retryable(ErrorKind::upstream_status, response.status) && !last_candidate)
-        continue;
-      break;
-    }
-
-    std::string_view content_type = response.find("content-type");
-    bool sse = content_type.substr(0, 17) == "text/event-stream";
-    if (!info.stream || !sse) {
-      std::string response_body;
-      net::UpstreamError e2 = co_await up.read_all(response_body, kMaxUpstreamBody);
-      if (gone) {
-        ex.status = 499;
-        ex.error = "client_closed";
-        co_return;
-      }
-      if (e2 != net::UpstreamError::none) {
-        last_error = upstream_failure(e2, d.config->name);
-        last_status = 0;
-        continue;
-      }
-      // A 2xx that is not a JSON object is a broken upstream; nothing was sent yet, so try the
-      // next one. (Framing already proved the body complete; a full validation would cost a
-      // scan of every byte for what upstreams practically never send.)
-      if (!looks_like_json_object(response_body)) {
-        last_error = upstream_failure(net::UpstreamError::bad_response, d.config->name);
-        last_status = 0;
-        continue;
-      }
-      ex.usage = openai::probe_usage(response_body).usage;
-      ex.status = response.status;
-      co_await writer.send(response.status,
-                           content_type.empty() ? std::string_view("application/json") : content_type,
-                           response_body, ex.headers());
-      co_return;
-    }
-
-    // Stream: relay event by event. Until the first event is ready nothing has reached the
-    // client, so a failure up to then still fails over.
-    dialects::SseSplitter splitter;
-    bool committed = false;
-    bool done = false;
-    bool failed_over = false;
-    while (!done) {
-      payload.clear();
-      net::UpstreamError e2 = co_await up.read_some(payload, done);
-      if (gone) {
-        ex.status = committed ? 200 : 499;
-        ex.error = "client_closed";
-        co_return;
-      }
-      if (e2 != net::UpstreamError::none) {
-        if (!committed) {
-          last_error = upstream_failure(e2, d.config->name);
-          last_status = 0;
-          failed_over = true;
-          break;
-        }
-        ApiError mid = upstream_failure(e2, d.config->name);
-        out = "data: " + core::openai_error_body(mid) + "\n\n";
-        ex.error = std::string(net::to_string(e2));
-        co_await writer.write_chunk(out, true);
-        co_return;
-      }
+      broken = upstream_failure(err, d.config->name);
+    } else {
       out.clear();
       bool within_limit = splitter.feed(payload, [&](const dialects::SseEvent& event) {
         if (event.data != "[DONE]") {
@@ -499,57 +498,53 @@ asio::awaitable<void> Gateway::chat_completions(net::Request& request, net::Resp
       });
       if (!within_limit) {
         up.cancel();
-        ApiError oversized = upstream_failure(net::UpstreamError::bad_response, d.config->name);
-        oversized.message += " (an event larger than 8 MiB)";
-        if (!committed) {
-          last_error = oversized;
-          last_status = 0;
-          failed_over = true;
-          break;
-        }
-        ex.error = "oversized_event";
-        out = "data: " + core::openai_error_body(oversized) + "\n\n";
-        co_await writer.write_chunk(out, true);
-        co_return;
+        broken = upstream_failure(net::UpstreamError::bad_response, d.config->name);
+        broken->message += " (an event larger than 8 MiB)";
       }
-      if (done && !splitter.pending().empty()) out.append(splitter.pending());
+    }
+    if (broken) {
       if (!committed) {
-        if (out.empty() && !done) continue;
-        committed = true;
-        ex.status = 200;
-        if (!co_await writer.start_stream(200, "text/event-stream", ex.headers())) {
-          up.cancel();
-          ex.error = "client_closed";
-          co_return;
-        }
+        fail_attempt(ex, failure, std::move(*broken));
+        co_return Outcome::next;
       }
-      if ((!out.empty() || done) && !co_await writer.write_chunk(out, done)) {
-        up.cancel();
-        ex.error = "client_closed";
-        co_return;
-      }
+      ex.error = broken->code;
+      out = "data: " + core::openai_error_body(*broken) + "\n\n";
+      co_await writer.write_chunk(out, true);
+      co_return Outcome::answered;
     }
-    if (failed_over) continue;
-    co_return;
+    if (done && !splitter.pending().empty()) out.append(splitter.pending());
+    if (!committed) {
+      if (out.empty() && !done) continue;
+      committed = true;
+      ex.status = 200;
+      co_await writer.start_stream(200, "text/event-stream", ex.headers());
+    }
+    if ((!out.empty() || done) && !co_await writer.write_chunk(out, done)) {
+      up.cancel();
+      co_return Outcome::client_gone;
+    }
   }
+  co_return Outcome::answered;
+}
 
-  if (last_status == 0) ex.passed_count = 0;  // headers of an earlier attempt do not apply
-  if (last_status != 0) {
-    ex.status = last_status;
-    ex.error = "upstream_" + std::to_string(last_status);
-    if (is_openai_error_json(last_body)) {
-      co_await writer.send(last_status, "application/json", last_body, ex.headers());
-    } else {
-      ApiError e = ApiError::make(ErrorKind::upstream_status,
-                                  "Upstream deployment \"" + std::string(ex.deployment) +
-                                      "\" answered HTTP " + std::to_string(last_status) + ".");
-      e.status = last_status;
-      co_await writer.send(last_status, "application/json", core::openai_error_body(e),
-                           ex.headers());
-    }
+asio::awaitable<void> Gateway::answer_failure(net::ResponseWriter& writer, Exchange& ex,
+                                              const Failure& failure) {
+  if (failure.status == 0) {
+    co_await fail(writer, ex,
+                  failure.error.value_or(ApiError::make(ErrorKind::internal, "No attempt was made.")));
     co_return;
   }
-  co_await fail(writer, ex, last_error.value_or(ApiError::make(ErrorKind::internal, "No attempt was made.")));
+  ex.status = failure.status;
+  ex.error = "upstream_" + std::to_string(failure.status);
+  if (is_openai_error_json(failure.body)) {
+    co_await writer.send(failure.status, "application/json", failure.body, ex.headers());
+    co_return;
+  }
+  ApiError e = ApiError::make(ErrorKind::upstream_status,
+                              "Upstream deployment \"" + std::string(ex.deployment) +
+                                  "\" answered HTTP " + std::to_string(failure.status) + ".");
+  e.status = failure.status;
+  co_await writer.send(failure.status, "application/json", core::openai_error_body(e), ex.headers());
 }
 
 }  // namespace switchyard::server

@@ -1,10 +1,12 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <unordered_map>
 
+#include "dialects/openai/chat_request.hpp"
 #include "net/server.hpp"
 #include "net/upstream.hpp"
 #include "server/runtime.hpp"
@@ -25,8 +27,39 @@ class Gateway final : public net::Handler {
 
  private:
   struct Exchange;
+  /// Why the last attempt failed: a gateway-made error, or an upstream's HTTP error (status and
+  /// body), for the answer when no deployment answered.
+  struct Failure {
+    std::optional<core::ApiError> error;
+    int status = 0;
+    std::string body;
+  };
+  enum class Outcome {
+    answered,     ///< a response (or a stream) went to the client
+    next,         ///< this deployment failed before anything was sent: try the next one
+    give_up,      ///< an answer not worth failing over (a 4xx): send `Failure`
+    client_gone,  ///< the client left; nothing more to do
+  };
+
   boost::asio::awaitable<void> chat_completions(net::Request& request, net::ResponseWriter& writer,
                                                 Exchange& ex);
+  /// One deployment: patch, send, and relay its answer unless it failed before the first byte.
+  boost::asio::awaitable<Outcome> attempt(const net::Request& request,
+                                          const dialects::openai::ChatRequestInfo& info,
+                                          const DeploymentRuntime& d, bool last_candidate,
+                                          net::UpstreamExchange& up, net::ResponseWriter& writer,
+                                          Exchange& ex, Failure& failure);
+  boost::asio::awaitable<Outcome> relay_json(const DeploymentRuntime& d, net::UpstreamExchange& up,
+                                             net::ResponseWriter& writer, Exchange& ex,
+                                             Failure& failure);
+  boost::asio::awaitable<Outcome> relay_stream(const dialects::openai::ChatRequestInfo& info,
+                                               const DeploymentRuntime& d,
+                                               net::UpstreamExchange& up,
+                                               net::ResponseWriter& writer, Exchange& ex,
+                                               Failure& failure);
+  boost::asio::awaitable<void> answer_failure(net::ResponseWriter& writer, Exchange& ex,
+                                              const Failure& failure);
+  static void fail_attempt(Exchange& ex, Failure& failure, core::ApiError error);
   boost::asio::awaitable<void> models(net::Request& request, net::ResponseWriter& writer,
                                       Exchange& ex);
   boost::asio::awaitable<void> fail(net::ResponseWriter& writer, Exchange& ex,

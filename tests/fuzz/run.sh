@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang (ASan + UBSan) and runs each for FUZZ_SECONDS.
+# Not part of `make test` (CI builds with GCC); run by hand or with `make fuzz`.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out=${BUILD_DIR:-build}/fuzz
+seconds=${FUZZ_SECONDS:-60}
+mkdir -p "$out"
+common=(src/core/json_scan.cpp src/core/error.cpp src/net/http1.cpp src/dialects/openai/chat_request.cpp
+        src/dialects/openai/usage.cpp src/dialects/sse.cpp)
+flags=(-std=c++20 -O1 -g -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
+for target in http1 json; do
+  clang++ "${flags[@]}" "tests/fuzz/${target}_fuzz.cpp" "${common[@]}" -o "$out/${target}_fuzz"
+  mkdir -p "$out/corpus-$target"
+  cp tests/fuzz/seeds/$target/* "$out/corpus-$target/" 2>/dev/null || true
+  echo "== $target: ${seconds}s"
+  "$out/${target}_fuzz" -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 \
+    "$out/corpus-$target" 2>&1 | grep -E "stat::number_of_executed_units|stat::new_units_added|ERROR|SUMMARY|Done" || true
+  test -z "$(ls "$out"/crash-* 2>/dev/null)" || { echo "crash found in $target"; exit 1; }
+done
