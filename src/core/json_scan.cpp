@@ -404,7 +404,9 @@ std::optional<std::int64_t> as_int(const Value& value) {
   if (ec != std::errc{} || p != value.raw.data() + value.raw.size()) {
     // Accept integral values written with an exponent or fraction (1e3, 2.0).
     auto d = as_double(value);
-    if (!d || *d != static_cast<double>(static_cast<std::int64_t>(*d))) return std::nullopt;
+    // Range first: converting an out-of-range double to an integer is undefined.
+    if (!d || !(*d >= -9.2e18 && *d <= 9.2e18)) return std::nullopt;
+    if (*d != static_cast<double>(static_cast<std::int64_t>(*d))) return std::nullopt;
     return static_cast<std::int64_t>(*d);
   }
   return v;

@@ -14,7 +14,11 @@ for target in http1 json; do
   mkdir -p "$out/corpus-$target"
   cp tests/fuzz/seeds/$target/* "$out/corpus-$target/" 2>/dev/null || true
   echo "== $target: ${seconds}s"
-  "$out/${target}_fuzz" -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 \
-    "$out/corpus-$target" 2>&1 | grep -E "stat::number_of_executed_units|stat::new_units_added|ERROR|SUMMARY|Done" || true
-  test -z "$(ls "$out"/crash-* 2>/dev/null)" || { echo "crash found in $target"; exit 1; }
+  if ! "$out/${target}_fuzz" -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 \
+      -artifact_prefix="$out/$target-" "$out/corpus-$target" > "$out/$target.log" 2>&1; then
+    grep -E "ERROR|SUMMARY|runtime error" "$out/$target.log" | head -5
+    echo "$target: failure; reproducer in $out/$target-crash-*"
+    exit 1
+  fi
+  grep -E "stat::number_of_executed_units|stat::new_units_added" "$out/$target.log"
 done

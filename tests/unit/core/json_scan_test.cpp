@@ -90,3 +90,13 @@ TEST(JsonScan, ReadsNumbers) {
   EXPECT_DOUBLE_EQ(*json::as_double(v[2]), 2.5);
   EXPECT_EQ(json::as_int(v[3]), -7);
 }
+
+TEST(JsonScan, HugeNumbersAreNotIntegers) {
+  // Found by the fuzzer: 1e30 cast to int64 was undefined behaviour.
+  auto r = json::validate("[1e30, -1e300, 9.3e18]", 4);
+  ASSERT_TRUE(r);
+  json::for_each_element(r.root, [&](const json::Value& e) {
+    EXPECT_FALSE(json::as_int(e).has_value()) << e.raw;
+    return true;
+  });
+}
