@@ -27,9 +27,33 @@ inline bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\
 
 
 
+}  // namespace
+
+/// Appends tape entries on behalf of the validator.
+class TapeWriter {
+ public:
+  static std::size_t open(Tape& t, Type type, std::size_t depth, std::size_t offset,
+                          std::string_view key, const char* base) {
+    auto key_offset = key.empty() ? 0 : static_cast<std::uint32_t>(key.data() - base);
+    t.entries_.push_back(Tape::Entry{type, static_cast<std::uint32_t>(depth),
+                                     static_cast<std::uint32_t>(offset), 0, key_offset,
+                                     static_cast<std::uint32_t>(key.size()), 0});
+    return t.entries_.size() - 1;
+  }
+  static void close(Tape& t, std::size_t index, std::size_t end_offset) {
+    Tape::Entry& e = t.entries_[index];
+    e.size = static_cast<std::uint32_t>(end_offset - e.offset);
+    e.end = static_cast<std::uint32_t>(t.entries_.size());
+  }
+};
+
+namespace {
+
 class Validator {
  public:
-  Validator(std::string_view doc, std::size_t max_depth) : doc_(doc), max_depth_(max_depth) {}
+  Validator(std::string_view doc, std::size_t max_depth, Tape* tape = nullptr,
+            std::size_t tape_depth = 0)
+      : doc_(doc), max_depth_(max_depth), tape_(tape), tape_depth_(tape_depth) {}
 
   ScanResult run() {
     ScanResult result;
@@ -72,6 +96,21 @@ class Validator {
 
   bool value(std::size_t depth, Type& type) {
     if (pos_ >= doc_.size()) return fail(ScanError::syntax);
+    if (tape_ && depth <= tape_depth_) {
+      // Record this value: its type from the first byte, its size once it is scanned.
+      char c = doc_[pos_];
+      Type t = c == '{' ? Type::object : c == '[' ? Type::array : c == '"' ? Type::string
+             : (c == 't' || c == 'f') ? Type::boolean : c == 'n' ? Type::null : Type::number;
+      std::size_t index = TapeWriter::open(*tape_, t, depth, pos_, pending_key_, doc_.data());
+      pending_key_ = {};
+      if (!scan_value(depth, type)) return false;
+      TapeWriter::close(*tape_, index, pos_);
+      return true;
+    }
+    return scan_value(depth, type);
+  }
+
+  bool scan_value(std::size_t depth, Type& type) {
     switch (doc_[pos_]) {
       case '{': type = Type::object; return object(depth + 1);
       case '[': type = Type::array; return array(depth + 1);
@@ -94,12 +133,15 @@ class Validator {
     for (;;) {
       skip_ws();
       if (pos_ >= doc_.size() || doc_[pos_] != '"') return fail(ScanError::syntax);
+      std::size_t key_start = pos_;
       if (!string()) return false;
+      std::string_view key = doc_.substr(key_start + 1, pos_ - key_start - 2);
       skip_ws();
       if (pos_ >= doc_.size() || doc_[pos_] != ':') return fail(ScanError::syntax);
       ++pos_;
       skip_ws();
       Type t{};
+      pending_key_ = key;
       if (!value(depth, t)) return false;
       skip_ws();
       if (pos_ >= doc_.size()) return fail(ScanError::syntax);
@@ -126,6 +168,7 @@ class Validator {
     for (;;) {
       skip_ws();
       Type t{};
+      pending_key_ = {};  // elements have no key (a deeper member's may linger)
       if (!value(depth, t)) return false;
       skip_ws();
       if (pos_ >= doc_.size()) return fail(ScanError::syntax);
@@ -242,6 +285,9 @@ class Validator {
 
   std::string_view doc_;
   std::size_t max_depth_;
+  Tape* tape_;
+  std::size_t tape_depth_;
+  std::string_view pending_key_;  ///< key of the member whose value comes next
   std::size_t pos_ = 0;
   ScanError error_ = ScanError::none;
 };
@@ -274,6 +320,12 @@ std::uint32_t hex4(std::string_view s) {
 
 ScanResult validate(std::string_view doc, std::size_t max_depth) {
   return Validator(doc, max_depth).run();
+}
+
+ScanResult validate(std::string_view doc, std::size_t max_depth, Tape& tape,
+                    std::size_t tape_depth) {
+  tape.clear();
+  return Validator(doc, max_depth, &tape, tape_depth).run();
 }
 
 namespace detail {

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 /// A lean JSON scanner for the hot path: validates a document (syntax, UTF-8, nesting depth)
 /// without building a tree, and walks objects and arrays as raw byte spans so that a request can
@@ -34,6 +35,43 @@ struct ScanResult {
 
 /// Validates `doc` as one JSON value surrounded by optional whitespace.
 ScanResult validate(std::string_view doc, std::size_t max_depth);
+
+/// The values of a document down to some depth, in document order, as the validator met them:
+/// walking them costs no second scan of the bytes.
+class Tape {
+ public:
+  struct Entry {
+    Type type;
+    std::uint32_t depth;
+    std::uint32_t offset, size;          ///< the value's bytes
+    std::uint32_t key_offset, key_size;  ///< its key without quotes (members only)
+    std::uint32_t end;                   ///< index just past this value's recorded descendants
+  };
+
+  void clear() { entries_.clear(); }
+  const Entry& operator[](std::size_t i) const { return entries_[i]; }
+  std::size_t size() const { return entries_.size(); }
+
+  /// Calls `fn(key, value, index)` for each child of entry `parent` (key empty in arrays);
+  /// `fn` returns false to stop.
+  template <class Fn>
+  void for_each_child(std::string_view doc, std::size_t parent, Fn&& fn) const {
+    for (std::size_t i = parent + 1; i < entries_[parent].end; i = entries_[i].end) {
+      const Entry& e = entries_[i];
+      Value v{e.type, doc.substr(e.offset, e.size), e.offset};
+      if (!fn(doc.substr(e.key_offset, e.key_size), v, i)) return;
+    }
+  }
+
+ private:
+  friend class TapeWriter;
+  std::vector<Entry> entries_;
+};
+
+/// Validates like `validate` and records every value at depth <= `tape_depth` (the root is at
+/// depth 0, its members at 1, ...) into `tape`.
+ScanResult validate(std::string_view doc, std::size_t max_depth, Tape& tape,
+                    std::size_t tape_depth);
 
 /// Walks the members of an object `Value` of an already validated document. `fn(key, value)`
 /// receives the key's raw bytes without quotes (escapes left as they are) and returns false to

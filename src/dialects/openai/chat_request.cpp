@@ -104,13 +104,15 @@ ApiError missing(std::string param) {
                         "missing_required_parameter");
 }
 
-std::optional<ApiError> check_message(const json::Value& msg, std::size_t index) {
+std::optional<ApiError> check_message(const json::Tape& tape, std::string_view doc,
+                                      std::size_t entry, const json::Value& msg,
+                                      std::size_t index) {
   // The path is only spelled out on the error paths (this runs for every message).
   auto path = [index] { return "messages[" + std::to_string(index) + "]"; };
   if (msg.type != json::Type::object) return invalid_type(path(), Expect::object, msg);
   std::optional<json::Value> role, content, tool_calls, function_call;
   std::string storage;
-  json::for_each_member(msg, [&](std::string_view raw, const json::Value& v) {
+  tape.for_each_child(doc, entry, [&](std::string_view raw, const json::Value& v, std::size_t) {
     std::string_view key = key_text(raw, storage);
     if (key == "role") role = v;
     else if (key == "content") content = v;
@@ -143,7 +145,10 @@ std::optional<ApiError> check_message(const json::Value& msg, std::size_t index)
 }  // namespace
 
 InspectResult inspect_chat_request(std::string_view body, const RequestLimits& limits) {
-  json::ScanResult scan = json::validate(body, limits.max_json_depth);
+  // One pass: the validator records the values down to the messages' fields (depth 3), and
+  // the checks below walk that record instead of the bytes again.
+  thread_local json::Tape tape;
+  json::ScanResult scan = json::validate(body, limits.max_json_depth, tape, 3);
   if (!scan) {
     std::string why;
     switch (scan.error) {
@@ -173,9 +178,10 @@ InspectResult inspect_chat_request(std::string_view body, const RequestLimits& l
   info.root_end = scan.root.offset + scan.root.raw.size() - 1;
   info.root_empty = true;
   std::optional<json::Value> model, messages;
+  std::size_t messages_entry = 0;
   std::optional<ApiError> error;
   std::string storage;
-  json::for_each_member(scan.root, [&](std::string_view raw, const json::Value& v) {
+  tape.for_each_child(body, 0, [&](std::string_view raw, const json::Value& v, std::size_t entry) {
     info.root_empty = false;
     std::string_view key = key_text(raw, storage);
     if (key == "model") {
@@ -184,6 +190,7 @@ InspectResult inspect_chat_request(std::string_view body, const RequestLimits& l
     }
     if (key == "messages") {
       messages = v;
+      messages_entry = entry;
       return true;
     }
     for (const FieldRule& rule : kFieldRules) {
@@ -198,7 +205,7 @@ InspectResult inspect_chat_request(std::string_view body, const RequestLimits& l
         info.stream_options_begin = v.offset;
         info.stream_options_end = v.offset + v.raw.size();
         std::string inner;
-        json::for_each_member(v, [&](std::string_view k, const json::Value& u) {
+        tape.for_each_child(body, entry, [&](std::string_view k, const json::Value& u, std::size_t) {
           if (key_text(k, inner) != "include_usage") return true;
           if (u.type != json::Type::boolean && u.type != json::Type::null) {
             error = invalid_type("stream_options.include_usage", Expect::boolean, u);
@@ -229,8 +236,8 @@ InspectResult inspect_chat_request(std::string_view body, const RequestLimits& l
 
   if (!messages) return missing("messages");
   if (messages->type != json::Type::array) return invalid_type("messages", Expect::array, *messages);
-  json::for_each_element(*messages, [&](const json::Value& m) {
-    error = check_message(m, info.message_count++);
+  tape.for_each_child(body, messages_entry, [&](std::string_view, const json::Value& m, std::size_t entry) {
+    error = check_message(tape, body, entry, m, info.message_count++);
     return !error;
   });
   if (error) return *error;

@@ -100,3 +100,27 @@ TEST(JsonScan, HugeNumbersAreNotIntegers) {
     return true;
   });
 }
+
+TEST(JsonScan, TapeRecordsValuesDownToADepth) {
+  std::string doc = R"({"a": [1, {"k": "v", "deep": {"x": [2]}}], "b": "s\"", "c": {}})";
+  json::Tape tape;
+  ASSERT_TRUE(json::validate(doc, 64, tape, 2));
+  std::vector<std::string> seen;
+  tape.for_each_child(doc, 0, [&](std::string_view key, const json::Value& v, std::size_t i) {
+    seen.push_back(std::string(key) + "=" + std::string(v.raw));
+    if (key == "a") {
+      tape.for_each_child(doc, i, [&](std::string_view k, const json::Value& e, std::size_t) {
+        EXPECT_TRUE(k.empty());
+        seen.push_back("[" + std::string(e.raw) + "]");
+        return true;
+      });
+    }
+    return true;
+  });
+  EXPECT_EQ(seen, (std::vector<std::string>{R"(a=[1, {"k": "v", "deep": {"x": [2]}}])", "[1]",
+                                            R"([{"k": "v", "deep": {"x": [2]}}])", R"(b="s\"")",
+                                            "c={}"}));
+  // Depth 2 is the array's elements; the members of the object inside are not recorded, and no
+  // key of theirs leaks onto a later element.
+  for (std::size_t i = 0; i < tape.size(); ++i) EXPECT_LE(tape[i].depth, 2u);
+}

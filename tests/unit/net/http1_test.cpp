@@ -91,6 +91,10 @@ TEST(Http1Request, RefusesSmugglingShapes) {
   EXPECT_EQ(status_of("GET / HTTP/1.1\r\nContent-Length : 3\r\n\r\n"), ParseStatus::bad_request);
   EXPECT_EQ(status_of("GET / HTTP/1.1\r\nBad Name: 3\r\n\r\n"), ParseStatus::bad_request);
   EXPECT_EQ(status_of("GET / HTTP/1.1\r\nX: a\x01z\r\n\r\n"), ParseStatus::bad_request);
+  EXPECT_EQ(status_of("GET / HTTP/1.1\r\nX: a\rb\r\n\r\n"), ParseStatus::bad_request);  // lone CR
+  EXPECT_EQ(status_of("GET / HTTP/1.1\r\nX-Long-Enough-To-Fill-A-Vector: a\x7fz\r\n\r\n"),
+            ParseStatus::bad_request);
+  EXPECT_EQ(status_of("GET / HTTP/1.1\r\nX: obs-text \xe9 is allowed\r\n\r\n"), ParseStatus::complete);
   // Request line.
   EXPECT_EQ(status_of("GET  / HTTP/1.1\r\n\r\n"), ParseStatus::bad_request);
   EXPECT_EQ(status_of("GET / HTTP/2.0\r\n\r\n"), ParseStatus::bad_request);
