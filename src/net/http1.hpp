@@ -65,8 +65,16 @@ ParseStatus parse_request(std::string_view data, std::size_t max_head_bytes, Req
 /// Parses a response head at the start of `data`.
 ParseStatus parse_response(std::string_view data, std::size_t max_head_bytes, ResponseHead& out);
 
-/// Case-insensitive ASCII comparison.
-bool iequals(std::string_view a, std::string_view b);
+/// Case-insensitive ASCII comparison. Inline: most calls end at the size check.
+inline bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
+    if (x == y) continue;
+    if ((x | 0x20) != (y | 0x20) || (x | 0x20) < 'a' || (x | 0x20) > 'z') return false;
+  }
+  return true;
+}
 
 /// Incremental decoder of a chunked body. Feed it bytes; it appends payload bytes through a
 /// callback and reports completion after the last chunk and the trailers.

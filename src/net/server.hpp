@@ -146,7 +146,9 @@ class Loop {
   std::size_t index_;
   const ServerOptions& options_;
   std::atomic<std::size_t>& connections_;
-  asio::io_context io_{1};
+  // One thread runs this context and only it touches its sockets: no per-descriptor locks.
+  // Posting from other threads (drain) stays safe: the scheduler keeps its lock.
+  asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   tcp::acceptor acceptor_{io_};
   std::unique_ptr<Handler> handler_;
   DeadlineList deadlines_;
