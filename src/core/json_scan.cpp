@@ -143,18 +143,25 @@ class Validator {
       Type t{};
       pending_key_ = key;
       if (!value(depth, t)) return false;
-      skip_ws();
-      if (pos_ >= doc_.size()) return fail(ScanError::syntax);
-      if (doc_[pos_] == ',') {
-        ++pos_;
-        continue;
-      }
-      if (doc_[pos_] == '}') {
-        ++pos_;
-        return true;
-      }
-      return fail(ScanError::syntax);
+      if (!separator('}')) return false;
+      if (closed_) return true;
     }
+  }
+
+  /// After an item: a comma (more follow) or the closing byte (`closed_` set); else an error.
+  bool separator(char close) {
+    skip_ws();
+    closed_ = false;
+    if (pos_ < doc_.size() && doc_[pos_] == ',') {
+      ++pos_;
+      return true;
+    }
+    if (pos_ < doc_.size() && doc_[pos_] == close) {
+      ++pos_;
+      closed_ = true;
+      return true;
+    }
+    return fail(ScanError::syntax);
   }
 
   bool array(std::size_t depth) {
@@ -170,17 +177,8 @@ class Validator {
       Type t{};
       pending_key_ = {};  // elements have no key (a deeper member's may linger)
       if (!value(depth, t)) return false;
-      skip_ws();
-      if (pos_ >= doc_.size()) return fail(ScanError::syntax);
-      if (doc_[pos_] == ',') {
-        ++pos_;
-        continue;
-      }
-      if (doc_[pos_] == ']') {
-        ++pos_;
-        return true;
-      }
-      return fail(ScanError::syntax);
+      if (!separator(']')) return false;
+      if (closed_) return true;
     }
   }
 
@@ -288,6 +286,7 @@ class Validator {
   Tape* tape_;
   std::size_t tape_depth_;
   std::string_view pending_key_;  ///< key of the member whose value comes next
+  bool closed_ = false;           ///< the last separator() closed its container
   std::size_t pos_ = 0;
   ScanError error_ = ScanError::none;
 };

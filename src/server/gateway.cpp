@@ -158,17 +158,30 @@ asio::awaitable<void> Gateway::fail(net::ResponseWriter& writer, Exchange& ex, c
   co_await writer.send(error.status, "application/json", core::openai_error_body(error), ex.headers());
 }
 
-const config::KeyConfig* Gateway::authenticate(const net::Request& request, Exchange& ex,
-                                               ApiError& error) const {
-  std::string_view auth = request.header("authorization");
-  if (auth.empty()) {
-    error = ApiError::make(ErrorKind::authentication,
-                           "You didn't provide an API key. You need to provide your API key in an "
-                           "Authorization header using Bearer auth (i.e. Authorization: Bearer "
-                           "YOUR_KEY).",
-                           {}, "missing_api_key");
-    return nullptr;
+asio::awaitable<const config::KeyConfig*> Gateway::authenticate(const net::Request& request,
+                                                                net::ResponseWriter& writer,
+                                                                Exchange& ex) {
+  const config::KeyConfig* key = find_key(request, ex);
+  if (!key) {
+    // if/else, not ?: — GCC 12 mishandles conditional temporaries in coroutines.
+    ApiError error;
+    if (request.header("authorization").empty())
+      error = ApiError::make(ErrorKind::authentication,
+                             "You didn't provide an API key. You need to provide your API key in "
+                             "an Authorization header using Bearer auth (i.e. Authorization: "
+                             "Bearer YOUR_KEY).",
+                             {}, "missing_api_key");
+    else
+      error = ApiError::make(ErrorKind::authentication, "Incorrect API key provided.", {},
+                             "invalid_api_key");
+    co_await fail(writer, ex, error);
   }
+  co_return key;
+}
+
+const config::KeyConfig* Gateway::find_key(const net::Request& request, Exchange& ex) const {
+  std::string_view auth = request.header("authorization");
+  if (auth.empty()) return nullptr;
   std::string_view token;
   if (auth.size() > 7 && net::http1::iequals(auth.substr(0, 7), "bearer ")) token = auth.substr(7);
   while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
@@ -179,11 +192,7 @@ const config::KeyConfig* Gateway::authenticate(const net::Request& request, Exch
     if (key_cache_.size() >= 4096) key_cache_.clear();  // bounded; only valid keys get in
     key_cache_.emplace(token, key);
   }
-  if (!key) {
-    error = ApiError::make(ErrorKind::authentication, "Incorrect API key provided.", {},
-                           "invalid_api_key");
-    return nullptr;
-  }
+  if (!key) return nullptr;
   ex.key_name = key->name;
   return key;
 }
@@ -271,12 +280,8 @@ void Gateway::log_access(std::string_view method, std::string_view path,
 
 asio::awaitable<void> Gateway::models(net::Request& request, net::ResponseWriter& writer,
                                       Exchange& ex) {
-  ApiError error;
-  const config::KeyConfig* key = authenticate(request, ex, error);
-  if (!key) {
-    co_await fail(writer, ex, error);
-    co_return;
-  }
+  const config::KeyConfig* key = co_await authenticate(request, writer, ex);
+  if (!key) co_return;
   std::string body = R"({"object":"list","data":[)";
   bool first = true;
   for (const auto& route : runtime_->routes()) {
@@ -294,12 +299,8 @@ asio::awaitable<void> Gateway::models(net::Request& request, net::ResponseWriter
 
 asio::awaitable<void> Gateway::chat_completions(net::Request& request, net::ResponseWriter& writer,
                                                 Exchange& ex) {
-  ApiError error;
-  const config::KeyConfig* key = authenticate(request, ex, error);
-  if (!key) {
-    co_await fail(writer, ex, error);
-    co_return;
-  }
+  const config::KeyConfig* key = co_await authenticate(request, writer, ex);
+  if (!key) co_return;
   const config::ServerConfig& server_config = runtime_->config().server;
   auto inspected = openai::inspect_chat_request(request.body, {server_config.max_json_depth});
   if (auto* e = std::get_if<ApiError>(&inspected)) {

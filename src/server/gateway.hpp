@@ -64,8 +64,11 @@ class Gateway final : public net::Handler {
                                       Exchange& ex);
   boost::asio::awaitable<void> fail(net::ResponseWriter& writer, Exchange& ex,
                                     const core::ApiError& error);
-  const config::KeyConfig* authenticate(const net::Request& request, Exchange& ex,
-                                        core::ApiError& error) const;
+  /// The caller's key, or nullptr after a 401 went out.
+  boost::asio::awaitable<const config::KeyConfig*> authenticate(const net::Request& request,
+                                                                net::ResponseWriter& writer,
+                                                                Exchange& ex);
+  const config::KeyConfig* find_key(const net::Request& request, Exchange& ex) const;
   std::string make_request_id();
   void log_access(std::string_view method, std::string_view path,
                   const Exchange& ex, net::Clock::time_point received);
