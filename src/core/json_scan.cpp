@@ -443,11 +443,6 @@ std::string unescape(std::string_view raw) {
   return out;
 }
 
-bool key_equals(std::string_view raw_key, std::string_view name) {
-  if (raw_key.find('\\') == std::string_view::npos) return raw_key == name;
-  return unescape(raw_key) == name;
-}
-
 std::optional<std::int64_t> as_int(const Value& value) {
   if (value.type != Type::number) return std::nullopt;
   std::int64_t v = 0;

@@ -86,9 +86,6 @@ void for_each_element(const Value& array, Fn&& fn);
 /// Decodes a raw string value or key (with or without quotes) into UTF-8.
 std::string unescape(std::string_view raw);
 
-/// True when a raw key (no quotes) equals `name` once unescaped.
-bool key_equals(std::string_view raw_key, std::string_view name);
-
 /// Reads an integer value; nullopt if not an integer or out of range.
 std::optional<std::int64_t> as_int(const Value& value);
 

@@ -497,7 +497,6 @@ void ResponseWriter::abort() {
 }
 void ResponseWriter::forget_disconnect() { session_.on_gone_ = nullptr; }
 bool ResponseWriter::client_gone() const { return session_.gone_ || session_.closed_; }
-Loop& ResponseWriter::loop() { return session_.loop_; }
 
 std::string Handler::render_error(std::string_view, const core::ApiError& error) {
   return core::openai_error_body(error);

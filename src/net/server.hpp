@@ -93,7 +93,6 @@ class ResponseWriter {
   void forget_disconnect();
   bool client_gone() const;
 
-  Loop& loop();
 
  private:
   Session& session_;
@@ -178,7 +177,6 @@ class Server {
   void stop();
 
   bool draining() const { return draining_.load(); }
-  std::size_t connections() const { return connections_.load(); }
 
  private:
   ServerOptions options_;

@@ -184,18 +184,6 @@ void UpstreamPool::release(std::unique_ptr<UpstreamConnection> connection, bool 
   if (host.open > 0) --host.open;
 }
 
-std::size_t UpstreamPool::idle_count() const {
-  std::size_t n = 0;
-  for (const auto& [k, h] : hosts_) n += h.idle.size();
-  return n;
-}
-
-std::size_t UpstreamPool::open_count() const {
-  std::size_t n = 0;
-  for (const auto& [k, h] : hosts_) n += h.open;
-  return n;
-}
-
 void UpstreamPool::close_idle() {
   for (auto& [k, h] : hosts_) {
     for (auto& c : h.idle) {

@@ -108,9 +108,6 @@ class UpstreamPool {
   /// Returns a connection after a complete exchange; `reusable` false closes it.
   void release(std::unique_ptr<UpstreamConnection> connection, bool reusable);
 
-  std::size_t idle_count() const;
-  std::size_t open_count() const;
-
   /// Closes every idle connection (drain, reload).
   void close_idle();
 

@@ -176,13 +176,11 @@ InspectResult inspect_chat_request(std::string_view body, const RequestLimits& l
 
   ChatRequestInfo info;
   info.root_end = scan.root.offset + scan.root.raw.size() - 1;
-  info.root_empty = true;
   std::optional<json::Value> model, messages;
   std::size_t messages_entry = 0;
   std::optional<ApiError> error;
   std::string storage;
   tape.for_each_child(body, 0, [&](std::string_view raw, const json::Value& v, std::size_t entry) {
-    info.root_empty = false;
     std::string_view key = key_text(raw, storage);
     if (key == "model") {
       model = v;

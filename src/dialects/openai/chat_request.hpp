@@ -30,7 +30,6 @@ struct ChatRequestInfo {
   bool has_include_usage = false;
   std::size_t include_usage_begin = 0, include_usage_end = 0;
   std::size_t root_end = 0;  ///< offset of the top-level object's closing brace
-  bool root_empty = false;
 };
 
 using InspectResult = std::variant<ChatRequestInfo, core::ApiError>;

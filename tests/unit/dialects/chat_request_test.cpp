@@ -106,6 +106,12 @@ TEST(ChatRequest, RejectsBadBodiesInOpenAIsWords) {
   EXPECT_NE(e.message.find("nests deeper than 4"), std::string::npos);
 }
 
+TEST(ChatRequest, KeysWithEscapesAreTheSameKeys) {
+  auto info = inspect_ok(R"({"mod\u0065l":"a","messages":[{"r\u006fle":"user","content":"x"}]})");
+  EXPECT_EQ(info.model, "a");
+  EXPECT_EQ(info.message_count, 1u);
+}
+
 TEST(ChatRequest, NullOptionalsAreAccepted) {
   inspect_ok(R"({"model":"a","messages":[{"role":"user","content":"x"}],"temperature":null,"stream":null,"max_tokens":null})");
 }
