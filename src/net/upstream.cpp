@@ -288,26 +288,27 @@ asio::awaitable<UpstreamError> UpstreamExchange::attempt(std::string_view head,
       co_return classify(ec);
     }
     buf.commit(n);
-    auto st = http1::parse_response(buf.view(), pool_.options().max_head_bytes, response_);
+    response_ = &conn_->head_;
+    auto st = http1::parse_response(buf.view(), pool_.options().max_head_bytes, *response_);
     if (st == http1::ParseStatus::incomplete) continue;
     if (st != http1::ParseStatus::complete) co_return UpstreamError::bad_response;
-    if (response_.status >= 100 && response_.status < 200) {  // 100 Continue and friends
-      buf.consume(response_.head_size);
+    if (response_->status >= 100 && response_->status < 200) {  // 100 Continue and friends
+      buf.consume(response_->head_size);
       continue;
     }
     break;
   }
   ttfb_ = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_);
   arm(Phase::body);
-  reusable_ = response_.keep_alive();
+  reusable_ = response_->keep_alive();
   body_done_ = false;
   chunked_.reset();
   close_delimited_ = false;
-  if (response_.status == 204 || response_.status == 304) {
+  if (response_->status == 204 || response_->status == 304) {
     body_done_ = true;
-  } else if (response_.chunked) {
-  } else if (response_.content_length) {
-    body_remaining_ = *response_.content_length;
+  } else if (response_->chunked) {
+  } else if (response_->content_length) {
+    body_remaining_ = *response_->content_length;
     body_done_ = body_remaining_ == 0;
   } else {
     close_delimited_ = true;
@@ -321,10 +322,10 @@ asio::awaitable<UpstreamError> UpstreamExchange::read_some(std::string& out, boo
   if (body_done_) co_return UpstreamError::none;
   if (!conn_) co_return UpstreamError::reset;
   ByteBuffer& buf = conn_->buf_;
-  const std::size_t head_size = response_.head_size;
+  const std::size_t head_size = response_->head_size;
 
   auto consume_payload = [&](std::string_view bytes) -> UpstreamError {
-    if (response_.chunked) {
+    if (response_->chunked) {
       std::size_t used = 0;
       auto st = chunked_.feed(bytes, used, [&](std::string_view piece) { out.append(piece); });
       if (st == http1::ChunkedDecoder::Status::error) return UpstreamError::bad_response;

@@ -82,6 +82,7 @@ class UpstreamConnection {
   std::optional<tcp::socket> plain_;
   std::optional<asio::ssl::stream<tcp::socket>> tls_;
   ByteBuffer buf_;
+  http1::ResponseHead head_;
   Clock::time_point idle_since_{};
   void* host_ = nullptr;  ///< the pool's entry for its origin (stable: node-based map)
   bool closed_ = false;
@@ -142,7 +143,8 @@ class UpstreamExchange final : public Deadline {
   /// Sends `head` + `body` and reads the response head.
   asio::awaitable<UpstreamError> start(std::string_view head, std::string_view body);
 
-  const http1::ResponseHead& response() const { return response_; }
+  /// The response head (valid after a successful `start`).
+  const http1::ResponseHead& response() const { return *response_; }
 
   /// Appends decoded body bytes from the next read to `out`; sets `done` at the end of the body.
   asio::awaitable<UpstreamError> read_some(std::string& out, bool& done);
@@ -171,7 +173,9 @@ class UpstreamExchange final : public Deadline {
   UpstreamPool& pool_;
   Origin origin_;
   std::unique_ptr<UpstreamConnection> conn_;
-  http1::ResponseHead response_;
+  /// Parsed into the connection, which outlives requests: keeps 2 KiB of header slots out of
+  /// every request's coroutine frame (frames that large are never recycled by Asio).
+  http1::ResponseHead* response_ = nullptr;
   http1::ChunkedDecoder chunked_;
   std::uint64_t body_remaining_ = 0;
   bool body_done_ = false;

@@ -7,6 +7,7 @@
 #include <array>
 #include <vector>
 #include <charconv>
+#include <cstring>
 
 #include "dialects/openai/chat_request.hpp"
 #include "dialects/openai/usage.hpp"
@@ -79,7 +80,8 @@ bool is_openai_error_json(std::string_view body) {
 
 /// Per-request state: what the access log and the response headers report.
 struct Gateway::Exchange {
-  std::string request_id;
+  std::string_view request_id;  ///< in `id_storage` (no allocation per request)
+  char id_storage[128];
   std::string_view key_name;
   std::string_view route;
   std::string_view deployment;
@@ -141,15 +143,15 @@ Gateway::Gateway(net::Loop& loop, std::shared_ptr<const Runtime> runtime, teleme
 
 void Gateway::on_drain() { pool_.close_idle(); }
 
-std::string Gateway::make_request_id() {
+std::string_view Gateway::make_request_id(char (&out)[128]) {
   // 64 random bits and a per-loop counter: unique without coordination between loops.
   static constexpr char kHex[] = "0123456789abcdef";
   std::uint64_t r = rng_();
   std::uint64_t c = ++counter_;
-  std::string id = "req_0000000000000000000000";
-  for (int i = 0; i < 16; ++i) id[4 + i] = kHex[(r >> (60 - 4 * i)) & 0xF];
-  for (int i = 0; i < 6; ++i) id[20 + i] = kHex[(c >> (20 - 4 * i)) & 0xF];
-  return id;
+  std::memcpy(out, "req_", 4);
+  for (int i = 0; i < 16; ++i) out[4 + i] = kHex[(r >> (60 - 4 * i)) & 0xF];
+  for (int i = 0; i < 6; ++i) out[20 + i] = kHex[(c >> (20 - 4 * i)) & 0xF];
+  return {out, 26};
 }
 
 asio::awaitable<void> Gateway::fail(net::ResponseWriter& writer, Exchange& ex, const ApiError& error) {
@@ -200,7 +202,12 @@ const config::KeyConfig* Gateway::find_key(const net::Request& request, Exchange
 asio::awaitable<void> Gateway::handle(net::Request request, net::ResponseWriter& writer) {
   Exchange ex;
   std::string_view given_id = request.header("x-request-id");
-  ex.request_id = valid_request_id(given_id) ? std::string(given_id) : make_request_id();
+  if (valid_request_id(given_id)) {
+    std::memcpy(ex.id_storage, given_id.data(), given_id.size());
+    ex.request_id = {ex.id_storage, given_id.size()};
+  } else {
+    ex.request_id = make_request_id(ex.id_storage);
+  }
 
   std::string_view path = request.path();
   std::string_view method = request.method();
@@ -382,9 +389,11 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt(const net::Request& request,
                                                    net::UpstreamExchange& up,
                                                    net::ResponseWriter& writer, Exchange& ex,
                                                    Failure& failure) {
-  std::string body, head;
+  StringPool::Loan body_loan{strings_}, head_loan{strings_};
+  std::string& body = body_loan.s;
+  std::string& head = head_loan.s;
   openai::patch_chat_request(request.body, info, d.config->model, body);
-  head = d.provider->chat_head_prefix;
+  head += d.provider->chat_head_prefix;
   head += "X-Request-Id: ";
   head += ex.request_id;
   head += info.stream ? "\r\nAccept: text/event-stream\r\nContent-Length: "
@@ -442,7 +451,8 @@ asio::awaitable<Gateway::Outcome> Gateway::relay_json(const DeploymentRuntime& d
                                                       net::UpstreamExchange& up,
                                                       net::ResponseWriter& writer, Exchange& ex,
                                                       Failure& failure) {
-  std::string body;
+  StringPool::Loan loan{strings_};
+  std::string& body = loan.s;
   net::UpstreamError err = co_await up.read_all(body, kMaxUpstreamBody);
   if (writer.client_gone()) co_return Outcome::client_gone;
   if (err != net::UpstreamError::none) {
@@ -473,7 +483,9 @@ asio::awaitable<Gateway::Outcome> Gateway::relay_stream(const openai::ChatReques
   // Event by event. Until the first event is ready nothing has reached the client, so a failure
   // up to then still fails over; after it, the stream ends with an error event.
   dialects::SseSplitter splitter;
-  std::string payload, out;
+  StringPool::Loan payload_loan{strings_}, out_loan{strings_};
+  std::string& payload = payload_loan.s;
+  std::string& out = out_loan.s;
   bool committed = false;
   bool done = false;
   while (!done) {

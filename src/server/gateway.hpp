@@ -5,6 +5,7 @@
 #include <random>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "dialects/openai/chat_request.hpp"
 #include "net/server.hpp"
@@ -13,6 +14,33 @@
 #include "telemetry/access_log.hpp"
 
 namespace switchyard::server {
+
+/// Strings handed from one request to the next on a loop, so that the per-request buffers
+/// (patched body, upstream head, response) keep their capacity instead of going back to malloc.
+class StringPool {
+ public:
+  /// A cleared string, with the capacity of an earlier one when there is one.
+  std::string take() {
+    if (free_.empty()) return {};
+    std::string s = std::move(free_.back());
+    free_.pop_back();
+    s.clear();
+    return s;
+  }
+  void give(std::string s) {
+    if (free_.size() < 256 && s.capacity() <= 256 * 1024) free_.push_back(std::move(s));
+  }
+
+  /// A string on loan for one scope.
+  struct Loan {
+    StringPool& pool;
+    std::string s = pool.take();
+    ~Loan() { pool.give(std::move(s)); }
+  };
+
+ private:
+  std::vector<std::string> free_;
+};
 
 /// The gateway's request handler for one event loop: routes, auth, the OpenAI fast path,
 /// failover and the access log. Owns the loop's upstream pool.
@@ -69,7 +97,7 @@ class Gateway final : public net::Handler {
                                                                 net::ResponseWriter& writer,
                                                                 Exchange& ex);
   const config::KeyConfig* find_key(const net::Request& request, Exchange& ex) const;
-  std::string make_request_id();
+  std::string_view make_request_id(char (&out)[128]);
   void log_access(std::string_view method, std::string_view path,
                   const Exchange& ex, net::Clock::time_point received);
 
@@ -77,6 +105,7 @@ class Gateway final : public net::Handler {
   std::shared_ptr<const Runtime> runtime_;
   telemetry::AccessLog& log_;
   net::UpstreamPool pool_;
+  StringPool strings_;
   /// Bearer tokens already checked on this loop → their key (saves a SHA-256 per request).
   struct TokenHash {
     using is_transparent = void;
