@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -70,9 +71,10 @@ class UpstreamConnection {
  public:
   UpstreamConnection(asio::io_context& io, asio::ssl::context* tls_context);
   tcp::socket& socket();
-  asio::awaitable<boost::system::error_code> write(std::string_view a, std::string_view b);
-  asio::awaitable<std::pair<boost::system::error_code, std::size_t>> read_some(char* data,
-                                                                              std::size_t size);
+  using IoAwaitable = asio::awaitable<std::tuple<boost::system::error_code, std::size_t>>;
+  /// Writes `a` then `b`; the bytes must outlive the await.
+  IoAwaitable write(std::string_view a, std::string_view b);
+  IoAwaitable read_some(char* data, std::size_t size);
   void close();
   bool tls() const { return tls_.has_value(); }
 
