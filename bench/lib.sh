@@ -69,19 +69,6 @@ ngx_start() {
   [[ -s $pidf ]] || { log "$name: no pid file"; return 1; }
 }
 
-# ngx_stop NAME : TERM to the master recorded in NAME.pid (fast shutdown; QUIT would wait for
-# idle keep-alive clients)
-ngx_stop() {
-  local pidf=$RUN_DIR/$1.pid pid i
-  [[ -s $pidf ]] || return 0
-  pid=$(cat "$pidf")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid"
-    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  fi
-  rm -f "$pidf"
-}
-
 # proc_start NAME LOGFILE CMD... : CMD in the background (exec'd, so $! is its pid) -> NAME.pid
 proc_start() {
   local name=$1 logf=$2; shift 2
@@ -89,7 +76,8 @@ proc_start() {
   echo $! >"$RUN_DIR/$name.pid"
 }
 
-# proc_stop NAME : TERM the recorded pid, KILL after 5 s
+# proc_stop NAME : TERM the recorded pid (for nginx, its master: a fast shutdown, where QUIT would
+# wait for idle keep-alive clients), KILL after 5 s
 proc_stop() {
   local pidf=$RUN_DIR/$1.pid pid i
   [[ -s $pidf ]] || return 0

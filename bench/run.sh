@@ -93,7 +93,7 @@ sys_start() {
 }
 sys_stop() {
   case $1 in
-    nginx) ngx_stop nginx-proxy ;;
+    nginx) proc_stop nginx-proxy ;;
     switchyard) proc_stop switchyard ;;
   esac
   [[ $1 == direct ]] || wait_port_free "$(sys_port "$1")" || log "port $(sys_port "$1") still busy"
@@ -305,7 +305,7 @@ preflight() {
 
 cleanup() {
   [[ -n ${RUN_DIR:-} && -d ${RUN_DIR:-} ]] || return 0
-  proc_stop switchyard; ngx_stop nginx-proxy; ngx_stop nginx-upstream
+  proc_stop switchyard; proc_stop nginx-proxy; proc_stop nginx-upstream
 }
 
 do_run() {
@@ -337,7 +337,7 @@ do_run() {
   if ((STREAMS > 0)); then
     for s in $STREAM_SYSTEMS; do streams_test "$s"; done
   fi
-  ngx_stop nginx-upstream
+  proc_stop nginx-upstream
   echo "wall: $(($(date +%s) - start)) s" >>"$RUN_DIR/env.txt"
   python3 "$BENCH_DIR/report.py" "$RUN_DIR" >"$OUT/$stamp.md"
   cp "$OUT/$stamp.md" "$RUN_DIR/report.md"

@@ -389,8 +389,7 @@ TEST_F(GatewayTest, KeepAlivePipeliningAndChunkedRequests) {
   Response t = c.read_response();
   ASSERT_EQ(t.status, 200) << t.body;
   EXPECT_EQ(content_of(t), "Hello from Switchyard's demo provider! You said: third");
-  // The upstream connection was reused: the fake saw one connection's worth of requests and
-  // every response came back on this one client connection.
+  // Every response came back on this one client connection, which stays open.
   EXPECT_FALSE(t.closed);
 }
 
