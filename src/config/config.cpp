@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "config/env_expand.hpp"
+#include "dialects/providers.hpp"
 
 extern char** environ;
 
@@ -271,18 +272,31 @@ void read_providers(Reader& r, const YAML::Node& node, Config& c) {
     std::string path = "providers." + p.name;
     if (!valid_name(p.name)) r.problem(path, "invalid name (letters, digits, - _ . @ : / only)");
     const YAML::Node& v = kv.second;
-    if (!r.check_map(v, path, {"type", "base_url", "api_key", "optional"})) continue;
+    if (!r.check_map(v, path, {"type", "base_url", "api_key", "api_version", "optional",
+                               "drop_unsupported_params"}))
+      continue;
     r.boolean(v["optional"], path + ".optional", p.optional);
-    std::string type = "openai";
-    r.string(v["type"], path + ".type", type);
-    if (type == "openai") p.type = ProviderType::openai;
-    else r.problem(path + ".type", "unknown provider type \"" + type + "\" (supported: openai)");
+    r.boolean(v["drop_unsupported_params"], path + ".drop_unsupported_params",
+              p.drop_unsupported_params);
+    r.string(v["type"], path + ".type", p.type);
+    const dialects::ProviderType* type = dialects::find_provider_type(p.type);
+    if (!type) {
+      std::string known;
+      for (const auto& t : dialects::provider_types()) known += (known.empty() ? "" : ", ") + std::string(t.name);
+      r.problem(path + ".type", "unknown provider type \"" + p.type + "\" (supported: " + known + ")");
+    }
     std::string url;
-    if (!v["base_url"]) r.problem(path + ".base_url", "is required");
-    else if (r.string(v["base_url"], path + ".base_url", url)) {
+    if (!v["base_url"] && type && !type->default_base_url.empty()) url = type->default_base_url;
+    if (!v["base_url"] && url.empty()) r.problem(path + ".base_url", "is required");
+    else if (!v["base_url"] || r.string(v["base_url"], path + ".base_url", url)) {
       std::string why;
       if (!parse_url(url, p.base_url, why)) r.problem(path + ".base_url", why);
     }
+    r.string(v["api_version"], path + ".api_version", p.api_version);
+    if (type && type->azure_paths && p.api_version.empty())
+      r.problem(path + ".api_version", "is required for Azure OpenAI (for example 2024-10-21)");
+    if (type && type->dialect == dialects::Dialect::anthropic && p.api_version.empty())
+      p.api_version = "2023-06-01";
     if (v["api_key"]) {
       std::vector<std::string> unset;
       if (!r.string(v["api_key"], path + ".api_key", p.api_key, &unset) && !unset.empty()) {
@@ -315,7 +329,8 @@ void read_deployments(Reader& r, const YAML::Node& node, Config& c) {
     if (!valid_name(d.name)) r.problem(path, "invalid name (letters, digits, - _ . @ : / only)");
     const YAML::Node& v = kv.second;
     if (c.find_deployment(d.name)) r.problem(path, "duplicate deployment");
-    if (!r.check_map(v, path, {"provider", "model"})) continue;
+    if (!r.check_map(v, path, {"provider", "model", "max_tokens"})) continue;
+    r.integer(v["max_tokens"], path + ".max_tokens", d.max_tokens, 1, 10'000'000);
     if (!v["provider"]) r.problem(path + ".provider", "is required");
     else if (r.string(v["provider"], path + ".provider", d.provider)) {
       const ProviderConfig* p = c.find_provider(d.provider);

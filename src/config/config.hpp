@@ -48,13 +48,13 @@ struct UpstreamConfig {
   std::string ca_file;                         ///< extra trust anchors (PEM); system store otherwise
 };
 
-enum class ProviderType { openai };
-
 struct ProviderConfig {
   std::string name;
-  ProviderType type = ProviderType::openai;
+  std::string type = "openai";  ///< a row of dialects::provider_types()
   Url base_url;
   std::string api_key;  ///< resolved secret; never logged
+  std::string api_version;  ///< Azure `api-version`; Anthropic `anthropic-version`
+  bool drop_unsupported_params = false;  ///< drop (and report) what the provider refuses
   bool optional = false;
   bool enabled = true;  ///< false when optional and its api_key variable is unset
 };
@@ -62,7 +62,8 @@ struct ProviderConfig {
 struct DeploymentConfig {
   std::string name;
   std::string provider;
-  std::string model;  ///< upstream model id
+  std::string model;  ///< upstream model id (Azure: the deployment name)
+  std::int64_t max_tokens = 0;  ///< sent to Anthropic when the client gives none; 0 = built-in
   bool enabled = true;
 };
 

@@ -11,7 +11,10 @@
 
 #include "dialects/openai/chat_request.hpp"
 #include "dialects/openai/usage.hpp"
+#include "dialects/json_util.hpp"
 #include "dialects/sse.hpp"
+#include "dialects/translate.hpp"
+#include "dialects/upstream_error.hpp"
 
 namespace switchyard::server {
 
@@ -86,6 +89,8 @@ struct Gateway::Exchange {
   std::string_view route;
   std::string_view deployment;
   std::string_view upstream_model;
+  dialects::Dialect client = dialects::Dialect::openai;  ///< the dialect errors are written in
+  std::string dropped;  ///< parameters dropped for the deployment that answered
   int status = 0;
   int attempts = 0;
   bool stream = false;
@@ -93,7 +98,15 @@ struct Gateway::Exchange {
   double ttfb_ms = -1;
   std::string error;
   std::string attempts_text;
-  std::array<net::HeaderField, 4 + kMaxPassedHeaders> header_storage;
+  std::array<net::HeaderField, 5 + kMaxPassedHeaders> header_storage;
+
+  void set_dropped(const std::vector<std::string>& names) {
+    dropped.clear();
+    for (const auto& n : names) {
+      if (!dropped.empty()) dropped += ", ";
+      dropped += n;
+    }
+  }
   /// Upstream headers passed on (rate limits, retry-after): views into the live upstream
   /// response, or into `passed_copies` once that is gone.
   std::array<net::HeaderField, kMaxPassedHeaders> passed{};
@@ -130,6 +143,7 @@ struct Gateway::Exchange {
       attempts_text = std::to_string(attempts);
       header_storage[n++] = {"x-switchyard-attempts", attempts_text};
     }
+    if (!dropped.empty()) header_storage[n++] = {"x-switchyard-dropped-params", dropped};
     return {header_storage.data(), n};
   }
 };
@@ -157,7 +171,8 @@ std::string_view Gateway::make_request_id(char (&out)[128]) {
 asio::awaitable<void> Gateway::fail(net::ResponseWriter& writer, Exchange& ex, const ApiError& error) {
   ex.status = error.status;
   if (ex.error.empty()) ex.error = error.code.empty() ? std::string(core::openai_type_of(error.kind)) : error.code;
-  co_await writer.send(error.status, "application/json", core::openai_error_body(error), ex.headers());
+  std::string body = dialects::error_body(ex.client, error, ex.request_id);
+  co_await writer.send(error.status, "application/json", body, ex.headers());
 }
 
 asio::awaitable<const config::KeyConfig*> Gateway::authenticate(const net::Request& request,
@@ -167,7 +182,13 @@ asio::awaitable<const config::KeyConfig*> Gateway::authenticate(const net::Reque
   if (!key) {
     // if/else, not ?: — GCC 12 mishandles conditional temporaries in coroutines.
     ApiError error;
-    if (request.header("authorization").empty())
+    if (ex.client == dialects::Dialect::anthropic) {
+      if (request.header("x-api-key").empty() && request.header("authorization").empty())
+        error = ApiError::make(ErrorKind::authentication, "x-api-key header is required", {},
+                               "missing_api_key");
+      else
+        error = ApiError::make(ErrorKind::authentication, "invalid x-api-key", {}, "invalid_api_key");
+    } else if (request.header("authorization").empty())
       error = ApiError::make(ErrorKind::authentication,
                              "You didn't provide an API key. You need to provide your API key in "
                              "an Authorization header using Bearer auth (i.e. Authorization: "
@@ -182,11 +203,15 @@ asio::awaitable<const config::KeyConfig*> Gateway::authenticate(const net::Reque
 }
 
 const config::KeyConfig* Gateway::find_key(const net::Request& request, Exchange& ex) const {
-  std::string_view auth = request.header("authorization");
-  if (auth.empty()) return nullptr;
   std::string_view token;
-  if (auth.size() > 7 && net::http1::iequals(auth.substr(0, 7), "bearer ")) token = auth.substr(7);
-  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  std::string_view auth = request.header("authorization");
+  if (!auth.empty()) {
+    if (auth.size() > 7 && net::http1::iequals(auth.substr(0, 7), "bearer ")) token = auth.substr(7);
+    while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  } else if (ex.client == dialects::Dialect::anthropic) {
+    token = request.header("x-api-key");  // Anthropic's SDK sends the key here
+  }
+  if (token.empty()) return nullptr;
   const config::KeyConfig* key = nullptr;
   if (auto it = key_cache_.find(token); it != key_cache_.end()) {
     key = it->second;
@@ -221,12 +246,20 @@ asio::awaitable<void> Gateway::handle(net::Request request, net::ResponseWriter&
     ex.status = e.status;
     ex.error = e.code;
     const net::HeaderField allow[] = {{"x-request-id", ex.request_id}, {"Allow", expected}};
-    co_await writer.send(e.status, "application/json", core::openai_error_body(e), allow);
+    std::string body = dialects::error_body(ex.client, e, ex.request_id);
+    co_await writer.send(e.status, "application/json", body, allow);
     co_return false;
   };
 
+  if (path.substr(0, 12) == "/v1/messages") ex.client = dialects::Dialect::anthropic;
   if (path == "/v1/chat/completions") {
-    if (co_await allowed("POST")) co_await chat_completions(request, writer, ex);
+    if (co_await allowed("POST")) co_await chat(request, writer, ex);
+  } else if (path == "/v1/messages") {
+    if (co_await allowed("POST")) co_await chat(request, writer, ex);
+  } else if (path == "/v1/messages/count_tokens") {
+    if (co_await allowed("POST")) co_await count_tokens(request, writer, ex);
+  } else if (path == "/v1/embeddings") {
+    if (co_await allowed("POST")) co_await embeddings(request, writer, ex);
   } else if (path == "/v1/models") {
     if (co_await allowed("GET")) co_await models(request, writer, ex);
   } else if (path == "/healthz") {
@@ -304,42 +337,137 @@ asio::awaitable<void> Gateway::models(net::Request& request, net::ResponseWriter
   co_await writer.send(200, "application/json", body, ex.headers());
 }
 
-asio::awaitable<void> Gateway::chat_completions(net::Request& request, net::ResponseWriter& writer,
-                                                Exchange& ex) {
-  const config::KeyConfig* key = co_await authenticate(request, writer, ex);
-  if (!key) co_return;
-  const config::ServerConfig& server_config = runtime_->config().server;
-  auto inspected = openai::inspect_chat_request(request.body, {server_config.max_json_depth});
-  if (auto* e = std::get_if<ApiError>(&inspected)) {
-    co_await fail(writer, ex, *e);
-    co_return;
-  }
-  const openai::ChatRequestInfo& info = std::get<openai::ChatRequestInfo>(inspected);
-  ex.stream = info.stream;
+/// The request being served, as far as every attempt needs it.
+struct Gateway::Chat {
+  const net::Request& request;
+  dialects::Dialect client = dialects::Dialect::openai;
+  std::string model;
+  bool stream = false;
+  bool client_wants_usage = false;
+  std::optional<openai::ChatRequestInfo> info;  ///< OpenAI clients: the fast path's inspection
+  std::optional<core::ChatRequest> canonical;   ///< decoded when a translation needs it
+  Endpoint endpoint = Endpoint::chat;
+  bool embeddings_base64 = false;
+  dialects::anthropic::EncodeResult anthropic_encoded;  ///< of the current attempt
+};
 
-  const RouteRuntime* route = runtime_->find_route(info.model);
+asio::awaitable<const RouteRuntime*> Gateway::resolve_route(std::string_view model,
+                                                            const config::KeyConfig& key,
+                                                            net::ResponseWriter& writer,
+                                                            Exchange& ex) {
+  const RouteRuntime* route = runtime_->find_route(model);
   if (!route) {
     co_await fail(writer, ex, ApiError::make(ErrorKind::not_found,
-                                             "The model `" + info.model +
+                                             "The model `" + std::string(model) +
                                                  "` does not exist or you do not have access to it.",
                                              "model", "model_not_found"));
-    co_return;
+    co_return nullptr;
   }
   ex.route = route->config->name;
-  if (!governance::KeyStore::allows(*key, route->config->name)) {
+  if (!governance::KeyStore::allows(key, route->config->name)) {
     co_await fail(writer, ex, ApiError::make(ErrorKind::permission,
-                                             "This API key may not use the model `" + info.model + "`.",
+                                             "This API key may not use the model `" +
+                                                 std::string(model) + "`.",
                                              "model", "model_not_allowed"));
-    co_return;
+    co_return nullptr;
   }
   if (route->candidates.empty()) {
     co_await fail(writer, ex, ApiError::make(ErrorKind::unavailable,
-                                             "No deployment of `" + info.model +
+                                             "No deployment of `" + std::string(model) +
                                                  "` is enabled (check the providers' api keys).",
                                              {}, "no_deployment"));
+    co_return nullptr;
+  }
+  co_return route;
+}
+
+asio::awaitable<void> Gateway::chat(net::Request& request, net::ResponseWriter& writer,
+                                    Exchange& ex) {
+  const config::KeyConfig* key = co_await authenticate(request, writer, ex);
+  if (!key) co_return;
+  const config::ServerConfig& server_config = runtime_->config().server;
+  Chat chat{request, ex.client};
+  if (ex.client == dialects::Dialect::openai) {
+    auto inspected = openai::inspect_chat_request(request.body, {server_config.max_json_depth});
+    if (auto* e = std::get_if<ApiError>(&inspected)) {
+      co_await fail(writer, ex, *e);
+      co_return;
+    }
+    chat.info = std::get<openai::ChatRequestInfo>(inspected);
+    chat.model = chat.info->model;
+    chat.stream = chat.info->stream;
+    chat.client_wants_usage = chat.info->client_wants_usage;
+  } else {
+    auto decoded = dialects::anthropic::decode_request(request.body, server_config.max_json_depth);
+    if (auto* e = std::get_if<ApiError>(&decoded)) {
+      co_await fail(writer, ex, *e);
+      co_return;
+    }
+    chat.canonical = std::move(std::get<core::ChatRequest>(decoded));
+    chat.model = chat.canonical->model;
+    chat.stream = chat.canonical->stream;
+    chat.client_wants_usage = true;
+  }
+  ex.stream = chat.stream;
+  const RouteRuntime* route = co_await resolve_route(chat.model, *key, writer, ex);
+  if (!route) co_return;
+  co_await run_candidates(*route, chat, writer, ex);
+}
+
+asio::awaitable<void> Gateway::embeddings(net::Request& request, net::ResponseWriter& writer,
+                                          Exchange& ex) {
+  const config::KeyConfig* key = co_await authenticate(request, writer, ex);
+  if (!key) co_return;
+  Chat chat{request, dialects::Dialect::openai};
+  chat.endpoint = Endpoint::embeddings;
+  {
+    auto parsed = dialects::parse_json(request.body, runtime_->config().server.max_json_depth + 1);
+    std::optional<ApiError> error;
+    if (!parsed || !parsed->is_object()) {
+      error = ApiError::make(ErrorKind::invalid_request,
+                             "We could not parse the JSON body of your request.", {}, "invalid_json");
+    } else {
+      const auto& o = parsed->get_object();
+      chat.model = std::string(dialects::str_or(o, "model"));
+      chat.embeddings_base64 = dialects::str_or(o, "encoding_format") == "base64";
+      const auto* input = o.if_contains("input");
+      if (chat.model.empty())
+        error = ApiError::make(ErrorKind::invalid_request, "Missing required parameter: 'model'.",
+                               "model", "missing_required_parameter");
+      else if (!input || !(input->is_string() || input->is_array()))
+        error = ApiError::make(ErrorKind::invalid_request,
+                               "'input' must be a string or an array.", "input", "invalid_type");
+    }
+    if (error) {
+      co_await fail(writer, ex, *error);
+      co_return;
+    }
+  }
+  const RouteRuntime* route = co_await resolve_route(chat.model, *key, writer, ex);
+  if (!route) co_return;
+  co_await run_candidates(*route, chat, writer, ex);
+}
+
+asio::awaitable<void> Gateway::count_tokens(net::Request& request, net::ResponseWriter& writer,
+                                            Exchange& ex) {
+  const config::KeyConfig* key = co_await authenticate(request, writer, ex);
+  if (!key) co_return;
+  auto decoded = dialects::anthropic::decode_request(
+      request.body, runtime_->config().server.max_json_depth, /*require_max_tokens=*/false);
+  if (auto* e = std::get_if<ApiError>(&decoded)) {
+    co_await fail(writer, ex, *e);
     co_return;
   }
+  const core::ChatRequest& r = std::get<core::ChatRequest>(decoded);
+  const RouteRuntime* route = co_await resolve_route(r.model, *key, writer, ex);
+  if (!route) co_return;
+  std::string body = R"({"input_tokens":)" + std::to_string(dialects::estimate_tokens(r)) + "}";
+  ex.status = 200;
+  co_await writer.send(200, "application/json", body, ex.headers());
+}
 
+asio::awaitable<void> Gateway::run_candidates(const RouteRuntime& route, Chat& chat,
+                                              net::ResponseWriter& writer, Exchange& ex) {
   // The client leaving cancels whatever upstream exchange is in progress.
   net::UpstreamExchange* current = nullptr;
   writer.watch_disconnect([&current] {
@@ -351,8 +479,8 @@ asio::awaitable<void> Gateway::chat_completions(net::Request& request, net::Resp
   } forget{writer};
 
   Failure failure;
-  for (std::size_t i = 0; i < route->candidates.size(); ++i) {
-    const DeploymentRuntime& d = *route->candidates[i];
+  for (std::size_t i = 0; i < route.candidates.size(); ++i) {
+    const DeploymentRuntime& d = *route.candidates[i];
     ++ex.attempts;
     ex.deployment = d.config->name;
     ex.upstream_model = d.config->model;
@@ -364,8 +492,8 @@ asio::awaitable<void> Gateway::chat_completions(net::Request& request, net::Resp
       ~Reset() { ref = nullptr; }
     } reset{current};
 
-    Outcome outcome = co_await attempt(request, info, d, i + 1 == route->candidates.size(), up,
-                                       writer, ex, failure);
+    Outcome outcome = co_await attempt(chat, d, i + 1 == route.candidates.size(), up, writer, ex,
+                                       failure);
     if (outcome == Outcome::client_gone || writer.client_gone()) {
       if (!writer.started()) ex.status = 499;
       ex.error = "client_closed";
@@ -383,20 +511,110 @@ void Gateway::fail_attempt(Exchange& ex, Failure& failure, ApiError error) {
   ex.passed_count = 0;  // headers of a failed attempt do not describe the answer
 }
 
-asio::awaitable<Gateway::Outcome> Gateway::attempt(const net::Request& request,
-                                                   const openai::ChatRequestInfo& info,
-                                                   const DeploymentRuntime& d, bool last_candidate,
-                                                   net::UpstreamExchange& up,
+namespace {
+
+openai::Usage to_openai_usage(const core::TokenUsage& u) {
+  openai::Usage o;
+  o.prompt_tokens = u.input;
+  o.completion_tokens = u.output;
+  o.total_tokens = u.input + u.output;
+  o.cached_tokens = u.cache_read;
+  o.reasoning_tokens = u.reasoning;
+  return o;
+}
+
+}  // namespace
+
+/// Turns upstream SSE events into the client's bytes.
+struct Gateway::StreamProcessor {
+  virtual ~StreamProcessor() = default;
+  /// Appends what the client gets for this event; false when the event is malformed.
+  virtual bool event(const dialects::SseEvent& e, std::string& out, Exchange& ex) = 0;
+  /// The upstream's stream ended; `pending` is an unterminated tail.
+  virtual void end(std::string_view pending, std::string& out, Exchange& ex) = 0;
+  /// The upstream failed after the client's stream started.
+  virtual void error(const ApiError& e, std::string& out, Exchange& ex) = 0;
+};
+
+
+asio::awaitable<Gateway::Outcome> Gateway::attempt(Chat& chat, const DeploymentRuntime& d,
+                                                   bool last_candidate, net::UpstreamExchange& up,
                                                    net::ResponseWriter& writer, Exchange& ex,
                                                    Failure& failure) {
   StringPool::Loan body_loan{strings_}, head_loan{strings_};
   std::string& body = body_loan.s;
   std::string& head = head_loan.s;
-  openai::patch_chat_request(request.body, info, d.config->model, body);
-  head += d.provider->chat_head_prefix;
+  const dialects::Dialect upstream = d.provider->dialect();
+  const auto* type = d.provider->type;
+  bool translated = false;
+  dialects::UpstreamRequest sent;
+  std::optional<ApiError> refused;
+
+  if (chat.endpoint == Endpoint::embeddings) {
+    if (d.embeddings_head.empty()) {
+      refused = ApiError::make(ErrorKind::invalid_request,
+                               "Deployment \"" + d.config->name + "\" (" + std::string(type->name) +
+                                   ") has no embeddings API.",
+                               "model", "unsupported_endpoint");
+    } else if (upstream == dialects::Dialect::gemini) {
+      auto encoded = dialects::gemini::encode_embeddings(chat.request.body, d.config->model);
+      if (auto* e = std::get_if<ApiError>(&encoded)) refused = *e;
+      else body = std::move(std::get<std::string>(encoded));
+      translated = true;
+    } else {
+      std::vector<std::string> dropped;
+      refused = openai::adapt_for_vendor(chat.request.body, d.config->model, {}, {}, type->name,
+                                         false, body, dropped);
+    }
+  } else if (chat.client == upstream && upstream == dialects::Dialect::openai) {
+    if ((chat.info->params & d.provider->rejected_params) == 0) {
+      openai::patch_chat_request(chat.request.body, *chat.info, d.config->model, body);
+    } else {
+      std::vector<std::string> dropped;
+      refused = openai::adapt_for_vendor(chat.request.body, d.config->model, type->rejected,
+                                         type->renamed, type->name,
+                                         d.provider->config->drop_unsupported_params, body, dropped);
+      ex.set_dropped(dropped);
+    }
+  } else if (chat.client == upstream) {
+    // Anthropic → Anthropic: the client's body with the model replaced.
+    if (!dialects::anthropic::patch_model(chat.request.body, d.config->model, body))
+      refused = ApiError::make(ErrorKind::invalid_request, "The request body is not valid JSON.");
+  } else {
+    translated = true;
+    if (!chat.canonical) {
+      auto decoded = dialects::decode_client_request(chat.client, chat.request.body,
+                                                     runtime_->config().server.max_json_depth);
+      if (auto* e = std::get_if<ApiError>(&decoded)) {
+        // The client's request itself cannot be translated: no deployment will do better.
+        fail_attempt(ex, failure, *e);
+        co_return Outcome::give_up;
+      }
+      chat.canonical = std::move(std::get<core::ChatRequest>(decoded));
+    }
+    dialects::Target target;
+    target.dialect = upstream;
+    target.type = type;
+    target.model = d.config->model;
+    target.default_max_tokens = d.config->max_tokens;
+    target.drop_unsupported = d.provider->config->drop_unsupported_params;
+    refused = dialects::encode_upstream_request(*chat.canonical, target, sent);
+    body = std::move(sent.body);
+    chat.anthropic_encoded = sent.anthropic;
+    ex.set_dropped(sent.dropped);
+  }
+  if (refused) {
+    spdlog::info("{}: {} skipped: {}", ex.request_id, d.config->name, refused->message);
+    fail_attempt(ex, failure, std::move(*refused));
+    co_return Outcome::next;
+  }
+
+  if (chat.endpoint == Endpoint::embeddings) head += d.embeddings_head;
+  else if (chat.stream) head += d.stream_head;
+  else head += d.chat_head;
   head += "X-Request-Id: ";
   head += ex.request_id;
-  head += info.stream ? "\r\nAccept: text/event-stream\r\nContent-Length: "
+  head += chat.stream ? "\r\nAccept: text/event-stream\r\nContent-Length: "
                       : "\r\nAccept: application/json\r\nContent-Length: ";
   head += std::to_string(body.size());
   head += "\r\n\r\n";
@@ -433,21 +651,102 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt(const net::Request& request,
       fail_attempt(ex, failure, upstream_failure(e2, d.config->name));
       co_return Outcome::next;
     }
-    failure.error.reset();
-    failure.status = response.status;
-    failure.body = std::move(error_body);
+    bool same_dialect = chat.client == upstream && !translated;
+    if (same_dialect) {
+      failure.error.reset();
+      failure.status = response.status;
+      failure.body = std::move(error_body);
+    } else {
+      failure.error = dialects::upstream_error(response.status, error_body, d.config->name);
+      failure.status = 0;
+    }
     ex.keep_passed_headers();  // the answer goes out after this exchange ends
     bool retry = core::is_retryable(ErrorKind::upstream_status, response.status) && !last_candidate;
     co_return retry ? Outcome::next : Outcome::give_up;
   }
 
   std::string_view content_type = response.find("content-type");
-  if (info.stream && content_type.substr(0, 17) == "text/event-stream")
-    co_return co_await relay_stream(info, d, up, writer, ex, failure);
-  co_return co_await relay_json(d, up, writer, ex, failure);
+  bool sse = chat.stream && content_type.substr(0, 17) == "text/event-stream";
+  if (!sse) co_return co_await relay_json(chat, d, up, writer, ex, failure);
+
+  if (translated) {
+    dialects::gemini::IdSource ids;
+    ids.prefix = "call_" + std::string(ex.request_id.substr(ex.request_id.size() > 12 ? ex.request_id.size() - 12 : 0)) + "_";
+    struct Translate final : StreamProcessor {
+      dialects::StreamTranslator t;
+      Translate(dialects::StreamTranslator tr) : t(std::move(tr)) {}
+      bool event(const dialects::SseEvent& e, std::string& out, Exchange&) override {
+        bool ok = t.feed(e);
+        out.append(t.out());
+        t.out().clear();
+        return ok;
+      }
+      void end(std::string_view, std::string& out, Exchange& ex) override {
+        t.finish();
+        out.append(t.out());
+        t.out().clear();
+        if (t.usage().known) ex.usage = to_openai_usage(t.usage());
+      }
+      void error(const ApiError& e, std::string& out, Exchange& ex) override {
+        t.fail(e);
+        out.append(t.out());
+        t.out().clear();
+        if (t.usage().known) ex.usage = to_openai_usage(t.usage());
+      }
+    };
+    Translate processor(dialects::StreamTranslator(chat.client, upstream, sent,
+                                                   chat.client_wants_usage, chat.model, ids));
+    co_return co_await relay_stream(processor, d, up, writer, ex, failure);
+  }
+  if (chat.client == dialects::Dialect::anthropic) {
+    struct PassAnthropic final : StreamProcessor {
+      core::TokenUsage usage;
+      bool event(const dialects::SseEvent& e, std::string& out, Exchange& ex) override {
+        if (e.name == "message_start" || e.name == "message_delta") {
+          dialects::anthropic::probe_usage(e.data, usage);
+          if (usage.known) ex.usage = to_openai_usage(usage);
+        }
+        out.append(e.raw);
+        return true;
+      }
+      void end(std::string_view pending, std::string& out, Exchange&) override { out.append(pending); }
+      void error(const ApiError& e, std::string& out, Exchange& ex) override {
+        out += "event: error\ndata: ";
+        out += dialects::anthropic::error_body(e, ex.request_id);
+        out += "\n\n";
+      }
+    };
+    PassAnthropic processor;
+    co_return co_await relay_stream(processor, d, up, writer, ex, failure);
+  }
+  struct PassOpenAI final : StreamProcessor {
+    bool client_wants_usage = false;
+    bool event(const dialects::SseEvent& e, std::string& out, Exchange& ex) override {
+      if (e.data != "[DONE]") {
+        openai::UsageProbe probe = openai::probe_usage(e.data);
+        if (probe.usage) {
+          ex.usage = probe.usage;
+          // The usage-only chunk exists because the gateway asked for it; a client that did
+          // not ask does not get it.
+          if (probe.no_choices && !client_wants_usage) return true;
+        }
+      }
+      out.append(e.raw);
+      return true;
+    }
+    void end(std::string_view pending, std::string& out, Exchange&) override { out.append(pending); }
+    void error(const ApiError& e, std::string& out, Exchange&) override {
+      out += "data: ";
+      out += core::openai_error_body(e);
+      out += "\n\n";
+    }
+  };
+  PassOpenAI processor;
+  processor.client_wants_usage = chat.client_wants_usage;
+  co_return co_await relay_stream(processor, d, up, writer, ex, failure);
 }
 
-asio::awaitable<Gateway::Outcome> Gateway::relay_json(const DeploymentRuntime& d,
+asio::awaitable<Gateway::Outcome> Gateway::relay_json(Chat& chat, const DeploymentRuntime& d,
                                                       net::UpstreamExchange& up,
                                                       net::ResponseWriter& writer, Exchange& ex,
                                                       Failure& failure) {
@@ -466,8 +765,45 @@ asio::awaitable<Gateway::Outcome> Gateway::relay_json(const DeploymentRuntime& d
     fail_attempt(ex, failure, upstream_failure(net::UpstreamError::bad_response, d.config->name));
     co_return Outcome::next;
   }
-  ex.usage = openai::probe_usage(body).usage;
+  const dialects::Dialect upstream = d.provider->dialect();
   ex.status = up.response().status;
+  if (chat.endpoint == Endpoint::embeddings) {
+    if (upstream == dialects::Dialect::gemini) {
+      auto translated = dialects::gemini::decode_embeddings(body, chat.model, chat.embeddings_base64);
+      if (auto* e = std::get_if<ApiError>(&translated)) {
+        fail_attempt(ex, failure, *e);
+        co_return Outcome::next;
+      }
+      co_await writer.send(ex.status, "application/json", std::get<std::string>(translated), ex.headers());
+      co_return Outcome::answered;
+    }
+    ex.usage = openai::probe_usage(body).usage;
+  } else if (chat.client != upstream) {
+    dialects::gemini::IdSource ids;
+    ids.prefix = "call_" + std::string(ex.request_id.substr(ex.request_id.size() > 12 ? ex.request_id.size() - 12 : 0)) + "_";
+    dialects::UpstreamRequest sent;
+    sent.anthropic = chat.anthropic_encoded;
+    core::TokenUsage usage;
+    auto translated = dialects::translate_response(chat.client, upstream, body, sent, ids, usage);
+    if (auto* e = std::get_if<ApiError>(&translated)) {
+      if (e->kind == ErrorKind::invalid_request) {
+        // A refusal (a prompt blocked by safety filters): the client's answer, not a failover.
+        fail_attempt(ex, failure, *e);
+        co_return Outcome::give_up;
+      }
+      fail_attempt(ex, failure, *e);
+      co_return Outcome::next;
+    }
+    if (usage.known) ex.usage = to_openai_usage(usage);
+    co_await writer.send(ex.status, "application/json", std::get<std::string>(translated), ex.headers());
+    co_return Outcome::answered;
+  } else if (upstream == dialects::Dialect::anthropic) {
+    core::TokenUsage usage;
+    dialects::anthropic::probe_usage(body, usage);
+    if (usage.known) ex.usage = to_openai_usage(usage);
+  } else {
+    ex.usage = openai::probe_usage(body).usage;
+  }
   std::string_view content_type = up.response().find("content-type");
   co_await writer.send(ex.status,
                        content_type.empty() ? std::string_view("application/json") : content_type,
@@ -475,7 +811,7 @@ asio::awaitable<Gateway::Outcome> Gateway::relay_json(const DeploymentRuntime& d
   co_return Outcome::answered;
 }
 
-asio::awaitable<Gateway::Outcome> Gateway::relay_stream(const openai::ChatRequestInfo& info,
+asio::awaitable<Gateway::Outcome> Gateway::relay_stream(StreamProcessor& processor,
                                                         const DeploymentRuntime& d,
                                                         net::UpstreamExchange& up,
                                                         net::ResponseWriter& writer, Exchange& ex,
@@ -497,22 +833,18 @@ asio::awaitable<Gateway::Outcome> Gateway::relay_stream(const openai::ChatReques
       broken = upstream_failure(err, d.config->name);
     } else {
       out.clear();
+      bool malformed = false;
       bool within_limit = splitter.feed(payload, [&](const dialects::SseEvent& event) {
-        if (event.data != "[DONE]") {
-          openai::UsageProbe probe = openai::probe_usage(event.data);
-          if (probe.usage) {
-            ex.usage = probe.usage;
-            // The usage-only chunk exists because the gateway asked for it; a client that did
-            // not ask does not get it.
-            if (probe.no_choices && !info.client_wants_usage) return;
-          }
-        }
-        out.append(event.raw);
+        if (!processor.event(event, out, ex)) malformed = true;
       });
       if (!within_limit) {
         up.cancel();
         broken = upstream_failure(net::UpstreamError::bad_response, d.config->name);
         broken->message += " (an event larger than 8 MiB)";
+      } else if (malformed) {
+        up.cancel();
+        broken = upstream_failure(net::UpstreamError::bad_response, d.config->name);
+        broken->message += " (a malformed stream event)";
       }
     }
     if (broken) {
@@ -521,11 +853,11 @@ asio::awaitable<Gateway::Outcome> Gateway::relay_stream(const openai::ChatReques
         co_return Outcome::next;
       }
       ex.error = broken->code;
-      out = "data: " + core::openai_error_body(*broken) + "\n\n";
+      processor.error(*broken, out, ex);
       co_await writer.write_chunk(out, true);
       co_return Outcome::answered;
     }
-    if (done && !splitter.pending().empty()) out.append(splitter.pending());
+    if (done) processor.end(splitter.pending(), out, ex);
     if (!committed) {
       if (out.empty() && !done) continue;
       committed = true;
@@ -549,7 +881,10 @@ asio::awaitable<void> Gateway::answer_failure(net::ResponseWriter& writer, Excha
   }
   ex.status = failure.status;
   ex.error = "upstream_" + std::to_string(failure.status);
-  if (is_openai_error_json(failure.body)) {
+  bool pass = ex.client == dialects::Dialect::anthropic
+                  ? failure.body.find("\"error\"") != std::string::npos && looks_like_json_object(failure.body)
+                  : is_openai_error_json(failure.body);
+  if (pass) {
     co_await writer.send(failure.status, "application/json", failure.body, ex.headers());
     co_return;
   }
@@ -557,7 +892,8 @@ asio::awaitable<void> Gateway::answer_failure(net::ResponseWriter& writer, Excha
                               "Upstream deployment \"" + std::string(ex.deployment) +
                                   "\" answered HTTP " + std::to_string(failure.status) + ".");
   e.status = failure.status;
-  co_await writer.send(failure.status, "application/json", core::openai_error_body(e), ex.headers());
+  std::string body = dialects::error_body(ex.client, e, ex.request_id);
+  co_await writer.send(failure.status, "application/json", body, ex.headers());
 }
 
 }  // namespace switchyard::server

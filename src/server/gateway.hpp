@@ -69,18 +69,31 @@ class Gateway final : public net::Handler {
     client_gone,  ///< the client left; nothing more to do
   };
 
-  boost::asio::awaitable<void> chat_completions(net::Request& request, net::ResponseWriter& writer,
-                                                Exchange& ex);
-  /// One deployment: patch, send, and relay its answer unless it failed before the first byte.
-  boost::asio::awaitable<Outcome> attempt(const net::Request& request,
-                                          const dialects::openai::ChatRequestInfo& info,
-                                          const DeploymentRuntime& d, bool last_candidate,
-                                          net::UpstreamExchange& up, net::ResponseWriter& writer,
-                                          Exchange& ex, Failure& failure);
-  boost::asio::awaitable<Outcome> relay_json(const DeploymentRuntime& d, net::UpstreamExchange& up,
+  struct Chat;
+  struct StreamProcessor;
+  enum class Endpoint { chat, embeddings };
+
+  /// Chat in either client dialect (`/v1/chat/completions`, `/v1/messages`).
+  boost::asio::awaitable<void> chat(net::Request& request, net::ResponseWriter& writer,
+                                    Exchange& ex);
+  boost::asio::awaitable<void> embeddings(net::Request& request, net::ResponseWriter& writer,
+                                          Exchange& ex);
+  boost::asio::awaitable<void> count_tokens(net::Request& request, net::ResponseWriter& writer,
+                                            Exchange& ex);
+  /// Tries the route's deployments in order until one answers.
+  boost::asio::awaitable<void> run_candidates(const RouteRuntime& route, Chat& chat,
+                                              net::ResponseWriter& writer, Exchange& ex);
+  /// One deployment: build its body, send, and relay (or translate) its answer unless it failed
+  /// before the first byte.
+  boost::asio::awaitable<Outcome> attempt(Chat& chat, const DeploymentRuntime& d,
+                                          bool last_candidate, net::UpstreamExchange& up,
+                                          net::ResponseWriter& writer, Exchange& ex,
+                                          Failure& failure);
+  boost::asio::awaitable<Outcome> relay_json(Chat& chat, const DeploymentRuntime& d,
+                                             net::UpstreamExchange& up,
                                              net::ResponseWriter& writer, Exchange& ex,
                                              Failure& failure);
-  boost::asio::awaitable<Outcome> relay_stream(const dialects::openai::ChatRequestInfo& info,
+  boost::asio::awaitable<Outcome> relay_stream(StreamProcessor& processor,
                                                const DeploymentRuntime& d,
                                                net::UpstreamExchange& up,
                                                net::ResponseWriter& writer, Exchange& ex,
@@ -97,6 +110,12 @@ class Gateway final : public net::Handler {
                                                                 net::ResponseWriter& writer,
                                                                 Exchange& ex);
   const config::KeyConfig* find_key(const net::Request& request, Exchange& ex) const;
+  /// Checks route, key permission and enabled deployments; answers and returns nullptr if any
+  /// fails.
+  boost::asio::awaitable<const RouteRuntime*> resolve_route(std::string_view model,
+                                                            const config::KeyConfig& key,
+                                                            net::ResponseWriter& writer,
+                                                            Exchange& ex);
   std::string_view make_request_id(char (&out)[128]);
   void log_access(std::string_view method, std::string_view path,
                   const Exchange& ex, net::Clock::time_point received);

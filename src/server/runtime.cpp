@@ -1,5 +1,7 @@
 #include "server/runtime.hpp"
 
+#include "dialects/openai/chat_request.hpp"
+
 namespace switchyard::server {
 
 Runtime::Runtime(config::Config config) : config_(std::move(config)), keys_(config_.keys) {
@@ -7,14 +9,25 @@ Runtime::Runtime(config::Config config) : config_(std::move(config)), keys_(conf
   for (const auto& p : config_.providers) {
     ProviderRuntime r;
     r.config = &p;
+    r.type = dialects::find_provider_type(p.type);
     r.origin = net::Origin(p.base_url.host, p.base_url.port, p.base_url.tls());
     std::string host = p.base_url.host.find(':') != std::string::npos ? "[" + p.base_url.host + "]"
                                                                        : p.base_url.host;
     bool default_port = p.base_url.port == (p.base_url.tls() ? 443 : 80);
-    r.chat_head_prefix = "POST " + p.base_url.path + "/chat/completions HTTP/1.1\r\nHost: " + host +
-                         (default_port ? "" : ":" + std::to_string(p.base_url.port)) + "\r\n";
-    if (!p.api_key.empty()) r.chat_head_prefix += "Authorization: Bearer " + p.api_key + "\r\n";
-    r.chat_head_prefix += "Content-Type: application/json\r\nUser-Agent: switchyard\r\n";
+    r.header_lines = "Host: " + host + (default_port ? "" : ":" + std::to_string(p.base_url.port)) + "\r\n";
+    if (!p.api_key.empty()) {
+      switch (r.type->auth) {
+        case dialects::Auth::bearer: r.header_lines += "Authorization: Bearer " + p.api_key + "\r\n"; break;
+        case dialects::Auth::api_key: r.header_lines += "api-key: " + p.api_key + "\r\n"; break;
+        case dialects::Auth::x_api_key: r.header_lines += "x-api-key: " + p.api_key + "\r\n"; break;
+        case dialects::Auth::x_goog_api_key: r.header_lines += "x-goog-api-key: " + p.api_key + "\r\n"; break;
+      }
+    }
+    if (r.type->dialect == dialects::Dialect::anthropic)
+      r.header_lines += "anthropic-version: " + p.api_version + "\r\n";
+    r.header_lines += "Content-Type: application/json\r\nUser-Agent: switchyard\r\n";
+    for (auto name : r.type->rejected) r.rejected_params |= dialects::openai::param_bit(name);
+    for (auto rename : r.type->renamed) r.rejected_params |= dialects::openai::param_bit(rename.from);
     providers_.push_back(std::move(r));
   }
   deployments_.reserve(config_.deployments.size());
@@ -23,7 +36,37 @@ Runtime::Runtime(config::Config config) : config_(std::move(config)), keys_(conf
     r.config = &d;
     for (const auto& p : providers_)
       if (p.config->name == d.provider) r.provider = &p;
-    deployments_.push_back(r);
+    if (r.provider) {
+      const auto& base = r.provider->config->base_url.path;
+      auto line = [&](const std::string& target) {
+        return "POST " + target + " HTTP/1.1\r\n" + r.provider->header_lines;
+      };
+      if (r.provider->type->azure_paths) {
+        std::string prefix = base + "/openai/deployments/" + d.model;
+        std::string version = "?api-version=" + r.provider->config->api_version;
+        r.chat_head = line(prefix + "/chat/completions" + version);
+        r.stream_head = r.chat_head;
+        r.embeddings_head = line(prefix + "/embeddings" + version);
+      } else {
+        switch (r.provider->dialect()) {
+          case dialects::Dialect::openai:
+            r.chat_head = line(base + "/chat/completions");
+            r.stream_head = r.chat_head;
+            r.embeddings_head = line(base + "/embeddings");
+            break;
+          case dialects::Dialect::anthropic:
+            r.chat_head = line(base + "/messages");
+            r.stream_head = r.chat_head;
+            break;
+          case dialects::Dialect::gemini:
+            r.chat_head = line(base + "/models/" + d.model + ":generateContent");
+            r.stream_head = line(base + "/models/" + d.model + ":streamGenerateContent?alt=sse");
+            r.embeddings_head = line(base + "/models/" + d.model + ":batchEmbedContents");
+            break;
+        }
+      }
+    }
+    deployments_.push_back(std::move(r));
   }
   routes_.reserve(config_.routes.size());
   for (const auto& route : config_.routes) {

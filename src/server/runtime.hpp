@@ -6,22 +6,32 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "dialects/providers.hpp"
 #include "governance/keys.hpp"
 #include "net/upstream.hpp"
 
 namespace switchyard::server {
 
-/// A provider ready for the hot path: its origin and the request-head prefix with its
+/// A provider ready for the hot path: its origin, dialect and the header lines with its
 /// credentials, built once.
 struct ProviderRuntime {
   const config::ProviderConfig* config = nullptr;
+  const dialects::ProviderType* type = nullptr;
   net::Origin origin;
-  std::string chat_head_prefix;  ///< "POST <path> HTTP/1.1\r\nHost: ...\r\n<auth>\r\n..."
+  std::string header_lines;  ///< "Host: ...\r\n<auth>\r\nContent-Type: ...\r\n..."
+  /// Bits of `openai::ChatRequestInfo::params` this vendor refuses or renames.
+  std::uint32_t rejected_params = 0;
+  dialects::Dialect dialect() const { return type->dialect; }
 };
 
+/// A deployment with its request heads prebuilt: request line + provider headers, up to (not
+/// including) the per-request headers.
 struct DeploymentRuntime {
   const config::DeploymentConfig* config = nullptr;
   const ProviderRuntime* provider = nullptr;
+  std::string chat_head;        ///< chat, JSON answer
+  std::string stream_head;      ///< chat, streamed answer (differs for Gemini)
+  std::string embeddings_head;  ///< embeddings
 };
 
 struct RouteRuntime {

@@ -43,7 +43,12 @@ constexpr std::array kFieldRules = {
     FieldRule{"response_format", Expect::object},
     FieldRule{"logit_bias", Expect::object},
     FieldRule{"metadata", Expect::object},
+    FieldRule{"top_k", Expect::integer},
+    FieldRule{"reasoning_effort", Expect::string},
+    FieldRule{"service_tier", Expect::string},
+    FieldRule{"store", Expect::boolean},
 };
+static_assert(kFieldRules.size() <= 32);
 
 constexpr std::array<std::string_view, 6> kRoles = {"system", "developer", "user", "assistant",
                                                      "tool", "function"};
@@ -144,6 +149,12 @@ std::optional<ApiError> check_message(const json::Tape& tape, std::string_view d
 
 }  // namespace
 
+std::uint32_t param_bit(std::string_view name) {
+  for (std::size_t i = 0; i < kFieldRules.size(); ++i)
+    if (kFieldRules[i].name == name) return 1u << i;
+  return 0;
+}
+
 InspectResult inspect_chat_request(std::string_view body, const RequestLimits& limits) {
   // One pass: the validator records the values down to the messages' fields (depth 3), and
   // the checks below walk that record instead of the bytes again.
@@ -191,8 +202,10 @@ InspectResult inspect_chat_request(std::string_view body, const RequestLimits& l
       messages_entry = entry;
       return true;
     }
-    for (const FieldRule& rule : kFieldRules) {
+    for (std::size_t i = 0; i < kFieldRules.size(); ++i) {
+      const FieldRule& rule = kFieldRules[i];
       if (key != rule.name) continue;
+      if (v.type != json::Type::null) info.params |= 1u << i;
       if (v.type != json::Type::null && !matches(rule.expect, v)) {
         error = invalid_type(std::string(rule.name), rule.expect, v);
         return false;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -22,6 +23,7 @@ struct ChatRequestInfo {
   bool stream = false;
   bool client_wants_usage = false;  ///< stream_options.include_usage was true
   std::size_t message_count = 0;
+  std::uint32_t params = 0;  ///< `param_bit`s of the optional top-level members present
 
   // Byte spans used by `patch_chat_request`.
   std::size_t model_begin = 0, model_end = 0;
@@ -31,6 +33,10 @@ struct ChatRequestInfo {
   std::size_t include_usage_begin = 0, include_usage_end = 0;
   std::size_t root_end = 0;  ///< offset of the top-level object's closing brace
 };
+
+/// The bit of an optional top-level chat parameter in `ChatRequestInfo::params` (0 for a name
+/// the inspector does not track).
+std::uint32_t param_bit(std::string_view name);
 
 using InspectResult = std::variant<ChatRequestInfo, core::ApiError>;
 

@@ -1,0 +1,165 @@
+#pragma once
+
+#include <boost/json/value.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+
+/// The canonical chat model every dialect translates to and from when the client's dialect and
+/// the upstream's differ. It is the union of what OpenAI chat completions, Anthropic Messages and
+/// Gemini generateContent can say, so that nothing a client sent is lost on the way (thinking
+/// blocks and their signatures, cache_control, tool ids and names). Same-dialect traffic never
+/// comes here: it takes the byte-patching fast path.
+namespace switchyard::core {
+
+enum class Role { user, assistant };
+
+/// One piece of message content.
+struct Block {
+  enum class Type { text, image, thinking, redacted_thinking, tool_use, tool_result };
+  Type type = Type::text;
+  std::string text;       ///< text; thinking text; redacted_thinking data
+  std::string signature;  ///< thinking signature; Gemini thoughtSignature of the part
+  // image: base64 `data` with `media_type`, or `url`
+  std::string media_type;
+  std::string data;
+  std::string url;
+  // tool_use: id, name, arguments (JSON text); tool_result: id = tool_use_id, content, is_error
+  std::string id;
+  std::string name;
+  std::string arguments;
+  std::vector<Block> content;
+  bool is_error = false;
+  boost::json::value cache_control;  ///< null when absent; passed through to Anthropic
+
+  static Block make_text(std::string text) {
+    Block b;
+    b.text = std::move(text);
+    return b;
+  }
+};
+
+struct Message {
+  Role role = Role::user;
+  std::vector<Block> content;
+};
+
+struct Tool {
+  std::string name;
+  std::string description;
+  boost::json::value parameters;  ///< JSON schema (object); null when absent
+  boost::json::value cache_control;
+  std::optional<bool> strict;
+};
+
+struct ToolChoice {
+  enum class Mode { unset, auto_, none, required, named };
+  Mode mode = Mode::unset;
+  std::string name;
+};
+
+struct ResponseFormat {
+  enum class Kind { unset, text, json_object, json_schema };
+  Kind kind = Kind::unset;
+  std::string name;
+  std::string description;
+  boost::json::value schema;
+  std::optional<bool> strict;
+};
+
+/// A chat request in canonical form.
+struct ChatRequest {
+  std::string model;
+  std::vector<Block> system;  ///< text blocks (OpenAI system/developer messages, Anthropic system)
+  std::vector<Message> messages;
+  std::optional<std::int64_t> max_tokens;
+  std::optional<double> temperature;
+  std::optional<double> top_p;
+  std::optional<std::int64_t> top_k;
+  std::vector<std::string> stop;
+  std::optional<std::int64_t> seed;
+  std::optional<std::int64_t> n;
+  std::optional<double> presence_penalty;
+  std::optional<double> frequency_penalty;
+  bool stream = false;
+  bool include_usage = false;  ///< the client asked for usage in the stream
+  std::vector<Tool> tools;
+  ToolChoice tool_choice;
+  std::optional<bool> parallel_tool_calls;
+  ResponseFormat response_format;
+  std::optional<std::int64_t> thinking_budget;  ///< extended thinking on, with this budget
+  std::string reasoning_effort;                 ///< OpenAI "low" | "medium" | "high" ...
+  std::string user;
+  /// Members the canonical form does not model, by name: they reach an upstream of the
+  /// client's own dialect unchanged and are refused (or dropped, when configured) elsewhere.
+  boost::json::object extra;
+};
+
+enum class FinishReason { none, stop, length, tool_calls, content_filter };
+
+/// Token usage with everything the dialects report.
+struct TokenUsage {
+  std::int64_t input = 0;           ///< all prompt tokens, cached ones included
+  std::int64_t output = 0;          ///< all completion tokens, reasoning included
+  std::int64_t cache_read = 0;      ///< of `input`, read from a prompt cache
+  std::int64_t cache_creation = 0;  ///< of `input`, written to a prompt cache
+  std::int64_t reasoning = 0;       ///< of `output`, spent thinking
+  bool known = false;
+};
+
+/// A complete (non-streamed) answer in canonical form.
+struct ChatResponse {
+  std::string id;
+  std::string model;
+  std::int64_t created = 0;
+  std::vector<Block> content;  ///< thinking, text and tool_use blocks in order
+  FinishReason finish = FinishReason::none;
+  std::string stop_sequence;   ///< which stop sequence ended it, when known
+  TokenUsage usage;
+};
+
+/// One step of a streamed answer in canonical form. Decoders turn upstream events into these;
+/// encoders turn them into the client's events.
+struct StreamEvent {
+  enum class Kind {
+    start,        ///< id, model, created; usage.input when known this early
+    text,         ///< text
+    thinking,     ///< text: a piece of reasoning
+    signature,    ///< text: the signature of the current thinking block
+    redacted,     ///< text: redacted thinking data
+    tool_start,   ///< index (tool call number), id, name
+    tool_args,    ///< index, text: a piece of the arguments' JSON
+    finish,       ///< finish, stop_sequence
+    usage,        ///< usage
+    error,        ///< error: the upstream failed mid-stream
+  };
+  Kind kind = Kind::text;
+  int index = 0;
+  std::string text;
+  std::string id;
+  std::string name;
+  std::string model;
+  std::int64_t created = 0;
+  FinishReason finish = FinishReason::none;
+  std::string stop_sequence;
+  TokenUsage usage;
+  ApiError error;
+};
+
+/// Receives canonical stream events.
+class StreamSink {
+ public:
+  virtual ~StreamSink() = default;
+  virtual void on_event(const StreamEvent& event) = 0;
+};
+
+/// A translation that could not be made faithfully: the parameters the target cannot express.
+struct Unsupported {
+  std::vector<std::string> params;
+};
+
+}  // namespace switchyard::core

@@ -1,0 +1,769 @@
+#include "dialects/anthropic/translate.hpp"
+
+#include "dialects/json_util.hpp"
+
+namespace switchyard::dialects::anthropic {
+
+using core::ApiError;
+using core::Block;
+using core::ChatRequest;
+using core::FinishReason;
+using core::Message;
+using core::Role;
+
+namespace {
+
+/// Anthropic input blocks → canonical blocks (shared by requests and responses).
+std::optional<ApiError> decode_blocks(const json::value& content, std::vector<Block>& out,
+                                      const std::string& path) {
+  if (content.is_string()) {
+    out.push_back(Block::make_text(std::string(content.get_string())));
+    return std::nullopt;
+  }
+  if (!content.is_array()) return bad_request(path + ": Input should be a valid list", path);
+  std::size_t i = 0;
+  for (const json::value& bv : content.get_array()) {
+    std::string bpath = path + "." + std::to_string(i++);
+    if (!bv.is_object()) return bad_request(bpath + ": Input should be an object", bpath);
+    const json::object& o = bv.get_object();
+    std::string_view type = str_or(o, "type");
+    Block b;
+    if (type == "text") {
+      const json::value* text = member(o, "text");
+      if (!text || !text->is_string()) return bad_request(bpath + ".text: Field required", bpath + ".text");
+      b.text = std::string(text->get_string());
+    } else if (type == "image") {
+      const json::object* source = object_at(o, "source");
+      if (!source) return bad_request(bpath + ".source: Field required", bpath + ".source");
+      b.type = Block::Type::image;
+      std::string_view st = str_or(*source, "type");
+      if (st == "base64") {
+        b.media_type = std::string(str_or(*source, "media_type"));
+        b.data = std::string(str_or(*source, "data"));
+      } else if (st == "url") {
+        b.url = std::string(str_or(*source, "url"));
+      } else {
+        return bad_request(bpath + ".source.type must be base64 or url", bpath + ".source.type");
+      }
+    } else if (type == "thinking") {
+      b.type = Block::Type::thinking;
+      b.text = std::string(str_or(o, "thinking"));
+      b.signature = std::string(str_or(o, "signature"));
+    } else if (type == "redacted_thinking") {
+      b.type = Block::Type::redacted_thinking;
+      b.text = std::string(str_or(o, "data"));
+    } else if (type == "tool_use") {
+      b.type = Block::Type::tool_use;
+      b.id = std::string(str_or(o, "id"));
+      b.name = std::string(str_or(o, "name"));
+      if (b.id.empty() || b.name.empty())
+        return bad_request(bpath + ": tool_use blocks need an id and a name", bpath);
+      const json::value* input = member(o, "input");
+      b.arguments = input ? json::serialize(*input) : "{}";
+    } else if (type == "tool_result") {
+      b.type = Block::Type::tool_result;
+      b.id = std::string(str_or(o, "tool_use_id"));
+      if (b.id.empty()) return bad_request(bpath + ".tool_use_id: Field required", bpath + ".tool_use_id");
+      if (const json::value* c = member(o, "content"); c && !c->is_null())
+        if (auto e = decode_blocks(*c, b.content, bpath + ".content")) return e;
+      if (const json::value* err = member(o, "is_error"); err && err->is_bool()) b.is_error = err->get_bool();
+    } else {
+      return bad_request(bpath + ": content block type \"" + std::string(type) +
+                             "\" cannot be translated for this deployment's provider",
+                         bpath + ".type", "unsupported_content");
+    }
+    if (const json::value* cc = member(o, "cache_control")) b.cache_control = *cc;
+    out.push_back(std::move(b));
+  }
+  return std::nullopt;
+}
+
+json::object encode_block(const Block& b, core::Unsupported& unsupported);
+
+json::value encode_text_or_blocks(const std::vector<Block>& blocks, core::Unsupported& unsupported) {
+  if (blocks.size() == 1 && blocks[0].type == Block::Type::text && blocks[0].cache_control.is_null())
+    return json::string(blocks[0].text);
+  json::array a;
+  for (const Block& b : blocks) {
+    if (b.type == Block::Type::text && b.text.empty()) continue;  // Anthropic refuses empty text
+    a.push_back(encode_block(b, unsupported));
+  }
+  return a;
+}
+
+json::value parse_arguments(std::string_view arguments) {
+  if (arguments.empty()) return json::object{};
+  auto parsed = parse_json(arguments, 64);
+  if (parsed && parsed->is_object()) return std::move(*parsed);
+  // Not an object (a truncated call, for example): kept, not lost.
+  return json::object{{"_raw_arguments", arguments}};
+}
+
+json::object encode_block(const Block& b, core::Unsupported& unsupported) {
+  json::object o;
+  switch (b.type) {
+    case Block::Type::text:
+      o["type"] = "text";
+      o["text"] = b.text;
+      break;
+    case Block::Type::image:
+      o["type"] = "image";
+      if (!b.url.empty()) o["source"] = json::object{{"type", "url"}, {"url", b.url}};
+      else o["source"] = json::object{{"type", "base64"}, {"media_type", b.media_type}, {"data", b.data}};
+      break;
+    case Block::Type::thinking:
+      o["type"] = "thinking";
+      o["thinking"] = b.text;
+      o["signature"] = b.signature;
+      break;
+    case Block::Type::redacted_thinking:
+      o["type"] = "redacted_thinking";
+      o["data"] = b.text;
+      break;
+    case Block::Type::tool_use:
+      o["type"] = "tool_use";
+      o["id"] = b.id;
+      o["name"] = b.name;
+      o["input"] = parse_arguments(b.arguments);
+      break;
+    case Block::Type::tool_result:
+      o["type"] = "tool_result";
+      o["tool_use_id"] = b.id;
+      if (!b.content.empty()) o["content"] = encode_text_or_blocks(b.content, unsupported);
+      if (b.is_error) o["is_error"] = true;
+      break;
+  }
+  if (!b.cache_control.is_null()) o["cache_control"] = b.cache_control;
+  return o;
+}
+
+bool is_modelled(std::string_view key) {
+  static constexpr std::string_view kKnown[] = {
+      "model", "messages", "system", "max_tokens", "temperature", "top_p", "top_k",
+      "stop_sequences", "stream", "tools", "tool_choice", "thinking", "metadata"};
+  for (auto k : kKnown)
+    if (k == key) return true;
+  return false;
+}
+
+void read_usage(const json::object& u, core::TokenUsage& usage) {
+  usage.known = true;
+  std::int64_t plain = int_or(u, "input_tokens", -1);
+  std::int64_t created = int_or(u, "cache_creation_input_tokens");
+  std::int64_t read = int_or(u, "cache_read_input_tokens");
+  // message_delta repeats only what changed; keep what message_start said otherwise.
+  if (plain >= 0) usage.input = plain + created + read;
+  if (u.contains("cache_creation_input_tokens")) usage.cache_creation = created;
+  if (u.contains("cache_read_input_tokens")) usage.cache_read = read;
+  if (plain < 0 && (u.contains("cache_creation_input_tokens") || u.contains("cache_read_input_tokens")))
+    usage.input = std::max(usage.input, created + read);
+  if (u.contains("output_tokens")) usage.output = int_or(u, "output_tokens");
+}
+
+void append_usage(std::string& out, const core::TokenUsage& u) {
+  out += R"({"input_tokens":)";
+  out += std::to_string(std::max<std::int64_t>(0, u.input - u.cache_read - u.cache_creation));
+  out += R"(,"cache_creation_input_tokens":)";
+  out += std::to_string(u.cache_creation);
+  out += R"(,"cache_read_input_tokens":)";
+  out += std::to_string(u.cache_read);
+  out += R"(,"output_tokens":)";
+  out += std::to_string(u.output);
+  out += '}';
+}
+
+}  // namespace
+
+std::int64_t default_max_tokens(std::string_view model) {
+  // Anthropic's maximum output per model family (their models overview, 2026); a client that
+  // gives no max_tokens gets the model's maximum, as an OpenAI model would allow.
+  struct Entry {
+    std::string_view prefix;
+    std::int64_t max_tokens;
+  };
+  static constexpr Entry kTable[] = {
+      {"claude-opus-4-1", 32000}, {"claude-opus-4-0", 32000}, {"claude-opus-4-2", 32000},
+      {"claude-opus-4", 64000},   {"claude-sonnet-4", 64000}, {"claude-haiku-4", 64000},
+      {"claude-3-7-sonnet", 64000}, {"claude-3-5-haiku", 8192}, {"claude-3-5-sonnet", 8192},
+      {"claude-3-haiku", 4096},   {"claude-3-opus", 4096},
+  };
+  for (const auto& e : kTable)
+    if (model.substr(0, e.prefix.size()) == e.prefix) return e.max_tokens;
+  return 8192;
+}
+
+bool patch_model(std::string_view body, std::string_view model, std::string& out) {
+  auto parsed = parse_json(body, 256);
+  if (!parsed || !parsed->is_object()) return false;
+  parsed->get_object()["model"] = model;
+  out += json::serialize(*parsed);
+  return true;
+}
+
+void probe_usage(std::string_view text, core::TokenUsage& usage) {
+  auto parsed = parse_json(text, 64);
+  if (!parsed || !parsed->is_object()) return;
+  const json::object& o = parsed->get_object();
+  if (const json::object* u = object_at(o, "usage")) read_usage(*u, usage);
+  if (const json::object* m = object_at(o, "message"))
+    if (const json::object* u = object_at(*m, "usage")) read_usage(*u, usage);
+}
+
+std::variant<ChatRequest, ApiError> decode_request(std::string_view body, std::size_t max_depth,
+                                                   bool require_max_tokens) {
+  auto parsed = parse_json(body, max_depth + 1);
+  if (!parsed || !parsed->is_object())
+    return bad_request("The request body is not valid JSON.", {}, "invalid_json");
+  const json::object& o = parsed->get_object();
+  ChatRequest r;
+  const json::value* model = member(o, "model");
+  if (!model || !model->is_string()) return bad_request("model: Field required", "model");
+  r.model = std::string(model->get_string());
+  const json::value* max_tokens = member(o, "max_tokens");
+  if (!max_tokens && require_max_tokens) return bad_request("max_tokens: Field required", "max_tokens");
+  if (max_tokens) {
+    r.max_tokens = int_of(max_tokens);
+    if (!r.max_tokens || *r.max_tokens < 1)
+      return bad_request("max_tokens: Input should be a positive integer", "max_tokens");
+  }
+  const json::array* messages = array_at(o, "messages");
+  if (!messages) return bad_request("messages: Field required", "messages");
+  if (const json::value* system = member(o, "system"); system && !system->is_null())
+    if (auto e = decode_blocks(*system, r.system, "system")) return *e;
+  std::size_t i = 0;
+  for (const json::value& mv : *messages) {
+    std::string path = "messages." + std::to_string(i++);
+    if (!mv.is_object()) return bad_request(path + ": Input should be an object", path);
+    const json::object& m = mv.get_object();
+    std::string_view role = str_or(m, "role");
+    Message msg;
+    if (role == "user") msg.role = Role::user;
+    else if (role == "assistant") msg.role = Role::assistant;
+    else
+      return bad_request(path + ".role: Input should be 'user' or 'assistant'", path + ".role");
+    const json::value* content = member(m, "content");
+    if (!content) return bad_request(path + ".content: Field required", path + ".content");
+    if (auto e = decode_blocks(*content, msg.content, path + ".content")) return *e;
+    if (!r.messages.empty() && r.messages.back().role == msg.role) {
+      for (auto& b : msg.content) r.messages.back().content.push_back(std::move(b));
+    } else {
+      r.messages.push_back(std::move(msg));
+    }
+  }
+  if (const json::value* v = member(o, "temperature"); v && !v->is_null()) r.temperature = number_of(v);
+  if (const json::value* v = member(o, "top_p"); v && !v->is_null()) r.top_p = number_of(v);
+  if (const json::value* v = member(o, "top_k"); v && !v->is_null()) r.top_k = int_of(v);
+  if (const json::array* stops = array_at(o, "stop_sequences"))
+    for (const json::value& s : *stops)
+      if (s.is_string()) r.stop.emplace_back(s.get_string());
+  if (const json::value* s = member(o, "stream"); s && s->is_bool()) r.stream = s->get_bool();
+  r.include_usage = true;  // Anthropic streams always carry usage
+  if (const json::array* tools = array_at(o, "tools")) {
+    std::size_t k = 0;
+    for (const json::value& tv : *tools) {
+      std::string path = "tools." + std::to_string(k++);
+      if (!tv.is_object()) return bad_request(path + ": Input should be an object", path);
+      const json::object& t = tv.get_object();
+      std::string_view type = str_or(t, "type", "custom");
+      if (type != "custom")
+        return bad_request(path + ": server tool \"" + std::string(type) +
+                               "\" is only available from Anthropic",
+                           path + ".type", "unsupported_tool");
+      core::Tool tool;
+      tool.name = std::string(str_or(t, "name"));
+      if (tool.name.empty()) return bad_request(path + ".name: Field required", path + ".name");
+      tool.description = std::string(str_or(t, "description"));
+      if (const json::value* s = member(t, "input_schema")) tool.parameters = *s;
+      else return bad_request(path + ".input_schema: Field required", path + ".input_schema");
+      if (const json::value* cc = member(t, "cache_control")) tool.cache_control = *cc;
+      r.tools.push_back(std::move(tool));
+    }
+  }
+  if (const json::object* tc = object_at(o, "tool_choice")) {
+    using Mode = core::ToolChoice::Mode;
+    std::string_view type = str_or(*tc, "type");
+    if (type == "auto") r.tool_choice.mode = Mode::auto_;
+    else if (type == "any") r.tool_choice.mode = Mode::required;
+    else if (type == "none") r.tool_choice.mode = Mode::none;
+    else if (type == "tool") {
+      r.tool_choice.mode = Mode::named;
+      r.tool_choice.name = std::string(str_or(*tc, "name"));
+    } else {
+      return bad_request("tool_choice.type must be auto, any, tool or none", "tool_choice.type");
+    }
+    if (const json::value* d = member(*tc, "disable_parallel_tool_use"); d && d->is_bool() && d->get_bool())
+      r.parallel_tool_calls = false;
+  }
+  if (const json::object* th = object_at(o, "thinking"))
+    if (str_or(*th, "type") == "enabled") r.thinking_budget = int_or(*th, "budget_tokens", 1024);
+  if (const json::object* md = object_at(o, "metadata")) r.user = std::string(str_or(*md, "user_id"));
+  for (const auto& kv : o)
+    if (!is_modelled(kv.key())) r.extra.emplace(kv.key(), kv.value());
+  return r;
+}
+
+EncodeResult encode_request(const ChatRequest& r, std::string_view model,
+                            std::int64_t default_max, std::string& out,
+                            core::Unsupported& unsupported) {
+  EncodeResult result;
+  json::object o;
+  o["model"] = model;
+  std::int64_t max_tokens = r.max_tokens.value_or(default_max);
+  std::optional<std::int64_t> budget = r.thinking_budget;
+  if (!budget && !r.reasoning_effort.empty()) {
+    if (r.reasoning_effort == "minimal" || r.reasoning_effort == "low") budget = 2048;
+    else if (r.reasoning_effort == "medium") budget = 8192;
+    else if (r.reasoning_effort == "high") budget = 24576;
+    else if (r.reasoning_effort != "none") unsupported.params.push_back("reasoning_effort");
+  }
+  if (budget) {
+    *budget = std::max<std::int64_t>(*budget, 1024);
+    // The budget counts within max_tokens: room is made for the answer itself.
+    if (max_tokens <= *budget) max_tokens += *budget;
+    o["thinking"] = json::object{{"type", "enabled"}, {"budget_tokens", *budget}};
+  }
+  o["max_tokens"] = max_tokens;
+
+  if (!r.system.empty()) o["system"] = encode_text_or_blocks(r.system, unsupported);
+  json::array messages;
+  for (const Message& m : r.messages) {
+    json::array content;
+    for (const Block& b : m.content) {
+      if (b.type == Block::Type::text && b.text.empty()) continue;
+      // Thinking from another provider has no Anthropic signature and cannot be replayed.
+      if (b.type == Block::Type::thinking && b.signature.empty()) continue;
+      content.push_back(encode_block(b, unsupported));
+    }
+    if (content.empty()) continue;
+    std::string_view role = m.role == Role::user ? "user" : "assistant";
+    if (!messages.empty() && messages.back().get_object().at("role").get_string() == role) {
+      auto& prev = messages.back().get_object()["content"].get_array();
+      for (auto& c : content) prev.push_back(std::move(c));
+    } else {
+      messages.push_back(json::object{{"role", role}, {"content", std::move(content)}});
+    }
+  }
+  o["messages"] = std::move(messages);
+  if (r.temperature) o["temperature"] = *r.temperature;
+  if (r.top_p) o["top_p"] = *r.top_p;
+  if (r.top_k) o["top_k"] = *r.top_k;
+  if (!r.stop.empty()) {
+    json::array stops;
+    for (const auto& s : r.stop) stops.push_back(json::string(s));
+    o["stop_sequences"] = std::move(stops);
+  }
+  if (r.stream) o["stream"] = true;
+  if (!r.user.empty()) o["metadata"] = json::object{{"user_id", r.user}};
+  if (r.seed) unsupported.params.push_back("seed");
+  if (r.n && *r.n != 1) unsupported.params.push_back("n");
+  if (r.presence_penalty && *r.presence_penalty != 0) unsupported.params.push_back("presence_penalty");
+  if (r.frequency_penalty && *r.frequency_penalty != 0) unsupported.params.push_back("frequency_penalty");
+  for (const auto& kv : r.extra) unsupported.params.push_back(std::string(kv.key()));
+
+  json::array tools;
+  for (const auto& t : r.tools) {
+    json::object tool{{"name", t.name}};
+    if (!t.description.empty()) tool["description"] = t.description;
+    tool["input_schema"] = t.parameters.is_null()
+                               ? json::value(json::object{{"type", "object"}, {"properties", json::object{}}})
+                               : t.parameters;
+    if (!t.cache_control.is_null()) tool["cache_control"] = t.cache_control;
+    tools.push_back(std::move(tool));
+  }
+  using Kind = core::ResponseFormat::Kind;
+  using Mode = core::ToolChoice::Mode;
+  json::object choice;
+  switch (r.tool_choice.mode) {
+    case Mode::unset: break;
+    case Mode::auto_: choice["type"] = "auto"; break;
+    case Mode::none: choice["type"] = "none"; break;
+    case Mode::required: choice["type"] = "any"; break;
+    case Mode::named: choice["type"] = "tool"; choice["name"] = r.tool_choice.name; break;
+  }
+  if (r.response_format.kind == Kind::json_object || r.response_format.kind == Kind::json_schema) {
+    // JSON mode as a tool whose input is the answer: works on every Claude model, and the
+    // schema is enforced by the tool's input_schema.
+    result.json_tool = r.response_format.kind == Kind::json_schema && !r.response_format.name.empty()
+                           ? r.response_format.name
+                           : "json_response";
+    json::object tool{{"name", result.json_tool}};
+    tool["description"] = r.response_format.description.empty()
+                              ? "Respond with the answer as this tool's input."
+                              : r.response_format.description;
+    tool["input_schema"] = r.response_format.kind == Kind::json_schema && r.response_format.schema.is_object()
+                               ? r.response_format.schema
+                               : json::value(json::object{{"type", "object"}});
+    tools.push_back(std::move(tool));
+    if (r.tools.empty() && !budget) {
+      choice = json::object{{"type", "tool"}, {"name", result.json_tool}};
+    } else if (choice.empty()) {
+      // Thinking forbids forcing a tool; with tools of its own the model may still call those.
+      choice["type"] = budget ? "auto" : "any";
+    }
+  }
+  if (r.parallel_tool_calls && !*r.parallel_tool_calls && !tools.empty()) {
+    if (choice.empty()) choice["type"] = "auto";
+    choice["disable_parallel_tool_use"] = true;
+  }
+  if (!tools.empty()) o["tools"] = std::move(tools);
+  if (!choice.empty() && o.contains("tools")) o["tool_choice"] = std::move(choice);
+  out += json::serialize(o);
+  return result;
+}
+
+std::string_view stop_reason_name(FinishReason reason, bool stop_sequence) {
+  switch (reason) {
+    case FinishReason::length: return "max_tokens";
+    case FinishReason::tool_calls: return "tool_use";
+    case FinishReason::content_filter: return "refusal";
+    default: return stop_sequence ? "stop_sequence" : "end_turn";
+  }
+}
+
+FinishReason finish_from_stop_reason(std::string_view s) {
+  if (s == "max_tokens" || s == "model_context_window_exceeded") return FinishReason::length;
+  if (s == "tool_use") return FinishReason::tool_calls;
+  if (s == "refusal") return FinishReason::content_filter;
+  if (s.empty()) return FinishReason::none;
+  return FinishReason::stop;  // end_turn, stop_sequence, pause_turn
+}
+
+std::variant<core::ChatResponse, ApiError> decode_response(std::string_view body,
+                                                           const EncodeResult& encoded) {
+  auto parsed = parse_json(body, 64);
+  if (!parsed || !parsed->is_object())
+    return ApiError::make(core::ErrorKind::upstream_connect, "The upstream answered invalid JSON.");
+  const json::object& o = parsed->get_object();
+  core::ChatResponse r;
+  r.id = std::string(str_or(o, "id"));
+  r.model = std::string(str_or(o, "model"));
+  r.stop_sequence = std::string(str_or(o, "stop_sequence"));
+  r.finish = finish_from_stop_reason(str_or(o, "stop_reason"));
+  if (const json::object* u = object_at(o, "usage")) read_usage(*u, r.usage);
+  if (const json::value* content = member(o, "content"))
+    if (auto e = decode_blocks(*content, r.content, "content"))
+      return ApiError::make(core::ErrorKind::upstream_connect, "The upstream answered an unknown content block: " + e->message);
+  if (!encoded.json_tool.empty()) {
+    for (Block& b : r.content) {
+      if (b.type == Block::Type::tool_use && b.name == encoded.json_tool) {
+        Block text = Block::make_text(b.arguments);
+        b = std::move(text);
+        if (r.finish == FinishReason::tool_calls) r.finish = FinishReason::stop;
+      }
+    }
+  }
+  return r;
+}
+
+void encode_response(const core::ChatResponse& r, std::string& out) {
+  json::object o{{"id", r.id}, {"type", "message"}, {"role", "assistant"}, {"model", r.model}};
+  json::array content;
+  core::Unsupported ignored;
+  for (const Block& b : r.content) {
+    if (b.type == Block::Type::text && b.text.empty()) continue;
+    content.push_back(encode_block(b, ignored));
+  }
+  o["content"] = std::move(content);
+  o["stop_reason"] = stop_reason_name(r.finish, !r.stop_sequence.empty());
+  o["stop_sequence"] = r.stop_sequence.empty() ? json::value(nullptr) : json::value(r.stop_sequence);
+  std::string body = json::serialize(o);
+  body.pop_back();
+  body += R"(,"usage":)";
+  append_usage(body, r.usage);
+  body += '}';
+  out += body;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams
+
+bool EventDecoder::feed(std::string_view event_name, std::string_view data, core::StreamSink& sink) {
+  auto parsed = parse_json(data, 64);
+  if (!parsed || !parsed->is_object()) return false;
+  const json::object& o = parsed->get_object();
+  std::string_view type = str_or(o, "type", event_name);
+  using Kind = core::StreamEvent::Kind;
+  core::StreamEvent ev;
+  if (type == "message_start") {
+    const json::object* m = object_at(o, "message");
+    ev.kind = Kind::start;
+    if (m) {
+      ev.id = std::string(str_or(*m, "id"));
+      ev.model = std::string(str_or(*m, "model"));
+      if (const json::object* u = object_at(*m, "usage")) read_usage(*u, usage_);
+    }
+    ev.usage = usage_;
+    sink.on_event(ev);
+  } else if (type == "content_block_start") {
+    std::size_t index = static_cast<std::size_t>(int_or(o, "index"));
+    if (block_tool_.size() <= index) block_tool_.resize(index + 1, -1);
+    const json::object* cb = object_at(o, "content_block");
+    if (!cb) return true;
+    std::string_view bt = str_or(*cb, "type");
+    if (bt == "tool_use") {
+      std::string_view name = str_or(*cb, "name");
+      if (!encoded_.json_tool.empty() && name == encoded_.json_tool) {
+        block_tool_[index] = -2;
+      } else {
+        block_tool_[index] = tool_count_++;
+        ev.kind = Kind::tool_start;
+        ev.index = block_tool_[index];
+        ev.id = std::string(str_or(*cb, "id"));
+        ev.name = std::string(name);
+        sink.on_event(ev);
+      }
+    } else if (bt == "text") {
+      if (std::string_view t = str_or(*cb, "text"); !t.empty()) {
+        ev.kind = Kind::text;
+        ev.text = std::string(t);
+        sink.on_event(ev);
+      }
+    } else if (bt == "thinking") {
+      if (std::string_view t = str_or(*cb, "thinking"); !t.empty()) {
+        ev.kind = Kind::thinking;
+        ev.text = std::string(t);
+        sink.on_event(ev);
+      }
+    } else if (bt == "redacted_thinking") {
+      ev.kind = Kind::redacted;
+      ev.text = std::string(str_or(*cb, "data"));
+      sink.on_event(ev);
+    }
+  } else if (type == "content_block_delta") {
+    std::size_t index = static_cast<std::size_t>(int_or(o, "index"));
+    const json::object* d = object_at(o, "delta");
+    if (!d) return true;
+    std::string_view dt = str_or(*d, "type");
+    if (dt == "text_delta") {
+      ev.kind = Kind::text;
+      ev.text = std::string(str_or(*d, "text"));
+    } else if (dt == "thinking_delta") {
+      ev.kind = Kind::thinking;
+      ev.text = std::string(str_or(*d, "thinking"));
+    } else if (dt == "signature_delta") {
+      ev.kind = Kind::signature;
+      ev.text = std::string(str_or(*d, "signature"));
+    } else if (dt == "input_json_delta") {
+      int tool = index < block_tool_.size() ? block_tool_[index] : -1;
+      ev.text = std::string(str_or(*d, "partial_json"));
+      if (tool == -2) {
+        ev.kind = Kind::text;
+      } else {
+        ev.kind = Kind::tool_args;
+        ev.index = tool < 0 ? 0 : tool;
+      }
+    } else {
+      return true;  // citations and future delta types
+    }
+    if (!ev.text.empty()) sink.on_event(ev);
+  } else if (type == "message_delta") {
+    if (const json::object* d = object_at(o, "delta")) {
+      std::string_view sr = str_or(*d, "stop_reason");
+      if (!sr.empty()) {
+        finish_ = finish_from_stop_reason(sr);
+        if (finish_ == FinishReason::tool_calls && tool_count_ == 0 && !encoded_.json_tool.empty())
+          finish_ = FinishReason::stop;
+        stop_sequence_ = std::string(str_or(*d, "stop_sequence"));
+        ev.kind = Kind::finish;
+        ev.finish = finish_;
+        ev.stop_sequence = stop_sequence_;
+        sink.on_event(ev);
+      }
+    }
+    if (const json::object* u = object_at(o, "usage")) read_usage(*u, usage_);
+  } else if (type == "message_stop") {
+    stopped_ = true;
+    ev.kind = Kind::usage;
+    ev.usage = usage_;
+    sink.on_event(ev);
+  } else if (type == "error") {
+    const json::object* e = object_at(o, "error");
+    std::string_view et = e ? str_or(*e, "type") : std::string_view{};
+    std::string message = e ? std::string(str_or(*e, "message")) : "The upstream stream failed.";
+    ev.kind = Kind::error;
+    core::ErrorKind kind = et == "overloaded_error" ? core::ErrorKind::unavailable
+                           : et == "rate_limit_error" ? core::ErrorKind::rate_limited
+                                                      : core::ErrorKind::upstream_connect;
+    ev.error = ApiError::make(kind, message, {}, et.empty() ? std::string("upstream_error") : std::string(et));
+    stopped_ = true;
+    sink.on_event(ev);
+  }
+  return true;  // ping and unknown events
+}
+
+void EventEncoder::event(std::string_view name, const std::string& data) {
+  out_ += "event: ";
+  out_ += name;
+  out_ += "\ndata: ";
+  out_ += data;
+  out_ += "\n\n";
+}
+
+void EventEncoder::start_message(const core::StreamEvent* start) {
+  if (started_) return;
+  started_ = true;
+  std::string data = R"({"type":"message_start","message":{"id":)";
+  core::append_json_string(data, start && !start->id.empty() ? start->id : std::string("msg_switchyard"));
+  data += R"(,"type":"message","role":"assistant","model":)";
+  core::append_json_string(data, start && !start->model.empty() ? start->model : model_);
+  data += R"(,"content":[],"stop_reason":null,"stop_sequence":null,"usage":)";
+  core::TokenUsage u = start ? start->usage : core::TokenUsage{};
+  if (start && start->usage.known) usage_ = start->usage;
+  append_usage(data, u);
+  data += "}}";
+  event("message_start", data);
+}
+
+void EventEncoder::close_block() {
+  if (open_ == Open::none) return;
+  std::string data = R"({"type":"content_block_stop","index":)" + std::to_string(block_index_) + "}";
+  event("content_block_stop", data);
+  open_ = Open::none;
+  open_tool_ = -1;
+}
+
+void EventEncoder::open_block(Open kind, const core::StreamEvent* tool) {
+  close_block();
+  ++block_index_;
+  open_ = kind;
+  std::string data = R"({"type":"content_block_start","index":)" + std::to_string(block_index_) +
+                     R"(,"content_block":)";
+  if (kind == Open::text) {
+    data += R"({"type":"text","text":""})";
+  } else if (kind == Open::thinking) {
+    data += R"({"type":"thinking","thinking":"","signature":""})";
+  } else {
+    open_tool_ = tool->index;
+    data += R"({"type":"tool_use","id":)";
+    core::append_json_string(data, tool->id);
+    data += R"(,"name":)";
+    core::append_json_string(data, tool->name);
+    data += R"(,"input":{}})";
+  }
+  data += '}';
+  event("content_block_start", data);
+}
+
+void EventEncoder::on_event(const core::StreamEvent& ev) {
+  using Kind = core::StreamEvent::Kind;
+  if (ended_) return;
+  if (ev.kind == Kind::start) {
+    start_message(&ev);
+    return;
+  }
+  start_message(nullptr);
+  auto delta = [&](std::string_view type, std::string_view field, const std::string& text) {
+    std::string data = R"({"type":"content_block_delta","index":)" + std::to_string(block_index_) +
+                       R"(,"delta":{"type":")";
+    data += type;
+    data += R"(",")";
+    data += field;
+    data += R"(":)";
+    core::append_json_string(data, text);
+    data += "}}";
+    event("content_block_delta", data);
+  };
+  switch (ev.kind) {
+    case Kind::text:
+      if (ev.text.empty()) return;
+      if (open_ != Open::text) open_block(Open::text, nullptr);
+      delta("text_delta", "text", ev.text);
+      break;
+    case Kind::thinking:
+      if (ev.text.empty()) return;
+      if (open_ != Open::thinking) open_block(Open::thinking, nullptr);
+      delta("thinking_delta", "thinking", ev.text);
+      break;
+    case Kind::signature:
+      if (open_ != Open::thinking) open_block(Open::thinking, nullptr);
+      delta("signature_delta", "signature", ev.text);
+      break;
+    case Kind::redacted: {
+      close_block();
+      ++block_index_;
+      std::string data = R"({"type":"content_block_start","index":)" + std::to_string(block_index_) +
+                         R"(,"content_block":{"type":"redacted_thinking","data":)";
+      core::append_json_string(data, ev.text);
+      data += "}}";
+      event("content_block_start", data);
+      open_ = Open::text;  // closed by the next block or the end
+      break;
+    }
+    case Kind::tool_start:
+      open_block(Open::tool, &ev);
+      break;
+    case Kind::tool_args:
+      if (ev.text.empty()) return;
+      // OpenAI-dialect upstreams stream one call after another; arguments always belong to the
+      // open block.
+      if (open_ != Open::tool) {
+        core::StreamEvent synthetic;
+        synthetic.index = ev.index;
+        synthetic.id = "toolu_" + std::to_string(ev.index);
+        open_block(Open::tool, &synthetic);
+      }
+      delta("input_json_delta", "partial_json", ev.text);
+      break;
+    case Kind::finish:
+      finish_ = ev.finish;
+      break;
+    case Kind::usage:
+      usage_ = ev.usage;
+      break;
+    case Kind::error: {
+      close_block();
+      event("error", error_body(ev.error));
+      ended_ = true;
+      break;
+    }
+    case Kind::start: break;
+  }
+}
+
+void EventEncoder::end() {
+  if (ended_) return;
+  start_message(nullptr);
+  close_block();
+  ended_ = true;
+  std::string data = R"({"type":"message_delta","delta":{"stop_reason":")";
+  data += stop_reason_name(finish_ == FinishReason::none ? FinishReason::stop : finish_, false);
+  data += R"(","stop_sequence":null},"usage":)";
+  append_usage(data, usage_);
+  data += '}';
+  event("message_delta", data);
+  event("message_stop", R"({"type":"message_stop"})");
+}
+
+std::string_view error_type(core::ErrorKind kind, int status) {
+  switch (status) {
+    case 400: return "invalid_request_error";
+    case 401: return "authentication_error";
+    case 402: return "billing_error";
+    case 403: return "permission_error";
+    case 404: return "not_found_error";
+    case 413: return "request_too_large";
+    case 429: return "rate_limit_error";
+    case 503:
+    case 529: return "overloaded_error";
+    case 504: return "timeout_error";
+    default: break;
+  }
+  if (kind == core::ErrorKind::invalid_request || status / 100 == 4) return "invalid_request_error";
+  return "api_error";
+}
+
+std::string error_body(const ApiError& e, std::string_view request_id) {
+  std::string out = R"({"type":"error","error":{"type":)";
+  core::append_json_string(out, error_type(e.kind, e.status));
+  out += R"(,"message":)";
+  core::append_json_string(out, e.message);
+  out += '}';
+  if (!request_id.empty()) {
+    out += R"(,"request_id":)";
+    core::append_json_string(out, request_id);
+  }
+  out += '}';
+  return out;
+}
+
+}  // namespace switchyard::dialects::anthropic

@@ -1,0 +1,556 @@
+#include "dialects/gemini/translate.hpp"
+
+#include <cstring>
+#include <map>
+
+#include "dialects/json_util.hpp"
+
+namespace switchyard::dialects::gemini {
+
+using core::ApiError;
+using core::Block;
+using core::ChatRequest;
+using core::FinishReason;
+using core::Role;
+
+namespace {
+
+constexpr int kMaxSchemaDepth = 32;
+
+/// Keywords of Gemini's Schema object (an OpenAPI 3.0 subset).
+bool gemini_keyword(std::string_view k) {
+  static constexpr std::string_view kAllowed[] = {
+      "type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems",
+      "properties", "required", "minProperties", "maxProperties", "minLength", "maxLength",
+      "pattern", "example", "anyOf", "propertyOrdering", "default", "items", "minimum", "maximum"};
+  for (auto a : kAllowed)
+    if (a == k) return true;
+  return false;
+}
+
+const json::value* resolve_ref(std::string_view ref, const json::object& root) {
+  // Local references only: #/$defs/Name or #/definitions/Name.
+  for (std::string_view prefix : {std::string_view("#/$defs/"), std::string_view("#/definitions/")}) {
+    if (ref.substr(0, prefix.size()) == prefix) {
+      const json::object* defs = object_at(root, prefix == "#/$defs/" ? "$defs" : "definitions");
+      if (defs) return defs->if_contains(ref.substr(prefix.size()));
+    }
+  }
+  return nullptr;
+}
+
+json::value sanitize(const json::value& v, const json::object& root, int depth) {
+  if (!v.is_object() || depth > kMaxSchemaDepth) return json::object{};
+  const json::object& in = v.get_object();
+  if (std::string_view ref = str_or(in, "$ref"); !ref.empty()) {
+    if (const json::value* target = resolve_ref(ref, root)) return sanitize(*target, root, depth + 1);
+    return json::object{};
+  }
+  json::object out;
+  for (const auto& kv : in) {
+    std::string_view key = kv.key();
+    const json::value& val = kv.value();
+    if (key == "type" && val.is_array()) {
+      // ["string", "null"] → type string, nullable
+      for (const json::value& t : val.get_array()) {
+        if (t.is_string() && t.get_string() == "null") out["nullable"] = true;
+        else if (t.is_string() && !out.contains("type")) out["type"] = t;
+      }
+    } else if (key == "const") {
+      out["enum"] = json::array{val.is_string() ? val : json::value(json::serialize(val))};
+    } else if (key == "oneOf" || key == "anyOf") {
+      json::array options;
+      bool nullable = false;
+      for (const json::value& o : val.is_array() ? val.get_array() : json::array{}) {
+        if (o.is_object() && str_or(o.get_object(), "type") == "null") {
+          nullable = true;
+          continue;
+        }
+        options.push_back(sanitize(o, root, depth + 1));
+      }
+      if (nullable) out["nullable"] = true;
+      if (options.size() == 1) {
+        for (auto& m : options[0].get_object()) out[m.key()] = m.value();
+      } else if (!options.empty()) {
+        out["anyOf"] = std::move(options);
+      }
+    } else if (key == "allOf" && val.is_array() && val.get_array().size() == 1) {
+      json::value merged = sanitize(val.get_array()[0], root, depth + 1);
+      for (auto& m : merged.get_object()) out[m.key()] = m.value();
+    } else if (key == "properties" && val.is_object()) {
+      json::object props;
+      for (const auto& p : val.get_object()) props[p.key()] = sanitize(p.value(), root, depth + 1);
+      out["properties"] = std::move(props);
+    } else if (key == "items") {
+      out["items"] = sanitize(val, root, depth + 1);
+    } else if (key == "enum" && val.is_array()) {
+      json::array values;
+      for (const json::value& e : val.get_array())
+        values.push_back(e.is_string() ? e : json::value(json::serialize(e)));
+      out["enum"] = std::move(values);
+      if (!in.contains("type")) out["type"] = "string";
+    } else if (key == "format") {
+      // Gemini takes few formats; others are dropped rather than refused.
+      if (val.is_string()) {
+        std::string_view f = val.get_string();
+        if (f == "enum" || f == "date-time" || f == "int32" || f == "int64" || f == "float" ||
+            f == "double")
+          out["format"] = val;
+      }
+    } else if (gemini_keyword(key)) {
+      out[key] = val;
+    }
+  }
+  // An enum of non-strings became strings above.
+  if (out.contains("enum")) out["type"] = "string";
+  // `required` may only name listed properties.
+  if (json::value* req = out.if_contains("required"); req && req->is_array()) {
+    const json::object* props = out.contains("properties") && out["properties"].is_object()
+                                    ? &out["properties"].get_object()
+                                    : nullptr;
+    json::array kept;
+    for (const json::value& r : req->get_array())
+      if (r.is_string() && props && props->contains(r.get_string())) kept.push_back(r);
+    if (kept.empty()) out.erase("required");
+    else *req = std::move(kept);
+  }
+  return out;
+}
+
+/// `parameters` for a function declaration: nullopt for a function without arguments (Gemini
+/// refuses an OBJECT schema with no properties).
+std::optional<json::value> function_parameters(const json::value& schema) {
+  if (schema.is_null()) return std::nullopt;
+  json::value s = sanitize_schema(schema);
+  const json::object& o = s.get_object();
+  const json::object* props = object_at(o, "properties");
+  if (str_or(o, "type") == "object" && (!props || props->empty())) return std::nullopt;
+  return s;
+}
+
+std::string guess_mime(std::string_view url) {
+  auto ends = [&](std::string_view ext) {
+    return url.size() >= ext.size() && url.substr(url.size() - ext.size()) == ext;
+  };
+  if (ends(".png")) return "image/png";
+  if (ends(".gif")) return "image/gif";
+  if (ends(".webp")) return "image/webp";
+  if (ends(".pdf")) return "application/pdf";
+  return "image/jpeg";
+}
+
+json::object tool_response(const Block& b) {
+  std::string text;
+  for (const Block& c : b.content)
+    if (c.type == Block::Type::text) text += c.text;
+  // A JSON object result is passed as the response itself; anything else under "result".
+  if (auto parsed = parse_json(text, 64); parsed && parsed->is_object() && !b.is_error)
+    return std::move(parsed->get_object());
+  return json::object{{b.is_error ? "error" : "result", text}};
+}
+
+void read_usage(const json::object& u, core::TokenUsage& usage) {
+  usage.known = true;
+  usage.input = int_or(u, "promptTokenCount");
+  usage.reasoning = int_or(u, "thoughtsTokenCount");
+  // candidatesTokenCount leaves thoughts out; OpenAI's completion tokens include reasoning.
+  usage.output = int_or(u, "candidatesTokenCount") + usage.reasoning;
+  usage.cache_read = int_or(u, "cachedContentTokenCount");
+}
+
+FinishReason finish_from(std::string_view reason) {
+  if (reason.empty() || reason == "FINISH_REASON_UNSPECIFIED") return FinishReason::none;
+  if (reason == "MAX_TOKENS") return FinishReason::length;
+  if (reason == "SAFETY" || reason == "RECITATION" || reason == "BLOCKLIST" ||
+      reason == "PROHIBITED_CONTENT" || reason == "SPII" || reason == "IMAGE_SAFETY")
+    return FinishReason::content_filter;
+  return FinishReason::stop;  // STOP, OTHER, LANGUAGE, MALFORMED_FUNCTION_CALL
+}
+
+std::optional<ApiError> blocked(const json::object& o) {
+  const json::array* candidates = array_at(o, "candidates");
+  if (candidates && !candidates->empty()) return std::nullopt;
+  const json::object* feedback = object_at(o, "promptFeedback");
+  std::string_view reason = feedback ? str_or(*feedback, "blockReason") : std::string_view{};
+  if (reason.empty()) return std::nullopt;
+  return ApiError::make(core::ErrorKind::invalid_request,
+                        "The prompt was blocked by Gemini's safety filters (" + std::string(reason) + ").",
+                        "messages", "content_filter");
+}
+
+}  // namespace
+
+json::value sanitize_schema(const json::value& schema) {
+  if (!schema.is_object()) return json::object{};
+  return sanitize(schema, schema.get_object(), 0);
+}
+
+void encode_request(const ChatRequest& r, std::string& out, core::Unsupported& unsupported) {
+  json::object o;
+  // Tool results name the function they answer: found by the id of the call.
+  std::map<std::string, std::string, std::less<>> call_names;
+  for (const auto& m : r.messages)
+    for (const Block& b : m.content)
+      if (b.type == Block::Type::tool_use) call_names[b.id] = b.name;
+
+  json::array contents;
+  for (const auto& m : r.messages) {
+    json::array parts;
+    for (const Block& b : m.content) {
+      json::object part;
+      switch (b.type) {
+        case Block::Type::text:
+          if (b.text.empty() && b.signature.empty()) continue;
+          part["text"] = b.text;
+          break;
+        case Block::Type::image:
+          if (!b.data.empty()) {
+            part["inlineData"] = json::object{{"mimeType", b.media_type}, {"data", b.data}};
+          } else {
+            part["fileData"] = json::object{{"mimeType", guess_mime(b.url)}, {"fileUri", b.url}};
+          }
+          break;
+        case Block::Type::thinking:
+          // Only Gemini's own signed thoughts can go back to Gemini.
+          if (b.signature.empty()) continue;
+          part["text"] = b.text;
+          part["thought"] = true;
+          break;
+        case Block::Type::redacted_thinking:
+          continue;
+        case Block::Type::tool_use: {
+          json::value args = b.arguments.empty() ? json::value(json::object{}) : json::value(nullptr);
+          if (!b.arguments.empty()) {
+            auto parsed = parse_json(b.arguments, 64);
+            args = parsed && parsed->is_object() ? std::move(*parsed) : json::value(json::object{});
+          }
+          part["functionCall"] = json::object{{"name", b.name}, {"args", std::move(args)}};
+          break;
+        }
+        case Block::Type::tool_result: {
+          auto it = call_names.find(b.id);
+          std::string name = it != call_names.end() ? it->second : b.id;
+          part["functionResponse"] = json::object{{"name", name}, {"response", tool_response(b)}};
+          break;
+        }
+      }
+      if (!b.signature.empty()) part["thoughtSignature"] = b.signature;
+      parts.push_back(std::move(part));
+    }
+    if (parts.empty()) continue;  // Gemini refuses a content without parts
+    std::string_view role = m.role == Role::user ? "user" : "model";
+    if (!contents.empty() && contents.back().get_object().at("role").get_string() == role) {
+      auto& prev = contents.back().get_object()["parts"].get_array();
+      for (auto& p : parts) prev.push_back(std::move(p));
+    } else {
+      contents.push_back(json::object{{"role", role}, {"parts", std::move(parts)}});
+    }
+  }
+  o["contents"] = std::move(contents);
+  if (!r.system.empty()) {
+    json::array parts;
+    for (const Block& b : r.system)
+      if (b.type == Block::Type::text && !b.text.empty()) parts.push_back(json::object{{"text", b.text}});
+    if (!parts.empty()) o["systemInstruction"] = json::object{{"parts", std::move(parts)}};
+  }
+  if (!r.tools.empty()) {
+    json::array declarations;
+    for (const auto& t : r.tools) {
+      json::object d{{"name", t.name}};
+      if (!t.description.empty()) d["description"] = t.description;
+      if (auto params = function_parameters(t.parameters)) d["parameters"] = std::move(*params);
+      declarations.push_back(std::move(d));
+    }
+    o["tools"] = json::array{json::object{{"functionDeclarations", std::move(declarations)}}};
+    using Mode = core::ToolChoice::Mode;
+    json::object fcc;
+    switch (r.tool_choice.mode) {
+      case Mode::unset: break;
+      case Mode::auto_: fcc["mode"] = "AUTO"; break;
+      case Mode::none: fcc["mode"] = "NONE"; break;
+      case Mode::required: fcc["mode"] = "ANY"; break;
+      case Mode::named:
+        fcc["mode"] = "ANY";
+        fcc["allowedFunctionNames"] = json::array{json::string(r.tool_choice.name)};
+        break;
+    }
+    if (!fcc.empty()) o["toolConfig"] = json::object{{"functionCallingConfig", std::move(fcc)}};
+    if (r.parallel_tool_calls && !*r.parallel_tool_calls) unsupported.params.push_back("parallel_tool_calls");
+  }
+  json::object gc;
+  if (r.temperature) gc["temperature"] = *r.temperature;
+  if (r.top_p) gc["topP"] = *r.top_p;
+  if (r.top_k) gc["topK"] = *r.top_k;
+  if (r.max_tokens) gc["maxOutputTokens"] = *r.max_tokens;
+  if (!r.stop.empty()) {
+    json::array stops;
+    for (const auto& s : r.stop) stops.push_back(json::string(s));
+    gc["stopSequences"] = std::move(stops);
+  }
+  if (r.seed) gc["seed"] = *r.seed;
+  if (r.n) gc["candidateCount"] = *r.n;
+  if (r.presence_penalty) gc["presencePenalty"] = *r.presence_penalty;
+  if (r.frequency_penalty) gc["frequencyPenalty"] = *r.frequency_penalty;
+  using Kind = core::ResponseFormat::Kind;
+  if (r.response_format.kind == Kind::json_object || r.response_format.kind == Kind::json_schema) {
+    gc["responseMimeType"] = "application/json";
+    if (r.response_format.kind == Kind::json_schema && r.response_format.schema.is_object())
+      gc["responseSchema"] = sanitize_schema(r.response_format.schema);
+  } else if (r.response_format.kind == Kind::text) {
+    gc["responseMimeType"] = "text/plain";
+  }
+  std::optional<std::int64_t> budget = r.thinking_budget;
+  if (!budget && !r.reasoning_effort.empty()) {
+    if (r.reasoning_effort == "none") budget = 0;
+    else if (r.reasoning_effort == "minimal" || r.reasoning_effort == "low") budget = 1024;
+    else if (r.reasoning_effort == "medium") budget = 8192;
+    else if (r.reasoning_effort == "high") budget = 24576;
+    else unsupported.params.push_back("reasoning_effort");
+  }
+  if (budget) {
+    json::object tc{{"thinkingBudget", *budget}};
+    if (*budget > 0) tc["includeThoughts"] = true;
+    gc["thinkingConfig"] = std::move(tc);
+  }
+  if (!gc.empty()) o["generationConfig"] = std::move(gc);
+  for (const auto& kv : r.extra) unsupported.params.push_back(std::string(kv.key()));
+  out += json::serialize(o);
+}
+
+std::variant<core::ChatResponse, ApiError> decode_response(std::string_view body, IdSource& ids) {
+  auto parsed = parse_json(body, 64);
+  if (!parsed || !parsed->is_object())
+    return ApiError::make(core::ErrorKind::upstream_connect, "The upstream answered invalid JSON.");
+  const json::object& o = parsed->get_object();
+  if (auto e = blocked(o)) return *e;
+  core::ChatResponse r;
+  r.id = std::string(str_or(o, "responseId"));
+  r.model = std::string(str_or(o, "modelVersion"));
+  if (const json::object* u = object_at(o, "usageMetadata")) read_usage(*u, r.usage);
+  const json::array* candidates = array_at(o, "candidates");
+  if (!candidates || candidates->empty() || !(*candidates)[0].is_object())
+    return ApiError::make(core::ErrorKind::upstream_connect, "The upstream answered no candidates.");
+  const json::object& c = (*candidates)[0].get_object();
+  bool tool_call = false;
+  if (const json::object* content = object_at(c, "content")) {
+    if (const json::array* parts = array_at(*content, "parts")) {
+      for (const json::value& pv : *parts) {
+        if (!pv.is_object()) continue;
+        const json::object& p = pv.get_object();
+        Block b;
+        b.signature = std::string(str_or(p, "thoughtSignature"));
+        if (const json::object* fc = object_at(p, "functionCall")) {
+          b.type = Block::Type::tool_use;
+          b.id = std::string(str_or(*fc, "id"));
+          if (b.id.empty()) b.id = ids.make();
+          b.name = std::string(str_or(*fc, "name"));
+          const json::value* args = member(*fc, "args");
+          b.arguments = args ? json::serialize(*args) : "{}";
+          tool_call = true;
+        } else if (const json::value* t = member(p, "text"); t && t->is_string()) {
+          const json::value* thought = member(p, "thought");
+          b.type = thought && thought->is_bool() && thought->get_bool() ? Block::Type::thinking
+                                                                        : Block::Type::text;
+          b.text = std::string(t->get_string());
+        } else {
+          continue;
+        }
+        r.content.push_back(std::move(b));
+      }
+    }
+  }
+  r.finish = finish_from(str_or(c, "finishReason"));
+  if (tool_call && r.finish == FinishReason::stop) r.finish = FinishReason::tool_calls;
+  return r;
+}
+
+bool ChunkDecoder::feed(std::string_view data, core::StreamSink& sink) {
+  auto parsed = parse_json(data, 64);
+  if (!parsed || !parsed->is_object()) return false;
+  const json::object& o = parsed->get_object();
+  using Kind = core::StreamEvent::Kind;
+  core::StreamEvent ev;
+  if (auto e = blocked(o)) {
+    ev.kind = Kind::error;
+    ev.error = *e;
+    sink.on_event(ev);
+    finished_ = true;
+    return true;
+  }
+  if (!started_) {
+    started_ = true;
+    ev.kind = Kind::start;
+    ev.id = std::string(str_or(o, "responseId"));
+    ev.model = std::string(str_or(o, "modelVersion"));
+    sink.on_event(ev);
+  }
+  if (const json::object* u = object_at(o, "usageMetadata")) read_usage(*u, usage_);
+  const json::array* candidates = array_at(o, "candidates");
+  if (!candidates || candidates->empty() || !(*candidates)[0].is_object()) return true;
+  const json::object& c = (*candidates)[0].get_object();
+  if (const json::object* content = object_at(c, "content")) {
+    if (const json::array* parts = array_at(*content, "parts")) {
+      for (const json::value& pv : *parts) {
+        if (!pv.is_object()) continue;
+        const json::object& p = pv.get_object();
+        std::string_view signature = str_or(p, "thoughtSignature");
+        if (const json::object* fc = object_at(p, "functionCall")) {
+          // Gemini sends each call whole: a start and all its arguments at once.
+          ev = {};
+          ev.kind = Kind::tool_start;
+          ev.index = tools_++;
+          ev.id = std::string(str_or(*fc, "id"));
+          if (ev.id.empty()) ev.id = ids_.make();
+          ev.name = std::string(str_or(*fc, "name"));
+          ev.text = std::string(signature);
+          sink.on_event(ev);
+          const json::value* args = member(*fc, "args");
+          ev.kind = Kind::tool_args;
+          ev.text = args ? json::serialize(*args) : "{}";
+          sink.on_event(ev);
+          continue;
+        }
+        if (const json::value* t = member(p, "text"); t && t->is_string()) {
+          const json::value* thought = member(p, "thought");
+          bool is_thought = thought && thought->is_bool() && thought->get_bool();
+          if (!t->get_string().empty()) {
+            ev = {};
+            ev.kind = is_thought ? Kind::thinking : Kind::text;
+            ev.text = std::string(t->get_string());
+            sink.on_event(ev);
+          }
+        }
+        if (!signature.empty()) {
+          ev = {};
+          ev.kind = Kind::signature;
+          ev.text = std::string(signature);
+          sink.on_event(ev);
+        }
+      }
+    }
+  }
+  if (FinishReason f = finish_from(str_or(c, "finishReason")); f != FinishReason::none) {
+    finish_ = f == FinishReason::stop && tools_ > 0 ? FinishReason::tool_calls : f;
+    ev = {};
+    ev.kind = Kind::finish;
+    ev.finish = finish_;
+    sink.on_event(ev);
+  }
+  return true;
+}
+
+void ChunkDecoder::finish(core::StreamSink& sink) {
+  if (finished_) return;
+  finished_ = true;
+  if (usage_.known) {
+    core::StreamEvent ev;
+    ev.kind = core::StreamEvent::Kind::usage;
+    ev.usage = usage_;
+    sink.on_event(ev);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embeddings
+
+std::variant<std::string, ApiError> encode_embeddings(std::string_view body, std::string_view model) {
+  auto parsed = parse_json(body, 64);
+  if (!parsed || !parsed->is_object())
+    return bad_request("We could not parse the JSON body of your request.", {}, "invalid_json");
+  const json::object& o = parsed->get_object();
+  const json::value* input = member(o, "input");
+  std::vector<std::string> texts;
+  if (input && input->is_string()) {
+    texts.emplace_back(input->get_string());
+  } else if (input && input->is_array()) {
+    for (const json::value& v : input->get_array()) {
+      if (!v.is_string())
+        return bad_request("input must be a string or an array of strings for this deployment "
+                           "(token arrays cannot be sent to Gemini)", "input");
+      texts.emplace_back(v.get_string());
+    }
+  } else {
+    return bad_request("input must be a string or an array of strings", "input");
+  }
+  if (texts.empty()) return bad_request("input must not be empty", "input");
+  std::string model_path = "models/" + std::string(model);
+  json::array requests;
+  std::optional<std::int64_t> dims = int_of(member(o, "dimensions"));
+  for (auto& t : texts) {
+    json::object req{{"model", model_path},
+                     {"content", json::object{{"parts", json::array{json::object{{"text", t}}}}}}};
+    if (dims) req["outputDimensionality"] = *dims;
+    requests.push_back(std::move(req));
+  }
+  return json::serialize(json::object{{"requests", std::move(requests)}});
+}
+
+namespace {
+
+void append_base64(std::string& out, const unsigned char* data, std::size_t n) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::size_t i = 0;
+  for (; i + 3 <= n; i += 3) {
+    std::uint32_t v = (data[i] << 16) | (data[i + 1] << 8) | data[i + 2];
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  if (n - i == 1) {
+    std::uint32_t v = data[i] << 16;
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += "==";
+  } else if (n - i == 2) {
+    std::uint32_t v = (data[i] << 16) | (data[i + 1] << 8);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += '=';
+  }
+}
+
+}  // namespace
+
+std::variant<std::string, ApiError> decode_embeddings(std::string_view body, std::string_view model,
+                                                      bool base64) {
+  auto parsed = parse_json(body, 64);
+  if (!parsed || !parsed->is_object())
+    return ApiError::make(core::ErrorKind::upstream_connect, "The upstream answered invalid JSON.");
+  const json::array* embeddings = array_at(parsed->get_object(), "embeddings");
+  if (!embeddings)
+    return ApiError::make(core::ErrorKind::upstream_connect, "The upstream answered no embeddings.");
+  std::string out = R"({"object":"list","data":[)";
+  std::size_t index = 0;
+  for (const json::value& e : *embeddings) {
+    const json::array* values = e.is_object() ? array_at(e.get_object(), "values") : nullptr;
+    if (!values)
+      return ApiError::make(core::ErrorKind::upstream_connect, "The upstream answered an embedding without values.");
+    if (index) out += ',';
+    out += R"({"object":"embedding","index":)";
+    out += std::to_string(index++);
+    out += R"(,"embedding":)";
+    if (base64) {
+      // What OpenAI sends for encoding_format=base64: little-endian float32, base64.
+      std::vector<unsigned char> bytes(values->size() * 4);
+      for (std::size_t i = 0; i < values->size(); ++i) {
+        float f = static_cast<float>(number_of(&(*values)[i]).value_or(0));
+        std::memcpy(&bytes[i * 4], &f, 4);
+      }
+      out += '"';
+      append_base64(out, bytes.data(), bytes.size());
+      out += '"';
+    } else {
+      out += json::serialize(*values);
+    }
+    out += '}';
+  }
+  out += R"(],"model":)";
+  core::append_json_string(out, model);
+  out += R"(,"usage":{"prompt_tokens":0,"total_tokens":0}})";
+  return out;
+}
+
+}  // namespace switchyard::dialects::gemini

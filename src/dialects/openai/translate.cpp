@@ -1,0 +1,912 @@
+#include "dialects/openai/translate.hpp"
+
+#include <map>
+
+#include "dialects/json_util.hpp"
+
+namespace switchyard::dialects::openai {
+
+using core::Block;
+using core::ChatRequest;
+using core::FinishReason;
+using core::Message;
+using core::Role;
+
+namespace {
+
+using Error = core::ApiError;
+
+/// `data:<media type>;base64,<data>` → media type and data.
+bool split_data_url(std::string_view url, std::string& media_type, std::string& data) {
+  if (url.substr(0, 5) != "data:") return false;
+  std::size_t comma = url.find(',');
+  if (comma == std::string_view::npos) return false;
+  std::string_view meta = url.substr(5, comma - 5);
+  std::size_t b64 = meta.find(";base64");
+  if (b64 == std::string_view::npos) return false;
+  media_type = std::string(meta.substr(0, b64));
+  data = std::string(url.substr(comma + 1));
+  return true;
+}
+
+/// Content (string, or array of parts) → blocks. `allow_images` for user turns.
+std::optional<Error> decode_content(const json::value& content, std::vector<Block>& out,
+                                    const std::string& path, bool allow_images) {
+  if (content.is_null()) return std::nullopt;
+  if (content.is_string()) {
+    out.push_back(Block::make_text(std::string(content.get_string())));
+    return std::nullopt;
+  }
+  if (!content.is_array()) return bad_request(path + " must be a string or an array of parts", path);
+  std::size_t i = 0;
+  for (const json::value& part_value : content.get_array()) {
+    std::string part_path = path + "[" + std::to_string(i++) + "]";
+    if (!part_value.is_object()) return bad_request(part_path + " must be an object", part_path);
+    const json::object& part = part_value.get_object();
+    std::string_view type = str_or(part, "type");
+    Block b;
+    if (type == "text") {
+      const json::value* text = member(part, "text");
+      if (!text || !text->is_string())
+        return bad_request(part_path + ".text must be a string", part_path + ".text");
+      b.text = std::string(text->get_string());
+    } else if (type == "image_url" && allow_images) {
+      const json::value* image = member(part, "image_url");
+      std::string_view url;
+      if (image && image->is_object()) url = str_or(image->get_object(), "url");
+      else if (image && image->is_string()) url = image->get_string();
+      if (url.empty())
+        return bad_request(part_path + ".image_url.url must be a string", part_path + ".image_url");
+      b.type = Block::Type::image;
+      if (!split_data_url(url, b.media_type, b.data)) b.url = std::string(url);
+    } else {
+      return bad_request("Content part type \"" + std::string(type) + "\" at " + part_path +
+                             " cannot be translated for this deployment's provider.",
+                         part_path + ".type", "unsupported_content");
+    }
+    if (const json::value* cc = member(part, "cache_control")) b.cache_control = *cc;
+    out.push_back(std::move(b));
+  }
+  return std::nullopt;
+}
+
+/// Text of a tool message's content (string or text parts).
+std::optional<Error> decode_tool_content(const json::value* content, Block& result,
+                                         const std::string& path) {
+  if (!content || content->is_null()) return std::nullopt;
+  return decode_content(*content, result.content, path, true);
+}
+
+Message& user_turn(ChatRequest& r) {
+  if (r.messages.empty() || r.messages.back().role != Role::user) r.messages.push_back({Role::user, {}});
+  return r.messages.back();
+}
+
+std::optional<Error> decode_tools(const json::object& body, ChatRequest& r) {
+  if (const json::array* tools = array_at(body, "tools")) {
+    std::size_t i = 0;
+    for (const json::value& t : *tools) {
+      std::string path = "tools[" + std::to_string(i++) + "]";
+      const json::object* fn = t.is_object() ? object_at(t.get_object(), "function") : nullptr;
+      if (!fn || str_or(*fn, "name").empty())
+        return bad_request(path + ".function.name is required", path + ".function.name");
+      core::Tool tool;
+      tool.name = std::string(str_or(*fn, "name"));
+      tool.description = std::string(str_or(*fn, "description"));
+      if (const json::value* p = member(*fn, "parameters")) tool.parameters = *p;
+      if (const json::value* s = member(*fn, "strict"); s && s->is_bool()) tool.strict = s->get_bool();
+      if (const json::value* cc = member(t.get_object(), "cache_control")) tool.cache_control = *cc;
+      r.tools.push_back(std::move(tool));
+    }
+  } else if (const json::array* functions = array_at(body, "functions")) {
+    for (const json::value& f : *functions) {
+      if (!f.is_object() || str_or(f.get_object(), "name").empty())
+        return bad_request("functions[].name is required", "functions");
+      core::Tool tool;
+      tool.name = std::string(str_or(f.get_object(), "name"));
+      tool.description = std::string(str_or(f.get_object(), "description"));
+      if (const json::value* p = member(f.get_object(), "parameters")) tool.parameters = *p;
+      r.tools.push_back(std::move(tool));
+    }
+  }
+  const json::value* choice = member(body, "tool_choice");
+  if (!choice) choice = member(body, "function_call");
+  if (choice) {
+    using Mode = core::ToolChoice::Mode;
+    if (choice->is_string()) {
+      std::string_view s = choice->get_string();
+      if (s == "auto") r.tool_choice.mode = Mode::auto_;
+      else if (s == "none") r.tool_choice.mode = Mode::none;
+      else if (s == "required") r.tool_choice.mode = Mode::required;
+      else return bad_request("tool_choice must be auto, none, required or a named function", "tool_choice");
+    } else if (choice->is_object()) {
+      const json::object& o = choice->get_object();
+      std::string_view name = str_or(o, "name");
+      if (const json::object* fn = object_at(o, "function")) name = str_or(*fn, "name");
+      if (name.empty()) return bad_request("tool_choice.function.name is required", "tool_choice");
+      r.tool_choice.mode = Mode::named;
+      r.tool_choice.name = std::string(name);
+    } else if (!choice->is_null()) {
+      return bad_request("tool_choice must be a string or an object", "tool_choice");
+    }
+  }
+  if (const json::value* p = member(body, "parallel_tool_calls"); p && p->is_bool())
+    r.parallel_tool_calls = p->get_bool();
+  return std::nullopt;
+}
+
+std::optional<Error> decode_messages(const json::array& messages, ChatRequest& r) {
+  // Legacy function calls carry no id: each gets one, and a `role: function` answer is matched
+  // to the latest unanswered call of that name.
+  std::vector<std::pair<std::string, std::string>> open_function_calls;  // name, id
+  int function_counter = 0;
+  std::size_t i = 0;
+  for (const json::value& mv : messages) {
+    std::string path = "messages[" + std::to_string(i++) + "]";
+    if (!mv.is_object()) return bad_request(path + " must be an object", path);
+    const json::object& m = mv.get_object();
+    std::string_view role = str_or(m, "role");
+    const json::value* content = member(m, "content");
+    if (role == "system" || role == "developer") {
+      if (content) {
+        if (auto e = decode_content(*content, r.system, path + ".content", false)) return e;
+      }
+    } else if (role == "user") {
+      if (!content) return bad_request(path + ".content is required", path + ".content");
+      Message& turn = user_turn(r);
+      if (auto e = decode_content(*content, turn.content, path + ".content", true)) return e;
+    } else if (role == "assistant") {
+      Message turn{Role::assistant, {}};
+      if (const json::array* blocks = array_at(m, "thinking_blocks")) {
+        for (const json::value& tb : *blocks) {
+          if (!tb.is_object()) continue;
+          const json::object& o = tb.get_object();
+          Block b;
+          if (str_or(o, "type") == "redacted_thinking") {
+            b.type = Block::Type::redacted_thinking;
+            b.text = std::string(str_or(o, "data"));
+          } else {
+            b.type = Block::Type::thinking;
+            b.text = std::string(str_or(o, "thinking"));
+            b.signature = std::string(str_or(o, "signature"));
+          }
+          turn.content.push_back(std::move(b));
+        }
+      } else if (std::string_view rc = str_or(m, "reasoning_content"); !rc.empty()) {
+        Block b;
+        b.type = Block::Type::thinking;
+        b.text = std::string(rc);
+        turn.content.push_back(std::move(b));
+      }
+      if (content) {
+        if (auto e = decode_content(*content, turn.content, path + ".content", false)) return e;
+      }
+      if (const json::array* calls = array_at(m, "tool_calls")) {
+        std::size_t k = 0;
+        for (const json::value& cv : *calls) {
+          std::string cpath = path + ".tool_calls[" + std::to_string(k++) + "]";
+          const json::object* fn = cv.is_object() ? object_at(cv.get_object(), "function") : nullptr;
+          if (!fn) return bad_request(cpath + ".function is required", cpath + ".function");
+          Block b;
+          b.type = Block::Type::tool_use;
+          b.id = std::string(str_or(cv.get_object(), "id"));
+          b.name = std::string(str_or(*fn, "name"));
+          b.arguments = std::string(str_or(*fn, "arguments"));
+          if (b.id.empty() || b.name.empty())
+            return bad_request(cpath + " needs an id and a function name", cpath);
+          if (const json::object* extra = object_at(cv.get_object(), "extra_content"))
+            if (const json::object* google = object_at(*extra, "google"))
+              b.signature = std::string(str_or(*google, "thought_signature"));
+          turn.content.push_back(std::move(b));
+        }
+      } else if (const json::object* fc = object_at(m, "function_call")) {
+        Block b;
+        b.type = Block::Type::tool_use;
+        b.name = std::string(str_or(*fc, "name"));
+        b.arguments = std::string(str_or(*fc, "arguments"));
+        b.id = "call_fn_" + std::to_string(++function_counter);
+        open_function_calls.emplace_back(b.name, b.id);
+        turn.content.push_back(std::move(b));
+      }
+      if (!r.messages.empty() && r.messages.back().role == Role::assistant) {
+        for (auto& b : turn.content) r.messages.back().content.push_back(std::move(b));
+      } else {
+        r.messages.push_back(std::move(turn));
+      }
+    } else if (role == "tool" || role == "function") {
+      Block b;
+      b.type = Block::Type::tool_result;
+      if (role == "tool") {
+        b.id = std::string(str_or(m, "tool_call_id"));
+        if (b.id.empty()) return bad_request(path + ".tool_call_id is required", path + ".tool_call_id");
+      } else {
+        std::string_view name = str_or(m, "name");
+        for (auto it = open_function_calls.rbegin(); it != open_function_calls.rend(); ++it) {
+          if (it->first == name) {
+            b.id = it->second;
+            open_function_calls.erase(std::next(it).base());
+            break;
+          }
+        }
+        if (b.id.empty())
+          return bad_request(path + " answers no earlier function_call named \"" +
+                                 std::string(name) + "\"", path + ".name");
+      }
+      if (auto e = decode_tool_content(content, b, path + ".content")) return e;
+      Message& turn = user_turn(r);
+      // Tool results open the user turn that answers the assistant's calls.
+      auto first_other = std::find_if(turn.content.begin(), turn.content.end(), [](const Block& x) {
+        return x.type != Block::Type::tool_result;
+      });
+      turn.content.insert(first_other, std::move(b));
+    } else {
+      return bad_request(path + ".role \"" + std::string(role) +
+                             "\" is not one of system, developer, user, assistant, tool",
+                         path + ".role");
+    }
+  }
+  return std::nullopt;
+}
+
+/// Members turned into canonical fields; the rest go to `extra`.
+bool is_modelled(std::string_view key) {
+  static constexpr std::string_view kKnown[] = {
+      "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k",
+      "stop", "seed", "n", "presence_penalty", "frequency_penalty", "stream", "stream_options",
+      "tools", "functions", "tool_choice", "function_call", "parallel_tool_calls",
+      "response_format", "thinking", "reasoning_effort", "user"};
+  for (auto k : kKnown)
+    if (k == key) return true;
+  return false;
+}
+
+}  // namespace
+
+std::variant<ChatRequest, Error> decode_request(std::string_view body, std::size_t max_depth) {
+  std::string why;
+  auto parsed = parse_json(body, max_depth + 1, &why);
+  if (!parsed || !parsed->is_object())
+    return bad_request("We could not parse the JSON body of your request.", {}, "invalid_json");
+  const json::object& o = parsed->get_object();
+  ChatRequest r;
+  r.model = std::string(str_or(o, "model"));
+  const json::array* messages = array_at(o, "messages");
+  if (!messages) return bad_request("messages must be an array", "messages");
+  if (auto e = decode_messages(*messages, r)) return *e;
+  if (auto e = decode_tools(o, r)) return *e;
+
+  auto number = [&](std::string_view key, std::optional<double>& out) -> std::optional<Error> {
+    if (const json::value* v = member(o, key); v && !v->is_null()) {
+      out = number_of(v);
+      if (!out) return bad_request(std::string(key) + " must be a number", std::string(key));
+    }
+    return std::nullopt;
+  };
+  auto integer = [&](std::string_view key, std::optional<std::int64_t>& out) -> std::optional<Error> {
+    if (const json::value* v = member(o, key); v && !v->is_null()) {
+      out = int_of(v);
+      if (!out) return bad_request(std::string(key) + " must be an integer", std::string(key));
+    }
+    return std::nullopt;
+  };
+  if (auto e = integer("max_completion_tokens", r.max_tokens)) return *e;
+  if (!r.max_tokens)
+    if (auto e = integer("max_tokens", r.max_tokens)) return *e;
+  if (auto e = number("temperature", r.temperature)) return *e;
+  if (auto e = number("top_p", r.top_p)) return *e;
+  if (auto e = integer("top_k", r.top_k)) return *e;
+  if (auto e = integer("seed", r.seed)) return *e;
+  if (auto e = integer("n", r.n)) return *e;
+  if (auto e = number("presence_penalty", r.presence_penalty)) return *e;
+  if (auto e = number("frequency_penalty", r.frequency_penalty)) return *e;
+  if (const json::value* stop = member(o, "stop")) {
+    if (stop->is_string()) {
+      r.stop.emplace_back(stop->get_string());
+    } else if (stop->is_array()) {
+      for (const json::value& s : stop->get_array()) {
+        if (!s.is_string()) return bad_request("stop must be a string or an array of strings", "stop");
+        r.stop.emplace_back(s.get_string());
+      }
+    } else if (!stop->is_null()) {
+      return bad_request("stop must be a string or an array of strings", "stop");
+    }
+  }
+  if (const json::value* s = member(o, "stream"); s && s->is_bool()) r.stream = s->get_bool();
+  if (const json::object* so = object_at(o, "stream_options"))
+    if (const json::value* iu = member(*so, "include_usage"); iu && iu->is_bool())
+      r.include_usage = iu->get_bool();
+  if (const json::object* rf = object_at(o, "response_format")) {
+    using Kind = core::ResponseFormat::Kind;
+    std::string_view type = str_or(*rf, "type");
+    if (type == "text") {
+      r.response_format.kind = Kind::text;
+    } else if (type == "json_object") {
+      r.response_format.kind = Kind::json_object;
+    } else if (type == "json_schema") {
+      const json::object* js = object_at(*rf, "json_schema");
+      if (!js) return bad_request("response_format.json_schema is required", "response_format.json_schema");
+      r.response_format.kind = Kind::json_schema;
+      r.response_format.name = std::string(str_or(*js, "name", "response"));
+      r.response_format.description = std::string(str_or(*js, "description"));
+      if (const json::value* s = member(*js, "schema")) r.response_format.schema = *s;
+      if (const json::value* s = member(*js, "strict"); s && s->is_bool()) r.response_format.strict = s->get_bool();
+    } else {
+      return bad_request("response_format.type must be text, json_object or json_schema",
+                         "response_format.type");
+    }
+  }
+  if (const json::object* th = object_at(o, "thinking")) {
+    if (str_or(*th, "type") == "enabled") r.thinking_budget = int_or(*th, "budget_tokens", 1024);
+  }
+  r.reasoning_effort = std::string(str_or(o, "reasoning_effort"));
+  r.user = std::string(str_or(o, "user"));
+  for (const auto& kv : o)
+    if (!is_modelled(kv.key())) r.extra.emplace(kv.key(), kv.value());
+  return r;
+}
+
+namespace {
+
+json::value content_value(const std::vector<const Block*>& blocks, core::Unsupported& unsupported) {
+  bool plain = blocks.size() == 1 && blocks[0]->type == Block::Type::text &&
+               blocks[0]->cache_control.is_null();
+  if (plain) return json::string(blocks[0]->text);
+  json::array parts;
+  for (const Block* b : blocks) {
+    json::object part;
+    if (b->type == Block::Type::text) {
+      part["type"] = "text";
+      part["text"] = b->text;
+    } else if (b->type == Block::Type::image) {
+      part["type"] = "image_url";
+      json::object image;
+      image["url"] = b->url.empty() ? "data:" + b->media_type + ";base64," + b->data : b->url;
+      part["image_url"] = std::move(image);
+    } else {
+      unsupported.params.push_back("content block");
+      continue;
+    }
+    if (!b->cache_control.is_null()) part["cache_control"] = b->cache_control;
+    parts.push_back(std::move(part));
+  }
+  return parts;
+}
+
+std::string tool_result_text(const Block& b) {
+  std::string text;
+  for (const Block& c : b.content)
+    if (c.type == Block::Type::text) {
+      if (!text.empty()) text += "\n";
+      text += c.text;
+    }
+  return text;
+}
+
+}  // namespace
+
+void encode_request(const ChatRequest& r, std::string_view model, const EncodeOptions& options,
+                    std::string& out, core::Unsupported& unsupported) {
+  json::object o;
+  o["model"] = model;
+  json::array messages;
+  if (!r.system.empty()) {
+    std::vector<const Block*> blocks;
+    for (const Block& b : r.system) blocks.push_back(&b);
+    json::object m;
+    m["role"] = "system";
+    m["content"] = content_value(blocks, unsupported);
+    messages.push_back(std::move(m));
+  }
+  for (const Message& msg : r.messages) {
+    if (msg.role == Role::user) {
+      std::vector<const Block*> rest;
+      for (const Block& b : msg.content) {
+        if (b.type == Block::Type::tool_result) {
+          json::object m;
+          m["role"] = "tool";
+          m["tool_call_id"] = b.id;
+          for (const Block& c : b.content)
+            if (c.type != Block::Type::text) unsupported.params.push_back("tool_result image");
+          m["content"] = tool_result_text(b);
+          messages.push_back(std::move(m));
+        } else {
+          rest.push_back(&b);
+        }
+      }
+      if (!rest.empty()) {
+        json::object m;
+        m["role"] = "user";
+        m["content"] = content_value(rest, unsupported);
+        messages.push_back(std::move(m));
+      }
+    } else {
+      json::object m;
+      m["role"] = "assistant";
+      std::string text;
+      json::array calls;
+      for (const Block& b : msg.content) {
+        if (b.type == Block::Type::text) {
+          text += b.text;
+        } else if (b.type == Block::Type::tool_use) {
+          json::object call;
+          call["id"] = b.id;
+          call["type"] = "function";
+          json::object fn;
+          fn["name"] = b.name;
+          fn["arguments"] = b.arguments.empty() ? "{}" : b.arguments;
+          call["function"] = std::move(fn);
+          calls.push_back(std::move(call));
+        }
+        // Thinking blocks are the provider's own state; an OpenAI-dialect upstream takes none.
+      }
+      if (text.empty() && !calls.empty()) m["content"] = nullptr;
+      else m["content"] = text;
+      if (!calls.empty()) m["tool_calls"] = std::move(calls);
+      messages.push_back(std::move(m));
+    }
+  }
+  o["messages"] = std::move(messages);
+  if (r.max_tokens) o[options.max_completion_tokens ? "max_completion_tokens" : "max_tokens"] = *r.max_tokens;
+  if (r.temperature) o["temperature"] = *r.temperature;
+  if (r.top_p) o["top_p"] = *r.top_p;
+  if (r.top_k) {
+    if (options.top_k) o["top_k"] = *r.top_k;
+    else unsupported.params.push_back("top_k");
+  }
+  if (!r.stop.empty()) {
+    json::array stop;
+    for (const auto& s : r.stop) stop.push_back(json::string(s));
+    o["stop"] = std::move(stop);
+  }
+  if (r.seed) o["seed"] = *r.seed;
+  if (r.n) o["n"] = *r.n;
+  if (r.presence_penalty) o["presence_penalty"] = *r.presence_penalty;
+  if (r.frequency_penalty) o["frequency_penalty"] = *r.frequency_penalty;
+  if (r.stream) {
+    o["stream"] = true;
+    o["stream_options"] = json::object{{"include_usage", true}};
+  }
+  if (!r.tools.empty()) {
+    json::array tools;
+    for (const auto& t : r.tools) {
+      json::object fn;
+      fn["name"] = t.name;
+      if (!t.description.empty()) fn["description"] = t.description;
+      fn["parameters"] = t.parameters.is_null() ? json::value(json::object{{"type", "object"}, {"properties", json::object{}}})
+                                                : t.parameters;
+      if (t.strict) fn["strict"] = *t.strict;
+      tools.push_back(json::object{{"type", "function"}, {"function", std::move(fn)}});
+    }
+    o["tools"] = std::move(tools);
+  }
+  using Mode = core::ToolChoice::Mode;
+  switch (r.tool_choice.mode) {
+    case Mode::unset: break;
+    case Mode::auto_: o["tool_choice"] = "auto"; break;
+    case Mode::none: o["tool_choice"] = "none"; break;
+    case Mode::required: o["tool_choice"] = "required"; break;
+    case Mode::named:
+      o["tool_choice"] = json::object{{"type", "function"}, {"function", json::object{{"name", r.tool_choice.name}}}};
+      break;
+  }
+  if (r.parallel_tool_calls && !r.tools.empty()) o["parallel_tool_calls"] = *r.parallel_tool_calls;
+  using Kind = core::ResponseFormat::Kind;
+  switch (r.response_format.kind) {
+    case Kind::unset: break;
+    case Kind::text: o["response_format"] = json::object{{"type", "text"}}; break;
+    case Kind::json_object: o["response_format"] = json::object{{"type", "json_object"}}; break;
+    case Kind::json_schema: {
+      json::object js;
+      js["name"] = r.response_format.name;
+      if (!r.response_format.description.empty()) js["description"] = r.response_format.description;
+      js["schema"] = r.response_format.schema;
+      if (r.response_format.strict) js["strict"] = *r.response_format.strict;
+      o["response_format"] = json::object{{"type", "json_schema"}, {"json_schema", std::move(js)}};
+      break;
+    }
+  }
+  if (!r.reasoning_effort.empty()) {
+    o["reasoning_effort"] = r.reasoning_effort;
+  } else if (r.thinking_budget) {
+    // A thinking budget in tokens becomes OpenAI's coarse effort.
+    std::int64_t b = *r.thinking_budget;
+    o["reasoning_effort"] = b < 4096 ? "low" : b < 16384 ? "medium" : "high";
+  }
+  if (!r.user.empty()) o["user"] = r.user;
+  for (const auto& kv : r.extra) o[kv.key()] = kv.value();
+  out += json::serialize(o);
+}
+
+std::optional<core::ApiError> adapt_for_vendor(
+    std::string_view body, std::string_view model, std::span<const std::string_view> rejected,
+    std::span<const Rename> renamed, std::string_view vendor,
+    bool drop, std::string& out, std::vector<std::string>& dropped) {
+  auto parsed = parse_json(body, 256);
+  if (!parsed || !parsed->is_object())
+    return bad_request("We could not parse the JSON body of your request.", {}, "invalid_json");
+  json::object& o = parsed->get_object();
+  std::vector<std::string> refused;
+  for (auto name : rejected) {
+    const json::value* v = o.if_contains(name);
+    if (!v || v->is_null()) continue;
+    if (name == "n" && int_of(v) == 1) continue;  // n = 1 is what every vendor does
+    refused.emplace_back(name);
+  }
+  if (!refused.empty() && !drop) {
+    std::string names;
+    for (const auto& p : refused) names += (names.empty() ? "`" : ", `") + p + "`";
+    return bad_request("Unsupported parameter(s) for " + std::string(vendor) + ": " + names +
+                           ". Remove them, or set drop_unsupported_params on the provider.",
+                       refused.front(), "unsupported_parameter");
+  }
+  for (const auto& name : refused) o.erase(name);
+  for (const Rename& rename : renamed) {
+    if (json::value* v = o.if_contains(rename.from)) {
+      json::value moved = std::move(*v);
+      o.erase(rename.from);
+      o[rename.to] = std::move(moved);
+    }
+  }
+  o["model"] = model;
+  if (const json::value* s = o.if_contains("stream"); s && s->is_bool() && s->get_bool()) {
+    json::value& so = o["stream_options"];
+    if (!so.is_object()) so = json::object{};
+    so.get_object()["include_usage"] = true;
+  }
+  dropped.insert(dropped.end(), refused.begin(), refused.end());
+  out += json::serialize(o);
+  return std::nullopt;
+}
+
+std::string_view finish_reason_name(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::stop: return "stop";
+    case FinishReason::length: return "length";
+    case FinishReason::tool_calls: return "tool_calls";
+    case FinishReason::content_filter: return "content_filter";
+    case FinishReason::none: return "";
+  }
+  return "";
+}
+
+FinishReason finish_reason_from(std::string_view name) {
+  if (name == "stop") return FinishReason::stop;
+  if (name == "length") return FinishReason::length;
+  if (name == "tool_calls" || name == "function_call") return FinishReason::tool_calls;
+  if (name == "content_filter") return FinishReason::content_filter;
+  return FinishReason::none;
+}
+
+namespace {
+
+void read_usage(const json::object& u, core::TokenUsage& usage) {
+  usage.known = true;
+  usage.input = int_or(u, "prompt_tokens");
+  usage.output = int_or(u, "completion_tokens");
+  if (const json::object* d = object_at(u, "prompt_tokens_details")) {
+    usage.cache_read = int_or(*d, "cached_tokens");
+    usage.cache_creation = int_or(*d, "cache_creation_tokens");
+  }
+  if (usage.cache_read == 0) usage.cache_read = int_or(u, "prompt_cache_hit_tokens");  // DeepSeek
+  if (const json::object* d = object_at(u, "completion_tokens_details"))
+    usage.reasoning = int_or(*d, "reasoning_tokens");
+}
+
+}  // namespace
+
+void append_usage(std::string& out, const core::TokenUsage& u) {
+  out += R"({"prompt_tokens":)";
+  out += std::to_string(u.input);
+  out += R"(,"completion_tokens":)";
+  out += std::to_string(u.output);
+  out += R"(,"total_tokens":)";
+  out += std::to_string(u.input + u.output);
+  out += R"(,"prompt_tokens_details":{"cached_tokens":)";
+  out += std::to_string(u.cache_read);
+  if (u.cache_creation) {
+    out += R"(,"cache_creation_tokens":)";
+    out += std::to_string(u.cache_creation);
+  }
+  out += R"(},"completion_tokens_details":{"reasoning_tokens":)";
+  out += std::to_string(u.reasoning);
+  out += "}}";
+}
+
+std::variant<core::ChatResponse, Error> decode_response(std::string_view body) {
+  auto parsed = parse_json(body, 64);
+  if (!parsed || !parsed->is_object())
+    return core::ApiError::make(core::ErrorKind::upstream_connect, "The upstream answered invalid JSON.");
+  const json::object& o = parsed->get_object();
+  core::ChatResponse r;
+  r.id = std::string(str_or(o, "id"));
+  r.model = std::string(str_or(o, "model"));
+  r.created = int_or(o, "created");
+  if (const json::object* u = object_at(o, "usage")) read_usage(*u, r.usage);
+  const json::array* choices = array_at(o, "choices");
+  if (!choices || choices->empty() || !(*choices)[0].is_object())
+    return core::ApiError::make(core::ErrorKind::upstream_connect, "The upstream answered no choices.");
+  const json::object& choice = (*choices)[0].get_object();
+  r.finish = finish_reason_from(str_or(choice, "finish_reason"));
+  if (const json::object* m = object_at(choice, "message")) {
+    if (std::string_view rc = str_or(*m, "reasoning_content"); !rc.empty()) {
+      Block b;
+      b.type = Block::Type::thinking;
+      b.text = std::string(rc);
+      r.content.push_back(std::move(b));
+    }
+    if (std::string_view text = str_or(*m, "content"); !text.empty())
+      r.content.push_back(Block::make_text(std::string(text)));
+    else if (std::string_view refusal = str_or(*m, "refusal"); !refusal.empty())
+      r.content.push_back(Block::make_text(std::string(refusal)));
+    if (const json::array* calls = array_at(*m, "tool_calls")) {
+      for (const json::value& cv : *calls) {
+        if (!cv.is_object()) continue;
+        const json::object* fn = object_at(cv.get_object(), "function");
+        if (!fn) continue;
+        Block b;
+        b.type = Block::Type::tool_use;
+        b.id = std::string(str_or(cv.get_object(), "id"));
+        b.name = std::string(str_or(*fn, "name"));
+        b.arguments = std::string(str_or(*fn, "arguments"));
+        r.content.push_back(std::move(b));
+      }
+    }
+  }
+  return r;
+}
+
+void encode_response(const core::ChatResponse& r, std::string& out) {
+  json::object message;
+  message["role"] = "assistant";
+  std::string text, reasoning;
+  json::array calls, thinking_blocks;
+  for (const Block& b : r.content) {
+    switch (b.type) {
+      case Block::Type::text: text += b.text; break;
+      case Block::Type::thinking:
+        reasoning += b.text;
+        thinking_blocks.push_back(json::object{{"type", "thinking"}, {"thinking", b.text}, {"signature", b.signature}});
+        break;
+      case Block::Type::redacted_thinking:
+        thinking_blocks.push_back(json::object{{"type", "redacted_thinking"}, {"data", b.text}});
+        break;
+      case Block::Type::tool_use: {
+        json::object call{{"id", b.id}, {"type", "function"},
+                          {"function", json::object{{"name", b.name}, {"arguments", b.arguments.empty() ? "{}" : b.arguments}}}};
+        if (!b.signature.empty())
+          call["extra_content"] = json::object{{"google", json::object{{"thought_signature", b.signature}}}};
+        calls.push_back(std::move(call));
+        break;
+      }
+      default: break;
+    }
+  }
+  if (text.empty() && !calls.empty()) message["content"] = nullptr;
+  else message["content"] = text;
+  if (!reasoning.empty()) message["reasoning_content"] = reasoning;
+  bool signed_thinking = false;
+  for (const auto& tb : thinking_blocks)
+    if (!str_or(tb.get_object(), "signature").empty() || str_or(tb.get_object(), "type") == "redacted_thinking")
+      signed_thinking = true;
+  if (signed_thinking) message["thinking_blocks"] = std::move(thinking_blocks);
+  if (!calls.empty()) message["tool_calls"] = std::move(calls);
+  message["refusal"] = nullptr;
+  json::object choice{{"index", 0}, {"message", std::move(message)}, {"logprobs", nullptr}};
+  std::string_view finish = finish_reason_name(r.finish);
+  choice["finish_reason"] = finish.empty() ? json::value(nullptr) : json::value(finish);
+  json::object o{{"id", r.id}, {"object", "chat.completion"}, {"created", r.created}, {"model", r.model}};
+  o["choices"] = json::array{std::move(choice)};
+  std::string body = json::serialize(o);
+  // usage appended by hand (same writer as the streams use)
+  body.pop_back();
+  body += R"(,"usage":)";
+  append_usage(body, r.usage);
+  body += '}';
+  out += body;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams
+
+bool ChunkDecoder::feed(std::string_view data, core::StreamSink& sink) {
+  if (data == "[DONE]") {
+    finish(sink);
+    return true;
+  }
+  auto parsed = parse_json(data, 64);
+  if (!parsed || !parsed->is_object()) return false;
+  const json::object& o = parsed->get_object();
+  core::StreamEvent ev;
+  if (!started_) {
+    started_ = true;
+    ev.kind = core::StreamEvent::Kind::start;
+    ev.id = std::string(str_or(o, "id"));
+    ev.model = std::string(str_or(o, "model"));
+    ev.created = int_or(o, "created");
+    sink.on_event(ev);
+  }
+  if (const json::object* u = object_at(o, "usage")) read_usage(*u, usage_);
+  const json::array* choices = array_at(o, "choices");
+  if (!choices || choices->empty() || !(*choices)[0].is_object()) return true;
+  const json::object& choice = (*choices)[0].get_object();
+  if (const json::object* delta = object_at(choice, "delta")) {
+    if (std::string_view rc = str_or(*delta, "reasoning_content"); !rc.empty()) {
+      ev = {};
+      ev.kind = core::StreamEvent::Kind::thinking;
+      ev.text = std::string(rc);
+      sink.on_event(ev);
+    }
+    if (std::string_view text = str_or(*delta, "content"); !text.empty()) {
+      ev = {};
+      ev.kind = core::StreamEvent::Kind::text;
+      ev.text = std::string(text);
+      sink.on_event(ev);
+    }
+    if (const json::array* calls = array_at(*delta, "tool_calls")) {
+      for (const json::value& cv : *calls) {
+        if (!cv.is_object()) continue;
+        const json::object& c = cv.get_object();
+        int index = static_cast<int>(int_or(c, "index"));
+        const json::object* fn = object_at(c, "function");
+        std::string_view id = str_or(c, "id");
+        std::string_view name = fn ? str_or(*fn, "name") : std::string_view{};
+        if (!id.empty() || !name.empty()) {
+          ev = {};
+          ev.kind = core::StreamEvent::Kind::tool_start;
+          ev.index = index;
+          ev.id = std::string(id);
+          ev.name = std::string(name);
+          sink.on_event(ev);
+        }
+        if (std::string_view args = fn ? str_or(*fn, "arguments") : std::string_view{}; !args.empty()) {
+          ev = {};
+          ev.kind = core::StreamEvent::Kind::tool_args;
+          ev.index = index;
+          ev.text = std::string(args);
+          sink.on_event(ev);
+        }
+      }
+    }
+  }
+  if (std::string_view fr = str_or(choice, "finish_reason"); !fr.empty()) {
+    ev = {};
+    ev.kind = core::StreamEvent::Kind::finish;
+    ev.finish = finish_reason_from(fr);
+    sink.on_event(ev);
+  }
+  return true;
+}
+
+void ChunkDecoder::finish(core::StreamSink& sink) {
+  if (finished_) return;
+  finished_ = true;
+  if (usage_.known) {
+    core::StreamEvent ev;
+    ev.kind = core::StreamEvent::Kind::usage;
+    ev.usage = usage_;
+    sink.on_event(ev);
+  }
+}
+
+void ChunkEncoder::ensure_prefix() {
+  if (prefix_.empty()) {
+    prefix_ = R"(data: {"id":)";
+    core::append_json_string(prefix_, id_);
+    prefix_ += R"(,"object":"chat.completion.chunk","created":)";
+    prefix_ += std::to_string(created_);
+    prefix_ += R"(,"model":)";
+    core::append_json_string(prefix_, model_);
+    prefix_ += R"(,"choices":[)";
+  }
+}
+
+void ChunkEncoder::chunk_head() {
+  ensure_prefix();
+  out_ += prefix_;
+  out_ += R"({"index":0,"delta":)";
+}
+
+void ChunkEncoder::chunk_tail(std::string_view finish_reason) {
+  out_ += R"(,"logprobs":null,"finish_reason":)";
+  if (finish_reason.empty()) out_ += "null";
+  else core::append_json_string(out_, finish_reason);
+  out_ += "}]}\n\n";
+}
+
+void ChunkEncoder::on_event(const core::StreamEvent& ev) {
+  using Kind = core::StreamEvent::Kind;
+  switch (ev.kind) {
+    case Kind::start:
+      id_ = ev.id;
+      model_ = ev.model;
+      created_ = ev.created;
+      if (ev.usage.known) usage_ = ev.usage;
+      chunk_head();
+      out_ += R"({"role":"assistant","content":""})";
+      chunk_tail({});
+      break;
+    case Kind::text:
+      chunk_head();
+      out_ += R"({"content":)";
+      core::append_json_string(out_, ev.text);
+      out_ += '}';
+      chunk_tail({});
+      break;
+    case Kind::thinking:
+      chunk_head();
+      out_ += R"({"reasoning_content":)";
+      core::append_json_string(out_, ev.text);
+      out_ += '}';
+      chunk_tail({});
+      break;
+    case Kind::signature:
+      chunk_head();
+      out_ += R"({"thinking_blocks":[{"type":"thinking","thinking":"","signature":)";
+      core::append_json_string(out_, ev.text);
+      out_ += "}]}";
+      chunk_tail({});
+      break;
+    case Kind::redacted:
+      chunk_head();
+      out_ += R"({"thinking_blocks":[{"type":"redacted_thinking","data":)";
+      core::append_json_string(out_, ev.text);
+      out_ += "}]}";
+      chunk_tail({});
+      break;
+    case Kind::tool_start:
+      chunk_head();
+      out_ += R"({"tool_calls":[{"index":)";
+      out_ += std::to_string(ev.index);
+      out_ += R"(,"id":)";
+      core::append_json_string(out_, ev.id);
+      out_ += R"(,"type":"function","function":{"name":)";
+      core::append_json_string(out_, ev.name);
+      out_ += R"(,"arguments":""})";
+      if (!ev.text.empty()) {  // a thought signature on the call (Gemini)
+        out_ += R"(,"extra_content":{"google":{"thought_signature":)";
+        core::append_json_string(out_, ev.text);
+        out_ += "}}";
+      }
+      out_ += "}]}";
+      chunk_tail({});
+      break;
+    case Kind::tool_args:
+      chunk_head();
+      out_ += R"({"tool_calls":[{"index":)";
+      out_ += std::to_string(ev.index);
+      out_ += R"(,"function":{"arguments":)";
+      core::append_json_string(out_, ev.text);
+      out_ += "}}]}";
+      chunk_tail({});
+      break;
+    case Kind::finish:
+      chunk_head();
+      out_ += "{}";
+      chunk_tail(finish_reason_name(ev.finish == FinishReason::none ? FinishReason::stop : ev.finish));
+      break;
+    case Kind::usage:
+      usage_ = ev.usage;
+      break;
+    case Kind::error:
+      out_ += "data: ";
+      out_ += core::openai_error_body(ev.error);
+      out_ += "\n\n";
+      ended_ = true;
+      break;
+  }
+}
+
+void ChunkEncoder::end() {
+  if (ended_) return;
+  ended_ = true;
+  if (include_usage_ && usage_.known) {
+    ensure_prefix();
+    out_ += prefix_;
+    out_ += R"(],"usage":)";
+    append_usage(out_, usage_);
+    out_ += "}\n\n";
+  }
+  out_ += "data: [DONE]\n\n";
+}
+
+}  // namespace switchyard::dialects::openai

@@ -1,0 +1,176 @@
+#include "dialects/translate.hpp"
+
+#include <algorithm>
+
+#include <boost/json/serialize.hpp>
+
+namespace switchyard::dialects {
+
+using core::ApiError;
+
+std::variant<core::ChatRequest, ApiError> decode_client_request(Dialect client, std::string_view body,
+                                                                std::size_t max_depth) {
+  if (client == Dialect::anthropic) return anthropic::decode_request(body, max_depth);
+  return openai::decode_request(body, max_depth);
+}
+
+std::optional<ApiError> encode_upstream_request(const core::ChatRequest& request, const Target& t,
+                                                UpstreamRequest& out) {
+  core::Unsupported unsupported;
+  out.body.clear();
+  switch (t.dialect) {
+    case Dialect::openai: {
+      openai::EncodeOptions options;
+      if (t.type) {
+        options.max_completion_tokens = t.type->max_completion_tokens;
+        options.top_k = t.type->top_k;
+      }
+      openai::encode_request(request, t.model, options, out.body, unsupported);
+      break;
+    }
+    case Dialect::anthropic: {
+      std::int64_t max = t.default_max_tokens > 0 ? t.default_max_tokens
+                                                  : anthropic::default_max_tokens(t.model);
+      out.anthropic = anthropic::encode_request(request, t.model, max, out.body, unsupported);
+      break;
+    }
+    case Dialect::gemini:
+      gemini::encode_request(request, out.body, unsupported);
+      break;
+  }
+  if (unsupported.params.empty()) return std::nullopt;
+  std::sort(unsupported.params.begin(), unsupported.params.end());
+  unsupported.params.erase(std::unique(unsupported.params.begin(), unsupported.params.end()),
+                           unsupported.params.end());
+  if (t.drop_unsupported) {
+    out.dropped = std::move(unsupported.params);
+    return std::nullopt;
+  }
+  std::string names;
+  for (const auto& p : unsupported.params) names += (names.empty() ? "`" : ", `") + p + "`";
+  std::string provider = t.type ? std::string(t.type->name) : std::string("this provider");
+  return ApiError::make(core::ErrorKind::invalid_request,
+                        "Unsupported parameter(s) for " + provider + " (model " +
+                            std::string(t.model) + "): " + names +
+                            ". Remove them, or set drop_unsupported_params on the provider.",
+                        unsupported.params.front(), "unsupported_parameter");
+}
+
+std::variant<std::string, ApiError> translate_response(Dialect client, Dialect upstream,
+                                                       std::string_view body,
+                                                       const UpstreamRequest& sent,
+                                                       gemini::IdSource ids,
+                                                       core::TokenUsage& usage) {
+  std::variant<core::ChatResponse, ApiError> decoded;
+  switch (upstream) {
+    case Dialect::openai: decoded = openai::decode_response(body); break;
+    case Dialect::anthropic: decoded = anthropic::decode_response(body, sent.anthropic); break;
+    case Dialect::gemini: decoded = gemini::decode_response(body, ids); break;
+  }
+  if (auto* e = std::get_if<ApiError>(&decoded)) return *e;
+  const core::ChatResponse& r = std::get<core::ChatResponse>(decoded);
+  usage = r.usage;
+  std::string out;
+  if (client == Dialect::anthropic) anthropic::encode_response(r, out);
+  else openai::encode_response(r, out);
+  return out;
+}
+
+StreamTranslator::StreamTranslator(Dialect client, Dialect upstream, const UpstreamRequest& sent,
+                                   bool client_wants_usage, std::string model, gemini::IdSource ids)
+    : client_(client), upstream_(upstream) {
+  switch (upstream) {
+    case Dialect::openai: openai_in_.emplace(); break;
+    case Dialect::anthropic: anthropic_in_.emplace(sent.anthropic); break;
+    case Dialect::gemini: gemini_in_.emplace(std::move(ids)); break;
+  }
+  if (client == Dialect::anthropic) anthropic_out_.emplace(std::move(model));
+  else openai_out_.emplace(client_wants_usage);
+}
+
+void StreamTranslator::on_event(const core::StreamEvent& event) {
+  if (event.kind == core::StreamEvent::Kind::usage) usage_ = event.usage;
+  if (event.kind == core::StreamEvent::Kind::start && event.usage.known) usage_ = event.usage;
+  if (event.kind == core::StreamEvent::Kind::finish) finish_seen_ = true;
+  if (event.kind == core::StreamEvent::Kind::error) failed_ = true;
+  if (anthropic_out_) anthropic_out_->on_event(event);
+  else openai_out_->on_event(event);
+}
+
+bool StreamTranslator::feed(const SseEvent& event) {
+  if (failed_) return true;
+  switch (upstream_) {
+    case Dialect::openai:
+      if (event.data == "[DONE]") done_ = true;
+      return openai_in_->feed(event.data, *this);
+    case Dialect::anthropic:
+      if (event.data.empty()) return true;
+      return anthropic_in_->feed(event.name, event.data, *this);
+    case Dialect::gemini:
+      if (event.data.empty()) return true;
+      return gemini_in_->feed(event.data, *this);
+  }
+  return false;
+}
+
+bool StreamTranslator::complete() const {
+  switch (upstream_) {
+    case Dialect::openai: return done_;
+    case Dialect::anthropic: return anthropic_in_->stopped();
+    case Dialect::gemini: return finish_seen_;
+  }
+  return false;
+}
+
+void StreamTranslator::fail(const ApiError& error) {
+  if (failed_) return;
+  core::StreamEvent ev;
+  ev.kind = core::StreamEvent::Kind::error;
+  ev.error = error;
+  on_event(ev);
+}
+
+void StreamTranslator::finish() {
+  if (failed_) return;
+  if (!complete()) {
+    fail(ApiError::make(core::ErrorKind::upstream_connect,
+                        "The upstream stream ended before it was complete.", {},
+                        "upstream_stream_incomplete"));
+    return;
+  }
+  if (openai_in_) openai_in_->finish(*this);
+  if (gemini_in_) gemini_in_->finish(*this);
+  if (anthropic_out_) anthropic_out_->end();
+  else openai_out_->end();
+}
+
+std::string& StreamTranslator::out() {
+  return anthropic_out_ ? anthropic_out_->out() : openai_out_->out();
+}
+
+std::string error_body(Dialect dialect, const ApiError& error, std::string_view request_id) {
+  if (dialect == Dialect::anthropic) return anthropic::error_body(error, request_id);
+  return core::openai_error_body(error);
+}
+
+std::int64_t estimate_tokens(const core::ChatRequest& r) {
+  std::size_t chars = 0;
+  std::int64_t extra = 0;
+  auto count = [&](const std::vector<core::Block>& blocks, auto& self) -> void {
+    for (const auto& b : blocks) {
+      chars += b.text.size() + b.arguments.size() + b.name.size();
+      if (b.type == core::Block::Type::image) extra += 1600;  // a typical image tile budget
+      self(b.content, self);
+    }
+  };
+  count(r.system, count);
+  for (const auto& m : r.messages) {
+    extra += 4;
+    count(m.content, count);
+  }
+  for (const auto& t : r.tools)
+    chars += t.name.size() + t.description.size() + boost::json::serialize(t.parameters).size();
+  return static_cast<std::int64_t>((chars + 3) / 4) + extra;
+}
+
+}  // namespace switchyard::dialects
