@@ -826,13 +826,13 @@ asio::awaitable<Gateway::Outcome> Gateway::relay_stream(StreamProcessor& process
   bool done = false;
   while (!done) {
     payload.clear();
+    out.clear();
     net::UpstreamError err = co_await up.read_some(payload, done);
     if (writer.client_gone()) co_return Outcome::client_gone;
     std::optional<ApiError> broken;
     if (err != net::UpstreamError::none) {
       broken = upstream_failure(err, d.config->name);
     } else {
-      out.clear();
       bool malformed = false;
       bool within_limit = splitter.feed(payload, [&](const dialects::SseEvent& event) {
         if (!processor.event(event, out, ex)) malformed = true;
