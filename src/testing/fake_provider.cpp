@@ -3,6 +3,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/detail/base64.hpp>
 #include <boost/json.hpp>
 
 #include <chrono>
@@ -48,6 +49,23 @@ std::optional<Behavior> parse_behavior(const std::string& text, std::string& err
     else if (key == "malformed") as_bool(b.malformed);
     else if (key == "error_body") as_string(b.error_body);
     else if (key == "finish_reason") as_string(b.finish_reason);
+    else if (key == "reasoning") as_string(b.reasoning);
+    else if (key == "cached_tokens" && val.is_int64()) b.cached_tokens = val.as_int64();
+    else if (key == "tool_calls" && val.is_array()) {
+      for (const auto& t : val.as_array()) {
+        if (!t.is_object() || !t.as_object().contains("name")) {
+          error = "tool_calls entries need a name";
+          break;
+        }
+        Behavior::ToolCall call;
+        call.name = std::string(t.at("name").as_string());
+        if (auto* a = t.as_object().if_contains("arguments"))
+          call.arguments = a->is_string() ? std::string(a->as_string()) : json::serialize(*a);
+        else
+          call.arguments = "{}";
+        b.tool_calls.push_back(std::move(call));
+      }
+    }
     else if (key == "headers" && val.is_object()) {
       for (const auto& [hk, hv] : val.as_object())
         if (hv.is_string()) b.headers[std::string(hk)] = std::string(hv.as_string());
@@ -202,8 +220,14 @@ asio::awaitable<void> FakeProvider::handle(net::Request request, net::ResponseWr
     }
     co_return;
   }
-  if (path.ends_with("/chat/completions") && method == "POST") {
+  if (method == "POST" && (path.ends_with("/chat/completions") || path.ends_with("/messages") ||
+                           path.ends_with(":generateContent") ||
+                           path.ends_with(":streamGenerateContent"))) {
     co_await chat(request, writer);
+    co_return;
+  }
+  if (method == "POST" && (path.ends_with("/embeddings") || path.ends_with(":batchEmbedContents"))) {
+    co_await embeddings(request, writer);
     co_return;
   }
   if (path.ends_with("/models") && method == "GET") {
@@ -213,6 +237,424 @@ asio::awaitable<void> FakeProvider::handle(net::Request request, net::ResponseWr
   }
   co_await writer.send(404, "application/json", openai_error(404, "Unknown request URL"));
 }
+
+namespace {
+
+enum class Wire { openai, anthropic, gemini };
+
+std::string error_for(Wire wire, int status, std::string_view message) {
+  if (wire == Wire::anthropic) {
+    std::string_view type = status == 400 ? "invalid_request_error"
+                            : status == 401 ? "authentication_error"
+                            : status == 404 ? "not_found_error"
+                            : status == 429 ? "rate_limit_error"
+                            : status == 529 ? "overloaded_error"
+                                            : "api_error";
+    return json::serialize(json::object{
+        {"type", "error"}, {"error", json::object{{"type", type}, {"message", message}}}});
+  }
+  if (wire == Wire::gemini) {
+    std::string_view st = status == 400 ? "INVALID_ARGUMENT"
+                          : status == 403 ? "PERMISSION_DENIED"
+                          : status == 404 ? "NOT_FOUND"
+                          : status == 429 ? "RESOURCE_EXHAUSTED"
+                          : status == 503 ? "UNAVAILABLE"
+                                          : "INTERNAL";
+    return json::serialize(json::object{
+        {"error", json::object{{"code", status}, {"message", message}, {"status", st}}}});
+  }
+  return openai_error(status, message);
+}
+
+/// Schema keywords Gemini's API refuses in function declarations and response schemas.
+std::string gemini_schema_problem(const json::value& v, const std::string& path) {
+  static constexpr std::string_view kAllowed[] = {
+      "type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems",
+      "properties", "required", "minProperties", "maxProperties", "minLength", "maxLength",
+      "pattern", "example", "anyOf", "propertyOrdering", "default", "items", "minimum", "maximum"};
+  if (!v.is_object()) return path + ": schema must be an object";
+  for (const auto& [k, val] : v.as_object()) {
+    bool ok = false;
+    for (auto a : kAllowed) ok = ok || a == k;
+    if (!ok) return "Invalid JSON payload received. Unknown name \"" + std::string(k) + "\" at '" + path + "': Cannot find field.";
+    if (k == "type" && !val.is_string()) return path + ".type: must be a string";
+    if (k == "properties" && val.is_object()) {
+      if (val.as_object().empty() ) return path + ".properties: should be non-empty for OBJECT type";
+      for (const auto& [pk, pv] : val.as_object())
+        if (auto p = gemini_schema_problem(pv, path + ".properties[" + std::string(pk) + "]"); !p.empty()) return p;
+    }
+    if (k == "items")
+      if (auto p = gemini_schema_problem(val, path + ".items"); !p.empty()) return p;
+    if (k == "anyOf" && val.is_array())
+      for (const auto& o : val.as_array())
+        if (auto p = gemini_schema_problem(o, path + ".anyOf"); !p.empty()) return p;
+  }
+  return {};
+}
+
+/// What the real API would refuse in this request ("" when it is acceptable).
+std::string validate(Wire wire, const net::Request& request, const json::object& body) {
+  if (wire == Wire::anthropic) {
+    if (request.header("anthropic-version").empty()) return "anthropic-version: header is required";
+    if (request.header("x-api-key").empty() && request.header("authorization").empty())
+      return "x-api-key: header is required";
+    const auto* mt = body.if_contains("max_tokens");
+    if (!mt || !mt->is_int64() || mt->as_int64() < 1) return "max_tokens: Field required";
+    const auto* messages = body.if_contains("messages");
+    if (!messages || !messages->is_array() || messages->as_array().empty()) return "messages: Field required";
+    std::vector<std::string> open_tool_ids;
+    std::size_t i = 0;
+    for (const auto& m : messages->as_array()) {
+      std::string path = "messages." + std::to_string(i++);
+      if (!m.is_object()) return path + ": Input should be an object";
+      auto role = m.as_object().if_contains("role");
+      if (!role || !role->is_string() || (role->as_string() != "user" && role->as_string() != "assistant"))
+        return path + ".role: Input should be 'user' or 'assistant'";
+      const auto* content = m.as_object().if_contains("content");
+      if (!content) return path + ".content: Field required";
+      std::vector<std::string> answered;
+      if (content->is_array()) {
+        bool seen_other = false;
+        for (const auto& b : content->as_array()) {
+          std::string_view type = b.at("type").as_string();
+          if (type == "text" && b.at("text").as_string().empty())
+            return path + ": text content blocks must be non-empty";
+          if (type == "tool_result") {
+            if (role->as_string() != "user") return path + ": tool_result blocks are only allowed in user messages";
+            if (seen_other) return path + ": tool_result blocks must come first in the user message";
+            std::string id(b.at("tool_use_id").as_string());
+            if (std::find(open_tool_ids.begin(), open_tool_ids.end(), id) == open_tool_ids.end())
+              return path + ": unexpected `tool_use_id` found in `tool_result` blocks: " + id +
+                     ". Each `tool_result` block must have a corresponding `tool_use` block in the previous message.";
+            answered.push_back(id);
+          } else {
+            seen_other = true;
+          }
+          if (type == "thinking" && (!b.as_object().contains("signature") || b.at("signature").as_string().empty()))
+            return path + ": thinking blocks need their signature";
+        }
+      } else if (!content->is_string()) {
+        return path + ".content: Input should be a valid list";
+      }
+      if (role->as_string() == "user") {
+        for (const auto& id : open_tool_ids)
+          if (std::find(answered.begin(), answered.end(), id) == answered.end())
+            return path + ": `tool_use` ids were found without `tool_result` blocks immediately after: " + id;
+        open_tool_ids.clear();
+      } else {
+        open_tool_ids.clear();
+        if (content->is_array())
+          for (const auto& b : content->as_array())
+            if (b.at("type").as_string() == "tool_use") open_tool_ids.emplace_back(b.at("id").as_string());
+      }
+    }
+    if (const auto* tools = body.if_contains("tools"); tools && tools->is_array())
+      for (const auto& t : tools->as_array())
+        if (!t.as_object().contains("input_schema")) return "tools: input_schema: Field required";
+    return {};
+  }
+  if (wire == Wire::gemini) {
+    if (request.header("x-goog-api-key").empty()) return "API key not valid. Please pass a valid API key.";
+    const auto* contents = body.if_contains("contents");
+    if (!contents || !contents->is_array() || contents->as_array().empty())
+      return "* GenerateContentRequest.contents: contents is not specified";
+    std::vector<std::string> called;
+    std::size_t i = 0;
+    for (const auto& c : contents->as_array()) {
+      std::string path = "contents[" + std::to_string(i++) + "]";
+      auto* role = c.as_object().if_contains("role");
+      if (role && role->as_string() != "user" && role->as_string() != "model")
+        return "Please use a valid role: user, model.";
+      const auto* parts = c.as_object().if_contains("parts");
+      if (!parts || !parts->is_array() || parts->as_array().empty())
+        return "* GenerateContentRequest." + path + ".parts: contents.parts must not be empty.";
+      for (const auto& p : parts->as_array()) {
+        if (const auto* fc = p.as_object().if_contains("functionCall")) called.emplace_back(fc->at("name").as_string());
+        if (const auto* fr = p.as_object().if_contains("functionResponse")) {
+          std::string name(fr->at("name").as_string());
+          if (std::find(called.begin(), called.end(), name) == called.end())
+            return "* GenerateContentRequest." + path + ".function_response.name: no function call named " + name;
+        }
+      }
+    }
+    if (const auto* tools = body.if_contains("tools"); tools && tools->is_array())
+      for (const auto& t : tools->as_array())
+        if (const auto* decls = t.as_object().if_contains("functionDeclarations"))
+          for (const auto& d : decls->as_array())
+            if (const auto* params = d.as_object().if_contains("parameters"))
+              if (auto p = gemini_schema_problem(*params, "tools[0].function_declarations[" + std::string(d.at("name").as_string()) + "].parameters"); !p.empty())
+                return p;
+    if (const auto* gc = body.if_contains("generationConfig"))
+      if (const auto* rs = gc->as_object().if_contains("responseSchema"))
+        if (auto p = gemini_schema_problem(*rs, "generation_config.response_schema"); !p.empty()) return p;
+    return {};
+  }
+  const auto* messages = body.if_contains("messages");
+  if (!messages || !messages->is_array()) return "Missing required parameter: 'messages'.";
+  return {};
+}
+
+/// The last user text of the conversation, in any dialect.
+std::string last_user_text(Wire wire, const json::object& body, std::size_t& prompt_chars) {
+  std::string last;
+  auto text_of = [](const json::value& content) {
+    std::string t;
+    if (content.is_string()) return std::string(content.as_string());
+    if (content.is_array())
+      for (const auto& b : content.as_array())
+        if (b.is_object() && b.as_object().contains("text") && b.at("text").is_string())
+          t += b.at("text").as_string();
+    return t;
+  };
+  if (wire == Wire::gemini) {
+    if (const auto* contents = body.if_contains("contents"); contents && contents->is_array())
+      for (const auto& c : contents->as_array()) {
+        std::string t;
+        for (const auto& p : c.at("parts").as_array())
+          if (p.as_object().contains("text")) t += p.at("text").as_string();
+        prompt_chars += t.size();
+        if (c.as_object().contains("role") && c.at("role").as_string() == "user" && !t.empty()) last = t;
+      }
+    return last;
+  }
+  if (const auto* messages = body.if_contains("messages"); messages && messages->is_array())
+    for (const auto& m : messages->as_array()) {
+      if (!m.is_object() || !m.as_object().contains("content")) continue;
+      std::string t = text_of(m.at("content"));
+      prompt_chars += t.size();
+      if (m.at("role").as_string() == "user" && !t.empty()) last = t;
+    }
+  return last;
+}
+
+std::string sse(std::string_view event, const json::value& data) {
+  std::string out;
+  if (!event.empty()) {
+    out += "event: ";
+    out += event;
+    out += "\n";
+  }
+  out += "data: " + json::serialize(data) + "\n\n";
+  return out;
+}
+
+/// A whole answer, or a stream's events (content pieces marked for delays and cuts).
+struct Plan {
+  std::string whole;
+  std::vector<std::string> events;
+  std::vector<bool> is_piece;
+  void add(std::string e, bool piece = false) {
+    events.push_back(std::move(e));
+    is_piece.push_back(piece);
+  }
+};
+
+Plan plan_answer(Wire wire, const std::string& model, bool stream, bool include_usage,
+                 const Behavior& b, const json::object& body, std::size_t loop_index,
+                 std::uint64_t n) {
+  Plan plan;
+  std::size_t prompt_chars = 0;
+  std::string said = last_user_text(wire, body, prompt_chars);
+  std::string content = b.content;
+  if (content.empty() && !said.empty()) content = "Hello from Switchyard's demo provider! You said: " + said;
+  if (content.empty() && b.tool_calls.empty()) content = "Hello from Switchyard's demo provider!";
+  std::int64_t prompt_tokens = static_cast<std::int64_t>(prompt_chars / 4 + 8);
+  std::vector<std::string> pieces;
+  if (!content.empty()) pieces = split_chunks(content, b.chunks);
+  std::int64_t completion_tokens = 0;
+  for (const auto& p : pieces) completion_tokens += p.empty() ? 0 : 1;
+  completion_tokens += static_cast<std::int64_t>(content.size() / 8);
+  std::int64_t reasoning_tokens = static_cast<std::int64_t>(b.reasoning.size() / 4);
+  std::string finish = b.tool_calls.empty() ? b.finish_reason : std::string("tool_calls");
+  std::string id = "fake-" + std::to_string(loop_index) + "-" + std::to_string(n);
+  auto created = std::chrono::duration_cast<std::chrono::seconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+  auto tool_id = [&](std::size_t i) {
+    return (wire == Wire::anthropic ? "toolu_" : "call_") + id + "_" + std::to_string(i);
+  };
+  auto parse_args = [](const std::string& a) {
+    boost::system::error_code e;
+    json::value v = json::parse(a, e);
+    return e ? json::value(json::object{}) : v;
+  };
+
+  if (wire == Wire::openai) {
+    json::object usage{{"prompt_tokens", prompt_tokens},
+                       {"completion_tokens", completion_tokens + reasoning_tokens},
+                       {"total_tokens", prompt_tokens + completion_tokens + reasoning_tokens},
+                       {"prompt_tokens_details", json::object{{"cached_tokens", b.cached_tokens}}},
+                       {"completion_tokens_details", json::object{{"reasoning_tokens", reasoning_tokens}}}};
+    if (!stream) {
+      json::object message{{"role", "assistant"}, {"refusal", nullptr}};
+      message["content"] = content.empty() ? json::value(nullptr) : json::value(content);
+      if (!b.reasoning.empty()) message["reasoning_content"] = b.reasoning;
+      if (!b.tool_calls.empty()) {
+        json::array calls;
+        for (std::size_t i = 0; i < b.tool_calls.size(); ++i)
+          calls.push_back(json::object{{"id", tool_id(i)}, {"type", "function"},
+                                       {"function", json::object{{"name", b.tool_calls[i].name},
+                                                                 {"arguments", b.tool_calls[i].arguments}}}});
+        message["tool_calls"] = std::move(calls);
+      }
+      plan.whole = json::serialize(json::object{
+          {"id", "chatcmpl-" + id}, {"object", "chat.completion"}, {"created", created}, {"model", model},
+          {"choices", json::array{json::object{{"index", 0}, {"message", std::move(message)},
+                                               {"logprobs", nullptr}, {"finish_reason", finish}}}},
+          {"usage", usage}, {"system_fingerprint", "fp_fake"}});
+      return plan;
+    }
+    auto chunk = [&](json::object delta, json::value fin) {
+      json::object c{{"id", "chatcmpl-" + id}, {"object", "chat.completion.chunk"}, {"created", created},
+                     {"model", model}, {"system_fingerprint", "fp_fake"},
+                     {"choices", json::array{json::object{{"index", 0}, {"delta", std::move(delta)},
+                                                          {"logprobs", nullptr},
+                                                          {"finish_reason", std::move(fin)}}}}};
+      if (include_usage) c["usage"] = nullptr;
+      return "data: " + json::serialize(c) + "\n\n";
+    };
+    plan.add(chunk(json::object{{"role", "assistant"}, {"content", ""}, {"refusal", nullptr}}, nullptr));
+    if (!b.reasoning.empty()) plan.add(chunk(json::object{{"reasoning_content", b.reasoning}}, nullptr));
+    for (const auto& piece : pieces) plan.add(chunk(json::object{{"content", piece}}, nullptr), true);
+    for (std::size_t i = 0; i < b.tool_calls.size(); ++i) {
+      // The name first, then the arguments in two pieces, as OpenAI streams them.
+      const auto& call = b.tool_calls[i];
+      json::object start{{"index", i}, {"id", tool_id(i)}, {"type", "function"},
+                         {"function", json::object{{"name", call.name}, {"arguments", ""}}}};
+      plan.add(chunk(json::object{{"tool_calls", json::array{start}}}, nullptr));
+      std::size_t half = call.arguments.size() / 2;
+      for (const std::string& piece : {call.arguments.substr(0, half), call.arguments.substr(half)}) {
+        if (piece.empty()) continue;
+        json::object d{{"index", i}, {"function", json::object{{"arguments", piece}}}};
+        plan.add(chunk(json::object{{"tool_calls", json::array{d}}}, nullptr));
+      }
+    }
+    plan.add(chunk(json::object{}, json::string(finish)));
+    if (include_usage) {
+      json::object u{{"id", "chatcmpl-" + id}, {"object", "chat.completion.chunk"}, {"created", created},
+                     {"model", model}, {"system_fingerprint", "fp_fake"}, {"choices", json::array{}},
+                     {"usage", usage}};
+      plan.add("data: " + json::serialize(u) + "\n\n");
+    }
+    plan.add("data: [DONE]\n\n");
+    return plan;
+  }
+
+  if (wire == Wire::anthropic) {
+    std::string stop_reason = !b.tool_calls.empty() ? "tool_use"
+                              : finish == "length"  ? "max_tokens"
+                                                    : "end_turn";
+    std::string signature = "sig_" + id;
+    json::object usage{{"input_tokens", prompt_tokens},
+                       {"cache_creation_input_tokens", 0},
+                       {"cache_read_input_tokens", b.cached_tokens},
+                       {"output_tokens", completion_tokens + reasoning_tokens}};
+    if (!stream) {
+      json::array blocks;
+      if (!b.reasoning.empty())
+        blocks.push_back(json::object{{"type", "thinking"}, {"thinking", b.reasoning}, {"signature", signature}});
+      if (!content.empty()) blocks.push_back(json::object{{"type", "text"}, {"text", content}});
+      for (std::size_t i = 0; i < b.tool_calls.size(); ++i)
+        blocks.push_back(json::object{{"type", "tool_use"}, {"id", tool_id(i)}, {"name", b.tool_calls[i].name},
+                                      {"input", parse_args(b.tool_calls[i].arguments)}});
+      plan.whole = json::serialize(json::object{
+          {"id", "msg_" + id}, {"type", "message"}, {"role", "assistant"}, {"model", model},
+          {"content", std::move(blocks)}, {"stop_reason", stop_reason}, {"stop_sequence", nullptr},
+          {"usage", usage}});
+      return plan;
+    }
+    json::object start_usage = usage;
+    start_usage["output_tokens"] = 1;
+    plan.add(sse("message_start", json::object{
+        {"type", "message_start"},
+        {"message", json::object{{"id", "msg_" + id}, {"type", "message"}, {"role", "assistant"},
+                                 {"model", model}, {"content", json::array{}}, {"stop_reason", nullptr},
+                                 {"stop_sequence", nullptr}, {"usage", start_usage}}}}));
+    plan.add(sse("ping", json::object{{"type", "ping"}}));
+    int index = 0;
+    auto block_start = [&](json::object block) {
+      return sse("content_block_start", json::object{{"type", "content_block_start"}, {"index", index}, {"content_block", std::move(block)}});
+    };
+    auto block_delta = [&](json::object delta) {
+      return sse("content_block_delta", json::object{{"type", "content_block_delta"}, {"index", index}, {"delta", std::move(delta)}});
+    };
+    auto block_stop = [&]() {
+      return sse("content_block_stop", json::object{{"type", "content_block_stop"}, {"index", index}});
+    };
+    if (!b.reasoning.empty()) {
+      plan.add(block_start(json::object{{"type", "thinking"}, {"thinking", ""}, {"signature", ""}}));
+      plan.add(block_delta(json::object{{"type", "thinking_delta"}, {"thinking", b.reasoning}}));
+      plan.add(block_delta(json::object{{"type", "signature_delta"}, {"signature", signature}}));
+      plan.add(block_stop());
+      ++index;
+    }
+    if (!pieces.empty()) {
+      plan.add(block_start(json::object{{"type", "text"}, {"text", ""}}));
+      for (const auto& piece : pieces)
+        plan.add(block_delta(json::object{{"type", "text_delta"}, {"text", piece}}), true);
+      plan.add(block_stop());
+      ++index;
+    }
+    for (std::size_t i = 0; i < b.tool_calls.size(); ++i) {
+      const auto& call = b.tool_calls[i];
+      plan.add(block_start(json::object{{"type", "tool_use"}, {"id", tool_id(i)}, {"name", call.name}, {"input", json::object{}}}));
+      // An empty first delta, then the arguments in pieces, as Anthropic streams them.
+      std::size_t third = call.arguments.size() / 3;
+      for (const std::string& piece : {std::string(), call.arguments.substr(0, third), call.arguments.substr(third)})
+        plan.add(block_delta(json::object{{"type", "input_json_delta"}, {"partial_json", piece}}));
+      plan.add(block_stop());
+      ++index;
+    }
+    plan.add(sse("message_delta", json::object{
+        {"type", "message_delta"},
+        {"delta", json::object{{"stop_reason", stop_reason}, {"stop_sequence", nullptr}}},
+        {"usage", json::object{{"output_tokens", completion_tokens + reasoning_tokens}}}}));
+    plan.add(sse("message_stop", json::object{{"type", "message_stop"}}));
+    return plan;
+  }
+
+  // Gemini
+  std::string finish_reason = finish == "length" ? "MAX_TOKENS" : "STOP";
+  json::object usage{{"promptTokenCount", prompt_tokens},
+                     {"candidatesTokenCount", completion_tokens},
+                     {"totalTokenCount", prompt_tokens + completion_tokens + reasoning_tokens}};
+  if (reasoning_tokens) usage["thoughtsTokenCount"] = reasoning_tokens;
+  if (b.cached_tokens) usage["cachedContentTokenCount"] = b.cached_tokens;
+  auto call_parts = [&]() {
+    json::array parts;
+    for (std::size_t i = 0; i < b.tool_calls.size(); ++i) {
+      json::object part{{"functionCall", json::object{{"name", b.tool_calls[i].name}, {"args", parse_args(b.tool_calls[i].arguments)}}}};
+      if (i == 0) part["thoughtSignature"] = "gsig_" + id;
+      parts.push_back(std::move(part));
+    }
+    return parts;
+  };
+  auto response = [&](json::array parts, bool last) {
+    json::object candidate{{"content", json::object{{"role", "model"}, {"parts", std::move(parts)}}}, {"index", 0}};
+    if (last) candidate["finishReason"] = finish_reason;
+    json::object r{{"candidates", json::array{std::move(candidate)}}, {"modelVersion", model}, {"responseId", "resp_" + id}};
+    r["usageMetadata"] = usage;
+    return r;
+  };
+  if (!stream) {
+    json::array parts;
+    if (!b.reasoning.empty()) parts.push_back(json::object{{"text", b.reasoning}, {"thought", true}});
+    if (!content.empty()) parts.push_back(json::object{{"text", content}});
+    for (auto& p : call_parts()) parts.push_back(p);
+    plan.whole = json::serialize(response(std::move(parts), true));
+    return plan;
+  }
+  if (!b.reasoning.empty())
+    plan.add(sse({}, response(json::array{json::object{{"text", b.reasoning}, {"thought", true}}}, false)));
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    bool last = i + 1 == pieces.size() && b.tool_calls.empty();
+    plan.add(sse({}, response(json::array{json::object{{"text", pieces[i]}}}, last)), true);
+  }
+  if (!b.tool_calls.empty() || pieces.empty()) plan.add(sse({}, response(call_parts(), true)));
+  return plan;
+}
+
+}  // namespace
 
 asio::awaitable<void> FakeProvider::chat(net::Request& request, net::ResponseWriter& writer) {
   RecordedRequest rec;
@@ -224,21 +666,45 @@ asio::awaitable<void> FakeProvider::chat(net::Request& request, net::ResponseWri
   rec.body = std::string(request.body);
   state_->record(rec);
 
+  std::string_view path = request.path();
+  Wire wire = path.ends_with("/messages") ? Wire::anthropic
+              : path.ends_with("/chat/completions") ? Wire::openai
+                                                    : Wire::gemini;
   boost::system::error_code ec;
   json::value parsed = json::parse(request.body, ec);
   if (ec || !parsed.is_object()) {
-    co_await writer.send(400, "application/json", openai_error(400, "We could not parse the JSON body of your request."));
+    std::string err = error_for(wire, 400, "We could not parse the JSON body of your request.");
+    co_await writer.send(400, "application/json", err);
     co_return;
   }
   const json::object& body = parsed.as_object();
-  std::string model = body.contains("model") && body.at("model").is_string()
-                          ? std::string(body.at("model").as_string())
-                          : "";
-  bool stream = body.contains("stream") && body.at("stream").is_bool() && body.at("stream").as_bool();
+  std::string model;
+  if (wire == Wire::gemini) {
+    // /v1beta/models/{model}:generateContent
+    std::string_view p = path.substr(path.find("/models/") + 8);
+    model = std::string(p.substr(0, p.find(':')));
+  } else if (body.contains("model") && body.at("model").is_string()) {
+    model = std::string(body.at("model").as_string());
+  }
+  bool stream = wire == Wire::gemini ? path.ends_with(":streamGenerateContent")
+                                     : body.contains("stream") && body.at("stream").is_bool() &&
+                                           body.at("stream").as_bool();
   bool include_usage = false;
   if (auto* so = body.if_contains("stream_options"); so && so->is_object())
     if (auto* iu = so->as_object().if_contains("include_usage"); iu && iu->is_bool())
       include_usage = iu->as_bool();
+
+  std::string problem;
+  try {
+    problem = validate(wire, request, body);
+  } catch (const std::exception& e) {
+    problem = std::string("malformed request: ") + e.what();
+  }
+  if (!problem.empty()) {
+    std::string err = error_for(wire, 400, problem);
+    co_await writer.send(400, "application/json", err);
+    co_return;
+  }
 
   Behavior b = state_->next_behavior(model);
   co_await sleep(b.latency_ms);
@@ -249,7 +715,7 @@ asio::awaitable<void> FakeProvider::chat(net::Request& request, net::ResponseWri
   std::vector<net::HeaderField> headers;
   for (const auto& [k, v] : b.headers) headers.push_back({k, v});
   if (b.status != 200) {
-    std::string err = b.error_body.empty() ? openai_error(b.status, "Scripted failure from the fake provider.")
+    std::string err = b.error_body.empty() ? error_for(wire, b.status, "Scripted failure from the fake provider.")
                                            : b.error_body;
     co_await writer.send(b.status, "application/json", err, headers);
     co_return;
@@ -259,101 +725,107 @@ asio::awaitable<void> FakeProvider::chat(net::Request& request, net::ResponseWri
     co_return;
   }
 
-  std::string content = b.content;
-  std::size_t prompt_chars = 0;
-  if (auto* messages = body.if_contains("messages"); messages && messages->is_array()) {
-    for (const auto& m : messages->as_array()) {
-      if (!m.is_object()) continue;
-      const auto* c = m.as_object().if_contains("content");
-      if (c && c->is_string()) {
-        prompt_chars += c->as_string().size();
-        if (b.content.empty() && m.as_object().contains("role") &&
-            m.at("role").is_string() && m.at("role").as_string() == "user")
-          content = "Hello from Switchyard's demo provider! You said: " + std::string(c->as_string());
-      }
-    }
-  }
-  if (content.empty()) content = "Hello from Switchyard's demo provider!";
-  std::int64_t prompt_tokens = static_cast<std::int64_t>(prompt_chars / 4 + 8);
-  std::vector<std::string> pieces = split_chunks(content, b.chunks);
-  std::int64_t completion_tokens = 0;
-  for (const auto& p : pieces) completion_tokens += p.empty() ? 0 : 1;
-  completion_tokens += static_cast<std::int64_t>(content.size() / 8);
-  json::object usage{{"prompt_tokens", prompt_tokens},
-                     {"completion_tokens", completion_tokens},
-                     {"total_tokens", prompt_tokens + completion_tokens},
-                     {"prompt_tokens_details", json::object{{"cached_tokens", 0}}},
-                     {"completion_tokens_details", json::object{{"reasoning_tokens", 0}}}};
-  std::string id = "chatcmpl-fake-" + std::to_string(loop_.index()) + "-" + std::to_string(++counter_);
-  auto created = std::chrono::duration_cast<std::chrono::seconds>(
-                     std::chrono::system_clock::now().time_since_epoch())
-                     .count();
-
+  Plan plan = plan_answer(wire, model, stream, include_usage, b, body, loop_.index(), ++counter_);
   if (!stream) {
-    json::object response{
-        {"id", id},
-        {"object", "chat.completion"},
-        {"created", created},
-        {"model", model},
-        {"choices", json::array{json::object{
-                        {"index", 0},
-                        {"message", json::object{{"role", "assistant"}, {"content", content}, {"refusal", nullptr}}},
-                        {"logprobs", nullptr},
-                        {"finish_reason", b.finish_reason}}}},
-        {"usage", usage},
-        {"system_fingerprint", "fp_fake"}};
-    co_await writer.send(200, "application/json", json::serialize(response), headers);
+    co_await writer.send(200, "application/json", plan.whole, headers);
     co_return;
   }
-
   // The head goes out at once, as real providers send it, before the time to first token.
   if (!co_await writer.start_stream(200, "text/event-stream; charset=utf-8", headers) ||
       !co_await writer.flush()) {
     state_->stream_finished(true);
     co_return;
   }
-  auto chunk = [&](json::object delta, json::value finish, bool with_usage_null) {
-    json::object c{{"id", id},
-                   {"object", "chat.completion.chunk"},
-                   {"created", created},
-                   {"model", model},
-                   {"system_fingerprint", "fp_fake"},
-                   {"choices", json::array{json::object{{"index", 0},
-                                                        {"delta", std::move(delta)},
-                                                        {"logprobs", nullptr},
-                                                        {"finish_reason", std::move(finish)}}}}};
-    if (with_usage_null) c["usage"] = nullptr;
-    return "data: " + json::serialize(c) + "\n\n";
-  };
   co_await sleep(b.ttft_ms);
-  json::object first_delta{{"role", "assistant"}, {"content", ""}, {"refusal", nullptr}};
-  std::string first = chunk(std::move(first_delta), nullptr, include_usage);
-  bool ok = co_await writer.write_chunk(first);
-  int sent = 0;
-  for (std::size_t i = 0; ok && i < pieces.size(); ++i) {
-    if (b.cut_after_chunks >= 0 && sent >= b.cut_after_chunks) {
-      writer.abort();
-      state_->stream_finished(true);
-      co_return;
+  bool ok = true;
+  int pieces_sent = 0;
+  for (std::size_t i = 0; ok && i < plan.events.size(); ++i) {
+    if (plan.is_piece[i]) {
+      if (b.cut_after_chunks >= 0 && pieces_sent >= b.cut_after_chunks) {
+        writer.abort();
+        state_->stream_finished(true);
+        co_return;
+      }
+      if (pieces_sent > 0) co_await sleep(b.chunk_delay_ms);
+      ++pieces_sent;
     }
-    if (i > 0) co_await sleep(b.chunk_delay_ms);
-    json::object delta{{"content", pieces[i]}};
-    std::string event = chunk(std::move(delta), nullptr, include_usage);
-    ok = co_await writer.write_chunk(event);
-    ++sent;
+    ok = co_await writer.write_chunk(plan.events[i]);
   }
-  std::string last = chunk(json::object{}, json::string(b.finish_reason), include_usage);
-  if (ok) ok = co_await writer.write_chunk(last);
-  if (ok && include_usage) {
-    json::object u{{"id", id}, {"object", "chat.completion.chunk"}, {"created", created},
-                   {"model", model}, {"system_fingerprint", "fp_fake"}, {"choices", json::array{}},
-                   {"usage", usage}};
-    std::string usage_event = "data: " + json::serialize(u) + "\n\n";
-    ok = co_await writer.write_chunk(usage_event);
-  }
-  if (ok) ok = co_await writer.write_chunk(std::string_view("data: [DONE]\n\n"));
   if (ok) ok = co_await writer.end_stream();
   state_->stream_finished(!ok);
+}
+
+namespace {
+
+/// The fake's embeddings answer (OpenAI or Gemini batchEmbedContents).
+std::string embeddings_reply(std::string_view path, std::string_view body_text, int& status) {
+  bool gemini = path.ends_with(":batchEmbedContents");
+  boost::system::error_code ec;
+  json::value parsed = json::parse(body_text, ec);
+  Wire wire = gemini ? Wire::gemini : Wire::openai;
+  if (ec || !parsed.is_object()) {
+    status = 400;
+    return error_for(wire, 400, "We could not parse the JSON body of your request.");
+  }
+  // A text's embedding: 4 numbers derived from it, so tests can tell inputs apart.
+  auto vector_of = [](std::string_view text) {
+    json::array v;
+    v.push_back(static_cast<double>(text.size()));
+    v.push_back(text.empty() ? 0.0 : static_cast<double>(static_cast<unsigned char>(text[0])));
+    v.push_back(0.5);
+    v.push_back(-0.25);
+    return v;
+  };
+  std::string reply;
+  status = 200;
+  if (gemini) {
+    json::array out;
+    for (const auto& r : parsed.at("requests").as_array())
+      out.push_back(json::object{{"values", vector_of(r.at("content").at("parts").at(0).at("text").as_string())}});
+    reply = json::serialize(json::object{{"embeddings", std::move(out)}});
+  } else {
+    const json::object& o = parsed.as_object();
+    std::vector<std::string> inputs;
+    const json::value& input = o.at("input");
+    if (input.is_string()) inputs.emplace_back(input.as_string());
+    else
+      for (const auto& v : input.as_array()) inputs.emplace_back(v.is_string() ? std::string(v.as_string()) : json::serialize(v));
+    bool base64 = o.contains("encoding_format") && o.at("encoding_format").as_string() == "base64";
+    json::array data;
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      json::array v = vector_of(inputs[i]);
+      json::value embedding = v;
+      if (base64) {
+        std::string bytes;
+        for (const auto& x : v) {
+          float f = static_cast<float>(x.as_double());
+          bytes.append(reinterpret_cast<const char*>(&f), 4);
+        }
+        std::string b64;
+        b64.resize(boost::beast::detail::base64::encoded_size(bytes.size()));
+        b64.resize(boost::beast::detail::base64::encode(b64.data(), bytes.data(), bytes.size()));
+        embedding = json::string(b64);
+      }
+      data.push_back(json::object{{"object", "embedding"}, {"index", i}, {"embedding", embedding}});
+    }
+    reply = json::serialize(json::object{{"object", "list"}, {"data", std::move(data)},
+                                         {"model", o.at("model")},
+                                         {"usage", json::object{{"prompt_tokens", 8}, {"total_tokens", 8}}}});
+  }
+  return reply;
+}
+
+}  // namespace
+
+asio::awaitable<void> FakeProvider::embeddings(net::Request& request, net::ResponseWriter& writer) {
+  RecordedRequest rec;
+  rec.method = std::string(request.method());
+  rec.path = std::string(request.target());
+  rec.body = std::string(request.body);
+  state_->record(rec);
+  int status = 200;
+  std::string reply = embeddings_reply(request.path(), request.body, status);
+  co_await writer.send(status, "application/json", reply);
 }
 
 }  // namespace switchyard::testing

@@ -11,8 +11,12 @@
 
 #include "net/server.hpp"
 
-/// A scripted fake provider speaking OpenAI's chat completions wire format, for tests, the demo
-/// and benchmarks. Each request's behaviour comes from a queue of scripts (or the default), so a
+/// A scripted fake provider speaking the wire formats of OpenAI (chat completions, embeddings),
+/// Anthropic (Messages) and Gemini (generateContent, streamGenerateContent, batchEmbedContents),
+/// for tests, the demo and benchmarks. It checks requests the way the real APIs do (Anthropic:
+/// max_tokens required, no system role in messages, tool_use/tool_result pairing; Gemini: roles,
+/// non-empty parts, the schema subset, function responses named after their calls) and answers
+/// refusals with each API's own error shape. Each request's behaviour comes from a queue of scripts (or the default), so a
 /// test can say "the next two requests get a 503, then answer slowly". Every request is recorded.
 ///
 /// Control API (JSON):
@@ -37,6 +41,13 @@ struct Behavior {
   std::string error_body;             ///< body for error statuses (default: OpenAI error JSON)
   std::map<std::string, std::string> headers;  ///< extra response headers
   std::string finish_reason = "stop";
+  struct ToolCall {
+    std::string name;
+    std::string arguments;  ///< JSON text
+  };
+  std::vector<ToolCall> tool_calls;   ///< answer with these calls (finish: tool_calls)
+  std::string reasoning;              ///< thinking / reasoning text before the answer
+  std::int64_t cached_tokens = 0;     ///< reported as cache reads
 };
 
 /// Parses a behaviour object; unknown fields are an error.
@@ -86,6 +97,7 @@ class FakeProvider final : public net::Handler {
 
  private:
   boost::asio::awaitable<void> chat(net::Request& request, net::ResponseWriter& writer);
+  boost::asio::awaitable<void> embeddings(net::Request& request, net::ResponseWriter& writer);
   boost::asio::awaitable<void> sleep(std::uint32_t ms);
 
   net::Loop& loop_;
