@@ -456,7 +456,7 @@ Plan plan_answer(Wire wire, const std::string& model, bool stream, bool include_
   std::size_t prompt_chars = 0;
   std::string said = last_user_text(wire, body, prompt_chars);
   std::string content = b.content;
-  if (content.empty() && !said.empty()) content = "Hello from Switchyard's demo provider! You said: " + said;
+  if (content.empty() && !said.empty() && b.tool_calls.empty()) content = "Hello from Switchyard's demo provider! You said: " + said;
   if (content.empty() && b.tool_calls.empty()) content = "Hello from Switchyard's demo provider!";
   std::int64_t prompt_tokens = static_cast<std::int64_t>(prompt_chars / 4 + 8);
   std::vector<std::string> pieces;

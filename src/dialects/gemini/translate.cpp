@@ -104,15 +104,13 @@ json::value sanitize(const json::value& v, const json::object& root, int depth) 
   // An enum of non-strings became strings above.
   if (out.contains("enum")) out["type"] = "string";
   // `required` may only name listed properties.
-  if (json::value* req = out.if_contains("required"); req && req->is_array()) {
-    const json::object* props = out.contains("properties") && out["properties"].is_object()
-                                    ? &out["properties"].get_object()
-                                    : nullptr;
+  out.erase("required");
+  if (const json::array* req = array_at(in, "required")) {
+    const json::object* props = object_at(out, "properties");
     json::array kept;
-    for (const json::value& r : req->get_array())
-      if (r.is_string() && props && props->contains(r.get_string())) kept.push_back(r);
-    if (kept.empty()) out.erase("required");
-    else *req = std::move(kept);
+    for (const json::value& name : *req)
+      if (name.is_string() && props && props->contains(name.get_string())) kept.push_back(name);
+    if (!kept.empty()) out["required"] = std::move(kept);
   }
   return out;
 }

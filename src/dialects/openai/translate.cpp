@@ -1,5 +1,6 @@
 #include "dialects/openai/translate.hpp"
 
+#include <ctime>
 #include <map>
 
 #include "dialects/json_util.hpp"
@@ -694,7 +695,8 @@ void encode_response(const core::ChatResponse& r, std::string& out) {
   json::object choice{{"index", 0}, {"message", std::move(message)}, {"logprobs", nullptr}};
   std::string_view finish = finish_reason_name(r.finish);
   choice["finish_reason"] = finish.empty() ? json::value(nullptr) : json::value(finish);
-  json::object o{{"id", r.id}, {"object", "chat.completion"}, {"created", r.created}, {"model", r.model}};
+  std::int64_t created = r.created ? r.created : static_cast<std::int64_t>(std::time(nullptr));
+  json::object o{{"id", r.id}, {"object", "chat.completion"}, {"created", created}, {"model", r.model}};
   o["choices"] = json::array{std::move(choice)};
   std::string body = json::serialize(o);
   // usage appended by hand (same writer as the streams use)
@@ -819,7 +821,7 @@ void ChunkEncoder::on_event(const core::StreamEvent& ev) {
     case Kind::start:
       id_ = ev.id;
       model_ = ev.model;
-      created_ = ev.created;
+      created_ = ev.created ? ev.created : static_cast<std::int64_t>(std::time(nullptr));
       if (ev.usage.known) usage_ = ev.usage;
       chunk_head();
       out_ += R"({"role":"assistant","content":""})";
