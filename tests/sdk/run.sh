@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the official `openai` npm client (on Node 22) against a real gateway and fake provider.
+# Runs the official `openai` and `@anthropic-ai/sdk` npm clients (on Node 22) against a real gateway and fake provider.
 # Usage: run.sh <path-to-switchyard> <path-to-switchyard-fake-provider>
 set -euo pipefail
 
@@ -63,13 +63,41 @@ providers:
   fake:
     base_url: http://127.0.0.1:$FAKE_PORT/v1
     api_key: sk-upstream
+  fake-anthropic:
+    type: anthropic
+    base_url: http://127.0.0.1:$FAKE_PORT/v1
+    api_key: sk-upstream-anthropic
+  fake-gemini:
+    type: gemini
+    base_url: http://127.0.0.1:$FAKE_PORT/v1beta
+    api_key: sk-upstream-gemini
 deployments:
   fake-mini:
     provider: fake
     model: fake-mini-upstream
+  fake-claude:
+    provider: fake-anthropic
+    model: claude-sonnet-4-5
+  fake-gemini-flash:
+    provider: fake-gemini
+    model: gemini-2.5-flash
+  fake-gemini-embed:
+    provider: fake-gemini
+    model: text-embedding-004
+  fake-openai-embed:
+    provider: fake
+    model: text-embedding-3-small
 routes:
   auto:
     candidates: [fake-mini]
+  claude:
+    candidates: [fake-claude]
+  gemini:
+    candidates: [fake-gemini-flash]
+  embed-gemini:
+    candidates: [fake-gemini-embed]
+  embed-openai:
+    candidates: [fake-openai-embed]
 keys:
   - name: sdk
     sha256: $KEY_HASH
