@@ -16,7 +16,7 @@ runs = [r for r in rows if r["type"] == "run"]
 sessions = [r for r in rows if r["type"] == "session"]
 streams = [r for r in rows if r["type"] == "streams"]
 
-ORDER = ["direct", "nginx", "switchyard"]
+ORDER = ["direct", "nginx", "switchyard", "switchyard-anthropic", "switchyard-gemini"]
 systems = sorted({r["system"] for r in rows}, key=lambda s: (ORDER.index(s) if s in ORDER else 9, s))
 modes = [m for m in ("json", "sse") if any(r["mode"] == m for r in runs + sessions)]
 conns = sorted({r["conns"] for r in runs})
@@ -120,6 +120,33 @@ for mode in modes:
             if a["cores"] is not None and a["sut_busy"] - a["cores"] > 0.15:
                 notes.append(f"{system} {mode} c={c}: other processes used "
                              f"{(a['sut_busy'] - a['cores']) * 100:.0f}% of the proxy's CPU: noisy")
+    p("")
+
+translated = [t for t in ("switchyard-anthropic", "switchyard-gemini") if t in systems]
+if translated and "switchyard" in systems:
+    p("## Translation cost\n")
+    p("The same answer from an Anthropic-format and a Gemini-format upstream, translated for the "
+      "OpenAI client, against Switchyard's OpenAI fast path in the same run. Target: at most "
+      "15 µs more CPU per request.\n")
+    p("| mode | conns | fast path µs/req | " + " | ".join(f"{t} µs/req (+Δ)" for t in translated)
+      + " | " + " | ".join(f"{t} +p50 / +p99 ms vs fast path" for t in translated) + " |")
+    p("|---|---:|---:|" + "---:|" * (2 * len(translated)))
+    for mode in modes:
+        for c in conns:
+            base = agg("switchyard", mode, c)
+            if not base:
+                continue
+            cells = [mode, str(c), f(base["us"], 1)]
+            lat = []
+            for t in translated:
+                a = agg(t, mode, c)
+                if not a or a["us"] is None or base["us"] is None:
+                    cells.append("-")
+                    lat.append("-")
+                    continue
+                cells.append(f"{f(a['us'], 1)} (+{f(a['us'] - base['us'], 1)})")
+                lat.append(f"{f(a['p50'] - base['p50'], 3)} / {f(a['p99'] - base['p99'], 3)}")
+            p("| " + " | ".join(cells + lat) + " |")
     p("")
 
 if sessions:

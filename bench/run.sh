@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Switchyard's end-to-end benchmark: the same load, against the same mock upstream, sent
 #   (a) direct to the upstream (the floor), (b) through nginx as a plain reverse proxy (the bar),
-#   (c) through Switchyard,
+#   (c) through Switchyard, (d) through Switchyard translating to an Anthropic-format upstream
+#   (switchyard-anthropic) and (e) to a Gemini-format one (switchyard-gemini): same answer,
+#   other dialect, so (d) - (c) and (e) - (c) are the cost of translation,
 # side by side in one run, for (1) a ~1.1 KB JSON chat completion and (2) a 20-chunk SSE stream.
 # Then a concurrent-streams test: STREAMS slow SSE streams held open through Switchyard at once.
 #
@@ -11,7 +13,7 @@
 #   Quick look:  DURATION=3 REPS=1 STREAMS=1000 ./bench/run.sh
 #
 # Knobs (environment; lists take commas or spaces):
-#   SYSTEMS=direct,nginx,switchyard  MODES=json,sse  CONNS=1,16,64
+#   SYSTEMS=direct,nginx,switchyard,switchyard-anthropic,switchyard-gemini  MODES=json,sse  CONNS=1,16,64
 #   DURATION=10 (s per wrk run)  WARMUP=3 (s, 16 connections, not recorded)  REPS=3 (medians)
 #   STREAMS=10000 (0 skips the streams test)  STREAM_SYSTEMS=switchyard (nginx, direct too)
 #   STREAM_INTERVAL=1 (s between the 20 events of a paced stream)  STREAM_RATE=2000 (opened/s)
@@ -33,7 +35,7 @@ ROOT=$(cd "$BENCH_DIR/.." && pwd)
 source "$BENCH_DIR/lib.sh"
 
 list() { echo "${1//,/ }"; }
-SYSTEMS=$(list "${SYSTEMS:-direct,nginx,switchyard}")
+SYSTEMS=$(list "${SYSTEMS:-direct,nginx,switchyard,switchyard-anthropic,switchyard-gemini}")
 MODES=$(list "${MODES:-json,sse}")
 CONNS=$(list "${CONNS:-1,16,64}")
 STREAM_SYSTEMS=$(list "${STREAM_SYSTEMS:-switchyard}")
@@ -60,7 +62,7 @@ else
 fi
 
 # ------------------------------------------------------------------------- systems ---
-sys_port() { case $1 in direct) echo 18080 ;; nginx) echo 18090 ;; switchyard) echo "$SWITCHYARD_PORT" ;; esac; }
+sys_port() { case $1 in direct) echo 18080 ;; nginx) echo 18090 ;; switchyard*) echo "$SWITCHYARD_PORT" ;; esac; }
 
 # sys_url SYSTEM KIND : the chat URL for KIND fast (/v1), slow (/slow/v1) or paced (/paced/v1).
 # Switchyard has one URL and picks the upstream by model (routes in switchyard.yaml).
@@ -71,12 +73,13 @@ sys_url() {
   case $1 in
     direct) echo "$UPSTREAM$prefix/chat/completions" ;;
     nginx) echo "http://127.0.0.1:18090$prefix/chat/completions" ;;
-    switchyard) echo "http://127.0.0.1:$SWITCHYARD_PORT/v1/chat/completions" ;;
+    switchyard*) echo "http://127.0.0.1:$SWITCHYARD_PORT/v1/chat/completions" ;;
   esac
 }
 # sys_model SYSTEM KIND : the "model" to send (only Switchyard routes by it)
 sys_model() {
-  if [[ $1 == switchyard && $2 != fast ]]; then echo "gpt-4o-mini-$2"; else echo gpt-4o-mini; fi
+  if [[ $1 == switchyard-* ]]; then echo "gpt-4o-mini-${1#switchyard-}"
+  elif [[ $1 == switchyard && $2 != fast ]]; then echo "gpt-4o-mini-$2"; else echo gpt-4o-mini; fi
 }
 
 sys_start() {
@@ -85,7 +88,7 @@ sys_start() {
     nginx)
       ngx_start nginx-proxy "${NGX_PROXY_CONF:-$BENCH_DIR/nginx-proxy.conf}" "${PIN_SUT[@]}" &&
         wait_http http://127.0.0.1:18090/health 10 ;;
-    switchyard)
+    switchyard*)
       proc_start switchyard "$RUN_DIR/switchyard.log" "${PIN_SUT[@]}" \
         "$SWITCHYARD_BIN" serve --config "$BENCH_DIR/switchyard.yaml"
       wait_http "http://127.0.0.1:$SWITCHYARD_PORT/healthz" 10 ;;
@@ -94,7 +97,7 @@ sys_start() {
 sys_stop() {
   case $1 in
     nginx) proc_stop nginx-proxy ;;
-    switchyard) proc_stop switchyard ;;
+    switchyard*) proc_stop switchyard ;;
   esac
   [[ $1 == direct ]] || wait_port_free "$(sys_port "$1")" || log "port $(sys_port "$1") still busy"
 }
@@ -102,7 +105,7 @@ sys_stop() {
 sys_pid() {
   case $1 in
     nginx) cat "$RUN_DIR/nginx-proxy.pid" 2>/dev/null ;;
-    switchyard) cat "$RUN_DIR/switchyard.pid" 2>/dev/null ;;
+    switchyard*) cat "$RUN_DIR/switchyard.pid" 2>/dev/null ;;
   esac
 }
 alive() { [[ -n $1 ]] && kill -0 "$1" 2>/dev/null; }
@@ -192,7 +195,7 @@ session() {
   spid=$(sys_pid "$s")
   alive "$spid" && rss0=$(tree_status_kb "$spid" VmRSS)
   v=$(verify "$s" "$mode"); log "  verify: $v"
-  [[ $mode == sse ]] && probe_r=$(probe "$s")
+  [[ $mode == sse && $s != switchyard-* ]] && probe_r=$(probe "$s")
   if [[ $v != FAIL* ]]; then
     ((WARMUP > 0)) && one_run "$s" "$mode" 16 "$WARMUP" 0 "$rep"
     for c in $CONNS; do
@@ -208,7 +211,7 @@ session() {
   # the binary's mtime: shows when it was rebuilt in the middle of a run
   printf '{"type":"session","system":"%s","mode":"%s","rep":%d,"verify":"%s","rss_idle_kb":%s,"peak_rss_kb":%s,"probe_ttfb_ms":%s,"probe_total_ms":%s,"crashed":%s,"binary_mtime":"%s"}\n' \
     "$s" "$mode" "$rep" "${v//\"/\'}" "$rss0" "$hwm" "$ttfb" "$total" "$crashed" \
-    "$([[ $s == switchyard ]] && date -r "$SWITCHYARD_BIN" +%H:%M:%S)" >>"$RUN_DIR/raw.jsonl"
+    "$([[ $s == switchyard* ]] && date -r "$SWITCHYARD_BIN" +%H:%M:%S)" >>"$RUN_DIR/raw.jsonl"
   sys_stop "$s"
 }
 
@@ -276,7 +279,8 @@ write_env() {
 preflight() {
   local missing=() t
   for t in $SYSTEMS $STREAM_SYSTEMS; do
-    [[ $t =~ ^(direct|nginx|switchyard)$ ]] || { log "unknown system '$t' (direct, nginx, switchyard)"; return 1; }
+    [[ $t =~ ^(direct|nginx|switchyard|switchyard-anthropic|switchyard-gemini)$ ]] ||
+      { log "unknown system '$t' (direct, nginx, switchyard, switchyard-anthropic, switchyard-gemini)"; return 1; }
   done
   for t in $MODES; do [[ $t =~ ^(json|sse)$ ]] || { log "unknown mode '$t' (json, sse)"; return 1; }; done
   for t in wrk node python3 curl taskset ps; do command -v "$t" >/dev/null || missing+=("$t"); done
