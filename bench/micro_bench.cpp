@@ -7,6 +7,7 @@
 #include "dialects/openai/chat_request.hpp"
 #include "dialects/openai/usage.hpp"
 #include "dialects/sse.hpp"
+#include "dialects/translate.hpp"
 #include "governance/keys.hpp"
 #include "net/http1.hpp"
 
@@ -81,6 +82,89 @@ void BM_RelaySse20Chunks(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_RelaySse20Chunks);
+
+
+// --- translation (an OpenAI client served by Anthropic / Gemini) ---
+
+std::string anthropic_stream(int deltas) {
+  auto ev = [](std::string_view name, const std::string& data) {
+    return "event: " + std::string(name) + "\ndata: " + data + "\n\n";
+  };
+  std::string s = ev("message_start", R"({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":142,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1}}})");
+  s += ev("content_block_start", R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})");
+  for (int i = 0; i < deltas; ++i)
+    s += ev("content_block_delta", R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" token )" + std::to_string(i) + R"( of the answer"}})");
+  s += ev("content_block_stop", R"({"type":"content_block_stop","index":0})");
+  s += ev("message_delta", R"({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":96}})");
+  s += ev("message_stop", R"({"type":"message_stop"})");
+  return s;
+}
+
+std::string gemini_stream(int chunks) {
+  std::string s;
+  for (int i = 0; i < chunks; ++i) {
+    s += R"(data: {"candidates":[{"content":{"role":"model","parts":[{"text":" token )" + std::to_string(i) + R"( of the answer"}]},"index":0)";
+    s += i + 1 == chunks ? R"(,"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":142,"candidatesTokenCount":96,"totalTokenCount":238})" : "}]";
+    s += R"(,"modelVersion":"gemini-2.5-flash","responseId":"AbCd"})" "\r\n\r\n";
+  }
+  return s;
+}
+
+void translate_stream(benchmark::State& state, dialects::Dialect upstream, const std::string& sse) {
+  dialects::UpstreamRequest sent;
+  for (auto _ : state) {
+    dialects::StreamTranslator t(dialects::Dialect::openai, upstream, sent, true, "auto", {});
+    dialects::SseSplitter splitter;
+    std::size_t out = 0;
+    // As the relay does: one read's events at a time, the output taken after each read.
+    for (std::size_t pos = 0; pos < sse.size(); pos += 4096) {
+      splitter.feed(std::string_view(sse).substr(pos, 4096), [&](const dialects::SseEvent& e) { t.feed(e); });
+      out += t.out().size();
+      t.out().clear();
+    }
+    t.finish();
+    benchmark::DoNotOptimize(out += t.out().size());
+  }
+}
+
+void BM_TranslateStreamAnthropic20(benchmark::State& state) {
+  translate_stream(state, dialects::Dialect::anthropic, anthropic_stream(18));
+}
+BENCHMARK(BM_TranslateStreamAnthropic20);
+
+void BM_TranslateStreamGemini20(benchmark::State& state) {
+  translate_stream(state, dialects::Dialect::gemini, gemini_stream(20));
+}
+BENCHMARK(BM_TranslateStreamGemini20);
+
+void translate_request(benchmark::State& state, dialects::Dialect upstream) {
+  std::string body = request_body();
+  dialects::Target t;
+  t.dialect = upstream;
+  t.model = "model-x";
+  for (auto _ : state) {
+    auto inspected = dialects::openai::inspect_chat_request(body, {64});
+    benchmark::DoNotOptimize(inspected);
+    auto decoded = dialects::decode_client_request(dialects::Dialect::openai, body, 64);
+    dialects::UpstreamRequest out;
+    benchmark::DoNotOptimize(dialects::encode_upstream_request(std::get<core::ChatRequest>(decoded), t, out));
+  }
+}
+void BM_TranslateRequestAnthropic(benchmark::State& state) { translate_request(state, dialects::Dialect::anthropic); }
+BENCHMARK(BM_TranslateRequestAnthropic);
+void BM_TranslateRequestGemini(benchmark::State& state) { translate_request(state, dialects::Dialect::gemini); }
+BENCHMARK(BM_TranslateRequestGemini);
+
+void BM_TranslateResponseAnthropic(benchmark::State& state) {
+  std::string body = R"({"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[{"type":"text","text":")" +
+                     std::string(700, 'a') + R"("}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":142,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":96}})";
+  dialects::UpstreamRequest sent;
+  for (auto _ : state) {
+    core::TokenUsage usage;
+    benchmark::DoNotOptimize(dialects::translate_response(dialects::Dialect::openai, dialects::Dialect::anthropic, body, sent, {}, usage));
+  }
+}
+BENCHMARK(BM_TranslateResponseAnthropic);
 
 }  // namespace
 

@@ -1,5 +1,7 @@
 #include "dialects/sse.hpp"
 
+#include "core/byte_scan.hpp"
+
 #include <cstring>
 
 namespace switchyard::dialects {
@@ -19,9 +21,15 @@ std::size_t find_event_end(std::string_view in, bool may_have_cr) {
     return std::string_view::npos;
   }
   // An event ends with an empty line; lines end with CRLF, LF or CR.
+  const auto* bytes = reinterpret_cast<const unsigned char*>(in.data());
   std::size_t pos = 0;
   bool line_empty = true;
   while (pos < in.size()) {
+    if (!line_empty) {
+      // Skip the rest of a non-empty line 16 bytes at a time.
+      pos = core::bytes::find_cr_or_lf(bytes, pos, in.size());
+      if (pos >= in.size()) break;
+    }
     char c = in[pos];
     if (c == '\n' || c == '\r') {
       std::size_t next = pos + 1;
@@ -45,7 +53,8 @@ bool SseSplitter::parse_event(std::string_view raw, SseEvent& event) {
   std::size_t pos = 0;
   int data_lines = 0;
   while (pos < raw.size()) {
-    std::size_t eol = cr_seen_ ? raw.find_first_of("\r\n", pos) : raw.find('\n', pos);
+    std::size_t eol = cr_seen_ ? core::bytes::find_cr_or_lf(reinterpret_cast<const unsigned char*>(raw.data()), pos, raw.size())
+                               : raw.find('\n', pos);
     if (eol == std::string_view::npos) eol = raw.size();
     std::string_view line = raw.substr(pos, eol - pos);
     pos = eol + 1;

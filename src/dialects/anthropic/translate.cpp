@@ -478,7 +478,8 @@ void encode_response(const core::ChatResponse& r, std::string& out) {
 // Streams
 
 bool EventDecoder::feed(std::string_view event_name, std::string_view data, core::StreamSink& sink) {
-  auto parsed = parse_json(data, 64);
+  if (!parser_) parser_ = make_reusable_parser();
+  const json::value* parsed = parser_->parse(data);
   if (!parsed || !parsed->is_object()) return false;
   const json::object& o = parsed->get_object();
   std::string_view type = str_or(o, "type", event_name);

@@ -363,7 +363,8 @@ std::variant<core::ChatResponse, ApiError> decode_response(std::string_view body
 }
 
 bool ChunkDecoder::feed(std::string_view data, core::StreamSink& sink) {
-  auto parsed = parse_json(data, 64);
+  if (!parser_) parser_ = make_reusable_parser();
+  const json::value* parsed = parser_->parse(data);
   if (!parsed || !parsed->is_object()) return false;
   const json::object& o = parsed->get_object();
   using Kind = core::StreamEvent::Kind;

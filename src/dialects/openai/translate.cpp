@@ -715,7 +715,8 @@ bool ChunkDecoder::feed(std::string_view data, core::StreamSink& sink) {
     finish(sink);
     return true;
   }
-  auto parsed = parse_json(data, 64);
+  if (!parser_) parser_ = make_reusable_parser();
+  const json::value* parsed = parser_->parse(data);
   if (!parsed || !parsed->is_object()) return false;
   const json::object& o = parsed->get_object();
   core::StreamEvent ev;

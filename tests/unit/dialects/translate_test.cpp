@@ -266,6 +266,27 @@ TEST(Translate, StreamThatEndsEarlyEndsWithAnErrorEvent) {
   EXPECT_EQ(chunks.back().at("error").at("code").as_string(), "upstream_stream_incomplete");
 }
 
+TEST(Translate, LongStreamsKeepTheirMemoryBounded) {
+  // 20,000 events through one decoder: each event's parse reuses the same memory (a monotonic
+  // resource reused without care grows its blocks geometrically and soon asks for gigabytes).
+  std::string head =
+      "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"usage\":{\"input_tokens\":1}}}\n\n"
+      "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n";
+  dialects::UpstreamRequest sent;
+  dialects::StreamTranslator t(Dialect::openai, Dialect::anthropic, sent, false, "r", {});
+  dialects::SseSplitter splitter;
+  splitter.feed(head, [&](const dialects::SseEvent& e) { ASSERT_TRUE(t.feed(e)); });
+  std::string delta =
+      "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"ab\"}}\n\n";
+  std::size_t text = 0;
+  for (int i = 0; i < 20000; ++i) {
+    splitter.feed(delta, [&](const dialects::SseEvent& e) { ASSERT_TRUE(t.feed(e)); });
+    for (const auto& c : data_of(t.out())) text += c.at("choices").at(0).at("delta").at("content").as_string().size();
+    t.out().clear();
+  }
+  EXPECT_EQ(text, 40000u);
+}
+
 TEST(Translate, GeminiEmbeddingsAsOpenAIBase64) {
   auto body = dialects::gemini::encode_embeddings(R"({"model":"e","input":["a","bb"],"encoding_format":"base64"})", "text-embedding-004");
   json::value req = json::parse(std::get<std::string>(body));
