@@ -311,6 +311,8 @@ void Gateway::log_access(std::string_view method, std::string_view path,
     r.prompt_tokens = ex.usage->prompt_tokens;
     r.completion_tokens = ex.usage->completion_tokens;
     r.total_tokens = ex.usage->total_tokens;
+    r.cached_tokens = ex.usage->cached_tokens;
+    r.reasoning_tokens = ex.usage->reasoning_tokens;
   }
   r.latency_ms = ms_since(received);
   r.upstream_ttfb_ms = ex.ttfb_ms;
@@ -320,19 +322,40 @@ void Gateway::log_access(std::string_view method, std::string_view path,
 
 asio::awaitable<void> Gateway::models(net::Request& request, net::ResponseWriter& writer,
                                       Exchange& ex) {
+  // Anthropic's SDK lists models at the same path, with its version header: answered in its shape.
+  bool anthropic = !request.header("anthropic-version").empty();
+  if (anthropic) ex.client = dialects::Dialect::anthropic;
   const config::KeyConfig* key = co_await authenticate(request, writer, ex);
   if (!key) co_return;
-  std::string body = R"({"object":"list","data":[)";
-  bool first = true;
+  std::string body = anthropic ? R"({"data":[)" : R"({"object":"list","data":[)";
+  std::string_view first_id, last_id;
   for (const auto& route : runtime_->routes()) {
     if (!governance::KeyStore::allows(*key, route.config->name) || route.candidates.empty()) continue;
-    if (!first) body += ',';
-    first = false;
-    body += R"({"id":)";
-    core::append_json_string(body, route.config->name);
-    body += R"(,"object":"model","created":0,"owned_by":"switchyard"})";
+    if (!first_id.empty()) body += ',';
+    if (first_id.empty()) first_id = route.config->name;
+    last_id = route.config->name;
+    if (anthropic) {
+      body += R"({"type":"model","id":)";
+      core::append_json_string(body, route.config->name);
+      body += R"(,"display_name":)";
+      core::append_json_string(body, route.config->name);
+      body += R"(,"created_at":"1970-01-01T00:00:00Z"})";
+    } else {
+      body += R"({"id":)";
+      core::append_json_string(body, route.config->name);
+      body += R"(,"object":"model","created":0,"owned_by":"switchyard"})";
+    }
   }
-  body += "]}";
+  body += "]";
+  if (anthropic) {
+    body += R"(,"has_more":false,"first_id":)";
+    if (first_id.empty()) body += "null";
+    else core::append_json_string(body, first_id);
+    body += R"(,"last_id":)";
+    if (last_id.empty()) body += "null";
+    else core::append_json_string(body, last_id);
+  }
+  body += "}";
   ex.status = 200;
   co_await writer.send(200, "application/json", body, ex.headers());
 }

@@ -58,6 +58,8 @@ std::string format_access_line(const AccessRecord& r, std::int64_t unix_ms) {
   field(out, "prompt_tokens", r.prompt_tokens);
   field(out, "completion_tokens", r.completion_tokens);
   field(out, "total_tokens", r.total_tokens);
+  if (r.cached_tokens > 0) field(out, "cached_tokens", r.cached_tokens);
+  if (r.reasoning_tokens > 0) field(out, "reasoning_tokens", r.reasoning_tokens);
   field_ms(out, "latency_ms", r.latency_ms);
   field_ms(out, "upstream_ttfb_ms", r.upstream_ttfb_ms);
   field(out, "error", r.error);

@@ -25,6 +25,8 @@ struct AccessRecord {
   std::int64_t prompt_tokens = -1;  ///< -1 when unknown
   std::int64_t completion_tokens = -1;
   std::int64_t total_tokens = -1;
+  std::int64_t cached_tokens = 0;     ///< of prompt_tokens, read from a prompt cache
+  std::int64_t reasoning_tokens = 0;  ///< of completion_tokens, spent thinking
   double latency_ms = 0;
   double upstream_ttfb_ms = -1;
   std::string_view error;       ///< short error code when the request failed

@@ -7,10 +7,12 @@ out=${BUILD_DIR:-build}/fuzz
 seconds=${FUZZ_SECONDS:-60}
 mkdir -p "$out"
 common=(src/core/json_scan.cpp src/core/error.cpp src/net/http1.cpp src/dialects/openai/chat_request.cpp
-        src/dialects/openai/usage.cpp src/dialects/sse.cpp)
+        src/dialects/openai/usage.cpp src/dialects/sse.cpp src/dialects/openai/translate.cpp
+        src/dialects/anthropic/translate.cpp src/dialects/gemini/translate.cpp
+        src/dialects/translate.cpp src/dialects/providers.cpp src/dialects/upstream_error.cpp)
 flags=(-std=c++20 -O1 -g -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
-for target in http1 json; do
-  clang++ "${flags[@]}" "tests/fuzz/${target}_fuzz.cpp" "${common[@]}" -o "$out/${target}_fuzz"
+for target in http1 json translate; do
+  clang++ "${flags[@]}" "tests/fuzz/${target}_fuzz.cpp" "${common[@]}" -lboost_json -o "$out/${target}_fuzz"
   mkdir -p "$out/corpus-$target"
   cp tests/fuzz/seeds/$target/* "$out/corpus-$target/" 2>/dev/null || true
   echo "== $target: ${seconds}s"

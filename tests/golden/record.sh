@@ -17,9 +17,12 @@ declare -A behaviors=(
   [thinking]='{"content":"42.","chunks":2,"reasoning":"The user asks for the answer; it is 42.","cached_tokens":3}'
   [json]='{"content":"{\"name\":\"Ada\",\"age\":36}","chunks":2}'
   [length]='{"content":"This answer was cut","chunks":2,"finish_reason":"length"}'
+  [ratelimited]='{"status":429}'
 )
 for kind in "${!behaviors[@]}"; do
-  for stream in false true; do
+  streams="false true"
+  [[ $kind == ratelimited ]] && streams=false
+  for stream in $streams; do
     ext=$([[ $stream == true ]] && echo sse || echo json)
     for dialect in openai anthropic gemini; do
       curl -s "localhost:$port/_fake/script" -d "{\"behavior\":${behaviors[$kind]}}" >/dev/null

@@ -4,6 +4,9 @@
 
 #include <boost/json.hpp>
 
+#include <chrono>
+#include <thread>
+
 #include "harness.hpp"
 
 using harness::Fake;
@@ -22,6 +25,7 @@ std::string config(int port, const std::string& provider_extra = "") {
          "  oa:\n    type: openai\n    base_url: http://127.0.0.1:" + p + "/v1\n    api_key: sk-oa\n"
          "  an:\n    type: anthropic\n    base_url: http://127.0.0.1:" + p + "/v1\n    api_key: sk-an\n" + provider_extra +
          "  ge:\n    type: gemini\n    base_url: http://127.0.0.1:" + p + "/v1beta\n    api_key: sk-ge\n"
+         "  ds:\n    type: deepseek\n    base_url: http://127.0.0.1:" + p + "/v1\n    api_key: sk-ds\n"
          "  mi:\n    type: mistral\n    base_url: http://127.0.0.1:" + p + "/v1\n    api_key: sk-mi\n"
          "  az:\n    type: azure\n    base_url: http://127.0.0.1:" + p + "\n    api_key: sk-az\n    api_version: 2024-10-21\n"
          "deployments:\n"
@@ -29,11 +33,12 @@ std::string config(int port, const std::string& provider_extra = "") {
          "  an-d: {provider: an, model: claude-sonnet-4-5}\n"
          "  ge-d: {provider: ge, model: gemini-2.5-flash}\n"
          "  mi-d: {provider: mi, model: mistral-small}\n"
+         "  ds-d: {provider: ds, model: deepseek-reasoner}\n"
          "  az-d: {provider: az, model: my-gpt-deployment}\n"
          "  ge-embed: {provider: ge, model: text-embedding-004}\n"
          "routes:\n"
          "  oa: {candidates: [oa-d]}\n  an: {candidates: [an-d]}\n  ge: {candidates: [ge-d]}\n"
-         "  mi: {candidates: [mi-d]}\n  az: {candidates: [az-d]}\n  an-then-ge: {candidates: [an-d, ge-d]}\n"
+         "  mi: {candidates: [mi-d]}\n  ds: {candidates: [ds-d]}\n  az: {candidates: [az-d]}\n  an-then-ge: {candidates: [an-d, ge-d]}\n"
          "  embed: {candidates: [ge-embed]}\n"
          "keys:\n  - name: tester\n    sha256: " + harness::sha256_hex(kKey) + "\n    routes: [\"*\"]\n";
 }
@@ -244,6 +249,29 @@ TEST_F(TranslateTest, VendorTableRenamesAndAzurePaths) {
   EXPECT_EQ(rec.at("path").as_string(), "/openai/deployments/my-gpt-deployment/chat/completions?api-version=2024-10-21");
   EXPECT_EQ(header_of(rec, "api-key"), "sk-az");
   EXPECT_EQ(header_of(rec, "Authorization"), "");
+}
+
+TEST_F(TranslateTest, DeepSeekReasoningIsSurfacedToBothDialects) {
+  Gateway gw(config(fake_.port()));
+  fake_.script(R"({"content":"42","reasoning":"six times seven","cached_tokens":5})");
+  Response r = harness::http(gw.port(), "POST", "/v1/chat/completions", openai_auth(),
+                             R"({"model":"ds","messages":[{"role":"user","content":"6x7?"}]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  json::value v = json::parse(r.body);
+  EXPECT_EQ(v.at("choices").at(0).at("message").at("reasoning_content").as_string(), "six times seven");
+  EXPECT_EQ(v.at("usage").at("prompt_tokens_details").at("cached_tokens").as_int64(), 5);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the access log is flushed every 100 ms
+  EXPECT_NE(gw.log().find("\"cached_tokens\":5"), std::string::npos) << gw.log();
+
+  fake_.script(R"({"content":"42","reasoning":"six times seven","cached_tokens":5})");
+  r = harness::http(gw.port(), "POST", "/v1/messages", anthropic_auth(),
+                    R"({"model":"ds","max_tokens":50,"messages":[{"role":"user","content":"6x7?"}]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  v = json::parse(r.body);
+  EXPECT_EQ(v.at("content").at(0).at("type").as_string(), "thinking");
+  EXPECT_EQ(v.at("content").at(0).at("thinking").as_string(), "six times seven");
+  EXPECT_EQ(v.at("content").at(1).at("text").as_string(), "42");
+  EXPECT_EQ(v.at("usage").at("cache_read_input_tokens").as_int64(), 5);
 }
 
 TEST_F(TranslateTest, EmbeddingsThroughGeminiIncludingBase64) {

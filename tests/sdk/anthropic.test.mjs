@@ -102,6 +102,15 @@ for (const route of ['auto', 'gemini']) {
   });
 }
 
+test('models.list in Anthropic\'s shape', async () => {
+  const ids = [];
+  for await (const m of client.models.list()) {
+    assert.equal(m.type, 'model');
+    ids.push(m.id);
+  }
+  assert.ok(ids.includes('auto') && ids.includes('gemini'), ids.join(', '));
+});
+
 test('count_tokens estimates', async () => {
   const r = await client.messages.countTokens({ model: 'auto', messages: [{ role: 'user', content: 'hello world, how are you today?' }] });
   assert.ok(r.input_tokens > 5 && r.input_tokens < 30, `${r.input_tokens}`);

@@ -311,7 +311,9 @@ void encode_request(const ChatRequest& r, std::string& out, core::Unsupported& u
     gc["thinkingConfig"] = std::move(tc);
   }
   if (!gc.empty()) o["generationConfig"] = std::move(gc);
-  for (const auto& kv : r.extra) unsupported.params.push_back(std::string(kv.key()));
+  for (const auto& kv : r.extra)
+    if (!kv.value().is_null() && !(kv.value().is_bool() && !kv.value().get_bool()))
+      unsupported.params.push_back(std::string(kv.key()));  // null / false ask for nothing
   out += json::serialize(o);
 }
 

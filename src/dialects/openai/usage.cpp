@@ -44,6 +44,8 @@ void read_counts(const json::Value& object, Usage& u) {
     if (key == "prompt_tokens") u.prompt_tokens = json::as_int(v).value_or(0);
     else if (key == "completion_tokens") u.completion_tokens = json::as_int(v).value_or(0);
     else if (key == "total_tokens") u.total_tokens = json::as_int(v).value_or(0);
+    else if (key == "prompt_cache_hit_tokens" && u.cached_tokens == 0)  // DeepSeek
+      u.cached_tokens = json::as_int(v).value_or(0);
     else if (key == "prompt_tokens_details" || key == "completion_tokens_details")
       json::for_each_member(v, [&](std::string_view k, const json::Value& d) {
         if (k == "cached_tokens") u.cached_tokens = json::as_int(d).value_or(0);

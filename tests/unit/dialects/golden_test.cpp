@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "dialects/translate.hpp"
+#include "dialects/upstream_error.hpp"
 
 namespace {
 
@@ -94,6 +95,14 @@ json::value run_case(const json::object& c, Dialect upstream) {
   result["upstream_request"] = json::parse(sent.body);
 
   std::string answer = std::string(c.at("answer").as_string()) + "." + std::string(name_of(upstream));
+  if (const auto* status = c.if_contains("upstream_status")) {
+    // The upstream refused: its error, in its own shape, reaches the client in the client's.
+    core::ApiError e = dialects::upstream_error(static_cast<int>(status->as_int64()),
+                                                read(kRoot / "upstream" / (answer + ".json")), "dep");
+    result["client_status"] = e.status;
+    result["client_error"] = json::parse(dialects::error_body(client, e, {}));
+    return result;
+  }
   dialects::gemini::IdSource ids;
   ids.prefix = "call_golden_";
   core::TokenUsage usage;

@@ -266,6 +266,27 @@ TEST(Translate, StreamThatEndsEarlyEndsWithAnErrorEvent) {
   EXPECT_EQ(chunks.back().at("error").at("code").as_string(), "upstream_stream_incomplete");
 }
 
+TEST(Translate, MidStreamUpstreamErrorBecomesTheLastEventInTheClientsDialect) {
+  std::string sse =
+      "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"usage\":{\"input_tokens\":1}}}\n\n"
+      "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"
+      "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n"
+      "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+  auto chunks = data_of(transcode(Dialect::openai, Dialect::anthropic, sse));
+  ASSERT_GE(chunks.size(), 3u);
+  EXPECT_EQ(chunks[1].at("choices").at(0).at("delta").at("content").as_string(), "Hi");
+  EXPECT_EQ(chunks.back().at("error").at("message").as_string(), "Overloaded");
+  EXPECT_EQ(chunks.back().at("error").at("code").as_string(), "overloaded_error");
+
+  // Gemini → Anthropic client: a stream cut before its finish reason ends with an error event.
+  std::string gemini = "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"par\"}]}}]}\r\n\r\n";
+  std::string out = transcode(Dialect::anthropic, Dialect::gemini, gemini);
+  auto events = data_of(out);
+  EXPECT_EQ(events.back().at("type").as_string(), "error");
+  EXPECT_EQ(events.back().at("error").at("type").as_string(), "api_error");
+  EXPECT_NE(out.find("event: error\n"), std::string::npos);
+}
+
 TEST(Translate, LongStreamsKeepTheirMemoryBounded) {
   // 20,000 events through one decoder: each event's parse reuses the same memory (a monotonic
   // resource reused without care grows its blocks geometrically and soon asks for gigabytes).
