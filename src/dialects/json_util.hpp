@@ -81,7 +81,9 @@ inline std::optional<std::int64_t> int_of(const json::value* v) {
   if (v->is_uint64()) return static_cast<std::int64_t>(v->get_uint64());
   if (v->is_double()) {
     double d = v->get_double();
-    if (d == static_cast<double>(static_cast<std::int64_t>(d))) return static_cast<std::int64_t>(d);
+    // In range before the cast (casting an out-of-range double is undefined).
+    if (d >= -9.2e18 && d <= 9.2e18 && d == static_cast<double>(static_cast<std::int64_t>(d)))
+      return static_cast<std::int64_t>(d);
   }
   return std::nullopt;
 }

@@ -479,6 +479,10 @@ void encode_response(const core::ChatResponse& r, std::string& out) {
 // ---------------------------------------------------------------------------------------------
 // Streams
 
+namespace {
+constexpr std::int64_t kMaxBlocks = 100000;
+}  // namespace
+
 bool EventDecoder::feed(std::string_view event_name, std::string_view data, core::StreamSink& sink) {
   if (!parser_) parser_ = make_reusable_parser();
   const json::value* parsed = parser_->parse(data);
@@ -498,7 +502,9 @@ bool EventDecoder::feed(std::string_view event_name, std::string_view data, core
     ev.usage = usage_;
     sink.on_event(ev);
   } else if (type == "content_block_start") {
-    std::size_t index = static_cast<std::size_t>(int_or(o, "index"));
+    std::int64_t raw_index = int_or(o, "index", -1);
+    if (raw_index < 0 || raw_index > kMaxBlocks) return false;  // not a block index Anthropic sends
+    std::size_t index = static_cast<std::size_t>(raw_index);
     if (block_tool_.size() <= index) block_tool_.resize(index + 1, -1);
     const json::object* cb = object_at(o, "content_block");
     if (!cb) return true;
