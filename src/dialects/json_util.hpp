@@ -29,41 +29,6 @@ inline std::optional<json::value> parse_json(std::string_view text, std::size_t 
   return v;
 }
 
-/// A parser for many small documents (stream events): its buffers and the memory of the last
-/// value are reused, so parsing an event does not go to malloc.
-class ReusableParser {
- public:
-  explicit ReusableParser(std::size_t max_depth = 64) : parser_(json::storage_ptr(), options(max_depth)) {}
-  ReusableParser(const ReusableParser&) = delete;
-  ReusableParser& operator=(const ReusableParser&) = delete;
-  ReusableParser(ReusableParser&&) = delete;
-
-  /// The parsed document, valid until the next call; nullptr when `text` is not valid JSON.
-  const json::value* parse(std::string_view text) {
-    value_.reset();
-    // A fresh resource on the same buffer each time: a monotonic resource's block size only
-    // grows, so releasing and reusing one would make every document's allocation larger.
-    memory_.emplace(buffer_, sizeof buffer_);
-    parser_.reset(json::storage_ptr(&*memory_));
-    boost::system::error_code ec;
-    parser_.write(text.data(), text.size(), ec);
-    if (ec) return nullptr;
-    value_.emplace(parser_.release());
-    return &*value_;
-  }
-
- private:
-  static json::parse_options options(std::size_t depth) {
-    json::parse_options o;
-    o.max_depth = depth;
-    return o;
-  }
-  unsigned char buffer_[8192];
-  std::optional<json::monotonic_resource> memory_;
-  json::parser parser_;
-  std::optional<json::value> value_;
-};
-
 inline const json::value* member(const json::object& o, std::string_view key) {
   return o.if_contains(key);
 }

@@ -4,13 +4,9 @@
 
 #include <boost/json/serialize.hpp>
 
-#include "dialects/json_util.hpp"
-
 namespace switchyard::dialects {
 
 using core::ApiError;
-
-std::shared_ptr<ReusableParser> make_reusable_parser() { return std::make_shared<ReusableParser>(64); }
 
 std::variant<core::ChatRequest, ApiError> decode_client_request(Dialect client, std::string_view body,
                                                                 std::size_t max_depth) {

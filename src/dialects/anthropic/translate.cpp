@@ -483,78 +483,98 @@ namespace {
 constexpr std::int64_t kMaxBlocks = 100000;
 }  // namespace
 
+namespace {
+
+void read_usage_view(const JsonView::Node& u, core::TokenUsage& usage) {
+  usage.known = true;
+  std::optional<std::int64_t> plain = u["input_tokens"].integer();
+  auto created_node = u["cache_creation_input_tokens"];
+  auto read_node = u["cache_read_input_tokens"];
+  std::int64_t created = created_node.integer_or(0);
+  std::int64_t read = read_node.integer_or(0);
+  // message_delta repeats only what changed; keep what message_start said otherwise.
+  if (plain) usage.input = *plain + created + read;
+  if (created_node) usage.cache_creation = created;
+  if (read_node) usage.cache_read = read;
+  if (!plain && (created_node || read_node)) usage.input = std::max(usage.input, created + read);
+  if (auto out = u["output_tokens"].integer()) usage.output = *out;
+}
+
+}  // namespace
+
 bool EventDecoder::feed(std::string_view event_name, std::string_view data, core::StreamSink& sink) {
-  if (!parser_) parser_ = make_reusable_parser();
-  const json::value* parsed = parser_->parse(data);
-  if (!parsed || !parsed->is_object()) return false;
-  const json::object& o = parsed->get_object();
-  std::string_view type = str_or(o, "type", event_name);
+  if (!view_.parse(data) || !view_.root().is_object()) return false;
+  JsonView::Node o = view_.root();
+  JsonView::Node type_node = o["type"];
+  auto is = [&](std::string_view name) {
+    return type_node.is_string() ? type_node.equals(name) : event_name == name;
+  };
   using Kind = core::StreamEvent::Kind;
   core::StreamEvent ev;
-  if (type == "message_start") {
-    const json::object* m = object_at(o, "message");
+  if (is("message_start")) {
+    JsonView::Node m = o["message"];
     ev.kind = Kind::start;
-    if (m) {
-      ev.id = std::string(str_or(*m, "id"));
-      ev.model = std::string(str_or(*m, "model"));
-      if (const json::object* u = object_at(*m, "usage")) read_usage(*u, usage_);
-    }
+    ev.id = m["id"].text();
+    ev.model = m["model"].text();
+    if (auto u = m["usage"]; u.is_object()) read_usage_view(u, usage_);
     ev.usage = usage_;
     sink.on_event(ev);
-  } else if (type == "content_block_start") {
-    std::int64_t raw_index = int_or(o, "index", -1);
+  } else if (is("content_block_start")) {
+    std::int64_t raw_index = o["index"].integer_or(-1);
     if (raw_index < 0 || raw_index > kMaxBlocks) return false;  // not a block index Anthropic sends
     std::size_t index = static_cast<std::size_t>(raw_index);
     if (block_tool_.size() <= index) block_tool_.resize(index + 1, -1);
-    const json::object* cb = object_at(o, "content_block");
-    if (!cb) return true;
-    std::string_view bt = str_or(*cb, "type");
-    if (bt == "tool_use") {
-      std::string_view name = str_or(*cb, "name");
+    JsonView::Node cb = o["content_block"];
+    if (!cb.is_object()) return true;
+    JsonView::Node bt = cb["type"];
+    if (bt.equals("tool_use")) {
+      std::string name = cb["name"].text();
       if (!encoded_.json_tool.empty() && name == encoded_.json_tool) {
         block_tool_[index] = -2;
       } else {
         block_tool_[index] = tool_count_++;
         ev.kind = Kind::tool_start;
         ev.index = block_tool_[index];
-        ev.id = std::string(str_or(*cb, "id"));
-        ev.name = std::string(name);
+        ev.id = cb["id"].text();
+        ev.name = std::move(name);
         sink.on_event(ev);
       }
-    } else if (bt == "text") {
-      if (std::string_view t = str_or(*cb, "text"); !t.empty()) {
+    } else if (bt.equals("text")) {
+      if (auto t = cb["text"]; t.has_text()) {
         ev.kind = Kind::text;
-        ev.text = std::string(t);
+        ev.text = t.text();
         sink.on_event(ev);
       }
-    } else if (bt == "thinking") {
-      if (std::string_view t = str_or(*cb, "thinking"); !t.empty()) {
+    } else if (bt.equals("thinking")) {
+      if (auto t = cb["thinking"]; t.has_text()) {
         ev.kind = Kind::thinking;
-        ev.text = std::string(t);
+        ev.text = t.text();
         sink.on_event(ev);
       }
-    } else if (bt == "redacted_thinking") {
+    } else if (bt.equals("redacted_thinking")) {
       ev.kind = Kind::redacted;
-      ev.text = std::string(str_or(*cb, "data"));
+      ev.text = cb["data"].text();
       sink.on_event(ev);
     }
-  } else if (type == "content_block_delta") {
-    std::size_t index = static_cast<std::size_t>(int_or(o, "index"));
-    const json::object* d = object_at(o, "delta");
-    if (!d) return true;
-    std::string_view dt = str_or(*d, "type");
-    if (dt == "text_delta") {
+  } else if (is("content_block_delta")) {
+    std::int64_t raw_index = o["index"].integer_or(-1);
+    JsonView::Node d = o["delta"];
+    if (!d.is_object()) return true;
+    JsonView::Node dt = d["type"];
+    if (dt.equals("text_delta")) {
       ev.kind = Kind::text;
-      ev.text = std::string(str_or(*d, "text"));
-    } else if (dt == "thinking_delta") {
+      ev.text = d["text"].text();
+    } else if (dt.equals("thinking_delta")) {
       ev.kind = Kind::thinking;
-      ev.text = std::string(str_or(*d, "thinking"));
-    } else if (dt == "signature_delta") {
+      ev.text = d["thinking"].text();
+    } else if (dt.equals("signature_delta")) {
       ev.kind = Kind::signature;
-      ev.text = std::string(str_or(*d, "signature"));
-    } else if (dt == "input_json_delta") {
-      int tool = index < block_tool_.size() ? block_tool_[index] : -1;
-      ev.text = std::string(str_or(*d, "partial_json"));
+      ev.text = d["signature"].text();
+    } else if (dt.equals("input_json_delta")) {
+      int tool = raw_index >= 0 && static_cast<std::uint64_t>(raw_index) < block_tool_.size()
+                     ? block_tool_[static_cast<std::size_t>(raw_index)]
+                     : -1;
+      ev.text = d["partial_json"].text();
       if (tool == -2) {
         ev.kind = Kind::text;
       } else {
@@ -565,35 +585,34 @@ bool EventDecoder::feed(std::string_view event_name, std::string_view data, core
       return true;  // citations and future delta types
     }
     if (!ev.text.empty()) sink.on_event(ev);
-  } else if (type == "message_delta") {
-    if (const json::object* d = object_at(o, "delta")) {
-      std::string_view sr = str_or(*d, "stop_reason");
-      if (!sr.empty()) {
-        finish_ = finish_from_stop_reason(sr);
+  } else if (is("message_delta")) {
+    if (JsonView::Node d = o["delta"]; d.is_object()) {
+      if (auto sr = d["stop_reason"]; sr.has_text()) {
+        finish_ = finish_from_stop_reason(sr.text());
         if (finish_ == FinishReason::tool_calls && tool_count_ == 0 && !encoded_.json_tool.empty())
           finish_ = FinishReason::stop;
-        stop_sequence_ = std::string(str_or(*d, "stop_sequence"));
+        stop_sequence_ = d["stop_sequence"].text();
         ev.kind = Kind::finish;
         ev.finish = finish_;
         ev.stop_sequence = stop_sequence_;
         sink.on_event(ev);
       }
     }
-    if (const json::object* u = object_at(o, "usage")) read_usage(*u, usage_);
-  } else if (type == "message_stop") {
+    if (auto u = o["usage"]; u.is_object()) read_usage_view(u, usage_);
+  } else if (is("message_stop")) {
     stopped_ = true;
     ev.kind = Kind::usage;
     ev.usage = usage_;
     sink.on_event(ev);
-  } else if (type == "error") {
-    const json::object* e = object_at(o, "error");
-    std::string_view et = e ? str_or(*e, "type") : std::string_view{};
-    std::string message = e ? std::string(str_or(*e, "message")) : "The upstream stream failed.";
+  } else if (is("error")) {
+    JsonView::Node e = o["error"];
+    std::string et = e["type"].text();
+    std::string message = e ? e["message"].text() : std::string("The upstream stream failed.");
     ev.kind = Kind::error;
     core::ErrorKind kind = et == "overloaded_error" ? core::ErrorKind::unavailable
                            : et == "rate_limit_error" ? core::ErrorKind::rate_limited
                                                       : core::ErrorKind::upstream_connect;
-    ev.error = ApiError::make(kind, message, {}, et.empty() ? std::string("upstream_error") : std::string(et));
+    ev.error = ApiError::make(kind, message, {}, et.empty() ? std::string("upstream_error") : et);
     stopped_ = true;
     sink.on_event(ev);
   }

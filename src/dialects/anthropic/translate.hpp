@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "core/chat.hpp"
-#include "dialects/parser_fwd.hpp"
+#include "dialects/json_view.hpp"
 
 /// Anthropic Messages ⇄ the canonical chat model: the egress to Anthropic's API and the
 /// Anthropic-compatible ingress (`POST /v1/messages`).
@@ -53,7 +53,7 @@ class EventDecoder {
 
  private:
   EncodeResult encoded_;
-  std::shared_ptr<ReusableParser> parser_;
+  JsonView view_;
   bool stopped_ = false;
   int tool_count_ = 0;
   /// Per content block index: its tool call number, -1 for a block that is not a tool call,

@@ -365,72 +365,70 @@ std::variant<core::ChatResponse, ApiError> decode_response(std::string_view body
 }
 
 bool ChunkDecoder::feed(std::string_view data, core::StreamSink& sink) {
-  if (!parser_) parser_ = make_reusable_parser();
-  const json::value* parsed = parser_->parse(data);
-  if (!parsed || !parsed->is_object()) return false;
-  const json::object& o = parsed->get_object();
+  if (!view_.parse(data) || !view_.root().is_object()) return false;
+  JsonView::Node o = view_.root();
   using Kind = core::StreamEvent::Kind;
   core::StreamEvent ev;
-  if (auto e = blocked(o)) {
-    ev.kind = Kind::error;
-    ev.error = *e;
-    sink.on_event(ev);
-    finished_ = true;
-    return true;
+  JsonView::Node candidate = o["candidates"].at(0);
+  if (!candidate) {
+    if (auto reason = o["promptFeedback"]["blockReason"]; reason.has_text()) {
+      ev.kind = Kind::error;
+      ev.error = ApiError::make(core::ErrorKind::invalid_request,
+                                "The prompt was blocked by Gemini's safety filters (" + reason.text() + ").",
+                                "messages", "content_filter");
+      sink.on_event(ev);
+      finished_ = true;
+      return true;
+    }
   }
   if (!started_) {
     started_ = true;
     ev.kind = Kind::start;
-    ev.id = std::string(str_or(o, "responseId"));
-    ev.model = std::string(str_or(o, "modelVersion"));
+    ev.id = o["responseId"].text();
+    ev.model = o["modelVersion"].text();
     sink.on_event(ev);
   }
-  if (const json::object* u = object_at(o, "usageMetadata")) read_usage(*u, usage_);
-  const json::array* candidates = array_at(o, "candidates");
-  if (!candidates || candidates->empty() || !(*candidates)[0].is_object()) return true;
-  const json::object& c = (*candidates)[0].get_object();
-  if (const json::object* content = object_at(c, "content")) {
-    if (const json::array* parts = array_at(*content, "parts")) {
-      for (const json::value& pv : *parts) {
-        if (!pv.is_object()) continue;
-        const json::object& p = pv.get_object();
-        std::string_view signature = str_or(p, "thoughtSignature");
-        if (const json::object* fc = object_at(p, "functionCall")) {
-          // Gemini sends each call whole: a start and all its arguments at once.
-          ev = {};
-          ev.kind = Kind::tool_start;
-          ev.index = tools_++;
-          ev.id = std::string(str_or(*fc, "id"));
-          if (ev.id.empty()) ev.id = ids_.make();
-          ev.name = std::string(str_or(*fc, "name"));
-          ev.text = std::string(signature);
-          sink.on_event(ev);
-          const json::value* args = member(*fc, "args");
-          ev.kind = Kind::tool_args;
-          ev.text = args ? json::serialize(*args) : "{}";
-          sink.on_event(ev);
-          continue;
-        }
-        if (const json::value* t = member(p, "text"); t && t->is_string()) {
-          const json::value* thought = member(p, "thought");
-          bool is_thought = thought && thought->is_bool() && thought->get_bool();
-          if (!t->get_string().empty()) {
-            ev = {};
-            ev.kind = is_thought ? Kind::thinking : Kind::text;
-            ev.text = std::string(t->get_string());
-            sink.on_event(ev);
-          }
-        }
-        if (!signature.empty()) {
-          ev = {};
-          ev.kind = Kind::signature;
-          ev.text = std::string(signature);
-          sink.on_event(ev);
-        }
-      }
-    }
+  if (JsonView::Node u = o["usageMetadata"]; u.is_object()) {
+    usage_.known = true;
+    usage_.input = u["promptTokenCount"].integer_or(0);
+    usage_.reasoning = u["thoughtsTokenCount"].integer_or(0);
+    usage_.output = u["candidatesTokenCount"].integer_or(0) + usage_.reasoning;
+    usage_.cache_read = u["cachedContentTokenCount"].integer_or(0);
   }
-  if (FinishReason f = finish_from(str_or(c, "finishReason")); f != FinishReason::none) {
+  if (!candidate.is_object()) return true;
+  candidate["content"]["parts"].each([&](const JsonView::Node& p) {
+    if (!p.is_object()) return;
+    std::string signature = p["thoughtSignature"].text();
+    if (JsonView::Node fc = p["functionCall"]; fc.is_object()) {
+      // Gemini sends each call whole: a start and all its arguments at once.
+      ev = {};
+      ev.kind = Kind::tool_start;
+      ev.index = tools_++;
+      ev.id = fc["id"].text();
+      if (ev.id.empty()) ev.id = ids_.make();
+      ev.name = fc["name"].text();
+      ev.text = std::move(signature);
+      sink.on_event(ev);
+      JsonView::Node args = fc["args"];
+      ev.kind = Kind::tool_args;
+      ev.text = args ? std::string(args.raw()) : std::string("{}");
+      sink.on_event(ev);
+      return;
+    }
+    if (JsonView::Node t = p["text"]; t.has_text()) {
+      ev = {};
+      ev.kind = p["thought"].is_true() ? Kind::thinking : Kind::text;
+      ev.text = t.text();
+      sink.on_event(ev);
+    }
+    if (!signature.empty()) {
+      ev = {};
+      ev.kind = Kind::signature;
+      ev.text = std::move(signature);
+      sink.on_event(ev);
+    }
+  });
+  if (FinishReason f = finish_from(candidate["finishReason"].text()); f != FinishReason::none) {
     finish_ = f == FinishReason::stop && tools_ > 0 ? FinishReason::tool_calls : f;
     ev = {};
     ev.kind = Kind::finish;

@@ -5,7 +5,7 @@
 #include <variant>
 
 #include "core/chat.hpp"
-#include "dialects/parser_fwd.hpp"
+#include "dialects/json_view.hpp"
 
 /// Google Gemini (generateContent / streamGenerateContent?alt=sse / batchEmbedContents) ⇄ the
 /// canonical chat model.
@@ -38,7 +38,7 @@ class ChunkDecoder {
 
  private:
   IdSource ids_;
-  std::shared_ptr<ReusableParser> parser_;
+  JsonView view_;
   bool started_ = false;
   bool finished_ = false;
   int tools_ = 0;

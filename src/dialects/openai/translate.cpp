@@ -710,71 +710,81 @@ void encode_response(const core::ChatResponse& r, std::string& out) {
 // ---------------------------------------------------------------------------------------------
 // Streams
 
+namespace {
+
+void read_usage_view(const JsonView::Node& u, core::TokenUsage& usage) {
+  usage.known = true;
+  usage.input = u["prompt_tokens"].integer_or(0);
+  usage.output = u["completion_tokens"].integer_or(0);
+  auto details = u["prompt_tokens_details"];
+  usage.cache_read = details["cached_tokens"].integer_or(0);
+  usage.cache_creation = details["cache_creation_tokens"].integer_or(0);
+  if (usage.cache_read == 0) usage.cache_read = u["prompt_cache_hit_tokens"].integer_or(0);  // DeepSeek
+  usage.reasoning = u["completion_tokens_details"]["reasoning_tokens"].integer_or(0);
+}
+
+}  // namespace
+
 bool ChunkDecoder::feed(std::string_view data, core::StreamSink& sink) {
   if (data == "[DONE]") {
     finish(sink);
     return true;
   }
-  if (!parser_) parser_ = make_reusable_parser();
-  const json::value* parsed = parser_->parse(data);
-  if (!parsed || !parsed->is_object()) return false;
-  const json::object& o = parsed->get_object();
+  if (!view_.parse(data) || !view_.root().is_object()) return false;
+  JsonView::Node o = view_.root();
+  using Kind = core::StreamEvent::Kind;
   core::StreamEvent ev;
   if (!started_) {
     started_ = true;
-    ev.kind = core::StreamEvent::Kind::start;
-    ev.id = std::string(str_or(o, "id"));
-    ev.model = std::string(str_or(o, "model"));
-    ev.created = int_or(o, "created");
+    ev.kind = Kind::start;
+    ev.id = o["id"].text();
+    ev.model = o["model"].text();
+    ev.created = o["created"].integer_or(0);
     sink.on_event(ev);
   }
-  if (const json::object* u = object_at(o, "usage")) read_usage(*u, usage_);
-  const json::array* choices = array_at(o, "choices");
-  if (!choices || choices->empty() || !(*choices)[0].is_object()) return true;
-  const json::object& choice = (*choices)[0].get_object();
-  if (const json::object* delta = object_at(choice, "delta")) {
-    if (std::string_view rc = str_or(*delta, "reasoning_content"); !rc.empty()) {
+  if (auto u = o["usage"]; u.is_object()) read_usage_view(u, usage_);
+  JsonView::Node choice = o["choices"].at(0);
+  if (!choice.is_object()) return true;
+  if (JsonView::Node delta = choice["delta"]; delta.is_object()) {
+    if (auto rc = delta["reasoning_content"]; rc.has_text()) {
       ev = {};
-      ev.kind = core::StreamEvent::Kind::thinking;
-      ev.text = std::string(rc);
+      ev.kind = Kind::thinking;
+      ev.text = rc.text();
       sink.on_event(ev);
     }
-    if (std::string_view text = str_or(*delta, "content"); !text.empty()) {
+    if (auto text = delta["content"]; text.has_text()) {
       ev = {};
-      ev.kind = core::StreamEvent::Kind::text;
-      ev.text = std::string(text);
+      ev.kind = Kind::text;
+      ev.text = text.text();
       sink.on_event(ev);
     }
-    if (const json::array* calls = array_at(*delta, "tool_calls")) {
-      for (const json::value& cv : *calls) {
-        if (!cv.is_object()) continue;
-        const json::object& c = cv.get_object();
-        int index = static_cast<int>(int_or(c, "index"));
-        const json::object* fn = object_at(c, "function");
-        std::string_view id = str_or(c, "id");
-        std::string_view name = fn ? str_or(*fn, "name") : std::string_view{};
-        if (!id.empty() || !name.empty()) {
-          ev = {};
-          ev.kind = core::StreamEvent::Kind::tool_start;
-          ev.index = index;
-          ev.id = std::string(id);
-          ev.name = std::string(name);
-          sink.on_event(ev);
-        }
-        if (std::string_view args = fn ? str_or(*fn, "arguments") : std::string_view{}; !args.empty()) {
-          ev = {};
-          ev.kind = core::StreamEvent::Kind::tool_args;
-          ev.index = index;
-          ev.text = std::string(args);
-          sink.on_event(ev);
-        }
+    delta["tool_calls"].each([&](const JsonView::Node& call) {
+      if (!call.is_object()) return;
+      int index = static_cast<int>(call["index"].integer_or(0));
+      JsonView::Node fn = call["function"];
+      JsonView::Node id = call["id"];
+      JsonView::Node name = fn["name"];
+      if (id.has_text() || name.has_text()) {
+        ev = {};
+        ev.kind = Kind::tool_start;
+        ev.index = index;
+        ev.id = id.text();
+        ev.name = name.text();
+        sink.on_event(ev);
       }
-    }
+      if (auto args = fn["arguments"]; args.has_text()) {
+        ev = {};
+        ev.kind = Kind::tool_args;
+        ev.index = index;
+        ev.text = args.text();
+        sink.on_event(ev);
+      }
+    });
   }
-  if (std::string_view fr = str_or(choice, "finish_reason"); !fr.empty()) {
+  if (auto fr = choice["finish_reason"]; fr.has_text()) {
     ev = {};
-    ev.kind = core::StreamEvent::Kind::finish;
-    ev.finish = finish_reason_from(fr);
+    ev.kind = Kind::finish;
+    ev.finish = finish_reason_from(fr.text());
     sink.on_event(ev);
   }
   return true;

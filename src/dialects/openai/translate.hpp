@@ -10,7 +10,7 @@
 #include <variant>
 
 #include "core/chat.hpp"
-#include "dialects/parser_fwd.hpp"
+#include "dialects/json_view.hpp"
 #include "dialects/providers.hpp"
 
 /// OpenAI chat completions ⇄ the canonical chat model: used when the client's dialect and the
@@ -52,7 +52,7 @@ class ChunkDecoder {
   void finish(core::StreamSink& sink);
 
  private:
-  std::shared_ptr<ReusableParser> parser_;
+  JsonView view_;
   bool started_ = false;
   bool finished_ = false;
   core::TokenUsage usage_;
