@@ -157,6 +157,15 @@ class StreamSink {
   virtual void on_event(const StreamEvent& event) = 0;
 };
 
+/// Sends `usage` as the stream's usage step when it is known.
+inline void emit_usage(StreamSink& sink, const TokenUsage& usage) {
+  if (!usage.known) return;
+  StreamEvent ev;
+  ev.kind = StreamEvent::Kind::usage;
+  ev.usage = usage;
+  sink.on_event(ev);
+}
+
 /// A translation that could not be made faithfully: the parameters the target cannot express.
 struct Unsupported {
   std::vector<std::string> params;

@@ -536,6 +536,13 @@ void Gateway::fail_attempt(Exchange& ex, Failure& failure, ApiError error) {
 
 namespace {
 
+/// Ids for tool calls of upstreams that give none (Gemini): unique per request.
+dialects::gemini::IdSource tool_call_ids(std::string_view request_id) {
+  dialects::gemini::IdSource ids;
+  ids.prefix = "call_" + std::string(request_id.substr(request_id.size() > 12 ? request_id.size() - 12 : 0)) + "_";
+  return ids;
+}
+
 openai::Usage to_openai_usage(const core::TokenUsage& u) {
   openai::Usage o;
   o.prompt_tokens = u.input;
@@ -693,8 +700,7 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt(Chat& chat, const DeploymentR
   if (!sse) co_return co_await relay_json(chat, d, up, writer, ex, failure);
 
   if (translated) {
-    dialects::gemini::IdSource ids;
-    ids.prefix = "call_" + std::string(ex.request_id.substr(ex.request_id.size() > 12 ? ex.request_id.size() - 12 : 0)) + "_";
+    dialects::gemini::IdSource ids = tool_call_ids(ex.request_id);
     struct Translate final : StreamProcessor {
       dialects::StreamTranslator t;
       Translate(dialects::StreamTranslator tr) : t(std::move(tr)) {}
@@ -802,8 +808,7 @@ asio::awaitable<Gateway::Outcome> Gateway::relay_json(Chat& chat, const Deployme
     }
     ex.usage = openai::probe_usage(body).usage;
   } else if (chat.client != upstream) {
-    dialects::gemini::IdSource ids;
-    ids.prefix = "call_" + std::string(ex.request_id.substr(ex.request_id.size() > 12 ? ex.request_id.size() - 12 : 0)) + "_";
+    dialects::gemini::IdSource ids = tool_call_ids(ex.request_id);
     dialects::UpstreamRequest sent;
     sent.anthropic = chat.anthropic_encoded;
     core::TokenUsage usage;

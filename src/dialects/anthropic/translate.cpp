@@ -146,20 +146,6 @@ bool is_modelled(std::string_view key) {
   return false;
 }
 
-void read_usage(const json::object& u, core::TokenUsage& usage) {
-  usage.known = true;
-  std::int64_t plain = int_or(u, "input_tokens", -1);
-  std::int64_t created = int_or(u, "cache_creation_input_tokens");
-  std::int64_t read = int_or(u, "cache_read_input_tokens");
-  // message_delta repeats only what changed; keep what message_start said otherwise.
-  if (plain >= 0) usage.input = plain + created + read;
-  if (u.contains("cache_creation_input_tokens")) usage.cache_creation = created;
-  if (u.contains("cache_read_input_tokens")) usage.cache_read = read;
-  if (plain < 0 && (u.contains("cache_creation_input_tokens") || u.contains("cache_read_input_tokens")))
-    usage.input = std::max(usage.input, created + read);
-  if (u.contains("output_tokens")) usage.output = int_or(u, "output_tokens");
-}
-
 void append_usage(std::string& out, const core::TokenUsage& u) {
   out += R"({"input_tokens":)";
   out += std::to_string(std::max<std::int64_t>(0, u.input - u.cache_read - u.cache_creation));
@@ -200,13 +186,16 @@ bool patch_model(std::string_view body, std::string_view model, std::string& out
   return true;
 }
 
+namespace {
+void read_usage_view(const JsonView::Node& u, core::TokenUsage& usage);
+}  // namespace
+
 void probe_usage(std::string_view text, core::TokenUsage& usage) {
-  auto parsed = parse_json(text, 64);
-  if (!parsed || !parsed->is_object()) return;
-  const json::object& o = parsed->get_object();
-  if (const json::object* u = object_at(o, "usage")) read_usage(*u, usage);
-  if (const json::object* m = object_at(o, "message"))
-    if (const json::object* u = object_at(*m, "usage")) read_usage(*u, usage);
+  JsonView view;
+  if (!view.parse(text) || !view.root().is_object()) return;
+  JsonView::Node o = view.root();
+  if (auto u = o["usage"]; u.is_object()) read_usage_view(u, usage);
+  if (auto u = o["message"]["usage"]; u.is_object()) read_usage_view(u, usage);
 }
 
 std::variant<ChatRequest, ApiError> decode_request(std::string_view body, std::size_t max_depth,
@@ -430,30 +419,50 @@ FinishReason finish_from_stop_reason(std::string_view s) {
   return FinishReason::stop;  // end_turn, stop_sequence, pause_turn
 }
 
+namespace {
+void read_usage_view(const JsonView::Node& u, core::TokenUsage& usage);
+}  // namespace
+
 std::variant<core::ChatResponse, ApiError> decode_response(std::string_view body,
                                                            const EncodeResult& encoded) {
-  auto parsed = parse_json(body, 64);
-  if (!parsed || !parsed->is_object())
+  JsonView view;
+  if (!view.parse(body) || !view.root().is_object())
     return ApiError::make(core::ErrorKind::upstream_connect, "The upstream answered invalid JSON.");
-  const json::object& o = parsed->get_object();
+  JsonView::Node o = view.root();
   core::ChatResponse r;
-  r.id = std::string(str_or(o, "id"));
-  r.model = std::string(str_or(o, "model"));
-  r.stop_sequence = std::string(str_or(o, "stop_sequence"));
-  r.finish = finish_from_stop_reason(str_or(o, "stop_reason"));
-  if (const json::object* u = object_at(o, "usage")) read_usage(*u, r.usage);
-  if (const json::value* content = member(o, "content"))
-    if (auto e = decode_blocks(*content, r.content, "content"))
-      return ApiError::make(core::ErrorKind::upstream_connect, "The upstream answered an unknown content block: " + e->message);
-  if (!encoded.json_tool.empty()) {
-    for (Block& b : r.content) {
-      if (b.type == Block::Type::tool_use && b.name == encoded.json_tool) {
-        Block text = Block::make_text(b.arguments);
-        b = std::move(text);
+  r.id = o["id"].text();
+  r.model = o["model"].text();
+  r.stop_sequence = o["stop_sequence"].text();
+  r.finish = finish_from_stop_reason(o["stop_reason"].text());
+  if (auto u = o["usage"]; u.is_object()) read_usage_view(u, r.usage);
+  o["content"].each([&](const JsonView::Node& c) {
+    JsonView::Node type = c["type"];
+    Block b;
+    if (type.equals("text")) {
+      b.text = c["text"].text();
+    } else if (type.equals("thinking")) {
+      b.type = Block::Type::thinking;
+      b.text = c["thinking"].text();
+      b.signature = c["signature"].text();
+    } else if (type.equals("redacted_thinking")) {
+      b.type = Block::Type::redacted_thinking;
+      b.text = c["data"].text();
+    } else if (type.equals("tool_use")) {
+      b.type = Block::Type::tool_use;
+      b.id = c["id"].text();
+      b.name = c["name"].text();
+      JsonView::Node input = c["input"];
+      b.arguments = input ? std::string(input.raw()) : std::string("{}");
+      if (!encoded.json_tool.empty() && b.name == encoded.json_tool) {
+        // JSON mode: the forced tool's input is the answer.
+        b = Block::make_text(std::move(b.arguments));
         if (r.finish == FinishReason::tool_calls) r.finish = FinishReason::stop;
       }
+    } else {
+      return;  // server tool results, citations: nothing an OpenAI client can show
     }
-  }
+    r.content.push_back(std::move(b));
+  });
   return r;
 }
 
@@ -468,12 +477,7 @@ void encode_response(const core::ChatResponse& r, std::string& out) {
   o["content"] = std::move(content);
   o["stop_reason"] = stop_reason_name(r.finish, !r.stop_sequence.empty());
   o["stop_sequence"] = r.stop_sequence.empty() ? json::value(nullptr) : json::value(r.stop_sequence);
-  std::string body = json::serialize(o);
-  body.pop_back();
-  body += R"(,"usage":)";
-  append_usage(body, r.usage);
-  body += '}';
-  out += body;
+  append_object_with(out, o, "usage", [&](std::string& s) { append_usage(s, r.usage); });
 }
 
 // ---------------------------------------------------------------------------------------------

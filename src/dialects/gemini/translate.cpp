@@ -147,13 +147,13 @@ json::object tool_response(const Block& b) {
   return json::object{{b.is_error ? "error" : "result", text}};
 }
 
-void read_usage(const json::object& u, core::TokenUsage& usage) {
+void read_usage_view(const JsonView::Node& u, core::TokenUsage& usage) {
   usage.known = true;
-  usage.input = int_or(u, "promptTokenCount");
-  usage.reasoning = int_or(u, "thoughtsTokenCount");
+  usage.input = u["promptTokenCount"].integer_or(0);
+  usage.reasoning = u["thoughtsTokenCount"].integer_or(0);
   // candidatesTokenCount leaves thoughts out; OpenAI's completion tokens include reasoning.
-  usage.output = int_or(u, "candidatesTokenCount") + usage.reasoning;
-  usage.cache_read = int_or(u, "cachedContentTokenCount");
+  usage.output = u["candidatesTokenCount"].integer_or(0) + usage.reasoning;
+  usage.cache_read = u["cachedContentTokenCount"].integer_or(0);
 }
 
 FinishReason finish_from(std::string_view reason) {
@@ -163,17 +163,6 @@ FinishReason finish_from(std::string_view reason) {
       reason == "PROHIBITED_CONTENT" || reason == "SPII" || reason == "IMAGE_SAFETY")
     return FinishReason::content_filter;
   return FinishReason::stop;  // STOP, OTHER, LANGUAGE, MALFORMED_FUNCTION_CALL
-}
-
-std::optional<ApiError> blocked(const json::object& o) {
-  const json::array* candidates = array_at(o, "candidates");
-  if (candidates && !candidates->empty()) return std::nullopt;
-  const json::object* feedback = object_at(o, "promptFeedback");
-  std::string_view reason = feedback ? str_or(*feedback, "blockReason") : std::string_view{};
-  if (reason.empty()) return std::nullopt;
-  return ApiError::make(core::ErrorKind::invalid_request,
-                        "The prompt was blocked by Gemini's safety filters (" + std::string(reason) + ").",
-                        "messages", "content_filter");
 }
 
 }  // namespace
@@ -318,48 +307,45 @@ void encode_request(const ChatRequest& r, std::string& out, core::Unsupported& u
 }
 
 std::variant<core::ChatResponse, ApiError> decode_response(std::string_view body, IdSource& ids) {
-  auto parsed = parse_json(body, 64);
-  if (!parsed || !parsed->is_object())
+  JsonView view;
+  if (!view.parse(body) || !view.root().is_object())
     return ApiError::make(core::ErrorKind::upstream_connect, "The upstream answered invalid JSON.");
-  const json::object& o = parsed->get_object();
-  if (auto e = blocked(o)) return *e;
-  core::ChatResponse r;
-  r.id = std::string(str_or(o, "responseId"));
-  r.model = std::string(str_or(o, "modelVersion"));
-  if (const json::object* u = object_at(o, "usageMetadata")) read_usage(*u, r.usage);
-  const json::array* candidates = array_at(o, "candidates");
-  if (!candidates || candidates->empty() || !(*candidates)[0].is_object())
-    return ApiError::make(core::ErrorKind::upstream_connect, "The upstream answered no candidates.");
-  const json::object& c = (*candidates)[0].get_object();
-  bool tool_call = false;
-  if (const json::object* content = object_at(c, "content")) {
-    if (const json::array* parts = array_at(*content, "parts")) {
-      for (const json::value& pv : *parts) {
-        if (!pv.is_object()) continue;
-        const json::object& p = pv.get_object();
-        Block b;
-        b.signature = std::string(str_or(p, "thoughtSignature"));
-        if (const json::object* fc = object_at(p, "functionCall")) {
-          b.type = Block::Type::tool_use;
-          b.id = std::string(str_or(*fc, "id"));
-          if (b.id.empty()) b.id = ids.make();
-          b.name = std::string(str_or(*fc, "name"));
-          const json::value* args = member(*fc, "args");
-          b.arguments = args ? json::serialize(*args) : "{}";
-          tool_call = true;
-        } else if (const json::value* t = member(p, "text"); t && t->is_string()) {
-          const json::value* thought = member(p, "thought");
-          b.type = thought && thought->is_bool() && thought->get_bool() ? Block::Type::thinking
-                                                                        : Block::Type::text;
-          b.text = std::string(t->get_string());
-        } else {
-          continue;
-        }
-        r.content.push_back(std::move(b));
-      }
-    }
+  JsonView::Node o = view.root();
+  JsonView::Node c = o["candidates"].at(0);
+  if (!c) {
+    if (auto reason = o["promptFeedback"]["blockReason"]; reason.has_text())
+      return ApiError::make(core::ErrorKind::invalid_request,
+                            "The prompt was blocked by Gemini's safety filters (" + reason.text() + ").",
+                            "messages", "content_filter");
   }
-  r.finish = finish_from(str_or(c, "finishReason"));
+  core::ChatResponse r;
+  r.id = o["responseId"].text();
+  r.model = o["modelVersion"].text();
+  if (JsonView::Node u = o["usageMetadata"]; u.is_object()) read_usage_view(u, r.usage);
+  if (!c.is_object())
+    return ApiError::make(core::ErrorKind::upstream_connect, "The upstream answered no candidates.");
+  bool tool_call = false;
+  c["content"]["parts"].each([&](const JsonView::Node& p) {
+    if (!p.is_object()) return;
+    Block b;
+    b.signature = p["thoughtSignature"].text();
+    if (JsonView::Node fc = p["functionCall"]; fc.is_object()) {
+      b.type = Block::Type::tool_use;
+      b.id = fc["id"].text();
+      if (b.id.empty()) b.id = ids.make();
+      b.name = fc["name"].text();
+      JsonView::Node args = fc["args"];
+      b.arguments = args ? std::string(args.raw()) : std::string("{}");
+      tool_call = true;
+    } else if (JsonView::Node t = p["text"]; t.is_string()) {
+      b.type = p["thought"].is_true() ? Block::Type::thinking : Block::Type::text;
+      b.text = t.text();
+    } else {
+      return;
+    }
+    r.content.push_back(std::move(b));
+  });
+  r.finish = finish_from(c["finishReason"].text());
   if (tool_call && r.finish == FinishReason::stop) r.finish = FinishReason::tool_calls;
   return r;
 }
@@ -388,13 +374,7 @@ bool ChunkDecoder::feed(std::string_view data, core::StreamSink& sink) {
     ev.model = o["modelVersion"].text();
     sink.on_event(ev);
   }
-  if (JsonView::Node u = o["usageMetadata"]; u.is_object()) {
-    usage_.known = true;
-    usage_.input = u["promptTokenCount"].integer_or(0);
-    usage_.reasoning = u["thoughtsTokenCount"].integer_or(0);
-    usage_.output = u["candidatesTokenCount"].integer_or(0) + usage_.reasoning;
-    usage_.cache_read = u["cachedContentTokenCount"].integer_or(0);
-  }
+  if (JsonView::Node u = o["usageMetadata"]; u.is_object()) read_usage_view(u, usage_);
   if (!candidate.is_object()) return true;
   candidate["content"]["parts"].each([&](const JsonView::Node& p) {
     if (!p.is_object()) return;
@@ -441,12 +421,7 @@ bool ChunkDecoder::feed(std::string_view data, core::StreamSink& sink) {
 void ChunkDecoder::finish(core::StreamSink& sink) {
   if (finished_) return;
   finished_ = true;
-  if (usage_.known) {
-    core::StreamEvent ev;
-    ev.kind = core::StreamEvent::Kind::usage;
-    ev.usage = usage_;
-    sink.on_event(ev);
-  }
+  core::emit_usage(sink, usage_);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -578,22 +578,6 @@ FinishReason finish_reason_from(std::string_view name) {
   return FinishReason::none;
 }
 
-namespace {
-
-void read_usage(const json::object& u, core::TokenUsage& usage) {
-  usage.known = true;
-  usage.input = int_or(u, "prompt_tokens");
-  usage.output = int_or(u, "completion_tokens");
-  if (const json::object* d = object_at(u, "prompt_tokens_details")) {
-    usage.cache_read = int_or(*d, "cached_tokens");
-    usage.cache_creation = int_or(*d, "cache_creation_tokens");
-  }
-  if (usage.cache_read == 0) usage.cache_read = int_or(u, "prompt_cache_hit_tokens");  // DeepSeek
-  if (const json::object* d = object_at(u, "completion_tokens_details"))
-    usage.reasoning = int_or(*d, "reasoning_tokens");
-}
-
-}  // namespace
 
 void append_usage(std::string& out, const core::TokenUsage& u) {
   out += R"({"prompt_tokens":)";
@@ -613,98 +597,126 @@ void append_usage(std::string& out, const core::TokenUsage& u) {
   out += "}}";
 }
 
+namespace {
+void read_usage_view(const JsonView::Node& u, core::TokenUsage& usage);
+}  // namespace
+
 std::variant<core::ChatResponse, Error> decode_response(std::string_view body) {
-  auto parsed = parse_json(body, 64);
-  if (!parsed || !parsed->is_object())
+  JsonView view;
+  if (!view.parse(body) || !view.root().is_object())
     return core::ApiError::make(core::ErrorKind::upstream_connect, "The upstream answered invalid JSON.");
-  const json::object& o = parsed->get_object();
+  JsonView::Node o = view.root();
   core::ChatResponse r;
-  r.id = std::string(str_or(o, "id"));
-  r.model = std::string(str_or(o, "model"));
-  r.created = int_or(o, "created");
-  if (const json::object* u = object_at(o, "usage")) read_usage(*u, r.usage);
-  const json::array* choices = array_at(o, "choices");
-  if (!choices || choices->empty() || !(*choices)[0].is_object())
+  r.id = o["id"].text();
+  r.model = o["model"].text();
+  r.created = o["created"].integer_or(0);
+  if (auto u = o["usage"]; u.is_object()) read_usage_view(u, r.usage);
+  JsonView::Node choice = o["choices"].at(0);
+  if (!choice.is_object())
     return core::ApiError::make(core::ErrorKind::upstream_connect, "The upstream answered no choices.");
-  const json::object& choice = (*choices)[0].get_object();
-  r.finish = finish_reason_from(str_or(choice, "finish_reason"));
-  if (const json::object* m = object_at(choice, "message")) {
-    if (std::string_view rc = str_or(*m, "reasoning_content"); !rc.empty()) {
+  r.finish = finish_reason_from(choice["finish_reason"].text());
+  if (JsonView::Node m = choice["message"]; m.is_object()) {
+    if (auto rc = m["reasoning_content"]; rc.has_text()) {
       Block b;
       b.type = Block::Type::thinking;
-      b.text = std::string(rc);
+      b.text = rc.text();
       r.content.push_back(std::move(b));
     }
-    if (std::string_view text = str_or(*m, "content"); !text.empty())
-      r.content.push_back(Block::make_text(std::string(text)));
-    else if (std::string_view refusal = str_or(*m, "refusal"); !refusal.empty())
-      r.content.push_back(Block::make_text(std::string(refusal)));
-    if (const json::array* calls = array_at(*m, "tool_calls")) {
-      for (const json::value& cv : *calls) {
-        if (!cv.is_object()) continue;
-        const json::object* fn = object_at(cv.get_object(), "function");
-        if (!fn) continue;
-        Block b;
-        b.type = Block::Type::tool_use;
-        b.id = std::string(str_or(cv.get_object(), "id"));
-        b.name = std::string(str_or(*fn, "name"));
-        b.arguments = std::string(str_or(*fn, "arguments"));
-        r.content.push_back(std::move(b));
-      }
-    }
+    if (auto text = m["content"]; text.has_text())
+      r.content.push_back(Block::make_text(text.text()));
+    else if (auto refusal = m["refusal"]; refusal.has_text())
+      r.content.push_back(Block::make_text(refusal.text()));
+    m["tool_calls"].each([&](const JsonView::Node& call) {
+      JsonView::Node fn = call["function"];
+      if (!fn.is_object()) return;
+      Block b;
+      b.type = Block::Type::tool_use;
+      b.id = call["id"].text();
+      b.name = fn["name"].text();
+      b.arguments = fn["arguments"].text();
+      r.content.push_back(std::move(b));
+    });
   }
   return r;
 }
 
 void encode_response(const core::ChatResponse& r, std::string& out) {
-  json::object message;
-  message["role"] = "assistant";
+  // Written directly (no tree): this runs for every translated answer.
+  using core::append_json_string;
   std::string text, reasoning;
-  json::array calls, thinking_blocks;
+  bool calls = false, signed_thinking = false;
   for (const Block& b : r.content) {
-    switch (b.type) {
-      case Block::Type::text: text += b.text; break;
-      case Block::Type::thinking:
-        reasoning += b.text;
-        thinking_blocks.push_back(json::object{{"type", "thinking"}, {"thinking", b.text}, {"signature", b.signature}});
-        break;
-      case Block::Type::redacted_thinking:
-        thinking_blocks.push_back(json::object{{"type", "redacted_thinking"}, {"data", b.text}});
-        break;
-      case Block::Type::tool_use: {
-        json::object call{{"id", b.id}, {"type", "function"},
-                          {"function", json::object{{"name", b.name}, {"arguments", b.arguments.empty() ? "{}" : b.arguments}}}};
-        if (!b.signature.empty())
-          call["extra_content"] = json::object{{"google", json::object{{"thought_signature", b.signature}}}};
-        calls.push_back(std::move(call));
-        break;
-      }
-      default: break;
-    }
-  }
-  if (text.empty() && !calls.empty()) message["content"] = nullptr;
-  else message["content"] = text;
-  if (!reasoning.empty()) message["reasoning_content"] = reasoning;
-  bool signed_thinking = false;
-  for (const auto& tb : thinking_blocks)
-    if (!str_or(tb.get_object(), "signature").empty() || str_or(tb.get_object(), "type") == "redacted_thinking")
+    if (b.type == Block::Type::text) text += b.text;
+    else if (b.type == Block::Type::thinking) reasoning += b.text;
+    else if (b.type == Block::Type::tool_use) calls = true;
+    if ((b.type == Block::Type::thinking && !b.signature.empty()) || b.type == Block::Type::redacted_thinking)
       signed_thinking = true;
-  if (signed_thinking) message["thinking_blocks"] = std::move(thinking_blocks);
-  if (!calls.empty()) message["tool_calls"] = std::move(calls);
-  message["refusal"] = nullptr;
-  json::object choice{{"index", 0}, {"message", std::move(message)}, {"logprobs", nullptr}};
-  std::string_view finish = finish_reason_name(r.finish);
-  choice["finish_reason"] = finish.empty() ? json::value(nullptr) : json::value(finish);
+  }
   std::int64_t created = r.created ? r.created : static_cast<std::int64_t>(std::time(nullptr));
-  json::object o{{"id", r.id}, {"object", "chat.completion"}, {"created", created}, {"model", r.model}};
-  o["choices"] = json::array{std::move(choice)};
-  std::string body = json::serialize(o);
-  // usage appended by hand (same writer as the streams use)
-  body.pop_back();
-  body += R"(,"usage":)";
-  append_usage(body, r.usage);
-  body += '}';
-  out += body;
+  out += R"({"id":)";
+  append_json_string(out, r.id);
+  out += R"(,"object":"chat.completion","created":)";
+  out += std::to_string(created);
+  out += R"(,"model":)";
+  append_json_string(out, r.model);
+  out += R"(,"choices":[{"index":0,"message":{"role":"assistant","content":)";
+  if (text.empty() && calls) out += "null";
+  else append_json_string(out, text);
+  if (!reasoning.empty()) {
+    out += R"(,"reasoning_content":)";
+    append_json_string(out, reasoning);
+  }
+  if (signed_thinking) {
+    // The blocks with their signatures, for the client to send back next turn.
+    out += R"(,"thinking_blocks":[)";
+    bool first = true;
+    for (const Block& b : r.content) {
+      if (b.type != Block::Type::thinking && b.type != Block::Type::redacted_thinking) continue;
+      if (!first) out += ',';
+      first = false;
+      if (b.type == Block::Type::thinking) {
+        out += R"({"type":"thinking","thinking":)";
+        append_json_string(out, b.text);
+        out += R"(,"signature":)";
+        append_json_string(out, b.signature);
+      } else {
+        out += R"({"type":"redacted_thinking","data":)";
+        append_json_string(out, b.text);
+      }
+      out += '}';
+    }
+    out += ']';
+  }
+  if (calls) {
+    out += R"(,"tool_calls":[)";
+    bool first = true;
+    for (const Block& b : r.content) {
+      if (b.type != Block::Type::tool_use) continue;
+      if (!first) out += ',';
+      first = false;
+      out += R"({"id":)";
+      append_json_string(out, b.id);
+      out += R"(,"type":"function","function":{"name":)";
+      append_json_string(out, b.name);
+      out += R"(,"arguments":)";
+      append_json_string(out, b.arguments.empty() ? std::string_view("{}") : std::string_view(b.arguments));
+      out += '}';
+      if (!b.signature.empty()) {
+        out += R"(,"extra_content":{"google":{"thought_signature":)";
+        append_json_string(out, b.signature);
+        out += "}}";
+      }
+      out += '}';
+    }
+    out += ']';
+  }
+  out += R"(,"refusal":null},"logprobs":null,"finish_reason":)";
+  std::string_view finish = finish_reason_name(r.finish);
+  if (finish.empty()) out += "null";
+  else append_json_string(out, finish);
+  out += R"(}],"usage":)";
+  append_usage(out, r.usage);
+  out += '}';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -793,12 +805,7 @@ bool ChunkDecoder::feed(std::string_view data, core::StreamSink& sink) {
 void ChunkDecoder::finish(core::StreamSink& sink) {
   if (finished_) return;
   finished_ = true;
-  if (usage_.known) {
-    core::StreamEvent ev;
-    ev.kind = core::StreamEvent::Kind::usage;
-    ev.usage = usage_;
-    sink.on_event(ev);
-  }
+  core::emit_usage(sink, usage_);
 }
 
 void ChunkEncoder::ensure_prefix() {
