@@ -79,7 +79,22 @@ class JsonView {
       return core::json::as_int(core::json::Value{type(), raw(), entry().offset});
     }
     std::int64_t integer_or(std::int64_t fallback) const { return integer().value_or(fallback); }
+    std::optional<double> number() const {
+      if (!view_ || type() != core::json::Type::number) return std::nullopt;
+      return core::json::as_double(core::json::Value{type(), raw(), entry().offset});
+    }
+    bool is_null() const { return view_ && type() == core::json::Type::null; }
+    bool is_bool() const { return view_ && type() == core::json::Type::boolean; }
     bool is_true() const { return view_ && type() == core::json::Type::boolean && raw() == "true"; }
+    /// Calls `fn(key, Node)` for each member of an object (the key as written, escapes kept).
+    template <class Fn>
+    void each_member(Fn&& fn) const {
+      if (!is_object()) return;
+      view_->tape_.for_each_child(view_->doc_, index_, [&](std::string_view k, const core::json::Value&, std::size_t i) {
+        fn(k, Node(view_, i));
+        return true;
+      });
+    }
 
    private:
     const core::json::Tape::Entry& entry() const { return view_->tape_[index_]; }

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "dialects/json_util.hpp"
+#include "dialects/json_view.hpp"
 
 namespace switchyard::dialects::openai {
 
@@ -30,52 +31,61 @@ bool split_data_url(std::string_view url, std::string& media_type, std::string& 
   return true;
 }
 
+using Node = JsonView::Node;
+
+/// A sub-document kept whole in the canonical form (schemas, cache_control, unknown members).
+json::value to_value(const Node& n) {
+  boost::system::error_code ec;
+  json::value v = json::parse(n.raw(), ec);
+  return ec ? json::value(nullptr) : v;
+}
+
 /// Content (string, or array of parts) → blocks. `allow_images` for user turns.
-std::optional<Error> decode_content(const json::value& content, std::vector<Block>& out,
+std::optional<Error> decode_content(const Node& content, std::vector<Block>& out,
                                     const std::string& path, bool allow_images) {
-  if (content.is_null()) return std::nullopt;
+  if (!content || content.is_null()) return std::nullopt;
   if (content.is_string()) {
-    out.push_back(Block::make_text(std::string(content.get_string())));
+    out.push_back(Block::make_text(content.text()));
     return std::nullopt;
   }
   if (!content.is_array()) return bad_request(path + " must be a string or an array of parts", path);
+  std::optional<Error> error;
   std::size_t i = 0;
-  for (const json::value& part_value : content.get_array()) {
+  content.each([&](const Node& part) {
+    if (error) return;
     std::string part_path = path + "[" + std::to_string(i++) + "]";
-    if (!part_value.is_object()) return bad_request(part_path + " must be an object", part_path);
-    const json::object& part = part_value.get_object();
-    std::string_view type = str_or(part, "type");
-    Block b;
-    if (type == "text") {
-      const json::value* text = member(part, "text");
-      if (!text || !text->is_string())
-        return bad_request(part_path + ".text must be a string", part_path + ".text");
-      b.text = std::string(text->get_string());
-    } else if (type == "image_url" && allow_images) {
-      const json::value* image = member(part, "image_url");
-      std::string_view url;
-      if (image && image->is_object()) url = str_or(image->get_object(), "url");
-      else if (image && image->is_string()) url = image->get_string();
-      if (url.empty())
-        return bad_request(part_path + ".image_url.url must be a string", part_path + ".image_url");
-      b.type = Block::Type::image;
-      if (!split_data_url(url, b.media_type, b.data)) b.url = std::string(url);
-    } else {
-      return bad_request("Content part type \"" + std::string(type) + "\" at " + part_path +
-                             " cannot be translated for this deployment's provider.",
-                         part_path + ".type", "unsupported_content");
+    if (!part.is_object()) {
+      error = bad_request(part_path + " must be an object", part_path);
+      return;
     }
-    if (const json::value* cc = member(part, "cache_control")) b.cache_control = *cc;
+    Node type = part["type"];
+    Block b;
+    if (type.equals("text")) {
+      Node text = part["text"];
+      if (!text.is_string()) {
+        error = bad_request(part_path + ".text must be a string", part_path + ".text");
+        return;
+      }
+      b.text = text.text();
+    } else if (type.equals("image_url") && allow_images) {
+      Node image = part["image_url"];
+      std::string url = image.is_object() ? image["url"].text() : image.text();
+      if (url.empty()) {
+        error = bad_request(part_path + ".image_url.url must be a string", part_path + ".image_url");
+        return;
+      }
+      b.type = Block::Type::image;
+      if (!split_data_url(url, b.media_type, b.data)) b.url = std::move(url);
+    } else {
+      error = bad_request("Content part type \"" + type.text() + "\" at " + part_path +
+                              " cannot be translated for this deployment's provider.",
+                          part_path + ".type", "unsupported_content");
+      return;
+    }
+    if (Node cc = part["cache_control"]) b.cache_control = to_value(cc);
     out.push_back(std::move(b));
-  }
-  return std::nullopt;
-}
-
-/// Text of a tool message's content (string or text parts).
-std::optional<Error> decode_tool_content(const json::value* content, Block& result,
-                                         const std::string& path) {
-  if (!content || content->is_null()) return std::nullopt;
-  return decode_content(*content, result.content, path, true);
+  });
+  return error;
 }
 
 Message& user_turn(ChatRequest& r) {
@@ -83,170 +93,170 @@ Message& user_turn(ChatRequest& r) {
   return r.messages.back();
 }
 
-std::optional<Error> decode_tools(const json::object& body, ChatRequest& r) {
-  if (const json::array* tools = array_at(body, "tools")) {
+std::optional<Error> decode_tools(const Node& body, ChatRequest& r) {
+  std::optional<Error> error;
+  if (Node tools = body["tools"]; tools.is_array()) {
     std::size_t i = 0;
-    for (const json::value& t : *tools) {
+    tools.each([&](const Node& t) {
+      if (error) return;
       std::string path = "tools[" + std::to_string(i++) + "]";
-      const json::object* fn = t.is_object() ? object_at(t.get_object(), "function") : nullptr;
-      if (!fn || str_or(*fn, "name").empty())
-        return bad_request(path + ".function.name is required", path + ".function.name");
+      Node fn = t["function"];
+      if (!fn.is_object() || !fn["name"].has_text()) {
+        error = bad_request(path + ".function.name is required", path + ".function.name");
+        return;
+      }
       core::Tool tool;
-      tool.name = std::string(str_or(*fn, "name"));
-      tool.description = std::string(str_or(*fn, "description"));
-      if (const json::value* p = member(*fn, "parameters")) tool.parameters = *p;
-      if (const json::value* s = member(*fn, "strict"); s && s->is_bool()) tool.strict = s->get_bool();
-      if (const json::value* cc = member(t.get_object(), "cache_control")) tool.cache_control = *cc;
+      tool.name = fn["name"].text();
+      tool.description = fn["description"].text();
+      if (Node p = fn["parameters"]) tool.parameters = to_value(p);
+      if (Node st = fn["strict"]; st.is_bool()) tool.strict = st.is_true();
+      if (Node cc = t["cache_control"]) tool.cache_control = to_value(cc);
       r.tools.push_back(std::move(tool));
-    }
-  } else if (const json::array* functions = array_at(body, "functions")) {
-    for (const json::value& f : *functions) {
-      if (!f.is_object() || str_or(f.get_object(), "name").empty())
-        return bad_request("functions[].name is required", "functions");
+    });
+  } else if (Node functions = body["functions"]; functions.is_array()) {
+    functions.each([&](const Node& f) {
+      if (error) return;
+      if (!f["name"].has_text()) {
+        error = bad_request("functions[].name is required", "functions");
+        return;
+      }
       core::Tool tool;
-      tool.name = std::string(str_or(f.get_object(), "name"));
-      tool.description = std::string(str_or(f.get_object(), "description"));
-      if (const json::value* p = member(f.get_object(), "parameters")) tool.parameters = *p;
+      tool.name = f["name"].text();
+      tool.description = f["description"].text();
+      if (Node p = f["parameters"]) tool.parameters = to_value(p);
       r.tools.push_back(std::move(tool));
-    }
+    });
   }
-  const json::value* choice = member(body, "tool_choice");
-  if (!choice) choice = member(body, "function_call");
+  if (error) return error;
+  Node choice = body["tool_choice"];
+  if (!choice) choice = body["function_call"];
   if (choice) {
     using Mode = core::ToolChoice::Mode;
-    if (choice->is_string()) {
-      std::string_view s = choice->get_string();
-      if (s == "auto") r.tool_choice.mode = Mode::auto_;
-      else if (s == "none") r.tool_choice.mode = Mode::none;
-      else if (s == "required") r.tool_choice.mode = Mode::required;
+    if (choice.is_string()) {
+      if (choice.equals("auto")) r.tool_choice.mode = Mode::auto_;
+      else if (choice.equals("none")) r.tool_choice.mode = Mode::none;
+      else if (choice.equals("required")) r.tool_choice.mode = Mode::required;
       else return bad_request("tool_choice must be auto, none, required or a named function", "tool_choice");
-    } else if (choice->is_object()) {
-      const json::object& o = choice->get_object();
-      std::string_view name = str_or(o, "name");
-      if (const json::object* fn = object_at(o, "function")) name = str_or(*fn, "name");
+    } else if (choice.is_object()) {
+      std::string name = choice["name"].text();
+      if (Node fn = choice["function"]; fn.is_object()) name = fn["name"].text();
       if (name.empty()) return bad_request("tool_choice.function.name is required", "tool_choice");
       r.tool_choice.mode = Mode::named;
-      r.tool_choice.name = std::string(name);
-    } else if (!choice->is_null()) {
+      r.tool_choice.name = std::move(name);
+    } else if (!choice.is_null()) {
       return bad_request("tool_choice must be a string or an object", "tool_choice");
     }
   }
-  if (const json::value* p = member(body, "parallel_tool_calls"); p && p->is_bool())
-    r.parallel_tool_calls = p->get_bool();
+  if (Node p = body["parallel_tool_calls"]; p.is_bool()) r.parallel_tool_calls = p.is_true();
   return std::nullopt;
 }
 
-std::optional<Error> decode_messages(const json::array& messages, ChatRequest& r) {
-  // Legacy function calls carry no id: each gets one, and a `role: function` answer is matched
-  // to the latest unanswered call of that name.
-  std::vector<std::pair<std::string, std::string>> open_function_calls;  // name, id
-  int function_counter = 0;
-  std::size_t i = 0;
-  for (const json::value& mv : messages) {
-    std::string path = "messages[" + std::to_string(i++) + "]";
-    if (!mv.is_object()) return bad_request(path + " must be an object", path);
-    const json::object& m = mv.get_object();
-    std::string_view role = str_or(m, "role");
-    const json::value* content = member(m, "content");
-    if (role == "system" || role == "developer") {
-      if (content) {
-        if (auto e = decode_content(*content, r.system, path + ".content", false)) return e;
-      }
-    } else if (role == "user") {
-      if (!content) return bad_request(path + ".content is required", path + ".content");
-      Message& turn = user_turn(r);
-      if (auto e = decode_content(*content, turn.content, path + ".content", true)) return e;
-    } else if (role == "assistant") {
-      Message turn{Role::assistant, {}};
-      if (const json::array* blocks = array_at(m, "thinking_blocks")) {
-        for (const json::value& tb : *blocks) {
-          if (!tb.is_object()) continue;
-          const json::object& o = tb.get_object();
-          Block b;
-          if (str_or(o, "type") == "redacted_thinking") {
-            b.type = Block::Type::redacted_thinking;
-            b.text = std::string(str_or(o, "data"));
-          } else {
-            b.type = Block::Type::thinking;
-            b.text = std::string(str_or(o, "thinking"));
-            b.signature = std::string(str_or(o, "signature"));
-          }
-          turn.content.push_back(std::move(b));
-        }
-      } else if (std::string_view rc = str_or(m, "reasoning_content"); !rc.empty()) {
+std::optional<Error> decode_message(const Node& m, const std::string& path, ChatRequest& r,
+                                    std::vector<std::pair<std::string, std::string>>& open_function_calls,
+                                    int& function_counter) {
+  if (!m.is_object()) return bad_request(path + " must be an object", path);
+  std::string role = m["role"].text();
+  Node content = m["content"];
+  if (role == "system" || role == "developer") {
+    return decode_content(content, r.system, path + ".content", false);
+  }
+  if (role == "user") {
+    if (!content) return bad_request(path + ".content is required", path + ".content");
+    Message& turn = user_turn(r);
+    return decode_content(content, turn.content, path + ".content", true);
+  }
+  if (role == "assistant") {
+    Message turn{Role::assistant, {}};
+    if (Node blocks = m["thinking_blocks"]; blocks.is_array()) {
+      blocks.each([&](const Node& tb) {
+        if (!tb.is_object()) return;
         Block b;
-        b.type = Block::Type::thinking;
-        b.text = std::string(rc);
-        turn.content.push_back(std::move(b));
-      }
-      if (content) {
-        if (auto e = decode_content(*content, turn.content, path + ".content", false)) return e;
-      }
-      if (const json::array* calls = array_at(m, "tool_calls")) {
-        std::size_t k = 0;
-        for (const json::value& cv : *calls) {
-          std::string cpath = path + ".tool_calls[" + std::to_string(k++) + "]";
-          const json::object* fn = cv.is_object() ? object_at(cv.get_object(), "function") : nullptr;
-          if (!fn) return bad_request(cpath + ".function is required", cpath + ".function");
-          Block b;
-          b.type = Block::Type::tool_use;
-          b.id = std::string(str_or(cv.get_object(), "id"));
-          b.name = std::string(str_or(*fn, "name"));
-          b.arguments = std::string(str_or(*fn, "arguments"));
-          if (b.id.empty() || b.name.empty())
-            return bad_request(cpath + " needs an id and a function name", cpath);
-          if (const json::object* extra = object_at(cv.get_object(), "extra_content"))
-            if (const json::object* google = object_at(*extra, "google"))
-              b.signature = std::string(str_or(*google, "thought_signature"));
-          turn.content.push_back(std::move(b));
+        if (tb["type"].equals("redacted_thinking")) {
+          b.type = Block::Type::redacted_thinking;
+          b.text = tb["data"].text();
+        } else {
+          b.type = Block::Type::thinking;
+          b.text = tb["thinking"].text();
+          b.signature = tb["signature"].text();
         }
-      } else if (const json::object* fc = object_at(m, "function_call")) {
+        turn.content.push_back(std::move(b));
+      });
+    } else if (Node rc = m["reasoning_content"]; rc.has_text()) {
+      Block b;
+      b.type = Block::Type::thinking;
+      b.text = rc.text();
+      turn.content.push_back(std::move(b));
+    }
+    if (auto e = decode_content(content, turn.content, path + ".content", false)) return e;
+    if (Node calls = m["tool_calls"]; calls.is_array()) {
+      std::optional<Error> error;
+      std::size_t k = 0;
+      calls.each([&](const Node& call) {
+        if (error) return;
+        std::string cpath = path + ".tool_calls[" + std::to_string(k++) + "]";
+        Node fn = call["function"];
+        if (!fn.is_object()) {
+          error = bad_request(cpath + ".function is required", cpath + ".function");
+          return;
+        }
         Block b;
         b.type = Block::Type::tool_use;
-        b.name = std::string(str_or(*fc, "name"));
-        b.arguments = std::string(str_or(*fc, "arguments"));
-        b.id = "call_fn_" + std::to_string(++function_counter);
-        open_function_calls.emplace_back(b.name, b.id);
-        turn.content.push_back(std::move(b));
-      }
-      if (!r.messages.empty() && r.messages.back().role == Role::assistant) {
-        for (auto& b : turn.content) r.messages.back().content.push_back(std::move(b));
-      } else {
-        r.messages.push_back(std::move(turn));
-      }
-    } else if (role == "tool" || role == "function") {
-      Block b;
-      b.type = Block::Type::tool_result;
-      if (role == "tool") {
-        b.id = std::string(str_or(m, "tool_call_id"));
-        if (b.id.empty()) return bad_request(path + ".tool_call_id is required", path + ".tool_call_id");
-      } else {
-        std::string_view name = str_or(m, "name");
-        for (auto it = open_function_calls.rbegin(); it != open_function_calls.rend(); ++it) {
-          if (it->first == name) {
-            b.id = it->second;
-            open_function_calls.erase(std::next(it).base());
-            break;
-          }
+        b.id = call["id"].text();
+        b.name = fn["name"].text();
+        b.arguments = fn["arguments"].text();
+        if (b.id.empty() || b.name.empty()) {
+          error = bad_request(cpath + " needs an id and a function name", cpath);
+          return;
         }
-        if (b.id.empty())
-          return bad_request(path + " answers no earlier function_call named \"" +
-                                 std::string(name) + "\"", path + ".name");
-      }
-      if (auto e = decode_tool_content(content, b, path + ".content")) return e;
-      Message& turn = user_turn(r);
-      // Tool results open the user turn that answers the assistant's calls.
-      auto first_other = std::find_if(turn.content.begin(), turn.content.end(), [](const Block& x) {
-        return x.type != Block::Type::tool_result;
+        b.signature = call["extra_content"]["google"]["thought_signature"].text();
+        turn.content.push_back(std::move(b));
       });
-      turn.content.insert(first_other, std::move(b));
-    } else {
-      return bad_request(path + ".role \"" + std::string(role) +
-                             "\" is not one of system, developer, user, assistant, tool",
-                         path + ".role");
+      if (error) return error;
+    } else if (Node fc = m["function_call"]; fc.is_object()) {
+      Block b;
+      b.type = Block::Type::tool_use;
+      b.name = fc["name"].text();
+      b.arguments = fc["arguments"].text();
+      b.id = "call_fn_" + std::to_string(++function_counter);
+      open_function_calls.emplace_back(b.name, b.id);
+      turn.content.push_back(std::move(b));
     }
+    if (!r.messages.empty() && r.messages.back().role == Role::assistant) {
+      for (auto& b : turn.content) r.messages.back().content.push_back(std::move(b));
+    } else {
+      r.messages.push_back(std::move(turn));
+    }
+    return std::nullopt;
   }
-  return std::nullopt;
+  if (role == "tool" || role == "function") {
+    Block b;
+    b.type = Block::Type::tool_result;
+    if (role == "tool") {
+      b.id = m["tool_call_id"].text();
+      if (b.id.empty()) return bad_request(path + ".tool_call_id is required", path + ".tool_call_id");
+    } else {
+      std::string name = m["name"].text();
+      for (auto it = open_function_calls.rbegin(); it != open_function_calls.rend(); ++it) {
+        if (it->first == name) {
+          b.id = it->second;
+          open_function_calls.erase(std::next(it).base());
+          break;
+        }
+      }
+      if (b.id.empty())
+        return bad_request(path + " answers no earlier function_call named \"" + name + "\"", path + ".name");
+    }
+    if (auto e = decode_content(content, b.content, path + ".content", true)) return e;
+    Message& turn = user_turn(r);
+    // Tool results open the user turn that answers the assistant's calls.
+    auto first_other = std::find_if(turn.content.begin(), turn.content.end(), [](const Block& x) {
+      return x.type != Block::Type::tool_result;
+    });
+    turn.content.insert(first_other, std::move(b));
+    return std::nullopt;
+  }
+  return bad_request(path + ".role \"" + role + "\" is not one of system, developer, user, assistant, tool",
+                     path + ".role");
 }
 
 /// Members turned into canonical fields; the rest go to `extra`.
@@ -264,28 +274,38 @@ bool is_modelled(std::string_view key) {
 }  // namespace
 
 std::variant<ChatRequest, Error> decode_request(std::string_view body, std::size_t max_depth) {
-  std::string why;
-  auto parsed = parse_json(body, max_depth + 1, &why);
-  if (!parsed || !parsed->is_object())
+  // Read with the lean scanner's tape, as the fast path reads it: no tree for the common parts.
+  JsonView view;
+  if (!view.parse(body, max_depth + 1) || !view.root().is_object())
     return bad_request("We could not parse the JSON body of your request.", {}, "invalid_json");
-  const json::object& o = parsed->get_object();
+  Node o = view.root();
   ChatRequest r;
-  r.model = std::string(str_or(o, "model"));
-  const json::array* messages = array_at(o, "messages");
-  if (!messages) return bad_request("messages must be an array", "messages");
-  if (auto e = decode_messages(*messages, r)) return *e;
+  r.model = o["model"].text();
+  Node messages = o["messages"];
+  if (!messages.is_array()) return bad_request("messages must be an array", "messages");
+  {
+    std::vector<std::pair<std::string, std::string>> open_function_calls;  // name, id
+    int function_counter = 0;
+    std::optional<Error> error;
+    std::size_t i = 0;
+    messages.each([&](const Node& m) {
+      if (!error)
+        error = decode_message(m, "messages[" + std::to_string(i++) + "]", r, open_function_calls, function_counter);
+    });
+    if (error) return *error;
+  }
   if (auto e = decode_tools(o, r)) return *e;
 
   auto number = [&](std::string_view key, std::optional<double>& out) -> std::optional<Error> {
-    if (const json::value* v = member(o, key); v && !v->is_null()) {
-      out = number_of(v);
+    if (Node v = o[key]; v && !v.is_null()) {
+      out = v.number();
       if (!out) return bad_request(std::string(key) + " must be a number", std::string(key));
     }
     return std::nullopt;
   };
   auto integer = [&](std::string_view key, std::optional<std::int64_t>& out) -> std::optional<Error> {
-    if (const json::value* v = member(o, key); v && !v->is_null()) {
-      out = int_of(v);
+    if (Node v = o[key]; v && !v.is_null()) {
+      out = v.integer();
       if (!out) return bad_request(std::string(key) + " must be an integer", std::string(key));
     }
     return std::nullopt;
@@ -300,49 +320,49 @@ std::variant<ChatRequest, Error> decode_request(std::string_view body, std::size
   if (auto e = integer("n", r.n)) return *e;
   if (auto e = number("presence_penalty", r.presence_penalty)) return *e;
   if (auto e = number("frequency_penalty", r.frequency_penalty)) return *e;
-  if (const json::value* stop = member(o, "stop")) {
-    if (stop->is_string()) {
-      r.stop.emplace_back(stop->get_string());
-    } else if (stop->is_array()) {
-      for (const json::value& s : stop->get_array()) {
-        if (!s.is_string()) return bad_request("stop must be a string or an array of strings", "stop");
-        r.stop.emplace_back(s.get_string());
-      }
-    } else if (!stop->is_null()) {
+  if (Node stop = o["stop"]) {
+    if (stop.is_string()) {
+      r.stop.push_back(stop.text());
+    } else if (stop.is_array()) {
+      bool bad = false;
+      stop.each([&](const Node& s) {
+        if (!s.is_string()) bad = true;
+        else r.stop.push_back(s.text());
+      });
+      if (bad) return bad_request("stop must be a string or an array of strings", "stop");
+    } else if (!stop.is_null()) {
       return bad_request("stop must be a string or an array of strings", "stop");
     }
   }
-  if (const json::value* s = member(o, "stream"); s && s->is_bool()) r.stream = s->get_bool();
-  if (const json::object* so = object_at(o, "stream_options"))
-    if (const json::value* iu = member(*so, "include_usage"); iu && iu->is_bool())
-      r.include_usage = iu->get_bool();
-  if (const json::object* rf = object_at(o, "response_format")) {
+  if (Node s = o["stream"]; s.is_bool()) r.stream = s.is_true();
+  if (Node iu = o["stream_options"]["include_usage"]; iu.is_bool()) r.include_usage = iu.is_true();
+  if (Node rf = o["response_format"]; rf.is_object()) {
     using Kind = core::ResponseFormat::Kind;
-    std::string_view type = str_or(*rf, "type");
-    if (type == "text") {
+    Node type = rf["type"];
+    if (type.equals("text")) {
       r.response_format.kind = Kind::text;
-    } else if (type == "json_object") {
+    } else if (type.equals("json_object")) {
       r.response_format.kind = Kind::json_object;
-    } else if (type == "json_schema") {
-      const json::object* js = object_at(*rf, "json_schema");
-      if (!js) return bad_request("response_format.json_schema is required", "response_format.json_schema");
+    } else if (type.equals("json_schema")) {
+      Node js = rf["json_schema"];
+      if (!js.is_object()) return bad_request("response_format.json_schema is required", "response_format.json_schema");
       r.response_format.kind = Kind::json_schema;
-      r.response_format.name = std::string(str_or(*js, "name", "response"));
-      r.response_format.description = std::string(str_or(*js, "description"));
-      if (const json::value* s = member(*js, "schema")) r.response_format.schema = *s;
-      if (const json::value* s = member(*js, "strict"); s && s->is_bool()) r.response_format.strict = s->get_bool();
+      r.response_format.name = js["name"].has_text() ? js["name"].text() : std::string("response");
+      r.response_format.description = js["description"].text();
+      if (Node schema = js["schema"]) r.response_format.schema = to_value(schema);
+      if (Node st = js["strict"]; st.is_bool()) r.response_format.strict = st.is_true();
     } else {
       return bad_request("response_format.type must be text, json_object or json_schema",
                          "response_format.type");
     }
   }
-  if (const json::object* th = object_at(o, "thinking")) {
-    if (str_or(*th, "type") == "enabled") r.thinking_budget = int_or(*th, "budget_tokens", 1024);
-  }
-  r.reasoning_effort = std::string(str_or(o, "reasoning_effort"));
-  r.user = std::string(str_or(o, "user"));
-  for (const auto& kv : o)
-    if (!is_modelled(kv.key())) r.extra.emplace(kv.key(), kv.value());
+  if (Node th = o["thinking"]; th.is_object() && th["type"].equals("enabled"))
+    r.thinking_budget = th["budget_tokens"].integer_or(1024);
+  r.reasoning_effort = o["reasoning_effort"].text();
+  r.user = o["user"].text();
+  o.each_member([&](std::string_view key, const Node& value) {
+    if (!is_modelled(key)) r.extra.emplace(key, to_value(value));
+  });
   return r;
 }
 
