@@ -1,5 +1,7 @@
 #include "core/error.hpp"
 
+#include "core/byte_scan.hpp"
+
 #include <cstdio>
 
 namespace switchyard::core {
@@ -58,8 +60,18 @@ bool is_retryable(ErrorKind kind, int status) {
 }
 
 void append_json_string(std::string& out, std::string_view text) {
+  // Runs of bytes that need no escape are copied whole, found 16 bytes at a time.
+  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+  const std::size_t n = text.size();
   out.push_back('"');
-  for (unsigned char c : text) {
+  std::size_t pos = 0;
+  while (pos < n) {
+    std::size_t special = bytes::find_string_special(s, pos, n);
+    // find_string_special also stops at non-ASCII bytes, which need no escape: copy them too.
+    while (special < n && s[special] >= 0x80) special = bytes::find_string_special(s, special + 1, n);
+    out.append(text.data() + pos, special - pos);
+    if (special >= n) break;
+    unsigned char c = s[special];
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -68,15 +80,13 @@ void append_json_string(std::string& out, std::string_view text) {
       case '\t': out += "\\t"; break;
       case '\b': out += "\\b"; break;
       case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
+      default: {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04x", c);
+        out += buf;
+      }
     }
+    pos = special + 1;
   }
   out.push_back('"');
 }

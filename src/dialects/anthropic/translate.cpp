@@ -1,6 +1,7 @@
 #include "dialects/anthropic/translate.hpp"
 
 #include "dialects/json_util.hpp"
+#include "dialects/json_writer.hpp"
 
 namespace switchyard::dialects::anthropic {
 
@@ -291,12 +292,93 @@ std::variant<ChatRequest, ApiError> decode_request(std::string_view body, std::s
   return r;
 }
 
+namespace {
+
+void write_value(JsonWriter& w, const json::value& v) { w.raw(json::serialize(v)); }
+
+/// Tool arguments as the `input` object: the client's JSON when it is an object, else kept under
+/// `_raw_arguments` (a truncated call, for example) rather than lost.
+void write_input(JsonWriter& w, std::string_view arguments) {
+  if (arguments.empty()) {
+    w.raw("{}");
+    return;
+  }
+  core::json::ScanResult scan = core::json::validate(arguments, 64);
+  if (scan && scan.root.type == core::json::Type::object) {
+    w.raw(scan.root.raw);
+    return;
+  }
+  w.begin_object().field("_raw_arguments", arguments).end_object();
+}
+
+void write_blocks(JsonWriter& w, const std::vector<Block>& blocks, core::Unsupported& unsupported);
+
+void write_block(JsonWriter& w, const Block& b, core::Unsupported& unsupported) {
+  w.begin_object();
+  switch (b.type) {
+    case Block::Type::text:
+      w.field("type", "text").field("text", b.text);
+      break;
+    case Block::Type::image:
+      w.field("type", "image").key("source").begin_object();
+      if (!b.url.empty()) w.field("type", "url").field("url", b.url);
+      else w.field("type", "base64").field("media_type", b.media_type).field("data", b.data);
+      w.end_object();
+      break;
+    case Block::Type::thinking:
+      w.field("type", "thinking").field("thinking", b.text).field("signature", b.signature);
+      break;
+    case Block::Type::redacted_thinking:
+      w.field("type", "redacted_thinking").field("data", b.text);
+      break;
+    case Block::Type::tool_use:
+      w.field("type", "tool_use").field("id", b.id).field("name", b.name).key("input");
+      write_input(w, b.arguments);
+      break;
+    case Block::Type::tool_result:
+      w.field("type", "tool_result").field("tool_use_id", b.id);
+      if (!b.content.empty()) {
+        w.key("content");
+        write_blocks(w, b.content, unsupported);
+      }
+      if (b.is_error) w.key("is_error").boolean(true);
+      break;
+  }
+  if (!b.cache_control.is_null()) {
+    w.key("cache_control");
+    write_value(w, b.cache_control);
+  }
+  w.end_object();
+}
+
+/// A single plain text as a string, anything else as blocks (empty texts left out).
+void write_blocks(JsonWriter& w, const std::vector<Block>& blocks, core::Unsupported& unsupported) {
+  if (blocks.size() == 1 && blocks[0].type == Block::Type::text && blocks[0].cache_control.is_null()) {
+    w.string(blocks[0].text);
+    return;
+  }
+  w.begin_array();
+  for (const Block& b : blocks)
+    if (!(b.type == Block::Type::text && b.text.empty())) write_block(w, b, unsupported);
+  w.end_array();
+}
+
+/// Blocks Anthropic can take in a message: empty texts and unsigned thinking (from another
+/// provider: it cannot be replayed) are left out.
+bool sendable(const Block& b) {
+  if (b.type == Block::Type::text && b.text.empty()) return false;
+  if (b.type == Block::Type::thinking && b.signature.empty()) return false;
+  return true;
+}
+
+}  // namespace
+
 EncodeResult encode_request(const ChatRequest& r, std::string_view model,
                             std::int64_t default_max, std::string& out,
                             core::Unsupported& unsupported) {
   EncodeResult result;
-  json::object o;
-  o["model"] = model;
+  JsonWriter w(out);
+  w.begin_object().field("model", model);
   std::int64_t max_tokens = r.max_tokens.value_or(default_max);
   std::optional<std::int64_t> budget = r.thinking_budget;
   if (!budget && !r.reasoning_effort.empty()) {
@@ -309,40 +391,43 @@ EncodeResult encode_request(const ChatRequest& r, std::string_view model,
     *budget = std::max<std::int64_t>(*budget, 1024);
     // The budget counts within max_tokens: room is made for the answer itself.
     if (max_tokens <= *budget) max_tokens += *budget;
-    o["thinking"] = json::object{{"type", "enabled"}, {"budget_tokens", *budget}};
+    w.key("thinking").begin_object().field("type", "enabled").field_int("budget_tokens", *budget).end_object();
   }
-  o["max_tokens"] = max_tokens;
+  w.field_int("max_tokens", max_tokens);
+  if (!r.system.empty()) {
+    w.key("system");
+    write_blocks(w, r.system, unsupported);
+  }
 
-  if (!r.system.empty()) o["system"] = encode_text_or_blocks(r.system, unsupported);
-  json::array messages;
-  for (const Message& m : r.messages) {
-    json::array content;
-    for (const Block& b : m.content) {
-      if (b.type == Block::Type::text && b.text.empty()) continue;
-      // Thinking from another provider has no Anthropic signature and cannot be replayed.
-      if (b.type == Block::Type::thinking && b.signature.empty()) continue;
-      content.push_back(encode_block(b, unsupported));
+  // Messages: consecutive turns of one role merged (Anthropic alternates), empty turns left out.
+  w.key("messages").begin_array();
+  std::size_t i = 0;
+  while (i < r.messages.size()) {
+    Role role = r.messages[i].role;
+    std::size_t j = i;
+    bool any = false;
+    for (; j < r.messages.size() && r.messages[j].role == role; ++j)
+      for (const Block& b : r.messages[j].content) any = any || sendable(b);
+    if (any) {
+      w.begin_object().field("role", role == Role::user ? "user" : "assistant").key("content").begin_array();
+      for (std::size_t k = i; k < j; ++k)
+        for (const Block& b : r.messages[k].content)
+          if (sendable(b)) write_block(w, b, unsupported);
+      w.end_array().end_object();
     }
-    if (content.empty()) continue;
-    std::string_view role = m.role == Role::user ? "user" : "assistant";
-    if (!messages.empty() && messages.back().get_object().at("role").get_string() == role) {
-      auto& prev = messages.back().get_object()["content"].get_array();
-      for (auto& c : content) prev.push_back(std::move(c));
-    } else {
-      messages.push_back(json::object{{"role", role}, {"content", std::move(content)}});
-    }
+    i = j;
   }
-  o["messages"] = std::move(messages);
-  if (r.temperature) o["temperature"] = *r.temperature;
-  if (r.top_p) o["top_p"] = *r.top_p;
-  if (r.top_k) o["top_k"] = *r.top_k;
+  w.end_array();
+  if (r.temperature) w.key("temperature").number(*r.temperature);
+  if (r.top_p) w.key("top_p").number(*r.top_p);
+  if (r.top_k) w.field_int("top_k", *r.top_k);
   if (!r.stop.empty()) {
-    json::array stops;
-    for (const auto& s : r.stop) stops.push_back(json::string(s));
-    o["stop_sequences"] = std::move(stops);
+    w.key("stop_sequences").begin_array();
+    for (const auto& s : r.stop) w.string(s);
+    w.end_array();
   }
-  if (r.stream) o["stream"] = true;
-  if (!r.user.empty()) o["metadata"] = json::object{{"user_id", r.user}};
+  if (r.stream) w.key("stream").boolean(true);
+  if (!r.user.empty()) w.key("metadata").begin_object().field("user_id", r.user).end_object();
   if (r.seed) unsupported.params.push_back("seed");
   if (r.n && *r.n != 1) unsupported.params.push_back("n");
   if (r.presence_penalty && *r.presence_penalty != 0) unsupported.params.push_back("presence_penalty");
@@ -351,54 +436,72 @@ EncodeResult encode_request(const ChatRequest& r, std::string_view model,
     if (!kv.value().is_null() && !(kv.value().is_bool() && !kv.value().get_bool()))
       unsupported.params.push_back(std::string(kv.key()));  // null / false ask for nothing
 
-  json::array tools;
-  for (const auto& t : r.tools) {
-    json::object tool{{"name", t.name}};
-    if (!t.description.empty()) tool["description"] = t.description;
-    tool["input_schema"] = t.parameters.is_null()
-                               ? json::value(json::object{{"type", "object"}, {"properties", json::object{}}})
-                               : t.parameters;
-    if (!t.cache_control.is_null()) tool["cache_control"] = t.cache_control;
-    tools.push_back(std::move(tool));
-  }
   using Kind = core::ResponseFormat::Kind;
   using Mode = core::ToolChoice::Mode;
-  json::object choice;
-  switch (r.tool_choice.mode) {
-    case Mode::unset: break;
-    case Mode::auto_: choice["type"] = "auto"; break;
-    case Mode::none: choice["type"] = "none"; break;
-    case Mode::required: choice["type"] = "any"; break;
-    case Mode::named: choice["type"] = "tool"; choice["name"] = r.tool_choice.name; break;
-  }
-  if (r.response_format.kind == Kind::json_object || r.response_format.kind == Kind::json_schema) {
-    // JSON mode as a tool whose input is the answer: works on every Claude model, and the
-    // schema is enforced by the tool's input_schema.
+  bool json_mode = r.response_format.kind == Kind::json_object || r.response_format.kind == Kind::json_schema;
+  if (json_mode) {
     result.json_tool = r.response_format.kind == Kind::json_schema && !r.response_format.name.empty()
                            ? r.response_format.name
                            : "json_response";
-    json::object tool{{"name", result.json_tool}};
-    tool["description"] = r.response_format.description.empty()
-                              ? "Respond with the answer as this tool's input."
-                              : r.response_format.description;
-    tool["input_schema"] = r.response_format.kind == Kind::json_schema && r.response_format.schema.is_object()
-                               ? r.response_format.schema
-                               : json::value(json::object{{"type", "object"}});
-    tools.push_back(std::move(tool));
-    if (r.tools.empty() && !budget) {
-      choice = json::object{{"type", "tool"}, {"name", result.json_tool}};
-    } else if (choice.empty()) {
-      // Thinking forbids forcing a tool; with tools of its own the model may still call those.
-      choice["type"] = budget ? "auto" : "any";
+  }
+  if (!r.tools.empty() || json_mode) {
+    w.key("tools").begin_array();
+    for (const auto& t : r.tools) {
+      w.begin_object().field("name", t.name);
+      if (!t.description.empty()) w.field("description", t.description);
+      w.key("input_schema");
+      if (t.parameters.is_null()) w.raw(R"({"type":"object","properties":{}})");
+      else write_value(w, t.parameters);
+      if (!t.cache_control.is_null()) {
+        w.key("cache_control");
+        write_value(w, t.cache_control);
+      }
+      w.end_object();
+    }
+    if (json_mode) {
+      // JSON mode as a tool whose input is the answer: works on every Claude model, and the
+      // schema is enforced by the tool's input_schema.
+      w.begin_object().field("name", result.json_tool);
+      w.field("description", r.response_format.description.empty()
+                                 ? std::string_view("Respond with the answer as this tool's input.")
+                                 : std::string_view(r.response_format.description));
+      w.key("input_schema");
+      if (r.response_format.kind == Kind::json_schema && r.response_format.schema.is_object())
+        write_value(w, r.response_format.schema);
+      else
+        w.raw(R"({"type":"object"})");
+      w.end_object();
+    }
+    w.end_array();
+
+    std::string_view type;
+    std::string_view name;
+    switch (r.tool_choice.mode) {
+      case Mode::unset: break;
+      case Mode::auto_: type = "auto"; break;
+      case Mode::none: type = "none"; break;
+      case Mode::required: type = "any"; break;
+      case Mode::named: type = "tool"; name = r.tool_choice.name; break;
+    }
+    if (json_mode) {
+      if (r.tools.empty() && !budget) {
+        type = "tool";
+        name = result.json_tool;
+      } else if (type.empty()) {
+        // Thinking forbids forcing a tool; with tools of its own the model may still call those.
+        type = budget ? "auto" : "any";
+      }
+    }
+    bool no_parallel = r.parallel_tool_calls && !*r.parallel_tool_calls;
+    if (no_parallel && type.empty()) type = "auto";
+    if (!type.empty()) {
+      w.key("tool_choice").begin_object().field("type", type);
+      if (!name.empty()) w.field("name", name);
+      if (no_parallel) w.key("disable_parallel_tool_use").boolean(true);
+      w.end_object();
     }
   }
-  if (r.parallel_tool_calls && !*r.parallel_tool_calls && !tools.empty()) {
-    if (choice.empty()) choice["type"] = "auto";
-    choice["disable_parallel_tool_use"] = true;
-  }
-  if (!tools.empty()) o["tools"] = std::move(tools);
-  if (!choice.empty() && o.contains("tools")) o["tool_choice"] = std::move(choice);
-  out += json::serialize(o);
+  w.end_object();
   return result;
 }
 

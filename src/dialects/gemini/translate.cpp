@@ -4,6 +4,7 @@
 #include <map>
 
 #include "dialects/json_util.hpp"
+#include "dialects/json_writer.hpp"
 
 namespace switchyard::dialects::gemini {
 
@@ -137,16 +138,6 @@ std::string guess_mime(std::string_view url) {
   return "image/jpeg";
 }
 
-json::object tool_response(const Block& b) {
-  std::string text;
-  for (const Block& c : b.content)
-    if (c.type == Block::Type::text) text += c.text;
-  // A JSON object result is passed as the response itself; anything else under "result".
-  if (auto parsed = parse_json(text, 64); parsed && parsed->is_object() && !b.is_error)
-    return std::move(parsed->get_object());
-  return json::object{{b.is_error ? "error" : "result", text}};
-}
-
 void read_usage_view(const JsonView::Node& u, core::TokenUsage& usage) {
   usage.known = true;
   usage.input = u["promptTokenCount"].integer_or(0);
@@ -172,120 +163,138 @@ json::value sanitize_schema(const json::value& schema) {
   return sanitize(schema, schema.get_object(), 0);
 }
 
+namespace {
+
+/// A tool result as a functionResponse `response`: a JSON object result as it is, anything else
+/// under "result" (or "error").
+void write_tool_response(JsonWriter& w, const Block& b) {
+  std::string text;
+  for (const Block& c : b.content)
+    if (c.type == Block::Type::text) text += c.text;
+  if (!b.is_error) {
+    core::json::ScanResult scan = core::json::validate(text, 64);
+    if (scan && scan.root.type == core::json::Type::object) {
+      w.raw(scan.root.raw);
+      return;
+    }
+  }
+  w.begin_object().field(b.is_error ? "error" : "result", text).end_object();
+}
+
+/// Whether a block becomes a part (Gemini refuses contents without parts).
+bool has_part(const Block& b) {
+  switch (b.type) {
+    case Block::Type::text: return !b.text.empty() || !b.signature.empty();
+    case Block::Type::thinking: return !b.signature.empty();  // only Gemini's own signed thoughts
+    case Block::Type::redacted_thinking: return false;
+    default: return true;
+  }
+}
+
+void write_part(JsonWriter& w, const Block& b,
+                const std::map<std::string, std::string, std::less<>>& call_names) {
+  w.begin_object();
+  switch (b.type) {
+    case Block::Type::text:
+      w.field("text", b.text);
+      break;
+    case Block::Type::image:
+      if (!b.data.empty())
+        w.key("inlineData").begin_object().field("mimeType", b.media_type).field("data", b.data).end_object();
+      else
+        w.key("fileData").begin_object().field("mimeType", guess_mime(b.url)).field("fileUri", b.url).end_object();
+      break;
+    case Block::Type::thinking:
+      w.field("text", b.text).key("thought").boolean(true);
+      break;
+    case Block::Type::tool_use: {
+      w.key("functionCall").begin_object().field("name", b.name).key("args");
+      core::json::ScanResult scan = core::json::validate(b.arguments, 64);
+      if (scan && scan.root.type == core::json::Type::object) w.raw(scan.root.raw);
+      else w.raw("{}");
+      w.end_object();
+      break;
+    }
+    case Block::Type::tool_result: {
+      auto it = call_names.find(b.id);
+      std::string_view name = it != call_names.end() ? std::string_view(it->second) : std::string_view(b.id);
+      w.key("functionResponse").begin_object().field("name", name).key("response");
+      write_tool_response(w, b);
+      w.end_object();
+      break;
+    }
+    case Block::Type::redacted_thinking:
+      break;
+  }
+  if (!b.signature.empty()) w.field("thoughtSignature", b.signature);
+  w.end_object();
+}
+
+}  // namespace
+
 void encode_request(const ChatRequest& r, std::string& out, core::Unsupported& unsupported) {
-  json::object o;
+  JsonWriter w(out);
+  w.begin_object();
   // Tool results name the function they answer: found by the id of the call.
   std::map<std::string, std::string, std::less<>> call_names;
   for (const auto& m : r.messages)
     for (const Block& b : m.content)
       if (b.type == Block::Type::tool_use) call_names[b.id] = b.name;
 
-  json::array contents;
-  for (const auto& m : r.messages) {
-    json::array parts;
-    for (const Block& b : m.content) {
-      json::object part;
-      switch (b.type) {
-        case Block::Type::text:
-          if (b.text.empty() && b.signature.empty()) continue;
-          part["text"] = b.text;
-          break;
-        case Block::Type::image:
-          if (!b.data.empty()) {
-            part["inlineData"] = json::object{{"mimeType", b.media_type}, {"data", b.data}};
-          } else {
-            part["fileData"] = json::object{{"mimeType", guess_mime(b.url)}, {"fileUri", b.url}};
-          }
-          break;
-        case Block::Type::thinking:
-          // Only Gemini's own signed thoughts can go back to Gemini.
-          if (b.signature.empty()) continue;
-          part["text"] = b.text;
-          part["thought"] = true;
-          break;
-        case Block::Type::redacted_thinking:
-          continue;
-        case Block::Type::tool_use: {
-          json::value args = b.arguments.empty() ? json::value(json::object{}) : json::value(nullptr);
-          if (!b.arguments.empty()) {
-            auto parsed = parse_json(b.arguments, 64);
-            args = parsed && parsed->is_object() ? std::move(*parsed) : json::value(json::object{});
-          }
-          part["functionCall"] = json::object{{"name", b.name}, {"args", std::move(args)}};
-          break;
-        }
-        case Block::Type::tool_result: {
-          auto it = call_names.find(b.id);
-          std::string name = it != call_names.end() ? it->second : b.id;
-          part["functionResponse"] = json::object{{"name", name}, {"response", tool_response(b)}};
-          break;
-        }
-      }
-      if (!b.signature.empty()) part["thoughtSignature"] = b.signature;
-      parts.push_back(std::move(part));
+  // Contents: consecutive turns of one role merged, turns without parts left out.
+  w.key("contents").begin_array();
+  std::size_t i = 0;
+  while (i < r.messages.size()) {
+    Role role = r.messages[i].role;
+    std::size_t j = i;
+    bool any = false;
+    for (; j < r.messages.size() && r.messages[j].role == role; ++j)
+      for (const Block& b : r.messages[j].content) any = any || has_part(b);
+    if (any) {
+      w.begin_object().field("role", role == Role::user ? "user" : "model").key("parts").begin_array();
+      for (std::size_t k = i; k < j; ++k)
+        for (const Block& b : r.messages[k].content)
+          if (has_part(b)) write_part(w, b, call_names);
+      w.end_array().end_object();
     }
-    if (parts.empty()) continue;  // Gemini refuses a content without parts
-    std::string_view role = m.role == Role::user ? "user" : "model";
-    if (!contents.empty() && contents.back().get_object().at("role").get_string() == role) {
-      auto& prev = contents.back().get_object()["parts"].get_array();
-      for (auto& p : parts) prev.push_back(std::move(p));
-    } else {
-      contents.push_back(json::object{{"role", role}, {"parts", std::move(parts)}});
-    }
+    i = j;
   }
-  o["contents"] = std::move(contents);
-  if (!r.system.empty()) {
-    json::array parts;
+  w.end_array();
+  bool system = false;
+  for (const Block& b : r.system) system = system || (b.type == Block::Type::text && !b.text.empty());
+  if (system) {
+    w.key("systemInstruction").begin_object().key("parts").begin_array();
     for (const Block& b : r.system)
-      if (b.type == Block::Type::text && !b.text.empty()) parts.push_back(json::object{{"text", b.text}});
-    if (!parts.empty()) o["systemInstruction"] = json::object{{"parts", std::move(parts)}};
+      if (b.type == Block::Type::text && !b.text.empty()) w.begin_object().field("text", b.text).end_object();
+    w.end_array().end_object();
   }
   if (!r.tools.empty()) {
-    json::array declarations;
+    w.key("tools").begin_array().begin_object().key("functionDeclarations").begin_array();
     for (const auto& t : r.tools) {
-      json::object d{{"name", t.name}};
-      if (!t.description.empty()) d["description"] = t.description;
-      if (auto params = function_parameters(t.parameters)) d["parameters"] = std::move(*params);
-      declarations.push_back(std::move(d));
+      w.begin_object().field("name", t.name);
+      if (!t.description.empty()) w.field("description", t.description);
+      if (auto params = function_parameters(t.parameters)) w.key("parameters").raw(json::serialize(*params));
+      w.end_object();
     }
-    o["tools"] = json::array{json::object{{"functionDeclarations", std::move(declarations)}}};
+    w.end_array().end_object().end_array();
     using Mode = core::ToolChoice::Mode;
-    json::object fcc;
+    std::string_view mode;
     switch (r.tool_choice.mode) {
       case Mode::unset: break;
-      case Mode::auto_: fcc["mode"] = "AUTO"; break;
-      case Mode::none: fcc["mode"] = "NONE"; break;
-      case Mode::required: fcc["mode"] = "ANY"; break;
-      case Mode::named:
-        fcc["mode"] = "ANY";
-        fcc["allowedFunctionNames"] = json::array{json::string(r.tool_choice.name)};
-        break;
+      case Mode::auto_: mode = "AUTO"; break;
+      case Mode::none: mode = "NONE"; break;
+      case Mode::required:
+      case Mode::named: mode = "ANY"; break;
     }
-    if (!fcc.empty()) o["toolConfig"] = json::object{{"functionCallingConfig", std::move(fcc)}};
+    if (!mode.empty()) {
+      w.key("toolConfig").begin_object().key("functionCallingConfig").begin_object().field("mode", mode);
+      if (r.tool_choice.mode == Mode::named)
+        w.key("allowedFunctionNames").begin_array().string(r.tool_choice.name).end_array();
+      w.end_object().end_object();
+    }
     if (r.parallel_tool_calls && !*r.parallel_tool_calls) unsupported.params.push_back("parallel_tool_calls");
   }
-  json::object gc;
-  if (r.temperature) gc["temperature"] = *r.temperature;
-  if (r.top_p) gc["topP"] = *r.top_p;
-  if (r.top_k) gc["topK"] = *r.top_k;
-  if (r.max_tokens) gc["maxOutputTokens"] = *r.max_tokens;
-  if (!r.stop.empty()) {
-    json::array stops;
-    for (const auto& s : r.stop) stops.push_back(json::string(s));
-    gc["stopSequences"] = std::move(stops);
-  }
-  if (r.seed) gc["seed"] = *r.seed;
-  if (r.n) gc["candidateCount"] = *r.n;
-  if (r.presence_penalty) gc["presencePenalty"] = *r.presence_penalty;
-  if (r.frequency_penalty) gc["frequencyPenalty"] = *r.frequency_penalty;
-  using Kind = core::ResponseFormat::Kind;
-  if (r.response_format.kind == Kind::json_object || r.response_format.kind == Kind::json_schema) {
-    gc["responseMimeType"] = "application/json";
-    if (r.response_format.kind == Kind::json_schema && r.response_format.schema.is_object())
-      gc["responseSchema"] = sanitize_schema(r.response_format.schema);
-  } else if (r.response_format.kind == Kind::text) {
-    gc["responseMimeType"] = "text/plain";
-  }
+
   std::optional<std::int64_t> budget = r.thinking_budget;
   if (!budget && !r.reasoning_effort.empty()) {
     if (r.reasoning_effort == "none") budget = 0;
@@ -294,16 +303,44 @@ void encode_request(const ChatRequest& r, std::string& out, core::Unsupported& u
     else if (r.reasoning_effort == "high") budget = 24576;
     else unsupported.params.push_back("reasoning_effort");
   }
-  if (budget) {
-    json::object tc{{"thinkingBudget", *budget}};
-    if (*budget > 0) tc["includeThoughts"] = true;
-    gc["thinkingConfig"] = std::move(tc);
+  using Kind = core::ResponseFormat::Kind;
+  bool json_mode = r.response_format.kind == Kind::json_object || r.response_format.kind == Kind::json_schema;
+  bool any_config = r.temperature || r.top_p || r.top_k || r.max_tokens || !r.stop.empty() || r.seed ||
+                    r.n || r.presence_penalty || r.frequency_penalty || json_mode ||
+                    r.response_format.kind == Kind::text || budget;
+  if (any_config) {
+    w.key("generationConfig").begin_object();
+    if (r.temperature) w.key("temperature").number(*r.temperature);
+    if (r.top_p) w.key("topP").number(*r.top_p);
+    if (r.top_k) w.field_int("topK", *r.top_k);
+    if (r.max_tokens) w.field_int("maxOutputTokens", *r.max_tokens);
+    if (!r.stop.empty()) {
+      w.key("stopSequences").begin_array();
+      for (const auto& s : r.stop) w.string(s);
+      w.end_array();
+    }
+    if (r.seed) w.field_int("seed", *r.seed);
+    if (r.n) w.field_int("candidateCount", *r.n);
+    if (r.presence_penalty) w.key("presencePenalty").number(*r.presence_penalty);
+    if (r.frequency_penalty) w.key("frequencyPenalty").number(*r.frequency_penalty);
+    if (json_mode) {
+      w.field("responseMimeType", "application/json");
+      if (r.response_format.kind == Kind::json_schema && r.response_format.schema.is_object())
+        w.key("responseSchema").raw(json::serialize(sanitize_schema(r.response_format.schema)));
+    } else if (r.response_format.kind == Kind::text) {
+      w.field("responseMimeType", "text/plain");
+    }
+    if (budget) {
+      w.key("thinkingConfig").begin_object().field_int("thinkingBudget", *budget);
+      if (*budget > 0) w.key("includeThoughts").boolean(true);
+      w.end_object();
+    }
+    w.end_object();
   }
-  if (!gc.empty()) o["generationConfig"] = std::move(gc);
   for (const auto& kv : r.extra)
     if (!kv.value().is_null() && !(kv.value().is_bool() && !kv.value().get_bool()))
       unsupported.params.push_back(std::string(kv.key()));  // null / false ask for nothing
-  out += json::serialize(o);
+  w.end_object();
 }
 
 std::variant<core::ChatResponse, ApiError> decode_response(std::string_view body, IdSource& ids) {

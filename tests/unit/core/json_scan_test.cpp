@@ -1,3 +1,4 @@
+#include "core/error.hpp"
 #include "core/json_scan.hpp"
 
 #include <gtest/gtest.h>
@@ -121,4 +122,25 @@ TEST(JsonScan, TapeRecordsValuesDownToADepth) {
   // Depth 2 is the array's elements; the members of the object inside are not recorded, and no
   // key of theirs leaks onto a later element.
   for (std::size_t i = 0; i < tape.size(); ++i) EXPECT_LE(tape[i].depth, 2u);
+}
+
+TEST(AppendJsonString, EscapesWhatJsonRequiresAndKeepsTheRest) {
+  using switchyard::core::append_json_string;
+  std::string out;
+  append_json_string(out, "plain");
+  EXPECT_EQ(out, "\"plain\"");
+  out.clear();
+  // Escapes at every position around the 16-byte steps, UTF-8 kept as it is.
+  std::string text = "0123456789abcde\"0123456789abcdef\\\n\t\x01 é ü 漢字 \r\b\f end";
+  append_json_string(out, text);
+  EXPECT_EQ(out, "\"0123456789abcde\\\"0123456789abcdef\\\\\\n\\t\\u0001 é ü 漢字 \\r\\b\\f end\"");
+  // What it writes parses back to the input.
+  for (std::size_t n = 0; n < 64; ++n) {
+    std::string s(n, 'x');
+    if (n > 3) s[n / 2] = '"';
+    if (n > 5) s[n - 2] = '\x1f';
+    std::string quoted;
+    append_json_string(quoted, s);
+    EXPECT_EQ(switchyard::core::json::unescape(quoted), s) << n;
+  }
 }
