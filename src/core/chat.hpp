@@ -157,6 +157,22 @@ class StreamSink {
   virtual void on_event(const StreamEvent& event) = 0;
 };
 
+/// For APIs that alternate roles: calls `fn(role, blocks)` once per run of consecutive messages of
+/// one role, with the run's blocks for which `keep(block)` holds, skipping runs with none.
+template <class Keep, class Fn>
+void for_each_turn(const std::vector<Message>& messages, Keep&& keep, Fn&& fn) {
+  std::vector<const Block*> blocks;
+  std::size_t i = 0;
+  while (i < messages.size()) {
+    Role role = messages[i].role;
+    blocks.clear();
+    for (; i < messages.size() && messages[i].role == role; ++i)
+      for (const Block& b : messages[i].content)
+        if (keep(b)) blocks.push_back(&b);
+    if (!blocks.empty()) fn(role, blocks);
+  }
+}
+
 /// Sends `usage` as the stream's usage step when it is known.
 inline void emit_usage(StreamSink& sink, const TokenUsage& usage) {
   if (!usage.known) return;

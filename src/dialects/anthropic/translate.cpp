@@ -401,22 +401,11 @@ EncodeResult encode_request(const ChatRequest& r, std::string_view model,
 
   // Messages: consecutive turns of one role merged (Anthropic alternates), empty turns left out.
   w.key("messages").begin_array();
-  std::size_t i = 0;
-  while (i < r.messages.size()) {
-    Role role = r.messages[i].role;
-    std::size_t j = i;
-    bool any = false;
-    for (; j < r.messages.size() && r.messages[j].role == role; ++j)
-      for (const Block& b : r.messages[j].content) any = any || sendable(b);
-    if (any) {
-      w.begin_object().field("role", role == Role::user ? "user" : "assistant").key("content").begin_array();
-      for (std::size_t k = i; k < j; ++k)
-        for (const Block& b : r.messages[k].content)
-          if (sendable(b)) write_block(w, b, unsupported);
-      w.end_array().end_object();
-    }
-    i = j;
-  }
+  core::for_each_turn(r.messages, sendable, [&](Role role, const std::vector<const Block*>& blocks) {
+    w.begin_object().field("role", role == Role::user ? "user" : "assistant").key("content").begin_array();
+    for (const Block* b : blocks) write_block(w, *b, unsupported);
+    w.end_array().end_object();
+  });
   w.end_array();
   if (r.temperature) w.key("temperature").number(*r.temperature);
   if (r.top_p) w.key("top_p").number(*r.top_p);

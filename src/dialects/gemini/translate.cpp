@@ -243,22 +243,11 @@ void encode_request(const ChatRequest& r, std::string& out, core::Unsupported& u
 
   // Contents: consecutive turns of one role merged, turns without parts left out.
   w.key("contents").begin_array();
-  std::size_t i = 0;
-  while (i < r.messages.size()) {
-    Role role = r.messages[i].role;
-    std::size_t j = i;
-    bool any = false;
-    for (; j < r.messages.size() && r.messages[j].role == role; ++j)
-      for (const Block& b : r.messages[j].content) any = any || has_part(b);
-    if (any) {
-      w.begin_object().field("role", role == Role::user ? "user" : "model").key("parts").begin_array();
-      for (std::size_t k = i; k < j; ++k)
-        for (const Block& b : r.messages[k].content)
-          if (has_part(b)) write_part(w, b, call_names);
-      w.end_array().end_object();
-    }
-    i = j;
-  }
+  core::for_each_turn(r.messages, has_part, [&](Role role, const std::vector<const Block*>& blocks) {
+    w.begin_object().field("role", role == Role::user ? "user" : "model").key("parts").begin_array();
+    for (const Block* b : blocks) write_part(w, *b, call_names);
+    w.end_array().end_object();
+  });
   w.end_array();
   bool system = false;
   for (const Block& b : r.system) system = system || (b.type == Block::Type::text && !b.text.empty());
