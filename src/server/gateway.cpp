@@ -416,8 +416,8 @@ asio::awaitable<void> Gateway::chat(net::Request& request, net::ResponseWriter& 
       co_await fail(writer, ex, *e);
       co_return;
     }
-    chat.info = std::get<openai::ChatRequestInfo>(inspected);
-    chat.model = chat.info->model;
+    chat.info = std::move(std::get<openai::ChatRequestInfo>(inspected));
+    chat.model = std::move(chat.info->model);  // the info's own copy is not read again
     chat.stream = chat.info->stream;
     chat.client_wants_usage = chat.info->client_wants_usage;
   } else {
@@ -427,7 +427,7 @@ asio::awaitable<void> Gateway::chat(net::Request& request, net::ResponseWriter& 
       co_return;
     }
     chat.canonical = std::move(std::get<core::ChatRequest>(decoded));
-    chat.model = chat.canonical->model;
+    chat.model = chat.canonical->model;  // the route name; canonical->model is not sent on
     chat.stream = chat.canonical->stream;
     chat.client_wants_usage = true;
   }

@@ -656,7 +656,8 @@ Plan plan_answer(Wire wire, const std::string& model, bool stream, bool include_
 
 }  // namespace
 
-asio::awaitable<void> FakeProvider::chat(net::Request& request, net::ResponseWriter& writer) {
+/// What the fake keeps of a request for `/_fake/requests`.
+static RecordedRequest recorded(const net::Request& request) {
   RecordedRequest rec;
   rec.method = std::string(request.method());
   rec.path = std::string(request.target());
@@ -664,7 +665,11 @@ asio::awaitable<void> FakeProvider::chat(net::Request& request, net::ResponseWri
     rec.headers.emplace_back(std::string(request.head->headers[i].name),
                              std::string(request.head->headers[i].value));
   rec.body = std::string(request.body);
-  state_->record(rec);
+  return rec;
+}
+
+asio::awaitable<void> FakeProvider::chat(net::Request& request, net::ResponseWriter& writer) {
+  state_->record(recorded(request));
 
   std::string_view path = request.path();
   Wire wire = path.ends_with("/messages") ? Wire::anthropic
@@ -818,11 +823,7 @@ std::string embeddings_reply(std::string_view path, std::string_view body_text, 
 }  // namespace
 
 asio::awaitable<void> FakeProvider::embeddings(net::Request& request, net::ResponseWriter& writer) {
-  RecordedRequest rec;
-  rec.method = std::string(request.method());
-  rec.path = std::string(request.target());
-  rec.body = std::string(request.body);
-  state_->record(rec);
+  state_->record(recorded(request));
   int status = 200;
   std::string reply = embeddings_reply(request.path(), request.body, status);
   co_await writer.send(status, "application/json", reply);
