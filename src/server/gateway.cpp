@@ -79,6 +79,16 @@ bool is_openai_error_json(std::string_view body) {
   return p != std::string_view::npos && body[p] == '{' && body.find("\"error\"") != std::string_view::npos;
 }
 
+/// A client request decoded into the canonical model on the heap: a coroutine frame that holds
+/// it (or the variant it came in) would hold it for the whole of a stream.
+std::variant<std::unique_ptr<core::ChatRequest>, ApiError> decode_on_heap(dialects::Dialect client,
+                                                                          std::string_view body,
+                                                                          std::size_t max_depth) {
+  auto decoded = dialects::decode_client_request(client, body, max_depth);
+  if (auto* e = std::get_if<ApiError>(&decoded)) return std::move(*e);
+  return std::make_unique<core::ChatRequest>(std::move(std::get<core::ChatRequest>(decoded)));
+}
+
 }  // namespace
 
 /// Per-request state: what the access log and the response headers report.
@@ -368,7 +378,7 @@ struct Gateway::Chat {
   bool stream = false;
   bool client_wants_usage = false;
   std::optional<openai::ChatRequestInfo> info;  ///< OpenAI clients: the fast path's inspection
-  std::optional<core::ChatRequest> canonical;   ///< decoded when a translation needs it
+  std::unique_ptr<core::ChatRequest> canonical;  ///< decoded when a translation needs it (off the frame)
   Endpoint endpoint = Endpoint::chat;
   bool embeddings_base64 = false;
   dialects::anthropic::EncodeResult anthropic_encoded;  ///< of the current attempt
@@ -421,12 +431,12 @@ asio::awaitable<void> Gateway::chat(net::Request& request, net::ResponseWriter& 
     chat.stream = chat.info->stream;
     chat.client_wants_usage = chat.info->client_wants_usage;
   } else {
-    auto decoded = dialects::anthropic::decode_request(request.body, server_config.max_json_depth);
+    auto decoded = decode_on_heap(ex.client, request.body, server_config.max_json_depth);
     if (auto* e = std::get_if<ApiError>(&decoded)) {
       co_await fail(writer, ex, *e);
       co_return;
     }
-    chat.canonical = std::move(std::get<core::ChatRequest>(decoded));
+    chat.canonical = std::move(std::get<std::unique_ptr<core::ChatRequest>>(decoded));
     chat.model = chat.canonical->model;  // the route name; canonical->model is not sent on
     chat.stream = chat.canonical->stream;
     chat.client_wants_usage = true;
@@ -613,14 +623,14 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt(Chat& chat, const DeploymentR
   } else {
     translated = true;
     if (!chat.canonical) {
-      auto decoded = dialects::decode_client_request(chat.client, chat.request.body,
-                                                     runtime_->config().server.max_json_depth);
+      auto decoded = decode_on_heap(chat.client, chat.request.body,
+                                    runtime_->config().server.max_json_depth);
       if (auto* e = std::get_if<ApiError>(&decoded)) {
         // The client's request itself cannot be translated: no deployment will do better.
         fail_attempt(ex, failure, *e);
         co_return Outcome::give_up;
       }
-      chat.canonical = std::move(std::get<core::ChatRequest>(decoded));
+      chat.canonical = std::move(std::get<std::unique_ptr<core::ChatRequest>>(decoded));
     }
     dialects::Target target;
     target.dialect = upstream;
@@ -699,34 +709,9 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt(Chat& chat, const DeploymentR
   bool sse = chat.stream && content_type.substr(0, 17) == "text/event-stream";
   if (!sse) co_return co_await relay_json(chat, d, up, writer, ex, failure);
 
-  if (translated) {
-    dialects::gemini::IdSource ids = tool_call_ids(ex.request_id);
-    struct Translate final : StreamProcessor {
-      dialects::StreamTranslator t;
-      Translate(dialects::StreamTranslator tr) : t(std::move(tr)) {}
-      bool event(const dialects::SseEvent& e, std::string& out, Exchange&) override {
-        bool ok = t.feed(e);
-        out.append(t.out());
-        t.out().clear();
-        return ok;
-      }
-      void end(std::string_view, std::string& out, Exchange& ex) override {
-        t.finish();
-        out.append(t.out());
-        t.out().clear();
-        if (t.usage().known) ex.usage = to_openai_usage(t.usage());
-      }
-      void error(const ApiError& e, std::string& out, Exchange& ex) override {
-        t.fail(e);
-        out.append(t.out());
-        t.out().clear();
-        if (t.usage().known) ex.usage = to_openai_usage(t.usage());
-      }
-    };
-    Translate processor(dialects::StreamTranslator(chat.client, upstream, sent,
-                                                   chat.client_wants_usage, chat.model, ids));
-    co_return co_await relay_stream(processor, d, up, writer, ex, failure);
-  }
+  // In its own coroutine: the translator's state is in that frame only when a stream is translated
+  // (every open stream holds its frames).
+  if (translated) co_return co_await relay_translated(chat, d, sent, up, writer, ex, failure);
   if (chat.client == dialects::Dialect::anthropic) {
     struct PassAnthropic final : StreamProcessor {
       core::TokenUsage usage;
@@ -772,6 +757,40 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt(Chat& chat, const DeploymentR
   };
   PassOpenAI processor;
   processor.client_wants_usage = chat.client_wants_usage;
+  co_return co_await relay_stream(processor, d, up, writer, ex, failure);
+}
+
+asio::awaitable<Gateway::Outcome> Gateway::relay_translated(Chat& chat, const DeploymentRuntime& d,
+                                                            const dialects::UpstreamRequest& sent,
+                                                            net::UpstreamExchange& up,
+                                                            net::ResponseWriter& writer, Exchange& ex,
+                                                            Failure& failure) {
+  struct Translate final : StreamProcessor {
+    dialects::StreamTranslator t;
+    explicit Translate(dialects::StreamTranslator tr) : t(std::move(tr)) {}
+    bool event(const dialects::SseEvent& e, std::string& out, Exchange&) override {
+      bool ok = t.feed(e);
+      out.append(t.out());
+      t.out().clear();
+      return ok;
+    }
+    void end(std::string_view, std::string& out, Exchange& ex) override {
+      t.finish();
+      take(out, ex);
+    }
+    void error(const ApiError& e, std::string& out, Exchange& ex) override {
+      t.fail(e);
+      take(out, ex);
+    }
+    void take(std::string& out, Exchange& ex) {
+      out.append(t.out());
+      t.out().clear();
+      if (t.usage().known) ex.usage = to_openai_usage(t.usage());
+    }
+  };
+  Translate processor(dialects::StreamTranslator(chat.client, d.provider->dialect(), sent,
+                                                 chat.client_wants_usage, chat.model,
+                                                 tool_call_ids(ex.request_id)));
   co_return co_await relay_stream(processor, d, up, writer, ex, failure);
 }
 

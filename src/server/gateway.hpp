@@ -13,6 +13,10 @@
 #include "server/runtime.hpp"
 #include "telemetry/access_log.hpp"
 
+namespace switchyard::dialects {
+struct UpstreamRequest;
+}
+
 namespace switchyard::server {
 
 /// Strings handed from one request to the next on a loop, so that the per-request buffers
@@ -89,6 +93,11 @@ class Gateway final : public net::Handler {
                                           bool last_candidate, net::UpstreamExchange& up,
                                           net::ResponseWriter& writer, Exchange& ex,
                                           Failure& failure);
+  boost::asio::awaitable<Outcome> relay_translated(Chat& chat, const DeploymentRuntime& d,
+                                                   const dialects::UpstreamRequest& sent,
+                                                   net::UpstreamExchange& up,
+                                                   net::ResponseWriter& writer, Exchange& ex,
+                                                   Failure& failure);
   boost::asio::awaitable<Outcome> relay_json(Chat& chat, const DeploymentRuntime& d,
                                              net::UpstreamExchange& up,
                                              net::ResponseWriter& writer, Exchange& ex,
