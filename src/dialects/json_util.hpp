@@ -81,20 +81,6 @@ inline core::ApiError bad_request(std::string message, std::string param = {},
                               std::move(param), std::move(code));
 }
 
-/// Appends `o` serialised, with one more member `key` whose value `append_value(out)` writes
-/// (for members written by hand, such as usage).
-template <class Fn>
-void append_object_with(std::string& out, const json::object& o, std::string_view key, Fn&& append_value) {
-  out += json::serialize(o);
-  out.pop_back();
-  out += o.empty() ? "\"" : ",\"";
-  out += key;
-  out += "\":";
-  append_value(out);
-  out += '}';
-}
 
-/// Serialises `v` and appends it to `out`.
-inline void append_json(std::string& out, const json::value& v) { out += json::serialize(v); }
 
 }  // namespace switchyard::dialects

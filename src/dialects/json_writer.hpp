@@ -48,6 +48,11 @@ class JsonWriter {
     out_ += v ? "true" : "false";
     return *this;
   }
+  JsonWriter& null() {
+    separate();
+    out_ += "null";
+    return *this;
+  }
   /// Already serialised JSON.
   JsonWriter& raw(std::string_view json) {
     separate();

@@ -79,65 +79,6 @@ std::optional<ApiError> decode_blocks(const json::value& content, std::vector<Bl
   return std::nullopt;
 }
 
-json::object encode_block(const Block& b, core::Unsupported& unsupported);
-
-json::value encode_text_or_blocks(const std::vector<Block>& blocks, core::Unsupported& unsupported) {
-  if (blocks.size() == 1 && blocks[0].type == Block::Type::text && blocks[0].cache_control.is_null())
-    return json::string(blocks[0].text);
-  json::array a;
-  for (const Block& b : blocks) {
-    if (b.type == Block::Type::text && b.text.empty()) continue;  // Anthropic refuses empty text
-    a.push_back(encode_block(b, unsupported));
-  }
-  return a;
-}
-
-json::value parse_arguments(std::string_view arguments) {
-  if (arguments.empty()) return json::object{};
-  auto parsed = parse_json(arguments, 64);
-  if (parsed && parsed->is_object()) return std::move(*parsed);
-  // Not an object (a truncated call, for example): kept, not lost.
-  return json::object{{"_raw_arguments", arguments}};
-}
-
-json::object encode_block(const Block& b, core::Unsupported& unsupported) {
-  json::object o;
-  switch (b.type) {
-    case Block::Type::text:
-      o["type"] = "text";
-      o["text"] = b.text;
-      break;
-    case Block::Type::image:
-      o["type"] = "image";
-      if (!b.url.empty()) o["source"] = json::object{{"type", "url"}, {"url", b.url}};
-      else o["source"] = json::object{{"type", "base64"}, {"media_type", b.media_type}, {"data", b.data}};
-      break;
-    case Block::Type::thinking:
-      o["type"] = "thinking";
-      o["thinking"] = b.text;
-      o["signature"] = b.signature;
-      break;
-    case Block::Type::redacted_thinking:
-      o["type"] = "redacted_thinking";
-      o["data"] = b.text;
-      break;
-    case Block::Type::tool_use:
-      o["type"] = "tool_use";
-      o["id"] = b.id;
-      o["name"] = b.name;
-      o["input"] = parse_arguments(b.arguments);
-      break;
-    case Block::Type::tool_result:
-      o["type"] = "tool_result";
-      o["tool_use_id"] = b.id;
-      if (!b.content.empty()) o["content"] = encode_text_or_blocks(b.content, unsupported);
-      if (b.is_error) o["is_error"] = true;
-      break;
-  }
-  if (!b.cache_control.is_null()) o["cache_control"] = b.cache_control;
-  return o;
-}
-
 bool is_modelled(std::string_view key) {
   static constexpr std::string_view kKnown[] = {
       "model", "messages", "system", "max_tokens", "temperature", "top_p", "top_k",
@@ -311,9 +252,9 @@ void write_input(JsonWriter& w, std::string_view arguments) {
   w.begin_object().field("_raw_arguments", arguments).end_object();
 }
 
-void write_blocks(JsonWriter& w, const std::vector<Block>& blocks, core::Unsupported& unsupported);
+void write_blocks(JsonWriter& w, const std::vector<Block>& blocks);
 
-void write_block(JsonWriter& w, const Block& b, core::Unsupported& unsupported) {
+void write_block(JsonWriter& w, const Block& b) {
   w.begin_object();
   switch (b.type) {
     case Block::Type::text:
@@ -339,7 +280,7 @@ void write_block(JsonWriter& w, const Block& b, core::Unsupported& unsupported) 
       w.field("type", "tool_result").field("tool_use_id", b.id);
       if (!b.content.empty()) {
         w.key("content");
-        write_blocks(w, b.content, unsupported);
+        write_blocks(w, b.content);
       }
       if (b.is_error) w.key("is_error").boolean(true);
       break;
@@ -352,14 +293,14 @@ void write_block(JsonWriter& w, const Block& b, core::Unsupported& unsupported) 
 }
 
 /// A single plain text as a string, anything else as blocks (empty texts left out).
-void write_blocks(JsonWriter& w, const std::vector<Block>& blocks, core::Unsupported& unsupported) {
+void write_blocks(JsonWriter& w, const std::vector<Block>& blocks) {
   if (blocks.size() == 1 && blocks[0].type == Block::Type::text && blocks[0].cache_control.is_null()) {
     w.string(blocks[0].text);
     return;
   }
   w.begin_array();
   for (const Block& b : blocks)
-    if (!(b.type == Block::Type::text && b.text.empty())) write_block(w, b, unsupported);
+    if (!(b.type == Block::Type::text && b.text.empty())) write_block(w, b);
   w.end_array();
 }
 
@@ -396,14 +337,14 @@ EncodeResult encode_request(const ChatRequest& r, std::string_view model,
   w.field_int("max_tokens", max_tokens);
   if (!r.system.empty()) {
     w.key("system");
-    write_blocks(w, r.system, unsupported);
+    write_blocks(w, r.system);
   }
 
   // Messages: consecutive turns of one role merged (Anthropic alternates), empty turns left out.
   w.key("messages").begin_array();
   core::for_each_turn(r.messages, sendable, [&](Role role, const std::vector<const Block*>& blocks) {
     w.begin_object().field("role", role == Role::user ? "user" : "assistant").key("content").begin_array();
-    for (const Block* b : blocks) write_block(w, *b, unsupported);
+    for (const Block* b : blocks) write_block(w, *b);
     w.end_array().end_object();
   });
   w.end_array();
@@ -559,17 +500,18 @@ std::variant<core::ChatResponse, ApiError> decode_response(std::string_view body
 }
 
 void encode_response(const core::ChatResponse& r, std::string& out) {
-  json::object o{{"id", r.id}, {"type", "message"}, {"role", "assistant"}, {"model", r.model}};
-  json::array content;
-  core::Unsupported ignored;
-  for (const Block& b : r.content) {
-    if (b.type == Block::Type::text && b.text.empty()) continue;
-    content.push_back(encode_block(b, ignored));
-  }
-  o["content"] = std::move(content);
-  o["stop_reason"] = stop_reason_name(r.finish, !r.stop_sequence.empty());
-  o["stop_sequence"] = r.stop_sequence.empty() ? json::value(nullptr) : json::value(r.stop_sequence);
-  append_object_with(out, o, "usage", [&](std::string& s) { append_usage(s, r.usage); });
+  JsonWriter w(out);
+  w.begin_object().field("id", r.id).field("type", "message").field("role", "assistant").field("model", r.model);
+  w.key("content").begin_array();
+  for (const Block& b : r.content)
+    if (!(b.type == Block::Type::text && b.text.empty())) write_block(w, b);
+  w.end_array();
+  w.field("stop_reason", stop_reason_name(r.finish, !r.stop_sequence.empty())).key("stop_sequence");
+  if (r.stop_sequence.empty()) w.null();
+  else w.string(r.stop_sequence);
+  std::string usage;
+  append_usage(usage, r.usage);
+  w.key("usage").raw(usage).end_object();
 }
 
 // ---------------------------------------------------------------------------------------------
