@@ -5,12 +5,16 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <array>
+#include <cstdio>
+#include <cstdlib>
 #include <charconv>
 #include <fstream>
 #include <initializer_list>
 #include <set>
 #include <sstream>
 
+#include "catalog/catalog_yaml.hpp"
 #include "config/env_expand.hpp"
 #include "dialects/providers.hpp"
 
@@ -172,6 +176,36 @@ class Reader {
     out = static_cast<Int>(v);
   }
 
+  void number(const YAML::Node& node, const std::string& path, double& out, double min,
+              double max) {
+    if (!node) return;
+    std::string text;
+    if (!string(node, path, text)) return;
+    char* end = nullptr;
+    double v = std::strtod(text.c_str(), &end);
+    if (text.empty() || end != text.c_str() + text.size()) {
+      problem(path, "must be a number, got \"" + text + "\"");
+      return;
+    }
+    if (v < min || v > max) {
+      problem(path, "must be between " + format_number(min) + " and " + format_number(max));
+      return;
+    }
+    out = v;
+  }
+
+  static std::string format_number(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return buf;
+  }
+
+  void warning(const std::string& path, std::string message) {
+    if (warnings_) warnings_->push_back({path, std::move(message)});
+  }
+  void set_warnings(std::vector<Problem>* w) { warnings_ = w; }
+  std::vector<Problem>& problems() { return problems_; }
+
   void boolean(const YAML::Node& node, const std::string& path, bool& out) {
     if (!node) return;
     std::string text;
@@ -196,6 +230,7 @@ class Reader {
  private:
   const std::map<std::string, std::string>& env_;
   std::vector<Problem>& problems_;
+  std::vector<Problem>* warnings_ = nullptr;
 };
 
 constexpr long long kMaxMs = 24LL * 3600 * 1000;
@@ -210,7 +245,8 @@ void read_server(Reader& r, const YAML::Node& node, ServerConfig& s) {
   if (!r.check_map(node, "server",
                    {"host", "port", "threads", "max_connections", "max_body_bytes",
                     "max_header_bytes", "max_json_depth", "header_timeout_ms", "body_timeout_ms",
-                    "idle_timeout_ms", "write_timeout_ms", "drain_timeout_ms", "access_log"}))
+                    "idle_timeout_ms", "write_timeout_ms", "drain_timeout_ms", "access_log",
+                    "decisions_kept"}))
     return;
   if (r.string(node["host"], "server.host", s.host)) {
     if (s.host == "localhost") s.host = "127.0.0.1";
@@ -231,6 +267,62 @@ void read_server(Reader& r, const YAML::Node& node, ServerConfig& s) {
   r.integer(node["write_timeout_ms"], "server.write_timeout_ms", s.write_timeout_ms, 1, kMaxMs);
   r.integer(node["drain_timeout_ms"], "server.drain_timeout_ms", s.drain_timeout_ms, 0, kMaxMs);
   r.string(node["access_log"], "server.access_log", s.access_log);
+  r.integer(node["decisions_kept"], "server.decisions_kept", s.decisions_kept, 0, 10'000'000);
+}
+
+void read_health(Reader& r, const YAML::Node& node, HealthConfig& h) {
+  if (!node) return;
+  if (!r.check_map(node, "health",
+                   {"circuit_breaking", "window_ms", "min_requests", "error_rate", "consecutive_failures",
+                    "cooldown_ms", "max_cooldown_ms", "rate_limit_cooldown_ms", "exploration"}))
+    return;
+  r.boolean(node["circuit_breaking"], "health.circuit_breaking", h.circuit_breaking);
+  r.integer(node["window_ms"], "health.window_ms", h.window_ms, 100, kMaxMs);
+  r.integer(node["min_requests"], "health.min_requests", h.min_requests, 1, 1'000'000);
+  r.number(node["error_rate"], "health.error_rate", h.error_rate, 0.01, 1);
+  r.integer(node["consecutive_failures"], "health.consecutive_failures", h.consecutive_failures, 1, 1000);
+  r.integer(node["cooldown_ms"], "health.cooldown_ms", h.cooldown_ms, 1, kMaxMs);
+  r.integer(node["max_cooldown_ms"], "health.max_cooldown_ms", h.max_cooldown_ms, 1, kMaxMs);
+  r.integer(node["rate_limit_cooldown_ms"], "health.rate_limit_cooldown_ms", h.rate_limit_cooldown_ms, 1, kMaxMs);
+  r.number(node["exploration"], "health.exploration", h.exploration, 0, 0.5);
+  if (h.max_cooldown_ms < h.cooldown_ms)
+    r.problem("health.max_cooldown_ms", "must not be below health.cooldown_ms");
+}
+
+void read_models(Reader& r, const YAML::Node& node, Config& c) {
+  if (!node) return;
+  if (!node.IsSequence()) {
+    r.problem("models", "must be a list of catalogue entries");
+    return;
+  }
+  for (std::size_t i = 0; i < node.size(); ++i) {
+    std::string path = "models[" + std::to_string(i) + "]";
+    const YAML::Node& v = node[i];
+    if (!v.IsMap() || !v["id"] || !v["id"].IsScalar()) {
+      r.problem(path + ".id", "is required");
+      continue;
+    }
+    std::string id = v["id"].Scalar();
+    // An entry of the built-in catalogue is overridden field by field; a new one starts empty.
+    catalog::ModelInfo m;
+    if (const auto* known = catalog::builtin().find(id); known && known->id == id) m = *known;
+    catalog::Problems problems;
+    catalog::read_model(v, path, m, problems);
+    for (auto& [p, message] : problems) r.problem(p, std::move(message));
+    bool duplicate = std::any_of(c.models.begin(), c.models.end(),
+                                 [&](const catalog::ModelInfo& o) { return o.id == id; });
+    if (duplicate) r.problem(path + ".id", "duplicate model \"" + id + "\"");
+    c.models.push_back(std::move(m));
+  }
+}
+
+const catalog::ModelInfo* find_model(const Config& c, const std::string& id) {
+  for (const auto& m : c.models)
+    if (m.id == id) return &m;
+  for (const auto& m : c.models)
+    for (const auto& a : m.aliases)
+      if (a == id) return &m;
+  return catalog::builtin().find(id);
 }
 
 void read_upstream(Reader& r, const YAML::Node& node, UpstreamConfig& u) {
@@ -329,8 +421,24 @@ void read_deployments(Reader& r, const YAML::Node& node, Config& c) {
     if (!valid_name(d.name)) r.problem(path, "invalid name (letters, digits, - _ . @ : / only)");
     const YAML::Node& v = kv.second;
     if (c.find_deployment(d.name)) r.problem(path, "duplicate deployment");
-    if (!r.check_map(v, path, {"provider", "model", "max_tokens"})) continue;
+    if (!r.check_map(v, path, {"provider", "model", "max_tokens", "catalog_model", "region",
+                               "weight", "price"}))
+      continue;
     r.integer(v["max_tokens"], path + ".max_tokens", d.max_tokens, 1, 10'000'000);
+    r.string(v["region"], path + ".region", d.region);
+    r.integer(v["weight"], path + ".weight", d.weight, 0, 1'000'000);
+    if (const YAML::Node& price = v["price"]) {
+      if (r.check_map(price, path + ".price", {"input", "output", "cached_input", "reasoning"})) {
+        catalog::Prices p;
+        if (!price["input"] || !price["output"])
+          r.problem(path + ".price", "needs both input and output (USD per 1M tokens)");
+        r.number(price["input"], path + ".price.input", p.input, 0, 1e4);
+        r.number(price["output"], path + ".price.output", p.output, 0, 1e4);
+        r.number(price["cached_input"], path + ".price.cached_input", p.cached_input, 0, 1e4);
+        r.number(price["reasoning"], path + ".price.reasoning", p.reasoning, 0, 1e4);
+        d.price = p;
+      }
+    }
     if (!v["provider"]) r.problem(path + ".provider", "is required");
     else if (r.string(v["provider"], path + ".provider", d.provider)) {
       const ProviderConfig* p = c.find_provider(d.provider);
@@ -339,7 +447,100 @@ void read_deployments(Reader& r, const YAML::Node& node, Config& c) {
     }
     if (!v["model"]) r.problem(path + ".model", "is required");
     else r.string(v["model"], path + ".model", d.model);
+    if (v["catalog_model"]) {
+      if (r.string(v["catalog_model"], path + ".catalog_model", d.catalog_model) &&
+          !find_model(c, d.catalog_model))
+        r.problem(path + ".catalog_model",
+                  "unknown model \"" + d.catalog_model + "\" (not in the catalogue nor under models)");
+    } else if (!d.model.empty() && !find_model(c, d.model)) {
+      r.warning(path + ".model",
+                "\"" + d.model + "\" is not in the model catalogue: no price, context window or "
+                "capabilities are known for it (set catalog_model, or add it under models)");
+    }
     c.deployments.push_back(std::move(d));
+  }
+}
+
+void read_route_policy(Reader& r, const YAML::Node& v, const std::string& path, const Config& c,
+                       RouteConfig& route) {
+  r.integer(v["max_attempts"], path + ".max_attempts", route.max_attempts, 0, 1000);
+  std::string text;
+  if (r.string(v["strategy"], path + ".strategy", text)) {
+    if (auto s = parse_strategy(text)) route.strategy = *s;
+    else
+      r.problem(path + ".strategy", "unknown strategy \"" + text +
+                                        "\" (priority, weighted, least-latency, least-busy, "
+                                        "lowest-cost, rate-limit-aware)");
+  }
+  if (const YAML::Node& p = v["policy"]) {
+    std::string pp = path + ".policy";
+    PolicyConfig& pc = route.policy;
+    if (r.check_map(p, pp, {"objective", "weights", "category", "max_input_price", "max_output_price",
+                            "max_cost_usd", "providers", "regions", "deadline_ms", "ttft_ms"})) {
+      if (r.string(p["objective"], pp + ".objective", text)) {
+        if (auto o = parse_objective(text)) pc.objective = *o;
+        else
+          r.problem(pp + ".objective", "unknown objective \"" + text +
+                                           "\" (ordered, cost, latency, quality, balanced)");
+      }
+      if (const YAML::Node& w = p["weights"]) {
+        if (r.check_map(w, pp + ".weights", {"quality", "cost", "latency"})) {
+          r.number(w["quality"], pp + ".weights.quality", pc.weight_quality, 0, 1000);
+          r.number(w["cost"], pp + ".weights.cost", pc.weight_cost, 0, 1000);
+          r.number(w["latency"], pp + ".weights.latency", pc.weight_latency, 0, 1000);
+          if (pc.weight_quality + pc.weight_cost + pc.weight_latency <= 0)
+            r.problem(pp + ".weights", "at least one weight must be positive");
+        }
+      }
+      if (r.string(p["category"], pp + ".category", text)) {
+        if (auto cat = catalog::parse_category(text)) pc.category = *cat;
+        else
+          r.problem(pp + ".category", "unknown category \"" + text +
+                                          "\" (code, math, reasoning, knowledge, writing, "
+                                          "extraction, chat)");
+      }
+      r.number(p["max_input_price"], pp + ".max_input_price", pc.max_input_price, 0, 1e4);
+      r.number(p["max_output_price"], pp + ".max_output_price", pc.max_output_price, 0, 1e4);
+      r.number(p["max_cost_usd"], pp + ".max_cost_usd", pc.max_cost_usd, 0, 1e6);
+      r.string_list(p["providers"], pp + ".providers", pc.providers);
+      for (std::size_t i = 0; i < pc.providers.size(); ++i) {
+        const std::string& name = pc.providers[i];
+        if (!c.find_provider(name) && !dialects::find_provider_type(name))
+          r.problem(pp + ".providers[" + std::to_string(i) + "]",
+                    "unknown provider or provider type \"" + name + "\"");
+      }
+      r.string_list(p["regions"], pp + ".regions", pc.regions);
+      r.integer(p["deadline_ms"], pp + ".deadline_ms", pc.deadline_ms, 1, kMaxMs);
+      r.integer(p["ttft_ms"], pp + ".ttft_ms", pc.ttft_ms, 1, kMaxMs);
+    }
+  }
+  if (const YAML::Node& rt = v["retry"]) {
+    if (r.check_map(rt, path + ".retry", {"attempts", "base_ms", "max_ms"})) {
+      r.integer(rt["attempts"], path + ".retry.attempts", route.retry.attempts, 0, 10);
+      r.integer(rt["base_ms"], path + ".retry.base_ms", route.retry.base_ms, 1, kMaxMs);
+      r.integer(rt["max_ms"], path + ".retry.max_ms", route.retry.max_ms, 1, kMaxMs);
+    }
+  }
+  if (const YAML::Node& h = v["hedge"]) {
+    if (r.check_map(h, path + ".hedge", {"enabled", "delay_ms", "min_delay_ms", "max_share"})) {
+      route.hedge.enabled = true;
+      r.boolean(h["enabled"], path + ".hedge.enabled", route.hedge.enabled);
+      r.integer(h["delay_ms"], path + ".hedge.delay_ms", route.hedge.delay_ms, 0, kMaxMs);
+      r.integer(h["min_delay_ms"], path + ".hedge.min_delay_ms", route.hedge.min_delay_ms, 0, kMaxMs);
+      r.number(h["max_share"], path + ".hedge.max_share", route.hedge.max_share, 0, 1);
+    }
+  }
+  if (route.policy.objective != Objective::ordered) {
+    for (std::size_t i = 0; i < route.candidates.size(); ++i) {
+      const DeploymentConfig* d = c.find_deployment(route.candidates[i]);
+      if (!d) continue;
+      const std::string& id = d->catalog_model.empty() ? d->model : d->catalog_model;
+      if (!find_model(c, id) && !d->price)
+        r.warning(path + ".candidates[" + std::to_string(i) + "]",
+                  "\"" + d->name + "\" has no catalogue entry: the " +
+                      std::string(to_string(route.policy.objective)) +
+                      " objective scores it with neutral defaults");
+    }
   }
 }
 
@@ -361,7 +562,8 @@ void read_routes(Reader& r, const YAML::Node& node, Config& c) {
     bool duplicate = std::any_of(c.routes.begin(), c.routes.end(),
                                  [&](const RouteConfig& rc) { return rc.name == route.name; });
     if (duplicate) r.problem(path, "duplicate route");
-    if (!r.check_map(v, path, {"candidates"})) continue;
+    if (!r.check_map(v, path, {"candidates", "policy", "strategy", "retry", "hedge", "max_attempts"}))
+      continue;
     if (!v["candidates"]) {
       r.problem(path + ".candidates", "is required");
       continue;
@@ -373,6 +575,7 @@ void read_routes(Reader& r, const YAML::Node& node, Config& c) {
         r.problem(path + ".candidates[" + std::to_string(i) + "]",
                   "unknown deployment \"" + route.candidates[i] + "\"");
     }
+    read_route_policy(r, v, path, c, route);
     c.routes.push_back(std::move(route));
   }
 }
@@ -386,8 +589,10 @@ void read_keys(Reader& r, const YAML::Node& node, Config& c) {
   for (std::size_t i = 0; i < node.size(); ++i) {
     std::string path = "keys[" + std::to_string(i) + "]";
     const YAML::Node& v = node[i];
-    if (!r.check_map(v, path, {"name", "sha256", "routes"})) continue;
+    if (!r.check_map(v, path, {"name", "sha256", "routes", "overrides", "admin"})) continue;
     KeyConfig k;
+    r.boolean(v["overrides"], path + ".overrides", k.overrides);
+    r.boolean(v["admin"], path + ".admin", k.admin);
     if (!v["name"]) r.problem(path + ".name", "is required");
     else r.string(v["name"], path + ".name", k.name);
     if (v["name"] && k.name.empty()) r.problem(path + ".name", "must not be empty");
@@ -435,9 +640,13 @@ LoadResult load_config_text(const std::string& yaml_text,
     return result;
   }
   try {
-    r.check_map(root, "", {"server", "upstream", "providers", "deployments", "routes", "keys"});
+    r.set_warnings(&result.warnings);
+    r.check_map(root, "", {"server", "upstream", "health", "models", "providers", "deployments",
+                           "routes", "keys"});
     read_server(r, root["server"], result.config.server);
     read_upstream(r, root["upstream"], result.config.upstream);
+    read_health(r, root["health"], result.config.health);
+    read_models(r, root["models"], result.config);
     read_providers(r, root["providers"], result.config);
     read_deployments(r, root["deployments"], result.config);
     read_routes(r, root["routes"], result.config);
@@ -458,6 +667,26 @@ LoadResult load_config_file(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return load_config_text(ss.str(), process_env());
+}
+
+namespace {
+constexpr std::array<std::string_view, 5> kObjectives = {"ordered", "cost", "latency", "quality",
+                                                         "balanced"};
+constexpr std::array<std::string_view, 6> kStrategies = {
+    "priority", "weighted", "least-latency", "least-busy", "lowest-cost", "rate-limit-aware"};
+}  // namespace
+
+std::string_view to_string(Objective o) { return kObjectives[static_cast<int>(o)]; }
+std::optional<Objective> parse_objective(std::string_view name) {
+  for (std::size_t i = 0; i < kObjectives.size(); ++i)
+    if (kObjectives[i] == name) return static_cast<Objective>(i);
+  return std::nullopt;
+}
+std::string_view to_string(Strategy s) { return kStrategies[static_cast<int>(s)]; }
+std::optional<Strategy> parse_strategy(std::string_view name) {
+  for (std::size_t i = 0; i < kStrategies.size(); ++i)
+    if (kStrategies[i] == name) return static_cast<Strategy>(i);
+  return std::nullopt;
 }
 
 std::map<std::string, std::string> process_env() {

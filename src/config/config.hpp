@@ -2,8 +2,11 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "catalog/catalog.hpp"
 
 /// Switchyard's configuration: YAML → plain structs → strict validation. Every problem is
 /// reported with its dotted path, all at once.
@@ -35,6 +38,7 @@ struct ServerConfig {
   std::uint32_t write_timeout_ms = 30000;   ///< a client that does not read its response
   std::uint32_t drain_timeout_ms = 10000;   ///< in-flight work allowed after SIGTERM
   std::string access_log = "stdout";        ///< "stdout", "stderr", "off" or a file path
+  std::size_t decisions_kept = 10000;       ///< decision records kept in memory
 };
 
 struct UpstreamConfig {
@@ -64,18 +68,90 @@ struct DeploymentConfig {
   std::string provider;
   std::string model;  ///< upstream model id (Azure: the deployment name)
   std::int64_t max_tokens = 0;  ///< sent to Anthropic when the client gives none; 0 = built-in
+  std::string catalog_model;    ///< the catalogue entry; empty = looked up by `model`
+  std::string region;           ///< free-form ("eu", "us-east"); for route constraints
+  std::uint32_t weight = 1;     ///< share under the `weighted` strategy
+  std::optional<catalog::Prices> price;  ///< this deployment's prices, when not the catalogue's
   bool enabled = true;
+};
+
+/// What a route optimises among its candidates' models.
+enum class Objective {
+  ordered,   ///< the candidates in the order written (a failover chain)
+  cost,      ///< cheapest estimated cost first
+  latency,   ///< fastest expected answer first
+  quality,   ///< highest quality prior for the route's category first
+  balanced,  ///< weighted sum of normalised quality, cost and latency
+};
+std::string_view to_string(Objective o);
+std::optional<Objective> parse_objective(std::string_view name);
+
+/// How deployments of the same model are ordered.
+enum class Strategy {
+  priority,          ///< as written
+  weighted,          ///< random, proportional to `weight`
+  least_latency,     ///< power of two choices on the EWMA of expected latency
+  least_busy,        ///< fewest requests in flight
+  lowest_cost,       ///< cheapest deployment price
+  rate_limit_aware,  ///< most rate-limit headroom reported by the provider
+};
+std::string_view to_string(Strategy s);
+std::optional<Strategy> parse_strategy(std::string_view name);
+
+struct PolicyConfig {
+  Objective objective = Objective::ordered;
+  double weight_quality = 1, weight_cost = 1, weight_latency = 1;  ///< balanced
+  catalog::Category category = catalog::Category::chat;  ///< for the quality priors
+  double max_input_price = -1;   ///< USD per 1M tokens; < 0 = no cap
+  double max_output_price = -1;
+  double max_cost_usd = -1;      ///< per request, estimated; < 0 = no cap
+  std::vector<std::string> providers;  ///< allowed provider names or types; empty = any
+  std::vector<std::string> regions;    ///< allowed deployment regions; empty = any
+  std::uint32_t deadline_ms = 0;  ///< total time for the request (all attempts); 0 = none
+  std::uint32_t ttft_ms = 0;      ///< per attempt: time to the response head; 0 = upstream default
+};
+
+struct RetryConfig {
+  int attempts = 0;             ///< rounds over the plan again after every entry failed
+  std::uint32_t base_ms = 100;  ///< backoff: full jitter of base · 2^n, capped
+  std::uint32_t max_ms = 2000;
+};
+
+struct HedgeConfig {
+  bool enabled = false;
+  std::uint32_t delay_ms = 0;      ///< 0 = the primary's observed p95 time to first byte
+  std::uint32_t min_delay_ms = 50; ///< never hedge sooner than this
+  double max_share = 0.1;          ///< hedges at most this share of the route's requests
 };
 
 struct RouteConfig {
   std::string name;
-  std::vector<std::string> candidates;  ///< deployment names, in failover order
+  std::vector<std::string> candidates;  ///< deployment names
+  PolicyConfig policy;
+  Strategy strategy = Strategy::priority;
+  RetryConfig retry;
+  HedgeConfig hedge;
+  std::uint32_t max_attempts = 0;  ///< 0 = every eligible deployment
 };
 
 struct KeyConfig {
   std::string name;
   std::string sha256;               ///< lowercase hex of SHA-256(key)
   std::vector<std::string> routes;  ///< allowed routes; "*" = all
+  bool overrides = true;            ///< may send x-switchyard-policy / -deadline-ms / -max-cost-usd
+  bool admin = false;               ///< may read every decision record
+};
+
+struct HealthConfig {
+  bool circuit_breaking = true;  ///< false: outcomes are only observed, never exclude a deployment
+  std::uint32_t window_ms = 30000;
+  int min_requests = 10;
+  double error_rate = 0.5;
+  int consecutive_failures = 3;
+  std::uint32_t cooldown_ms = 5000;
+  std::uint32_t max_cooldown_ms = 60000;
+  std::uint32_t rate_limit_cooldown_ms = 1000;
+  double exploration = 0.02;  ///< share of latency-ranked requests that try another deployment
 };
 
 struct Config {
@@ -85,6 +161,8 @@ struct Config {
   std::vector<DeploymentConfig> deployments;
   std::vector<RouteConfig> routes;
   std::vector<KeyConfig> keys;
+  HealthConfig health;
+  std::vector<catalog::ModelInfo> models;  ///< catalogue overrides and additions
 
   const ProviderConfig* find_provider(const std::string& name) const;
   const DeploymentConfig* find_deployment(const std::string& name) const;
@@ -98,6 +176,7 @@ struct Problem {
 struct LoadResult {
   Config config;
   std::vector<Problem> problems;
+  std::vector<Problem> warnings;  ///< worth fixing, but the config works
   bool ok() const { return problems.empty(); }
 };
 

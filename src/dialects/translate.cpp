@@ -1,5 +1,7 @@
 #include "dialects/translate.hpp"
 
+#include "core/token_estimate.hpp"
+
 #include <algorithm>
 
 #include <boost/json/serialize.hpp>
@@ -154,23 +156,26 @@ std::string error_body(Dialect dialect, const ApiError& error, std::string_view 
 }
 
 std::int64_t estimate_tokens(const core::ChatRequest& r) {
-  std::size_t chars = 0;
-  std::int64_t extra = 0;
+  std::int64_t tokens = 0;
   auto count = [&](const std::vector<core::Block>& blocks, auto& self) -> void {
     for (const auto& b : blocks) {
-      chars += b.text.size() + b.arguments.size() + b.name.size();
-      if (b.type == core::Block::Type::image) extra += 1600;  // a typical image tile budget
+      tokens += static_cast<std::int64_t>(core::estimate_text_tokens(b.text) +
+                                          core::estimate_text_tokens(b.arguments) +
+                                          core::estimate_text_tokens(b.name));
+      if (b.type == core::Block::Type::image) tokens += 1000;  // a typical image
       self(b.content, self);
     }
   };
   count(r.system, count);
   for (const auto& m : r.messages) {
-    extra += 4;
+    tokens += 4;  // role and message framing
     count(m.content, count);
   }
   for (const auto& t : r.tools)
-    chars += t.name.size() + t.description.size() + boost::json::serialize(t.parameters).size();
-  return static_cast<std::int64_t>((chars + 3) / 4) + extra;
+    tokens += static_cast<std::int64_t>(core::estimate_text_tokens(t.name) +
+                                        core::estimate_text_tokens(t.description) +
+                                        core::estimate_text_tokens(boost::json::serialize(t.parameters)));
+  return tokens;
 }
 
 }  // namespace switchyard::dialects

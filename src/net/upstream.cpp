@@ -203,7 +203,7 @@ void UpstreamExchange::arm(Phase phase) {
   Clock::time_point at = total_deadline_;
   if (phase == Phase::connect) at = std::min(at, Clock::now() + pool_.options().connect_timeout);
   else if (phase == Phase::wait_head)
-    at = std::min(at, Clock::now() + pool_.options().first_byte_timeout);
+    at = std::min(at, Clock::now() + first_byte_limit_.value_or(pool_.options().first_byte_timeout));
   set(at);
 }
 
@@ -233,6 +233,7 @@ UpstreamError UpstreamExchange::classify(const boost::system::error_code&) const
 asio::awaitable<UpstreamError> UpstreamExchange::start(std::string_view head, std::string_view body) {
   started_ = Clock::now();
   total_deadline_ = started_ + pool_.options().total_timeout;
+  if (end_limit_) total_deadline_ = std::min(total_deadline_, *end_limit_);
   bool stale = false;
   UpstreamError e = co_await attempt(head, body, true, stale);
   if (stale && !cancelled_ && !timed_out_) {

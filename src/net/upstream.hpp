@@ -154,6 +154,13 @@ class UpstreamExchange final : public Deadline {
   /// Reads the whole body (up to `limit` bytes) into `out`.
   asio::awaitable<UpstreamError> read_all(std::string& out, std::size_t limit);
 
+  /// Tighter deadlines for this exchange than the pool's: the time to the response head, and an
+  /// absolute end (a route's deadline). Call before `start`.
+  void limit(std::optional<std::chrono::milliseconds> first_byte, std::optional<Clock::time_point> end) {
+    first_byte_limit_ = first_byte;
+    end_limit_ = end;
+  }
+
   /// Aborts whatever is pending (client disconnect).
   void cancel();
 
@@ -189,6 +196,8 @@ class UpstreamExchange final : public Deadline {
   Clock::time_point started_{};
   Clock::time_point total_deadline_{};
   std::chrono::microseconds ttfb_{0};
+  std::optional<std::chrono::milliseconds> first_byte_limit_;
+  std::optional<Clock::time_point> end_limit_;
   std::string detail_;
 };
 

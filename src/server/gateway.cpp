@@ -1,6 +1,8 @@
 #include "server/gateway.hpp"
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
@@ -15,6 +17,9 @@
 #include "dialects/sse.hpp"
 #include "dialects/translate.hpp"
 #include "dialects/upstream_error.hpp"
+#include "health/rate_limits.hpp"
+#include "core/token_estimate.hpp"
+#include "routing/request_traits.hpp"
 
 namespace switchyard::server {
 
@@ -91,8 +96,61 @@ std::variant<std::unique_ptr<core::ChatRequest>, ApiError> decode_on_heap(dialec
 
 }  // namespace
 
+/// What one attempt came to, for health and the decision record.
+struct Gateway::AttemptResult {
+  bool record = false;  ///< says something about the deployment's health
+  health::Outcome outcome = health::Outcome::success;
+  int status = 0;
+  std::int64_t retry_after_ms = -1;
+  double ttft_ms = -1;
+  double tokens_per_s = -1;
+  health::RateLimitHeaders rate_limits;
+  std::string what;
+};
+
 /// Per-request state: what the access log and the response headers report.
 struct Gateway::Exchange {
+  const Runtime* rt = nullptr;  ///< the runtime this request started with (pinned by handle())
+  std::unique_ptr<routing::Decision> decision;  ///< chat and embeddings: the routing record
+  routing::Overrides overrides;
+  std::string_view policy;
+  std::optional<net::Clock::time_point> deadline;
+  std::int64_t retry_after_ms = -1;  ///< the shortest retry-after of this request's 429s
+  std::int64_t backoff_ms = 0;
+  bool hedge_started = false;
+  const DeploymentRuntime* answered_by = nullptr;
+  AttemptResult last;
+  std::string estimated_cost_text, cost_text, retry_after_text;
+  double cost_usd = -1;
+
+  void add_attempt(std::uint16_t index, std::string what, int status, double ms, bool hedge = false) {
+    if (!decision) return;
+    routing::AttemptRecord a;
+    a.candidate = index;
+    a.outcome = std::move(what);
+    a.status = status;
+    a.ms = ms;
+    a.hedge = hedge;
+    if (backoff_ms) {
+      a.retry = true;
+      a.backoff_ms = backoff_ms;
+      backoff_ms = 0;
+    }
+    decision->attempts.push_back(std::move(a));
+  }
+  void set_estimated_cost(double usd) {
+    estimated_cost_text.clear();
+    if (usd >= 0) routing::append_decimal(estimated_cost_text, usd);
+  }
+  /// The actual cost from the answer's usage and the deployment's prices.
+  void settle_cost() {
+    if (!usage || !answered_by || !answered_by->priced) return;
+    cost_usd = catalog::cost_usd(answered_by->price, usage->prompt_tokens, usage->cached_tokens,
+                                 usage->completion_tokens, usage->reasoning_tokens);
+    cost_text.clear();
+    routing::append_decimal(cost_text, cost_usd);
+  }
+
   std::string_view request_id;  ///< in `id_storage` (no allocation per request)
   char id_storage[128];
   std::string_view key_name;
@@ -108,7 +166,7 @@ struct Gateway::Exchange {
   double ttfb_ms = -1;
   std::string error;
   std::string attempts_text;
-  std::array<net::HeaderField, 5 + kMaxPassedHeaders> header_storage;
+  std::array<net::HeaderField, 10 + kMaxPassedHeaders> header_storage;
 
   void set_dropped(const std::vector<std::string>& names) {
     dropped.clear();
@@ -154,14 +212,25 @@ struct Gateway::Exchange {
       header_storage[n++] = {"x-switchyard-attempts", attempts_text};
     }
     if (!dropped.empty()) header_storage[n++] = {"x-switchyard-dropped-params", dropped};
+    if (answered_by && !deployment.empty()) {
+      header_storage[n++] = {"x-switchyard-model", answered_by->model ? std::string_view(answered_by->model->id)
+                                                                      : std::string_view(upstream_model)};
+    }
+    if (!policy.empty()) header_storage[n++] = {"x-switchyard-policy", policy};
+    if (!estimated_cost_text.empty())
+      header_storage[n++] = {"x-switchyard-estimated-cost-usd", estimated_cost_text};
+    if (!cost_text.empty()) header_storage[n++] = {"x-switchyard-cost-usd", cost_text};
+    if (!retry_after_text.empty()) header_storage[n++] = {"retry-after", retry_after_text};
     return {header_storage.data(), n};
   }
 };
 
-Gateway::Gateway(net::Loop& loop, std::shared_ptr<const Runtime> runtime, telemetry::AccessLog& log)
+Gateway::Gateway(net::Loop& loop, Shared& shared)
     : loop_(loop),
-      runtime_(std::move(runtime)),
-      log_(log),
+      shared_(shared),
+      runtime_(shared.runtime.get()),
+      generation_(shared.runtime.generation()),
+      log_(shared.log),
       pool_(loop.io(), loop.deadlines(), upstream_options(runtime_->config().upstream)),
       rng_(std::random_device{}() ^ (static_cast<std::uint64_t>(loop.index()) << 32)) {}
 
@@ -225,7 +294,7 @@ const config::KeyConfig* Gateway::find_key(const net::Request& request, Exchange
   const config::KeyConfig* key = nullptr;
   if (auto it = key_cache_.find(token); it != key_cache_.end()) {
     key = it->second;
-  } else if ((key = runtime_->keys().find(token))) {
+  } else if ((key = ex.rt->keys().find(token))) {
     if (key_cache_.size() >= 4096) key_cache_.clear();  // bounded; only valid keys get in
     key_cache_.emplace(token, key);
   }
@@ -235,7 +304,16 @@ const config::KeyConfig* Gateway::find_key(const net::Request& request, Exchange
 }
 
 asio::awaitable<void> Gateway::handle(net::Request request, net::ResponseWriter& writer) {
+  // A reload swapped the runtime: this loop takes the new one; requests in flight keep theirs.
+  if (std::uint64_t g = shared_.runtime.generation(); g != generation_) {
+    runtime_ = shared_.runtime.get();
+    generation_ = g;
+    key_cache_.clear();  // its entries point into the old runtime
+    hedge_budgets_.clear();
+  }
+  std::shared_ptr<const Runtime> pinned = runtime_;
   Exchange ex;
+  ex.rt = pinned.get();
   std::string_view given_id = request.header("x-request-id");
   if (valid_request_id(given_id)) {
     std::memcpy(ex.id_storage, given_id.data(), given_id.size());
@@ -272,6 +350,10 @@ asio::awaitable<void> Gateway::handle(net::Request request, net::ResponseWriter&
     if (co_await allowed("POST")) co_await embeddings(request, writer, ex);
   } else if (path == "/v1/models") {
     if (co_await allowed("GET")) co_await models(request, writer, ex);
+  } else if (path == "/v1/switchyard/health") {
+    if (co_await allowed("GET")) co_await health_report(request, writer, ex);
+  } else if (path == "/v1/switchyard/decisions") {
+    if (co_await allowed("GET")) co_await decision_report(request, writer, ex);
   } else if (path == "/healthz") {
     if (co_await allowed("GET")) {
       ex.status = 200;
@@ -290,6 +372,7 @@ asio::awaitable<void> Gateway::handle(net::Request request, net::ResponseWriter&
                                                  std::string(path) + ". Please check the URL.",
                                              {}, "unknown_url"));
   }
+  record_decision(ex);
   log_access(method, path, ex, request.received);
 }
 
@@ -327,7 +410,32 @@ void Gateway::log_access(std::string_view method, std::string_view path,
   r.latency_ms = ms_since(received);
   r.upstream_ttfb_ms = ex.ttfb_ms;
   r.error = ex.error;
+  r.policy = ex.policy;
+  r.cost_usd = ex.cost_usd;
+  std::string plan;
+  if (ex.decision) {
+    const routing::Decision& d = *ex.decision;
+    r.estimated_cost_usd = d.estimated_cost_usd;
+    for (auto i : d.plan.order) {
+      if (!plan.empty()) plan += '>';
+      plan += d.table->candidates[i].deployment;
+    }
+    r.plan = plan;
+    r.hedged = d.hedged;
+  }
   log_.write(r);
+}
+
+void Gateway::record_decision(Exchange& ex) {
+  if (!ex.decision) return;
+  routing::Decision& d = *ex.decision;
+  d.status = ex.status;
+  d.cost_usd = ex.cost_usd;
+  if (ex.answered_by && ex.status > 0 && ex.status < 400)
+    for (std::size_t i = 0; i < d.table->candidates.size(); ++i)
+      if (d.table->candidates[i].deployment == ex.answered_by->config->name) d.chosen = static_cast<int>(i);
+  if (shared_.decisions.capacity() == 0) return;
+  shared_.decisions.add(ex.request_id, ex.key_name, routing::decision_json(d, health::steady_now_ms()));
 }
 
 asio::awaitable<void> Gateway::models(net::Request& request, net::ResponseWriter& writer,
@@ -339,7 +447,7 @@ asio::awaitable<void> Gateway::models(net::Request& request, net::ResponseWriter
   if (!key) co_return;
   std::string body = anthropic ? R"({"data":[)" : R"({"object":"list","data":[)";
   std::string_view first_id, last_id;
-  for (const auto& route : runtime_->routes()) {
+  for (const auto& route : ex.rt->routes()) {
     if (!governance::KeyStore::allows(*key, route.config->name) || route.candidates.empty()) continue;
     if (!first_id.empty()) body += ',';
     if (first_id.empty()) first_id = route.config->name;
@@ -388,7 +496,7 @@ asio::awaitable<const RouteRuntime*> Gateway::resolve_route(std::string_view mod
                                                             const config::KeyConfig& key,
                                                             net::ResponseWriter& writer,
                                                             Exchange& ex) {
-  const RouteRuntime* route = runtime_->find_route(model);
+  const RouteRuntime* route = ex.rt->find_route(model);
   if (!route) {
     co_await fail(writer, ex, ApiError::make(ErrorKind::not_found,
                                              "The model `" + std::string(model) +
@@ -414,11 +522,165 @@ asio::awaitable<const RouteRuntime*> Gateway::resolve_route(std::string_view mod
   co_return route;
 }
 
+void Gateway::start_decision(Exchange& ex, const RouteRuntime& route, const routing::RequestTraits& traits) {
+  ex.decision = std::make_unique<routing::Decision>();
+  routing::Decision& d = *ex.decision;
+  d.request_id = ex.request_id;
+  d.route = route.config->name;
+  d.key = ex.key_name;
+  d.unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::system_clock::now().time_since_epoch()).count();
+  d.traits = traits;
+  d.table = &route.table;
+}
+
+asio::awaitable<bool> Gateway::read_overrides(const net::Request& request, const config::KeyConfig& key,
+                                              net::ResponseWriter& writer, Exchange& ex) {
+  std::string_view policy = request.header("x-switchyard-policy");
+  std::string_view deadline = request.header("x-switchyard-deadline-ms");
+  std::string_view max_cost = request.header("x-switchyard-max-cost-usd");
+  if (policy.empty() && deadline.empty() && max_cost.empty()) co_return true;
+  std::optional<ApiError> error;
+  if (!key.overrides) {
+    std::string which = !policy.empty() ? "x-switchyard-policy"
+                        : !deadline.empty() ? "x-switchyard-deadline-ms"
+                                            : "x-switchyard-max-cost-usd";
+    error = ApiError::make(ErrorKind::permission,
+                           "This API key may not override routing (" + which + ").", which,
+                           "override_not_allowed");
+  } else if (!policy.empty() && !(ex.overrides.objective = config::parse_objective(policy))) {
+    error = ApiError::make(ErrorKind::invalid_request,
+                           "Invalid x-switchyard-policy \"" + std::string(policy) +
+                               "\": use cost, latency, quality, balanced or ordered.",
+                           "x-switchyard-policy", "invalid_header");
+  } else if (!deadline.empty()) {
+    std::uint32_t ms = 0;
+    auto [p, ec] = std::from_chars(deadline.data(), deadline.data() + deadline.size(), ms);
+    if (ec != std::errc{} || p != deadline.data() + deadline.size() || ms == 0 || ms > 86'400'000)
+      error = ApiError::make(ErrorKind::invalid_request,
+                             "Invalid x-switchyard-deadline-ms \"" + std::string(deadline) +
+                                 "\": an integer number of milliseconds from 1 to 86400000.",
+                             "x-switchyard-deadline-ms", "invalid_header");
+    else ex.overrides.deadline_ms = ms;
+  }
+  if (!error && !max_cost.empty() && key.overrides) {
+    std::string text(max_cost);
+    char* end = nullptr;
+    double usd = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end || !(usd >= 0) || usd > 1e6)
+      error = ApiError::make(ErrorKind::invalid_request,
+                             "Invalid x-switchyard-max-cost-usd \"" + text +
+                                 "\": a number of US dollars, 0 or more.",
+                             "x-switchyard-max-cost-usd", "invalid_header");
+    else ex.overrides.max_cost_usd = usd;
+  }
+  if (error) {
+    co_await fail(writer, ex, *error);
+    co_return false;
+  }
+  co_return true;
+}
+
+asio::awaitable<void> Gateway::health_report(net::Request& request, net::ResponseWriter& writer,
+                                             Exchange& ex) {
+  const config::KeyConfig* key = co_await authenticate(request, writer, ex);
+  if (!key) co_return;
+  const std::int64_t now = health::steady_now_ms();
+  std::string body = R"({"object":"switchyard.health","deployments":[)";
+  bool first = true;
+  for (const auto& d : ex.rt->deployments()) {
+    if (!first) body += ',';
+    first = false;
+    body += R"({"deployment":)";
+    core::append_json_string(body, d.config->name);
+    body += R"(,"provider":)";
+    core::append_json_string(body, d.config->provider);
+    body += R"(,"model":)";
+    core::append_json_string(body, d.model ? std::string_view(d.model->id) : std::string_view(d.config->model));
+    body += R"(,"enabled":)";
+    body += d.config->enabled && d.provider && d.provider->config->enabled ? "true" : "false";
+    if (d.health) {
+      health::Snapshot s = d.health->read(now);
+      health::DeploymentHealth::Details x = d.health->details(now);
+      body += R"(,"state":")";
+      body += health::to_string(s.state);
+      body += '"';
+      if (s.recovers_at_ms) {
+        body += R"(,"recovers_in_ms":)";
+        body += std::to_string(std::max<std::int64_t>(0, s.recovers_at_ms - now));
+      }
+      body += R"(,"in_flight":)" + std::to_string(s.in_flight);
+      body += R"(,"error_rate":)";
+      routing::append_decimal(body, x.error_rate);
+      body += R"(,"window_requests":)" + std::to_string(x.window_count);
+      body += R"(,"consecutive_failure_points":)" + std::to_string(x.consecutive_failure_points);
+      body += R"(,"times_opened":)" + std::to_string(x.times_opened);
+      body += R"(,"successes":)" + std::to_string(x.successes);
+      body += R"(,"failures":)" + std::to_string(x.failures);
+      if (x.failures) {
+        body += R"(,"last_failure":")";
+        body += health::to_string(x.last_failure);
+        body += '"';
+      }
+      if (s.ttft_ms >= 0) {
+        body += R"(,"ttft_ms_ewma":)";
+        routing::append_decimal(body, std::round(s.ttft_ms * 10) / 10);
+      }
+      if (s.p95_ttft_ms >= 0) {
+        body += R"(,"ttft_ms_p95":)";
+        routing::append_decimal(body, std::round(s.p95_ttft_ms * 10) / 10);
+      }
+      if (s.tokens_per_s > 0) {
+        body += R"(,"tokens_per_s_ewma":)";
+        routing::append_decimal(body, std::round(s.tokens_per_s * 10) / 10);
+      }
+      if (s.rl_remaining_requests >= 0) body += R"(,"ratelimit_remaining_requests":)" + std::to_string(s.rl_remaining_requests);
+      if (s.rl_remaining_tokens >= 0) body += R"(,"ratelimit_remaining_tokens":)" + std::to_string(s.rl_remaining_tokens);
+    }
+    body += '}';
+  }
+  body += "]}";
+  ex.status = 200;
+  co_await writer.send(200, "application/json", body, ex.headers());
+}
+
+asio::awaitable<void> Gateway::decision_report(net::Request& request, net::ResponseWriter& writer,
+                                               Exchange& ex) {
+  const config::KeyConfig* key = co_await authenticate(request, writer, ex);
+  if (!key) co_return;
+  std::string_view target = request.target();
+  std::string_view query = target.substr(std::min(target.size(), target.find('?') + 1));
+  if (target.find('?') == std::string_view::npos) query = {};
+  std::string_view id;
+  while (!query.empty()) {
+    std::string_view pair = query.substr(0, query.find('&'));
+    query.remove_prefix(std::min(query.size(), pair.size() + 1));
+    if (pair.substr(0, 11) == "request_id=") id = pair.substr(11);
+  }
+  if (id.empty()) {
+    co_await fail(writer, ex, ApiError::make(ErrorKind::invalid_request,
+                                             "Missing query parameter request_id.", "request_id",
+                                             "missing_required_parameter"));
+    co_return;
+  }
+  // Admin keys read every record; other keys only their own requests'.
+  auto found = shared_.decisions.find(id, key->admin ? std::string_view{} : std::string_view(key->name));
+  if (!found) {
+    co_await fail(writer, ex, ApiError::make(ErrorKind::not_found,
+                                             "No decision record for request " + std::string(id) +
+                                                 " (unknown, someone else's, or no longer kept).",
+                                             "request_id", "decision_not_found"));
+    co_return;
+  }
+  ex.status = 200;
+  co_await writer.send(200, "application/json", *found, ex.headers());
+}
+
 asio::awaitable<void> Gateway::chat(net::Request& request, net::ResponseWriter& writer,
                                     Exchange& ex) {
   const config::KeyConfig* key = co_await authenticate(request, writer, ex);
   if (!key) co_return;
-  const config::ServerConfig& server_config = runtime_->config().server;
+  const config::ServerConfig& server_config = ex.rt->config().server;
   Chat chat{request, ex.client};
   if (ex.client == dialects::Dialect::openai) {
     auto inspected = openai::inspect_chat_request(request.body, {server_config.max_json_depth});
@@ -444,6 +706,8 @@ asio::awaitable<void> Gateway::chat(net::Request& request, net::ResponseWriter& 
   ex.stream = chat.stream;
   const RouteRuntime* route = co_await resolve_route(chat.model, *key, writer, ex);
   if (!route) co_return;
+  if (!co_await read_overrides(request, *key, writer, ex)) co_return;
+  start_decision(ex, *route, chat.info ? routing::traits_of(*chat.info, request.body) : routing::traits_of(*chat.canonical));
   co_await run_candidates(*route, chat, writer, ex);
 }
 
@@ -454,7 +718,7 @@ asio::awaitable<void> Gateway::embeddings(net::Request& request, net::ResponseWr
   Chat chat{request, dialects::Dialect::openai};
   chat.endpoint = Endpoint::embeddings;
   {
-    auto parsed = dialects::parse_json(request.body, runtime_->config().server.max_json_depth + 1);
+    auto parsed = dialects::parse_json(request.body, ex.rt->config().server.max_json_depth + 1);
     std::optional<ApiError> error;
     if (!parsed || !parsed->is_object()) {
       error = ApiError::make(ErrorKind::invalid_request,
@@ -478,6 +742,12 @@ asio::awaitable<void> Gateway::embeddings(net::Request& request, net::ResponseWr
   }
   const RouteRuntime* route = co_await resolve_route(chat.model, *key, writer, ex);
   if (!route) co_return;
+  if (!co_await read_overrides(request, *key, writer, ex)) co_return;
+  routing::RequestTraits traits;
+  traits.needs = catalog::kEmbeddings;
+  traits.input_tokens = static_cast<std::int64_t>(core::estimate_text_tokens(request.body));
+  traits.max_output_tokens = 0;
+  start_decision(ex, *route, traits);
   co_await run_candidates(*route, chat, writer, ex);
 }
 
@@ -486,7 +756,7 @@ asio::awaitable<void> Gateway::count_tokens(net::Request& request, net::Response
   const config::KeyConfig* key = co_await authenticate(request, writer, ex);
   if (!key) co_return;
   auto decoded = dialects::anthropic::decode_request(
-      request.body, runtime_->config().server.max_json_depth, /*require_max_tokens=*/false);
+      request.body, ex.rt->config().server.max_json_depth, /*require_max_tokens=*/false);
   if (auto* e = std::get_if<ApiError>(&decoded)) {
     co_await fail(writer, ex, *e);
     co_return;
@@ -497,45 +767,6 @@ asio::awaitable<void> Gateway::count_tokens(net::Request& request, net::Response
   std::string body = R"({"input_tokens":)" + std::to_string(dialects::estimate_tokens(r)) + "}";
   ex.status = 200;
   co_await writer.send(200, "application/json", body, ex.headers());
-}
-
-asio::awaitable<void> Gateway::run_candidates(const RouteRuntime& route, Chat& chat,
-                                              net::ResponseWriter& writer, Exchange& ex) {
-  // The client leaving cancels whatever upstream exchange is in progress.
-  net::UpstreamExchange* current = nullptr;
-  writer.watch_disconnect([&current] {
-    if (current) current->cancel();
-  });
-  struct Forget {
-    net::ResponseWriter& writer;
-    ~Forget() { writer.forget_disconnect(); }
-  } forget{writer};
-
-  Failure failure;
-  for (std::size_t i = 0; i < route.candidates.size(); ++i) {
-    const DeploymentRuntime& d = *route.candidates[i];
-    ++ex.attempts;
-    ex.deployment = d.config->name;
-    ex.upstream_model = d.config->model;
-
-    net::UpstreamExchange up(pool_, d.provider->origin);
-    current = &up;
-    struct Reset {
-      net::UpstreamExchange*& ref;
-      ~Reset() { ref = nullptr; }
-    } reset{current};
-
-    Outcome outcome = co_await attempt(chat, d, i + 1 == route.candidates.size(), up, writer, ex,
-                                       failure);
-    if (outcome == Outcome::client_gone || writer.client_gone()) {
-      if (!writer.started()) ex.status = 499;
-      ex.error = "client_closed";
-      co_return;
-    }
-    if (outcome == Outcome::answered) co_return;
-    if (outcome == Outcome::give_up) break;
-  }
-  co_await answer_failure(writer, ex, failure);
 }
 
 void Gateway::fail_attempt(Exchange& ex, Failure& failure, ApiError error) {
@@ -577,18 +808,208 @@ struct Gateway::StreamProcessor {
 };
 
 
-asio::awaitable<Gateway::Outcome> Gateway::attempt(Chat& chat, const DeploymentRuntime& d,
-                                                   bool last_candidate, net::UpstreamExchange& up,
-                                                   net::ResponseWriter& writer, Exchange& ex,
-                                                   Failure& failure) {
-  StringPool::Loan body_loan{strings_}, head_loan{strings_};
-  std::string& body = body_loan.s;
-  std::string& head = head_loan.s;
+namespace {
+
+health::Outcome health_outcome(net::UpstreamError e) {
+  switch (e) {
+    case net::UpstreamError::connect_timeout:
+    case net::UpstreamError::first_byte_timeout:
+    case net::UpstreamError::total_timeout: return health::Outcome::timeout;
+    case net::UpstreamError::bad_response: return health::Outcome::server_error;
+    default: return health::Outcome::connect_error;
+  }
+}
+
+/// Local conditions that say nothing about the deployment.
+bool is_local(net::UpstreamError e) {
+  return e == net::UpstreamError::cancelled || e == net::UpstreamError::pool_exhausted;
+}
+
+/// 2xx and the client's own 4xx are answers; 429 and 5xx are the deployment's trouble.
+bool is_answer_status(int status) { return status < 500 && status != 429; }
+
+}  // namespace
+
+/// The request bytes for one deployment, in pooled strings.
+struct Gateway::Prepared {
+  explicit Prepared(StringPool& pool) : body_loan{pool}, head_loan{pool} {}
+  StringPool::Loan body_loan, head_loan;
+  std::string& body() { return body_loan.s; }
+  std::string& head() { return head_loan.s; }
+  dialects::UpstreamRequest sent;
+  bool translated = false;
+};
+
+/// One side of a hedged race.
+struct Gateway::Racer {
+  net::UpstreamError error = net::UpstreamError::none;
+  bool done = false;
+  boost::asio::steady_timer* wake = nullptr;
+};
+
+asio::awaitable<void> Gateway::race(net::UpstreamExchange& up, std::string_view head,
+                                    std::string_view body, Racer& racer) {
+  racer.error = co_await up.start(head, body);
+  racer.done = true;
+  racer.wake->cancel();
+}
+
+asio::awaitable<void> Gateway::sleep_ms(std::int64_t ms) {
+  asio::steady_timer timer(loop_.io());
+  timer.expires_after(std::chrono::milliseconds(ms));
+  boost::system::error_code ec;
+  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+}
+
+asio::awaitable<void> Gateway::run_candidates(const RouteRuntime& route, Chat& chat,
+                                              net::ResponseWriter& writer, Exchange& ex) {
+  routing::Decision& decision = *ex.decision;
+  const config::RouteConfig& rc = *route.config;
+  const std::int64_t planned_at = health::steady_now_ms();
+  {
+    thread_local std::vector<health::Snapshot> snapshots;
+    snapshots.resize(route.candidates.size());
+    const bool breaking = ex.rt->config().health.circuit_breaking;
+    for (std::size_t i = 0; i < route.candidates.size(); ++i) {
+      snapshots[i] = route.candidates[i]->health ? route.candidates[i]->health->read(planned_at)
+                                                 : health::Snapshot{};
+      if (!breaking) {  // observed, never excluding
+        snapshots[i].state = health::State::closed;
+        snapshots[i].recovers_at_ms = 0;
+      }
+    }
+    routing::PlanContext ctx;
+    ctx.now_ms = planned_at;
+    ctx.seed = rng_();
+    ctx.exploration = ex.rt->config().health.exploration;
+    routing::make_plan(route.table, decision.traits, ex.overrides, snapshots, ctx, decision.plan);
+  }
+  ex.policy = config::to_string(decision.plan.objective);
+  if (decision.plan.order.empty()) {
+    co_await answer_unavailable(route, writer, ex);
+    co_return;
+  }
+  decision.estimated_cost_usd = decision.plan.scores[decision.plan.order[0]].est_cost_usd;
+  ex.set_estimated_cost(decision.estimated_cost_usd);
+  if (decision.plan.deadline_ms)
+    ex.deadline = net::Clock::now() + std::chrono::milliseconds(decision.plan.deadline_ms);
+  routing::HedgeBudget& budget = hedge_budgets_[rc.name];
+  if (rc.hedge.enabled) budget.on_request(rc.hedge.max_share);
+
+  // The client leaving cancels whatever upstream exchanges are in progress (two while hedging).
+  net::UpstreamExchange* current[2] = {nullptr, nullptr};
+  writer.watch_disconnect([&current] {
+    for (auto* up : current)
+      if (up) up->cancel();
+  });
+  struct Forget {
+    net::ResponseWriter& writer;
+    ~Forget() { writer.forget_disconnect(); }
+  } forget{writer};
+
+  Failure failure;
+  const auto& order = decision.plan.order;
+  std::vector<bool> tried(route.candidates.size(), false);
+  for (int round = 0;; ++round) {
+    for (std::size_t k = 0; k < order.size(); ++k) {
+      const std::uint16_t index = order[k];
+      if (round == 0 && tried[index]) continue;  // already ran as a hedge
+      if (ex.deadline && net::Clock::now() >= *ex.deadline) break;
+      // The next entry not yet tried is the hedge, when the route hedges.
+      int hedge_index = -1;
+      if (rc.hedge.enabled)
+        for (std::size_t j = k + 1; j < order.size(); ++j)
+          if (!tried[order[j]]) {
+            hedge_index = order[j];
+            break;
+          }
+      bool last = k + 1 == order.size() && round >= rc.retry.attempts;
+      tried[index] = true;
+      Outcome outcome = co_await attempt(route, chat, index, hedge_index, last, current, writer, ex, failure);
+      if (hedge_index >= 0 && ex.hedge_started) tried[hedge_index] = true;
+      if (outcome == Outcome::client_gone || writer.client_gone()) {
+        if (!writer.started()) ex.status = 499;
+        ex.error = "client_closed";
+        co_return;
+      }
+      if (outcome == Outcome::answered) co_return;
+      if (outcome == Outcome::give_up) {
+        co_await answer_failure(writer, ex, failure);
+        co_return;
+      }
+    }
+    // Every entry failed: back off and go round again while retries and the deadline allow.
+    std::int64_t remaining = -1;
+    if (ex.deadline)
+      remaining = std::chrono::duration_cast<std::chrono::milliseconds>(*ex.deadline - net::Clock::now()).count();
+    double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
+    std::int64_t wait = routing::retry_wait_ms(rc.retry, round, u, ex.retry_after_ms, remaining);
+    if (wait < 0) break;
+    ex.backoff_ms = wait;
+    if (wait > 0) co_await sleep_ms(wait);
+    if (writer.client_gone()) {
+      ex.status = 499;
+      ex.error = "client_closed";
+      co_return;
+    }
+  }
+  if (ex.deadline && net::Clock::now() >= *ex.deadline && failure.status == 0) {
+    fail_attempt(ex, failure,
+                 ApiError::make(ErrorKind::upstream_timeout,
+                                "The request's deadline of " + std::to_string(decision.plan.deadline_ms) +
+                                    " ms passed before a deployment answered.",
+                                {}, "deadline_exceeded"));
+  }
+  co_await answer_failure(writer, ex, failure);
+}
+
+asio::awaitable<void> Gateway::answer_unavailable(const RouteRuntime& route, net::ResponseWriter& writer,
+                                                  Exchange& ex) {
+  const routing::Decision& decision = *ex.decision;
+  const std::int64_t now = health::steady_now_ms();
+  bool health_bound = false;
+  std::string reasons;
+  for (std::size_t i = 0; i < route.table.candidates.size(); ++i) {
+    const auto& s = decision.plan.scores[i];
+    if (s.excluded == routing::Exclusion::circuit_open || s.excluded == routing::Exclusion::rate_limited)
+      health_bound = true;
+    if (!reasons.empty()) reasons += "; ";
+    reasons += route.table.candidates[i].deployment;
+    reasons += ": ";
+    reasons += routing::exclusion_reason(route.table.candidates[i], s, decision.traits, decision.plan, now);
+  }
+  ApiError error;
+  if (route.candidates.empty()) {
+    error = ApiError::make(ErrorKind::unavailable,
+                           "No deployment of `" + route.config->name + "` is enabled (check the providers' api keys).",
+                           {}, "no_deployment");
+  } else if (health_bound) {
+    // Everything is waiting on health: say when the first one is back, in words and in
+    // retry-after (which the SDKs honour).
+    std::int64_t wait_ms = decision.plan.earliest_recovery_ms > now ? decision.plan.earliest_recovery_ms - now : 0;
+    char when[64];
+    std::snprintf(when, sizeof when, "%.1f s", static_cast<double>(wait_ms) / 1000.0);
+    error = ApiError::make(ErrorKind::unavailable,
+                           "No deployment of `" + route.config->name + "` is available now (" + reasons +
+                               "). The earliest recovers in " + when + ".",
+                           {}, "no_deployment_available");
+    ex.retry_after_text = std::to_string((wait_ms + 999) / 1000);
+  } else {
+    error = ApiError::make(ErrorKind::invalid_request,
+                           "No deployment of `" + route.config->name + "` can serve this request (" + reasons + ").",
+                           "model", "no_eligible_deployment");
+  }
+  co_await fail(writer, ex, error);
+}
+
+std::optional<Gateway::Outcome> Gateway::prepare(Chat& chat, const DeploymentRuntime& d, Prepared& p,
+                                                 Exchange& ex, Failure& failure) {
+  std::string& body = p.body();
+  std::string& head = p.head();
   const dialects::Dialect upstream = d.provider->dialect();
   const auto* type = d.provider->type;
-  bool translated = false;
-  dialects::UpstreamRequest sent;
   std::optional<ApiError> refused;
+  std::vector<std::string> dropped;
 
   if (chat.endpoint == Endpoint::embeddings) {
     if (d.embeddings_head.empty()) {
@@ -600,9 +1021,8 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt(Chat& chat, const DeploymentR
       auto encoded = dialects::gemini::encode_embeddings(chat.request.body, d.config->model);
       if (auto* e = std::get_if<ApiError>(&encoded)) refused = *e;
       else body = std::move(std::get<std::string>(encoded));
-      translated = true;
+      p.translated = true;
     } else {
-      std::vector<std::string> dropped;
       refused = openai::adapt_for_vendor(chat.request.body, d.config->model, {}, {}, type->name,
                                          false, body, dropped);
     }
@@ -610,7 +1030,6 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt(Chat& chat, const DeploymentR
     if ((chat.info->params & d.provider->rejected_params) == 0) {
       openai::patch_chat_request(chat.request.body, *chat.info, d.config->model, body);
     } else {
-      std::vector<std::string> dropped;
       refused = openai::adapt_for_vendor(chat.request.body, d.config->model, type->rejected,
                                          type->renamed, type->name,
                                          d.provider->config->drop_unsupported_params, body, dropped);
@@ -621,14 +1040,14 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt(Chat& chat, const DeploymentR
     if (!dialects::anthropic::patch_model(chat.request.body, d.config->model, body))
       refused = ApiError::make(ErrorKind::invalid_request, "The request body is not valid JSON.");
   } else {
-    translated = true;
+    p.translated = true;
     if (!chat.canonical) {
       auto decoded = decode_on_heap(chat.client, chat.request.body,
-                                    runtime_->config().server.max_json_depth);
+                                    ex.rt->config().server.max_json_depth);
       if (auto* e = std::get_if<ApiError>(&decoded)) {
         // The client's request itself cannot be translated: no deployment will do better.
         fail_attempt(ex, failure, *e);
-        co_return Outcome::give_up;
+        return Outcome::give_up;
       }
       chat.canonical = std::move(std::get<std::unique_ptr<core::ChatRequest>>(decoded));
     }
@@ -638,15 +1057,14 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt(Chat& chat, const DeploymentR
     target.model = d.config->model;
     target.default_max_tokens = d.config->max_tokens;
     target.drop_unsupported = d.provider->config->drop_unsupported_params;
-    refused = dialects::encode_upstream_request(*chat.canonical, target, sent);
-    body = std::move(sent.body);
-    chat.anthropic_encoded = sent.anthropic;
-    ex.set_dropped(sent.dropped);
+    refused = dialects::encode_upstream_request(*chat.canonical, target, p.sent);
+    body = std::move(p.sent.body);
+    ex.set_dropped(p.sent.dropped);
   }
   if (refused) {
     spdlog::info("{}: {} skipped: {}", ex.request_id, d.config->name, refused->message);
     fail_attempt(ex, failure, std::move(*refused));
-    co_return Outcome::next;
+    return Outcome::next;
   }
 
   if (chat.endpoint == Endpoint::embeddings) head += d.embeddings_head;
@@ -658,10 +1076,253 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt(Chat& chat, const DeploymentR
                       : "\r\nAccept: application/json\r\nContent-Length: ";
   head += std::to_string(body.size());
   head += "\r\n\r\n";
+  return std::nullopt;
+}
 
-  net::UpstreamError err = co_await up.start(head, body);
+asio::awaitable<Gateway::Outcome> Gateway::attempt(const RouteRuntime& route, Chat& chat,
+                                                   std::uint16_t index, int hedge_index,
+                                                   bool last_candidate, net::UpstreamExchange** current,
+                                                   net::ResponseWriter& writer, Exchange& ex,
+                                                   Failure& failure) {
+  const DeploymentRuntime& d = *route.candidates[index];
+  ex.hedge_started = false;
+  const std::int64_t now_ms = health::steady_now_ms();
+  const auto started = net::Clock::now();
+  auto elapsed_ms = [&started] { return ms_since(started); };
+
+  // Health may have changed since the plan (this request's own failures, or others').
+  bool probe = false;
+  if (d.health && ex.rt->config().health.circuit_breaking) {
+    health::Snapshot h = d.health->read(now_ms);
+    if (h.state == health::State::open || h.state == health::State::cooling) {
+      ex.add_attempt(index, "skipped: " + std::string(health::to_string(h.state)), 0, 0);
+      co_return Outcome::next;
+    }
+    if (h.state == health::State::half_open) {
+      if (!d.health->try_probe(now_ms)) {
+        ex.add_attempt(index, "skipped: half_open probe in flight", 0, 0);
+        co_return Outcome::next;
+      }
+      probe = true;
+    }
+  }
+
+  Prepared p(strings_);
+  if (auto early = prepare(chat, d, p, ex, failure)) {
+    if (probe) d.health->release_probe(health::steady_now_ms());
+    ex.add_attempt(index, "skipped: " + (failure.error ? failure.error->code : std::string("refused")), 0, 0);
+    co_return *early;
+  }
+
+  ++ex.attempts;
+  ex.deployment = d.config->name;
+  ex.upstream_model = d.config->model;
+  ex.answered_by = &d;
+  const config::PolicyConfig& policy = route.config->policy;
+  std::optional<std::chrono::milliseconds> ttft_limit;
+  if (policy.ttft_ms) ttft_limit = std::chrono::milliseconds(policy.ttft_ms);
+
+  net::UpstreamExchange up(pool_, d.provider->origin);
+  up.limit(ttft_limit, ex.deadline);
+  current[0] = &up;
+  struct Reset {
+    net::UpstreamExchange** slots;
+    ~Reset() { slots[0] = slots[1] = nullptr; }
+  } reset{current};
+  struct InFlight {
+    health::DeploymentHealth* h;
+    explicit InFlight(health::DeploymentHealth* x) : h(x) { if (h) h->begin(); }
+    ~InFlight() { if (h) h->end(); }
+  } in_flight{d.health};
+
+  // Hedging: if the first byte is later than the delay, a backup starts on the next entry; the
+  // first usable answer wins and the other is cancelled.
+  std::int64_t hedge_delay = -1;
+  routing::HedgeBudget* budget = nullptr;
+  if (hedge_index >= 0) {
+    double p95 = d.health ? d.health->read(now_ms).p95_ttft_ms : -1;
+    hedge_delay = routing::hedge_delay_ms(route.config->hedge, p95);
+    budget = &hedge_budgets_[route.config->name];
+  }
+  if (hedge_delay >= 0) {
+    co_return co_await attempt_hedged(route, chat, index, static_cast<std::uint16_t>(hedge_index),
+                                      hedge_delay, *budget, probe, p, up, last_candidate, current,
+                                      writer, ex, failure);
+  }
+  net::UpstreamError err = co_await up.start(p.head(), p.body());
+  Outcome outcome = co_await respond(chat, d, p, err, last_candidate, up, writer, ex, failure);
+  settle_attempt(d, index, probe, outcome, elapsed_ms(), false, ex);
+  co_return outcome;
+}
+
+asio::awaitable<Gateway::Outcome> Gateway::attempt_hedged(
+    const RouteRuntime& route, Chat& chat, std::uint16_t index, std::uint16_t hedge_index,
+    std::int64_t delay_ms, routing::HedgeBudget& budget, bool probe, Prepared& p,
+    net::UpstreamExchange& up, bool last_candidate, net::UpstreamExchange** current,
+    net::ResponseWriter& writer, Exchange& ex, Failure& failure) {
+  const DeploymentRuntime& d = *route.candidates[index];
+  const DeploymentRuntime& b = *route.candidates[hedge_index];
+  const auto started = net::Clock::now();
+  asio::steady_timer wake(loop_.io());
+  Racer primary;
+  primary.wake = &wake;
+  auto log_exception = [](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      spdlog::error("hedged attempt: {}", x.what());
+    }
+  };
+  asio::co_spawn(loop_.io(), race(up, p.head(), p.body(), primary), log_exception);
+  wake.expires_after(std::chrono::milliseconds(delay_ms));
+  boost::system::error_code ec;
+  co_await wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+
+  Racer backup;
+  backup.wake = &wake;
+  Prepared bp(strings_);
+  std::optional<net::UpstreamExchange> bup;
+  bool backup_probe = false;
+  bool hedged = false;
+  double backup_started_ms = 0;
+  if (!primary.done && !writer.client_gone() && budget.try_spend()) {
+    const std::int64_t now_ms = health::steady_now_ms();
+    bool admissible = true;
+    if (b.health && ex.rt->config().health.circuit_breaking) {
+      health::State s = b.health->read(now_ms).state;
+      if (s == health::State::open || s == health::State::cooling) admissible = false;
+      else if (s == health::State::half_open) admissible = backup_probe = b.health->try_probe(now_ms);
+    }
+    Failure ignored;
+    if (admissible && !prepare(chat, b, bp, ex, ignored)) {
+      bup.emplace(pool_, b.provider->origin);
+      std::optional<std::chrono::milliseconds> ttft_limit;
+      if (route.config->policy.ttft_ms) ttft_limit = std::chrono::milliseconds(route.config->policy.ttft_ms);
+      bup->limit(ttft_limit, ex.deadline);
+      current[1] = &*bup;
+      if (b.health) b.health->begin();
+      asio::co_spawn(loop_.io(), race(*bup, bp.head(), bp.body(), backup), log_exception);
+      hedged = true;
+      ex.hedge_started = true;
+      ex.decision->hedged = true;
+      ++ex.attempts;
+      backup_started_ms = ms_since(started);
+      spdlog::debug("{}: hedging {} with {} after {} ms", ex.request_id, d.config->name, b.config->name, delay_ms);
+    } else if (backup_probe) {
+      b.health->release_probe(now_ms);
+      backup_probe = false;
+    }
+  }
+
+  // The first usable answer wins; with both failed, the primary's failure is the one reported.
+  auto usable = [](const Racer& r, const net::UpstreamExchange& x) {
+    return r.done && r.error == net::UpstreamError::none && is_answer_status(x.response().status);
+  };
+  int winner = -1;
+  for (;;) {
+    if (usable(primary, up)) winner = 0;
+    else if (hedged && usable(backup, *bup)) winner = 1;
+    else if (primary.done && (!hedged || backup.done)) winner = 0;
+    if (winner >= 0) break;
+    wake.expires_at(asio::steady_timer::time_point::max());
+    co_await wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  // The loser is cancelled, and awaited: its exchange lives in this frame.
+  if (winner == 1 && !primary.done) up.cancel();
+  if (winner == 0 && hedged && !backup.done) bup->cancel();
+  while (!primary.done || (hedged && !backup.done)) {
+    wake.expires_at(asio::steady_timer::time_point::max());
+    co_await wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  if (hedged && b.health) b.health->end();
+
+  const double total_ms = ms_since(started);
+  Outcome outcome;
+  if (winner == 0) {
+    ex.deployment = d.config->name;
+    ex.upstream_model = d.config->model;
+    ex.answered_by = &d;
+    outcome = co_await respond(chat, d, p, primary.error, last_candidate && !hedged, up, writer, ex, failure);
+    settle_attempt(d, index, probe, outcome, total_ms, false, ex);
+    if (hedged) {
+      // The backup lost: a failure of its own counts against it; a cancelled one only tells
+      // that its first byte was later than this.
+      ex.last = {};
+      if (backup.error == net::UpstreamError::cancelled) {
+        if (b.health) b.health->observe_latency(total_ms - backup_started_ms, -1);
+        ex.last.what = "cancelled: the primary answered first";
+      } else {
+        classify_start(backup, *bup, ex.last);
+      }
+      settle_attempt(b, hedge_index, backup_probe, Outcome::next, total_ms - backup_started_ms, true, ex);
+    }
+  } else {
+    ex.last = {};
+    if (d.health) d.health->observe_latency(total_ms, -1);
+    ex.last.what = "cancelled: the hedge answered first";
+    settle_attempt(d, index, probe, Outcome::next, total_ms, false, ex);
+    ex.deployment = b.config->name;
+    ex.upstream_model = b.config->model;
+    ex.answered_by = &b;
+    ex.set_dropped(bp.sent.dropped);
+    outcome = co_await respond(chat, b, bp, backup.error, last_candidate, *bup, writer, ex, failure);
+    settle_attempt(b, hedge_index, backup_probe, outcome, total_ms - backup_started_ms, true, ex);
+  }
+  co_return outcome;
+}
+
+void Gateway::classify_start(const Racer& r, const net::UpstreamExchange& up, AttemptResult& out) {
+  if (r.error != net::UpstreamError::none) {
+    out.what = std::string(net::to_string(r.error));
+    out.record = !is_local(r.error);
+    out.outcome = health_outcome(r.error);
+    return;
+  }
+  out.status = up.response().status;
+  out.what = "http_" + std::to_string(out.status);
+  out.record = true;
+  out.outcome = out.status == 429 ? health::Outcome::rate_limited
+                : out.status >= 500 ? health::Outcome::server_error
+                                    : health::Outcome::success;
+}
+
+void Gateway::settle_attempt(const DeploymentRuntime& d, std::uint16_t index, bool probe, Outcome outcome,
+                             double ms, bool hedge, Exchange& ex) {
+  const std::int64_t now_ms = health::steady_now_ms();
+  AttemptResult& r = ex.last;
+  if (d.health) {
+    if (r.record) {
+      d.health->record(r.outcome, now_ms, r.retry_after_ms);
+      if (r.outcome == health::Outcome::success && (r.ttft_ms >= 0 || r.tokens_per_s > 0))
+        d.health->observe_latency(r.ttft_ms, r.tokens_per_s);
+      if (r.rate_limits.remaining_requests >= 0 || r.rate_limits.remaining_tokens >= 0)
+        d.health->observe_rate_limits(r.rate_limits, now_ms);
+    } else if (probe) {
+      d.health->release_probe(now_ms);
+    }
+  }
+  if (r.outcome == health::Outcome::rate_limited && r.retry_after_ms >= 0)
+    ex.retry_after_ms = ex.retry_after_ms < 0 ? r.retry_after_ms : std::min(ex.retry_after_ms, r.retry_after_ms);
+  if (r.what.empty()) r.what = outcome == Outcome::answered ? "ok" : "failed";
+  ex.add_attempt(index, std::move(r.what), r.status, ms, hedge);
+  r = {};
+}
+
+asio::awaitable<Gateway::Outcome> Gateway::respond(Chat& chat, const DeploymentRuntime& d, Prepared& p,
+                                                   net::UpstreamError err, bool last_candidate,
+                                                   net::UpstreamExchange& up,
+                                                   net::ResponseWriter& writer, Exchange& ex,
+                                                   Failure& failure) {
   if (writer.client_gone()) co_return Outcome::client_gone;
+  chat.anthropic_encoded = p.sent.anthropic;
+  const dialects::Dialect upstream = d.provider->dialect();
+  AttemptResult& result = ex.last;
+  result = {};
   if (err != net::UpstreamError::none) {
+    result.what = std::string(net::to_string(err));
+    result.record = !is_local(err);
+    result.outcome = health_outcome(err);
     spdlog::warn("{}: attempt {} on {} failed: {}{}{}", ex.request_id, ex.attempts,
                  d.config->name, net::to_string(err), up.detail().empty() ? "" : " - ",
                  up.detail());
@@ -671,8 +1332,18 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt(Chat& chat, const DeploymentR
   ex.ttfb_ms = std::chrono::duration<double, std::milli>(up.time_to_head()).count();
   const auto& response = up.response();
   ex.pass_upstream_headers(response);
+  result.status = response.status;
+  result.record = true;
+  for (std::size_t i = 0; i < response.header_count; ++i) {
+    const auto& h = response.headers[i];
+    health::read_rate_limit_header(h.name, h.value, result.rate_limits);
+    std::int64_t ra = health::parse_retry_after_ms(h.name, h.value);
+    if (ra >= 0) result.retry_after_ms = ra;
+  }
 
   if (response.status >= 300 && response.status < 400) {
+    result.what = "redirect";
+    result.outcome = health::Outcome::server_error;
     // Redirects are not followed (the body would have to be re-sent elsewhere): a misconfigured
     // base_url, reported as a bad upstream.
     fail_attempt(ex, failure,
@@ -684,6 +1355,10 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt(Chat& chat, const DeploymentR
     co_return Outcome::next;
   }
   if (response.status >= 400) {
+    result.what = "http_" + std::to_string(response.status);
+    result.outcome = response.status == 429 ? health::Outcome::rate_limited
+                     : response.status >= 500 ? health::Outcome::server_error
+                                              : health::Outcome::success;
     std::string error_body;
     net::UpstreamError e2 = co_await up.read_all(error_body, kMaxUpstreamErrorBody);
     if (writer.client_gone()) co_return Outcome::client_gone;
@@ -691,7 +1366,7 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt(Chat& chat, const DeploymentR
       fail_attempt(ex, failure, upstream_failure(e2, d.config->name));
       co_return Outcome::next;
     }
-    bool same_dialect = chat.client == upstream && !translated;
+    bool same_dialect = chat.client == upstream && !p.translated;
     if (same_dialect) {
       failure.error.reset();
       failure.status = response.status;
@@ -705,13 +1380,15 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt(Chat& chat, const DeploymentR
     co_return retry ? Outcome::next : Outcome::give_up;
   }
 
+  result.outcome = health::Outcome::success;
+  result.ttft_ms = std::chrono::duration<double, std::milli>(up.time_to_head()).count();
   std::string_view content_type = response.find("content-type");
   bool sse = chat.stream && content_type.substr(0, 17) == "text/event-stream";
   if (!sse) co_return co_await relay_json(chat, d, up, writer, ex, failure);
 
   // In its own coroutine: the translator's state is in that frame only when a stream is translated
   // (every open stream holds its frames).
-  if (translated) co_return co_await relay_translated(chat, d, sent, up, writer, ex, failure);
+  if (p.translated) co_return co_await relay_translated(chat, d, p.sent, up, writer, ex, failure);
   if (chat.client == dialects::Dialect::anthropic) {
     struct PassAnthropic final : StreamProcessor {
       core::TokenUsage usage;
@@ -842,6 +1519,7 @@ asio::awaitable<Gateway::Outcome> Gateway::relay_json(Chat& chat, const Deployme
       co_return Outcome::next;
     }
     if (usage.known) ex.usage = to_openai_usage(usage);
+    ex.settle_cost();
     co_await writer.send(ex.status, "application/json", std::get<std::string>(translated), ex.headers());
     co_return Outcome::answered;
   } else if (upstream == dialects::Dialect::anthropic) {
@@ -851,6 +1529,7 @@ asio::awaitable<Gateway::Outcome> Gateway::relay_json(Chat& chat, const Deployme
   } else {
     ex.usage = openai::probe_usage(body).usage;
   }
+  ex.settle_cost();
   std::string_view content_type = up.response().find("content-type");
   co_await writer.send(ex.status,
                        content_type.empty() ? std::string_view("application/json") : content_type,
@@ -871,6 +1550,7 @@ asio::awaitable<Gateway::Outcome> Gateway::relay_stream(StreamProcessor& process
   std::string& out = out_loan.s;
   bool committed = false;
   bool done = false;
+  const auto head_at = net::Clock::now();
   while (!done) {
     payload.clear();
     out.clear();
@@ -900,6 +1580,10 @@ asio::awaitable<Gateway::Outcome> Gateway::relay_stream(StreamProcessor& process
         co_return Outcome::next;
       }
       ex.error = broken->code;
+      // Answered, but broken: the deployment's fault all the same.
+      ex.last.outcome = broken->kind == ErrorKind::upstream_timeout ? health::Outcome::timeout
+                                                                   : health::Outcome::server_error;
+      ex.last.what = "stream_broken: " + broken->code;
       processor.error(*broken, out, ex);
       co_await writer.write_chunk(out, true);
       co_return Outcome::answered;
@@ -916,6 +1600,11 @@ asio::awaitable<Gateway::Outcome> Gateway::relay_stream(StreamProcessor& process
       co_return Outcome::client_gone;
     }
   }
+  if (ex.usage && ex.usage->completion_tokens > 0) {
+    double seconds = std::chrono::duration<double>(net::Clock::now() - head_at).count();
+    if (seconds > 0.001) ex.last.tokens_per_s = static_cast<double>(ex.usage->completion_tokens) / seconds;
+  }
+  ex.settle_cost();
   co_return Outcome::answered;
 }
 

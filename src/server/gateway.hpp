@@ -10,6 +10,9 @@
 #include "dialects/openai/chat_request.hpp"
 #include "net/server.hpp"
 #include "net/upstream.hpp"
+#include "health/registry.hpp"
+#include "routing/decision.hpp"
+#include "routing/execution.hpp"
 #include "server/runtime.hpp"
 #include "telemetry/access_log.hpp"
 
@@ -46,11 +49,22 @@ class StringPool {
   std::vector<std::string> free_;
 };
 
+/// What every event loop shares: the runtime in force, live health, decision records, the log.
+struct Shared {
+  Shared(std::shared_ptr<const Runtime> initial, telemetry::AccessLog& access_log,
+         health::Registry& health_registry, std::size_t decisions_kept)
+      : runtime(std::move(initial)), log(access_log), health(health_registry), decisions(decisions_kept) {}
+  RuntimeSource runtime;
+  telemetry::AccessLog& log;
+  health::Registry& health;
+  routing::DecisionRing decisions;
+};
+
 /// The gateway's request handler for one event loop: routes, auth, the OpenAI fast path,
 /// failover and the access log. Owns the loop's upstream pool.
 class Gateway final : public net::Handler {
  public:
-  Gateway(net::Loop& loop, std::shared_ptr<const Runtime> runtime, telemetry::AccessLog& log);
+  Gateway(net::Loop& loop, Shared& shared);
 
   boost::asio::awaitable<void> handle(net::Request request, net::ResponseWriter& writer) override;
   void on_drain() override;
@@ -75,6 +89,9 @@ class Gateway final : public net::Handler {
 
   struct Chat;
   struct StreamProcessor;
+  struct Prepared;
+  struct Racer;
+  struct AttemptResult;
   enum class Endpoint { chat, embeddings };
 
   /// Chat in either client dialect (`/v1/chat/completions`, `/v1/messages`).
@@ -84,15 +101,46 @@ class Gateway final : public net::Handler {
                                           Exchange& ex);
   boost::asio::awaitable<void> count_tokens(net::Request& request, net::ResponseWriter& writer,
                                             Exchange& ex);
-  /// Tries the route's deployments in order until one answers.
+  /// Plans the request and runs the plan: attempts, retries with backoff, hedges, failover.
   boost::asio::awaitable<void> run_candidates(const RouteRuntime& route, Chat& chat,
                                               net::ResponseWriter& writer, Exchange& ex);
-  /// One deployment: build its body, send, and relay (or translate) its answer unless it failed
-  /// before the first byte.
-  boost::asio::awaitable<Outcome> attempt(Chat& chat, const DeploymentRuntime& d,
-                                          bool last_candidate, net::UpstreamExchange& up,
+  /// One plan entry (and its hedge, when one starts): send, and relay (or translate) the
+  /// answer unless it failed before the first byte.
+  boost::asio::awaitable<Outcome> attempt(const RouteRuntime& route, Chat& chat, std::uint16_t index,
+                                          int hedge_index, bool last_candidate,
+                                          net::UpstreamExchange** current,
                                           net::ResponseWriter& writer, Exchange& ex,
                                           Failure& failure);
+  /// The upstream request for one deployment; an outcome when it cannot be sent there.
+  std::optional<Outcome> prepare(Chat& chat, const DeploymentRuntime& d, Prepared& p, Exchange& ex,
+                                 Failure& failure);
+  /// After `start`: the answer, relayed, or why this deployment failed.
+  boost::asio::awaitable<Outcome> respond(Chat& chat, const DeploymentRuntime& d, Prepared& p,
+                                          net::UpstreamError started, bool last_candidate,
+                                          net::UpstreamExchange& up, net::ResponseWriter& writer,
+                                          Exchange& ex, Failure& failure);
+  boost::asio::awaitable<Outcome> attempt_hedged(
+      const RouteRuntime& route, Chat& chat, std::uint16_t index, std::uint16_t hedge_index,
+      std::int64_t delay_ms, routing::HedgeBudget& budget, bool probe, Prepared& p,
+      net::UpstreamExchange& up, bool last_candidate, net::UpstreamExchange** current,
+      net::ResponseWriter& writer, Exchange& ex, Failure& failure);
+  /// What a hedge racer's start came to (a loser that failed on its own).
+  static void classify_start(const Racer& r, const net::UpstreamExchange& up, AttemptResult& out);
+  /// Feeds an attempt's result to the deployment's health and to the decision record.
+  void settle_attempt(const DeploymentRuntime& d, std::uint16_t index, bool probe, Outcome outcome,
+                      double ms, bool hedge, Exchange& ex);
+  static boost::asio::awaitable<void> race(net::UpstreamExchange& up, std::string_view head,
+                                           std::string_view body, Racer& racer);
+  boost::asio::awaitable<void> answer_unavailable(const RouteRuntime& route, net::ResponseWriter& writer,
+                                                  Exchange& ex);
+  boost::asio::awaitable<void> sleep_ms(std::int64_t ms);
+  boost::asio::awaitable<void> health_report(net::Request& request, net::ResponseWriter& writer,
+                                             Exchange& ex);
+  boost::asio::awaitable<void> decision_report(net::Request& request, net::ResponseWriter& writer,
+                                               Exchange& ex);
+  /// Reads x-switchyard-* overrides; false after an error answer went out.
+  boost::asio::awaitable<bool> read_overrides(const net::Request& request, const config::KeyConfig& key,
+                                              net::ResponseWriter& writer, Exchange& ex);
   boost::asio::awaitable<Outcome> relay_translated(Chat& chat, const DeploymentRuntime& d,
                                                    const dialects::UpstreamRequest& sent,
                                                    net::UpstreamExchange& up,
@@ -126,12 +174,17 @@ class Gateway final : public net::Handler {
                                                             net::ResponseWriter& writer,
                                                             Exchange& ex);
   std::string_view make_request_id(char (&out)[128]);
+  static void start_decision(Exchange& ex, const RouteRuntime& route, const routing::RequestTraits& traits);
+  void record_decision(Exchange& ex);
   void log_access(std::string_view method, std::string_view path,
                   const Exchange& ex, net::Clock::time_point received);
 
   net::Loop& loop_;
-  std::shared_ptr<const Runtime> runtime_;
+  Shared& shared_;
+  std::shared_ptr<const Runtime> runtime_;  ///< this loop's copy; requests pin their own
+  std::uint64_t generation_ = 0;
   telemetry::AccessLog& log_;
+  std::unordered_map<std::string, routing::HedgeBudget> hedge_budgets_;  ///< per route
   net::UpstreamPool pool_;
   StringPool strings_;
   /// Bearer tokens already checked on this loop → their key (saves a SHA-256 per request).

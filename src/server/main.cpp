@@ -2,8 +2,11 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <condition_variable>
 #include <csignal>
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <iostream>
 #include <pthread.h>
 #include <sys/resource.h>
@@ -15,6 +18,9 @@
 #include "governance/keys.hpp"
 #include "net/server.hpp"
 #include "server/gateway.hpp"
+#include "dialects/anthropic/translate.hpp"
+#include "routing/decision.hpp"
+#include "routing/request_traits.hpp"
 #include "server/runtime.hpp"
 #include "telemetry/access_log.hpp"
 
@@ -37,13 +43,194 @@ int cmd_check(const std::string& path) {
             << " routes, " << c.keys.size() << " keys)\n";
   for (const auto& p : c.providers)
     if (!p.enabled) std::cout << "  provider " << p.name << ": disabled (its api key is not set)\n";
-  server::Runtime runtime(c);
+  for (const auto& w : loaded.warnings) std::cout << "  warning: " << w.path << ": " << w.message << "\n";
+  server::Runtime runtime(c, nullptr);
   for (const auto& route : runtime.routes())
     if (route.candidates.empty())
       std::cout << "  warning: route " << route.config->name
                 << " has no enabled deployment; requests to it get 503\n";
   return 0;
 }
+
+/// Prints the plan a request would get on a fresh gateway (every deployment healthy, latency
+/// from the catalogue's priors).
+int cmd_explain(const std::string& path, const std::string& request_path,
+                const std::vector<std::string>& headers, bool as_json) {
+  config::LoadResult loaded = config::load_config_file(path);
+  if (!loaded.ok()) {
+    std::cerr << config::format_problems(loaded.problems);
+    return 1;
+  }
+  std::ifstream in(request_path);
+  if (!in) {
+    std::cerr << "cannot read " << request_path << "\n";
+    return 1;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string body = ss.str();
+  server::Runtime runtime(std::move(loaded.config), nullptr);
+  std::string model;
+  routing::RequestTraits traits;
+  // An OpenAI chat body, or else an Anthropic messages body.
+  auto inspected = dialects::openai::inspect_chat_request(body, {runtime.config().server.max_json_depth});
+  if (auto* info = std::get_if<dialects::openai::ChatRequestInfo>(&inspected)) {
+    model = info->model;
+    traits = routing::traits_of(*info, body);
+  } else {
+    auto decoded = dialects::anthropic::decode_request(body, runtime.config().server.max_json_depth, false);
+    if (auto* r = std::get_if<core::ChatRequest>(&decoded)) {
+      model = r->model;
+      traits = routing::traits_of(*r);
+    } else {
+      std::cerr << "not a chat request (OpenAI: " << std::get<core::ApiError>(inspected).message
+                << "; Anthropic: " << std::get<core::ApiError>(decoded).message << ")\n";
+      return 1;
+    }
+  }
+  const server::RouteRuntime* route = runtime.find_route(model);
+  if (!route) {
+    std::cerr << "no route named \"" << model << "\" in " << path << "\n";
+    return 1;
+  }
+  routing::Overrides overrides;
+  for (const auto& h : headers) {
+    auto colon = h.find(':');
+    std::string name = h.substr(0, colon), value = colon == std::string::npos ? "" : h.substr(colon + 1);
+    while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+    if (name == "x-switchyard-policy") {
+      overrides.objective = config::parse_objective(value);
+      if (!overrides.objective) {
+        std::cerr << "invalid x-switchyard-policy \"" << value << "\"\n";
+        return 1;
+      }
+    } else if (name == "x-switchyard-deadline-ms") {
+      overrides.deadline_ms = static_cast<std::uint32_t>(std::strtoul(value.c_str(), nullptr, 10));
+    } else if (name == "x-switchyard-max-cost-usd") {
+      overrides.max_cost_usd = std::strtod(value.c_str(), nullptr);
+    } else {
+      std::cerr << "unknown header " << name << " (x-switchyard-policy, -deadline-ms, -max-cost-usd)\n";
+      return 1;
+    }
+  }
+  routing::Decision d;
+  d.request_id = "explain";
+  d.route = route->config->name;
+  d.traits = traits;
+  d.table = &route->table;
+  std::vector<health::Snapshot> snapshots(route->candidates.size());
+  routing::PlanContext ctx;
+  ctx.seed = 1;
+  routing::make_plan(route->table, traits, overrides, snapshots, ctx, d.plan);
+  if (!d.plan.order.empty()) d.estimated_cost_usd = d.plan.scores[d.plan.order[0]].est_cost_usd;
+  if (as_json) {
+    std::cout << routing::decision_json(d, 0) << "\n";
+    return 0;
+  }
+  const auto& p = d.plan;
+  std::cout << "route " << d.route << ": objective " << config::to_string(p.objective) << ", strategy "
+            << config::to_string(p.strategy) << ", category " << catalog::to_string(p.category) << "\n";
+  std::cout << "request: ~" << traits.input_tokens << " input tokens, " << p.expected_output_tokens
+            << " output tokens expected";
+  if (traits.needs) std::cout << ", needs " << catalog::capability_names(traits.needs);
+  std::cout << "\n";
+  if (p.deadline_ms) std::cout << "deadline: " << p.deadline_ms << " ms\n";
+  if (p.max_cost_usd >= 0) std::cout << "max cost: $" << p.max_cost_usd << "\n";
+  std::cout << "plan:\n";
+  int rank = 0;
+  for (auto i : p.order) {
+    const auto& c = route->table.candidates[i];
+    const auto& s = p.scores[i];
+    std::string cost = "?";
+    if (s.est_cost_usd >= 0) {
+      cost.clear();
+      routing::append_decimal(cost, s.est_cost_usd);
+    }
+    std::printf("  %d. %-24s model %-28s score %-8.4f est. $%-12s %6.0f ms  quality %.2f\n", ++rank,
+                std::string(c.deployment).c_str(), std::string(c.model_id).c_str(), s.score, cost.c_str(),
+                s.est_latency_ms, s.quality);
+  }
+  if (p.order.empty()) std::cout << "  (none: every candidate is excluded)\n";
+  bool header = false;
+  for (std::size_t i = 0; i < p.scores.size(); ++i) {
+    if (p.scores[i].excluded == routing::Exclusion::none) continue;
+    if (!header) std::cout << "excluded:\n";
+    header = true;
+    std::cout << "  " << route->table.candidates[i].deployment << ": "
+              << routing::exclusion_reason(route->table.candidates[i], p.scores[i], traits, p, 0) << "\n";
+  }
+  std::cout << std::flush;
+  return p.order.empty() ? 2 : 0;
+}
+
+/// Loads, validates and swaps in a changed configuration; a bad one is logged and ignored.
+bool reload(const std::string& path, server::Shared& shared) {
+  config::LoadResult loaded = config::load_config_file(path);
+  if (!loaded.ok()) {
+    for (const auto& p : loaded.problems) spdlog::error("reload: {}: {}", p.path, p.message);
+    spdlog::error("reload rejected: {} problem(s) in {}; the running configuration stays",
+                  loaded.problems.size(), path);
+    return false;
+  }
+  for (const auto& w : loaded.warnings) spdlog::warn("reload: {}: {}", w.path, w.message);
+  auto current = shared.runtime.get();
+  const auto& before = current->config();
+  const auto& after = loaded.config;
+  if (before.server.host != after.server.host || before.server.port != after.server.port ||
+      before.server.threads != after.server.threads || before.server.access_log != after.server.access_log ||
+      before.server.decisions_kept != after.server.decisions_kept ||
+      before.upstream.connect_timeout_ms != after.upstream.connect_timeout_ms ||
+      before.upstream.first_byte_timeout_ms != after.upstream.first_byte_timeout_ms ||
+      before.upstream.total_timeout_ms != after.upstream.total_timeout_ms ||
+      before.upstream.ca_file != after.upstream.ca_file)
+    spdlog::warn("reload: changes under server: and upstream: apply at the next restart");
+  shared.health.set_options(server::breaker_options(after.health));
+  shared.runtime.set(std::make_shared<const server::Runtime>(std::move(loaded.config), &shared.health));
+  spdlog::info("configuration reloaded from {} ({} routes)", path, shared.runtime.get()->routes().size());
+  return true;
+}
+
+/// Watches the configuration file and reloads it when its content changes.
+class ConfigWatcher {
+ public:
+  ConfigWatcher(std::string path, server::Shared& shared) : path_(std::move(path)), shared_(shared) {
+    last_ = read();
+    thread_ = std::thread([this] { run(); });
+  }
+  ~ConfigWatcher() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  std::string read() const {
+    std::ifstream in(path_);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  void run() {
+    std::unique_lock lock(mutex_);
+    while (!wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_; })) {
+      std::string now = read();
+      if (now.empty() || now == last_) continue;
+      last_ = now;
+      spdlog::info("{} changed: reloading", path_);
+      reload(path_, shared_);
+    }
+  }
+  std::string path_;
+  server::Shared& shared_;
+  std::string last_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::thread thread_;
+};
 
 int cmd_hash_key(std::string key) {
   if (key.empty()) {
@@ -58,15 +245,17 @@ int cmd_hash_key(std::string key) {
   return 0;
 }
 
-int cmd_serve(const std::string& path, const std::string& port_file, int threads_override) {
+int cmd_serve(const std::string& path, const std::string& port_file, int threads_override, bool watch) {
   config::LoadResult loaded = config::load_config_file(path);
   if (!loaded.ok()) {
     std::cerr << config::format_problems(loaded.problems);
     std::cerr << loaded.problems.size() << " problem(s) in " << path << "; not starting\n";
     return 1;
   }
-  auto runtime = std::make_shared<const server::Runtime>(std::move(loaded.config));
-  const config::ServerConfig& sc = runtime->config().server;
+  for (const auto& w : loaded.warnings) spdlog::warn("{}: {}", w.path, w.message);
+  health::Registry health_registry(server::breaker_options(loaded.config.health));
+  auto runtime = std::make_shared<const server::Runtime>(std::move(loaded.config), &health_registry);
+  const config::ServerConfig sc = runtime->config().server;
 
   net::ServerOptions options;
   options.host = sc.host;
@@ -110,8 +299,10 @@ int cmd_serve(const std::string& path, const std::string& port_file, int threads
     spdlog::error("cannot open server.access_log \"{}\" for appending", sc.access_log);
     return 1;
   }
+  server::Shared shared(runtime, access_log, health_registry, sc.decisions_kept);
+  runtime.reset();  // the shared source owns it now (a reload must be able to free it)
   net::Server server(options, [&](net::Loop& loop) -> std::unique_ptr<net::Handler> {
-    return std::make_unique<server::Gateway>(loop, runtime, access_log);
+    return std::make_unique<server::Gateway>(loop, shared);
   });
   std::string error;
   if (!server.bind(error)) {
@@ -123,7 +314,9 @@ int cmd_serve(const std::string& path, const std::string& port_file, int threads
     std::rename((port_file + ".tmp").c_str(), port_file.c_str());
   }
   spdlog::info("switchyard {} listening on {}:{} with {} event loop(s), {} route(s)", core::version(),
-               options.host, server.port(), options.threads, runtime->routes().size());
+               options.host, server.port(), options.threads, shared.runtime.get()->routes().size());
+  std::optional<ConfigWatcher> watcher;
+  if (watch) watcher.emplace(path, shared);
 
   std::thread signal_thread([&] {
     int count = 0;
@@ -131,7 +324,8 @@ int cmd_serve(const std::string& path, const std::string& port_file, int threads
       int sig = 0;
       if (sigwait(&signals, &sig) != 0 || sig == SIGUSR2) return;
       if (sig == SIGHUP) {
-        spdlog::warn("SIGHUP: configuration reload is not supported yet; restart to apply changes");
+        spdlog::info("SIGHUP: reloading {}", path);
+        reload(path, shared);
         continue;
       }
       if (++count == 1) {
@@ -167,6 +361,17 @@ int main(int argc, char** argv) {
   serve->add_option("-c,--config", config_path, "Configuration file (YAML)")->required();
   serve->add_option("--port-file", port_file, "Write the listening port to this file once bound");
   serve->add_option("--threads", threads, "Event loops (overrides server.threads)");
+  bool no_watch = false;
+  serve->add_flag("--no-watch", no_watch, "Do not reload the configuration when its file changes (SIGHUP still does)");
+
+  std::string request_path;
+  std::vector<std::string> explain_headers;
+  bool explain_json = false;
+  auto* explain = app.add_subcommand("explain", "Print the routing plan a request would get");
+  explain->add_option("-c,--config", config_path, "Configuration file (YAML)")->required();
+  explain->add_option("-r,--request", request_path, "Request body (OpenAI chat or Anthropic messages JSON)")->required();
+  explain->add_option("-H,--header", explain_headers, "An override header, e.g. 'x-switchyard-policy: cost'");
+  explain->add_flag("--json", explain_json, "Print the decision record as JSON");
 
   auto* check = app.add_subcommand("check", "Validate a configuration and print every problem");
   check->add_option("-c,--config", config_path, "Configuration file (YAML)")->required();
@@ -180,7 +385,8 @@ int main(int argc, char** argv) {
     std::cout << "switchyard " << core::version() << "\n";
     return 0;
   }
-  if (*serve) return cmd_serve(config_path, port_file, threads);
+  if (*serve) return cmd_serve(config_path, port_file, threads, !no_watch);
+  if (*explain) return cmd_explain(config_path, request_path, explain_headers, explain_json);
   if (*check) return cmd_check(config_path);
   if (*hash) return cmd_hash_key(key);
   std::cout << app.help();

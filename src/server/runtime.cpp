@@ -1,10 +1,14 @@
 #include "server/runtime.hpp"
 
+#include <algorithm>
+
 #include "dialects/openai/chat_request.hpp"
 
 namespace switchyard::server {
 
-Runtime::Runtime(config::Config config) : config_(std::move(config)), keys_(config_.keys) {
+Runtime::Runtime(config::Config config, health::Registry* health)
+    : config_(std::move(config)), health_(health), catalog_(catalog::builtin()), keys_(config_.keys) {
+  for (const auto& m : config_.models) catalog_.add(m);
   providers_.reserve(config_.providers.size());
   for (const auto& p : config_.providers) {
     ProviderRuntime r;
@@ -66,6 +70,15 @@ Runtime::Runtime(config::Config config) : config_(std::move(config)), keys_(conf
         }
       }
     }
+    r.model = catalog_.find(d.catalog_model.empty() ? d.model : d.catalog_model);
+    if (d.price) {
+      r.price = *d.price;
+      r.priced = true;
+    } else if (r.model && r.model->priced) {
+      r.price = r.model->price;
+      r.priced = true;
+    }
+    if (health_) r.health = &health_->get(d.name);
     deployments_.push_back(std::move(r));
   }
   routes_.reserve(config_.routes.size());
@@ -76,6 +89,25 @@ Runtime::Runtime(config::Config config) : config_(std::move(config)), keys_(conf
       for (const auto& d : deployments_)
         if (d.config->name == name && d.config->enabled && d.provider && d.provider->config->enabled)
           r.candidates.push_back(&d);
+    r.table.config = &route;
+    std::vector<std::string_view> models;
+    for (const DeploymentRuntime* d : r.candidates) {
+      routing::Candidate c;
+      c.deployment = d->config->name;
+      c.provider = d->provider->config->name;
+      c.provider_type = d->provider->type->name;
+      c.region = d->config->region;
+      c.model = d->model;
+      c.model_id = d->model ? std::string_view(d->model->id) : std::string_view(d->config->model);
+      c.price = d->price;
+      c.priced = d->priced;
+      c.weight = d->config->weight;
+      auto it = std::find(models.begin(), models.end(), c.model_id);
+      c.group = static_cast<std::uint16_t>(it - models.begin());
+      if (it == models.end()) models.push_back(c.model_id);
+      r.table.candidates.push_back(c);
+    }
+    r.table.groups = static_cast<std::uint16_t>(models.size());
     routes_.push_back(std::move(r));
   }
   for (const auto& r : routes_) route_index_.emplace(r.config->name, &r);
@@ -96,6 +128,18 @@ net::UpstreamOptions upstream_options(const config::UpstreamConfig& c) {
   o.idle_ttl = std::chrono::milliseconds(c.idle_ttl_ms);
   o.dns_ttl = std::chrono::milliseconds(c.dns_cache_ttl_ms);
   o.ca_file = c.ca_file;
+  return o;
+}
+
+health::BreakerOptions breaker_options(const config::HealthConfig& c) {
+  health::BreakerOptions o;
+  o.window_ms = c.window_ms;
+  o.min_requests = c.min_requests;
+  o.error_rate = c.error_rate;
+  o.consecutive_failures = c.consecutive_failures;
+  o.cooldown_ms = c.cooldown_ms;
+  o.max_cooldown_ms = c.max_cooldown_ms;
+  o.rate_limit_cooldown_ms = c.rate_limit_cooldown_ms;
   return o;
 }
 

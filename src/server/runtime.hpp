@@ -1,14 +1,19 @@
 #pragma once
 
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "catalog/catalog.hpp"
 #include "config/config.hpp"
 #include "dialects/providers.hpp"
 #include "governance/keys.hpp"
+#include "health/registry.hpp"
 #include "net/upstream.hpp"
+#include "routing/planner.hpp"
 
 namespace switchyard::server {
 
@@ -32,18 +37,24 @@ struct DeploymentRuntime {
   std::string chat_head;        ///< chat, JSON answer
   std::string stream_head;      ///< chat, streamed answer (differs for Gemini)
   std::string embeddings_head;  ///< embeddings
+  const catalog::ModelInfo* model = nullptr;  ///< its catalogue entry, when known
+  catalog::Prices price;                      ///< the deployment's, else the catalogue's
+  bool priced = false;
+  health::DeploymentHealth* health = nullptr;  ///< null without a registry (check, explain)
 };
 
 struct RouteRuntime {
   const config::RouteConfig* config = nullptr;
-  std::vector<const DeploymentRuntime*> candidates;  ///< enabled deployments, in order
+  std::vector<const DeploymentRuntime*> candidates;  ///< enabled deployments, in order written
+  routing::RouteTable table;                         ///< the same candidates, for the router
 };
 
 /// An immutable snapshot of everything the request path needs, built from a validated config
 /// and shared by every event loop.
 class Runtime {
  public:
-  explicit Runtime(config::Config config);
+  /// `health` (may be null: no live state) must outlive the runtime.
+  Runtime(config::Config config, health::Registry* health);
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
 
@@ -51,9 +62,14 @@ class Runtime {
   const governance::KeyStore& keys() const { return keys_; }
   const RouteRuntime* find_route(std::string_view name) const;
   const std::vector<RouteRuntime>& routes() const { return routes_; }
+  const std::vector<DeploymentRuntime>& deployments() const { return deployments_; }
+  const catalog::Catalog& catalog() const { return catalog_; }
+  health::Registry* health() const { return health_; }
 
  private:
   config::Config config_;
+  health::Registry* health_;
+  catalog::Catalog catalog_;
   governance::KeyStore keys_;
   std::vector<ProviderRuntime> providers_;
   std::vector<DeploymentRuntime> deployments_;
@@ -62,5 +78,30 @@ class Runtime {
 };
 
 net::UpstreamOptions upstream_options(const config::UpstreamConfig& c);
+health::BreakerOptions breaker_options(const config::HealthConfig& c);
+
+/// The runtime in force, swapped whole on a reload. Requests hold the snapshot they started
+/// with; loops notice a new one by its generation without locking.
+class RuntimeSource {
+ public:
+  explicit RuntimeSource(std::shared_ptr<const Runtime> initial) : current_(std::move(initial)) {}
+  std::shared_ptr<const Runtime> get() const {
+    std::lock_guard lock(mutex_);
+    return current_;
+  }
+  std::uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+  void set(std::shared_ptr<const Runtime> next) {
+    {
+      std::lock_guard lock(mutex_);
+      current_ = std::move(next);
+    }
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const Runtime> current_;
+  std::atomic<std::uint64_t> generation_{0};
+};
 
 }  // namespace switchyard::server

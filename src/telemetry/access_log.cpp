@@ -37,6 +37,18 @@ void field_ms(std::string& out, std::string_view name, double ms) {
   out.append(buf, static_cast<std::size_t>(n));
 }
 
+void field_usd(std::string& out, std::string_view name, double usd) {
+  if (usd < 0) return;
+  char buf[48];
+  int n = std::snprintf(buf, sizeof buf, "%.9f", usd);
+  while (n > 1 && buf[n - 1] == '0') --n;
+  if (n > 1 && buf[n - 1] == '.') --n;
+  out += ",\"";
+  out += name;
+  out += "\":";
+  out.append(buf, static_cast<std::size_t>(n));
+}
+
 }  // namespace
 
 std::string format_access_line(const AccessRecord& r, std::int64_t unix_ms) {
@@ -63,6 +75,11 @@ std::string format_access_line(const AccessRecord& r, std::int64_t unix_ms) {
   field_ms(out, "latency_ms", r.latency_ms);
   field_ms(out, "upstream_ttfb_ms", r.upstream_ttfb_ms);
   field(out, "error", r.error);
+  field(out, "policy", r.policy);
+  field(out, "plan", r.plan);
+  field_usd(out, "estimated_cost_usd", r.estimated_cost_usd);
+  field_usd(out, "cost_usd", r.cost_usd);
+  if (r.hedged) out += ",\"hedged\":true";
   out += "}\n";
   return out;
 }

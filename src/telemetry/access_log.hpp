@@ -30,6 +30,11 @@ struct AccessRecord {
   double latency_ms = 0;
   double upstream_ttfb_ms = -1;
   std::string_view error;       ///< short error code when the request failed
+  std::string_view policy;      ///< the routing objective applied
+  std::string_view plan;        ///< deployments in plan order, "a>b>c"
+  double estimated_cost_usd = -1;
+  double cost_usd = -1;         ///< from usage and the deployment's prices; -1 unknown
+  bool hedged = false;
 };
 
 /// Formats a record as one JSON line (with the trailing newline).

@@ -31,7 +31,9 @@ std::string config(const std::vector<Upstream>& upstreams, const std::string& se
                    const std::string& upstream_extra = "") {
   std::string y = "server:\n  host: 127.0.0.1\n  port: 0\n  threads: 1\n  access_log: stdout\n" +
                   server_extra + "upstream:\n  connect_timeout_ms: 1000\n" + upstream_extra +
-                  "providers:\n";
+                  // These tests are about failover mechanics, request by request: no deployment
+                  // is benched by the circuit breaker between them (routing_test covers that).
+                  "health:\n  circuit_breaking: false\n" + "providers:\n";
   for (const auto& u : upstreams)
     y += "  " + u.name + ":\n    base_url: http://127.0.0.1:" + std::to_string(u.port) +
          "/v1\n    api_key: " + kUpstreamKey + "\n";

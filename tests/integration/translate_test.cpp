@@ -20,7 +20,9 @@ const std::string kKey = "sk-test-client-key";
 
 std::string config(int port, const std::string& provider_extra = "") {
   std::string p = std::to_string(port);
+  // Translation tests script upstream errors one after another: no circuit breaking between them.
   return "server:\n  host: 127.0.0.1\n  port: 0\n  threads: 1\n  access_log: stdout\n"
+         "health:\n  circuit_breaking: false\n"
          "providers:\n"
          "  oa:\n    type: openai\n    base_url: http://127.0.0.1:" + p + "/v1\n    api_key: sk-oa\n"
          "  an:\n    type: anthropic\n    base_url: http://127.0.0.1:" + p + "/v1\n    api_key: sk-an\n" + provider_extra +

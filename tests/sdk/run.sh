@@ -59,6 +59,8 @@ server:
   port: 0
   threads: 1
   access_log: off
+health:
+  circuit_breaking: false  # the SDK tests script upstream errors back to back
 providers:
   fake:
     base_url: http://127.0.0.1:$FAKE_PORT/v1

@@ -111,7 +111,7 @@ ApiError missing(std::string param) {
 
 std::optional<ApiError> check_message(const json::Tape& tape, std::string_view doc,
                                       std::size_t entry, const json::Value& msg,
-                                      std::size_t index) {
+                                      std::size_t index, ChatRequestInfo& info) {
   // The path is only spelled out on the error paths (this runs for every message).
   auto path = [index] { return "messages[" + std::to_string(index) + "]"; };
   if (msg.type != json::Type::object) return invalid_type(path(), Expect::object, msg);
@@ -139,6 +139,12 @@ std::optional<ApiError> check_message(const json::Tape& tape, std::string_view d
       content->type != json::Type::array)
     return invalid_type(path() + ".content", Expect::string_or_array, *content);
   bool has_content = content && content->type != json::Type::null;
+  if (has_content) {
+    info.content_bytes += content->raw.size();
+    // Inside JSON strings quotes are escaped, so an unescaped "image_url" is a part's type or key.
+    if (content->type == json::Type::array && content->raw.find("\"image_url\"") != std::string_view::npos)
+      info.has_images = true;
+  }
   if (role_name == "assistant") {
     if (!has_content && !tool_calls && !function_call) return missing(path() + ".content");
   } else if (!has_content) {
@@ -211,6 +217,11 @@ InspectResult inspect_chat_request(std::string_view body, const RequestLimits& l
         return false;
       }
       if (rule.name == "stream") info.stream = v.raw == "true";
+      if (rule.name == "tools") info.content_bytes += v.raw.size();
+      if (rule.name == "response_format" && v.raw.find("\"json_schema\"") != std::string_view::npos)
+        info.json_schema = true;
+      if (rule.name == "max_completion_tokens" || (rule.name == "max_tokens" && !info.max_output_tokens))
+        if (auto n = json::as_int(v)) info.max_output_tokens = *n;
       if (rule.name == "stream_options" && v.type == json::Type::object) {
         info.has_stream_options = true;
         info.stream_options_begin = v.offset;
@@ -248,7 +259,7 @@ InspectResult inspect_chat_request(std::string_view body, const RequestLimits& l
   if (!messages) return missing("messages");
   if (messages->type != json::Type::array) return invalid_type("messages", Expect::array, *messages);
   tape.for_each_child(body, messages_entry, [&](std::string_view, const json::Value& m, std::size_t entry) {
-    error = check_message(tape, body, entry, m, info.message_count++);
+    error = check_message(tape, body, entry, m, info.message_count++, info);
     return !error;
   });
   if (error) return *error;

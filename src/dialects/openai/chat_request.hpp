@@ -25,6 +25,12 @@ struct ChatRequestInfo {
   std::size_t message_count = 0;
   std::uint32_t params = 0;  ///< `param_bit`s of the optional top-level members present
 
+  // What the router needs to know of the request.
+  std::size_t content_bytes = 0;  ///< raw JSON bytes of the messages' content and of `tools`
+  bool has_images = false;        ///< an image_url content part
+  bool json_schema = false;       ///< response_format of type json_schema
+  std::int64_t max_output_tokens = 0;  ///< max_completion_tokens or max_tokens; 0 = not given
+
   // Byte spans used by `patch_chat_request`.
   std::size_t model_begin = 0, model_end = 0;
   bool has_stream_options = false;

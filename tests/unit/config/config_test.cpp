@@ -169,3 +169,68 @@ TEST(EnvExpand, ExpandsReferencesAndDefaults) {
   EXPECT_FALSE(expand_env("${A", env).error.empty());
   EXPECT_FALSE(expand_env("${A-B}", env).error.empty());
 }
+
+TEST(ConfigRouting, PolicyStrategyRetryHedgeAndHealthAreRead) {
+  std::string yaml = valid_yaml();
+  yaml.replace(yaml.find("    candidates: [gpt, fake]"), std::string("    candidates: [gpt, fake]").size(), R"(    candidates: [gpt, fake]
+    strategy: least-latency
+    max_attempts: 2
+    policy:
+      objective: balanced
+      weights: {quality: 2, cost: 1, latency: 0.5}
+      category: code
+      max_cost_usd: 0.05
+      providers: [openai]
+      regions: [eu]
+      deadline_ms: 3000
+      ttft_ms: 800
+    retry: {attempts: 2, base_ms: 50, max_ms: 400}
+    hedge: {delay_ms: 250, max_share: 0.05})");
+  yaml += R"(
+health:
+  consecutive_failures: 5
+  cooldown_ms: 2000
+  exploration: 0.05
+)";
+  auto r = load_config_text(yaml, {{"OPENAI_API_KEY", "sk-x"}});
+  ASSERT_TRUE(r.ok()) << format_problems(r.problems);
+  const RouteConfig& route = r.config.routes[0];
+  EXPECT_EQ(route.strategy, Strategy::least_latency);
+  EXPECT_EQ(route.max_attempts, 2u);
+  EXPECT_EQ(route.policy.objective, Objective::balanced);
+  EXPECT_DOUBLE_EQ(route.policy.weight_quality, 2);
+  EXPECT_DOUBLE_EQ(route.policy.weight_latency, 0.5);
+  EXPECT_EQ(route.policy.category, switchyard::catalog::Category::code);
+  EXPECT_DOUBLE_EQ(route.policy.max_cost_usd, 0.05);
+  EXPECT_EQ(route.policy.providers, std::vector<std::string>{"openai"});
+  EXPECT_EQ(route.policy.deadline_ms, 3000u);
+  EXPECT_EQ(route.policy.ttft_ms, 800u);
+  EXPECT_EQ(route.retry.attempts, 2);
+  EXPECT_EQ(route.retry.max_ms, 400u);
+  EXPECT_TRUE(route.hedge.enabled);
+  EXPECT_EQ(route.hedge.delay_ms, 250u);
+  EXPECT_DOUBLE_EQ(route.hedge.max_share, 0.05);
+  EXPECT_EQ(r.config.health.consecutive_failures, 5);
+  EXPECT_EQ(r.config.health.cooldown_ms, 2000u);
+  EXPECT_DOUBLE_EQ(r.config.health.exploration, 0.05);
+}
+
+TEST(ConfigRouting, BadRoutingValuesAreReportedWithTheirPaths) {
+  std::string yaml = valid_yaml();
+  yaml.replace(yaml.find("    candidates: [gpt, fake]"), std::string("    candidates: [gpt, fake]").size(), R"(    candidates: [gpt, fake]
+    strategy: fastest
+    policy:
+      objective: cheapest
+      category: poetry
+      providers: [nobody]
+      max_cost_usd: lots
+    hedge: {max_share: 2})");
+  auto r = load_config_text(yaml, {{"OPENAI_API_KEY", "sk-x"}});
+  std::string text = format_problems(r.problems);
+  EXPECT_NE(text.find("routes.auto.strategy: unknown strategy \"fastest\""), std::string::npos) << text;
+  EXPECT_NE(text.find("routes.auto.policy.objective: unknown objective \"cheapest\""), std::string::npos) << text;
+  EXPECT_NE(text.find("routes.auto.policy.category: unknown category \"poetry\""), std::string::npos) << text;
+  EXPECT_NE(text.find("routes.auto.policy.providers[0]: unknown provider"), std::string::npos) << text;
+  EXPECT_NE(text.find("routes.auto.policy.max_cost_usd: must be a number"), std::string::npos) << text;
+  EXPECT_NE(text.find("routes.auto.hedge.max_share: must be between 0 and 1"), std::string::npos) << text;
+}

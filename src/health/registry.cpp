@@ -1,0 +1,149 @@
+#include "health/registry.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+namespace switchyard::health {
+
+namespace {
+constexpr double kAlpha = 0.3;  // recent answers dominate within a handful of requests
+}
+
+std::int64_t steady_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+DeploymentHealth::DeploymentHealth(std::string name, BreakerOptions options)
+    : name_(std::move(name)), breaker_(options) {}
+
+Snapshot DeploymentHealth::read(std::int64_t now_ms) const {
+  Snapshot s;
+  auto state = static_cast<State>(state_.load(std::memory_order_acquire));
+  std::int64_t until = until_ms_.load(std::memory_order_relaxed);
+  // The same time rules as Breaker::state, on the published copy.
+  if (state == State::open && now_ms >= until) state = State::half_open;
+  if (state == State::cooling && now_ms >= until) state = State::closed;
+  s.state = state;
+  s.recovers_at_ms = state == State::open || state == State::cooling ? until : 0;
+  s.ttft_ms = ttft_ms_.load(std::memory_order_relaxed);
+  s.tokens_per_s = tokens_per_s_.load(std::memory_order_relaxed);
+  s.p95_ttft_ms = p95_ms_.load(std::memory_order_relaxed);
+  s.in_flight = in_flight_.load(std::memory_order_relaxed);
+  s.rl_reset_at_ms = rl_reset_at_ms_.load(std::memory_order_relaxed);
+  if (s.rl_reset_at_ms == 0 || now_ms < s.rl_reset_at_ms) {
+    s.rl_remaining_requests = rl_requests_.load(std::memory_order_relaxed);
+    s.rl_remaining_tokens = rl_tokens_.load(std::memory_order_relaxed);
+  }
+  return s;
+}
+
+void DeploymentHealth::publish(std::int64_t now_ms) {
+  State s = breaker_.state(now_ms);
+  until_ms_.store(breaker_.recovers_at(now_ms), std::memory_order_relaxed);
+  // Half-open is published as open-with-a-past-time, so readers compute it the same way.
+  if (s == State::half_open) {
+    s = State::open;
+    until_ms_.store(now_ms, std::memory_order_relaxed);
+  }
+  state_.store(static_cast<std::uint8_t>(s), std::memory_order_release);
+}
+
+bool DeploymentHealth::try_probe(std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  bool ok = breaker_.try_probe(now_ms);
+  // While the probe is out, others see the deployment as still open.
+  if (ok) {
+    state_.store(static_cast<std::uint8_t>(State::open), std::memory_order_release);
+    until_ms_.store(now_ms + 24LL * 3600 * 1000, std::memory_order_relaxed);
+  }
+  return ok;
+}
+
+void DeploymentHealth::release_probe(std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  breaker_.release_probe();
+  publish(now_ms);
+}
+
+void DeploymentHealth::record(Outcome o, std::int64_t now_ms, std::int64_t retry_after_ms) {
+  std::lock_guard lock(mutex_);
+  breaker_.record(o, now_ms, retry_after_ms);
+  if (o == Outcome::success) ++successes_;
+  else ++failures_;
+  publish(now_ms);
+}
+
+void DeploymentHealth::observe_latency(double ttft_ms, double tokens_per_s) {
+  std::lock_guard lock(mutex_);
+  if (ttft_ms >= 0) {
+    ttft_.add(ttft_ms, kAlpha);
+    ttft_ms_.store(ttft_.value, std::memory_order_relaxed);
+    ttft_samples_[ttft_count_++ % ttft_samples_.size()] = static_cast<float>(ttft_ms);
+    std::size_t n = std::min(ttft_count_, ttft_samples_.size());
+    if (n >= 8 && (ttft_count_ % 4 == 0 || n < ttft_samples_.size())) {
+      std::array<float, 64> sorted;
+      std::copy_n(ttft_samples_.begin(), n, sorted.begin());
+      std::size_t k = (n * 95 + 99) / 100 - 1;
+      std::nth_element(sorted.begin(), sorted.begin() + k, sorted.begin() + n);
+      p95_ms_.store(sorted[k], std::memory_order_relaxed);
+    }
+  }
+  if (tokens_per_s > 0) {
+    speed_.add(tokens_per_s, kAlpha);
+    tokens_per_s_.store(speed_.value, std::memory_order_relaxed);
+  }
+}
+
+void DeploymentHealth::observe_rate_limits(const RateLimitHeaders& h, std::int64_t now_ms) {
+  if (h.remaining_requests < 0 && h.remaining_tokens < 0) return;
+  rl_requests_.store(h.remaining_requests, std::memory_order_relaxed);
+  rl_tokens_.store(h.remaining_tokens, std::memory_order_relaxed);
+  rl_reset_at_ms_.store(h.reset_ms >= 0 ? now_ms + h.reset_ms : 0, std::memory_order_relaxed);
+}
+
+void DeploymentHealth::set_options(BreakerOptions options) {
+  std::lock_guard lock(mutex_);
+  breaker_.set_options(options);  // what was learned stays; new thresholds apply from now
+}
+
+DeploymentHealth::Details DeploymentHealth::details(std::int64_t now_ms) const {
+  std::lock_guard lock(mutex_);
+  Details d;
+  d.error_rate = breaker_.error_rate(now_ms);
+  d.window_count = breaker_.window_count(now_ms);
+  d.consecutive_failure_points = breaker_.consecutive_failure_points();
+  d.times_opened = breaker_.times_opened();
+  d.last_failure = breaker_.last_failure();
+  d.successes = successes_;
+  d.failures = failures_;
+  return d;
+}
+
+DeploymentHealth& Registry::get(std::string_view name) {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(std::string(name));
+  if (it != entries_.end()) return *it->second;
+  auto entry = std::make_unique<DeploymentHealth>(std::string(name), options_);
+  auto& ref = *entry;
+  entries_.emplace(std::string(name), std::move(entry));
+  return ref;
+}
+
+void Registry::set_options(BreakerOptions options) {
+  std::lock_guard lock(mutex_);
+  options_ = options;
+  for (auto& [name, entry] : entries_) entry->set_options(options);
+}
+
+std::vector<const DeploymentHealth*> Registry::all() const {
+  std::lock_guard lock(mutex_);
+  std::vector<const DeploymentHealth*> out;
+  for (const auto& [name, entry] : entries_) out.push_back(entry.get());
+  std::sort(out.begin(), out.end(),
+            [](const auto* a, const auto* b) { return a->name() < b->name(); });
+  return out;
+}
+
+}  // namespace switchyard::health

@@ -1,0 +1,108 @@
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "health/circuit.hpp"
+
+namespace switchyard::health {
+
+/// What the router reads of a deployment, without taking a lock.
+struct Snapshot {
+  State state = State::closed;
+  std::int64_t recovers_at_ms = 0;  ///< open/cooling: when traffic may resume
+  double ttft_ms = -1;              ///< EWMA of time to first byte; -1 before any sample
+  double tokens_per_s = -1;         ///< EWMA of output speed; -1 before any sample
+  double p95_ttft_ms = -1;          ///< over the last samples; -1 before enough of them
+  int in_flight = 0;
+  std::int64_t rl_remaining_requests = -1;  ///< from x-ratelimit-remaining-requests; -1 unknown
+  std::int64_t rl_remaining_tokens = -1;
+  std::int64_t rl_reset_at_ms = 0;          ///< when the remaining counts refill
+};
+
+/// Rate-limit headroom a provider reported in its response headers.
+struct RateLimitHeaders {
+  std::int64_t remaining_requests = -1;
+  std::int64_t remaining_tokens = -1;
+  std::int64_t reset_ms = -1;  ///< time until the limits reset, from now
+};
+
+/// Live health of one deployment, shared by every event loop: writers lock, the router's reads
+/// are lock-free loads.
+class DeploymentHealth {
+ public:
+  DeploymentHealth(std::string name, BreakerOptions options);
+
+  const std::string& name() const { return name_; }
+  Snapshot read(std::int64_t now_ms) const;
+
+  /// Claims the half-open probe (one request at a time tests a recovering deployment).
+  bool try_probe(std::int64_t now_ms);
+  /// Gives an unused probe back (the attempt was not sent).
+  void release_probe(std::int64_t now_ms);
+  void record(Outcome o, std::int64_t now_ms, std::int64_t retry_after_ms = -1);
+  /// A successful answer's timing: time to the first byte, and for streams the output speed.
+  void observe_latency(double ttft_ms, double tokens_per_s);
+  void observe_rate_limits(const RateLimitHeaders& h, std::int64_t now_ms);
+  void begin() { in_flight_.fetch_add(1, std::memory_order_relaxed); }
+  void end() { in_flight_.fetch_sub(1, std::memory_order_relaxed); }
+  void set_options(BreakerOptions options);
+
+  /// Window figures for the health endpoint (takes the lock).
+  struct Details {
+    double error_rate = 0;
+    int window_count = 0;
+    int consecutive_failure_points = 0;
+    int times_opened = 0;
+    Outcome last_failure = Outcome::success;
+    std::uint64_t successes = 0;
+    std::uint64_t failures = 0;
+  };
+  Details details(std::int64_t now_ms) const;
+
+ private:
+  void publish(std::int64_t now_ms);
+
+  const std::string name_;
+  mutable std::mutex mutex_;
+  Breaker breaker_;
+  Ewma ttft_, speed_;
+  std::array<float, 64> ttft_samples_{};
+  std::size_t ttft_count_ = 0;
+  std::uint64_t successes_ = 0, failures_ = 0;
+
+  std::atomic<std::uint8_t> state_{0};
+  std::atomic<std::int64_t> until_ms_{0};
+  std::atomic<double> ttft_ms_{-1}, tokens_per_s_{-1}, p95_ms_{-1};
+  std::atomic<int> in_flight_{0};
+  std::atomic<std::int64_t> rl_requests_{-1}, rl_tokens_{-1}, rl_reset_at_ms_{0};
+};
+
+/// Every deployment's health by name. Entries outlive configuration reloads (a reload keeps
+/// what was learned of a deployment that is still there).
+class Registry {
+ public:
+  explicit Registry(BreakerOptions options = {}) : options_(options) {}
+  /// The entry for `name`, created on first use; the reference stays valid for the registry's
+  /// lifetime.
+  DeploymentHealth& get(std::string_view name);
+  void set_options(BreakerOptions options);
+  std::vector<const DeploymentHealth*> all() const;
+
+ private:
+  mutable std::mutex mutex_;
+  BreakerOptions options_;
+  std::unordered_map<std::string, std::unique_ptr<DeploymentHealth>> entries_;
+};
+
+/// A steady clock in milliseconds (the gateway's; tests pass their own times).
+std::int64_t steady_now_ms();
+
+}  // namespace switchyard::health

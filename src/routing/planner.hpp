@@ -1,0 +1,114 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "catalog/catalog.hpp"
+#include "config/config.hpp"
+#include "health/registry.hpp"
+
+/// The router: for one request, which deployments to try and in which order, and why. Pure: the
+/// health it sees, the time and the randomness are arguments.
+namespace switchyard::routing {
+
+/// What a request needs, derived from its body.
+struct RequestTraits {
+  std::int64_t input_tokens = 0;       ///< estimated
+  std::int64_t max_output_tokens = 0;  ///< the client's max_tokens; 0 = not given
+  std::uint32_t needs = 0;             ///< catalog::Capability bits
+};
+
+/// Per-request overrides from `x-switchyard-*` headers (already validated and permitted).
+struct Overrides {
+  std::optional<config::Objective> objective;
+  std::uint32_t deadline_ms = 0;  ///< 0 = none
+  double max_cost_usd = -1;       ///< < 0 = none
+};
+
+/// A route candidate as the router sees it, prepared once per configuration.
+struct Candidate {
+  std::string_view deployment;
+  std::string_view provider;
+  std::string_view provider_type;
+  std::string_view region;
+  std::string_view model_id;  ///< catalogue id when known, else the upstream model
+  const catalog::ModelInfo* model = nullptr;
+  catalog::Prices price;  ///< the deployment's, else the catalogue's
+  bool priced = false;
+  std::uint32_t weight = 1;
+  std::uint16_t group = 0;  ///< index of its model among the route's distinct models
+};
+
+struct RouteTable {
+  const config::RouteConfig* config = nullptr;
+  std::vector<Candidate> candidates;  ///< enabled deployments, in the order written
+  std::uint16_t groups = 0;
+};
+
+/// Why a candidate is not in the plan.
+enum class Exclusion : std::uint8_t {
+  none,
+  capability,      ///< the model lacks tools / vision / json_schema the request uses
+  context_window,  ///< input + output tokens exceed the model's window
+  max_output,      ///< max_tokens above the model's maximum output
+  input_price,
+  output_price,
+  max_cost,        ///< estimated cost above the cap
+  provider,        ///< provider not allowed by the policy
+  region,
+  deadline,        ///< expected latency above the deadline
+  circuit_open,
+  rate_limited,    ///< cooling down after a 429
+};
+std::string_view to_string(Exclusion e);
+
+struct CandidateScore {
+  Exclusion excluded = Exclusion::none;
+  std::uint32_t missing = 0;  ///< capabilities missing (capability exclusions)
+  health::State state = health::State::closed;
+  std::int64_t recovers_at_ms = 0;
+  double est_cost_usd = -1;  ///< < 0 = unknown (no price)
+  double est_latency_ms = 0;
+  double ttft_ms = 0;        ///< expected time to first byte (live EWMA, else the prior)
+  bool live_latency = false; ///< from observed traffic rather than the catalogue prior
+  double quality = 0.5;
+  double score = 0;          ///< of its model under the objective; lower is better
+};
+
+struct Plan {
+  config::Objective objective = config::Objective::ordered;
+  config::Strategy strategy = config::Strategy::priority;
+  catalog::Category category = catalog::Category::chat;
+  std::uint32_t deadline_ms = 0;
+  double max_cost_usd = -1;
+  std::int64_t expected_output_tokens = 0;
+  std::vector<CandidateScore> scores;  ///< one per route candidate, in route order
+  std::vector<std::uint16_t> order;    ///< eligible candidates, first choice first
+  std::int64_t earliest_recovery_ms = 0;  ///< when everything waits on health: the soonest
+  bool explored = false;                  ///< a random exploration step reordered the plan
+};
+
+struct PlanContext {
+  std::int64_t now_ms = 0;
+  std::uint64_t seed = 0;    ///< randomness for weighted / power-of-two / exploration
+  double exploration = 0;    ///< share of latency-ranked plans that explore
+};
+
+/// Output tokens assumed for cost and latency estimates: the client's max_tokens capped at
+/// 1,000, else 500.
+std::int64_t expected_output_tokens(const RequestTraits& traits);
+
+/// Builds the plan for one request. `health` has one snapshot per candidate.
+void make_plan(const RouteTable& route, const RequestTraits& traits, const Overrides& overrides,
+               std::span<const health::Snapshot> health, const PlanContext& ctx, Plan& out);
+
+/// One line on why a candidate was excluded ("circuit open after server errors; recovers in
+/// 4.2 s").
+std::string exclusion_reason(const Candidate& c, const CandidateScore& s, const RequestTraits& traits,
+                             const Plan& plan, std::int64_t now_ms);
+
+}  // namespace switchyard::routing

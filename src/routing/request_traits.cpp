@@ -1,0 +1,54 @@
+#include "routing/request_traits.hpp"
+
+#include "core/token_estimate.hpp"
+#include "dialects/translate.hpp"
+
+namespace switchyard::routing {
+
+std::int64_t estimate_body_tokens(std::string_view body) {
+  constexpr std::string_view kDataUrl = "\"data:";
+  constexpr std::int64_t kImageTokens = 1000;
+  std::int64_t tokens = 0;
+  std::size_t pos = 0;
+  for (;;) {
+    std::size_t at = body.find(kDataUrl, pos);
+    if (at == std::string_view::npos) break;
+    tokens += static_cast<std::int64_t>(core::estimate_text_tokens(body.substr(pos, at - pos)));
+    std::size_t end = body.find('"', at + kDataUrl.size());
+    if (end == std::string_view::npos) return tokens;
+    tokens += kImageTokens;
+    pos = end + 1;
+  }
+  return tokens + static_cast<std::int64_t>(core::estimate_text_tokens(body.substr(pos)));
+}
+
+RequestTraits traits_of(const dialects::openai::ChatRequestInfo& info, std::string_view body) {
+  RequestTraits t;
+  t.input_tokens = estimate_body_tokens(body);
+  t.max_output_tokens = info.max_output_tokens;
+  if (info.params & dialects::openai::param_bit("tools")) t.needs |= catalog::kTools;
+  if (info.has_images) t.needs |= catalog::kVision;
+  if (info.json_schema) t.needs |= catalog::kJsonSchema;
+  return t;
+}
+
+RequestTraits traits_of(const core::ChatRequest& r) {
+  RequestTraits t;
+  t.input_tokens = dialects::estimate_tokens(r);
+  t.max_output_tokens = r.max_tokens.value_or(0);
+  if (!r.tools.empty()) t.needs |= catalog::kTools;
+  if (r.response_format.kind == core::ResponseFormat::Kind::json_schema) t.needs |= catalog::kJsonSchema;
+  auto has_image = [](const std::vector<core::Block>& blocks, auto& self) -> bool {
+    for (const auto& b : blocks)
+      if (b.type == core::Block::Type::image || self(b.content, self)) return true;
+    return false;
+  };
+  for (const auto& m : r.messages)
+    if (has_image(m.content, has_image)) {
+      t.needs |= catalog::kVision;
+      break;
+    }
+  return t;
+}
+
+}  // namespace switchyard::routing

@@ -1,0 +1,21 @@
+#pragma once
+
+#include <string_view>
+
+#include "core/chat.hpp"
+#include "dialects/openai/chat_request.hpp"
+#include "routing/planner.hpp"
+
+namespace switchyard::routing {
+
+/// Estimated input tokens of an OpenAI chat body: the whole body (JSON keys stand in for the
+/// per-message overhead real tokenizers add), with inline images (data URLs) counted as a
+/// typical image rather than as text.
+std::int64_t estimate_body_tokens(std::string_view body);
+
+/// What an OpenAI chat request needs, from the fast path's inspection.
+RequestTraits traits_of(const dialects::openai::ChatRequestInfo& info, std::string_view body);
+/// What a canonical (translated) chat request needs.
+RequestTraits traits_of(const core::ChatRequest& r);
+
+}  // namespace switchyard::routing

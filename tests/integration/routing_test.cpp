@@ -1,0 +1,354 @@
+// The routing engine through the real binary: health and circuit breaking, retry-after,
+// latency-ranked routing, hedging, overrides, decision records, hot reload.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <boost/json.hpp>
+#include <fstream>
+#include <thread>
+
+#include "harness.hpp"
+
+using namespace std::chrono_literals;
+using harness::Fake;
+using harness::Gateway;
+using harness::Response;
+namespace json = boost::json;
+
+namespace {
+
+const std::string kKey = "sk-routing-test";
+const std::string kNoOverrides = "sk-routing-no-overrides";
+
+struct Dep {
+  std::string name;
+  int port;
+  std::string catalog_model;  ///< empty = none
+};
+
+/// Providers/deployments over fakes, and route `r` over them with `route_extra` lines.
+std::string config(const std::vector<Dep>& deps, const std::string& route_extra,
+                   const std::string& health = "  consecutive_failures: 2\n  cooldown_ms: 600\n") {
+  std::string y = "server:\n  host: 127.0.0.1\n  port: 0\n  threads: 1\n  access_log: stdout\n"
+                  "upstream:\n  connect_timeout_ms: 1000\n  first_byte_timeout_ms: 3000\n"
+                  "health:\n" + health + "providers:\n";
+  for (const auto& d : deps)
+    y += "  p" + d.name + ":\n    base_url: http://127.0.0.1:" + std::to_string(d.port) + "/v1\n    api_key: sk-up\n";
+  y += "deployments:\n";
+  for (const auto& d : deps) {
+    y += "  " + d.name + ":\n    provider: p" + d.name + "\n    model: m-" + d.name + "\n";
+    if (!d.catalog_model.empty()) y += "    catalog_model: " + d.catalog_model + "\n";
+  }
+  y += "routes:\n  r:\n    candidates: [";
+  for (std::size_t i = 0; i < deps.size(); ++i) y += (i ? ", " : "") + deps[i].name;
+  y += "]\n" + route_extra;
+  y += "keys:\n  - name: tester\n    sha256: " + harness::sha256_hex(kKey) +
+       "\n  - name: locked\n    sha256: " + harness::sha256_hex(kNoOverrides) + "\n    overrides: false\n";
+  return y;
+}
+
+std::map<std::string, std::string> auth(const std::string& key = kKey) {
+  return {{"Authorization", "Bearer " + key}, {"Content-Type", "application/json"}};
+}
+
+std::string body(const std::string& extra = "", bool stream = false) {
+  return std::string(R"({"model":"r","messages":[{"role":"user","content":"route me"}])") +
+         (stream ? R"(,"stream":true)" : "") + extra + "}";
+}
+
+Response chat(int port, const std::string& b = body(), std::map<std::string, std::string> headers = auth()) {
+  return harness::http(port, "POST", "/v1/chat/completions", headers, b);
+}
+
+json::value decision(int port, const std::string& request_id, const std::string& key = kKey) {
+  Response r = harness::http(port, "GET", "/v1/switchyard/decisions?request_id=" + request_id, auth(key));
+  if (r.status != 200) return json::value(r.status);
+  return json::parse(r.body);
+}
+
+json::object health_of(int port, const std::string& deployment) {
+  Response r = harness::http(port, "GET", "/v1/switchyard/health", auth());
+  json::value v = json::parse(r.body);
+  for (const auto& d : v.at("deployments").as_array())
+    if (d.at("deployment").as_string() == deployment) return d.as_object();
+  return {};
+}
+
+std::int64_t requests_of(Fake& f) { return json::parse(f.stats_json()).at("requests").as_int64(); }
+
+void set_default(Fake& f, const std::string& behavior) {
+  ASSERT_EQ(harness::http(f.port(), "POST", "/_fake/default", {}, behavior).status, 200);
+}
+
+}  // namespace
+
+TEST(Routing, CircuitOpensOnFailuresAndARecoveredDeploymentGetsTrafficBack) {
+  Fake a, b;
+  Gateway gw(config({{"a", a.port(), ""}, {"b", b.port(), ""}}, ""));
+  set_default(a, R"({"status":500})");
+  // No client sees an error while b is healthy.
+  for (int i = 0; i < 6; ++i) {
+    Response r = chat(gw.port());
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.header("x-switchyard-deployment"), "b");
+  }
+  // Two failures opened a's circuit: later requests go straight to b.
+  EXPECT_EQ(requests_of(a), 2);
+  Response r = chat(gw.port());
+  EXPECT_EQ(r.header("x-switchyard-attempts"), "1");
+  json::object h = health_of(gw.port(), "a");
+  EXPECT_EQ(h.at("state").as_string(), "open");
+  EXPECT_EQ(h.at("last_failure").as_string(), "server_error");
+  json::value d = decision(gw.port(), r.header("x-request-id"));
+  EXPECT_EQ(d.at("candidates").at(0).at("excluded").as_string(), "circuit_open");
+  EXPECT_NE(std::string(d.at("candidates").at(0).at("reason").as_string()).find("recovers in"), std::string::npos);
+
+  // a recovers; after the cooldown one probe finds it healthy and it serves again.
+  set_default(a, "{}");
+  std::this_thread::sleep_for(700ms);
+  r = chat(gw.port());
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("x-switchyard-deployment"), "a");
+  EXPECT_EQ(health_of(gw.port(), "a").at("state").as_string(), "closed");
+  EXPECT_EQ(chat(gw.port()).header("x-switchyard-deployment"), "a");
+}
+
+TEST(Routing, RateLimitBurstHonoursRetryAfterThenReturns) {
+  Fake a, b;
+  Gateway gw(config({{"a", a.port(), ""}, {"b", b.port(), ""}}, ""));
+  a.script(R"({"status":429,"headers":{"retry-after":"1","x-ratelimit-remaining-requests":"0"}})", 3);
+  for (int i = 0; i < 5; ++i) {
+    Response r = chat(gw.port());
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.header("x-switchyard-deployment"), "b");
+  }
+  EXPECT_EQ(requests_of(a), 1) << "cooling for retry-after: no more traffic";
+  EXPECT_EQ(health_of(gw.port(), "a").at("state").as_string(), "cooling");
+  std::this_thread::sleep_for(1100ms);
+  // The rest of the burst: failover again, each 429 re-arming the cooldown.
+  Response r = chat(gw.port());
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("x-switchyard-deployment"), "b");
+  std::this_thread::sleep_for(1100ms);
+  chat(gw.port());
+  std::this_thread::sleep_for(1100ms);
+  r = chat(gw.port());
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("x-switchyard-deployment"), "a") << "the burst is over";
+}
+
+TEST(Routing, EveryFaultFailsOverBeforeTheFirstByte) {
+  Fake a, b;
+  Gateway gw(config({{"a", a.port(), ""}, {"b", b.port(), ""}}, "    policy: {ttft_ms: 300}\n",
+                    "  circuit_breaking: false\n"));
+  for (const std::string fault : {R"({"status":503})", R"({"status":502})", R"({"latency_ms":1000})",
+                                  R"({"reset":true})", R"({"malformed":true})"}) {
+    for (bool stream : {false, true}) {
+      a.script(fault, fault.find("reset") != std::string::npos ? 2 : 1);
+      Response r = chat(gw.port(), body("", stream));
+      ASSERT_EQ(r.status, 200) << fault << " " << r.body;
+      EXPECT_EQ(r.header("x-switchyard-deployment"), "b") << fault;
+      if (stream) EXPECT_NE(r.body.find("data: [DONE]"), std::string::npos);
+    }
+  }
+  // (A reset with stream: true above is a stream cut before its first byte. A cut after the
+  // first relayed event cannot fail over: gateway_test covers its error event.)
+}
+
+TEST(Routing, EveryCandidateUnavailableIsA503WithReasonsAndRetryAfter) {
+  Fake a, b;
+  Gateway gw(config({{"a", a.port(), ""}, {"b", b.port(), ""}}, "",
+                    "  consecutive_failures: 1\n  cooldown_ms: 5000\n"));
+  set_default(a, R"({"status":500})");
+  b.script(R"({"status":429,"headers":{"retry-after":"3"}})");
+  Response first = chat(gw.port());
+  EXPECT_EQ(first.status, 429);
+  Response r = chat(gw.port());
+  ASSERT_EQ(r.status, 503) << r.body;
+  json::value e = json::parse(r.body).at("error");
+  EXPECT_EQ(e.at("code").as_string(), "no_deployment_available");
+  std::string msg(e.at("message").as_string());
+  EXPECT_NE(msg.find("a: circuit open after failures; recovers in"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("b: rate limited (429); cooling down for"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("The earliest recovers in"), std::string::npos) << msg;
+  int retry_after = std::stoi(r.header("retry-after"));
+  EXPECT_GE(retry_after, 2);
+  EXPECT_LE(retry_after, 3);
+}
+
+TEST(Routing, LatencyPolicySendsTrafficToTheFasterDeploymentAndFollowsASwap) {
+  Fake a, b;
+  Gateway gw(config({{"a", a.port(), "gpt-4o-mini"}, {"b", b.port(), "gpt-4o-mini"}},
+                    "    strategy: least-latency\n", "  exploration: 0.05\n"));
+  set_default(a, R"({"latency_ms":5})");
+  set_default(b, R"({"latency_ms":80})");
+  // Learn both (the first requests have no observations), then count.
+  for (int i = 0; i < 10; ++i) chat(gw.port());
+  int to_a = 0;
+  for (int i = 0; i < 100; ++i) {
+    Response r = chat(gw.port());
+    ASSERT_EQ(r.status, 200);
+    to_a += r.header("x-switchyard-deployment") == "a";
+  }
+  EXPECT_GE(to_a, 90);
+  // Swap: within a few requests (well under a second of traffic) the share follows.
+  set_default(a, R"({"latency_ms":80})");
+  set_default(b, R"({"latency_ms":5})");
+  for (int i = 0; i < 20; ++i) chat(gw.port());
+  int to_b = 0;
+  for (int i = 0; i < 100; ++i) to_b += chat(gw.port()).header("x-switchyard-deployment") == "b";
+  EXPECT_GE(to_b, 90);
+  json::object h = health_of(gw.port(), "b");
+  EXPECT_LT(h.at("ttft_ms_ewma").to_number<double>(), 40);
+}
+
+TEST(Routing, HedgeWinsWhenThePrimaryStallsAndTheLoserIsCancelled) {
+  Fake a, b;
+  Gateway gw(config({{"a", a.port(), ""}, {"b", b.port(), ""}},
+                    "    hedge: {delay_ms: 100, max_share: 1}\n"));
+  a.script(R"({"latency_ms":2000})");
+  Response r = chat(gw.port());
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-switchyard-deployment"), "b");
+  EXPECT_EQ(r.header("x-switchyard-attempts"), "2");
+  json::value d = decision(gw.port(), r.header("x-request-id"));
+  EXPECT_TRUE(d.at("hedged").as_bool());
+  const auto& attempts = d.at("attempts").as_array();
+  ASSERT_EQ(attempts.size(), 2u);
+  EXPECT_EQ(attempts[0].at("deployment").as_string(), "a");
+  EXPECT_EQ(attempts[0].at("outcome").as_string(), "cancelled: the hedge answered first");
+  EXPECT_EQ(attempts[1].at("deployment").as_string(), "b");
+  EXPECT_TRUE(attempts[1].at("hedge").as_bool());
+  EXPECT_EQ(attempts[1].at("outcome").as_string(), "ok");
+  EXPECT_EQ(d.at("deployment").as_string(), "b");
+
+  // A fast primary is never hedged; a streamed request hedges the same way.
+  r = chat(gw.port());
+  EXPECT_EQ(r.header("x-switchyard-deployment"), "a");
+  EXPECT_EQ(r.header("x-switchyard-attempts"), "1");
+  a.script(R"({"latency_ms":2000})");
+  r = chat(gw.port(), body("", true));
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("x-switchyard-deployment"), "b");
+  EXPECT_NE(r.body.find("data: [DONE]"), std::string::npos);
+}
+
+TEST(Routing, PoliciesOverridesCostHeadersAndDecisionRecords) {
+  Fake a, b;
+  // a is a strong expensive model, b a cheap one.
+  Gateway gw(config({{"a", a.port(), "gpt-4o"}, {"b", b.port(), "gpt-4o-mini"}},
+                    "    policy: {objective: quality}\n"));
+  Response r = chat(gw.port());
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("x-switchyard-deployment"), "a");
+  EXPECT_EQ(r.header("x-switchyard-policy"), "quality");
+  EXPECT_EQ(r.header("x-switchyard-model"), "gpt-4o");
+  double estimated = std::stod(r.header("x-switchyard-estimated-cost-usd"));
+  double actual = std::stod(r.header("x-switchyard-cost-usd"));
+  EXPECT_GT(estimated, 0);
+  // The fake's usage priced at the catalogue's gpt-4o rates.
+  json::value usage = json::parse(r.body).at("usage");
+  double in = usage.at("prompt_tokens").to_number<double>(), out = usage.at("completion_tokens").to_number<double>();
+  json::value d = decision(gw.port(), r.header("x-request-id"));
+  EXPECT_NEAR(d.at("cost_usd").to_number<double>(), actual, 1e-9);
+  EXPECT_GT(actual, (in + out) * 1e-6);  // gpt-4o costs more than $1/M either way
+
+  auto h = auth();
+  h["x-switchyard-policy"] = "cost";
+  r = chat(gw.port(), body(), h);
+  EXPECT_EQ(r.header("x-switchyard-deployment"), "b");
+  EXPECT_EQ(r.header("x-switchyard-policy"), "cost");
+
+  h["x-switchyard-policy"] = "cheapest";
+  r = chat(gw.port(), body(), h);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(json::parse(r.body).at("error").at("param").as_string(), "x-switchyard-policy");
+  h.erase("x-switchyard-policy");
+  h["x-switchyard-max-cost-usd"] = "0.000001";  // below either estimate
+  r = chat(gw.port(), body(), h);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(json::parse(r.body).at("error").at("code").as_string(), "no_eligible_deployment");
+  EXPECT_NE(r.body.find("above the cap"), std::string::npos);
+
+  auto locked = auth(kNoOverrides);
+  locked["x-switchyard-deadline-ms"] = "2000";
+  r = chat(gw.port(), body(), locked);
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(json::parse(r.body).at("error").at("code").as_string(), "override_not_allowed");
+
+  // A request with tools and an image needs both capabilities; the record says so.
+  r = chat(gw.port(), body(R"(,"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}])"));
+  d = decision(gw.port(), r.header("x-request-id"));
+  EXPECT_EQ(d.at("request").at("needs").as_string(), "tools");
+  EXPECT_EQ(d.at("objective").as_string(), "quality");
+  EXPECT_EQ(d.at("candidates").as_array().size(), 2u);
+  // Someone else's record is not shown to a non-admin key.
+  EXPECT_EQ(decision(gw.port(), r.header("x-request-id"), kNoOverrides), json::value(404));
+  // The access log carries the plan and the cost.
+  std::this_thread::sleep_for(300ms);
+  EXPECT_NE(gw.log().find(R"("policy":"quality","plan":"a>b")"), std::string::npos);
+}
+
+TEST(Routing, HotReloadSwapsAValidConfigAndKeepsServingOnABadOne) {
+  Fake a, b;
+  std::string dir = harness::temp_dir();
+  std::string path = dir + "/reload.yaml";
+  std::string initial = config({{"a", a.port(), ""}, {"b", b.port(), ""}}, "");
+  std::ofstream(path) << initial;
+  harness::Process gw({SWITCHYARD_BIN, "serve", "--config", path, "--port-file", dir + "/port"});
+  int port = harness::wait_port_file(dir + "/port", gw);
+  EXPECT_EQ(chat(port).header("x-switchyard-deployment"), "a");
+
+  // Reordered candidates by editing the file: picked up by the watcher.
+  std::string swapped = initial;
+  swapped.replace(swapped.find("candidates: [a, b]"), 18, "candidates: [b, a]");
+  std::ofstream(path) << swapped;
+  bool changed = false;
+  for (int i = 0; i < 50 && !changed; ++i) {
+    std::this_thread::sleep_for(100ms);
+    changed = chat(port).header("x-switchyard-deployment") == "b";
+  }
+  EXPECT_TRUE(changed) << gw.output();
+
+  // A broken file is rejected with its problems logged; the running config stays.
+  std::ofstream(path) << swapped + "bogus_section: 1\n";
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(chat(port).header("x-switchyard-deployment"), "b");
+  EXPECT_NE(gw.output().find("reload rejected"), std::string::npos);
+  EXPECT_NE(gw.output().find("bogus_section: unknown key"), std::string::npos);
+
+  // SIGHUP reloads too (here: back to the first order).
+  std::ofstream(path) << initial;
+  gw.signal(SIGHUP);
+  changed = false;
+  for (int i = 0; i < 50 && !changed; ++i) {
+    std::this_thread::sleep_for(50ms);
+    changed = chat(port).header("x-switchyard-deployment") == "a";
+  }
+  EXPECT_TRUE(changed);
+  gw.signal(SIGTERM);
+  EXPECT_EQ(gw.wait(5s).value_or(-1), 0);
+}
+
+TEST(Routing, ExplainPrintsThePlan) {
+  Fake a, b;
+  std::string dir = harness::temp_dir();
+  std::ofstream(dir + "/c.yaml") << config({{"a", a.port(), "gpt-4o"}, {"b", b.port(), "gpt-4o-mini"}},
+                                           "    policy: {objective: cost}\n");
+  std::ofstream(dir + "/req.json") << R"({"model":"r","messages":[{"role":"user","content":[{"type":"text","text":"what is this"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}]})";
+  harness::Process p({SWITCHYARD_BIN, "explain", "--config", dir + "/c.yaml", "--request", dir + "/req.json"});
+  ASSERT_EQ(p.wait(10s).value_or(-1), 0) << p.output();
+  std::string out = p.output();
+  EXPECT_NE(out.find("route r: objective cost"), std::string::npos) << out;
+  EXPECT_NE(out.find("needs vision"), std::string::npos) << out;
+  std::size_t first = out.find("1. b"), second = out.find("2. a");
+  EXPECT_NE(first, std::string::npos) << out;
+  EXPECT_NE(second, std::string::npos) << out;
+  harness::Process j({SWITCHYARD_BIN, "explain", "--config", dir + "/c.yaml", "--request", dir + "/req.json",
+                      "--json", "-H", "x-switchyard-policy: quality"});
+  ASSERT_EQ(j.wait(10s).value_or(-1), 0) << j.output();
+  std::string text = j.output();
+  json::value v = json::parse(text.substr(text.find('{')));
+  EXPECT_EQ(v.at("objective").as_string(), "quality");
+  EXPECT_EQ(v.at("plan").at(0).as_string(), "a");
+}

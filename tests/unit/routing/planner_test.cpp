@@ -1,0 +1,374 @@
+#include "routing/decision.hpp"
+#include "routing/execution.hpp"
+#include "routing/planner.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+using namespace switchyard;
+using namespace switchyard::routing;
+using config::Objective;
+using config::Strategy;
+
+namespace {
+
+catalog::ModelInfo model(std::string id, double in, double out, double ttft, double tps, float quality,
+                         std::uint32_t caps = catalog::kTools | catalog::kVision | catalog::kJsonSchema,
+                         std::int64_t window = 128000, std::int64_t max_out = 16000) {
+  catalog::ModelInfo m;
+  m.id = std::move(id);
+  m.price = {in, out};
+  m.priced = true;
+  m.latency = {ttft, tps};
+  m.quality.fill(quality);
+  m.has_quality = true;
+  m.capabilities = caps;
+  m.context_window = window;
+  m.max_output = max_out;
+  return m;
+}
+
+/// A route over deployments given as (name, model); models by id.
+struct Fixture {
+  std::vector<catalog::ModelInfo> models;
+  config::RouteConfig config;
+  RouteTable table;
+  std::vector<health::Snapshot> health;
+
+  Fixture() {
+    models.push_back(model("big", 10, 30, 900, 40, 0.9f));
+    models.push_back(model("mid", 2, 8, 500, 80, 0.75f));
+    models.push_back(model("small", 0.1, 0.4, 300, 150, 0.5f, catalog::kTools, 16000, 4000));
+    config.name = "auto";
+  }
+  const catalog::ModelInfo* find(const std::string& id) {
+    for (auto& m : models)
+      if (m.id == id) return &m;
+    return nullptr;
+  }
+  void add(std::string_view deployment, const std::string& model_id, std::string_view provider = "p",
+           std::string_view region = "") {
+    Candidate c;
+    c.deployment = deployment;
+    c.provider = provider;
+    c.provider_type = provider;
+    c.region = region;
+    c.model = find(model_id);
+    c.model_id = c.model->id;
+    c.price = c.model->price;
+    c.priced = true;
+    std::uint16_t g = 0;
+    for (; g < table.candidates.size(); ++g)
+      if (table.candidates[g].model_id == c.model_id) break;
+    c.group = g < table.candidates.size() ? table.candidates[g].group : table.groups++;
+    table.candidates.push_back(c);
+    health.emplace_back();
+  }
+  Plan plan(RequestTraits traits = {1000, 0, 0}, Overrides o = {}, std::uint64_t seed = 7,
+            double exploration = 0) {
+    table.config = &config;
+    Plan p;
+    PlanContext ctx;
+    ctx.now_ms = 10000;
+    ctx.seed = seed;
+    ctx.exploration = exploration;
+    make_plan(table, traits, o, health, ctx, p);
+    return p;
+  }
+  std::vector<std::string> names(const Plan& p) {
+    std::vector<std::string> out;
+    for (auto i : p.order) out.emplace_back(table.candidates[i].deployment);
+    return out;
+  }
+};
+
+using Names = std::vector<std::string>;
+
+}  // namespace
+
+TEST(Planner, OrderedKeepsTheWrittenOrder) {
+  Fixture f;
+  f.add("b", "big");
+  f.add("s", "small");
+  f.add("m", "mid");
+  EXPECT_EQ(f.names(f.plan()), (Names{"b", "s", "m"}));
+}
+
+TEST(Planner, EachObjectiveRanksModelsByItsMeasure) {
+  Fixture f;
+  f.add("b", "big");
+  f.add("s", "small");
+  f.add("m", "mid");
+  f.config.policy.objective = Objective::cost;
+  EXPECT_EQ(f.names(f.plan()), (Names{"s", "m", "b"}));
+  f.config.policy.objective = Objective::quality;
+  EXPECT_EQ(f.names(f.plan()), (Names{"b", "m", "s"}));
+  f.config.policy.objective = Objective::latency;
+  // 500 expected output tokens: small 300 + 3333 ms, mid 500 + 6250, big 900 + 12500.
+  Plan p = f.plan();
+  EXPECT_EQ(f.names(p), (Names{"s", "m", "b"}));
+  EXPECT_NEAR(p.scores[1].est_latency_ms, 300 + 500.0 / 150 * 1000, 1e-6);
+  // Cost estimate: 1000 input tokens and 500 output at the model's prices.
+  EXPECT_NEAR(p.scores[0].est_cost_usd, (1000 * 10 + 500 * 30) / 1e6, 1e-12);
+}
+
+TEST(Planner, BalancedFormulaWeighsNormalisedQualityCostAndLatency) {
+  Fixture f;
+  f.add("b", "big");
+  f.add("s", "small");
+  f.add("m", "mid");
+  f.config.policy.objective = Objective::balanced;
+  f.config.policy.weight_quality = 1;
+  f.config.policy.weight_cost = 0;
+  f.config.policy.weight_latency = 0;
+  EXPECT_EQ(f.names(f.plan()), (Names{"b", "m", "s"}));
+  f.config.policy.weight_quality = 0;
+  f.config.policy.weight_cost = 1;
+  EXPECT_EQ(f.names(f.plan()), (Names{"s", "m", "b"}));
+  // Equal weights: big q=0 c=1 l=1 → 2/3; small q=1 c=0 l=0 → 1/3; mid: q=(0.9-0.75)/0.4=0.375,
+  // cost and latency in between on a log scale.
+  f.config.policy.weight_quality = f.config.policy.weight_cost = f.config.policy.weight_latency = 1;
+  Plan p = f.plan();
+  EXPECT_NEAR(p.scores[0].score, 2.0 / 3, 1e-9);
+  EXPECT_NEAR(p.scores[1].score, 1.0 / 3, 1e-9);
+  double c = (std::log(p.scores[2].est_cost_usd + 1e-9) - std::log(p.scores[1].est_cost_usd + 1e-9)) /
+             (std::log(p.scores[0].est_cost_usd + 1e-9) - std::log(p.scores[1].est_cost_usd + 1e-9));
+  double l = (std::log(p.scores[2].est_latency_ms + 1) - std::log(p.scores[1].est_latency_ms + 1)) /
+             (std::log(p.scores[0].est_latency_ms + 1) - std::log(p.scores[1].est_latency_ms + 1));
+  EXPECT_NEAR(p.scores[2].score, (0.375 + c + l) / 3, 1e-6);  // priors are floats
+}
+
+TEST(Planner, HardConstraintsExcludeWithReasons) {
+  Fixture f;
+  f.add("b", "big", "openai", "us");
+  f.add("s", "small", "groq", "eu");
+  f.add("m", "mid", "anthropic", "eu");
+  RequestTraits vision{1000, 0, catalog::kVision};
+  Plan p = f.plan(vision);
+  EXPECT_EQ(f.names(p), (Names{"b", "m"}));
+  EXPECT_EQ(p.scores[1].excluded, Exclusion::capability);
+  EXPECT_EQ(exclusion_reason(f.table.candidates[1], p.scores[1], vision, p, 0), "model small lacks vision");
+
+  RequestTraits long_prompt{15000, 2000, 0};
+  p = f.plan(long_prompt);
+  EXPECT_EQ(p.scores[1].excluded, Exclusion::context_window);
+  RequestTraits long_output{100, 8000, 0};
+  EXPECT_EQ(f.plan(long_output).scores[1].excluded, Exclusion::max_output);
+
+  f.config.policy.regions = {"eu"};
+  EXPECT_EQ(f.names(f.plan()), (Names{"s", "m"}));
+  f.config.policy.regions.clear();
+  f.config.policy.providers = {"groq", "openai"};
+  EXPECT_EQ(f.names(f.plan()), (Names{"b", "s"}));
+  f.config.policy.providers.clear();
+  f.config.policy.max_output_price = 10;
+  EXPECT_EQ(f.names(f.plan()), (Names{"s", "m"}));
+  f.config.policy.max_output_price = -1;
+  Overrides cap;
+  cap.max_cost_usd = 0.01;  // big: 0.025, mid: 0.006, small: 0.0003
+  p = f.plan({1000, 0, 0}, cap);
+  EXPECT_EQ(f.names(p), (Names{"s", "m"}));
+  EXPECT_EQ(p.scores[0].excluded, Exclusion::max_cost);
+}
+
+TEST(Planner, DeadlineUsesObservedLatencyOverThePrior) {
+  Fixture f;
+  f.add("b", "big");
+  f.add("s", "small");
+  Overrides o;
+  o.deadline_ms = 5000;  // big's prior: 900 + 12500 ms
+  Plan p = f.plan({1000, 0, 0}, o);
+  EXPECT_EQ(f.names(p), (Names{"s"}));
+  EXPECT_EQ(p.scores[0].excluded, Exclusion::deadline);
+  f.health[0].ttft_ms = 200;
+  f.health[0].tokens_per_s = 500;  // observed: 200 + 1000 ms
+  p = f.plan({1000, 0, 0}, o);
+  EXPECT_EQ(f.names(p), (Names{"b", "s"}));
+  EXPECT_TRUE(p.scores[0].live_latency);
+}
+
+TEST(Planner, OpenCircuitsAndRateLimitsAreExcludedWithTheEarliestRecovery) {
+  Fixture f;
+  f.add("b", "big");
+  f.add("s", "small");
+  f.health[0].state = health::State::open;
+  f.health[0].recovers_at_ms = 14000;
+  f.health[1].state = health::State::cooling;
+  f.health[1].recovers_at_ms = 12500;
+  Plan p = f.plan();
+  EXPECT_TRUE(p.order.empty());
+  EXPECT_EQ(p.earliest_recovery_ms, 12500);
+  EXPECT_EQ(exclusion_reason(f.table.candidates[0], p.scores[0], {}, p, 10000),
+            "circuit open after failures; recovers in 4.0 s");
+  f.health[1].state = health::State::half_open;  // a probe may go
+  EXPECT_EQ(f.names(f.plan()), (Names{"s"}));
+}
+
+TEST(Planner, StrategiesOrderDeploymentsOfOneModel) {
+  Fixture f;
+  f.add("m1", "mid");
+  f.add("m2", "mid");
+  f.add("m3", "mid");
+  f.add("s", "small");
+  f.config.strategy = Strategy::least_busy;
+  f.health[0].in_flight = 5;
+  f.health[1].in_flight = 1;
+  f.health[2].in_flight = 3;
+  EXPECT_EQ(f.names(f.plan()), (Names{"m2", "m3", "m1", "s"}));
+
+  f.config.strategy = Strategy::lowest_cost;
+  f.table.candidates[2].price = {1, 4};
+  EXPECT_EQ(f.names(f.plan()).front(), "m3");
+
+  f.config.strategy = Strategy::rate_limit_aware;
+  f.health[0].rl_remaining_requests = 0;
+  f.health[1].rl_remaining_requests = 50;
+  f.health[2].rl_remaining_requests = -1;  // unknown
+  EXPECT_EQ(f.names(f.plan()), (Names{"m2", "m3", "m1", "s"}));
+}
+
+TEST(Planner, WeightedSpreadsByWeight) {
+  Fixture f;
+  f.add("m1", "mid");
+  f.add("m2", "mid");
+  f.table.candidates[0].weight = 3;
+  f.table.candidates[1].weight = 1;
+  f.config.strategy = Strategy::weighted;
+  int first = 0;
+  for (std::uint64_t seed = 0; seed < 4000; ++seed) first += f.names(f.plan({1000, 0, 0}, {}, seed))[0] == "m1";
+  EXPECT_NEAR(first / 4000.0, 0.75, 0.03);
+}
+
+TEST(Planner, LeastLatencyPicksTheFasterOfTwoRandomDeployments) {
+  Fixture f;
+  for (auto name : {"a", "b", "c", "d"}) f.add(name, "mid");
+  f.config.strategy = Strategy::least_latency;
+  double ttft[] = {100, 200, 300, 400};
+  for (int i = 0; i < 4; ++i) {
+    f.health[i].ttft_ms = ttft[i];
+    f.health[i].tokens_per_s = 100;
+  }
+  std::map<std::string, int> firsts;
+  for (std::uint64_t seed = 0; seed < 6000; ++seed) ++firsts[f.names(f.plan({1000, 0, 0}, {}, seed))[0]];
+  // Two distinct random picks out of 4: the fastest leads in 3/6 pairs, b in 2/6, c in 1/6.
+  EXPECT_NEAR(firsts["a"] / 6000.0, 0.5, 0.03);
+  EXPECT_NEAR(firsts["b"] / 6000.0, 1.0 / 3, 0.03);
+  EXPECT_NEAR(firsts["c"] / 6000.0, 1.0 / 6, 0.03);
+  EXPECT_EQ(firsts["d"], 0);
+}
+
+TEST(Planner, ExplorationSwapsTheLeaderOnlyAtItsRate) {
+  Fixture f;
+  f.add("fast", "small");
+  f.add("slow", "big");
+  f.config.policy.objective = Objective::latency;
+  int explored = 0;
+  for (std::uint64_t seed = 0; seed < 5000; ++seed) {
+    Plan p = f.plan({1000, 0, 0}, {}, seed, 0.05);
+    explored += p.explored;
+    EXPECT_EQ(f.names(p)[0] == "slow", p.explored);
+  }
+  EXPECT_NEAR(explored / 5000.0, 0.05, 0.01);
+}
+
+TEST(Planner, OverridesReplaceTheObjectiveAndTightenLimits) {
+  Fixture f;
+  f.add("b", "big");
+  f.add("s", "small");
+  f.config.policy.objective = Objective::quality;
+  f.config.policy.deadline_ms = 60000;
+  Overrides o;
+  o.objective = Objective::cost;
+  o.deadline_ms = 120000;  // looser than the route's: the route's stands
+  Plan p = f.plan({1000, 0, 0}, o);
+  EXPECT_EQ(p.objective, Objective::cost);
+  EXPECT_EQ(p.deadline_ms, 60000u);
+  EXPECT_EQ(f.names(p), (Names{"s", "b"}));
+}
+
+TEST(Planner, MaxAttemptsTruncatesThePlan) {
+  Fixture f;
+  f.add("b", "big");
+  f.add("s", "small");
+  f.add("m", "mid");
+  f.config.max_attempts = 2;
+  EXPECT_EQ(f.names(f.plan()), (Names{"b", "s"}));
+}
+
+TEST(Decision, JsonCarriesCandidatesScoresExclusionsAndAttempts) {
+  Fixture f;
+  f.add("b", "big");
+  f.add("s", "small");
+  f.config.policy.objective = Objective::cost;
+  Decision d;
+  d.request_id = "req_1";
+  d.route = "auto";
+  d.key = "team";
+  d.traits = {1000, 0, catalog::kVision};
+  d.table = &f.table;
+  d.plan = f.plan(d.traits);
+  AttemptRecord a;
+  a.candidate = 0;
+  a.outcome = "http_503";
+  a.status = 503;
+  a.ms = 12.34;
+  d.attempts.push_back(a);
+  d.chosen = 0;
+  d.status = 200;
+  std::string json = decision_json(d, 10000);
+  EXPECT_NE(json.find(R"("objective":"cost")"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("plan":["b"])"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("excluded":"capability","reason":"model small lacks vision")"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("outcome":"http_503","status":503,"ms":12.3)"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("needs":"vision")"), std::string::npos) << json;
+
+  DecisionRing ring(2);
+  ring.add("r1", "k1", "{1}");
+  ring.add("r2", "k2", "{2}");
+  EXPECT_EQ(ring.find("r1", "").value_or(""), "{1}");
+  EXPECT_FALSE(ring.find("r1", "k2")) << "another key's record";
+  ring.add("r3", "k1", "{3}");
+  EXPECT_FALSE(ring.find("r1", "")) << "bounded: the oldest went";
+  EXPECT_EQ(ring.find("r3", "k1").value_or(""), "{3}");
+}
+
+TEST(Execution, BackoffIsFullJitterCappedExponential) {
+  config::RetryConfig c;
+  c.attempts = 3;
+  c.base_ms = 100;
+  c.max_ms = 1000;
+  EXPECT_EQ(backoff_ms(c, 0, 0.999999), 99);
+  EXPECT_EQ(backoff_ms(c, 2, 0.5), 200);
+  EXPECT_EQ(backoff_ms(c, 5, 0.5), 500) << "capped at max_ms";
+  EXPECT_EQ(backoff_ms(c, 1, 0.0), 0);
+  EXPECT_EQ(retry_wait_ms(c, 0, 0.5, -1, -1), 50);
+  EXPECT_EQ(retry_wait_ms(c, 3, 0.5, -1, -1), -1) << "out of retries";
+  EXPECT_EQ(retry_wait_ms(c, 0, 0.5, 300, -1), 300) << "retry-after wins";
+  EXPECT_EQ(retry_wait_ms(c, 0, 0.5, 5000, -1), -1) << "a long retry-after is not worth waiting";
+  EXPECT_EQ(retry_wait_ms(c, 0, 0.5, -1, 40), -1) << "the deadline comes first";
+}
+
+TEST(Execution, HedgeDelayAndBudget) {
+  config::HedgeConfig h;
+  EXPECT_EQ(hedge_delay_ms(h, 300), -1) << "disabled";
+  h.enabled = true;
+  EXPECT_EQ(hedge_delay_ms(h, -1), -1) << "no observations yet";
+  EXPECT_EQ(hedge_delay_ms(h, 312.4), 312);
+  EXPECT_EQ(hedge_delay_ms(h, 10), 50) << "floor";
+  h.delay_ms = 700;
+  EXPECT_EQ(hedge_delay_ms(h, 312.4), 700) << "configured delay";
+  HedgeBudget b;
+  int hedges = 0;
+  for (int i = 0; i < 1000; ++i) {
+    b.on_request(0.1);
+    hedges += b.try_spend();
+  }
+  EXPECT_EQ(hedges, 100);
+  HedgeBudget quiet;
+  for (int i = 0; i < 1000; ++i) quiet.on_request(0.1);
+  int burst = 0;
+  while (quiet.try_spend()) ++burst;
+  EXPECT_EQ(burst, 5) << "savings are capped";
+}
