@@ -97,9 +97,9 @@ constexpr int hex_value(unsigned char c) {
   return -1;
 }
 
-// The four hex digits of a \uXXXX escape at s[i] (the backslash), or -1.
+// The code unit of a \uXXXX escape at s[i], or -1 if there is none.
 int escaped_code_point(const unsigned char* s, std::size_t i, std::size_t n) {
-  if (n - i < 6 || s[i + 1] != 'u') return -1;
+  if (i > n || n - i < 6 || s[i] != '\\' || s[i + 1] != 'u') return -1;
   int cp = 0;
   for (std::size_t j = i + 2; j < i + 6; ++j) {
     int h = hex_value(s[j]);
@@ -168,11 +168,16 @@ enum WordShape : std::uint8_t { w_lower, w_capital, w_upper, w_punct_lower, w_pu
 // Beyond the measured lengths each further letter adds kLongWordSlope.
 constexpr std::size_t kMeasuredLengths = 16;
 constexpr double kWordTokens[5][kMeasuredLengths] = {
-    {1.00, 1.00, 1.00, 1.00, 1.01, 1.03, 1.06, 1.09, 1.12, 1.21, 1.25, 1.40, 1.47, 1.63, 1.90, 2.05},
-    {1.00, 1.01, 1.01, 1.05, 1.07, 1.09, 1.33, 1.38, 1.54, 1.82, 2.00, 2.03, 2.24, 2.44, 2.75, 3.00},
-    {1.00, 1.00, 1.23, 1.69, 1.78, 1.94, 2.00, 2.19, 2.50, 2.80, 3.10, 3.40, 3.70, 4.00, 4.30, 4.60},
-    {1.00, 1.04, 1.06, 1.12, 1.16, 1.32, 1.50, 1.68, 1.85, 2.10, 2.30, 2.50, 2.70, 2.90, 3.10, 3.30},
-    {1.09, 1.35, 1.45, 1.80, 2.10, 2.40, 2.50, 2.55, 2.65, 3.00, 3.20, 3.40, 3.60, 3.80, 4.00, 4.20},
+  // " the", "word": lowercase
+  {1.00, 1.00, 1.00, 1.00, 1.01, 1.03, 1.06, 1.09, 1.12, 1.21, 1.25, 1.40, 1.47, 1.63, 1.90, 2.05},
+  // " The", "Word": capitalised (and "HTTPServer")
+  {1.00, 1.01, 1.01, 1.05, 1.07, 1.09, 1.33, 1.38, 1.54, 1.82, 2.00, 2.03, 2.24, 2.44, 2.75, 3.00},
+  // " HTTP": all caps
+  {1.00, 1.00, 1.23, 1.69, 1.78, 1.94, 2.00, 2.19, 2.50, 2.80, 3.10, 3.40, 3.70, 4.00, 4.30, 4.60},
+  // "(the", ".get", "_name"
+  {1.00, 1.04, 1.06, 1.12, 1.16, 1.32, 1.50, 1.68, 1.85, 2.10, 2.30, 2.50, 2.70, 2.90, 3.10, 3.30},
+  // "(The", "\"HTTP"
+  {1.09, 1.35, 1.45, 1.80, 2.10, 2.40, 2.50, 2.55, 2.65, 3.00, 3.20, 3.40, 3.60, 3.80, 4.00, 4.20},
 };
 constexpr double kLongWordSlope = 0.35;
 
@@ -283,12 +288,31 @@ struct LetterWindow {
 struct LetterWindow {};
 #endif
 
+// The rest of a word from s[i] on, character by character: non-ASCII letters and escapes.
+std::size_t continue_word(const unsigned char* s, std::size_t i, std::size_t n, Word& w,
+                          bool after_lower) {
+  for (Char c = decode(s, i, n); is_letter(c.kind); c = decode(s, i, n)) {
+    switch (c.kind) {
+      case k_lower: after_lower = true, ++w.letters; break;
+      case k_upper:
+        if (after_lower) return i;
+        ++w.upper, ++w.letters;
+        break;
+      case k_latin: after_lower = true, ++w.letters, w.extra += kLatinLetter; break;
+      case k_alphabet: after_lower = true, ++w.letters, w.extra += kAlphabetLetter; break;
+      case k_cjk: after_lower = true, w.extra += kCjkLetter; break;
+      default: after_lower = true, w.extra += kOtherLetter; break;
+    }
+    i += c.len;
+  }
+  return i;
+}
+
 // The word piece starting at s[i] (a letter); returns its end. o200k's word pattern is
 // uppercase* lowercase+, so a piece ends at a lower→upper step ("camelCase" is two pieces).
 std::size_t scan_word(const unsigned char* s, std::size_t i, std::size_t n, Word& w,
                       [[maybe_unused]] LetterWindow& window) {
   const std::size_t start = i;
-  bool after_lower = false;
 #if defined(__SSE2__)
   // Most words are ASCII and end inside the window: no loop to mispredict, no load to wait for.
   // Bits shifted in past the window's end read as "neither case", so a word that runs past it
@@ -307,8 +331,7 @@ std::size_t scan_word(const unsigned char* s, std::size_t i, std::size_t n, Word
           w.upper = u;
           w.letters = u + l;
           if (kByteKind[s[i]] != k_slow) return i;
-          after_lower = l > 0;
-          goto slow;
+          return continue_word(s, i, n, w, l > 0);
         }
       }
       if (offset == 0) break;
@@ -332,37 +355,17 @@ std::size_t scan_word(const unsigned char* s, std::size_t i, std::size_t n, Word
       w.upper = u;
       w.letters = u + l;
       if (kByteKind[s[i]] != k_slow) return i;
-      after_lower = l > 0;
-      goto slow;
+      return continue_word(s, i, n, w, l > 0);
     }
   }
 #endif
   while (i < n && kByteKind[s[i]] == k_upper) ++i;
-  w.upper = static_cast<std::uint32_t>(i - start);
-  {
-    const std::size_t lower_start = i;
-    while (i < n && kByteKind[s[i]] == k_lower) ++i;
-    after_lower = i > lower_start;
-  }
-  w.letters = static_cast<std::uint32_t>(i - start);
+  w.upper = i - start;
+  const std::size_t lower_start = i;
+  while (i < n && kByteKind[s[i]] == k_lower) ++i;
+  w.letters = i - start;
   if (i >= n || kByteKind[s[i]] != k_slow) return i;
-
-slow:  // non-ASCII letters or an escape: character by character from here
-  for (Char c = decode(s, i, n); is_letter(c.kind); c = decode(s, i, n)) {
-    switch (c.kind) {
-      case k_lower: after_lower = true, ++w.letters; break;
-      case k_upper:
-        if (after_lower) return i;
-        ++w.upper, ++w.letters;
-        break;
-      case k_latin: after_lower = true, ++w.letters, w.extra += kLatinLetter; break;
-      case k_alphabet: after_lower = true, ++w.letters, w.extra += kAlphabetLetter; break;
-      case k_cjk: after_lower = true, w.extra += kCjkLetter; break;
-      default: after_lower = true, w.extra += kOtherLetter; break;
-    }
-    i += c.len;
-  }
-  return i;
+  return continue_word(s, i, n, w, i > lower_start);
 }
 
 }  // namespace

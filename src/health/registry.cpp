@@ -18,36 +18,15 @@ std::int64_t steady_now_ms() {
 DeploymentHealth::DeploymentHealth(std::string name, BreakerOptions options)
     : name_(std::move(name)), breaker_(options) {}
 
-Snapshot DeploymentHealth::read(std::int64_t now_ms) const {
-  Snapshot s;
-  auto state = static_cast<State>(state_.load(std::memory_order_acquire));
-  std::int64_t until = until_ms_.load(std::memory_order_relaxed);
-  // The same time rules as Breaker::state, on the published copy.
-  if (state == State::open && now_ms >= until) state = State::half_open;
-  if (state == State::cooling && now_ms >= until) state = State::closed;
-  s.state = state;
-  s.recovers_at_ms = state == State::open || state == State::cooling ? until : 0;
-  s.ttft_ms = ttft_ms_.load(std::memory_order_relaxed);
-  s.tokens_per_s = tokens_per_s_.load(std::memory_order_relaxed);
-  s.p95_ttft_ms = p95_ms_.load(std::memory_order_relaxed);
-  s.in_flight = in_flight_.load(std::memory_order_relaxed);
-  s.rl_reset_at_ms = rl_reset_at_ms_.load(std::memory_order_relaxed);
-  if (s.rl_reset_at_ms == 0 || now_ms < s.rl_reset_at_ms) {
-    s.rl_remaining_requests = rl_requests_.load(std::memory_order_relaxed);
-    s.rl_remaining_tokens = rl_tokens_.load(std::memory_order_relaxed);
-  }
-  return s;
-}
-
 void DeploymentHealth::publish(std::int64_t now_ms) {
   State s = breaker_.state(now_ms);
-  until_ms_.store(breaker_.recovers_at(now_ms), std::memory_order_relaxed);
+  hot_.until_ms.store(breaker_.recovers_at(now_ms), std::memory_order_relaxed);
   // Half-open is published as open-with-a-past-time, so readers compute it the same way.
   if (s == State::half_open) {
     s = State::open;
-    until_ms_.store(now_ms, std::memory_order_relaxed);
+    hot_.until_ms.store(now_ms, std::memory_order_relaxed);
   }
-  state_.store(static_cast<std::uint8_t>(s), std::memory_order_release);
+  hot_.state.store(static_cast<std::uint8_t>(s), std::memory_order_release);
 }
 
 bool DeploymentHealth::try_probe(std::int64_t now_ms) {
@@ -55,8 +34,8 @@ bool DeploymentHealth::try_probe(std::int64_t now_ms) {
   bool ok = breaker_.try_probe(now_ms);
   // While the probe is out, others see the deployment as still open.
   if (ok) {
-    state_.store(static_cast<std::uint8_t>(State::open), std::memory_order_release);
-    until_ms_.store(now_ms + 24LL * 3600 * 1000, std::memory_order_relaxed);
+    hot_.state.store(static_cast<std::uint8_t>(State::open), std::memory_order_release);
+    hot_.until_ms.store(now_ms + 24LL * 3600 * 1000, std::memory_order_relaxed);
   }
   return ok;
 }
@@ -79,7 +58,7 @@ void DeploymentHealth::observe_latency(double ttft_ms, double tokens_per_s) {
   std::lock_guard lock(mutex_);
   if (ttft_ms >= 0) {
     ttft_.add(ttft_ms, kAlpha);
-    ttft_ms_.store(ttft_.value, std::memory_order_relaxed);
+    hot_.ttft_ms.store(static_cast<float>(ttft_.value), std::memory_order_relaxed);
     ttft_samples_[ttft_count_++ % ttft_samples_.size()] = static_cast<float>(ttft_ms);
     std::size_t n = std::min(ttft_count_, ttft_samples_.size());
     if (n >= 8 && (ttft_count_ % 4 == 0 || n < ttft_samples_.size())) {
@@ -87,20 +66,20 @@ void DeploymentHealth::observe_latency(double ttft_ms, double tokens_per_s) {
       std::copy_n(ttft_samples_.begin(), n, sorted.begin());
       std::size_t k = (n * 95 + 99) / 100 - 1;
       std::nth_element(sorted.begin(), sorted.begin() + k, sorted.begin() + n);
-      p95_ms_.store(sorted[k], std::memory_order_relaxed);
+      hot_.p95_ms.store(sorted[k], std::memory_order_relaxed);
     }
   }
   if (tokens_per_s > 0) {
     speed_.add(tokens_per_s, kAlpha);
-    tokens_per_s_.store(speed_.value, std::memory_order_relaxed);
+    hot_.tokens_per_s.store(static_cast<float>(speed_.value), std::memory_order_relaxed);
   }
 }
 
 void DeploymentHealth::observe_rate_limits(const RateLimitHeaders& h, std::int64_t now_ms) {
   if (h.remaining_requests < 0 && h.remaining_tokens < 0) return;
-  rl_requests_.store(h.remaining_requests, std::memory_order_relaxed);
-  rl_tokens_.store(h.remaining_tokens, std::memory_order_relaxed);
-  rl_reset_at_ms_.store(h.reset_ms >= 0 ? now_ms + h.reset_ms : 0, std::memory_order_relaxed);
+  hot_.rl_requests.store(h.remaining_requests, std::memory_order_relaxed);
+  hot_.rl_tokens.store(h.remaining_tokens, std::memory_order_relaxed);
+  hot_.rl_reset_at_ms.store(h.reset_ms >= 0 ? now_ms + h.reset_ms : 0, std::memory_order_relaxed);
 }
 
 void DeploymentHealth::set_options(BreakerOptions options) {

@@ -1,5 +1,6 @@
 #include "routing/decision.hpp"
 
+#include <cmath>
 #include <cstdio>
 
 #include "core/error.hpp"
@@ -127,7 +128,7 @@ std::string decision_json(const Decision& d, std::int64_t now_ms) {
       if (s.est_cost_usd >= 0) num(out, "estimated_cost_usd", s.est_cost_usd);
       num(out, "expected_latency_ms", static_cast<double>(static_cast<long long>(s.est_latency_ms)));
       str(out, "latency_source", s.live_latency ? "observed" : "prior");
-      num(out, "quality_prior", s.quality);
+      num(out, "quality_prior", std::round(s.quality * 1000) / 1000);
       close(out, '}');
       out += ',';
     }
@@ -162,23 +163,40 @@ std::string decision_json(const Decision& d, std::int64_t now_ms) {
   return out;
 }
 
-void DecisionRing::add(std::string_view request_id, std::string_view key, std::string json) {
-  if (slots_.empty()) return;
+void DecisionRing::add(std::unique_ptr<Decision> d, std::shared_ptr<const void> keep_alive) {
+  if (capacity_ == 0 || !d) return;
+  Slot slot;
+  slot.bytes = sizeof(Decision) + d->request_id.capacity() +
+               d->plan.scores.capacity() * sizeof(CandidateScore) +
+               d->plan.order.capacity() * sizeof(std::uint16_t) +
+               d->attempts.capacity() * (sizeof(AttemptRecord) + 16);
+  slot.decision = std::move(d);
+  slot.keep_alive = std::move(keep_alive);
+  std::unique_ptr<Decision> evicted;  // freed outside the lock
+  std::shared_ptr<const void> released;
   std::lock_guard lock(mutex_);
-  Slot& s = slots_[next_];
-  next_ = (next_ + 1) % slots_.size();
-  s.request_id.assign(request_id);
-  s.key.assign(key);
-  s.json = std::move(json);
+  bytes_ += slot.bytes;
+  slots_.push_back(std::move(slot));
+  while (slots_.size() > capacity_ || (bytes_ > max_bytes_ && slots_.size() > 1)) {
+    bytes_ -= slots_.front().bytes;
+    evicted = std::move(slots_.front().decision);
+    released = std::move(slots_.front().keep_alive);
+    slots_.pop_front();
+  }
 }
 
-std::optional<std::string> DecisionRing::find(std::string_view request_id, std::string_view key) const {
+std::size_t DecisionRing::size() const {
+  std::lock_guard lock(mutex_);
+  return slots_.size();
+}
+
+std::optional<std::string> DecisionRing::find(std::string_view request_id, std::string_view key,
+                                              std::int64_t now_ms) const {
   std::lock_guard lock(mutex_);
   // Newest first: a client-chosen request id may repeat; the latest is the one asked about.
-  for (std::size_t k = 0; k < slots_.size(); ++k) {
-    const Slot& s = slots_[(next_ + slots_.size() - 1 - k) % slots_.size()];
-    if (s.request_id.empty()) break;
-    if (s.request_id == request_id && (key.empty() || s.key == key)) return s.json;
+  for (auto it = slots_.rbegin(); it != slots_.rend(); ++it) {
+    const Decision& d = *it->decision;
+    if (d.request_id == request_id && (key.empty() || d.key == key)) return decision_json(d, now_ms);
   }
   return std::nullopt;
 }

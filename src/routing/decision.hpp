@@ -1,6 +1,8 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -24,7 +26,7 @@ struct AttemptRecord {
 
 /// Why a request went where it went: the plan and what became of it.
 struct Decision {
-  std::string_view request_id;
+  std::string request_id;
   std::string_view route;
   std::string_view key;
   std::int64_t unix_ms = 0;
@@ -42,24 +44,32 @@ struct Decision {
 /// The decision as JSON (the body of `GET /v1/switchyard/decisions`).
 std::string decision_json(const Decision& d, std::int64_t now_ms);
 
-/// The last N decision records, by request id. Thread-safe.
+/// The last decision records, by request id: at most `capacity` of them and about `max_bytes`
+/// of memory. Records are kept as data and written as JSON only when asked for, so a request
+/// pays a move, not a serialisation. Thread-safe.
 class DecisionRing {
  public:
-  explicit DecisionRing(std::size_t capacity) : slots_(capacity) {}
-  void add(std::string_view request_id, std::string_view key, std::string json);
-  /// The record's JSON, if still kept; `key` non-empty restricts to that key's requests.
-  std::optional<std::string> find(std::string_view request_id, std::string_view key) const;
-  std::size_t capacity() const { return slots_.size(); }
+  DecisionRing(std::size_t capacity, std::size_t max_bytes = 64u << 20)
+      : capacity_(capacity), max_bytes_(max_bytes) {}
+  /// Keeps `d`; `keep_alive` owns what its views point into (the route table, names).
+  void add(std::unique_ptr<Decision> d, std::shared_ptr<const void> keep_alive);
+  /// The record as JSON, if still kept; `key` non-empty restricts to that key's requests.
+  std::optional<std::string> find(std::string_view request_id, std::string_view key,
+                                  std::int64_t now_ms) const;
+  std::size_t capacity() const { return capacity_; }
+  std::size_t size() const;
 
  private:
   struct Slot {
-    std::string request_id;
-    std::string key;
-    std::string json;
+    std::unique_ptr<Decision> decision;
+    std::shared_ptr<const void> keep_alive;
+    std::size_t bytes = 0;
   };
   mutable std::mutex mutex_;
-  std::vector<Slot> slots_;
-  std::size_t next_ = 0;
+  std::deque<Slot> slots_;
+  std::size_t capacity_;
+  std::size_t max_bytes_;
+  std::size_t bytes_ = 0;
 };
 
 /// A `%.*g`-style number for JSON (no exponent surprises for money): up to 9 decimals,

@@ -60,6 +60,36 @@ std::string_view to_string(Exclusion e) {
   return "unknown";
 }
 
+void prepare_route(RouteTable& route) {
+  const config::PolicyConfig& policy = route.config->policy;
+  route.hot.assign(route.candidates.size(), CandidateHot{});
+  for (std::size_t i = 0; i < route.candidates.size(); ++i) {
+    const Candidate& c = route.candidates[i];
+    CandidateHot& h = route.hot[i];
+    const catalog::ModelInfo* m = c.model;
+    h.priced = c.priced;
+    h.input_per_token = c.price.input * 1e-6;
+    h.output_per_token = c.price.output * 1e-6;
+    h.known_model = m != nullptr;
+    h.context_window = m ? m->context_window : 0;
+    h.max_output = m ? m->max_output : 0;
+    h.capabilities = m ? m->capabilities : ~0u;
+    h.prior_ttft_ms = static_cast<float>(m ? m->latency.ttft_ms : kDefaultTtftMs);
+    h.prior_tokens_per_s = static_cast<float>(m ? m->latency.tokens_per_s : kDefaultTokensPerS);
+    h.quality = m ? m->quality_of(policy.category) : 0.5f;
+    h.weight = c.weight;
+    h.group = c.group;
+    Exclusion e = Exclusion::none;
+    if (!allowed(policy.providers, c.provider, c.provider_type)) e = Exclusion::provider;
+    else if (!allowed(policy.regions, c.region, c.region)) e = Exclusion::region;
+    else if (policy.max_input_price >= 0 && c.priced && c.price.input > policy.max_input_price)
+      e = Exclusion::input_price;
+    else if (policy.max_output_price >= 0 && c.priced && c.price.output > policy.max_output_price)
+      e = Exclusion::output_price;
+    h.static_exclusion = static_cast<std::uint8_t>(e);
+  }
+}
+
 std::int64_t expected_output_tokens(const RequestTraits& traits) {
   return traits.max_output_tokens > 0 ? std::min<std::int64_t>(traits.max_output_tokens, 1000) : 500;
 }
@@ -87,43 +117,37 @@ void make_plan(const RouteTable& route, const RequestTraits& traits, const Overr
   out.explored = false;
 
   const double out_tokens = static_cast<double>(out.expected_output_tokens);
+  const double in_tokens = static_cast<double>(traits.input_tokens);
+  const std::int64_t needed_window = traits.input_tokens + std::max<std::int64_t>(traits.max_output_tokens, 0);
   for (std::size_t i = 0; i < n; ++i) {
-    const Candidate& c = route.candidates[i];
+    const CandidateHot& c = route.hot[i];
     CandidateScore& s = out.scores[i];
     const health::Snapshot& h = health[i];
-    const catalog::ModelInfo* m = c.model;
 
     s.state = h.state;
-    if (c.priced)
-      s.est_cost_usd = catalog::cost_usd(c.price, traits.input_tokens, 0, out.expected_output_tokens, 0);
+    if (c.priced) s.est_cost_usd = in_tokens * c.input_per_token + out_tokens * c.output_per_token;
     s.live_latency = h.ttft_ms >= 0;
-    s.ttft_ms = s.live_latency ? h.ttft_ms : (m ? m->latency.ttft_ms : kDefaultTtftMs);
-    double speed = h.tokens_per_s > 0 ? h.tokens_per_s : (m ? m->latency.tokens_per_s : kDefaultTokensPerS);
-    s.est_latency_ms = s.ttft_ms + out_tokens / std::max(speed, 0.001) * 1000.0;
-    s.quality = m ? m->quality_of(policy.category) : 0.5;
+    const double ttft = s.live_latency ? h.ttft_ms : c.prior_ttft_ms;
+    const double speed = h.tokens_per_s > 0 ? h.tokens_per_s : c.prior_tokens_per_s;
+    const double latency = ttft + out_tokens / std::max(speed, 0.001) * 1000.0;
+    s.ttft_ms = static_cast<float>(ttft);
+    s.est_latency_ms = static_cast<float>(latency);
+    s.quality = c.quality;
 
     // Hard constraints first (the cheapest checks), then health.
-    if (m && (traits.needs & ~m->capabilities)) {
+    if (traits.needs & ~c.capabilities) {
       s.excluded = Exclusion::capability;
-      s.missing = traits.needs & ~m->capabilities;
-    } else if (m && m->max_output > 0 && traits.max_output_tokens > m->max_output) {
+      s.missing = traits.needs & ~c.capabilities;
+    } else if (c.max_output > 0 && traits.max_output_tokens > c.max_output) {
       s.excluded = Exclusion::max_output;
-    } else if (m && m->context_window > 0 &&
-               traits.input_tokens + std::max<std::int64_t>(traits.max_output_tokens, 0) > m->context_window) {
+    } else if (c.context_window > 0 && needed_window > c.context_window) {
       s.excluded = Exclusion::context_window;
-    } else if (!allowed(policy.providers, c.provider, c.provider_type)) {
-      s.excluded = Exclusion::provider;
-    } else if (!allowed(policy.regions, c.region, c.region)) {
-      s.excluded = Exclusion::region;
-    } else if (policy.max_input_price >= 0 && c.priced && c.price.input > policy.max_input_price) {
-      s.excluded = Exclusion::input_price;
-    } else if (policy.max_output_price >= 0 && c.priced && c.price.output > policy.max_output_price) {
-      s.excluded = Exclusion::output_price;
+    } else if (c.static_exclusion) {
+      s.excluded = static_cast<Exclusion>(c.static_exclusion);
     } else if (out.max_cost_usd >= 0 && s.est_cost_usd > out.max_cost_usd) {
       s.excluded = Exclusion::max_cost;
-    } else if ((s.live_latency || m) &&  // a model nothing is known of is not presumed slow
-               ((out.deadline_ms && s.est_latency_ms > out.deadline_ms) ||
-                (policy.ttft_ms && s.ttft_ms > policy.ttft_ms))) {
+    } else if ((s.live_latency || c.known_model) &&  // a model nothing is known of is not presumed slow
+               ((out.deadline_ms && latency > out.deadline_ms) || (policy.ttft_ms && ttft > policy.ttft_ms))) {
       s.excluded = Exclusion::deadline;
     } else if (h.state == health::State::open) {
       s.excluded = Exclusion::circuit_open;
@@ -143,6 +167,7 @@ void make_plan(const RouteTable& route, const RequestTraits& traits, const Overr
     double latency = std::numeric_limits<double>::infinity();
     double quality = 0;
     double score = 0;
+    double log_cost = 0, log_latency = 0;
     std::uint16_t first = 0xFFFF;  ///< position of its first candidate (tie-break: as written)
     bool eligible = false;
     bool priced = false;
@@ -151,7 +176,7 @@ void make_plan(const RouteTable& route, const RequestTraits& traits, const Overr
   groups.assign(route.groups, Group{});
   for (std::size_t i = 0; i < n; ++i) {
     const CandidateScore& s = out.scores[i];
-    Group& g = groups[route.candidates[i].group];
+    Group& g = groups[route.hot[i].group];
     if (g.first == 0xFFFF) g.first = static_cast<std::uint16_t>(i);
     if (s.excluded != Exclusion::none) continue;
     g.eligible = true;
@@ -159,22 +184,26 @@ void make_plan(const RouteTable& route, const RequestTraits& traits, const Overr
       g.cost = std::min(g.cost, s.est_cost_usd);
       g.priced = true;
     }
-    g.latency = std::min(g.latency, s.est_latency_ms);
+    g.latency = std::min(g.latency, static_cast<double>(s.est_latency_ms));
     g.quality = s.quality;
   }
   double cmin = 1e300, cmax = -1e300, lmin = 1e300, lmax = -1e300, qmin = 1e300, qmax = -1e300;
-  for (const Group& g : groups) {
-    if (!g.eligible) continue;
-    if (g.priced) {
-      double lc = std::log(g.cost + 1e-9);
-      cmin = std::min(cmin, lc);
-      cmax = std::max(cmax, lc);
+  const bool balanced = out.objective == Objective::balanced;
+  if (balanced) {
+    for (Group& g : groups) {
+      if (!g.eligible) continue;
+      if (g.priced) {
+        // Single precision: the scale only ranks, and logf costs half of log.
+        g.log_cost = std::log(static_cast<float>(g.cost + 1e-9));
+        cmin = std::min(cmin, g.log_cost);
+        cmax = std::max(cmax, g.log_cost);
+      }
+      g.log_latency = std::log(static_cast<float>(g.latency + 1));
+      lmin = std::min(lmin, g.log_latency);
+      lmax = std::max(lmax, g.log_latency);
+      qmin = std::min(qmin, g.quality);
+      qmax = std::max(qmax, g.quality);
     }
-    double ll = std::log(g.latency + 1);
-    lmin = std::min(lmin, ll);
-    lmax = std::max(lmax, ll);
-    qmin = std::min(qmin, g.quality);
-    qmax = std::max(qmax, g.quality);
   }
   const double wsum = policy.weight_quality + policy.weight_cost + policy.weight_latency;
   for (Group& g : groups) {
@@ -186,67 +215,110 @@ void make_plan(const RouteTable& route, const RequestTraits& traits, const Overr
       case Objective::latency: g.score = g.latency; break;
       case Objective::quality: g.score = -g.quality; break;
       case Objective::balanced: {
-        double c = g.priced ? normalised(std::log(g.cost + 1e-9), cmin, cmax) : 1.0;
-        double l = normalised(std::log(g.latency + 1), lmin, lmax);
+        double c = g.priced ? normalised(g.log_cost, cmin, cmax) : 1.0;
+        double l = normalised(g.log_latency, lmin, lmax);
         double q = normalised(qmax - g.quality, 0, qmax - qmin);
         g.score = (policy.weight_quality * q + policy.weight_cost * c + policy.weight_latency * l) / wsum;
         break;
       }
     }
   }
-  for (std::size_t i = 0; i < n; ++i) out.scores[i].score = groups[route.candidates[i].group].score;
+  for (std::size_t i = 0; i < n; ++i) out.scores[i].score = groups[route.hot[i].group].score;
 
-  // Eligible candidates, best model first; within a model, by the strategy.
-  thread_local std::vector<double> key;
-  key.assign(n, 0.0);
+  // Eligible candidates, best model first; within a model, by the strategy. Models are few, so
+  // they are sorted on their own and the deployments bucketed under them (a sort of every
+  // deployment on a compound key costs several times more with hundreds of them).
+  struct Keyed {
+    double key;
+    std::uint16_t index;
+    bool operator<(const Keyed& o) const { return key != o.key ? key < o.key : index < o.index; }
+  };
+  thread_local std::vector<Keyed> keyed;
+  thread_local std::vector<std::uint16_t> group_order;
+  thread_local std::vector<std::uint32_t> group_start;
+  keyed.resize(n);
+  group_order.clear();
+  for (std::uint16_t gi = 0; gi < groups.size(); ++gi)
+    if (groups[gi].eligible) group_order.push_back(gi);
+  std::sort(group_order.begin(), group_order.end(), [&](std::uint16_t a, std::uint16_t b) {
+    const Group& ga = groups[a];
+    const Group& gb = groups[b];
+    return ga.score != gb.score ? ga.score < gb.score : ga.first < gb.first;
+  });
+  // Bucket starts in model rank order, then deployments placed in written order.
+  group_start.assign(groups.size() + 1, 0);
+  for (std::size_t i = 0; i < n; ++i)
+    if (out.scores[i].excluded == Exclusion::none) ++group_start[route.hot[i].group];
+  std::uint32_t total = 0;
+  for (std::uint16_t gi : group_order) {
+    std::uint32_t count = group_start[gi];
+    group_start[gi] = total;
+    total += count;
+  }
+  out.order.resize(total);
+  std::size_t placed = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const CandidateScore& s = out.scores[i];
     if (s.excluded != Exclusion::none) continue;
-    out.order.push_back(static_cast<std::uint16_t>(i));
-    const Candidate& c = route.candidates[i];
+    const CandidateHot& c = route.hot[i];
     const health::Snapshot& h = health[i];
+    double key = 0;
     switch (rc.strategy) {
-      case Strategy::priority: key[i] = static_cast<double>(i); break;
+      case Strategy::priority: key = static_cast<double>(i); break;
       case Strategy::weighted:
         // Efraimidis–Spirakis: sorting by u^(1/w) samples without replacement by weight.
-        key[i] = c.weight ? -std::pow(rng.uniform(), 1.0 / c.weight) : 2.0;
+        // Equal weights (the usual case) are shuffled below instead: same distribution,
+        // no sort.
+        if (c.weight == 0) key = 2.0;  // only when nothing else is left
+        else if (c.weight == 1) key = -1.0;
+        else key = -std::pow(rng.uniform(), 1.0 / c.weight);
         break;
-      case Strategy::least_latency: key[i] = s.est_latency_ms; break;
-      case Strategy::least_busy: key[i] = h.in_flight; break;
-      case Strategy::lowest_cost: key[i] = s.est_cost_usd >= 0 ? s.est_cost_usd : 1e9; break;
+      case Strategy::least_latency: key = s.est_latency_ms; break;
+      case Strategy::least_busy: key = h.in_flight; break;
+      case Strategy::lowest_cost: key = s.est_cost_usd >= 0 ? s.est_cost_usd : 1e9; break;
       case Strategy::rate_limit_aware: {
         // Known headroom ranks by itself; unknown sits between exhausted and any known headroom.
         double headroom = h.rl_remaining_requests >= 0 ? static_cast<double>(h.rl_remaining_requests)
                                                        : 0.5;
         if (h.rl_remaining_tokens == 0) headroom = 0;
-        key[i] = -headroom;
+        key = -headroom;
         break;
       }
     }
+    std::uint32_t at = group_start[c.group]++;
+    keyed[at] = {key, static_cast<std::uint16_t>(i)};
+    ++placed;
   }
-  std::stable_sort(out.order.begin(), out.order.end(), [&](std::uint16_t a, std::uint16_t b) {
-    const auto& ga = groups[route.candidates[a].group];
-    const auto& gb = groups[route.candidates[b].group];
-    if (ga.score != gb.score) return ga.score < gb.score;
-    if (ga.first != gb.first) return ga.first < gb.first;
-    if (key[a] != key[b]) return key[a] < key[b];
-    return a < b;
-  });
+  // Each bucket now ends at its start; sort within buckets (written order under priority is
+  // already sorted).
+  std::uint32_t begin = 0;
+  std::size_t first_run = 0;
+  for (std::size_t k = 0; k < group_order.size(); ++k) {
+    std::uint32_t end = group_start[group_order[k]];
+    if (rc.strategy == Strategy::weighted && end - begin > 1 &&
+        std::all_of(keyed.begin() + begin, keyed.begin() + end, [](const Keyed& x) { return x.key == -1.0; })) {
+      for (std::uint32_t j = end - 1; j > begin; --j)  // Fisher–Yates
+        std::swap(keyed[j], keyed[begin + rng.below(j - begin + 1)]);
+    } else if (rc.strategy != Strategy::priority && end - begin > 1) {
+      if (rc.strategy == Strategy::weighted)  // mixed weights: weight 1 draws its key now
+        for (std::uint32_t j = begin; j < end; ++j)
+          if (keyed[j].key == -1.0) keyed[j].key = -rng.uniform();
+      std::sort(keyed.begin() + begin, keyed.begin() + end);
+    }
+    if (k == 0) first_run = end - begin;
+    begin = end;
+  }
 
-  if (rc.strategy == Strategy::least_latency) {
+  if (rc.strategy == Strategy::least_latency && first_run > 2) {
     // Power of two choices within the first model: two random deployments, the faster leads
     // (the sort ranked the rest). Without it every request piles onto one deployment.
-    std::size_t run = 0;
-    while (run < out.order.size() &&
-           route.candidates[out.order[run]].group == route.candidates[out.order[0]].group)
-      ++run;
-    if (run > 2) {
-      std::size_t a = rng.below(run), b = rng.below(run - 1);
-      if (b >= a) ++b;
-      std::size_t pick = key[out.order[a]] <= key[out.order[b]] ? a : b;
-      std::rotate(out.order.begin(), out.order.begin() + pick, out.order.begin() + pick + 1);
-    }
+    std::size_t a = rng.below(first_run), b = rng.below(first_run - 1);
+    if (b >= a) ++b;
+    std::size_t pick = keyed[a].key <= keyed[b].key ? a : b;
+    std::rotate(keyed.begin(), keyed.begin() + pick, keyed.begin() + pick + 1);
   }
+  for (std::size_t k = 0; k < placed; ++k) out.order[k] = keyed[k].index;
+
   // Exploration: latency statistics only stay true for deployments that get traffic, so a
   // small share of latency-ranked requests tries the runner-up first.
   bool latency_ranked = out.objective == Objective::latency || out.objective == Objective::balanced ||

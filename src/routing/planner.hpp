@@ -43,11 +43,33 @@ struct Candidate {
   std::uint16_t group = 0;  ///< index of its model among the route's distinct models
 };
 
+/// What the router reads of a candidate on every request, packed (`prepare_route` derives it
+/// from the candidate and the route's policy).
+struct CandidateHot {
+  double input_per_token = 0;   ///< USD
+  double output_per_token = 0;
+  std::int64_t context_window = 0;  ///< 0 = unknown
+  std::int64_t max_output = 0;      ///< 0 = unknown
+  float prior_ttft_ms = 0;
+  float prior_tokens_per_s = 0;
+  float quality = 0.5f;  ///< the prior for the route's category
+  std::uint32_t capabilities = ~0u;  ///< all bits for a model the catalogue does not know
+  std::uint32_t weight = 1;
+  std::uint16_t group = 0;
+  std::uint8_t static_exclusion = 0;  ///< an `Exclusion` the policy implies whatever the request
+  bool priced = false;
+  bool known_model = false;
+};
+
 struct RouteTable {
   const config::RouteConfig* config = nullptr;
   std::vector<Candidate> candidates;  ///< enabled deployments, in the order written
+  std::vector<CandidateHot> hot;      ///< one per candidate
   std::uint16_t groups = 0;
 };
+
+/// Fills `route.hot` from its candidates and policy; call after building or changing them.
+void prepare_route(RouteTable& route);
 
 /// Why a candidate is not in the plan.
 enum class Exclusion : std::uint8_t {
@@ -72,10 +94,10 @@ struct CandidateScore {
   health::State state = health::State::closed;
   std::int64_t recovers_at_ms = 0;
   double est_cost_usd = -1;  ///< < 0 = unknown (no price)
-  double est_latency_ms = 0;
-  double ttft_ms = 0;        ///< expected time to first byte (live EWMA, else the prior)
+  float est_latency_ms = 0;
+  float ttft_ms = 0;         ///< expected time to first byte (live EWMA, else the prior)
   bool live_latency = false; ///< from observed traffic rather than the catalogue prior
-  double quality = 0.5;
+  float quality = 0.5f;
   double score = 0;          ///< of its model under the objective; lower is better
 };
 

@@ -372,8 +372,8 @@ asio::awaitable<void> Gateway::handle(net::Request request, net::ResponseWriter&
                                                  std::string(path) + ". Please check the URL.",
                                              {}, "unknown_url"));
   }
-  record_decision(ex);
   log_access(method, path, ex, request.received);
+  record_decision(ex, std::move(pinned));
 }
 
 void Gateway::on_refused(const net::http1::RequestHead* head, const ApiError& error,
@@ -426,7 +426,7 @@ void Gateway::log_access(std::string_view method, std::string_view path,
   log_.write(r);
 }
 
-void Gateway::record_decision(Exchange& ex) {
+void Gateway::record_decision(Exchange& ex, std::shared_ptr<const Runtime> runtime) {
   if (!ex.decision) return;
   routing::Decision& d = *ex.decision;
   d.status = ex.status;
@@ -434,10 +434,8 @@ void Gateway::record_decision(Exchange& ex) {
   if (ex.answered_by && ex.status > 0 && ex.status < 400)
     for (std::size_t i = 0; i < d.table->candidates.size(); ++i)
       if (d.table->candidates[i].deployment == ex.answered_by->config->name) d.chosen = static_cast<int>(i);
-  if (shared_.decisions.capacity() == 0) return;
-  shared_.decisions.add(ex.request_id, ex.key_name, routing::decision_json(d, health::steady_now_ms()));
+  shared_.decisions.add(std::move(ex.decision), std::move(runtime));
 }
-
 asio::awaitable<void> Gateway::models(net::Request& request, net::ResponseWriter& writer,
                                       Exchange& ex) {
   // Anthropic's SDK lists models at the same path, with its version header: answered in its shape.
@@ -525,7 +523,7 @@ asio::awaitable<const RouteRuntime*> Gateway::resolve_route(std::string_view mod
 void Gateway::start_decision(Exchange& ex, const RouteRuntime& route, const routing::RequestTraits& traits) {
   ex.decision = std::make_unique<routing::Decision>();
   routing::Decision& d = *ex.decision;
-  d.request_id = ex.request_id;
+  d.request_id.assign(ex.request_id);
   d.route = route.config->name;
   d.key = ex.key_name;
   d.unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -664,7 +662,8 @@ asio::awaitable<void> Gateway::decision_report(net::Request& request, net::Respo
     co_return;
   }
   // Admin keys read every record; other keys only their own requests'.
-  auto found = shared_.decisions.find(id, key->admin ? std::string_view{} : std::string_view(key->name));
+  auto found = shared_.decisions.find(id, key->admin ? std::string_view{} : std::string_view(key->name),
+                                     health::steady_now_ms());
   if (!found) {
     co_await fail(writer, ex, ApiError::make(ErrorKind::not_found,
                                              "No decision record for request " + std::string(id) +

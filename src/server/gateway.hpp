@@ -175,7 +175,8 @@ class Gateway final : public net::Handler {
                                                             Exchange& ex);
   std::string_view make_request_id(char (&out)[128]);
   static void start_decision(Exchange& ex, const RouteRuntime& route, const routing::RequestTraits& traits);
-  void record_decision(Exchange& ex);
+  /// Moves the request's decision into the shared ring, with the runtime its views point into.
+  void record_decision(Exchange& ex, std::shared_ptr<const Runtime> runtime);
   void log_access(std::string_view method, std::string_view path,
                   const Exchange& ex, net::Clock::time_point received);
 

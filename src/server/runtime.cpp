@@ -108,6 +108,7 @@ Runtime::Runtime(config::Config config, health::Registry* health)
       r.table.candidates.push_back(c);
     }
     r.table.groups = static_cast<std::uint16_t>(models.size());
+    routing::prepare_route(r.table);
     routes_.push_back(std::move(r));
   }
   for (const auto& r : routes_) route_index_.emplace(r.config->name, &r);

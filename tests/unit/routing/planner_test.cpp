@@ -69,6 +69,7 @@ struct Fixture {
   Plan plan(RequestTraits traits = {1000, 0, 0}, Overrides o = {}, std::uint64_t seed = 7,
             double exploration = 0) {
     table.config = &config;
+    prepare_route(table);
     Plan p;
     PlanContext ctx;
     ctx.now_ms = 10000;
@@ -109,7 +110,7 @@ TEST(Planner, EachObjectiveRanksModelsByItsMeasure) {
   // 500 expected output tokens: small 300 + 3333 ms, mid 500 + 6250, big 900 + 12500.
   Plan p = f.plan();
   EXPECT_EQ(f.names(p), (Names{"s", "m", "b"}));
-  EXPECT_NEAR(p.scores[1].est_latency_ms, 300 + 500.0 / 150 * 1000, 1e-6);
+  EXPECT_NEAR(p.scores[1].est_latency_ms, 300 + 500.0 / 150 * 1000, 1e-3);
   // Cost estimate: 1000 input tokens and 500 output at the model's prices.
   EXPECT_NEAR(p.scores[0].est_cost_usd, (1000 * 10 + 500 * 30) / 1e6, 1e-12);
 }
@@ -137,7 +138,7 @@ TEST(Planner, BalancedFormulaWeighsNormalisedQualityCostAndLatency) {
              (std::log(p.scores[0].est_cost_usd + 1e-9) - std::log(p.scores[1].est_cost_usd + 1e-9));
   double l = (std::log(p.scores[2].est_latency_ms + 1) - std::log(p.scores[1].est_latency_ms + 1)) /
              (std::log(p.scores[0].est_latency_ms + 1) - std::log(p.scores[1].est_latency_ms + 1));
-  EXPECT_NEAR(p.scores[2].score, (0.375 + c + l) / 3, 1e-6);  // priors are floats
+  EXPECT_NEAR(p.scores[2].score, (0.375 + c + l) / 3, 1e-5);  // priors and logs are floats
 }
 
 TEST(Planner, HardConstraintsExcludeWithReasons) {
@@ -307,8 +308,8 @@ TEST(Decision, JsonCarriesCandidatesScoresExclusionsAndAttempts) {
   d.route = "auto";
   d.key = "team";
   d.traits = {1000, 0, catalog::kVision};
-  d.table = &f.table;
   d.plan = f.plan(d.traits);
+  d.table = &f.table;
   AttemptRecord a;
   a.candidate = 0;
   a.outcome = "http_503";
@@ -324,14 +325,25 @@ TEST(Decision, JsonCarriesCandidatesScoresExclusionsAndAttempts) {
   EXPECT_NE(json.find(R"("outcome":"http_503","status":503,"ms":12.3)"), std::string::npos) << json;
   EXPECT_NE(json.find(R"("needs":"vision")"), std::string::npos) << json;
 
+  auto record = [](std::string id, std::string_view key) {
+    auto r = std::make_unique<Decision>();
+    r->request_id = std::move(id);
+    r->key = key;
+    return r;
+  };
   DecisionRing ring(2);
-  ring.add("r1", "k1", "{1}");
-  ring.add("r2", "k2", "{2}");
-  EXPECT_EQ(ring.find("r1", "").value_or(""), "{1}");
-  EXPECT_FALSE(ring.find("r1", "k2")) << "another key's record";
-  ring.add("r3", "k1", "{3}");
-  EXPECT_FALSE(ring.find("r1", "")) << "bounded: the oldest went";
-  EXPECT_EQ(ring.find("r3", "k1").value_or(""), "{3}");
+  ring.add(record("r1", "k1"), nullptr);
+  ring.add(record("r2", "k2"), nullptr);
+  EXPECT_NE(ring.find("r1", "", 0).value_or("").find(R"("request_id":"r1")"), std::string::npos);
+  EXPECT_FALSE(ring.find("r1", "k2", 0)) << "another key's record";
+  ring.add(record("r3", "k1"), nullptr);
+  EXPECT_FALSE(ring.find("r1", "", 0)) << "bounded: the oldest went";
+  EXPECT_TRUE(ring.find("r3", "k1", 0));
+  DecisionRing small(100, 1);  // a byte budget below one record keeps only the newest
+  small.add(record("a", "k"), nullptr);
+  small.add(record("b", "k"), nullptr);
+  EXPECT_EQ(small.size(), 1u);
+  EXPECT_TRUE(small.find("b", "", 0));
 }
 
 TEST(Execution, BackoffIsFullJitterCappedExponential) {
