@@ -46,8 +46,10 @@ void DeploymentHealth::release_probe(std::int64_t now_ms) {
   publish(now_ms);
 }
 
-void DeploymentHealth::record(Outcome o, std::int64_t now_ms, std::int64_t retry_after_ms) {
+void DeploymentHealth::record(Outcome o, std::int64_t now_ms, std::int64_t retry_after_ms,
+                              double ttft_ms, double tokens_per_s) {
   std::lock_guard lock(mutex_);
+  if (o == Outcome::success) observe_locked(ttft_ms, tokens_per_s);
   breaker_.record(o, now_ms, retry_after_ms);
   if (o == Outcome::success) ++successes_;
   else ++failures_;
@@ -56,6 +58,10 @@ void DeploymentHealth::record(Outcome o, std::int64_t now_ms, std::int64_t retry
 
 void DeploymentHealth::observe_latency(double ttft_ms, double tokens_per_s) {
   std::lock_guard lock(mutex_);
+  observe_locked(ttft_ms, tokens_per_s);
+}
+
+void DeploymentHealth::observe_locked(double ttft_ms, double tokens_per_s) {
   if (ttft_ms >= 0) {
     ttft_.add(ttft_ms, kAlpha);
     hot_.ttft_ms.store(static_cast<float>(ttft_.value), std::memory_order_relaxed);

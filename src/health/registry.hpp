@@ -67,7 +67,10 @@ class DeploymentHealth {
   bool try_probe(std::int64_t now_ms);
   /// Gives an unused probe back (the attempt was not sent).
   void release_probe(std::int64_t now_ms);
-  void record(Outcome o, std::int64_t now_ms, std::int64_t retry_after_ms = -1);
+  /// Records an outcome; a success may carry its timing (time to first byte, output speed),
+  /// folded in under the same lock.
+  void record(Outcome o, std::int64_t now_ms, std::int64_t retry_after_ms = -1, double ttft_ms = -1,
+              double tokens_per_s = -1);
   /// A successful answer's timing: time to the first byte, and for streams the output speed.
   void observe_latency(double ttft_ms, double tokens_per_s);
   void observe_rate_limits(const RateLimitHeaders& h, std::int64_t now_ms);
@@ -89,6 +92,7 @@ class DeploymentHealth {
 
  private:
   void publish(std::int64_t now_ms);
+  void observe_locked(double ttft_ms, double tokens_per_s);
 
   const std::string name_;
   mutable std::mutex mutex_;

@@ -26,6 +26,24 @@ struct AttemptRecord {
 
 /// Why a request went where it went: the plan and what became of it.
 struct Decision {
+  /// Empties it for another request, keeping the memory of its strings and vectors.
+  void reset() {
+    request_id.clear();
+    route = key = {};
+    unix_ms = 0;
+    traits = {};
+    table = nullptr;
+    plan.scores.clear();
+    plan.order.clear();
+    plan.explored = false;
+    plan.earliest_recovery_ms = 0;
+    attempts.clear();
+    chosen = -1;
+    estimated_cost_usd = cost_usd = -1;
+    status = 0;
+    hedged = false;
+  }
+
   std::string request_id;
   std::string_view route;
   std::string_view key;
@@ -51,8 +69,9 @@ class DecisionRing {
  public:
   DecisionRing(std::size_t capacity, std::size_t max_bytes = 64u << 20)
       : capacity_(capacity), max_bytes_(max_bytes) {}
-  /// Keeps `d`; `keep_alive` owns what its views point into (the route table, names).
-  void add(std::unique_ptr<Decision> d, std::shared_ptr<const void> keep_alive);
+  /// Keeps `d`; `keep_alive` owns what its views point into (the route table, names). Returns
+  /// the record that made room, for reuse (its vectors keep their capacity), or null.
+  std::unique_ptr<Decision> add(std::unique_ptr<Decision> d, std::shared_ptr<const void> keep_alive);
   /// The record as JSON, if still kept; `key` non-empty restricts to that key's requests.
   std::optional<std::string> find(std::string_view request_id, std::string_view key,
                                   std::int64_t now_ms) const;

@@ -5,7 +5,8 @@
 
 namespace switchyard::routing {
 
-std::int64_t estimate_body_tokens(std::string_view body) {
+std::int64_t estimate_body_tokens(std::string_view body, bool has_images) {
+  if (!has_images) return static_cast<std::int64_t>(core::estimate_text_tokens(body));
   constexpr std::string_view kDataUrl = "\"data:";
   constexpr std::int64_t kImageTokens = 1000;
   std::int64_t tokens = 0;
@@ -24,7 +25,7 @@ std::int64_t estimate_body_tokens(std::string_view body) {
 
 RequestTraits traits_of(const dialects::openai::ChatRequestInfo& info, std::string_view body) {
   RequestTraits t;
-  t.input_tokens = estimate_body_tokens(body);
+  t.input_tokens = estimate_body_tokens(body, info.has_images);
   t.max_output_tokens = info.max_output_tokens;
   if (info.params & dialects::openai::param_bit("tools")) t.needs |= catalog::kTools;
   if (info.has_images) t.needs |= catalog::kVision;

@@ -11,7 +11,8 @@ namespace switchyard::routing {
 /// Estimated input tokens of an OpenAI chat body: the whole body (JSON keys stand in for the
 /// per-message overhead real tokenizers add), with inline images (data URLs) counted as a
 /// typical image rather than as text.
-std::int64_t estimate_body_tokens(std::string_view body);
+/// `has_images` false skips the search for data URLs.
+std::int64_t estimate_body_tokens(std::string_view body, bool has_images);
 
 /// What an OpenAI chat request needs, from the fast path's inspection.
 RequestTraits traits_of(const dialects::openai::ChatRequestInfo& info, std::string_view body);

@@ -434,7 +434,8 @@ void Gateway::record_decision(Exchange& ex, std::shared_ptr<const Runtime> runti
   if (ex.answered_by && ex.status > 0 && ex.status < 400)
     for (std::size_t i = 0; i < d.table->candidates.size(); ++i)
       if (d.table->candidates[i].deployment == ex.answered_by->config->name) d.chosen = static_cast<int>(i);
-  shared_.decisions.add(std::move(ex.decision), std::move(runtime));
+  auto spare = shared_.decisions.add(std::move(ex.decision), std::move(runtime));
+  if (spare && decision_pool_.size() < 64) decision_pool_.push_back(std::move(spare));
 }
 asio::awaitable<void> Gateway::models(net::Request& request, net::ResponseWriter& writer,
                                       Exchange& ex) {
@@ -521,7 +522,13 @@ asio::awaitable<const RouteRuntime*> Gateway::resolve_route(std::string_view mod
 }
 
 void Gateway::start_decision(Exchange& ex, const RouteRuntime& route, const routing::RequestTraits& traits) {
-  ex.decision = std::make_unique<routing::Decision>();
+  if (decision_pool_.empty()) {
+    ex.decision = std::make_unique<routing::Decision>();
+  } else {
+    ex.decision = std::move(decision_pool_.back());
+    decision_pool_.pop_back();
+    ex.decision->reset();
+  }
   routing::Decision& d = *ex.decision;
   d.request_id.assign(ex.request_id);
   d.route = route.config->name;
@@ -1085,8 +1092,9 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt(const RouteRuntime& route, Ch
                                                    Failure& failure) {
   const DeploymentRuntime& d = *route.candidates[index];
   ex.hedge_started = false;
-  const std::int64_t now_ms = health::steady_now_ms();
   const auto started = net::Clock::now();
+  const std::int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(started.time_since_epoch()).count();
   auto elapsed_ms = [&started] { return ms_since(started); };
 
   // Health may have changed since the plan (this request's own failures, or others').
@@ -1292,9 +1300,7 @@ void Gateway::settle_attempt(const DeploymentRuntime& d, std::uint16_t index, bo
   AttemptResult& r = ex.last;
   if (d.health) {
     if (r.record) {
-      d.health->record(r.outcome, now_ms, r.retry_after_ms);
-      if (r.outcome == health::Outcome::success && (r.ttft_ms >= 0 || r.tokens_per_s > 0))
-        d.health->observe_latency(r.ttft_ms, r.tokens_per_s);
+      d.health->record(r.outcome, now_ms, r.retry_after_ms, r.ttft_ms, r.tokens_per_s);
       if (r.rate_limits.remaining_requests >= 0 || r.rate_limits.remaining_tokens >= 0)
         d.health->observe_rate_limits(r.rate_limits, now_ms);
     } else if (probe) {
@@ -1501,7 +1507,7 @@ asio::awaitable<Gateway::Outcome> Gateway::relay_json(Chat& chat, const Deployme
       co_await writer.send(ex.status, "application/json", std::get<std::string>(translated), ex.headers());
       co_return Outcome::answered;
     }
-    ex.usage = openai::probe_usage(body).usage;
+    ex.usage = openai::probe_usage(body, false).usage;
   } else if (chat.client != upstream) {
     dialects::gemini::IdSource ids = tool_call_ids(ex.request_id);
     dialects::UpstreamRequest sent;
@@ -1526,7 +1532,7 @@ asio::awaitable<Gateway::Outcome> Gateway::relay_json(Chat& chat, const Deployme
     dialects::anthropic::probe_usage(body, usage);
     if (usage.known) ex.usage = to_openai_usage(usage);
   } else {
-    ex.usage = openai::probe_usage(body).usage;
+    ex.usage = openai::probe_usage(body, false).usage;
   }
   ex.settle_cost();
   std::string_view content_type = up.response().find("content-type");

@@ -174,7 +174,7 @@ class Gateway final : public net::Handler {
                                                             net::ResponseWriter& writer,
                                                             Exchange& ex);
   std::string_view make_request_id(char (&out)[128]);
-  static void start_decision(Exchange& ex, const RouteRuntime& route, const routing::RequestTraits& traits);
+  void start_decision(Exchange& ex, const RouteRuntime& route, const routing::RequestTraits& traits);
   /// Moves the request's decision into the shared ring, with the runtime its views point into.
   void record_decision(Exchange& ex, std::shared_ptr<const Runtime> runtime);
   void log_access(std::string_view method, std::string_view path,
@@ -186,6 +186,8 @@ class Gateway final : public net::Handler {
   std::uint64_t generation_ = 0;
   telemetry::AccessLog& log_;
   std::unordered_map<std::string, routing::HedgeBudget> hedge_budgets_;  ///< per route
+  /// Decision records the ring gave back, reused so a request does not allocate its own.
+  std::vector<std::unique_ptr<routing::Decision>> decision_pool_;
   net::UpstreamPool pool_;
   StringPool strings_;
   /// Bearer tokens already checked on this loop → their key (saves a SHA-256 per request).

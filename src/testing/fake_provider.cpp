@@ -40,6 +40,8 @@ std::optional<Behavior> parse_behavior(const std::string& text, std::string& err
     };
     if (key == "status") as_int(b.status);
     else if (key == "latency_ms") as_uint(b.latency_ms);
+    else if (key == "stall_every") as_uint(b.stall_every);
+    else if (key == "stall_ms") as_uint(b.stall_ms);
     else if (key == "ttft_ms") as_uint(b.ttft_ms);
     else if (key == "chunk_delay_ms") as_uint(b.chunk_delay_ms);
     else if (key == "chunks") as_int(b.chunks);
@@ -88,7 +90,10 @@ Behavior FakeProviderState::next_behavior(const std::string& model) {
     if (--it->times <= 0) scripts_.erase(it);
     return b;
   }
-  return default_;
+  Behavior b = default_;
+  // Deterministic tail latency: every Nth request stalls (hedging benchmarks and tests).
+  if (b.stall_every && request_count_ % b.stall_every == 0) b.latency_ms += b.stall_ms;
+  return b;
 }
 
 void FakeProviderState::record(RecordedRequest r) {

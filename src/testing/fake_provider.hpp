@@ -31,6 +31,8 @@ namespace switchyard::testing {
 struct Behavior {
   int status = 200;
   std::uint32_t latency_ms = 0;       ///< before the response head
+  std::uint32_t stall_every = 0;      ///< every Nth request of this fake (0: none) waits stall_ms more
+  std::uint32_t stall_ms = 0;
   std::uint32_t ttft_ms = 0;          ///< streams: after the head, before the first chunk
   std::uint32_t chunk_delay_ms = 0;   ///< streams: between chunks
   int chunks = 5;                     ///< streams: content chunks

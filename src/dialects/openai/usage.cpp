@@ -58,7 +58,7 @@ void read_counts(const json::Value& object, Usage& u) {
 
 }  // namespace
 
-UsageProbe probe_usage(std::string_view text) {
+UsageProbe probe_usage(std::string_view text, bool check_choices) {
   // No tree: a quote-delimited key can only occur outside strings (quotes inside strings are
   // escaped), and the top-level `usage` is the last one in OpenAI's bodies and chunks.
   UsageProbe probe;
@@ -78,6 +78,7 @@ UsageProbe probe_usage(std::string_view text) {
     }
   }
   constexpr std::string_view kChoices = "\"choices\"";
+  if (!check_choices) return probe;
   if (std::size_t key = text.find(kChoices); key != std::string_view::npos) {
     std::size_t v = value_after(text, key, kChoices.size());
     if (v != std::string_view::npos && text[v] == '[') {

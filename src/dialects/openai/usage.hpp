@@ -22,8 +22,9 @@ struct UsageProbe {
 };
 
 /// Reads `usage` from a chat completion or a `chat.completion.chunk` without walking the whole
-/// document: cheap enough to run on every streamed chunk.
-UsageProbe probe_usage(std::string_view json);
+/// document: cheap enough to run on every streamed chunk. `check_choices` false skips
+/// `no_choices` (only streams need it).
+UsageProbe probe_usage(std::string_view json, bool check_choices = true);
 
 
 }  // namespace switchyard::dialects::openai

@@ -384,3 +384,18 @@ TEST(Execution, HedgeDelayAndBudget) {
   while (quiet.try_spend()) ++burst;
   EXPECT_EQ(burst, 5) << "savings are capped";
 }
+
+TEST(Decision, DecimalsAreWrittenWithoutExponentOrTrailingZeros) {
+  auto text = [](double v) {
+    std::string s;
+    append_decimal(s, v);
+    return s;
+  };
+  EXPECT_EQ(text(0), "0");
+  EXPECT_EQ(text(2), "2");
+  EXPECT_EQ(text(12.3), "12.3");
+  EXPECT_EQ(text(0.000304), "0.000304");
+  EXPECT_EQ(text(0.0000000004), "0") << "below a nano-dollar";
+  EXPECT_EQ(text(0.0000000006), "0.000000001");
+  EXPECT_EQ(text(1234.5678), "1234.5678");
+}
