@@ -654,6 +654,9 @@ void Server::run() {
     asio::co_spawn(loop.io_, loop.sweep_loop(), asio::detached);
     if (draining_) loop.begin_drain();
     loop.io_.run();
+    // Work still pending here was cut off (the drain deadline, a second signal): its coroutines
+    // are destroyed now, while the handler they use is alive.
+    loop.io_.abandon_pending();
     loop.handler_.reset();
   };
   for (std::size_t i = 1; i < loops_.size(); ++i)

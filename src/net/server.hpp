@@ -147,7 +147,15 @@ class Loop {
   std::atomic<std::size_t>& connections_;
   // One thread runs this context and only it touches its sockets: no per-descriptor locks.
   // Posting from other threads (drain) stays safe: the scheduler keeps its lock.
-  asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
+  /// An io_context whose pending operations (and so every suspended coroutine) can be destroyed
+  /// while the handler and sessions they refer to still live: after a drain deadline cut work
+  /// off, destroying them later, with the handler gone, would touch freed memory.
+  class Context : public asio::io_context {
+   public:
+    using asio::io_context::io_context;
+    void abandon_pending() { shutdown(); }
+  };
+  Context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   tcp::acceptor acceptor_{io_};
   std::unique_ptr<Handler> handler_;
   DeadlineList deadlines_;

@@ -434,6 +434,19 @@ TEST_F(GatewayTest, DrainsGracefullyOnSigterm) {
   EXPECT_FALSE(Connection(gw.port()).ok());
 }
 
+TEST_F(GatewayTest, ADrainDeadlineCutsOffWorkAndStillExitsCleanly) {
+  // A request still waiting on its upstream when the drain deadline passes is cut off; the
+  // coroutines left suspended are torn down while the handler they use still exists.
+  Gateway gw(config({{"a", fake_.port(), "m"}}, "  drain_timeout_ms: 200\n"));
+  fake_.script(R"({"latency_ms":3000})");
+  Connection waiting(gw.port());
+  waiting.send_raw(harness::request("POST", "/v1/chat/completions", auth(), chat_body("x")));
+  std::this_thread::sleep_for(200ms);
+  gw.process().signal(SIGTERM);
+  EXPECT_EQ(gw.process().wait(3s), 0) << gw.log();
+  EXPECT_TRUE(waiting.wait_closed(1s));
+}
+
 TEST(Cli, CheckReportsEveryProblemAndVersionPrints) {
   std::string dir = harness::temp_dir();
   std::ofstream(dir + "/bad.yaml") << "server:\n  port: nope\nroutes:\n  auto:\n    candidates: [x]\nkeys: []\n";
