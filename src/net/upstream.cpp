@@ -207,6 +207,16 @@ void UpstreamExchange::arm(Phase phase) {
   set(at);
 }
 
+void UpstreamExchange::first_body_by(std::optional<Clock::time_point> at) {
+  if (at) {
+    phase_ = Phase::wait_first_body;
+    set(std::min(*at, total_deadline_));
+  } else if (phase_ == Phase::wait_first_body) {
+    phase_ = Phase::body;
+    set(total_deadline_);
+  }
+}
+
 void UpstreamExchange::expire() {
   timed_out_ = true;
   if (conn_) conn_->close();
@@ -223,7 +233,8 @@ UpstreamError UpstreamExchange::classify(const boost::system::error_code&) const
     if (Clock::now() >= total_deadline_) return UpstreamError::total_timeout;
     switch (phase_) {
       case Phase::connect: return UpstreamError::connect_timeout;
-      case Phase::wait_head: return UpstreamError::first_byte_timeout;
+      case Phase::wait_head:
+      case Phase::wait_first_body: return UpstreamError::first_byte_timeout;
       case Phase::body: return UpstreamError::total_timeout;
     }
   }

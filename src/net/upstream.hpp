@@ -161,6 +161,11 @@ class UpstreamExchange final : public Deadline {
     end_limit_ = end;
   }
 
+  /// While streaming: the first body bytes must arrive by `at` (a time-to-first-token limit when
+  /// the head came early); nullopt lifts it (only the total deadline remains). Its expiry is a
+  /// `first_byte_timeout`.
+  void first_body_by(std::optional<Clock::time_point> at);
+
   /// Aborts whatever is pending (client disconnect).
   void cancel();
 
@@ -173,7 +178,7 @@ class UpstreamExchange final : public Deadline {
   void expire() override;
 
  private:
-  enum class Phase { connect, wait_head, body };
+  enum class Phase { connect, wait_head, wait_first_body, body };
   asio::awaitable<UpstreamError> attempt(std::string_view head, std::string_view body,
                                          bool allow_reuse, bool& stale);
   UpstreamError classify(const boost::system::error_code& ec) const;

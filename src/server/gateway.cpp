@@ -115,6 +115,8 @@ struct Gateway::Exchange {
   routing::Overrides overrides;
   std::string_view policy;
   std::optional<net::Clock::time_point> deadline;
+  /// Streams: the first event must come by then (the route's ttft_ms from the attempt's start).
+  std::optional<net::Clock::time_point> first_event_deadline;
   std::int64_t retry_after_ms = -1;  ///< the shortest retry-after of this request's 429s
   std::int64_t backoff_ms = 0;
   bool hedge_started = false;
@@ -1127,7 +1129,11 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt(const RouteRuntime& route, Ch
   ex.answered_by = &d;
   const config::PolicyConfig& policy = route.config->policy;
   std::optional<std::chrono::milliseconds> ttft_limit;
-  if (policy.ttft_ms) ttft_limit = std::chrono::milliseconds(policy.ttft_ms);
+  ex.first_event_deadline.reset();
+  if (policy.ttft_ms) {
+    ttft_limit = std::chrono::milliseconds(policy.ttft_ms);
+    ex.first_event_deadline = started + *ttft_limit;
+  }
 
   net::UpstreamExchange up(pool_, d.provider->origin);
   up.limit(ttft_limit, ex.deadline);
@@ -1192,6 +1198,7 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt_hedged(
   std::optional<net::UpstreamExchange> bup;
   bool backup_probe = false;
   bool hedged = false;
+  std::optional<net::Clock::time_point> backup_first_event;
   double backup_started_ms = 0;
   if (!primary.done && !writer.client_gone() && budget.try_spend()) {
     const std::int64_t now_ms = health::steady_now_ms();
@@ -1207,6 +1214,7 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt_hedged(
       std::optional<std::chrono::milliseconds> ttft_limit;
       if (route.config->policy.ttft_ms) ttft_limit = std::chrono::milliseconds(route.config->policy.ttft_ms);
       bup->limit(ttft_limit, ex.deadline);
+      if (ttft_limit) backup_first_event = net::Clock::now() + *ttft_limit;
       current[1] = &*bup;
       if (b.health) b.health->begin();
       asio::co_spawn(loop_.io(), race(*bup, bp.head(), bp.body(), backup), log_exception);
@@ -1273,6 +1281,7 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt_hedged(
     ex.upstream_model = b.config->model;
     ex.answered_by = &b;
     ex.set_dropped(bp.sent.dropped);
+    ex.first_event_deadline = backup_first_event;
     outcome = co_await respond(chat, b, bp, backup.error, last_candidate, *bup, writer, ex, failure);
     settle_attempt(b, hedge_index, backup_probe, outcome, total_ms - backup_started_ms, true, ex);
   }
@@ -1556,6 +1565,9 @@ asio::awaitable<Gateway::Outcome> Gateway::relay_stream(StreamProcessor& process
   bool committed = false;
   bool done = false;
   const auto head_at = net::Clock::now();
+  // A head that came early does not count as the first token: the route's time-to-first-token
+  // limit holds until the first event is ready (and failover is still possible).
+  if (ex.first_event_deadline) up.first_body_by(ex.first_event_deadline);
   while (!done) {
     payload.clear();
     out.clear();
@@ -1580,14 +1592,15 @@ asio::awaitable<Gateway::Outcome> Gateway::relay_stream(StreamProcessor& process
       }
     }
     if (broken) {
+      // The deployment's fault either way.
+      ex.last.outcome = broken->kind == ErrorKind::upstream_timeout ? health::Outcome::timeout
+                                                                   : health::Outcome::server_error;
       if (!committed) {
+        ex.last.what = "stream_failed_before_first_event: " + broken->code;
         fail_attempt(ex, failure, std::move(*broken));
         co_return Outcome::next;
       }
       ex.error = broken->code;
-      // Answered, but broken: the deployment's fault all the same.
-      ex.last.outcome = broken->kind == ErrorKind::upstream_timeout ? health::Outcome::timeout
-                                                                   : health::Outcome::server_error;
       ex.last.what = "stream_broken: " + broken->code;
       processor.error(*broken, out, ex);
       co_await writer.write_chunk(out, true);
@@ -1597,6 +1610,7 @@ asio::awaitable<Gateway::Outcome> Gateway::relay_stream(StreamProcessor& process
     if (!committed) {
       if (out.empty() && !done) continue;
       committed = true;
+      if (ex.first_event_deadline) up.first_body_by(std::nullopt);
       ex.status = 200;
       co_await writer.start_stream(200, "text/event-stream", ex.headers());
     }

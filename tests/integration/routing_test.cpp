@@ -151,6 +151,19 @@ TEST(Routing, EveryFaultFailsOverBeforeTheFirstByte) {
       if (stream) EXPECT_NE(r.body.find("data: [DONE]"), std::string::npos);
     }
   }
+  // A stream whose head comes at once but whose first token is late: the time-to-first-token
+  // limit holds until the first event, and failover is still possible then. (Scripts left over
+  // from the resets above, when a fresh connection took only one of them, are cleared first.)
+  a.reset();
+  a.script(R"({"ttft_ms":1000})");
+  Response late = chat(gw.port(), body("", true));
+  ASSERT_EQ(late.status, 200);
+  EXPECT_EQ(late.header("x-switchyard-deployment"), "b");
+  EXPECT_NE(late.body.find("data: [DONE]"), std::string::npos);
+  // Within the limit, a slow first token is just slow.
+  a.script(R"({"ttft_ms":100})");
+  Response slow = chat(gw.port(), body("", true));
+  EXPECT_EQ(slow.header("x-switchyard-deployment"), "a");
   // (A reset with stream: true above is a stream cut before its first byte. A cut after the
   // first relayed event cannot fail over: gateway_test covers its error event.)
 }
