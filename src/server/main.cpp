@@ -146,7 +146,7 @@ int cmd_explain(const std::string& path, const std::string& request_path,
       cost.clear();
       routing::append_decimal(cost, s.est_cost_usd);
     }
-    std::printf("  %d. %-24s model %-28s score %-8.4f est. $%-12s %6.0f ms  quality %.2f\n", ++rank,
+    std::printf("  %d. %-28s model %-26s score %-7.4f est. $%-10s %6.0f ms  quality %.2f\n", ++rank,
                 std::string(c.deployment).c_str(), std::string(c.model_id).c_str(), s.score, cost.c_str(),
                 s.est_latency_ms, s.quality);
   }

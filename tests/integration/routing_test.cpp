@@ -364,4 +364,14 @@ TEST(Routing, ExplainPrintsThePlan) {
   json::value v = json::parse(text.substr(text.find('{')));
   EXPECT_EQ(v.at("objective").as_string(), "quality");
   EXPECT_EQ(v.at("plan").at(0).as_string(), "a");
+
+  // The example configuration in the repository checks and explains.
+  std::string example = std::string(SWITCHYARD_SOURCE_DIR) + "/config/routing-example.yaml";
+  harness::Process check({SWITCHYARD_BIN, "check", "--config", example});
+  ASSERT_EQ(check.wait(10s).value_or(-1), 0) << check.output();
+  std::ofstream(dir + "/cheap.json") << R"({"model":"cheap","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]})";
+  harness::Process cheap({SWITCHYARD_BIN, "explain", "--config", example, "--request", dir + "/cheap.json"});
+  ASSERT_EQ(cheap.wait(10s).value_or(-1), 0) << cheap.output();
+  EXPECT_NE(cheap.output().find("route cheap: objective cost"), std::string::npos) << cheap.output();
+  EXPECT_NE(cheap.output().find("needs tools"), std::string::npos) << cheap.output();
 }
