@@ -65,6 +65,19 @@ void close(std::string& out, char c) {
   else out += c;
 }
 
+/// `"name":["a","b"],` when the list is not empty.
+void strings(std::string& out, std::string_view name, const std::vector<std::string>& list) {
+  if (list.empty()) return;
+  key(out, name);
+  out += '[';
+  for (const auto& x : list) {
+    core::append_json_string(out, x);
+    out += ',';
+  }
+  close(out, ']');
+  out += ',';
+}
+
 }  // namespace
 
 std::string decision_json(const Decision& d, std::int64_t now_ms) {
@@ -95,26 +108,8 @@ std::string decision_json(const Decision& d, std::int64_t now_ms) {
     if (p.ttft_ms) integer(out, "ttft_ms", p.ttft_ms);
     if (p.max_input_price >= 0) num(out, "max_input_price", p.max_input_price);
     if (p.max_output_price >= 0) num(out, "max_output_price", p.max_output_price);
-    if (!p.providers.empty()) {
-      key(out, "providers");
-      out += '[';
-      for (const auto& x : p.providers) {
-        core::append_json_string(out, x);
-        out += ',';
-      }
-      close(out, ']');
-      out += ',';
-    }
-    if (!p.regions.empty()) {
-      key(out, "regions");
-      out += '[';
-      for (const auto& x : p.regions) {
-        core::append_json_string(out, x);
-        out += ',';
-      }
-      close(out, ']');
-      out += ',';
-    }
+    strings(out, "providers", p.providers);
+    strings(out, "regions", p.regions);
   }
   close(out, '}');
   out += ',';
