@@ -39,17 +39,21 @@ std::size_t rfind_key(std::string_view text, std::string_view quoted) {
   return std::string_view::npos;
 }
 
-void read_counts(const json::Value& object, Usage& u) {
-  json::for_each_member(object, [&](std::string_view key, const json::Value& v) {
-    if (key == "prompt_tokens") u.prompt_tokens = json::as_int(v).value_or(0);
-    else if (key == "completion_tokens") u.completion_tokens = json::as_int(v).value_or(0);
-    else if (key == "total_tokens") u.total_tokens = json::as_int(v).value_or(0);
+/// Reads the counts from a validated usage object recorded on `tape` (root = entry 0): the
+/// validator's record is walked instead of the bytes again.
+void read_counts(const json::Tape& tape, std::string_view doc, Usage& u) {
+  auto number = [](const json::Value& v) { return json::as_int(v).value_or(0); };
+  tape.for_each_child(doc, 0, [&](std::string_view key, const json::Value& v, std::size_t entry) {
+    if (key == "prompt_tokens") u.prompt_tokens = number(v);
+    else if (key == "completion_tokens") u.completion_tokens = number(v);
+    else if (key == "total_tokens") u.total_tokens = number(v);
     else if (key == "prompt_cache_hit_tokens" && u.cached_tokens == 0)  // DeepSeek
-      u.cached_tokens = json::as_int(v).value_or(0);
-    else if (key == "prompt_tokens_details" || key == "completion_tokens_details")
-      json::for_each_member(v, [&](std::string_view k, const json::Value& d) {
-        if (k == "cached_tokens") u.cached_tokens = json::as_int(d).value_or(0);
-        else if (k == "reasoning_tokens") u.reasoning_tokens = json::as_int(d).value_or(0);
+      u.cached_tokens = number(v);
+    else if ((key == "prompt_tokens_details" || key == "completion_tokens_details") &&
+             v.type == json::Type::object)
+      tape.for_each_child(doc, entry, [&](std::string_view k, const json::Value& d, std::size_t) {
+        if (k == "cached_tokens") u.cached_tokens = number(d);
+        else if (k == "reasoning_tokens") u.reasoning_tokens = number(d);
         return true;
       });
     return true;
@@ -68,11 +72,13 @@ UsageProbe probe_usage(std::string_view text, bool check_choices) {
     if (v != std::string_view::npos && text[v] == '{') {
       std::size_t end = v;
       json::Value object = json::detail::next_value(text, end);
-      // The object itself is validated before it is read: upstream bytes are untrusted.
-      json::ScanResult scan = json::validate(object.raw, 8);
+      // The object itself is validated before it is read (upstream bytes are untrusted), and
+      // the validator records its members two levels deep for the walk.
+      thread_local json::Tape tape;
+      json::ScanResult scan = json::validate(object.raw, 8, tape, 2);
       if (scan && scan.root.type == json::Type::object) {
         Usage u;
-        read_counts(scan.root, u);
+        read_counts(tape, object.raw, u);
         probe.usage = u;
       }
     }
