@@ -414,7 +414,7 @@ void Gateway::log_access(std::string_view method, std::string_view path,
   r.error = ex.error;
   r.policy = ex.policy;
   r.cost_usd = ex.cost_usd;
-  std::string plan;
+  std::string plan, excluded, tried;
   if (ex.decision) {
     const routing::Decision& d = *ex.decision;
     r.estimated_cost_usd = d.estimated_cost_usd;
@@ -422,7 +422,28 @@ void Gateway::log_access(std::string_view method, std::string_view path,
       if (!plan.empty()) plan += '>';
       plan += d.table->candidates[i].deployment;
     }
+    std::size_t shown = 0, more = 0;
+    for (std::size_t i = 0; i < d.plan.scores.size(); ++i) {
+      if (d.plan.scores[i].excluded == routing::Exclusion::none) continue;
+      if (shown == 8) {
+        ++more;
+        continue;
+      }
+      if (shown++) excluded += ',';
+      excluded += d.table->candidates[i].deployment;
+      excluded += ':';
+      excluded += routing::to_string(d.plan.scores[i].excluded);
+    }
+    if (more) excluded += ",+" + std::to_string(more);
+    for (const auto& a : d.attempts) {
+      if (!tried.empty()) tried += ',';
+      tried += d.table->candidates[a.candidate].deployment;
+      tried += ':';
+      tried += a.outcome.substr(0, a.outcome.find(':'));
+    }
     r.plan = plan;
+    r.excluded = excluded;
+    r.tried = tried;
     r.hedged = d.hedged;
   }
   log_.write(r);

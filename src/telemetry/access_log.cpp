@@ -77,6 +77,8 @@ std::string format_access_line(const AccessRecord& r, std::int64_t unix_ms) {
   field(out, "error", r.error);
   field(out, "policy", r.policy);
   field(out, "plan", r.plan);
+  field(out, "excluded", r.excluded);
+  field(out, "tried", r.tried);
   field_usd(out, "estimated_cost_usd", r.estimated_cost_usd);
   field_usd(out, "cost_usd", r.cost_usd);
   if (r.hedged) out += ",\"hedged\":true";

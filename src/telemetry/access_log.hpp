@@ -32,6 +32,8 @@ struct AccessRecord {
   std::string_view error;       ///< short error code when the request failed
   std::string_view policy;      ///< the routing objective applied
   std::string_view plan;        ///< deployments in plan order, "a>b>c"
+  std::string_view excluded;    ///< "c:capability,d:circuit_open" (at most 8, then "+N")
+  std::string_view tried;       ///< attempt outcomes, "a:http_503,b:ok"
   double estimated_cost_usd = -1;
   double cost_usd = -1;         ///< from usage and the deployment's prices; -1 unknown
   bool hedged = false;

@@ -299,7 +299,9 @@ TEST(Routing, PoliciesOverridesCostHeadersAndDecisionRecords) {
   EXPECT_EQ(decision(gw.port(), r.header("x-request-id"), kNoOverrides), json::value(404));
   // The access log carries the plan and the cost.
   std::this_thread::sleep_for(300ms);
-  EXPECT_NE(gw.log().find(R"("policy":"quality","plan":"a>b")"), std::string::npos);
+  EXPECT_NE(gw.log().find(R"("policy":"quality","plan":"a>b","tried":"a:ok")"), std::string::npos) << gw.log();
+  EXPECT_NE(gw.log().find(R"("plan":"b>a","tried":"b:ok")"), std::string::npos) << gw.log();
+  EXPECT_NE(gw.log().find(R"("excluded":"a:max_cost,b:max_cost")"), std::string::npos) << gw.log();
 }
 
 TEST(Routing, HotReloadSwapsAValidConfigAndKeepsServingOnABadOne) {
