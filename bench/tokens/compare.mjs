@@ -1,16 +1,21 @@
-// Measures switchyard::core::estimate_text_tokens against real tokenizers (gpt-tokenizer's
-// o200k_base and cl100k_base). Run through ./run.sh, which builds the driver first.
+// Measures switchyard::core::estimate_text_tokens and quick_text_tokens against real tokenizers
+// (gpt-tokenizer's o200k_base and cl100k_base). Run through ./run.sh, which builds the driver
+// first.
 //
-//   node compare.mjs --estimator /tmp/switchyard-token-estimate [--bench N] [--data DIR]
+//   node compare.mjs --estimator /tmp/switchyard-token-estimate [--bench N] [--instructions]
+//                    [--data DIR]
 //   node compare.mjs --pieces [--encoding o200k_base]   (the data behind the cost tables)
+//   node compare.mjs --quick-fit [--fit-extra GROUP=FILE,FILE...]...  (quick_text_tokens' weights)
 //
 // Samples (deterministic): every 23rd prompt of routellm_mmlu.jsonl and every 5th of
 // routerbench_train.jsonl (grouped by benchmark), plus the hand-written and held-out samples
 // below. Each text is estimated decoded, and from its raw JSON string content (escapes left in,
 // once as JSON.stringify writes it and once with all non-ASCII as \uXXXX); all three are compared
-// with the real count of the decoded text.
+// with the real count of the decoded text. Each text is also wrapped in a whole chat request
+// body, as the gateway sees it, and that body compared with its own real count.
+// --instructions counts each estimator's instructions under valgrind's callgrind.
 
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -323,28 +328,50 @@ function evalSamples() {
   return out.concat(HAND, HELD_OUT);
 }
 
+// One line a text: "accurate quick".
 function runEstimator(bin, file, extra = []) {
   return execFileSync(bin, [...extra, file], { encoding: 'utf8', maxBuffer: 1 << 26 })
-    .trim().split('\n').map(Number);
+    .trim().split('\n').map(l => l.split(' ').map(Number));
+}
+
+// Instructions of one estimator over a file's texts, from callgrind: the estimator's own and its
+// callees', nothing of the driver's.
+function instructions(bin, file, which) {
+  const fn = which === 'accurate' ? 'estimate_text_tokens' : 'quick_text_tokens';
+  const run = spawnSync('valgrind', ['--tool=callgrind', '--callgrind-out-file=/dev/null', '--collect-atstart=no',
+    `--toggle-collect=switchyard::core::${fn}*`, bin, '--only', which, file], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const m = (run.stderr ?? '').match(/Collected : (\d+)/);
+  if (run.status !== 0 || !m) throw new Error(`callgrind failed: ${run.error ?? run.stderr}`);
+  return Number(m[1]);
 }
 
 const pct = x => (100 * x).toFixed(1) + '%';
-function row(name, items, key) {
-  const ape = items.map(s => Math.abs(s.est - s[key]) / s[key]).sort((a, b) => a - b);
-  const mean = xs => xs.reduce((a, b) => a + b, 0) / xs.length;
+const mean = xs => xs.reduce((a, b) => a + b, 0) / xs.length;
+function errors(items, key, est) {
+  const ape = items.map(s => Math.abs(s[est] - s[key]) / s[key]).sort((a, b) => a - b);
   const p90 = ape[Math.ceil(0.9 * ape.length) - 1];
-  const real = items.map(s => s[key]), est = items.map(s => s.est);
-  return `| ${name} | ${items.length} | ${mean(real).toFixed(1)} | ${mean(est).toFixed(1)} | ` +
-    `${pct(mean(ape))} | ${pct(p90)} | ${(mean(est) / mean(real)).toFixed(3)} |`;
+  const m = mean(items.map(s => s[est]));
+  return `${m.toFixed(1)} | ${pct(mean(ape))} | ${pct(p90)} | ${(m / mean(items.map(s => s[key]))).toFixed(3)}`;
+}
+function row(name, items, key) {
+  return `| ${name} | ${items.length} | ${mean(items.map(s => s[key])).toFixed(1)} | ` +
+    `${errors(items, key, 'est')} | ${errors(items, key, 'quick')} |`;
 }
 
 function table(samples, key, totals) {
-  const lines = ['| group | n | mean real | mean est | mean abs % err | p90 abs % err | sum est / sum real |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |'];
+  const lines = ['| group | n | mean real | accurate: mean est | mean abs % err | p90 abs % err | est / real ' +
+    '| quick: mean est | mean abs % err | p90 abs % err | est / real |',
+  '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'];
   for (const g of new Set(samples.map(s => s.group))) lines.push(row(g, samples.filter(s => s.group === g), key));
   for (const [name, pick] of totals) lines.push(row(`**${name}**`, samples.filter(pick), key));
   return lines.join('\n');
 }
+
+// A whole OpenAI chat request body around a prompt, as the gateway receives it.
+const chatBody = text => JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: text }] });
+// JSON with every non-ASCII character as \uXXXX, as Python's json.dumps writes it.
+const asciiJson = json => json.replace(/[\u007f-\uffff]/g, c => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
+const jsonl = texts => texts.map(t => JSON.stringify({ text: t })).join('\n') + '\n';
 
 function compare() {
   const bin = opt('--estimator');
@@ -353,33 +380,129 @@ function compare() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchyard-tokens-'));
   try {
     const file = path.join(dir, 'samples.jsonl');
-    fs.writeFileSync(file, samples.map(s => JSON.stringify({ text: s.text })).join('\n') + '\n');
-    // The same texts with non-ASCII as \uXXXX escapes, as Python's json.dumps sends them.
+    fs.writeFileSync(file, jsonl(samples.map(s => s.text)));
+    // The same texts with non-ASCII as \uXXXX escapes.
     const asciiFile = path.join(dir, 'samples-ascii.jsonl');
-    const asciiJson = t => JSON.stringify({ text: t }).replace(/[\u007f-\uffff]/g, c => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
-    fs.writeFileSync(asciiFile, samples.map(s => asciiJson(s.text)).join('\n') + '\n');
+    fs.writeFileSync(asciiFile, samples.map(s => asciiJson(JSON.stringify({ text: s.text }))).join('\n') + '\n');
+    // Whole request bodies, estimated as they are (the driver decodes the JSONL line, which gives
+    // back the body's own text); once more with non-ASCII as \uXXXX.
+    const bodies = samples.map(s => ({ ...s, body: chatBody(s.text), asciiBody: asciiJson(chatBody(s.text)) }));
+    const bodyFile = path.join(dir, 'bodies.jsonl');
+    fs.writeFileSync(bodyFile, jsonl(bodies.map(s => s.body)));
+    const asciiBodyFile = path.join(dir, 'bodies-ascii.jsonl');
+    fs.writeFileSync(asciiBodyFile, jsonl(bodies.map(s => s.asciiBody)));
+
     const est = runEstimator(bin, file);
     const estRaw = runEstimator(bin, file, ['--raw-json']);
     const estAscii = runEstimator(bin, asciiFile, ['--raw-json']);
-    samples.forEach((s, i) => { s.o200k = count(o200k, s.text); s.cl100k = count(cl100k, s.text); s.est = est[i]; });
+    const estBody = runEstimator(bin, bodyFile);
+    const estAsciiBody = runEstimator(bin, asciiBodyFile);
+    samples.forEach((s, i) => {
+      s.o200k = count(o200k, s.text); s.cl100k = count(cl100k, s.text);
+      [s.est, s.quick] = est[i];
+    });
+    const nonAscii = s => /[^\x00-\x7e]/.test(s.text);
     const totals = [['all dataset prompts (English)', s => s.dataset], ['all', () => true]];
     for (const [name, key] of [['o200k_base', 'o200k'], ['cl100k_base', 'cl100k']]) {
-      console.log(`**${name}** (real = gpt-tokenizer ${name}, est = estimate_text_tokens)\n`);
+      console.log(`**${name}** (real = gpt-tokenizer ${name}; accurate = estimate_text_tokens, quick = quick_text_tokens)\n`);
       console.log(table(samples, key, totals), '\n');
     }
-    const raw = samples.map((s, i) => ({ ...s, group: s.dataset ? 'dataset prompts' : 'hand-written and held-out', est: estRaw[i] }))
-      .concat(samples.filter(s => /[^\x00-\x7e]/.test(s.text))
-        .map(s => ({ ...s, group: 'non-ASCII samples as \\uXXXX escapes', est: estAscii[samples.indexOf(s)] })));
+    const raw = samples.map((s, i) => ({ ...s, group: s.dataset ? 'dataset prompts' : 'hand-written and held-out', est: estRaw[i][0], quick: estRaw[i][1] }))
+      .concat(samples.filter(nonAscii)
+        .map(s => { const i = samples.indexOf(s); return { ...s, group: 'non-ASCII samples as \\uXXXX escapes', est: estAscii[i][0], quick: estAscii[i][1] }; }));
     console.log('**Estimated from the raw JSON string content** (escapes undecoded; real = o200k_base of the decoded text)\n');
     console.log(table(raw, 'o200k', []), '\n');
+    const whole = bodies.map((s, i) => ({ ...s, group: s.dataset ? `${s.group} bodies` : 'hand-written and held-out bodies', real: count(o200k, s.body), est: estBody[i][0], quick: estBody[i][1] }))
+      .concat(bodies.filter(nonAscii).map(s => { const i = bodies.indexOf(s); return { ...s, group: 'non-ASCII bodies with \\uXXXX escapes', real: count(o200k, s.asciiBody), est: estAsciiBody[i][0], quick: estAsciiBody[i][1] }; }));
+    console.log('**Whole chat request bodies** (`{"model":"gpt-4o","messages":[{"role":"user","content":...}]}` estimated as it is; real = o200k_base of the same body text)\n');
+    console.log(table(whole, 'real', [['all bodies', () => true]]), '\n');
+
+    if (args.includes('--instructions')) {
+      const bytes = texts => texts.reduce((a, t) => a + Buffer.byteLength(t), 0);
+      const sets = [['decoded texts', file, bytes(samples.map(s => s.text))],
+        ['request bodies', bodyFile, bytes(bodies.map(s => s.body))]];
+      console.log('**Instructions per byte** (valgrind --tool=callgrind, the estimator alone, all samples)\n');
+      console.log('| estimator | ' + sets.map(([name, , b]) => `${name} (${(b / 1e3).toFixed(0)} kB)`).join(' | ') + ' |');
+      console.log('| --- |' + sets.map(() => ' ---: |').join(''));
+      for (const which of ['accurate', 'quick']) {
+        const cells = sets.map(([, f, b]) => (instructions(bin, f, which) / b).toFixed(2));
+        console.log(`| ${which === 'accurate' ? 'estimate_text_tokens' : 'quick_text_tokens'} | ${cells.join(' | ')} |`);
+      }
+      console.log();
+    }
     const passes = Number(opt('--bench', '0'));
     if (passes > 0) {
-      console.log('**Throughput** (estimate_main --bench, decoded texts):\n');
+      console.log('**Throughput** (estimate_main --bench, decoded texts, then request bodies):\n');
       execFileSync(bin, ['--bench', String(passes), file], { stdio: ['ignore', 'inherit', 'inherit'] });
+      execFileSync(bin, ['--bench', String(passes), bodyFile], { stdio: ['ignore', 'inherit', 'inherit'] });
     }
   } finally {
     fs.rmSync(dir, { recursive: true });
   }
+}
+
+// The byte classes quick_text_tokens counts, as src/core/token_estimate.cpp defines them (bytes
+// compared as signed: >= 0x80 is below everything ASCII): [1, bytes, marks, starts, trailing,
+// breaks].
+function quickCounts(text) {
+  let marks = 0, starts = 0, trailing = 0, breaks = 0, prev = 0;
+  const bytes = Buffer.from(text, 'utf8');
+  for (const byte of bytes) {
+    const b = (byte << 24) >> 24;
+    if (b > 0x20 && b <= 0x60) marks++;
+    if (b > 0x20 && prev <= 0x20) starts++;
+    if (b < -64) trailing++;
+    if (b === 0x0a || (prev === 0x5c && b > 0x60)) breaks++;
+    prev = b;
+  }
+  return [1, bytes.length, marks, starts, trailing, breaks];
+}
+
+// quick_text_tokens' weights: least mean absolute relative error (iteratively reweighted least
+// squares) against o200k_base on texts kept out of the error tables: the dataset rows not
+// sampled (every 7th MMLU row, every 3rd routerbench row, of those), chunks of the files given
+// with --fit-extra (code, other languages), and chat request bodies around a quarter of all
+// those (every other one with \uXXXX escapes) and around a few MMLU prompts with a system
+// prompt (pretty-printed every other time). Groups weigh by how little of them there is.
+function quickFit() {
+  const weights = { prompt: 1, code: 6, lang: 8, json: 2 };
+  const train = [];
+  readRows('routellm_mmlu.jsonl', i => i % MMLU_EVERY !== 0 && i % 7 === 3).forEach(r => train.push({ group: 'prompt', text: r.prompt }));
+  readRows('routerbench_train.jsonl', i => i % ROUTERBENCH_EVERY !== 0 && i % 3 === 1).forEach(r => train.push({ group: 'prompt', text: r.prompt }));
+  for (let a = args.indexOf('--fit-extra'); a >= 0; a = args.indexOf('--fit-extra', a + 1)) {
+    const [group, files] = args[a + 1].split('=');
+    if (!(group in weights)) throw new Error(`--fit-extra ${group}: one of ${Object.keys(weights)}`);
+    for (const f of files.split(',')) {
+      const t = fs.readFileSync(f, 'utf8');
+      for (let i = 0, k = 0; i + 200 < t.length && k < 6; i += 1500, k++) train.push({ group, text: t.slice(i, i + 1500) });
+    }
+  }
+  readRows('routellm_mmlu.jsonl', i => i % MMLU_EVERY !== 0 && i % 97 === 5).forEach((r, i) => train.push({ group: 'json',
+    text: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: r.prompt }], temperature: 0.2 }, null, i % 2 ? 2 : undefined) }));
+  const n = train.length;
+  for (let i = 0; i < n; i += 4) {
+    const body = chatBody(train[i].text);
+    train.push({ group: train[i].group, text: i % 8 === 0 ? asciiJson(body) : body });
+  }
+  for (const s of train) { s.x = quickCounts(s.text); s.real = count(o200k, s.text); s.w = weights[s.group]; }
+  const k = 6;
+  let beta = null;
+  for (let iter = 0; iter < 50; iter++) {
+    const A = Array.from({ length: k }, () => new Array(k + 1).fill(0));
+    for (const s of train) {
+      let w = s.w / (s.real * s.real);
+      if (beta) w /= Math.max(Math.abs(s.x.reduce((a, v, j) => a + v * beta[j], 0) - s.real) / s.real, 0.005);
+      for (let i = 0; i < k; i++) { A[i][k] += w * s.x[i] * s.real; for (let j = 0; j < k; j++) A[i][j] += w * s.x[i] * s.x[j]; }
+    }
+    for (let c = 0; c < k; c++) {  // Gauss-Jordan; the normal matrix is positive definite
+      for (let r = 0; r < k; r++) if (r !== c) { const m = A[r][c] / A[c][c]; for (let j = c; j <= k; j++) A[r][j] -= m * A[c][j]; }
+    }
+    beta = A.map((r, i) => r[k] / r[i]);
+  }
+  const ape = train.map(s => Math.abs(s.x.reduce((a, v, j) => a + v * beta[j], 0) - s.real) / s.real);
+  console.log(`${train.length} training texts (${Object.keys(weights).map(g => `${g} ${train.filter(s => s.group === g).length}`).join(', ')}); mean abs % err ${pct(mean(ape))}`);
+  ['base', 'byte', 'mark', 'start', 'trailing', 'break'].forEach((name, i) =>
+    console.log(`${name.padEnd(8)} ${beta[i].toFixed(4)}  (${Math.round(beta[i] * 1024)}/1024)`));
 }
 
 // Mean real tokens per pre-tokenizer piece shape, on MMLU rows not used for the error table:
@@ -408,4 +531,4 @@ function pieces() {
   for (const k of [...agg.keys()].sort()) if (agg.get(k)[0] >= 20) console.log(k.padEnd(28), String(agg.get(k)[0]).padStart(7), (agg.get(k)[1] / agg.get(k)[0]).toFixed(3));
 }
 
-if (args.includes('--pieces')) pieces(); else compare();
+if (args.includes('--pieces')) pieces(); else if (args.includes('--quick-fit')) quickFit(); else compare();

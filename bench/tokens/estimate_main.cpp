@@ -1,12 +1,15 @@
-// Driver for bench/tokens: prints switchyard::core::estimate_text_tokens for each input text.
+// Driver for bench/tokens: prints switchyard::core::estimate_text_tokens and
+// switchyard::core::quick_text_tokens for each input text.
 //
-//   estimate_main [--raw-json] [--bench N] [FILE]
+//   estimate_main [--raw-json] [--only accurate|quick] [--bench N] [FILE]
 //
-// Input (FILE or stdin): JSONL, one {"text": "..."} object a line. Output: one estimate a line.
+// Input (FILE or stdin): JSONL, one {"text": "..."} object a line. Output: one line a text, the
+// accurate estimate then the quick one ("218 224"); with --only, that estimator's alone.
 // --raw-json estimates from the string content as it stands in the JSON line (escapes not
 // decoded), as the gateway does when it has only the raw request bytes.
-// --bench N estimates all texts N times over, in several rounds, and prints the throughput to
-// stderr instead.
+// --only runs one estimator, so that `valgrind --tool=callgrind` counts its instructions alone.
+// --bench N estimates all texts N times over with each estimator, in several rounds, and prints
+// the throughput to stderr instead.
 
 #include <algorithm>
 #include <chrono>
@@ -18,6 +21,7 @@
 #include <iostream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/token_estimate.hpp"
@@ -103,11 +107,18 @@ int main(int argc, char** argv) {
   bool raw_json = false;
   long bench_reps = 0;
   const char* path = nullptr;
+  const char* only = nullptr;
   for (int a = 1; a < argc; ++a) {
     if (std::strcmp(argv[a], "--raw-json") == 0) raw_json = true;
     else if (std::strcmp(argv[a], "--bench") == 0 && a + 1 < argc)
       bench_reps = std::atol(argv[++a]);
+    else if (std::strcmp(argv[a], "--only") == 0 && a + 1 < argc)
+      only = argv[++a];
     else path = argv[a];
+  }
+  if (only && std::strcmp(only, "accurate") != 0 && std::strcmp(only, "quick") != 0) {
+    std::fprintf(stderr, "--only accurate|quick\n");
+    return 1;
   }
   std::ifstream file;
   if (path) {
@@ -133,10 +144,22 @@ int main(int argc, char** argv) {
     texts.emplace_back(raw_json ? std::string(raw) : text);
   }
 
+  using Estimator = std::size_t (*)(std::string_view);
+  const Estimator accurate = switchyard::core::estimate_text_tokens;
+  const Estimator quick = switchyard::core::quick_text_tokens;
+
   if (bench_reps <= 0) {
     std::string out;
-    for (const auto& t : texts)
-      out += std::to_string(switchyard::core::estimate_text_tokens(t)) + '\n';
+    for (const auto& t : texts) {
+      if (only) {
+        out += std::to_string((only[0] == 'a' ? accurate : quick)(t));
+      } else {
+        out += std::to_string(accurate(t));
+        out += ' ';
+        out += std::to_string(quick(t));
+      }
+      out += '\n';
+    }
     std::fwrite(out.data(), 1, out.size(), stdout);
     return 0;
   }
@@ -146,23 +169,28 @@ int main(int argc, char** argv) {
   constexpr int kRounds = 7;
   std::size_t bytes = 0;
   for (const auto& t : texts) bytes += t.size();
-  std::size_t sink = 0;
-  for (const auto& t : texts) sink += switchyard::core::estimate_text_tokens(t);  // warm-up
-  std::vector<double> seconds;
-  for (int round = 0; round < kRounds; ++round) {
-    const auto start = std::chrono::steady_clock::now();
-    for (long r = 0; r < bench_reps; ++r)
-      for (const auto& t : texts) sink += switchyard::core::estimate_text_tokens(t);
-    seconds.push_back(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(seconds.begin(), seconds.end());
   const double mb = static_cast<double>(bytes) * static_cast<double>(bench_reps) / 1e6;
   const double per_text = 1e9 / static_cast<double>(texts.size()) / static_cast<double>(bench_reps);
-  std::fprintf(stderr,
-               "%zu texts, %.2f MB, %ld passes a round, %d rounds: median %.0f MB/s "
-               "(%.0f ns per text), best %.0f MB/s (checksum %zu)\n",
-               texts.size(), static_cast<double>(bytes) / 1e6, bench_reps, kRounds,
-               mb / seconds[kRounds / 2], seconds[kRounds / 2] * per_text, mb / seconds[0], sink);
+  std::fprintf(stderr, "%zu texts, %.2f MB, %ld passes a round, %d rounds:\n", texts.size(),
+               static_cast<double>(bytes) / 1e6, bench_reps, kRounds);
+  for (const auto& [name, estimate] :
+       {std::pair{"estimate_text_tokens", accurate}, std::pair{"quick_text_tokens", quick}}) {
+    if (only && name[0] != (only[0] == 'a' ? 'e' : 'q')) continue;
+    std::size_t sink = 0;
+    for (const auto& t : texts) sink += estimate(t);  // warm-up
+    std::vector<double> seconds;
+    for (int round = 0; round < kRounds; ++round) {
+      const auto start = std::chrono::steady_clock::now();
+      for (long r = 0; r < bench_reps; ++r)
+        for (const auto& t : texts) sink += estimate(t);
+      seconds.push_back(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    std::sort(seconds.begin(), seconds.end());
+    std::fprintf(stderr,
+                 "  %-21s median %5.0f MB/s (%4.0f ns per text), best %5.0f MB/s (checksum %zu)\n",
+                 name, mb / seconds[kRounds / 2], seconds[kRounds / 2] * per_text,
+                 mb / seconds[0], sink);
+  }
   return 0;
 }

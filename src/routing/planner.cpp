@@ -115,6 +115,7 @@ void make_plan(const RouteTable& route, const RequestTraits& traits, const Overr
   out.order.clear();
   out.earliest_recovery_ms = 0;
   out.explored = false;
+  out.context_tight = false;
 
   const double out_tokens = static_cast<double>(out.expected_output_tokens);
   const double in_tokens = static_cast<double>(traits.input_tokens);
@@ -130,6 +131,7 @@ void make_plan(const RouteTable& route, const RequestTraits& traits, const Overr
     const double ttft = s.live_latency ? h.ttft_ms : c.prior_ttft_ms;
     const double speed = h.tokens_per_s > 0 ? h.tokens_per_s : c.prior_tokens_per_s;
     const double latency = ttft + out_tokens / std::max(speed, 0.001) * 1000.0;
+    if (c.context_window > 0 && needed_window * 6 > c.context_window * 5) out.context_tight = true;
     s.ttft_ms = static_cast<float>(ttft);
     s.est_latency_ms = static_cast<float>(latency);
     s.quality = c.quality;
@@ -142,6 +144,7 @@ void make_plan(const RouteTable& route, const RequestTraits& traits, const Overr
       s.excluded = Exclusion::max_output;
     } else if (c.context_window > 0 && needed_window > c.context_window) {
       s.excluded = Exclusion::context_window;
+      out.context_tight = true;
     } else if (c.static_exclusion) {
       s.excluded = static_cast<Exclusion>(c.static_exclusion);
     } else if (out.max_cost_usd >= 0 && s.est_cost_usd > out.max_cost_usd) {

@@ -112,6 +112,9 @@ struct Plan {
   std::vector<std::uint16_t> order;    ///< eligible candidates, first choice first
   std::int64_t earliest_recovery_ms = 0;  ///< when everything waits on health: the soonest
   bool explored = false;                  ///< a random exploration step reordered the plan
+  /// Some candidate's context window is within 20% of what the request needs (or excluded it):
+  /// a rough token estimate should be replaced by the precise one and the plan made again.
+  bool context_tight = false;
 };
 
 struct PlanContext {

@@ -5,8 +5,11 @@
 
 namespace switchyard::routing {
 
-std::int64_t estimate_body_tokens(std::string_view body, bool has_images) {
-  if (!has_images) return static_cast<std::int64_t>(core::estimate_text_tokens(body));
+std::int64_t estimate_body_tokens(std::string_view body, bool has_images, bool precise) {
+  auto estimate = [precise](std::string_view text) {
+    return static_cast<std::int64_t>(precise ? core::estimate_text_tokens(text) : core::quick_text_tokens(text));
+  };
+  if (!has_images) return estimate(body);
   constexpr std::string_view kDataUrl = "\"data:";
   constexpr std::int64_t kImageTokens = 1000;
   std::int64_t tokens = 0;
@@ -14,18 +17,18 @@ std::int64_t estimate_body_tokens(std::string_view body, bool has_images) {
   for (;;) {
     std::size_t at = body.find(kDataUrl, pos);
     if (at == std::string_view::npos) break;
-    tokens += static_cast<std::int64_t>(core::estimate_text_tokens(body.substr(pos, at - pos)));
+    tokens += estimate(body.substr(pos, at - pos));
     std::size_t end = body.find('"', at + kDataUrl.size());
     if (end == std::string_view::npos) return tokens;
     tokens += kImageTokens;
     pos = end + 1;
   }
-  return tokens + static_cast<std::int64_t>(core::estimate_text_tokens(body.substr(pos)));
+  return tokens + estimate(body.substr(pos));
 }
 
 RequestTraits traits_of(const dialects::openai::ChatRequestInfo& info, std::string_view body) {
   RequestTraits t;
-  t.input_tokens = estimate_body_tokens(body, info.has_images);
+  t.input_tokens = estimate_body_tokens(body, info.has_images, false);
   t.max_output_tokens = info.max_output_tokens;
   if (info.params & dialects::openai::param_bit("tools")) t.needs |= catalog::kTools;
   if (info.has_images) t.needs |= catalog::kVision;

@@ -11,10 +11,13 @@ namespace switchyard::routing {
 /// Estimated input tokens of an OpenAI chat body: the whole body (JSON keys stand in for the
 /// per-message overhead real tokenizers add), with inline images (data URLs) counted as a
 /// typical image rather than as text.
-/// `has_images` false skips the search for data URLs.
-std::int64_t estimate_body_tokens(std::string_view body, bool has_images);
+/// `has_images` false skips the search for data URLs; `precise` picks the accurate estimator
+/// over the quick one.
+std::int64_t estimate_body_tokens(std::string_view body, bool has_images, bool precise = true);
 
-/// What an OpenAI chat request needs, from the fast path's inspection.
+/// What an OpenAI chat request needs, from the fast path's inspection. The token count is the
+/// quick estimate (`core::quick_text_tokens`); `estimate_body_tokens` gives the precise one
+/// when a plan says it matters (`Plan::context_tight`).
 RequestTraits traits_of(const dialects::openai::ChatRequestInfo& info, std::string_view body);
 /// What a canonical (translated) chat request needs.
 RequestTraits traits_of(const core::ChatRequest& r);

@@ -774,7 +774,7 @@ asio::awaitable<void> Gateway::embeddings(net::Request& request, net::ResponseWr
   if (!co_await read_overrides(request, *key, writer, ex)) co_return;
   routing::RequestTraits traits;
   traits.needs = catalog::kEmbeddings;
-  traits.input_tokens = static_cast<std::int64_t>(core::estimate_text_tokens(request.body));
+  traits.input_tokens = static_cast<std::int64_t>(core::quick_text_tokens(request.body));
   traits.max_output_tokens = 0;
   start_decision(ex, *route, traits);
   co_await run_candidates(*route, chat, writer, ex);
@@ -912,6 +912,13 @@ asio::awaitable<void> Gateway::run_candidates(const RouteRuntime& route, Chat& c
     ctx.seed = rng_();
     ctx.exploration = ex.rt->config().health.exploration;
     routing::make_plan(route.table, decision.traits, ex.overrides, snapshots, ctx, decision.plan);
+    if (decision.plan.context_tight && chat.info) {
+      // Near a context window the quick token estimate is not good enough: count precisely
+      // and plan again.
+      decision.traits.input_tokens =
+          routing::estimate_body_tokens(chat.request.body, chat.info->has_images, true);
+      routing::make_plan(route.table, decision.traits, ex.overrides, snapshots, ctx, decision.plan);
+    }
   }
   ex.policy = config::to_string(decision.plan.objective);
   if (decision.plan.order.empty()) {

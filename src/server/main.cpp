@@ -77,6 +77,7 @@ int cmd_explain(const std::string& path, const std::string& request_path,
   if (auto* info = std::get_if<dialects::openai::ChatRequestInfo>(&inspected)) {
     model = info->model;
     traits = routing::traits_of(*info, body);
+    traits.input_tokens = routing::estimate_body_tokens(body, info->has_images, true);  // not hot
   } else {
     auto decoded = dialects::anthropic::decode_request(body, runtime.config().server.max_json_depth, false);
     if (auto* r = std::get_if<core::ChatRequest>(&decoded)) {

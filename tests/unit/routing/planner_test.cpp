@@ -399,3 +399,16 @@ TEST(Decision, DecimalsAreWrittenWithoutExponentOrTrailingZeros) {
   EXPECT_EQ(text(0.0000000006), "0.000000001");
   EXPECT_EQ(text(1234.5678), "1234.5678");
 }
+
+TEST(Planner, SaysWhenAContextWindowIsCloseEnoughToCountPrecisely) {
+  Fixture f;
+  f.add("s", "small");  // 16,000-token window
+  f.add("b", "big");    // 128,000
+  EXPECT_FALSE(f.plan({1000, 0, 0}).context_tight);
+  Plan near = f.plan({13000, 1000, 0});  // 14,000 of 16,000: within 20%
+  EXPECT_TRUE(near.context_tight);
+  EXPECT_EQ(near.scores[0].excluded, Exclusion::none);
+  Plan over = f.plan({17000, 0, 0});
+  EXPECT_TRUE(over.context_tight);
+  EXPECT_EQ(over.scores[0].excluded, Exclusion::context_window);
+}
