@@ -155,13 +155,14 @@ std::string error_body(Dialect dialect, const ApiError& error, std::string_view 
   return core::openai_error_body(error);
 }
 
-std::int64_t estimate_tokens(const core::ChatRequest& r) {
+std::int64_t estimate_tokens(const core::ChatRequest& r, bool precise) {
+  auto estimate = [precise](std::string_view text) {
+    return static_cast<std::int64_t>(precise ? core::estimate_text_tokens(text) : core::quick_text_tokens(text));
+  };
   std::int64_t tokens = 0;
   auto count = [&](const std::vector<core::Block>& blocks, auto& self) -> void {
     for (const auto& b : blocks) {
-      tokens += static_cast<std::int64_t>(core::estimate_text_tokens(b.text) +
-                                          core::estimate_text_tokens(b.arguments) +
-                                          core::estimate_text_tokens(b.name));
+      tokens += estimate(b.text) + estimate(b.arguments) + estimate(b.name);
       if (b.type == core::Block::Type::image) tokens += 1000;  // a typical image
       self(b.content, self);
     }
@@ -172,9 +173,7 @@ std::int64_t estimate_tokens(const core::ChatRequest& r) {
     count(m.content, count);
   }
   for (const auto& t : r.tools)
-    tokens += static_cast<std::int64_t>(core::estimate_text_tokens(t.name) +
-                                        core::estimate_text_tokens(t.description) +
-                                        core::estimate_text_tokens(boost::json::serialize(t.parameters)));
+    tokens += estimate(t.name) + estimate(t.description) + estimate(boost::json::serialize(t.parameters));
   return tokens;
 }
 

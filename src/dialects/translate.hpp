@@ -88,8 +88,9 @@ class StreamTranslator final : public core::StreamSink {
 /// The error body for a client of `dialect`.
 std::string error_body(Dialect dialect, const core::ApiError& error, std::string_view request_id);
 
-/// A rough token count of a request (characters / 4, plus a few per message), for
-/// `/v1/messages/count_tokens`.
-std::int64_t estimate_tokens(const core::ChatRequest& request);
+/// An estimated token count of a request (texts, tool calls and definitions, a few per message,
+/// 1,000 per image): `precise` with `core::estimate_text_tokens` (`count_tokens`), else with
+/// the quick estimate (routing).
+std::int64_t estimate_tokens(const core::ChatRequest& request, bool precise = true);
 
 }  // namespace switchyard::dialects

@@ -38,7 +38,7 @@ RequestTraits traits_of(const dialects::openai::ChatRequestInfo& info, std::stri
 
 RequestTraits traits_of(const core::ChatRequest& r) {
   RequestTraits t;
-  t.input_tokens = dialects::estimate_tokens(r);
+  t.input_tokens = dialects::estimate_tokens(r, false);
   t.max_output_tokens = r.max_tokens.value_or(0);
   if (!r.tools.empty()) t.needs |= catalog::kTools;
   if (r.response_format.kind == core::ResponseFormat::Kind::json_schema) t.needs |= catalog::kJsonSchema;

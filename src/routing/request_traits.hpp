@@ -19,7 +19,7 @@ std::int64_t estimate_body_tokens(std::string_view body, bool has_images, bool p
 /// quick estimate (`core::quick_text_tokens`); `estimate_body_tokens` gives the precise one
 /// when a plan says it matters (`Plan::context_tight`).
 RequestTraits traits_of(const dialects::openai::ChatRequestInfo& info, std::string_view body);
-/// What a canonical (translated) chat request needs.
+/// What a canonical (translated) chat request needs (quick token estimate).
 RequestTraits traits_of(const core::ChatRequest& r);
 
 }  // namespace switchyard::routing

@@ -912,11 +912,12 @@ asio::awaitable<void> Gateway::run_candidates(const RouteRuntime& route, Chat& c
     ctx.seed = rng_();
     ctx.exploration = ex.rt->config().health.exploration;
     routing::make_plan(route.table, decision.traits, ex.overrides, snapshots, ctx, decision.plan);
-    if (decision.plan.context_tight && chat.info) {
+    if (decision.plan.context_tight && (chat.info || chat.canonical)) {
       // Near a context window the quick token estimate is not good enough: count precisely
       // and plan again.
       decision.traits.input_tokens =
-          routing::estimate_body_tokens(chat.request.body, chat.info->has_images, true);
+          chat.info ? routing::estimate_body_tokens(chat.request.body, chat.info->has_images, true)
+                    : dialects::estimate_tokens(*chat.canonical, true);
       routing::make_plan(route.table, decision.traits, ex.overrides, snapshots, ctx, decision.plan);
     }
   }

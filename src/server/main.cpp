@@ -19,6 +19,7 @@
 #include "net/server.hpp"
 #include "server/gateway.hpp"
 #include "dialects/anthropic/translate.hpp"
+#include "dialects/translate.hpp"
 #include "routing/decision.hpp"
 #include "routing/request_traits.hpp"
 #include "server/runtime.hpp"
@@ -83,6 +84,7 @@ int cmd_explain(const std::string& path, const std::string& request_path,
     if (auto* r = std::get_if<core::ChatRequest>(&decoded)) {
       model = r->model;
       traits = routing::traits_of(*r);
+      traits.input_tokens = dialects::estimate_tokens(*r, true);
     } else {
       std::cerr << "not a chat request (OpenAI: " << std::get<core::ApiError>(inspected).message
                 << "; Anthropic: " << std::get<core::ApiError>(decoded).message << ")\n";
