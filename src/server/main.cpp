@@ -22,6 +22,7 @@
 #include "dialects/translate.hpp"
 #include "routing/decision.hpp"
 #include "routing/request_traits.hpp"
+#include "server/router_cli.hpp"
 #include "server/runtime.hpp"
 #include "telemetry/access_log.hpp"
 
@@ -383,7 +384,30 @@ int main(int argc, char** argv) {
   auto* hash = app.add_subcommand("hash-key", "Print the SHA-256 of a client key, for keys[].sha256");
   hash->add_option("key", key, "The key (read from stdin when omitted)");
 
+  server::RouterCliOptions router_options;
+  auto* router = app.add_subcommand("router", "Train and evaluate the complexity classifier");
+  router->require_subcommand(1);
+  auto* train = router->add_subcommand("train", "Train a model from routing data (JSONL)");
+  train->add_option("--data", router_options.data, "Rows of {prompt|messages, outcomes: {model: score}}")->required();
+  train->add_option("--out", router_options.model, "Model file to write")->required();
+  train->add_option("--strong", router_options.strong, "Strong model (default: the data's strong_model)");
+  train->add_option("--weak", router_options.weak, "Weak model (default: the data's weak_model)");
+  train->add_option("--holdout", router_options.holdout, "K/N: leave out the categories of part K of N");
+  train->add_option("--epochs", router_options.epochs, "Passes over the data")->check(CLI::Range(1, 100));
+  train->add_option("--hash-bits", router_options.hash_bits, "Hashed feature buckets, 2^N")->check(CLI::Range(8, 24));
+  train->add_option("--seed", router_options.seed, "Shuffling seed");
+  auto* eval = router->add_subcommand("eval", "Evaluate a model: APGR, CPT(50%), CPT(80%), PGR curve");
+  eval->add_option("--model", router_options.model, "Model file")->required();
+  eval->add_option("--data", router_options.data, "Rows to evaluate on")->required();
+  eval->add_option("--strong", router_options.strong, "Strong model (default: the model's)");
+  eval->add_option("--weak", router_options.weak, "Weak model (default: the model's)");
+  eval->add_option("--holdout", router_options.holdout, "K/N: evaluate only the categories of part K of N");
+  eval->add_option("--svg", router_options.svg, "Write the PGR curve as SVG");
+  eval->add_option("--seed", router_options.seed, "Seed of the random baseline");
+
   CLI11_PARSE(app, argc, argv);
+  if (*train) return server::router_train(router_options);
+  if (*eval) return server::router_eval(router_options);
   if (show_version) {
     std::cout << "switchyard " << core::version() << "\n";
     return 0;

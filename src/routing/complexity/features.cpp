@@ -1,0 +1,125 @@
+#include "routing/complexity/features.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+
+namespace switchyard::routing::complexity {
+
+namespace {
+
+constexpr std::uint64_t kFnvOffset = 1469598103934665603ull;
+constexpr std::uint64_t kFnvPrime = 1099511628211ull;
+
+/// A finaliser so that nearby FNV values spread over the buckets.
+std::uint64_t mix(std::uint64_t h) {
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  return h;
+}
+
+char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
+bool is_word(unsigned char c) { return std::isalnum(c) || c >= 0x80; }
+
+/// Adds hashed counts of one kind into `out`, then scales that kind to unit length.
+void add_kind(Sparse& out, std::size_t begin) {
+  // Merge duplicates: sort the new entries by index and sum.
+  std::sort(out.begin() + static_cast<std::ptrdiff_t>(begin), out.end());
+  std::size_t w = begin;
+  for (std::size_t r = begin; r < out.size(); ++r) {
+    if (w > begin && out[w - 1].first == out[r].first) out[w - 1].second += out[r].second;
+    else out[w++] = out[r];
+  }
+  out.resize(w);
+  double norm = 0;
+  for (std::size_t i = begin; i < out.size(); ++i) {
+    out[i].second = std::log1p(out[i].second);  // damp repeats
+    norm += static_cast<double>(out[i].second) * out[i].second;
+  }
+  if (norm > 0) {
+    auto scale = static_cast<float>(1.0 / std::sqrt(norm));
+    for (std::size_t i = begin; i < out.size(); ++i) out[i].second *= scale;
+  }
+}
+
+}  // namespace
+
+std::uint32_t dimensions(const FeatureSpec& spec) { return (1u << spec.hash_bits) + kDenseCount; }
+
+void extract(std::string_view text, const FeatureSpec& spec, Sparse& out) {
+  out.clear();
+  const std::uint32_t mask = (1u << spec.hash_bits) - 1;
+  float dense[kDenseCount] = {};
+
+  // Words (lower-cased runs of letters/digits) and their bigrams; structure on the way.
+  std::size_t words_begin = out.size();
+  std::uint64_t previous = 0;
+  std::size_t words = 0, long_words = 0, digits = 0, upper = 0, letters = 0, numbers = 0;
+  std::size_t i = 0;
+  const std::size_t n = text.size();
+  while (i < n) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (!is_word(c)) {
+      switch (c) {
+        case '=': case '+': case '^': case '<': case '>': case '*': case '/': dense[kMathSymbols] += 1; break;
+        case '$': case '\\': dense[kLatex] += 1; break;
+        case '{': case '}': case ';': case '`': case '#': dense[kCodeMarkers] += 1; break;
+        case '?': dense[kQuestionMarks] += 1; break;
+        case '\n': dense[kLines] += 1; break;
+        default: break;
+      }
+      ++i;
+      continue;
+    }
+    std::size_t start = i;
+    std::uint64_t h = kFnvOffset;
+    bool all_digits = true;
+    while (i < n && is_word(static_cast<unsigned char>(text[i]))) {
+      char ch = text[i];
+      if (ch >= '0' && ch <= '9') ++digits;
+      else all_digits = false;
+      if (ch >= 'A' && ch <= 'Z') ++upper;
+      if (std::isalpha(static_cast<unsigned char>(ch))) ++letters;
+      h = (h ^ static_cast<unsigned char>(lower(ch))) * kFnvPrime;
+      ++i;
+    }
+    std::size_t len = i - start;
+    ++words;
+    if (len >= 9) ++long_words;
+    if (all_digits) ++numbers;
+    // Answer options: a single capital letter followed by '.' or ')' at a line start.
+    if (len == 1 && text[start] >= 'A' && text[start] <= 'E' && i < n && (text[i] == '.' || text[i] == ')') &&
+        (start == 0 || text[start - 1] == '\n'))
+      dense[kOptions] += 1;
+    if (spec.words) out.emplace_back(static_cast<std::uint32_t>(mix(h)) & mask, 1.0f);
+    if (spec.bigrams && previous) out.emplace_back(static_cast<std::uint32_t>(mix(previous * 31 + h)) & mask, 1.0f);
+    previous = h;
+  }
+  add_kind(out, words_begin);
+
+  // Character 4-grams of the lower-cased text (spelling, notation, formatting).
+  if (spec.char_grams && n >= 4) {
+    std::size_t grams_begin = out.size();
+    std::uint32_t window = 0;
+    for (std::size_t k = 0; k < n; ++k) {
+      window = (window << 8) | static_cast<unsigned char>(lower(text[k]));
+      if (k >= 3) out.emplace_back(static_cast<std::uint32_t>(mix(window ^ 0x9e3779b97f4a7c15ull)) & mask, 1.0f);
+    }
+    add_kind(out, grams_begin);
+  }
+
+  dense[kLogChars] = static_cast<float>(std::log1p(static_cast<double>(n)) / 10.0);
+  dense[kLogWords] = static_cast<float>(std::log1p(static_cast<double>(words)) / 10.0);
+  dense[kDigitShare] = words ? static_cast<float>(digits) / static_cast<float>(letters + digits + 1) : 0;
+  dense[kLongWords] = words ? static_cast<float>(long_words) / static_cast<float>(words) : 0;
+  dense[kUpperShare] = letters ? static_cast<float>(upper) / static_cast<float>(letters) : 0;
+  dense[kNumbers] = static_cast<float>(std::log1p(static_cast<double>(numbers)) / 5.0);
+  for (auto k : {kMathSymbols, kLatex, kCodeMarkers, kQuestionMarks, kOptions, kLines})
+    dense[k] = static_cast<float>(std::log1p(static_cast<double>(dense[k])) / 5.0);
+  const std::uint32_t base = 1u << spec.hash_bits;
+  for (std::uint32_t k = 0; k < kDenseCount; ++k)
+    if (dense[k] != 0) out.emplace_back(base + k, dense[k]);
+}
+
+}  // namespace switchyard::routing::complexity

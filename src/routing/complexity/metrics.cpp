@@ -1,0 +1,105 @@
+#include "routing/complexity/metrics.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <numeric>
+
+namespace switchyard::routing::complexity {
+
+PairCurve pair_curve(const std::vector<PairOutcome>& rows) {
+  PairCurve c;
+  const std::size_t n = rows.size();
+  if (n == 0) return c;
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return rows[a].strong_need > rows[b].strong_need; });
+  double weak_sum = 0, strong_sum = 0;
+  for (const auto& r : rows) {
+    weak_sum += r.weak;
+    strong_sum += r.strong;
+  }
+  c.weak_quality = weak_sum / static_cast<double>(n);
+  c.strong_quality = strong_sum / static_cast<double>(n);
+  const double gap = c.strong_quality - c.weak_quality;
+  double sum = weak_sum;  // everything to the weak model
+  for (std::size_t k = 0; k <= n; ++k) {
+    if (k > 0) {
+      const auto& r = rows[order[k - 1]];
+      sum += r.strong - r.weak;
+    }
+    double q = sum / static_cast<double>(n);
+    c.share.push_back(static_cast<double>(k) / static_cast<double>(n));
+    c.quality.push_back(q);
+    c.pgr.push_back(gap != 0 ? (q - c.weak_quality) / gap : 0.0);
+  }
+  return c;
+}
+
+double apgr(const PairCurve& c) {
+  double area = 0;
+  for (std::size_t k = 1; k < c.share.size(); ++k)
+    area += (c.share[k] - c.share[k - 1]) * (c.pgr[k] + c.pgr[k - 1]) / 2;
+  return area;
+}
+
+double cpt(const PairCurve& c, double target) {
+  for (std::size_t k = 0; k < c.share.size(); ++k)
+    if (c.pgr[k] >= target) return c.share[k];
+  return 1.0;
+}
+
+std::string pgr_svg(const PairCurve& c, const std::string& title) {
+  constexpr double W = 640, H = 480, L = 60, B = 50, T = 40, R = 20;
+  auto x = [&](double s) { return L + s * (W - L - R); };
+  auto y = [&](double p) { return H - B - std::clamp(p, -0.2, 1.2) / 1.2 * (H - B - T); };
+  std::string svg;
+  char buf[256];
+  std::snprintf(buf, sizeof buf,
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" font-size=\"12\">\n",
+                W, H);
+  svg += buf;
+  svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  std::snprintf(buf, sizeof buf, "<text x=\"%.0f\" y=\"24\" font-size=\"14\">", L);
+  svg += buf;
+  for (char ch : title) {
+    if (ch == '<') svg += "&lt;";
+    else if (ch == '&') svg += "&amp;";
+    else svg += ch;
+  }
+  svg += "</text>\n";
+  for (int k = 0; k <= 10; ++k) {  // grid and axis labels
+    double v = k / 10.0;
+    std::snprintf(buf, sizeof buf,
+                  "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
+                  "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.0f%%</text>\n",
+                  x(v), y(0), x(v), y(1), x(v), H - B + 18, v * 100);
+    svg += buf;
+    std::snprintf(buf, sizeof buf,
+                  "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
+                  "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.1f</text>\n",
+                  x(0), y(v), x(1), y(v), L - 6, y(v) + 4, v);
+    svg += buf;
+  }
+  std::snprintf(buf, sizeof buf,
+                "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">share of calls to the strong model</text>\n"
+                "<text x=\"16\" y=\"%.1f\" transform=\"rotate(-90 16 %.1f)\" text-anchor=\"middle\">PGR</text>\n"
+                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#999\" stroke-dasharray=\"4 4\"/>\n",
+                (L + W - R) / 2, H - 12, (T + H - B) / 2, (T + H - B) / 2, x(0), y(0), x(1), y(1));
+  svg += buf;
+  svg += "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"";
+  // At most ~600 points: the curve is smooth at that resolution.
+  std::size_t step = std::max<std::size_t>(1, c.share.size() / 600);
+  for (std::size_t k = 0; k < c.share.size(); k += step) {
+    std::snprintf(buf, sizeof buf, "%.1f,%.1f ", x(c.share[k]), y(c.pgr[k]));
+    svg += buf;
+  }
+  if (!c.share.empty()) {
+    std::snprintf(buf, sizeof buf, "%.1f,%.1f", x(c.share.back()), y(c.pgr.back()));
+    svg += buf;
+  }
+  svg += "\"/>\n</svg>\n";
+  return svg;
+}
+
+}  // namespace switchyard::routing::complexity

@@ -1,0 +1,186 @@
+#include "routing/complexity/model.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <numeric>
+#include <random>
+#include <sstream>
+
+namespace switchyard::routing::complexity {
+
+namespace {
+
+constexpr char kMagic[8] = {'S', 'W', 'Y', 'D', 'R', 'T', 'R', '\n'};
+
+double sigmoid(double z) { return 1.0 / (1.0 + std::exp(-z)); }
+
+std::uint32_t crc32(const std::string& data) {
+  std::uint32_t crc = 0xFFFFFFFFu;
+  for (unsigned char c : data) {
+    crc ^= c;
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+  }
+  return ~crc;
+}
+
+void put_u32(std::string& out, std::uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); }
+void put_str(std::string& out, const std::string& s) {
+  put_u32(out, static_cast<std::uint32_t>(s.size()));
+  out += s;
+}
+
+/// Reads from a byte string with bounds checks.
+struct Reader {
+  std::string_view data;
+  std::size_t pos = 0;
+  bool ok = true;
+  std::uint32_t u32() {
+    if (pos + 4 > data.size()) {
+      ok = false;
+      return 0;
+    }
+    std::uint32_t v;
+    std::memcpy(&v, data.data() + pos, 4);
+    pos += 4;
+    return v;
+  }
+  std::string str() {
+    std::uint32_t n = u32();
+    if (!ok || pos + n > data.size()) {
+      ok = false;
+      return {};
+    }
+    std::string s(data.substr(pos, n));
+    pos += n;
+    return s;
+  }
+};
+
+}  // namespace
+
+double Model::p_weak_ok(const Sparse& x) const {
+  double z = bias;
+  for (const auto& [i, v] : x)
+    if (i < weights.size()) z += static_cast<double>(weights[i]) * v;
+  return sigmoid(z);
+}
+
+double Model::p_weak_ok(std::string_view text) const {
+  thread_local Sparse x;
+  extract(text, spec, x);
+  return p_weak_ok(x);
+}
+
+bool save(const Model& m, const std::string& path, std::string& error) {
+  std::string body;
+  body.append(kMagic, sizeof kMagic);
+  put_u32(body, Model::kVersion);
+  put_u32(body, m.spec.hash_bits);
+  put_u32(body, (m.spec.words ? 1u : 0u) | (m.spec.bigrams ? 2u : 0u) | (m.spec.char_grams ? 4u : 0u));
+  put_str(body, m.strong);
+  put_str(body, m.weak);
+  put_str(body, m.trained_on);
+  std::uint32_t bias_bits;
+  std::memcpy(&bias_bits, &m.bias, 4);
+  put_u32(body, bias_bits);
+  put_u32(body, static_cast<std::uint32_t>(m.weights.size()));
+  body.append(reinterpret_cast<const char*>(m.weights.data()), m.weights.size() * sizeof(float));
+  put_u32(body, crc32(body));
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out.write(body.data(), static_cast<std::streamsize>(body.size()))) {
+    error = "cannot write " + path;
+    return false;
+  }
+  return true;
+}
+
+std::optional<Model> load(const std::string& path, std::string& error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = "cannot read " + path;
+    return std::nullopt;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string data = ss.str();
+  if (data.size() < sizeof kMagic + 8 || std::memcmp(data.data(), kMagic, sizeof kMagic) != 0) {
+    error = path + " is not a Switchyard router model";
+    return std::nullopt;
+  }
+  std::uint32_t stored_crc;
+  std::memcpy(&stored_crc, data.data() + data.size() - 4, 4);
+  if (crc32(data.substr(0, data.size() - 4)) != stored_crc) {
+    error = path + " is corrupt (checksum mismatch)";
+    return std::nullopt;
+  }
+  Reader r{std::string_view(data).substr(0, data.size() - 4), sizeof kMagic};
+  std::uint32_t version = r.u32();
+  if (version != Model::kVersion) {
+    error = path + " is a version " + std::to_string(version) + " model; this build reads version " +
+            std::to_string(Model::kVersion);
+    return std::nullopt;
+  }
+  Model m;
+  m.spec.hash_bits = r.u32();
+  std::uint32_t kinds = r.u32();
+  m.spec.words = kinds & 1u;
+  m.spec.bigrams = kinds & 2u;
+  m.spec.char_grams = kinds & 4u;
+  m.strong = r.str();
+  m.weak = r.str();
+  m.trained_on = r.str();
+  std::uint32_t bias_bits = r.u32();
+  std::memcpy(&m.bias, &bias_bits, 4);
+  std::uint32_t n = r.u32();
+  if (!r.ok || m.spec.hash_bits < 8 || m.spec.hash_bits > 24 || n != dimensions(m.spec) ||
+      r.pos + static_cast<std::size_t>(n) * 4 != r.data.size()) {
+    error = path + " is corrupt (inconsistent sizes)";
+    return std::nullopt;
+  }
+  m.weights.resize(n);
+  std::memcpy(m.weights.data(), r.data.data() + r.pos, static_cast<std::size_t>(n) * 4);
+  return m;
+}
+
+void train(Model& m, const std::vector<Example>& examples, const TrainOptions& o,
+           const std::function<void(std::size_t, std::size_t)>& progress) {
+  const std::uint32_t dims = dimensions(m.spec);
+  m.weights.assign(dims, 0.0f);
+  m.bias = 0;
+  std::vector<float> g2(dims, 0.0f);  // AdaGrad accumulators
+  double g2_bias = 0;
+  double positives = 0, total = 0;
+  for (const auto& e : examples) {
+    positives += e.y * e.weight;
+    total += e.weight;
+  }
+  // Class weights so that both outcomes count equally (the weak model is right most of the time).
+  const double w_pos = o.balance && positives > 0 ? total / (2 * positives) : 1.0;
+  const double w_neg = o.balance && total > positives ? total / (2 * (total - positives)) : 1.0;
+  std::vector<std::size_t> order(examples.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(o.seed);
+  const std::size_t steps = static_cast<std::size_t>(o.epochs) * examples.size();
+  std::size_t step = 0;
+  for (int epoch = 0; epoch < o.epochs; ++epoch) {
+    std::shuffle(order.begin(), order.end(), rng);
+    for (std::size_t idx : order) {
+      const Example& e = examples[idx];
+      double p = m.p_weak_ok(e.x);
+      double g = (p - e.y) * e.weight * (e.y > 0.5f ? w_pos : w_neg);
+      for (const auto& [i, v] : e.x) {
+        double gi = g * v + o.l2 * m.weights[i];
+        g2[i] += static_cast<float>(gi * gi);
+        m.weights[i] -= static_cast<float>(o.learning_rate * gi / (std::sqrt(g2[i]) + 1e-8));
+      }
+      g2_bias += g * g;
+      m.bias -= static_cast<float>(o.learning_rate * g / (std::sqrt(g2_bias) + 1e-8));
+      if (progress && ++step % 2048 == 0) progress(step, steps);
+    }
+  }
+  if (progress) progress(steps, steps);
+}
+
+}  // namespace switchyard::routing::complexity

@@ -1,0 +1,23 @@
+#pragma once
+
+#include <string>
+
+/// `switchyard router train|eval`: the complexity classifier's offline tools.
+namespace switchyard::server {
+
+struct RouterCliOptions {
+  std::string data;
+  std::string model;     ///< output (train) or input (eval)
+  std::string strong;    ///< default: the data's strong_model, or the model file's
+  std::string weak;
+  std::string holdout;   ///< "K/N": categories of part K are held out (train skips, eval uses them)
+  std::string svg;       ///< eval: write the PGR curve here
+  int epochs = 8;
+  unsigned hash_bits = 18;
+  unsigned long long seed = 1;
+};
+
+int router_train(const RouterCliOptions& o);
+int router_eval(const RouterCliOptions& o);
+
+}  // namespace switchyard::server

@@ -1,0 +1,155 @@
+#include "routing/complexity/dataset.hpp"
+#include "routing/complexity/features.hpp"
+#include "routing/complexity/metrics.hpp"
+#include "routing/complexity/model.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <set>
+
+using namespace switchyard::routing::complexity;
+
+TEST(ComplexityMetrics, HandComputedCurveApgrAndCpt) {
+  // weak 0.5, strong 0.75 on four prompts; only A needs the strong model.
+  std::vector<PairOutcome> rows = {
+      {0.9, 0, 1},  // A
+      {0.5, 1, 1},  // B
+      {0.7, 0, 0},  // C
+      {0.1, 1, 1},  // D
+  };
+  PairCurve c = pair_curve(rows);
+  EXPECT_DOUBLE_EQ(c.weak_quality, 0.5);
+  EXPECT_DOUBLE_EQ(c.strong_quality, 0.75);
+  ASSERT_EQ(c.pgr.size(), 5u);
+  EXPECT_DOUBLE_EQ(c.pgr[0], 0);
+  EXPECT_DOUBLE_EQ(c.pgr[1], 1);  // A first: the whole gap at 25%
+  EXPECT_DOUBLE_EQ(c.pgr[4], 1);
+  EXPECT_DOUBLE_EQ(apgr(c), 0.875);  // (0+1)/2·0.25 + 3·0.25
+  EXPECT_DOUBLE_EQ(cpt(c, 0.5), 0.25);
+  EXPECT_DOUBLE_EQ(cpt(c, 0.8), 0.25);
+  // The worst order: A last.
+  for (auto& r : rows) r.strong_need = -r.strong_need;
+  PairCurve worst = pair_curve(rows);
+  EXPECT_DOUBLE_EQ(apgr(worst), 0.125);
+  EXPECT_DOUBLE_EQ(cpt(worst, 0.5), 1.0);
+  std::string svg = pgr_svg(c, "a <test> & more");
+  EXPECT_NE(svg.find("<polyline"), std::string::npos);
+  EXPECT_NE(svg.find("a &lt;test> &amp; more"), std::string::npos);
+}
+
+TEST(ComplexityMetrics, RandomOrderIsAboutAHalf) {
+  std::vector<PairOutcome> rows;
+  std::uint64_t x = 88172645463325252ull;
+  auto next = [&] {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return static_cast<double>(x % 1000000) / 1e6;
+  };
+  for (int i = 0; i < 20000; ++i) rows.push_back({next(), next() < 0.6 ? 1.0 : 0.0, next() < 0.8 ? 1.0 : 0.0});
+  EXPECT_NEAR(apgr(pair_curve(rows)), 0.5, 0.03);
+}
+
+TEST(ComplexityFeatures, HashedAndDenseFeaturesAreNormalisedAndStable) {
+  FeatureSpec spec;
+  spec.hash_bits = 12;
+  Sparse a, b;
+  extract("Find the degree of Q(sqrt(2)) over Q.\nA. 0\nB. 4\nC. 2\nD. 6\nAnswer:", spec, a);
+  extract("Find the degree of Q(sqrt(2)) over Q.\nA. 0\nB. 4\nC. 2\nD. 6\nAnswer:", spec, b);
+  EXPECT_EQ(a, b);
+  std::multiset<std::uint32_t> indices;
+  double hashed_norm = 0;
+  float options = 0;
+  for (auto [i, v] : a) {
+    EXPECT_LE(indices.count(i), 1u) << "index " << i << " more than once per kind";
+    indices.insert(i);
+    EXPECT_LT(i, dimensions(spec));
+    if (i < (1u << spec.hash_bits)) hashed_norm += static_cast<double>(v) * v;
+    if (i == (1u << spec.hash_bits) + kOptions) options = v;
+  }
+  EXPECT_NEAR(hashed_norm, 2.0, 1e-4) << "words+bigrams and char 4-grams, each of unit length";
+  EXPECT_GT(options, 0) << "four answer options";
+  Sparse empty;
+  extract("", spec, empty);
+  EXPECT_TRUE(empty.empty());
+}
+
+TEST(ComplexityModel, TrainsSavesLoadsAndRejectsCorruptFiles) {
+  Model m;
+  m.spec.hash_bits = 10;
+  m.strong = "big";
+  m.weak = "small";
+  m.trained_on = "unit test";
+  std::vector<Example> examples;
+  for (int i = 0; i < 200; ++i) {
+    Example e;
+    bool hard = i % 2;
+    extract(hard ? "prove the theorem about integrals and eigenvalues" : "say hello to my friend", m.spec, e.x);
+    e.y = hard ? 0.0f : 1.0f;
+    examples.push_back(std::move(e));
+  }
+  train(m, examples, {}, {});
+  EXPECT_GT(m.p_weak_ok("say hello"), 0.7);
+  EXPECT_LT(m.p_weak_ok("prove the theorem about eigenvalues"), 0.3);
+
+  std::string path = ::testing::TempDir() + "/model.bin";
+  std::string error;
+  ASSERT_TRUE(save(m, path, error)) << error;
+  auto loaded = load(path, error);
+  ASSERT_TRUE(loaded) << error;
+  EXPECT_EQ(loaded->strong, "big");
+  EXPECT_EQ(loaded->trained_on, "unit test");
+  EXPECT_DOUBLE_EQ(loaded->p_weak_ok("say hello"), m.p_weak_ok("say hello"));
+
+  // A flipped byte, a truncated file, another version, another kind of file: each a clear error.
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto write = [&](const std::string& b) { std::ofstream(path, std::ios::binary | std::ios::trunc) << b; };
+  std::string flipped = bytes;
+  flipped[100] ^= 0x40;
+  write(flipped);
+  EXPECT_FALSE(load(path, error));
+  EXPECT_NE(error.find("corrupt"), std::string::npos) << error;
+  write(bytes.substr(0, bytes.size() / 2));
+  EXPECT_FALSE(load(path, error));
+  EXPECT_NE(error.find("corrupt"), std::string::npos) << error;
+  write("{\"not\": \"a model\"}");
+  EXPECT_FALSE(load(path, error));
+  EXPECT_NE(error.find("not a Switchyard router model"), std::string::npos) << error;
+  EXPECT_FALSE(load(path + ".missing", error));
+  EXPECT_NE(error.find("cannot read"), std::string::npos);
+}
+
+TEST(ComplexityDataset, ReadsPromptsMessagesAndNullOutcomesAndSplitsByCategory) {
+  std::string path = ::testing::TempDir() + "/rows.jsonl";
+  std::ofstream(path) << R"({"id":"a","category":"math","prompt":"2+2?","outcomes":{"big":1,"small":0},"strong_model":"big","weak_model":"small"}
+{"id":"b","category":"x","contaminated":true,"prompt":"skip","outcomes":{"big":1}}
+{"id":"c","messages":[{"role":"user","content":"hi"},{"role":"user","content":[{"type":"text","text":"there"}]}],"outcomes":{"big":null,"small":1},"cost_usd":{"big":0.01}}
+)";
+  std::vector<Row> rows;
+  std::string error;
+  ASSERT_TRUE(read_rows(path, rows, error)) << error;
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].strong_model, "big");
+  EXPECT_EQ(rows[0].outcome("small").value_or(-1), 0);
+  EXPECT_EQ(rows[1].text, "hi\nthere");
+  EXPECT_FALSE(rows[1].outcome("big")) << "null: not measured";
+  EXPECT_DOUBLE_EQ(rows[1].cost_usd[0].second, 0.01);
+  std::ofstream(path) << "{\"prompt\": 3, \"outcomes\": {}}\n";
+  rows.clear();
+  EXPECT_FALSE(read_rows(path, rows, error));
+  EXPECT_NE(error.find("line 1"), std::string::npos) << error;
+
+  EXPECT_EQ(parse_part("1/5"), std::make_pair(1u, 5u));
+  EXPECT_FALSE(parse_part("5/5"));
+  EXPECT_FALSE(parse_part("x"));
+  int in_zero = 0;
+  for (int i = 0; i < 1000; ++i) in_zero += in_part("subject_" + std::to_string(i), 0, 5);
+  EXPECT_NEAR(in_zero, 200, 40);
+  EXPECT_EQ(in_part("math", 2, 5), in_part("math", 2, 5));
+}
