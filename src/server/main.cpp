@@ -393,7 +393,9 @@ int main(int argc, char** argv) {
   train->add_option("--strong", router_options.strong, "Strong model (default: the data's strong_model)");
   train->add_option("--weak", router_options.weak, "Weak model (default: the data's weak_model)");
   train->add_option("--holdout", router_options.holdout, "K/N: leave out the categories of part K of N");
-  train->add_option("--epochs", router_options.epochs, "Passes over the data")->check(CLI::Range(1, 100));
+  train->add_option("--holdout-category", router_options.holdout_category, "Leave out this category (a whole benchmark)");
+  train->add_option("--epochs", router_options.epochs, "Passes over the data (1: more memorise)")->check(CLI::Range(1, 100));
+  train->add_flag("--all-models", router_options.all_models, "A head for every model in the outcomes, not just the pair");
   train->add_option("--hash-bits", router_options.hash_bits, "Hashed feature buckets, 2^N")->check(CLI::Range(8, 24));
   train->add_option("--seed", router_options.seed, "Shuffling seed");
   auto* eval = router->add_subcommand("eval", "Evaluate a model: APGR, CPT(50%), CPT(80%), PGR curve");
@@ -402,6 +404,7 @@ int main(int argc, char** argv) {
   eval->add_option("--strong", router_options.strong, "Strong model (default: the model's)");
   eval->add_option("--weak", router_options.weak, "Weak model (default: the model's)");
   eval->add_option("--holdout", router_options.holdout, "K/N: evaluate only the categories of part K of N");
+  eval->add_option("--holdout-category", router_options.holdout_category, "Evaluate only this category");
   eval->add_option("--svg", router_options.svg, "Write the PGR curve as SVG");
   eval->add_option("--seed", router_options.seed, "Seed of the random baseline");
 

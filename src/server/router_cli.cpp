@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -87,43 +88,58 @@ int router_train(const RouterCliOptions& o) {
   model.spec.hash_bits = o.hash_bits;
   model.strong = data.strong;
   model.weak = data.weak;
-  std::vector<cx::Example> examples;
-  std::size_t skipped_holdout = 0, skipped_missing = 0;
+  // The models to learn: the pair, or every model the data has outcomes for.
+  std::vector<std::string> names = {data.strong, data.weak};
+  if (o.all_models)
+    for (const auto& r : data.rows)
+      for (const auto& [name, value] : r.outcomes)
+        if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  std::vector<cx::Sparse> features;
+  std::vector<const cx::Row*> used;
+  std::size_t held_out = 0;
   for (const auto& r : data.rows) {
-    if (holdout && cx::in_part(r.category, holdout->first, holdout->second)) {
-      ++skipped_holdout;
+    if ((holdout && cx::in_part(r.category, holdout->first, holdout->second)) ||
+        (!o.holdout_category.empty() && r.category == o.holdout_category)) {
+      ++held_out;
       continue;
     }
-    auto s = r.outcome(data.strong), w = r.outcome(data.weak);
-    if (!s || !w) {
-      ++skipped_missing;
-      continue;
-    }
-    cx::Example e;
-    cx::extract(r.text, model.spec, e.x);
-    e.y = *w >= *s ? 1.0f : 0.0f;
-    examples.push_back(std::move(e));
+    used.push_back(&r);
   }
-  if (examples.empty()) {
-    std::fprintf(stderr, "no training rows with outcomes of both %s and %s\n", data.strong.c_str(),
-                 data.weak.c_str());
-    return 1;
+  features.resize(used.size());
+  Progress featuring("features");
+  for (std::size_t i = 0; i < used.size(); ++i) {
+    cx::extract(used[i]->text, model.spec, features[i]);
+    featuring(i + 1, used.size());
   }
-  model.trained_on = o.data + " (" + std::to_string(examples.size()) + " rows" +
-                     (holdout ? ", categories of part " + o.holdout + " held out" : std::string()) + ")";
   cx::TrainOptions options;
   options.epochs = o.epochs;
   options.seed = o.seed;
-  Progress progress("training");
-  cx::train(model, examples, options, [&](std::size_t d, std::size_t t) { progress(d, t); });
+  for (const auto& name : names) {
+    std::vector<cx::Example> examples;
+    for (std::size_t i = 0; i < used.size(); ++i)
+      if (auto y = used[i]->outcome(name)) examples.push_back({&features[i], static_cast<float>(*y)});
+    if (examples.empty()) {
+      std::fprintf(stderr, "no outcomes of %s in the training rows\n", name.c_str());
+      return 1;
+    }
+    cx::Head head;
+    head.model = name;
+    Progress progress(("training " + name).c_str());
+    cx::train(head, cx::dimensions(model.spec), examples, options,
+              [&](std::size_t d, std::size_t t) { progress(d, t); });
+    model.heads.push_back(std::move(head));
+    std::printf("  %s: %zu rows\n", name.c_str(), examples.size());
+  }
+  model.trained_on = o.data + " (" + std::to_string(used.size()) + " rows" +
+                     (holdout ? ", categories of part " + o.holdout + " held out" : std::string()) +
+                     (o.holdout_category.empty() ? std::string() : ", " + o.holdout_category + " held out") + ")";
   std::string error;
   if (!cx::save(model, o.model, error)) {
     std::fprintf(stderr, "%s\n", error.c_str());
     return 1;
   }
-  std::printf("trained on %zu rows (%zu held out, %zu without both outcomes): %s vs %s -> %s\n",
-              examples.size(), skipped_holdout, skipped_missing, data.strong.c_str(), data.weak.c_str(),
-              o.model.c_str());
+  std::printf("trained %zu head(s) on %zu rows (%zu held out); pair %s / %s -> %s\n", model.heads.size(),
+              used.size(), held_out, data.strong.c_str(), data.weak.c_str(), o.model.c_str());
   return 0;
 }
 
@@ -148,9 +164,17 @@ int router_eval(const RouterCliOptions& o) {
     const auto& r = data.rows[i];
     progress(i + 1, data.rows.size());
     if (holdout && !cx::in_part(r.category, holdout->first, holdout->second)) continue;
+    if (!o.holdout_category.empty() && r.category != o.holdout_category) continue;
     auto s = r.outcome(data.strong), w = r.outcome(data.weak);
     if (!s || !w) continue;
-    double need = 1.0 - model->p_weak_ok(r.text);
+    thread_local cx::Sparse x;
+    cx::extract(r.text, model->spec, x);
+    auto qs = model->quality(data.strong, x), qw = model->quality(data.weak, x);
+    if (!qs || !qw) {
+      std::fprintf(stderr, "the model has no head for %s\n", (!qs ? data.strong : data.weak).c_str());
+      return 1;
+    }
+    double need = *qs - *qw;
     scored.push_back({need, *w, *s});
     random.push_back({uniform(rng), *w, *s});
   }
@@ -165,8 +189,9 @@ int router_eval(const RouterCliOptions& o) {
     for (auto& r : random) r.strong_need = uniform(rng);
     random_apgr += cx::apgr(cx::pair_curve(random)) / 20;
   }
-  std::printf("%zu rows%s: %s (weak) %.3f, %s (strong) %.3f\n", scored.size(),
-              holdout ? (" of held-out part " + o.holdout).c_str() : "", data.weak.c_str(),
+  std::string part = holdout ? " of held-out part " + o.holdout
+                     : o.holdout_category.empty() ? std::string() : " of held-out " + o.holdout_category;
+  std::printf("%zu rows%s: %s (weak) %.3f, %s (strong) %.3f\n", scored.size(), part.c_str(), data.weak.c_str(),
               curve.weak_quality, data.strong.c_str(), curve.strong_quality);
   std::printf("APGR %.3f  CPT(50%%) %.1f%%  CPT(80%%) %.1f%%   (random router: APGR %.3f)\n",
               cx::apgr(curve), 100 * cx::cpt(curve, 0.5), 100 * cx::cpt(curve, 0.8), random_apgr);

@@ -11,8 +11,10 @@ struct RouterCliOptions {
   std::string strong;    ///< default: the data's strong_model, or the model file's
   std::string weak;
   std::string holdout;   ///< "K/N": categories of part K are held out (train skips, eval uses them)
+  std::string holdout_category;  ///< one category held out the same way (a whole benchmark)
   std::string svg;       ///< eval: write the PGR curve here
-  int epochs = 8;
+  int epochs = 1;
+  bool all_models = false;  ///< train: a head for every model with outcomes, not just the pair
   unsigned hash_bits = 18;
   unsigned long long seed = 1;
 };

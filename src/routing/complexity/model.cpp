@@ -60,17 +60,35 @@ struct Reader {
 
 }  // namespace
 
-double Model::p_weak_ok(const Sparse& x) const {
+double Head::predict(const Sparse& x) const {
   double z = bias;
   for (const auto& [i, v] : x)
     if (i < weights.size()) z += static_cast<double>(weights[i]) * v;
   return sigmoid(z);
 }
 
-double Model::p_weak_ok(std::string_view text) const {
+const Head* Model::head(std::string_view model) const {
+  for (const auto& h : heads)
+    if (h.model == model) return &h;
+  return nullptr;
+}
+
+std::optional<double> Model::quality(std::string_view model, const Sparse& x) const {
+  const Head* h = head(model);
+  if (!h) return std::nullopt;
+  return h->predict(x);
+}
+
+double Model::strong_gain(const Sparse& x) const {
+  const Head* s = head(strong);
+  const Head* w = head(weak);
+  return s && w ? s->predict(x) - w->predict(x) : 0.0;
+}
+
+double Model::strong_gain(std::string_view text) const {
   thread_local Sparse x;
   extract(text, spec, x);
-  return p_weak_ok(x);
+  return strong_gain(x);
 }
 
 bool save(const Model& m, const std::string& path, std::string& error) {
@@ -82,11 +100,15 @@ bool save(const Model& m, const std::string& path, std::string& error) {
   put_str(body, m.strong);
   put_str(body, m.weak);
   put_str(body, m.trained_on);
-  std::uint32_t bias_bits;
-  std::memcpy(&bias_bits, &m.bias, 4);
-  put_u32(body, bias_bits);
-  put_u32(body, static_cast<std::uint32_t>(m.weights.size()));
-  body.append(reinterpret_cast<const char*>(m.weights.data()), m.weights.size() * sizeof(float));
+  put_u32(body, static_cast<std::uint32_t>(m.heads.size()));
+  for (const Head& h : m.heads) {
+    put_str(body, h.model);
+    std::uint32_t bias_bits;
+    std::memcpy(&bias_bits, &h.bias, 4);
+    put_u32(body, bias_bits);
+    put_u32(body, static_cast<std::uint32_t>(h.weights.size()));
+    body.append(reinterpret_cast<const char*>(h.weights.data()), h.weights.size() * sizeof(float));
+  }
   put_u32(body, crc32(body));
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out.write(body.data(), static_cast<std::streamsize>(body.size()))) {
@@ -131,34 +153,39 @@ std::optional<Model> load(const std::string& path, std::string& error) {
   m.strong = r.str();
   m.weak = r.str();
   m.trained_on = r.str();
-  std::uint32_t bias_bits = r.u32();
-  std::memcpy(&m.bias, &bias_bits, 4);
-  std::uint32_t n = r.u32();
-  if (!r.ok || m.spec.hash_bits < 8 || m.spec.hash_bits > 24 || n != dimensions(m.spec) ||
-      r.pos + static_cast<std::size_t>(n) * 4 != r.data.size()) {
+  std::uint32_t heads = r.u32();
+  if (!r.ok || m.spec.hash_bits < 8 || m.spec.hash_bits > 24 || heads > 1024) {
     error = path + " is corrupt (inconsistent sizes)";
     return std::nullopt;
   }
-  m.weights.resize(n);
-  std::memcpy(m.weights.data(), r.data.data() + r.pos, static_cast<std::size_t>(n) * 4);
+  for (std::uint32_t k = 0; k < heads; ++k) {
+    Head h;
+    h.model = r.str();
+    std::uint32_t bias_bits = r.u32();
+    std::memcpy(&h.bias, &bias_bits, 4);
+    std::uint32_t n = r.u32();
+    if (!r.ok || n != dimensions(m.spec) || r.pos + static_cast<std::size_t>(n) * 4 > r.data.size()) {
+      error = path + " is corrupt (inconsistent sizes)";
+      return std::nullopt;
+    }
+    h.weights.resize(n);
+    std::memcpy(h.weights.data(), r.data.data() + r.pos, static_cast<std::size_t>(n) * 4);
+    r.pos += static_cast<std::size_t>(n) * 4;
+    m.heads.push_back(std::move(h));
+  }
+  if (r.pos != r.data.size()) {
+    error = path + " is corrupt (trailing bytes)";
+    return std::nullopt;
+  }
   return m;
 }
 
-void train(Model& m, const std::vector<Example>& examples, const TrainOptions& o,
+void train(Head& head, std::uint32_t dims, const std::vector<Example>& examples, const TrainOptions& o,
            const std::function<void(std::size_t, std::size_t)>& progress) {
-  const std::uint32_t dims = dimensions(m.spec);
-  m.weights.assign(dims, 0.0f);
-  m.bias = 0;
+  head.weights.assign(dims, 0.0f);
+  head.bias = 0;
   std::vector<float> g2(dims, 0.0f);  // AdaGrad accumulators
   double g2_bias = 0;
-  double positives = 0, total = 0;
-  for (const auto& e : examples) {
-    positives += e.y * e.weight;
-    total += e.weight;
-  }
-  // Class weights so that both outcomes count equally (the weak model is right most of the time).
-  const double w_pos = o.balance && positives > 0 ? total / (2 * positives) : 1.0;
-  const double w_neg = o.balance && total > positives ? total / (2 * (total - positives)) : 1.0;
   std::vector<std::size_t> order(examples.size());
   std::iota(order.begin(), order.end(), 0);
   std::mt19937_64 rng(o.seed);
@@ -168,15 +195,14 @@ void train(Model& m, const std::vector<Example>& examples, const TrainOptions& o
     std::shuffle(order.begin(), order.end(), rng);
     for (std::size_t idx : order) {
       const Example& e = examples[idx];
-      double p = m.p_weak_ok(e.x);
-      double g = (p - e.y) * e.weight * (e.y > 0.5f ? w_pos : w_neg);
-      for (const auto& [i, v] : e.x) {
-        double gi = g * v + o.l2 * m.weights[i];
+      double g = head.predict(*e.x) - e.y;
+      for (const auto& [i, v] : *e.x) {
+        double gi = g * v + o.l2 * head.weights[i];
         g2[i] += static_cast<float>(gi * gi);
-        m.weights[i] -= static_cast<float>(o.learning_rate * gi / (std::sqrt(g2[i]) + 1e-8));
+        head.weights[i] -= static_cast<float>(o.learning_rate * gi / (std::sqrt(g2[i]) + 1e-8));
       }
       g2_bias += g * g;
-      m.bias -= static_cast<float>(o.learning_rate * g / (std::sqrt(g2_bias) + 1e-8));
+      head.bias -= static_cast<float>(o.learning_rate * g / (std::sqrt(g2_bias) + 1e-8));
       if (progress && ++step % 2048 == 0) progress(step, steps);
     }
   }

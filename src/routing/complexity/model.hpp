@@ -9,23 +9,33 @@
 
 #include "routing/complexity/features.hpp"
 
-/// The complexity classifier: logistic regression over `features.hpp`, predicting the
-/// probability that the weak model's answer is as good as the strong model's. Its file format
-/// is versioned and checksummed.
+/// The complexity classifier: one logistic-regression head per model over `features.hpp`, each
+/// predicting the probability that its model answers a prompt well. For a strong/weak pair the
+/// router's score is the predicted gain of the strong model, P(strong) − P(weak); with more tiers,
+/// each tier's predicted quality. The file format is versioned and checksummed.
 namespace switchyard::routing::complexity {
+
+struct Head {
+  std::string model;
+  float bias = 0;
+  std::vector<float> weights;  ///< dimensions(spec)
+  double predict(const Sparse& x) const;
+};
 
 struct Model {
   static constexpr std::uint32_t kVersion = 1;
   FeatureSpec spec;
-  float bias = 0;
-  std::vector<float> weights;  ///< dimensions(spec)
-  std::string strong;          ///< the model names it was trained for
+  std::vector<Head> heads;
+  std::string trained_on;  ///< data description (file, rows, held-out part)
+  std::string strong;      ///< the default pair for `eval` and two-tier routes
   std::string weak;
-  std::string trained_on;      ///< data description (file, rows, held-out part)
 
-  /// P(weak is as good as strong) for a feature vector / a text.
-  double p_weak_ok(const Sparse& x) const;
-  double p_weak_ok(std::string_view text) const;
+  const Head* head(std::string_view model) const;
+  /// Predicted quality of `model` on the features; nullopt when the model has no head.
+  std::optional<double> quality(std::string_view model, const Sparse& x) const;
+  /// P(strong) − P(weak) for the model's default pair (0 when a head is missing).
+  double strong_gain(const Sparse& x) const;
+  double strong_gain(std::string_view text) const;
 };
 
 /// Writes `m` to `path`; false with `error` set on failure.
@@ -33,24 +43,22 @@ bool save(const Model& m, const std::string& path, std::string& error);
 /// Reads a model; nullopt with a clear `error` for a missing, foreign, newer or corrupt file.
 std::optional<Model> load(const std::string& path, std::string& error);
 
-/// One training example.
+/// One training example for one head.
 struct Example {
-  Sparse x;
-  float y = 0;  ///< 1: the weak model was as good as the strong one
-  float weight = 1;
+  const Sparse* x = nullptr;
+  float y = 0;  ///< the model's outcome on the prompt, 0..1
 };
 
 struct TrainOptions {
-  int epochs = 8;
-  double learning_rate = 0.1;  ///< AdaGrad base rate
+  int epochs = 1;               ///< more passes memorise the training prompts (measured)
+  double learning_rate = 0.05;  ///< AdaGrad base rate
   double l2 = 1e-6;
   std::uint64_t seed = 1;
-  bool balance = true;         ///< weigh classes equally
 };
 
 /// Logistic regression by AdaGrad SGD, examples shuffled each epoch with a fixed seed.
 /// `progress(done, total)` is called every few thousand steps (may be empty).
-void train(Model& m, const std::vector<Example>& examples, const TrainOptions& options,
+void train(Head& head, std::uint32_t dims, const std::vector<Example>& examples, const TrainOptions& options,
            const std::function<void(std::size_t, std::size_t)>& progress);
 
 }  // namespace switchyard::routing::complexity

@@ -82,17 +82,26 @@ TEST(ComplexityModel, TrainsSavesLoadsAndRejectsCorruptFiles) {
   m.strong = "big";
   m.weak = "small";
   m.trained_on = "unit test";
-  std::vector<Example> examples;
+  // The small model fails the hard prompts, the big one answers everything.
+  Sparse easy, hard;
+  extract("say hello to my friend", m.spec, easy);
+  extract("prove the theorem about integrals and eigenvalues", m.spec, hard);
+  std::vector<Example> big, small;
   for (int i = 0; i < 200; ++i) {
-    Example e;
-    bool hard = i % 2;
-    extract(hard ? "prove the theorem about integrals and eigenvalues" : "say hello to my friend", m.spec, e.x);
-    e.y = hard ? 0.0f : 1.0f;
-    examples.push_back(std::move(e));
+    bool is_hard = i % 2;
+    big.push_back({is_hard ? &hard : &easy, 1.0f});
+    small.push_back({is_hard ? &hard : &easy, is_hard ? 0.0f : 1.0f});
   }
-  train(m, examples, {}, {});
-  EXPECT_GT(m.p_weak_ok("say hello"), 0.7);
-  EXPECT_LT(m.p_weak_ok("prove the theorem about eigenvalues"), 0.3);
+  TrainOptions o;
+  o.epochs = 5;
+  m.heads.resize(2);
+  m.heads[0].model = "big";
+  m.heads[1].model = "small";
+  train(m.heads[0], dimensions(m.spec), big, o, {});
+  train(m.heads[1], dimensions(m.spec), small, o, {});
+  EXPECT_GT(m.strong_gain("prove the theorem about eigenvalues"), 0.5);
+  EXPECT_LT(m.strong_gain("say hello"), 0.2);
+  EXPECT_FALSE(m.quality("other", easy));
 
   std::string path = ::testing::TempDir() + "/model.bin";
   std::string error;
@@ -101,7 +110,9 @@ TEST(ComplexityModel, TrainsSavesLoadsAndRejectsCorruptFiles) {
   ASSERT_TRUE(loaded) << error;
   EXPECT_EQ(loaded->strong, "big");
   EXPECT_EQ(loaded->trained_on, "unit test");
-  EXPECT_DOUBLE_EQ(loaded->p_weak_ok("say hello"), m.p_weak_ok("say hello"));
+  ASSERT_EQ(loaded->heads.size(), 2u);
+  EXPECT_EQ(loaded->heads[1].model, "small");
+  EXPECT_DOUBLE_EQ(loaded->strong_gain("say hello"), m.strong_gain("say hello"));
 
   // A flipped byte, a truncated file, another version, another kind of file: each a clear error.
   std::string bytes;
