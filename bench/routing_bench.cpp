@@ -12,6 +12,8 @@
 #include "health/registry.hpp"
 #include "routing/decision.hpp"
 #include "routing/planner.hpp"
+#include "core/token_estimate.hpp"
+#include "routing/complexity/model.hpp"
 
 using namespace switchyard;
 
@@ -125,6 +127,48 @@ void run(std::size_t deployments, config::Objective objective, config::Strategy 
 
 }  // namespace
 
+/// The complexity classifier's decision on a ~2,000-token conversation: features + two heads.
+void classifier(int iterations) {
+  namespace cx = routing::complexity;
+  cx::Model m;
+  m.strong = "strong";
+  m.weak = "weak";
+  std::uint64_t x = 1;
+  for (const char* name : {"strong", "weak"}) {
+    cx::Head h;
+    h.model = name;
+    h.weights.resize(cx::dimensions(m.spec));
+    for (auto& w : h.weights) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      w = static_cast<float>(static_cast<std::int64_t>(x >> 33) % 2000 - 1000) / 1000.0f;
+    }
+    m.heads.push_back(std::move(h));
+  }
+  std::string text;
+  const char* turns[] = {
+      "Can you explain how the gradient of a loss function with respect to the weights is computed in "
+      "back-propagation, step by step, for a two-layer network with a ReLU activation? ",
+      "Sure. Start from the output: the derivative of the loss with respect to the logits is (p - y) for "
+      "softmax with cross-entropy; multiply by the activations of the hidden layer to get dL/dW2. ",
+      "Now write that in NumPy, with shapes annotated, and check it numerically: ```python\nimport numpy "
+      "as np\nW1 = np.random.randn(64, 32)\n``` and tell me why the check can fail for ReLU at 0. ",
+  };
+  for (int i = 0; core::estimate_text_tokens(text) < 2000; ++i) text += turns[i % 3];
+  std::vector<double> ns;
+  ns.reserve(iterations);
+  double sink = 0;
+  for (int i = 0; i < iterations; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    sink += m.strong_gain(text);
+    auto t1 = std::chrono::steady_clock::now();
+    ns.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count());
+  }
+  Figures f = percentiles(ns);
+  std::printf("\nComplexity classifier on a %zu-character, ~%zu-token conversation (features + 2 heads): "
+              "p50 %.1f µs, p99 %.1f µs, mean %.1f µs%s\n",
+              text.size(), core::estimate_text_tokens(text), f.p50, f.p99, f.mean, sink == 1e300 ? " " : "");
+}
+
 int main(int argc, char** argv) {
   int iterations = argc > 1 ? std::atoi(argv[1]) : 100000;
   std::printf("Routing decision (health snapshots + plan) per request, and writing one decision record as JSON (on lookup only), µs, %d runs\n\n",
@@ -141,5 +185,6 @@ int main(int argc, char** argv) {
       run(n, config::Objective::cost, config::Strategy::weighted, iterations);
     }
   }
+  classifier(std::max(1000, iterations / 10));
   return 0;
 }

@@ -15,7 +15,7 @@ struct RouterCliOptions {
   std::string svg;       ///< eval: write the PGR curve here
   int epochs = 1;
   bool all_models = false;  ///< train: a head for every model with outcomes, not just the pair
-  unsigned hash_bits = 18;
+  unsigned hash_bits = 16;
   unsigned long long seed = 1;
 };
 

@@ -9,6 +9,7 @@ namespace switchyard::routing::complexity {
 namespace {
 
 constexpr std::uint64_t kFnvOffset = 1469598103934665603ull;
+constexpr std::size_t kCharGramWindow = 3000;
 constexpr std::uint64_t kFnvPrime = 1099511628211ull;
 
 /// A finaliser so that nearby FNV values spread over the buckets.
@@ -20,27 +21,18 @@ std::uint64_t mix(std::uint64_t h) {
 }
 
 char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
-bool is_word(unsigned char c) { return std::isalnum(c) || c >= 0x80; }
+// ASCII by hand: <cctype>'s functions are out-of-line calls through the locale, per character.
+bool is_letter(unsigned char c) { return static_cast<unsigned char>((c | 0x20) - 'a') < 26; }
+bool is_digit(unsigned char c) { return static_cast<unsigned char>(c - '0') < 10; }
+bool is_word(unsigned char c) { return is_letter(c) || is_digit(c) || c >= 0x80; }
 
-/// Adds hashed counts of one kind into `out`, then scales that kind to unit length.
+/// Scales the entries of one kind from `begin` so that the kind has unit length when every
+/// entry is distinct (repeats stay as repeated entries: no sort or merge on the request path).
 void add_kind(Sparse& out, std::size_t begin) {
-  // Merge duplicates: sort the new entries by index and sum.
-  std::sort(out.begin() + static_cast<std::ptrdiff_t>(begin), out.end());
-  std::size_t w = begin;
-  for (std::size_t r = begin; r < out.size(); ++r) {
-    if (w > begin && out[w - 1].first == out[r].first) out[w - 1].second += out[r].second;
-    else out[w++] = out[r];
-  }
-  out.resize(w);
-  double norm = 0;
-  for (std::size_t i = begin; i < out.size(); ++i) {
-    out[i].second = std::log1p(out[i].second);  // damp repeats
-    norm += static_cast<double>(out[i].second) * out[i].second;
-  }
-  if (norm > 0) {
-    auto scale = static_cast<float>(1.0 / std::sqrt(norm));
-    for (std::size_t i = begin; i < out.size(); ++i) out[i].second *= scale;
-  }
+  std::size_t n = out.size() - begin;
+  if (n == 0) return;
+  auto scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(n)));
+  for (std::size_t i = begin; i < out.size(); ++i) out[i].second = scale;
 }
 
 }  // namespace
@@ -80,7 +72,7 @@ void extract(std::string_view text, const FeatureSpec& spec, Sparse& out) {
       if (ch >= '0' && ch <= '9') ++digits;
       else all_digits = false;
       if (ch >= 'A' && ch <= 'Z') ++upper;
-      if (std::isalpha(static_cast<unsigned char>(ch))) ++letters;
+      if (is_letter(static_cast<unsigned char>(ch))) ++letters;
       h = (h ^ static_cast<unsigned char>(lower(ch))) * kFnvPrime;
       ++i;
     }
@@ -100,9 +92,11 @@ void extract(std::string_view text, const FeatureSpec& spec, Sparse& out) {
 
   // Character 4-grams of the lower-cased text (spelling, notation, formatting).
   if (spec.char_grams && n >= 4) {
+    // Over the last characters only: the latest turn says most about what is asked, and a long
+    // conversation would otherwise cost one weight lookup per character.
     std::size_t grams_begin = out.size();
     std::uint32_t window = 0;
-    for (std::size_t k = 0; k < n; ++k) {
+    for (std::size_t k = n > kCharGramWindow ? n - kCharGramWindow : 0; k < n; ++k) {
       window = (window << 8) | static_cast<unsigned char>(lower(text[k]));
       if (k >= 3) out.emplace_back(static_cast<std::uint32_t>(mix(window ^ 0x9e3779b97f4a7c15ull)) & mask, 1.0f);
     }

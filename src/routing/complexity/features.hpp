@@ -11,7 +11,7 @@
 namespace switchyard::routing::complexity {
 
 struct FeatureSpec {
-  std::uint32_t hash_bits = 18;  ///< hashed features go to 2^hash_bits buckets
+  std::uint32_t hash_bits = 16;  ///< hashed features go to 2^hash_bits buckets
   bool words = true;
   bool bigrams = true;
   bool char_grams = true;
@@ -34,9 +34,9 @@ enum Dense : std::uint32_t {
   kDenseCount,
 };
 
-/// A sparse vector: (index, value); each hashed kind (words with bigrams, char 4-grams) is
-/// L2-normalised on its own and unique within itself (kinds share the hashed space, so an index
-/// can appear once per kind: a linear model simply adds them).
+/// A sparse vector: (index, value); an index may repeat (a repeated word, kinds sharing the
+/// hashed space): a linear model simply adds them. Each hashed kind (words with bigrams, char
+/// 4-grams of the last 3,000 characters) is scaled by 1/sqrt(its entry count).
 using Sparse = std::vector<std::pair<std::uint32_t, float>>;
 
 std::uint32_t dimensions(const FeatureSpec& spec);
