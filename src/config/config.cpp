@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cmath>
 #include <cstdlib>
 #include <charconv>
 #include <fstream>
@@ -16,6 +17,7 @@
 
 #include "catalog/catalog_yaml.hpp"
 #include "config/env_expand.hpp"
+#include "routing/complexity/model.hpp"
 #include "dialects/providers.hpp"
 
 extern char** environ;
@@ -461,6 +463,59 @@ void read_deployments(Reader& r, const YAML::Node& node, Config& c) {
   }
 }
 
+void read_complexity(Reader& r, const YAML::Node& node, const std::string& path, const std::string& base_dir,
+                     RouteConfig& route) {
+  if (!r.check_map(node, path, {"model", "tiers", "strong_share", "shares"})) return;
+  ComplexityConfig cc;
+  if (!node["model"]) r.problem(path + ".model", "is required (a file from `switchyard router train`)");
+  else if (r.string(node["model"], path + ".model", cc.model_path)) {
+    std::string file = !cc.model_path.empty() && cc.model_path[0] != '/' ? base_dir + "/" + cc.model_path
+                                                                         : cc.model_path;
+    std::string error;
+    auto model = routing::complexity::load(file, error);
+    if (!model) r.problem(path + ".model", error);
+    else if (model->calibration.size() != 101) r.problem(path + ".model", "has no calibration; train it again");
+    else cc.model = std::make_shared<const routing::complexity::Model>(std::move(*model));
+  }
+  const YAML::Node& tiers = node["tiers"];
+  if (!tiers || !tiers.IsSequence() || tiers.size() < 2) {
+    r.problem(path + ".tiers", "needs two or more tiers (lists of candidates), weakest first");
+  } else {
+    for (std::size_t i = 0; i < tiers.size(); ++i) {
+      std::string tp = path + ".tiers[" + std::to_string(i) + "]";
+      std::vector<std::string> names;
+      r.string_list(tiers[i], tp, names);
+      if (names.empty()) r.problem(tp, "must list at least one candidate");
+      for (std::size_t j = 0; j < names.size(); ++j)
+        if (std::find(route.candidates.begin(), route.candidates.end(), names[j]) == route.candidates.end())
+          r.problem(tp + "[" + std::to_string(j) + "]", "\"" + names[j] + "\" is not among the route's candidates");
+      cc.tiers.push_back(std::move(names));
+    }
+  }
+  const std::size_t n = cc.tiers.size();
+  if (node["shares"]) {
+    if (!node["shares"].IsSequence() || node["shares"].size() != n) {
+      r.problem(path + ".shares", "needs one share per tier");
+    } else {
+      double sum = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        double x = -1;
+        r.number(node["shares"][i], path + ".shares[" + std::to_string(i) + "]", x, 0, 1);
+        cc.shares.push_back(x);
+        sum += x;
+      }
+      if (std::abs(sum - 1) > 1e-6) r.problem(path + ".shares", "must add up to 1");
+    }
+  } else if (n >= 2) {
+    double strong = n == 2 ? 0.3 : 1.0 / static_cast<double>(n);
+    if (node["strong_share"]) r.number(node["strong_share"], path + ".strong_share", strong, 0, 1);
+    // The strongest tier gets `strong_share`; the others split the rest evenly.
+    for (std::size_t i = 0; i + 1 < n; ++i) cc.shares.push_back((1 - strong) / static_cast<double>(n - 1));
+    cc.shares.push_back(strong);
+  }
+  route.complexity = std::move(cc);
+}
+
 void read_route_policy(Reader& r, const YAML::Node& v, const std::string& path, const Config& c,
                        RouteConfig& route) {
   r.integer(v["max_attempts"], path + ".max_attempts", route.max_attempts, 0, 1000);
@@ -544,7 +599,7 @@ void read_route_policy(Reader& r, const YAML::Node& v, const std::string& path, 
   }
 }
 
-void read_routes(Reader& r, const YAML::Node& node, Config& c) {
+void read_routes(Reader& r, const YAML::Node& node, Config& c, const std::string& base_dir) {
   if (!node || (node.IsMap() && node.size() == 0)) {
     r.problem("routes", "at least one route is required");
     return;
@@ -562,7 +617,8 @@ void read_routes(Reader& r, const YAML::Node& node, Config& c) {
     bool duplicate = std::any_of(c.routes.begin(), c.routes.end(),
                                  [&](const RouteConfig& rc) { return rc.name == route.name; });
     if (duplicate) r.problem(path, "duplicate route");
-    if (!r.check_map(v, path, {"candidates", "policy", "strategy", "retry", "hedge", "max_attempts"}))
+    if (!r.check_map(v, path, {"candidates", "policy", "strategy", "retry", "hedge", "max_attempts",
+                               "complexity"}))
       continue;
     if (!v["candidates"]) {
       r.problem(path + ".candidates", "is required");
@@ -576,6 +632,7 @@ void read_routes(Reader& r, const YAML::Node& node, Config& c) {
                   "unknown deployment \"" + route.candidates[i] + "\"");
     }
     read_route_policy(r, v, path, c, route);
+    if (v["complexity"]) read_complexity(r, v["complexity"], path + ".complexity", base_dir, route);
     c.routes.push_back(std::move(route));
   }
 }
@@ -624,7 +681,7 @@ void read_keys(Reader& r, const YAML::Node& node, Config& c) {
 }  // namespace
 
 LoadResult load_config_text(const std::string& yaml_text,
-                            const std::map<std::string, std::string>& env) {
+                            const std::map<std::string, std::string>& env, const std::string& base_dir) {
   LoadResult result;
   YAML::Node root;
   try {
@@ -649,7 +706,7 @@ LoadResult load_config_text(const std::string& yaml_text,
     read_models(r, root["models"], result.config);
     read_providers(r, root["providers"], result.config);
     read_deployments(r, root["deployments"], result.config);
-    read_routes(r, root["routes"], result.config);
+    read_routes(r, root["routes"], result.config, base_dir);
     read_keys(r, root["keys"], result.config);
   } catch (const YAML::Exception& e) {
     r.problem("(yaml)", e.what());
@@ -666,7 +723,8 @@ LoadResult load_config_file(const std::string& path) {
   }
   std::stringstream ss;
   ss << in.rdbuf();
-  return load_config_text(ss.str(), process_env());
+  std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
+  return load_config_text(ss.str(), process_env(), dir.empty() ? "/" : dir);
 }
 
 namespace {

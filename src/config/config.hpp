@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -124,6 +125,14 @@ struct HedgeConfig {
   double max_share = 0.1;          ///< hedges at most this share of the route's requests
 };
 
+/// Complexity-aware tiers: the classifier's score of each request picks a tier (weakest first).
+struct ComplexityConfig {
+  std::string model_path;                        ///< as written (relative: to the config file)
+  std::shared_ptr<const void> model;             ///< the loaded routing::complexity::Model
+  std::vector<std::vector<std::string>> tiers;   ///< deployments per tier, weakest first
+  std::vector<double> shares;                    ///< target share of requests per tier (sums to 1)
+};
+
 struct RouteConfig {
   std::string name;
   std::vector<std::string> candidates;  ///< deployment names
@@ -132,6 +141,7 @@ struct RouteConfig {
   RetryConfig retry;
   HedgeConfig hedge;
   std::uint32_t max_attempts = 0;  ///< 0 = every eligible deployment
+  std::optional<ComplexityConfig> complexity;
 };
 
 struct KeyConfig {
@@ -181,8 +191,10 @@ struct LoadResult {
 };
 
 /// Reads, expands `${VAR}` / `${VAR:-default}` references from `env`, and validates.
+/// `base_dir`: where relative paths in the config (complexity models) are resolved.
 LoadResult load_config_text(const std::string& yaml_text,
-                            const std::map<std::string, std::string>& env);
+                            const std::map<std::string, std::string>& env,
+                            const std::string& base_dir = ".");
 LoadResult load_config_file(const std::string& path);
 
 /// The process environment as a map.

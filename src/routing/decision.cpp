@@ -97,6 +97,10 @@ std::string decision_json(const Decision& d, std::int64_t now_ms) {
   if (d.traits.max_output_tokens) integer(out, "max_output_tokens", d.traits.max_output_tokens);
   integer(out, "expected_output_tokens", d.plan.expected_output_tokens);
   str(out, "needs", catalog::capability_names(d.traits.needs));
+  if (d.traits.tier >= 0) {
+    num(out, "complexity", std::round(d.traits.complexity * 1000) / 1000);
+    integer(out, "tier", d.traits.tier);
+  }
   close(out, '}');
   out += ',';
   key(out, "constraints");
@@ -133,6 +137,7 @@ std::string decision_json(const Decision& d, std::int64_t now_ms) {
       str(out, "provider", c.provider);
       if (!c.region.empty()) str(out, "region", c.region);
       str(out, "health", health::to_string(s.state));
+      if (d.table->hot.size() > i && d.table->hot[i].tier >= 0) integer(out, "tier", d.table->hot[i].tier);
       if (s.excluded != Exclusion::none) {
         str(out, "excluded", to_string(s.excluded));
         str(out, "reason", exclusion_reason(c, s, d.traits, d.plan, now_ms));

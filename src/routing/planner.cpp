@@ -87,6 +87,10 @@ void prepare_route(RouteTable& route) {
     else if (policy.max_output_price >= 0 && c.priced && c.price.output > policy.max_output_price)
       e = Exclusion::output_price;
     h.static_exclusion = static_cast<std::uint8_t>(e);
+    if (route.config->complexity)
+      for (std::size_t t = 0; t < route.config->complexity->tiers.size(); ++t)
+        for (const auto& name : route.config->complexity->tiers[t])
+          if (name == c.deployment) h.tier = static_cast<std::int8_t>(t);
   }
 }
 
@@ -172,6 +176,7 @@ void make_plan(const RouteTable& route, const RequestTraits& traits, const Overr
     double score = 0;
     double log_cost = 0, log_latency = 0;
     std::uint16_t first = 0xFFFF;  ///< position of its first candidate (tie-break: as written)
+    int tier_rank = 0;             ///< distance of its tier from the request's (0 first)
     bool eligible = false;
     bool priced = false;
   };
@@ -180,7 +185,13 @@ void make_plan(const RouteTable& route, const RequestTraits& traits, const Overr
   for (std::size_t i = 0; i < n; ++i) {
     const CandidateScore& s = out.scores[i];
     Group& g = groups[route.hot[i].group];
-    if (g.first == 0xFFFF) g.first = static_cast<std::uint16_t>(i);
+    if (g.first == 0xFFFF) {
+      g.first = static_cast<std::uint16_t>(i);
+      // The request's tier first, then the nearest ones (stronger before weaker at equal distance).
+      int tier = route.hot[i].tier;
+      if (traits.tier >= 0)
+        g.tier_rank = tier < 0 ? 1000 : 2 * std::abs(tier - traits.tier) - (tier > traits.tier ? 1 : 0);
+    }
     if (s.excluded != Exclusion::none) continue;
     g.eligible = true;
     if (s.est_cost_usd >= 0) {
@@ -246,6 +257,7 @@ void make_plan(const RouteTable& route, const RequestTraits& traits, const Overr
   std::sort(group_order.begin(), group_order.end(), [&](std::uint16_t a, std::uint16_t b) {
     const Group& ga = groups[a];
     const Group& gb = groups[b];
+    if (ga.tier_rank != gb.tier_rank) return ga.tier_rank < gb.tier_rank;
     return ga.score != gb.score ? ga.score < gb.score : ga.first < gb.first;
   });
   // Bucket starts in model rank order, then deployments placed in written order.

@@ -20,6 +20,8 @@ struct RequestTraits {
   std::int64_t input_tokens = 0;       ///< estimated
   std::int64_t max_output_tokens = 0;  ///< the client's max_tokens; 0 = not given
   std::uint32_t needs = 0;             ///< catalog::Capability bits
+  int tier = -1;                       ///< complexity tier chosen for the request; -1 = none
+  double complexity = -1;              ///< the classifier's score (predicted gain of the strong tier)
 };
 
 /// Per-request overrides from `x-switchyard-*` headers (already validated and permitted).
@@ -57,6 +59,7 @@ struct CandidateHot {
   std::uint32_t weight = 1;
   std::uint16_t group = 0;
   std::uint8_t static_exclusion = 0;  ///< an `Exclusion` the policy implies whatever the request
+  std::int8_t tier = -1;              ///< its complexity tier (weakest 0); -1 = in none
   bool priced = false;
   bool known_model = false;
 };

@@ -2,6 +2,7 @@
 
 #include "core/token_estimate.hpp"
 #include "dialects/translate.hpp"
+#include "routing/complexity/model.hpp"
 
 namespace switchyard::routing {
 
@@ -53,6 +54,32 @@ RequestTraits traits_of(const core::ChatRequest& r) {
       break;
     }
   return t;
+}
+
+std::string prompt_text(const core::ChatRequest& r) {
+  std::string text;
+  auto add = [&](const std::vector<core::Block>& blocks) {
+    for (const auto& b : blocks) {
+      if (b.text.empty()) continue;
+      if (!text.empty()) text += '\n';
+      text += b.text;
+    }
+  };
+  add(r.system);
+  for (const auto& m : r.messages) add(m.content);
+  return text;
+}
+
+int choose_tier(const config::ComplexityConfig& c, double score) {
+  const auto* model = static_cast<const complexity::Model*>(c.model.get());
+  if (!model || c.shares.empty()) return -1;
+  double above = model->share_above(score);  // how much of the sample is harder than this
+  double cumulative = 0;
+  for (std::size_t k = c.shares.size(); k-- > 0;) {
+    cumulative += c.shares[k];
+    if (above < cumulative) return static_cast<int>(k);
+  }
+  return 0;
 }
 
 }  // namespace switchyard::routing

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <string>
 #include <string_view>
 
 #include "core/chat.hpp"
@@ -21,5 +22,13 @@ std::int64_t estimate_body_tokens(std::string_view body, bool has_images, bool p
 RequestTraits traits_of(const dialects::openai::ChatRequestInfo& info, std::string_view body);
 /// What a canonical (translated) chat request needs (quick token estimate).
 RequestTraits traits_of(const core::ChatRequest& r);
+
+/// The text the complexity classifier reads: system and message texts, joined by lines.
+std::string prompt_text(const core::ChatRequest& r);
+
+/// The complexity tier for a classifier score: the strongest tier takes the requests whose score
+/// is in the top `shares.back()` of the model's calibration sample, the next one the following
+/// share, and so on (weakest tier 0).
+int choose_tier(const config::ComplexityConfig& c, double score);
 
 }  // namespace switchyard::routing

@@ -19,6 +19,7 @@
 #include "dialects/upstream_error.hpp"
 #include "health/rate_limits.hpp"
 #include "core/token_estimate.hpp"
+#include "routing/complexity/model.hpp"
 #include "routing/request_traits.hpp"
 
 namespace switchyard::server {
@@ -122,7 +123,7 @@ struct Gateway::Exchange {
   bool hedge_started = false;
   const DeploymentRuntime* answered_by = nullptr;
   AttemptResult last;
-  std::string estimated_cost_text, cost_text, retry_after_text;
+  std::string estimated_cost_text, cost_text, retry_after_text, complexity_text, tier_text;
   double cost_usd = -1;
 
   void add_attempt(std::uint16_t index, std::string what, int status, double ms, bool hedge = false) {
@@ -168,7 +169,7 @@ struct Gateway::Exchange {
   double ttfb_ms = -1;
   std::string error;
   std::string attempts_text;
-  std::array<net::HeaderField, 10 + kMaxPassedHeaders> header_storage;
+  std::array<net::HeaderField, 12 + kMaxPassedHeaders> header_storage;
 
   void set_dropped(const std::vector<std::string>& names) {
     dropped.clear();
@@ -223,6 +224,10 @@ struct Gateway::Exchange {
       header_storage[n++] = {"x-switchyard-estimated-cost-usd", estimated_cost_text};
     if (!cost_text.empty()) header_storage[n++] = {"x-switchyard-cost-usd", cost_text};
     if (!retry_after_text.empty()) header_storage[n++] = {"retry-after", retry_after_text};
+    if (!complexity_text.empty()) {
+      header_storage[n++] = {"x-switchyard-complexity", complexity_text};
+      header_storage[n++] = {"x-switchyard-tier", tier_text};
+    }
     return {header_storage.data(), n};
   }
 };
@@ -544,6 +549,16 @@ asio::awaitable<const RouteRuntime*> Gateway::resolve_route(std::string_view mod
   co_return route;
 }
 
+void Gateway::classify(const config::ComplexityConfig& c, const core::ChatRequest& request,
+                       routing::RequestTraits& traits, Exchange& ex) {
+  const auto* model = static_cast<const routing::complexity::Model*>(c.model.get());
+  traits.complexity = model->strong_gain(routing::prompt_text(request));
+  traits.tier = routing::choose_tier(c, traits.complexity);
+  ex.complexity_text.clear();
+  routing::append_decimal(ex.complexity_text, std::round(traits.complexity * 1000) / 1000);
+  ex.tier_text = std::to_string(traits.tier);
+}
+
 void Gateway::start_decision(Exchange& ex, const RouteRuntime& route, const routing::RequestTraits& traits) {
   if (decision_pool_.empty()) {
     ex.decision = std::make_unique<routing::Decision>();
@@ -736,7 +751,22 @@ asio::awaitable<void> Gateway::chat(net::Request& request, net::ResponseWriter& 
   const RouteRuntime* route = co_await resolve_route(chat.model, *key, writer, ex);
   if (!route) co_return;
   if (!co_await read_overrides(request, *key, writer, ex)) co_return;
-  start_decision(ex, *route, chat.info ? routing::traits_of(*chat.info, request.body) : routing::traits_of(*chat.canonical));
+  routing::RequestTraits traits;
+  if (chat.info) traits = routing::traits_of(*chat.info, request.body);
+  else traits = routing::traits_of(*chat.canonical);
+  if (route->config->complexity) {
+    // The classifier reads the conversation's text: decoded once (a translation reuses it).
+    if (!chat.canonical) {
+      auto decoded = decode_on_heap(chat.client, request.body, server_config.max_json_depth);
+      if (auto* e = std::get_if<ApiError>(&decoded)) {
+        co_await fail(writer, ex, *e);
+        co_return;
+      }
+      chat.canonical = std::move(std::get<std::unique_ptr<core::ChatRequest>>(decoded));
+    }
+    classify(*route->config->complexity, *chat.canonical, traits, ex);
+  }
+  start_decision(ex, *route, traits);
   co_await run_candidates(*route, chat, writer, ex);
 }
 

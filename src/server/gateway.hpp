@@ -19,6 +19,9 @@
 namespace switchyard::dialects {
 struct UpstreamRequest;
 }
+namespace switchyard::core {
+struct ChatRequest;
+}
 
 namespace switchyard::server {
 
@@ -175,6 +178,9 @@ class Gateway final : public net::Handler {
                                                             Exchange& ex);
   std::string_view make_request_id(char (&out)[128]);
   void start_decision(Exchange& ex, const RouteRuntime& route, const routing::RequestTraits& traits);
+  /// Scores the request with the route's complexity model and picks its tier.
+  static void classify(const config::ComplexityConfig& c, const core::ChatRequest& request,
+                       routing::RequestTraits& traits, Exchange& ex);
   /// Moves the request's decision into the shared ring, with the runtime its views point into.
   void record_decision(Exchange& ex, std::shared_ptr<const Runtime> runtime);
   void log_access(std::string_view method, std::string_view path,

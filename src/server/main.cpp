@@ -20,6 +20,7 @@
 #include "server/gateway.hpp"
 #include "dialects/anthropic/translate.hpp"
 #include "dialects/translate.hpp"
+#include "routing/complexity/model.hpp"
 #include "routing/decision.hpp"
 #include "routing/request_traits.hpp"
 #include "server/router_cli.hpp"
@@ -97,6 +98,17 @@ int cmd_explain(const std::string& path, const std::string& request_path,
     std::cerr << "no route named \"" << model << "\" in " << path << "\n";
     return 1;
   }
+  if (const auto& cc = route->config->complexity) {
+    auto decoded = dialects::decode_client_request(
+        std::holds_alternative<dialects::openai::ChatRequestInfo>(inspected) ? dialects::Dialect::openai
+                                                                             : dialects::Dialect::anthropic,
+        body, runtime.config().server.max_json_depth);
+    if (auto* r = std::get_if<core::ChatRequest>(&decoded)) {
+      const auto* model = static_cast<const routing::complexity::Model*>(cc->model.get());
+      traits.complexity = model->strong_gain(routing::prompt_text(*r));
+      traits.tier = routing::choose_tier(*cc, traits.complexity);
+    }
+  }
   routing::Overrides overrides;
   for (const auto& h : headers) {
     auto colon = h.find(':');
@@ -138,6 +150,9 @@ int cmd_explain(const std::string& path, const std::string& request_path,
             << " output tokens expected";
   if (traits.needs) std::cout << ", needs " << catalog::capability_names(traits.needs);
   std::cout << "\n";
+  if (traits.tier >= 0)
+    std::printf("complexity: score %.3f (predicted gain of the strongest tier) -> tier %d of %zu\n",
+                traits.complexity, traits.tier, route->config->complexity->tiers.size());
   if (p.deadline_ms) std::cout << "deadline: " << p.deadline_ms << " ms\n";
   if (p.max_cost_usd >= 0) std::cout << "max cost: $" << p.max_cost_usd << "\n";
   std::cout << "plan:\n";

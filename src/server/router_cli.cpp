@@ -130,6 +130,11 @@ int router_train(const RouterCliOptions& o) {
     model.heads.push_back(std::move(head));
     std::printf("  %s: %zu rows\n", name.c_str(), examples.size());
   }
+  {
+    std::vector<const cx::Sparse*> sample;
+    for (const auto& f : features) sample.push_back(&f);
+    cx::calibrate(model, sample);
+  }
   model.trained_on = o.data + " (" + std::to_string(used.size()) + " rows" +
                      (holdout ? ", categories of part " + o.holdout + " held out" : std::string()) +
                      (o.holdout_category.empty() ? std::string() : ", " + o.holdout_category + " held out") + ")";

@@ -377,3 +377,54 @@ TEST(Routing, ExplainPrintsThePlan) {
   EXPECT_NE(cheap.output().find("route cheap: objective cost"), std::string::npos) << cheap.output();
   EXPECT_NE(cheap.output().find("needs tools"), std::string::npos) << cheap.output();
 }
+
+TEST(Routing, ComplexityTiersSendHardAndTrivialPromptsToDifferentTiersAndSayWhy) {
+  // A classifier trained here, by the binary, on outcomes where the weak model fails the hard
+  // prompts and answers the trivial ones.
+  std::string dir = harness::temp_dir();
+  {
+    std::ofstream data(dir + "/train.jsonl");
+    const char* trivial[] = {"hi there", "hello, how are you today?", "thanks a lot!", "good morning",
+                             "what's up?", "say hi to my friend", "tell me a joke", "have a nice day"};
+    const char* hard[] = {"Prove that every finite integral domain is a field, step by step.",
+                          "Compute the eigenvalues of a 3x3 rotation matrix and prove they lie on the unit circle.",
+                          "Prove the fundamental theorem of calculus from the definition of the Riemann integral.",
+                          "Show that the group of units of Z_n is cyclic iff n is 1, 2, 4, p^k or 2p^k; prove it.",
+                          "Derive the closed form of the integral of exp(-x^2) over the real line and prove convergence.",
+                          "Prove that there are infinitely many primes congruent to 3 mod 4."};
+    for (int round = 0; round < 6; ++round) {
+      for (const char* t : trivial)
+        data << R"({"prompt":")" << t << R"(","outcomes":{"big":1,"small":1},"category":"chat"})" << "\n";
+      for (const char* t : hard)
+        data << R"({"prompt":")" << t << R"(","outcomes":{"big":1,"small":0},"category":"math"})" << "\n";
+    }
+  }
+  harness::Process train({SWITCHYARD_BIN, "router", "train", "--data", dir + "/train.jsonl", "--strong", "big",
+                          "--weak", "small", "--epochs", "5", "--out", dir + "/tiny.bin"});
+  ASSERT_EQ(train.wait(30s).value_or(-1), 0) << train.output();
+
+  Fake a, b;
+  Gateway gw(config({{"a", a.port(), ""}, {"b", b.port(), ""}},
+                    "    complexity:\n      model: " + dir + "/tiny.bin\n      tiers: [[a], [b]]\n"
+                    "      strong_share: 0.4\n"));
+  Response easy = chat(gw.port(), R"({"model":"r","messages":[{"role":"user","content":"hello, how are you?"}]})");
+  ASSERT_EQ(easy.status, 200) << easy.body;
+  EXPECT_EQ(easy.header("x-switchyard-tier"), "0");
+  EXPECT_EQ(easy.header("x-switchyard-deployment"), "a");
+  Response hard = chat(gw.port(), R"({"model":"r","messages":[{"role":"user","content":"Prove that every finite integral domain is a field and compute the eigenvalues."}]})");
+  ASSERT_EQ(hard.status, 200) << hard.body;
+  EXPECT_EQ(hard.header("x-switchyard-tier"), "1");
+  EXPECT_EQ(hard.header("x-switchyard-deployment"), "b");
+  EXPECT_GT(std::stod(hard.header("x-switchyard-complexity")), std::stod(easy.header("x-switchyard-complexity")));
+  json::value d = decision(gw.port(), hard.header("x-request-id"));
+  EXPECT_EQ(d.at("request").at("tier").as_int64(), 1);
+  EXPECT_GT(d.at("request").at("complexity").to_number<double>(), 0);
+  EXPECT_EQ(d.at("plan").at(0).as_string(), "b");
+  EXPECT_EQ(d.at("candidates").at(0).at("tier").as_int64(), 0);
+  // The same through the Anthropic dialect (its body is decoded, not inspected).
+  auto headers = auth();
+  headers["anthropic-version"] = "2023-06-01";
+  Response messages = harness::http(gw.port(), "POST", "/v1/messages", headers,
+                                    R"({"model":"r","max_tokens":50,"messages":[{"role":"user","content":"Prove that there are infinitely many primes congruent to 3 mod 4."}]})");
+  EXPECT_EQ(messages.header("x-switchyard-tier"), "1") << messages.body;
+}

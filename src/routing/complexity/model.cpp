@@ -85,6 +85,21 @@ double Model::strong_gain(const Sparse& x) const {
   return s && w ? s->predict(x) - w->predict(x) : 0.0;
 }
 
+double Model::threshold_for_share(double share) const {
+  if (calibration.size() != 101) return 0;
+  double q = std::clamp(1.0 - share, 0.0, 1.0) * 100.0;
+  auto lo = static_cast<std::size_t>(q);
+  if (lo >= 100) return calibration[100];
+  double t = q - static_cast<double>(lo);
+  return calibration[lo] * (1 - t) + calibration[lo + 1] * t;
+}
+
+double Model::share_above(double score) const {
+  if (calibration.size() != 101) return 0.5;
+  auto it = std::upper_bound(calibration.begin(), calibration.end(), static_cast<float>(score));
+  return 1.0 - static_cast<double>(it - calibration.begin()) / 101.0;
+}
+
 double Model::strong_gain(std::string_view text) const {
   thread_local Sparse x;
   extract(text, spec, x);
@@ -109,6 +124,8 @@ bool save(const Model& m, const std::string& path, std::string& error) {
     put_u32(body, static_cast<std::uint32_t>(h.weights.size()));
     body.append(reinterpret_cast<const char*>(h.weights.data()), h.weights.size() * sizeof(float));
   }
+  put_u32(body, static_cast<std::uint32_t>(m.calibration.size()));
+  body.append(reinterpret_cast<const char*>(m.calibration.data()), m.calibration.size() * sizeof(float));
   put_u32(body, crc32(body));
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out.write(body.data(), static_cast<std::streamsize>(body.size()))) {
@@ -173,6 +190,14 @@ std::optional<Model> load(const std::string& path, std::string& error) {
     r.pos += static_cast<std::size_t>(n) * 4;
     m.heads.push_back(std::move(h));
   }
+  std::uint32_t quantiles = r.u32();
+  if (!r.ok || (quantiles != 0 && quantiles != 101) || r.pos + quantiles * 4u > r.data.size()) {
+    error = path + " is corrupt (inconsistent sizes)";
+    return std::nullopt;
+  }
+  m.calibration.resize(quantiles);
+  std::memcpy(m.calibration.data(), r.data.data() + r.pos, quantiles * 4u);
+  r.pos += quantiles * 4u;
   if (r.pos != r.data.size()) {
     error = path + " is corrupt (trailing bytes)";
     return std::nullopt;
@@ -207,6 +232,17 @@ void train(Head& head, std::uint32_t dims, const std::vector<Example>& examples,
     }
   }
   if (progress) progress(steps, steps);
+}
+
+void calibrate(Model& m, const std::vector<const Sparse*>& sample) {
+  std::vector<float> scores;
+  scores.reserve(sample.size());
+  for (const Sparse* x : sample) scores.push_back(static_cast<float>(m.strong_gain(*x)));
+  m.calibration.clear();
+  if (scores.empty()) return;
+  std::sort(scores.begin(), scores.end());
+  for (int q = 0; q <= 100; ++q)
+    m.calibration.push_back(scores[std::min(scores.size() - 1, scores.size() * static_cast<std::size_t>(q) / 100)]);
 }
 
 }  // namespace switchyard::routing::complexity

@@ -29,6 +29,14 @@ struct Model {
   std::string trained_on;  ///< data description (file, rows, held-out part)
   std::string strong;      ///< the default pair for `eval` and two-tier routes
   std::string weak;
+  /// Quantiles of `strong_gain` over the training prompts, at 0%, 1%, ..., 100%: the threshold
+  /// that sends a given share of traffic to the strong side is read from them.
+  std::vector<float> calibration;
+
+  /// The score above which about `share` (0..1) of the calibration prompts lie.
+  double threshold_for_share(double share) const;
+  /// The share of calibration prompts scoring above `score` (0..1).
+  double share_above(double score) const;
 
   const Head* head(std::string_view model) const;
   /// Predicted quality of `model` on the features; nullopt when the model has no head.
@@ -60,5 +68,8 @@ struct TrainOptions {
 /// `progress(done, total)` is called every few thousand steps (may be empty).
 void train(Head& head, std::uint32_t dims, const std::vector<Example>& examples, const TrainOptions& options,
            const std::function<void(std::size_t, std::size_t)>& progress);
+
+/// Fills `m.calibration` from the model's scores on `sample` (the training prompts).
+void calibrate(Model& m, const std::vector<const Sparse*>& sample);
 
 }  // namespace switchyard::routing::complexity

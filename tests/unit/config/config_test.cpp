@@ -234,3 +234,21 @@ TEST(ConfigRouting, BadRoutingValuesAreReportedWithTheirPaths) {
   EXPECT_NE(text.find("routes.auto.policy.max_cost_usd: must be a number"), std::string::npos) << text;
   EXPECT_NE(text.find("routes.auto.hedge.max_share: must be between 0 and 1"), std::string::npos) << text;
 }
+
+TEST(ConfigRouting, ComplexityTiersAreCheckedWithTheirPaths) {
+  std::string yaml = valid_yaml();
+  yaml.replace(yaml.find("    candidates: [gpt, fake]"), std::string("    candidates: [gpt, fake]").size(), R"(    candidates: [gpt, fake]
+    complexity:
+      model: no-such-model.bin
+      tiers: [[gpt], [nobody]]
+      shares: [0.5, 0.6])");
+  auto r = load_config_text(yaml, {{"OPENAI_API_KEY", "sk-x"}}, "/tmp");
+  std::string text = format_problems(r.problems);
+  EXPECT_NE(text.find("routes.auto.complexity.model: cannot read /tmp/no-such-model.bin"), std::string::npos) << text;
+  EXPECT_NE(text.find("routes.auto.complexity.tiers[1][0]: \"nobody\" is not among the route's candidates"),
+            std::string::npos) << text;
+  EXPECT_NE(text.find("routes.auto.complexity.shares: must add up to 1"), std::string::npos) << text;
+  yaml.replace(yaml.find("      tiers: [[gpt], [nobody]]"), std::string("      tiers: [[gpt], [nobody]]").size(), "      tiers: [[gpt]]");
+  r = load_config_text(yaml, {{"OPENAI_API_KEY", "sk-x"}}, "/tmp");
+  EXPECT_NE(format_problems(r.problems).find("routes.auto.complexity.tiers: needs two or more tiers"), std::string::npos);
+}

@@ -103,6 +103,14 @@ TEST(ComplexityModel, TrainsSavesLoadsAndRejectsCorruptFiles) {
   EXPECT_GT(m.strong_gain("prove the theorem about eigenvalues"), 0.5);
   EXPECT_LT(m.strong_gain("say hello"), 0.2);
   EXPECT_FALSE(m.quality("other", easy));
+  // Calibration: half the sample is hard, so "30% to the strong model" puts the threshold
+  // between the easy and the hard scores.
+  calibrate(m, {&easy, &hard, &easy, &hard});
+  ASSERT_EQ(m.calibration.size(), 101u);
+  double t = m.threshold_for_share(0.3);
+  EXPECT_GT(m.strong_gain(hard), t - 1e-6);
+  EXPECT_LT(m.strong_gain(easy), t);
+  EXPECT_NEAR(m.share_above(m.strong_gain(easy) - 1e-3), 1.0, 0.02);
 
   std::string path = ::testing::TempDir() + "/model.bin";
   std::string error;
@@ -114,6 +122,7 @@ TEST(ComplexityModel, TrainsSavesLoadsAndRejectsCorruptFiles) {
   ASSERT_EQ(loaded->heads.size(), 2u);
   EXPECT_EQ(loaded->heads[1].model, "small");
   EXPECT_DOUBLE_EQ(loaded->strong_gain("say hello"), m.strong_gain("say hello"));
+  EXPECT_EQ(loaded->calibration, m.calibration);
 
   // A flipped byte, a truncated file, another version, another kind of file: each a clear error.
   std::string bytes;
