@@ -423,7 +423,13 @@ int main(int argc, char** argv) {
   eval->add_option("--svg", router_options.svg, "Write the PGR curve as SVG");
   eval->add_option("--seed", router_options.seed, "Seed of the random baseline");
 
+  std::string savings_log;
+  auto* savings = router->add_subcommand("savings", "What the traffic cost against the strongest model of each route");
+  savings->add_option("-c,--config", config_path, "Configuration file (YAML)")->required();
+  savings->add_option("--log", savings_log, "Access log (JSON lines)")->required();
+
   CLI11_PARSE(app, argc, argv);
+  if (*savings) return server::router_savings(config_path, savings_log);
   if (*train) return server::router_train(router_options);
   if (*eval) return server::router_eval(router_options);
   if (show_version) {

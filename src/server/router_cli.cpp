@@ -11,6 +11,12 @@
 #include "routing/complexity/dataset.hpp"
 #include "routing/complexity/metrics.hpp"
 #include "routing/complexity/model.hpp"
+#include "server/runtime.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+#include <map>
 
 namespace switchyard::server {
 
@@ -205,6 +211,102 @@ int router_eval(const RouterCliOptions& o) {
                                                   (holdout ? " (held-out part " + o.holdout + ")" : std::string()));
     std::printf("curve written to %s\n", o.svg.c_str());
   }
+  return 0;
+}
+
+}  // namespace switchyard::server
+
+namespace switchyard::server {
+
+int router_savings(const std::string& config_path, const std::string& log_path) {
+  config::LoadResult loaded = config::load_config_file(config_path);
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "%s", config::format_problems(loaded.problems).c_str());
+    return 1;
+  }
+  Runtime runtime(std::move(loaded.config), nullptr);
+  // The strongest deployment of each route: its strongest complexity tier's first priced
+  // candidate, else the priced candidate with the best quality prior for the route's category.
+  struct Strongest {
+    const DeploymentRuntime* deployment = nullptr;
+    double requests = 0, actual = 0, strongest = 0, unpriced = 0;
+  };
+  std::map<std::string, Strongest> routes;
+  for (const auto& route : runtime.routes()) {
+    Strongest s;
+    const auto& cc = route.config->complexity;
+    for (const DeploymentRuntime* d : route.candidates) {
+      if (!d->priced) continue;
+      bool in_top_tier = cc && std::find(cc->tiers.back().begin(), cc->tiers.back().end(), d->config->name) !=
+                                   cc->tiers.back().end();
+      auto quality = [&](const DeploymentRuntime* x) {
+        return x->model ? x->model->quality_of(route.config->policy.category) : 0.5f;
+      };
+      if (cc) {
+        if (in_top_tier && !s.deployment) s.deployment = d;
+      } else if (!s.deployment || quality(d) > quality(s.deployment)) {
+        s.deployment = d;
+      }
+    }
+    routes[route.config->name] = s;
+  }
+  std::ifstream in(log_path);
+  if (!in) {
+    std::fprintf(stderr, "cannot read %s\n", log_path.c_str());
+    return 1;
+  }
+  std::string line;
+  std::size_t lines = 0, used = 0;
+  while (std::getline(in, line)) {
+    ++lines;
+    boost::system::error_code ec;
+    boost::json::value v = boost::json::parse(line, ec);
+    if (ec || !v.is_object()) continue;
+    const auto& o = v.as_object();
+    const auto* type = o.if_contains("type");
+    const auto* route = o.if_contains("route");
+    const auto* prompt = o.if_contains("prompt_tokens");
+    const auto* completion = o.if_contains("completion_tokens");
+    if (!type || !type->is_string() || type->as_string() != "access" || !route || !route->is_string() || !prompt ||
+        !completion)
+      continue;
+    auto it = routes.find(std::string(route->as_string()));
+    if (it == routes.end()) continue;
+    Strongest& s = it->second;
+    auto number = [&](const char* key) {
+      const auto* x = o.if_contains(key);
+      return x && x->is_number() ? x->to_number<double>() : 0.0;
+    };
+    auto tokens = [&](const char* key) { return static_cast<std::int64_t>(number(key)); };
+    const auto* cost = o.if_contains("cost_usd");
+    ++used;
+    s.requests += 1;
+    if (!cost || !cost->is_number()) {
+      s.unpriced += 1;
+      continue;
+    }
+    s.actual += cost->to_number<double>();
+    if (s.deployment)
+      s.strongest += catalog::cost_usd(s.deployment->price, tokens("prompt_tokens"), tokens("cached_tokens"),
+                                       tokens("completion_tokens"), tokens("reasoning_tokens"));
+  }
+  std::printf("%s: %zu lines, %zu requests with usage\n\n", log_path.c_str(), lines, used);
+  std::printf("| route | requests | cost USD | all to the strongest | at | saved USD | saved %% |\n");
+  std::printf("| --- | ---: | ---: | ---: | --- | ---: | ---: |\n");
+  double total_actual = 0, total_strongest = 0;
+  for (const auto& [name, s] : routes) {
+    if (s.requests == 0) continue;
+    total_actual += s.actual;
+    total_strongest += s.strongest;
+    double saved = s.strongest - s.actual;
+    std::printf("| %s | %.0f%s | %.6f | %.6f | %s | %.6f | %.1f%% |\n", name.c_str(), s.requests,
+                s.unpriced ? (" (" + std::to_string(static_cast<long>(s.unpriced)) + " unpriced)").c_str() : "",
+                s.actual, s.strongest, s.deployment ? s.deployment->config->name.c_str() : "-", saved,
+                s.strongest > 0 ? 100 * saved / s.strongest : 0.0);
+  }
+  double saved = total_strongest - total_actual;
+  std::printf("| **all** | | %.6f | %.6f | | %.6f | %.1f%% |\n", total_actual, total_strongest, saved,
+              total_strongest > 0 ? 100 * saved / total_strongest : 0.0);
   return 0;
 }
 

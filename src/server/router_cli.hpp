@@ -21,5 +21,8 @@ struct RouterCliOptions {
 
 int router_train(const RouterCliOptions& o);
 int router_eval(const RouterCliOptions& o);
+/// What the traffic in an access log cost, against sending all of it to each route's strongest
+/// deployment (its strongest complexity tier, else its best quality prior).
+int router_savings(const std::string& config_path, const std::string& log_path);
 
 }  // namespace switchyard::server

@@ -5,6 +5,7 @@
 
 #include <boost/json.hpp>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "harness.hpp"
@@ -404,9 +405,10 @@ TEST(Routing, ComplexityTiersSendHardAndTrivialPromptsToDifferentTiersAndSayWhy)
   ASSERT_EQ(train.wait(30s).value_or(-1), 0) << train.output();
 
   Fake a, b;
-  Gateway gw(config({{"a", a.port(), ""}, {"b", b.port(), ""}},
-                    "    complexity:\n      model: " + dir + "/tiny.bin\n      tiers: [[a], [b]]\n"
-                    "      strong_share: 0.4\n"));
+  const std::string yaml = config({{"a", a.port(), "gpt-4o-mini"}, {"b", b.port(), "gpt-4o"}},
+                                  "    complexity:\n      model: " + dir + "/tiny.bin\n      tiers: [[a], [b]]\n"
+                                  "      strong_share: 0.4\n");
+  Gateway gw(yaml);
   Response easy = chat(gw.port(), R"({"model":"r","messages":[{"role":"user","content":"hello, how are you?"}]})");
   ASSERT_EQ(easy.status, 200) << easy.body;
   EXPECT_EQ(easy.header("x-switchyard-tier"), "0");
@@ -427,4 +429,24 @@ TEST(Routing, ComplexityTiersSendHardAndTrivialPromptsToDifferentTiersAndSayWhy)
   Response messages = harness::http(gw.port(), "POST", "/v1/messages", headers,
                                     R"({"model":"r","max_tokens":50,"messages":[{"role":"user","content":"Prove that there are infinitely many primes congruent to 3 mod 4."}]})");
   EXPECT_EQ(messages.header("x-switchyard-tier"), "1") << messages.body;
+
+  // The savings report over this traffic: the trivial request went to the cheap tier.
+  std::this_thread::sleep_for(300ms);  // the access log is written every 100 ms
+  std::ofstream(dir + "/c.yaml") << yaml;
+  {
+    std::ofstream log(dir + "/access.jsonl");
+    std::istringstream lines(gw.log());
+    for (std::string line; std::getline(lines, line);)
+      if (line.find(R"("type":"access")") != std::string::npos) log << line << "\n";
+  }
+  harness::Process savings({SWITCHYARD_BIN, "router", "savings", "--config", dir + "/c.yaml", "--log",
+                            dir + "/access.jsonl"});
+  ASSERT_EQ(savings.wait(10s).value_or(-1), 0) << savings.output();
+  std::string report = savings.output();
+  EXPECT_NE(report.find("| r | 3 |"), std::string::npos) << report;
+  EXPECT_NE(report.find("| b |"), std::string::npos) << report;  // the strongest: tier 1's deployment
+  std::size_t all = report.find("| **all** |");
+  ASSERT_NE(all, std::string::npos) << report;
+  double saved_percent = std::stod(report.substr(report.rfind('|', report.rfind('%')) + 1));
+  EXPECT_GT(saved_percent, 0) << report;
 }
