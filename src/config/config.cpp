@@ -248,7 +248,7 @@ void read_server(Reader& r, const YAML::Node& node, ServerConfig& s) {
                    {"host", "port", "threads", "max_connections", "max_body_bytes",
                     "max_header_bytes", "max_json_depth", "header_timeout_ms", "body_timeout_ms",
                     "idle_timeout_ms", "write_timeout_ms", "drain_timeout_ms", "access_log",
-                    "decisions_kept"}))
+                    "decisions_kept", "feedback_log", "feedback_kept"}))
     return;
   if (r.string(node["host"], "server.host", s.host)) {
     if (s.host == "localhost") s.host = "127.0.0.1";
@@ -270,6 +270,8 @@ void read_server(Reader& r, const YAML::Node& node, ServerConfig& s) {
   r.integer(node["drain_timeout_ms"], "server.drain_timeout_ms", s.drain_timeout_ms, 0, kMaxMs);
   r.string(node["access_log"], "server.access_log", s.access_log);
   r.integer(node["decisions_kept"], "server.decisions_kept", s.decisions_kept, 0, 10'000'000);
+  r.string(node["feedback_log"], "server.feedback_log", s.feedback_log);
+  r.integer(node["feedback_kept"], "server.feedback_kept", s.feedback_kept, 0, 10'000'000);
 }
 
 void read_health(Reader& r, const YAML::Node& node, HealthConfig& h) {

@@ -40,6 +40,8 @@ struct ServerConfig {
   std::uint32_t drain_timeout_ms = 10000;   ///< in-flight work allowed after SIGTERM
   std::string access_log = "stdout";        ///< "stdout", "stderr", "off" or a file path
   std::size_t decisions_kept = 10000;       ///< decision records kept in memory
+  std::string feedback_log;                 ///< where feedback rows go (JSONL); empty = feedback off
+  std::size_t feedback_kept = 10000;        ///< complexity-routed requests awaiting feedback
 };
 
 struct UpstreamConfig {

@@ -10,6 +10,7 @@
 #include <vector>
 #include <charconv>
 #include <cstring>
+#include <fstream>
 
 #include "dialects/openai/chat_request.hpp"
 #include "dialects/openai/usage.hpp"
@@ -125,6 +126,8 @@ struct Gateway::Exchange {
   AttemptResult last;
   std::string estimated_cost_text, cost_text, retry_after_text, complexity_text, tier_text;
   double cost_usd = -1;
+  /// Complexity-routed requests, when feedback is on: kept for `/v1/switchyard/feedback`.
+  std::unique_ptr<routing::complexity::Pending> pending;
 
   void add_attempt(std::uint16_t index, std::string what, int status, double ms, bool hedge = false) {
     if (!decision) return;
@@ -359,6 +362,8 @@ asio::awaitable<void> Gateway::handle(net::Request request, net::ResponseWriter&
     if (co_await allowed("GET")) co_await models(request, writer, ex);
   } else if (path == "/v1/switchyard/health") {
     if (co_await allowed("GET")) co_await health_report(request, writer, ex);
+  } else if (path == "/v1/switchyard/feedback") {
+    if (co_await allowed("POST")) co_await feedback(request, writer, ex);
   } else if (path == "/v1/switchyard/decisions") {
     if (co_await allowed("GET")) co_await decision_report(request, writer, ex);
   } else if (path == "/healthz") {
@@ -462,6 +467,16 @@ void Gateway::record_decision(Exchange& ex, std::shared_ptr<const Runtime> runti
   if (ex.answered_by && ex.status > 0 && ex.status < 400)
     for (std::size_t i = 0; i < d.table->candidates.size(); ++i)
       if (d.table->candidates[i].deployment == ex.answered_by->config->name) d.chosen = static_cast<int>(i);
+  if (ex.pending && ex.answered_by && ex.status > 0 && ex.status < 400) {
+    routing::complexity::Pending& p = *ex.pending;
+    p.request_id.assign(ex.request_id);
+    p.key.assign(ex.key_name);
+    p.route.assign(d.route);
+    p.model = ex.answered_by->model ? ex.answered_by->model->id : ex.answered_by->config->model;
+    p.tier = d.traits.tier;
+    p.score = d.traits.complexity;
+    shared_.feedback.remember(std::move(p));
+  }
   auto spare = shared_.decisions.add(std::move(ex.decision), std::move(runtime));
   if (spare && decision_pool_.size() < 64) decision_pool_.push_back(std::move(spare));
 }
@@ -550,9 +565,16 @@ asio::awaitable<const RouteRuntime*> Gateway::resolve_route(std::string_view mod
 }
 
 void Gateway::classify(const config::ComplexityConfig& c, const core::ChatRequest& request,
-                       routing::RequestTraits& traits, Exchange& ex) {
+                       routing::RequestTraits& traits, Exchange& ex, bool keep_features) {
   const auto* model = static_cast<const routing::complexity::Model*>(c.model.get());
-  traits.complexity = model->strong_gain(routing::prompt_text(request));
+  thread_local routing::complexity::Sparse features;
+  routing::complexity::extract(routing::prompt_text(request), model->spec, features);
+  traits.complexity = model->strong_gain(features);
+  if (keep_features) {
+    ex.pending = std::make_unique<routing::complexity::Pending>();
+    ex.pending->hash_bits = model->spec.hash_bits;
+    ex.pending->features = features;
+  }
   traits.tier = routing::choose_tier(c, traits.complexity);
   ex.complexity_text.clear();
   routing::append_decimal(ex.complexity_text, std::round(traits.complexity * 1000) / 1000);
@@ -720,6 +742,62 @@ asio::awaitable<void> Gateway::decision_report(net::Request& request, net::Respo
   co_await writer.send(200, "application/json", *found, ex.headers());
 }
 
+asio::awaitable<void> Gateway::feedback(net::Request& request, net::ResponseWriter& writer, Exchange& ex) {
+  const config::KeyConfig* key = co_await authenticate(request, writer, ex);
+  if (!key) co_return;
+  std::optional<ApiError> error;
+  std::string request_id;
+  double score = -1;
+  auto parsed = dialects::parse_json(request.body, 8);
+  if (shared_.feedback_log.empty()) {
+    error = ApiError::make(ErrorKind::invalid_request,
+                           "Feedback is not enabled on this gateway (server.feedback_log).", {}, "feedback_disabled");
+  } else if (!parsed || !parsed->is_object()) {
+    error = ApiError::make(ErrorKind::invalid_request, "We could not parse the JSON body of your request.", {},
+                           "invalid_json");
+  } else {
+    const auto& o = parsed->get_object();
+    request_id = std::string(dialects::str_or(o, "request_id"));
+    if (const auto* s = o.if_contains("score"); s && s->is_number()) score = s->to_number<double>();
+    else if (auto thumbs = dialects::str_or(o, "thumbs"); thumbs == "up" || thumbs == "down")
+      score = thumbs == "up" ? 1.0 : 0.0;
+    if (request_id.empty())
+      error = ApiError::make(ErrorKind::invalid_request, "Missing required parameter: 'request_id'.", "request_id",
+                             "missing_required_parameter");
+    else if (!(score >= 0 && score <= 1))
+      error = ApiError::make(ErrorKind::invalid_request,
+                             "Give 'score' (a number from 0 to 1) or 'thumbs' (\"up\" or \"down\").", "score",
+                             "invalid_value");
+  }
+  if (error) {
+    co_await fail(writer, ex, *error);
+    co_return;
+  }
+  auto pending = shared_.feedback.take(request_id, key->admin ? std::string_view{} : std::string_view(key->name));
+  if (!pending) {
+    co_await fail(writer, ex, ApiError::make(ErrorKind::not_found,
+                                             "No request " + request_id +
+                                                 " awaits feedback (not routed by complexity, someone else's, "
+                                                 "already rated, or no longer kept).",
+                                             "request_id", "feedback_not_found"));
+    co_return;
+  }
+  std::string row = routing::complexity::feedback_row(*pending, score);
+  bool written = false;
+  {
+    std::lock_guard lock(shared_.feedback_mutex);
+    std::ofstream out(shared_.feedback_log, std::ios::app);
+    written = static_cast<bool>(out << row);
+  }
+  if (!written) {
+    co_await fail(writer, ex, ApiError::make(ErrorKind::internal, "The feedback log could not be written.", {},
+                                             "feedback_write_failed"));
+    co_return;
+  }
+  ex.status = 200;
+  co_await writer.send(200, "application/json", R"({"object":"switchyard.feedback","recorded":true})", ex.headers());
+}
+
 asio::awaitable<void> Gateway::chat(net::Request& request, net::ResponseWriter& writer,
                                     Exchange& ex) {
   const config::KeyConfig* key = co_await authenticate(request, writer, ex);
@@ -764,7 +842,7 @@ asio::awaitable<void> Gateway::chat(net::Request& request, net::ResponseWriter& 
       }
       chat.canonical = std::move(std::get<std::unique_ptr<core::ChatRequest>>(decoded));
     }
-    classify(*route->config->complexity, *chat.canonical, traits, ex);
+    classify(*route->config->complexity, *chat.canonical, traits, ex, !shared_.feedback_log.empty());
   }
   start_decision(ex, *route, traits);
   co_await run_candidates(*route, chat, writer, ex);

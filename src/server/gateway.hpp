@@ -11,6 +11,7 @@
 #include "net/server.hpp"
 #include "net/upstream.hpp"
 #include "health/registry.hpp"
+#include "routing/complexity/feedback.hpp"
 #include "routing/decision.hpp"
 #include "routing/execution.hpp"
 #include "server/runtime.hpp"
@@ -55,12 +56,21 @@ class StringPool {
 /// What every event loop shares: the runtime in force, live health, decision records, the log.
 struct Shared {
   Shared(std::shared_ptr<const Runtime> initial, telemetry::AccessLog& access_log,
-         health::Registry& health_registry, std::size_t decisions_kept)
-      : runtime(std::move(initial)), log(access_log), health(health_registry), decisions(decisions_kept) {}
+         health::Registry& health_registry, std::size_t decisions_kept, std::string feedback_path = {},
+         std::size_t feedback_kept = 0)
+      : runtime(std::move(initial)),
+        log(access_log),
+        health(health_registry),
+        decisions(decisions_kept),
+        feedback_log(std::move(feedback_path)),
+        feedback(feedback_log.empty() ? 0 : feedback_kept) {}
   RuntimeSource runtime;
   telemetry::AccessLog& log;
   health::Registry& health;
   routing::DecisionRing decisions;
+  std::string feedback_log;  ///< empty: feedback off
+  routing::complexity::FeedbackStore feedback;
+  std::mutex feedback_mutex;  ///< one writer of the feedback log at a time
 };
 
 /// The gateway's request handler for one event loop: routes, auth, the OpenAI fast path,
@@ -141,6 +151,7 @@ class Gateway final : public net::Handler {
                                              Exchange& ex);
   boost::asio::awaitable<void> decision_report(net::Request& request, net::ResponseWriter& writer,
                                                Exchange& ex);
+  boost::asio::awaitable<void> feedback(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
   /// Reads x-switchyard-* overrides; false after an error answer went out.
   boost::asio::awaitable<bool> read_overrides(const net::Request& request, const config::KeyConfig& key,
                                               net::ResponseWriter& writer, Exchange& ex);
@@ -180,7 +191,7 @@ class Gateway final : public net::Handler {
   void start_decision(Exchange& ex, const RouteRuntime& route, const routing::RequestTraits& traits);
   /// Scores the request with the route's complexity model and picks its tier.
   static void classify(const config::ComplexityConfig& c, const core::ChatRequest& request,
-                       routing::RequestTraits& traits, Exchange& ex);
+                       routing::RequestTraits& traits, Exchange& ex, bool keep_features);
   /// Moves the request's decision into the shared ring, with the runtime its views point into.
   void record_decision(Exchange& ex, std::shared_ptr<const Runtime> runtime);
   void log_access(std::string_view method, std::string_view path,

@@ -318,7 +318,7 @@ int cmd_serve(const std::string& path, const std::string& port_file, int threads
     spdlog::error("cannot open server.access_log \"{}\" for appending", sc.access_log);
     return 1;
   }
-  server::Shared shared(runtime, access_log, health_registry, sc.decisions_kept);
+  server::Shared shared(runtime, access_log, health_registry, sc.decisions_kept, sc.feedback_log, sc.feedback_kept);
   runtime.reset();  // the shared source owns it now (a reload must be able to free it)
   net::Server server(options, [&](net::Loop& loop) -> std::unique_ptr<net::Handler> {
     return std::make_unique<server::Gateway>(loop, shared);

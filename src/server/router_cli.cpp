@@ -114,7 +114,17 @@ int router_train(const RouterCliOptions& o) {
   features.resize(used.size());
   Progress featuring("features");
   for (std::size_t i = 0; i < used.size(); ++i) {
-    cx::extract(used[i]->text, model.spec, features[i]);
+    if (used[i]->features) {
+      // A feedback row: hashed when it was served, with the bits of the model that served it.
+      if (used[i]->hash_bits != model.spec.hash_bits) {
+        std::fprintf(stderr, "row %s was hashed with %u bits; train with --hash-bits %u\n", used[i]->id.c_str(),
+                     used[i]->hash_bits, used[i]->hash_bits);
+        return 1;
+      }
+      features[i] = *used[i]->features;
+    } else {
+      cx::extract(used[i]->text, model.spec, features[i]);
+    }
     featuring(i + 1, used.size());
   }
   cx::TrainOptions options;
@@ -125,8 +135,9 @@ int router_train(const RouterCliOptions& o) {
     for (std::size_t i = 0; i < used.size(); ++i)
       if (auto y = used[i]->outcome(name)) examples.push_back({&features[i], static_cast<float>(*y)});
     if (examples.empty()) {
-      std::fprintf(stderr, "no outcomes of %s in the training rows\n", name.c_str());
-      return 1;
+      // Feedback rows rate only the model that answered: a model without outcomes gets no head.
+      std::fprintf(stderr, "no outcomes of %s in the training rows: no head for it\n", name.c_str());
+      continue;
     }
     cx::Head head;
     head.model = name;
@@ -140,6 +151,10 @@ int router_train(const RouterCliOptions& o) {
     std::vector<const cx::Sparse*> sample;
     for (const auto& f : features) sample.push_back(&f);
     cx::calibrate(model, sample);
+  }
+  if (model.heads.empty()) {
+    std::fprintf(stderr, "nothing to train: no outcomes of any model named\n");
+    return 1;
   }
   model.trained_on = o.data + " (" + std::to_string(used.size()) + " rows" +
                      (holdout ? ", categories of part " + o.holdout + " held out" : std::string()) +

@@ -408,7 +408,10 @@ TEST(Routing, ComplexityTiersSendHardAndTrivialPromptsToDifferentTiersAndSayWhy)
   const std::string yaml = config({{"a", a.port(), "gpt-4o-mini"}, {"b", b.port(), "gpt-4o"}},
                                   "    complexity:\n      model: " + dir + "/tiny.bin\n      tiers: [[a], [b]]\n"
                                   "      strong_share: 0.4\n");
-  Gateway gw(yaml);
+  std::string with_feedback = yaml;
+  with_feedback.replace(with_feedback.find("  access_log: stdout\n"), 21,
+                        "  access_log: stdout\n  feedback_log: " + dir + "/feedback.jsonl\n");
+  Gateway gw(with_feedback);
   Response easy = chat(gw.port(), R"({"model":"r","messages":[{"role":"user","content":"hello, how are you?"}]})");
   ASSERT_EQ(easy.status, 200) << easy.body;
   EXPECT_EQ(easy.header("x-switchyard-tier"), "0");
@@ -429,6 +432,32 @@ TEST(Routing, ComplexityTiersSendHardAndTrivialPromptsToDifferentTiersAndSayWhy)
   Response messages = harness::http(gw.port(), "POST", "/v1/messages", headers,
                                     R"({"model":"r","max_tokens":50,"messages":[{"role":"user","content":"Prove that there are infinitely many primes congruent to 3 mod 4."}]})");
   EXPECT_EQ(messages.header("x-switchyard-tier"), "1") << messages.body;
+
+  // Feedback on the hard answer becomes a training row (hashed features, no text) for a retrain.
+  auto feedback = [&](const std::string& body, const std::string& key = kKey) {
+    return harness::http(gw.port(), "POST", "/v1/switchyard/feedback", auth(key), body);
+  };
+  Response rated = feedback(R"({"request_id":")" + hard.header("x-request-id") + R"(","thumbs":"down"})");
+  EXPECT_EQ(rated.status, 200) << rated.body;
+  EXPECT_EQ(feedback(R"({"request_id":")" + hard.header("x-request-id") + R"(","score":1})").status, 404)
+      << "rated once";
+  EXPECT_EQ(feedback(R"({"request_id":")" + easy.header("x-request-id") + R"(","score":0.5})", kNoOverrides).status,
+            404) << "another key's request";
+  EXPECT_EQ(feedback(R"({"request_id":")" + easy.header("x-request-id") + R"(","score":7})").status, 400);
+  EXPECT_EQ(feedback(R"({"request_id":")" + easy.header("x-request-id") + R"(","score":0.8})").status, 200);
+  std::string rows;
+  {
+    std::ifstream in(dir + "/feedback.jsonl");
+    rows.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  EXPECT_NE(rows.find(R"("outcomes":{"gpt-4o":0})"), std::string::npos) << rows;
+  EXPECT_NE(rows.find(R"("outcomes":{"gpt-4o-mini":0.8})"), std::string::npos) << rows;
+  EXPECT_NE(rows.find(R"("hash_bits":16,"features":[[)"), std::string::npos) << rows;
+  EXPECT_EQ(rows.find("Prove that"), std::string::npos) << "no prompt text is kept";
+  harness::Process retrain({SWITCHYARD_BIN, "router", "train", "--data", dir + "/feedback.jsonl", "--strong",
+                            "gpt-4o", "--weak", "gpt-4o-mini", "--out", dir + "/retrained.bin"});
+  ASSERT_EQ(retrain.wait(30s).value_or(-1), 0) << retrain.output();
+  EXPECT_NE(retrain.output().find("gpt-4o: 1 rows"), std::string::npos) << retrain.output();
 
   // The savings report over this traffic: the trivial request went to the cheap tier.
   std::this_thread::sleep_for(300ms);  // the access log is written every 100 ms

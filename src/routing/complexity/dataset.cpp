@@ -64,8 +64,20 @@ bool read_rows(const std::string& path, std::vector<Row>& rows, std::string& err
               }
         }
       }
+    } else if (const auto* f = o.if_contains("features"); f && f->is_array()) {
+      const auto* bits = o.if_contains("hash_bits");
+      if (!bits || !bits->is_int64()) return fail("\"features\" needs \"hash_bits\"");
+      r.hash_bits = static_cast<std::uint32_t>(bits->as_int64());
+      r.features.emplace();
+      for (const auto& pair : f->as_array()) {
+        if (!pair.is_array() || pair.as_array().size() != 2 || !pair.as_array()[0].is_int64() ||
+            !pair.as_array()[1].is_number())
+          return fail("\"features\" must be [[index, value], ...]");
+        r.features->emplace_back(static_cast<std::uint32_t>(pair.as_array()[0].as_int64()),
+                                 pair.as_array()[1].to_number<float>());
+      }
     } else {
-      return fail("needs \"prompt\" (a string) or \"messages\" (an array)");
+      return fail("needs \"prompt\" (a string), \"messages\" (an array) or \"features\" (feedback rows)");
     }
     const auto* outcomes = o.if_contains("outcomes");
     if (!outcomes || !outcomes->is_object()) return fail("needs \"outcomes\": {model: score}");

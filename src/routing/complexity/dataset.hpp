@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -18,6 +19,9 @@ struct Row {
   std::vector<std::pair<std::string, std::optional<double>>> outcomes;  ///< null: not measured
   std::vector<std::pair<std::string, double>> cost_usd;
   std::string strong_model, weak_model;  ///< the pair a row names, when it names one
+  /// Feedback rows carry hashed features instead of text (`hash_bits` says how they were hashed).
+  std::optional<std::vector<std::pair<std::uint32_t, float>>> features;
+  std::uint32_t hash_bits = 0;
   std::optional<double> outcome(std::string_view model) const;
 };
 

@@ -1,4 +1,5 @@
 #include "routing/complexity/dataset.hpp"
+#include "routing/complexity/feedback.hpp"
 #include "routing/complexity/features.hpp"
 #include "routing/complexity/metrics.hpp"
 #include "routing/complexity/model.hpp"
@@ -173,4 +174,41 @@ TEST(ComplexityDataset, ReadsPromptsMessagesAndNullOutcomesAndSplitsByCategory) 
   for (int i = 0; i < 1000; ++i) in_zero += in_part("subject_" + std::to_string(i), 0, 5);
   EXPECT_NEAR(in_zero, 200, 40);
   EXPECT_EQ(in_part("math", 2, 5), in_part("math", 2, 5));
+}
+
+TEST(ComplexityFeedback, KeptBoundedTakenOnceAndWrittenAsATrainingRow) {
+  FeedbackStore store(2);
+  auto pending = [](std::string id) {
+    Pending p;
+    p.request_id = std::move(id);
+    p.key = "k";
+    p.route = "auto";
+    p.model = "big";
+    p.tier = 1;
+    p.hash_bits = 16;
+    p.features = {{3, 0.5f}, {70000, 0.25f}};
+    return p;
+  };
+  store.remember(pending("a"));
+  store.remember(pending("b"));
+  store.remember(pending("c"));
+  EXPECT_FALSE(store.take("a", "k")) << "bounded: the oldest went";
+  EXPECT_FALSE(store.take("b", "other")) << "another key";
+  auto b = store.take("b", "k");
+  ASSERT_TRUE(b);
+  EXPECT_FALSE(store.take("b", "k")) << "taken once";
+  std::string row = feedback_row(*b, 0.25);
+  EXPECT_EQ(row, R"({"id":"b","route":"auto","category":"auto","tier":1,"outcomes":{"big":0.25},"hash_bits":16,"features":[[3,0.5],[70000,0.25]]})"
+                 "\n");
+  // The reader takes it back as a row with features.
+  std::string path = ::testing::TempDir() + "/feedback.jsonl";
+  std::ofstream(path) << row;
+  std::vector<Row> rows;
+  std::string error;
+  ASSERT_TRUE(read_rows(path, rows, error)) << error;
+  ASSERT_EQ(rows.size(), 1u);
+  ASSERT_TRUE(rows[0].features);
+  EXPECT_EQ(rows[0].features->size(), 2u);
+  EXPECT_EQ(rows[0].hash_bits, 16u);
+  EXPECT_DOUBLE_EQ(rows[0].outcome("big").value_or(-1), 0.25);
 }
