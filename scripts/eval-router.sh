@@ -22,3 +22,12 @@ for b in arc-challenge winogrande mbpp; do
   "$BIN" router eval --model "$TMP/rb.bin" --data "$DATA/routerbench_train.jsonl" --holdout-category "$b" \
     --svg "$ROOT/docs/img/pgr-routerbench-$b.svg" | grep -v "curve written"
 done
+echo
+echo "## RouterBench, 11 models with costs (a head per model), each benchmark held out: the quality-cost curve"
+for b in arc-challenge winogrande mbpp; do
+  echo "### $b held out"
+  "$BIN" router train --data "$DATA/routerbench_train.jsonl" --strong gpt-4-1106-preview \
+    --weak mistralai/mixtral-8x7b-chat --all-models --holdout-category "$b" --out "$TMP/rball.bin" >/dev/null 2>&1
+  "$BIN" router eval --model "$TMP/rball.bin" --data "$DATA/routerbench_train.jsonl" --holdout-category "$b" \
+    --cost-svg "$ROOT/docs/img/cost-routerbench-$b.svg" | sed -n '/models on/,$p' | grep -v "curve written"
+done

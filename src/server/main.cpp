@@ -421,6 +421,7 @@ int main(int argc, char** argv) {
   eval->add_option("--holdout", router_options.holdout, "K/N: evaluate only the categories of part K of N");
   eval->add_option("--holdout-category", router_options.holdout_category, "Evaluate only this category");
   eval->add_option("--svg", router_options.svg, "Write the PGR curve as SVG");
+  eval->add_option("--cost-svg", router_options.cost_svg, "Models with 3+ heads: write the quality-cost curve as SVG");
   eval->add_option("--seed", router_options.seed, "Seed of the random baseline");
 
   std::string savings_log;

@@ -221,6 +221,58 @@ int router_eval(const RouterCliOptions& o) {
               curve.weak_quality, data.strong.c_str(), curve.strong_quality);
   std::printf("APGR %.3f  CPT(50%%) %.1f%%  CPT(80%%) %.1f%%   (random router: APGR %.3f)\n",
               cx::apgr(curve), 100 * cx::cpt(curve, 0.5), 100 * cx::cpt(curve, 0.8), random_apgr);
+  if (model->heads.size() > 2) {
+    // Many models: the quality–cost curve of routing each prompt to argmax predicted − λ·cost.
+    std::vector<std::string> names;
+    for (const auto& h : model->heads) names.push_back(h.model);
+    std::vector<double> mean_cost(names.size(), 0), cost_rows(names.size(), 0);
+    for (const auto& r : data.rows)
+      for (const auto& [name, usd] : r.cost_usd)
+        for (std::size_t m = 0; m < names.size(); ++m)
+          if (names[m] == name) {
+            mean_cost[m] += usd;
+            cost_rows[m] += 1;
+          }
+    for (std::size_t m = 0; m < names.size(); ++m) mean_cost[m] = cost_rows[m] ? mean_cost[m] / cost_rows[m] : 0;
+    std::vector<cx::MultiRow> multi;
+    for (const auto& r : data.rows) {
+      if (holdout && !cx::in_part(r.category, holdout->first, holdout->second)) continue;
+      if (!o.holdout_category.empty() && r.category != o.holdout_category) continue;
+      cx::MultiRow row;
+      thread_local cx::Sparse x;
+      cx::extract(r.text, model->spec, x);
+      bool complete = true;
+      for (std::size_t m = 0; m < names.size() && complete; ++m) {
+        auto outcome = r.outcome(names[m]);
+        if (!outcome) complete = false;
+        else {
+          row.outcome.push_back(*outcome);
+          row.predicted.push_back(model->heads[m].predict(x));
+          double usd = mean_cost[m];
+          for (const auto& [name, c] : r.cost_usd)
+            if (name == names[m]) usd = c;
+          row.cost.push_back(usd);
+        }
+      }
+      if (complete) multi.push_back(std::move(row));
+    }
+    if (!multi.empty()) {
+      cx::CostCurve cc = cx::cost_curve(multi);
+      std::printf("\n%zu models on %zu rows with every outcome: quality and mean cost per prompt\n", names.size(),
+                  multi.size());
+      for (std::size_t m = 0; m < names.size(); ++m)
+        std::printf("  %-40s %.3f  $%.6f\n", names[m].c_str(), cc.models[m].quality, cc.models[m].cost);
+      std::printf("router frontier (%zu points):", cc.router.size());
+      for (std::size_t k = 0; k < cc.router.size(); k += std::max<std::size_t>(1, cc.router.size() / 6))
+        std::printf("  %.3f@$%.6f", cc.router[k].quality, cc.router[k].cost);
+      std::printf("\narea gain over the cheapest-to-best line: %+.4f (mean quality across that cost range)\n",
+                  cc.area_gain);
+      if (!o.cost_svg.empty()) {
+        std::ofstream(o.cost_svg) << cx::cost_svg(cc, names, "Quality against cost: " + o.data);
+        std::printf("quality-cost curve written to %s\n", o.cost_svg.c_str());
+      }
+    }
+  }
   if (!o.svg.empty()) {
     std::ofstream(o.svg) << cx::pgr_svg(curve, "PGR of " + o.model + " on " + o.data +
                                                   (holdout ? " (held-out part " + o.holdout + ")" : std::string()));

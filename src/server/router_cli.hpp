@@ -13,6 +13,7 @@ struct RouterCliOptions {
   std::string holdout;   ///< "K/N": categories of part K are held out (train skips, eval uses them)
   std::string holdout_category;  ///< one category held out the same way (a whole benchmark)
   std::string svg;       ///< eval: write the PGR curve here
+  std::string cost_svg;  ///< eval, models with 3+ heads: write the quality–cost curve here
   int epochs = 1;
   bool all_models = false;  ///< train: a head for every model with outcomes, not just the pair
   unsigned hash_bits = 16;

@@ -103,3 +103,145 @@ std::string pgr_svg(const PairCurve& c, const std::string& title) {
 }
 
 }  // namespace switchyard::routing::complexity
+
+namespace switchyard::routing::complexity {
+
+CostCurve cost_curve(const std::vector<MultiRow>& rows) {
+  CostCurve c;
+  if (rows.empty()) return c;
+  const std::size_t models = rows.front().outcome.size();
+  const double n = static_cast<double>(rows.size());
+  for (std::size_t m = 0; m < models; ++m) {
+    CostPoint p;
+    for (const auto& r : rows) {
+      p.cost += r.cost[m] / n;
+      p.quality += r.outcome[m] / n;
+    }
+    c.models.push_back(p);
+  }
+  // λ from 0 (quality only) up through a log grid to where only cost matters.
+  std::vector<double> lambdas = {0};
+  for (double l = 1e-3; l <= 1e7; l *= 1.25) lambdas.push_back(l);
+  std::vector<CostPoint> points;
+  for (double lambda : lambdas) {
+    CostPoint p;
+    p.lambda = lambda;
+    for (const auto& r : rows) {
+      std::size_t best = 0;
+      double best_value = -1e300;
+      for (std::size_t m = 0; m < models; ++m) {
+        double v = r.predicted[m] - lambda * r.cost[m];
+        if (v > best_value) {
+          best_value = v;
+          best = m;
+        }
+      }
+      p.cost += r.cost[best] / n;
+      p.quality += r.outcome[best] / n;
+    }
+    points.push_back(p);
+  }
+  // The frontier: by cost, keeping only points better than every cheaper one.
+  std::sort(points.begin(), points.end(), [](const CostPoint& a, const CostPoint& b) {
+    return a.cost != b.cost ? a.cost < b.cost : a.quality > b.quality;
+  });
+  for (const auto& p : points)
+    if (c.router.empty() || p.quality > c.router.back().quality) c.router.push_back(p);
+  // The line from the cheapest model to the best one.
+  const CostPoint* cheap = &c.models[0];
+  const CostPoint* best = &c.models[0];
+  for (const auto& p : c.models) {
+    if (p.cost < cheap->cost) cheap = &p;
+    if (p.quality > best->quality) best = &p;
+  }
+  if (best->cost > cheap->cost) {
+    const int steps = 200;
+    double sum = 0;
+    for (int k = 0; k <= steps; ++k) {
+      double budget = cheap->cost + (best->cost - cheap->cost) * k / steps;
+      double line = cheap->quality + (best->quality - cheap->quality) * k / steps;
+      double router = 0;
+      bool any = false;
+      for (const auto& p : c.router)
+        if (p.cost <= budget + 1e-15) {
+          router = p.quality;  // the frontier rises with cost
+          any = true;
+        }
+      if (!any) router = cheap->quality;
+      sum += router - line;
+    }
+    c.area_gain = sum / (steps + 1);
+  }
+  return c;
+}
+
+std::string cost_svg(const CostCurve& c, const std::vector<std::string>& names, const std::string& title) {
+  constexpr double W = 720, H = 480, L = 70, B = 50, T = 40, R = 180;
+  double cmax = 0, qmin = 1, qmax = 0;
+  for (const auto& p : c.models) {
+    cmax = std::max(cmax, p.cost);
+    qmin = std::min(qmin, p.quality);
+    qmax = std::max(qmax, p.quality);
+  }
+  for (const auto& p : c.router) {
+    cmax = std::max(cmax, p.cost);
+    qmin = std::min(qmin, p.quality);
+    qmax = std::max(qmax, p.quality);
+  }
+  if (cmax <= 0) cmax = 1;
+  if (qmax <= qmin) qmax = qmin + 1;
+  auto x = [&](double v) { return L + v / cmax * (W - L - R); };
+  auto y = [&](double q) { return H - B - (q - qmin) / (qmax - qmin) * (H - B - T); };
+  std::string svg;
+  char buf[320];
+  std::snprintf(buf, sizeof buf,
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" "
+                "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+                W, H);
+  svg += buf;
+  std::snprintf(buf, sizeof buf, "<text x=\"%.0f\" y=\"24\" font-size=\"14\">", L);
+  svg += buf;
+  for (char ch : title) {
+    if (ch == '<') svg += "&lt;";
+    else if (ch == '&') svg += "&amp;";
+    else svg += ch;
+  }
+  svg += "</text>\n";
+  for (int k = 0; k <= 5; ++k) {
+    double cv = cmax * k / 5, qv = qmin + (qmax - qmin) * k / 5;
+    std::snprintf(buf, sizeof buf,
+                  "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">$%.5f</text>"
+                  "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.3f</text>\n",
+                  x(cv), H - B + 18, cv, L - 6, y(qv) + 4, qv);
+    svg += buf;
+  }
+  std::snprintf(buf, sizeof buf,
+                "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">mean cost per prompt (USD)</text>\n"
+                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n"
+                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n",
+                (L + W - R) / 2, H - 12, L, H - B, W - R, H - B, L, H - B, L, T);
+  svg += buf;
+  svg += "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"";
+  for (const auto& p : c.router) {
+    std::snprintf(buf, sizeof buf, "%.1f,%.1f ", x(p.cost), y(p.quality));
+    svg += buf;
+  }
+  svg += "\"/>\n";
+  for (std::size_t m = 0; m < c.models.size(); ++m) {
+    std::snprintf(buf, sizeof buf, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"#d62728\"/>\n", x(c.models[m].cost),
+                  y(c.models[m].quality));
+    svg += buf;
+    std::snprintf(buf, sizeof buf, "<text x=\"%.1f\" y=\"%.1f\">", x(c.models[m].cost) + 6, y(c.models[m].quality) + 4);
+    svg += buf;
+    for (char ch : m < names.size() ? names[m] : std::string()) {
+      if (ch == '<') svg += "&lt;";
+      else if (ch == '&') svg += "&amp;";
+      else svg += ch;
+    }
+    svg += "</text>\n";
+  }
+  svg += "</svg>\n";
+  return svg;
+}
+
+}  // namespace switchyard::routing::complexity

@@ -32,3 +32,36 @@ double cpt(const PairCurve& curve, double target);
 std::string pgr_svg(const PairCurve& curve, const std::string& title);
 
 }  // namespace switchyard::routing::complexity
+
+namespace switchyard::routing::complexity {
+
+/// Many models with costs: for each prompt, each model's predicted quality, actual outcome and
+/// cost.
+struct MultiRow {
+  std::vector<double> predicted;  ///< per model
+  std::vector<double> outcome;    ///< per model
+  std::vector<double> cost;       ///< per model, USD
+};
+
+struct CostPoint {
+  double cost = 0;     ///< mean cost per prompt
+  double quality = 0;  ///< mean outcome
+  double lambda = 0;   ///< the trade-off that produced it (router points)
+};
+
+struct CostCurve {
+  std::vector<CostPoint> router;  ///< by increasing cost, dominated points removed
+  std::vector<CostPoint> models;  ///< each model alone
+  /// Mean quality gain of the router over the straight line from the cheapest single model to the
+  /// best single model, across that cost range (router quality at a budget = the best router
+  /// point within it). Positive: the router beats mixing the two.
+  double area_gain = 0;
+};
+
+/// Sweeps the trade-off λ: each prompt goes to argmax_m predicted_m − λ·cost_m.
+CostCurve cost_curve(const std::vector<MultiRow>& rows);
+
+/// An SVG chart of quality against cost: the router's curve and each model's point.
+std::string cost_svg(const CostCurve& curve, const std::vector<std::string>& model_names, const std::string& title);
+
+}  // namespace switchyard::routing::complexity

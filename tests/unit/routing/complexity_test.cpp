@@ -212,3 +212,24 @@ TEST(ComplexityFeedback, KeptBoundedTakenOnceAndWrittenAsATrainingRow) {
   EXPECT_EQ(rows[0].hash_bits, 16u);
   EXPECT_DOUBLE_EQ(rows[0].outcome("big").value_or(-1), 0.25);
 }
+
+TEST(ComplexityMetrics, HandComputedQualityCostCurve) {
+  // A costs 1 and answers prompt 1; B costs 10 and answers both. Predictions rank them right.
+  std::vector<MultiRow> rows = {
+      {{0.9, 0.95}, {1, 1}, {1, 10}},
+      {{0.1, 0.9}, {0, 1}, {1, 10}},
+  };
+  CostCurve c = cost_curve(rows);
+  ASSERT_EQ(c.models.size(), 2u);
+  EXPECT_DOUBLE_EQ(c.models[0].cost, 1);
+  EXPECT_DOUBLE_EQ(c.models[0].quality, 0.5);
+  EXPECT_DOUBLE_EQ(c.models[1].cost, 10);
+  ASSERT_EQ(c.router.size(), 2u) << "cheap for both; A for the easy one and B for the hard one";
+  EXPECT_DOUBLE_EQ(c.router[0].cost, 1);
+  EXPECT_DOUBLE_EQ(c.router[0].quality, 0.5);
+  EXPECT_DOUBLE_EQ(c.router[1].cost, 5.5);
+  EXPECT_DOUBLE_EQ(c.router[1].quality, 1.0);
+  // Under the line until the budget reaches 5.5, above it after: the two halves cancel.
+  EXPECT_NEAR(c.area_gain, 0, 0.01);
+  EXPECT_NE(cost_svg(c, {"A", "B"}, "t").find("<circle"), std::string::npos);
+}
