@@ -6,6 +6,31 @@
 
 namespace switchyard::routing::complexity {
 
+namespace {
+
+void append_escaped(std::string& svg, std::string_view text) {
+  for (char ch : text) {
+    if (ch == '<') svg += "&lt;";
+    else if (ch == '&') svg += "&amp;";
+    else svg += ch;
+  }
+}
+
+/// The document head, a white background and the title.
+void open_svg(std::string& svg, double width, double height, double left, std::string_view title) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf,
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" "
+                "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+                "<text x=\"%.0f\" y=\"24\" font-size=\"14\">",
+                width, height, left);
+  svg += buf;
+  append_escaped(svg, title);
+  svg += "</text>\n";
+}
+
+}  // namespace
+
 PairCurve pair_curve(const std::vector<PairOutcome>& rows) {
   PairCurve c;
   const std::size_t n = rows.size();
@@ -55,19 +80,7 @@ std::string pgr_svg(const PairCurve& c, const std::string& title) {
   auto y = [&](double p) { return H - B - std::clamp(p, -0.2, 1.2) / 1.2 * (H - B - T); };
   std::string svg;
   char buf[256];
-  std::snprintf(buf, sizeof buf,
-                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" font-size=\"12\">\n",
-                W, H);
-  svg += buf;
-  svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  std::snprintf(buf, sizeof buf, "<text x=\"%.0f\" y=\"24\" font-size=\"14\">", L);
-  svg += buf;
-  for (char ch : title) {
-    if (ch == '<') svg += "&lt;";
-    else if (ch == '&') svg += "&amp;";
-    else svg += ch;
-  }
-  svg += "</text>\n";
+  open_svg(svg, W, H, L, title);
   for (int k = 0; k <= 10; ++k) {  // grid and axis labels
     double v = k / 10.0;
     std::snprintf(buf, sizeof buf,
@@ -194,19 +207,7 @@ std::string cost_svg(const CostCurve& c, const std::vector<std::string>& names, 
   auto y = [&](double q) { return H - B - (q - qmin) / (qmax - qmin) * (H - B - T); };
   std::string svg;
   char buf[320];
-  std::snprintf(buf, sizeof buf,
-                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" "
-                "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
-                W, H);
-  svg += buf;
-  std::snprintf(buf, sizeof buf, "<text x=\"%.0f\" y=\"24\" font-size=\"14\">", L);
-  svg += buf;
-  for (char ch : title) {
-    if (ch == '<') svg += "&lt;";
-    else if (ch == '&') svg += "&amp;";
-    else svg += ch;
-  }
-  svg += "</text>\n";
+  open_svg(svg, W, H, L, title);
   for (int k = 0; k <= 5; ++k) {
     double cv = cmax * k / 5, qv = qmin + (qmax - qmin) * k / 5;
     std::snprintf(buf, sizeof buf,
@@ -233,11 +234,7 @@ std::string cost_svg(const CostCurve& c, const std::vector<std::string>& names, 
     svg += buf;
     std::snprintf(buf, sizeof buf, "<text x=\"%.1f\" y=\"%.1f\">", x(c.models[m].cost) + 6, y(c.models[m].quality) + 4);
     svg += buf;
-    for (char ch : m < names.size() ? names[m] : std::string()) {
-      if (ch == '<') svg += "&lt;";
-      else if (ch == '&') svg += "&amp;";
-      else svg += ch;
-    }
+    if (m < names.size()) append_escaped(svg, names[m]);
     svg += "</text>\n";
   }
   svg += "</svg>\n";
