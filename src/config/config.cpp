@@ -550,11 +550,12 @@ void read_route_policy(Reader& r, const YAML::Node& v, const std::string& path, 
         }
       }
       if (r.string(p["category"], pp + ".category", text)) {
-        if (auto cat = catalog::parse_category(text)) pc.category = *cat;
+        if (text == "auto") pc.category_auto = true;
+        else if (auto cat = catalog::parse_category(text)) pc.category = *cat;
         else
           r.problem(pp + ".category", "unknown category \"" + text +
-                                          "\" (code, math, reasoning, knowledge, writing, "
-                                          "extraction, chat)");
+                                          "\" (auto, code, math, reasoning, knowledge, "
+                                          "writing, extraction, chat)");
       }
       r.number(p["max_input_price"], pp + ".max_input_price", pc.max_input_price, 0, 1e4);
       r.number(p["max_output_price"], pp + ".max_output_price", pc.max_output_price, 0, 1e4);
@@ -620,7 +621,7 @@ void read_routes(Reader& r, const YAML::Node& node, Config& c, const std::string
                                  [&](const RouteConfig& rc) { return rc.name == route.name; });
     if (duplicate) r.problem(path, "duplicate route");
     if (!r.check_map(v, path, {"candidates", "policy", "strategy", "retry", "hedge", "max_attempts",
-                               "complexity"}))
+                               "complexity", "categories"}))
       continue;
     if (!v["candidates"]) {
       r.problem(path + ".candidates", "is required");
@@ -635,6 +636,24 @@ void read_routes(Reader& r, const YAML::Node& node, Config& c, const std::string
     }
     read_route_policy(r, v, path, c, route);
     if (v["complexity"]) read_complexity(r, v["complexity"], path + ".complexity", base_dir, route);
+    if (const YAML::Node& cats = v["categories"]) {
+      if (r.check_map(cats, path + ".categories",
+                      {"code", "math", "reasoning", "knowledge", "writing", "extraction", "chat"})) {
+        for (const auto& kv : cats) {
+          std::string name = kv.first.as<std::string>();
+          auto category = catalog::parse_category(name);
+          if (!category) continue;  // reported by check_map
+          std::string cp = path + ".categories." + name;
+          auto& list = route.category_rules[static_cast<int>(*category)];
+          r.string_list(kv.second, cp, list);
+          if (list.empty()) r.problem(cp, "must list at least one candidate");
+          for (std::size_t j = 0; j < list.size(); ++j)
+            if (std::find(route.candidates.begin(), route.candidates.end(), list[j]) == route.candidates.end())
+              r.problem(cp + "[" + std::to_string(j) + "]", "\"" + list[j] + "\" is not among the route's candidates");
+          route.has_category_rules = true;
+        }
+      }
+    }
     c.routes.push_back(std::move(route));
   }
 }

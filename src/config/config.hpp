@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <array>
 #include <map>
 #include <memory>
 #include <optional>
@@ -105,6 +106,7 @@ struct PolicyConfig {
   Objective objective = Objective::ordered;
   double weight_quality = 1, weight_cost = 1, weight_latency = 1;  ///< balanced
   catalog::Category category = catalog::Category::chat;  ///< for the quality priors
+  bool category_auto = false;  ///< `category: auto`: the request's predicted category
   double max_input_price = -1;   ///< USD per 1M tokens; < 0 = no cap
   double max_output_price = -1;
   double max_cost_usd = -1;      ///< per request, estimated; < 0 = no cap
@@ -144,6 +146,12 @@ struct RouteConfig {
   HedgeConfig hedge;
   std::uint32_t max_attempts = 0;  ///< 0 = every eligible deployment
   std::optional<ComplexityConfig> complexity;
+  /// `categories: {code: [...]}`: requests of a category may use only the deployments listed for
+  /// it (categories without a rule: any candidate).
+  std::array<std::vector<std::string>, catalog::kCategoryCount> category_rules;
+  bool has_category_rules = false;
+  /// Whether requests to this route need their category predicted.
+  bool needs_category() const { return has_category_rules || policy.category_auto; }
 };
 
 struct KeyConfig {

@@ -97,6 +97,8 @@ std::string decision_json(const Decision& d, std::int64_t now_ms) {
   if (d.traits.max_output_tokens) integer(out, "max_output_tokens", d.traits.max_output_tokens);
   integer(out, "expected_output_tokens", d.plan.expected_output_tokens);
   str(out, "needs", catalog::capability_names(d.traits.needs));
+  if (d.traits.category >= 0)
+    str(out, "predicted_category", catalog::to_string(static_cast<catalog::Category>(d.traits.category)));
   if (d.traits.tier >= 0) {
     num(out, "complexity", std::round(d.traits.complexity * 1000) / 1000);
     integer(out, "tier", d.traits.tier);

@@ -56,6 +56,7 @@ std::string_view to_string(Exclusion e) {
     case Exclusion::deadline: return "deadline";
     case Exclusion::circuit_open: return "circuit_open";
     case Exclusion::rate_limited: return "rate_limited";
+    case Exclusion::category: return "category";
   }
   return "unknown";
 }
@@ -87,6 +88,12 @@ void prepare_route(RouteTable& route) {
     else if (policy.max_output_price >= 0 && c.priced && c.price.output > policy.max_output_price)
       e = Exclusion::output_price;
     h.static_exclusion = static_cast<std::uint8_t>(e);
+    for (std::size_t k = 0; k < catalog::kCategoryCount; ++k) {
+      h.quality_by_category[k] = m ? m->quality_of(static_cast<catalog::Category>(k)) : 0.5f;
+      const auto& rule = route.config->category_rules[k];
+      bool listed = rule.empty() || std::find(rule.begin(), rule.end(), c.deployment) != rule.end();
+      if (!listed) h.categories &= static_cast<std::uint8_t>(~(1u << k));
+    }
     if (route.config->complexity)
       for (std::size_t t = 0; t < route.config->complexity->tiers.size(); ++t)
         for (const auto& name : route.config->complexity->tiers[t])
@@ -107,7 +114,9 @@ void make_plan(const RouteTable& route, const RequestTraits& traits, const Overr
 
   out.objective = overrides.objective.value_or(policy.objective);
   out.strategy = rc.strategy;
-  out.category = policy.category;
+  out.category = policy.category_auto && traits.category >= 0 ? static_cast<catalog::Category>(traits.category)
+                                                               : policy.category;
+  const bool auto_quality = policy.category_auto && traits.category >= 0;
   out.deadline_ms = policy.deadline_ms;
   if (overrides.deadline_ms && (!out.deadline_ms || overrides.deadline_ms < out.deadline_ms))
     out.deadline_ms = overrides.deadline_ms;
@@ -138,7 +147,7 @@ void make_plan(const RouteTable& route, const RequestTraits& traits, const Overr
     if (c.context_window > 0 && needed_window * 6 > c.context_window * 5) out.context_tight = true;
     s.ttft_ms = static_cast<float>(ttft);
     s.est_latency_ms = static_cast<float>(latency);
-    s.quality = c.quality;
+    s.quality = auto_quality ? c.quality_by_category[traits.category] : c.quality;
 
     // Hard constraints first (the cheapest checks), then health.
     if (traits.needs & ~c.capabilities) {
@@ -149,6 +158,8 @@ void make_plan(const RouteTable& route, const RequestTraits& traits, const Overr
     } else if (c.context_window > 0 && needed_window > c.context_window) {
       s.excluded = Exclusion::context_window;
       out.context_tight = true;
+    } else if (traits.category >= 0 && !(c.categories & (1u << traits.category))) {
+      s.excluded = Exclusion::category;
     } else if (c.static_exclusion) {
       s.excluded = static_cast<Exclusion>(c.static_exclusion);
     } else if (out.max_cost_usd >= 0 && s.est_cost_usd > out.max_cost_usd) {
@@ -386,6 +397,10 @@ std::string exclusion_reason(const Candidate& c, const CandidateScore& s, const 
     case Exclusion::rate_limited:
       std::snprintf(buf, sizeof buf, "rate limited (429); cooling down for %.1f s", seconds(s.recovers_at_ms));
       return buf;
+    case Exclusion::category:
+      return "the route sends " +
+             std::string(catalog::to_string(static_cast<catalog::Category>(std::max(traits.category, 0)))) +
+             " requests elsewhere";
   }
   return "excluded";
 }

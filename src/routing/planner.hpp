@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -21,6 +22,7 @@ struct RequestTraits {
   std::int64_t max_output_tokens = 0;  ///< the client's max_tokens; 0 = not given
   std::uint32_t needs = 0;             ///< catalog::Capability bits
   int tier = -1;                       ///< complexity tier chosen for the request; -1 = none
+  int category = -1;                   ///< predicted catalog::Category; -1 = not predicted
   double complexity = -1;              ///< the classifier's score (predicted gain of the strong tier)
 };
 
@@ -60,6 +62,8 @@ struct CandidateHot {
   std::uint16_t group = 0;
   std::uint8_t static_exclusion = 0;  ///< an `Exclusion` the policy implies whatever the request
   std::int8_t tier = -1;              ///< its complexity tier (weakest 0); -1 = in none
+  std::uint8_t categories = 0x7F;     ///< bit c: allowed for requests of category c (route rules)
+  std::array<float, catalog::kCategoryCount> quality_by_category{};  ///< for `category: auto`
   bool priced = false;
   bool known_model = false;
 };
@@ -88,6 +92,7 @@ enum class Exclusion : std::uint8_t {
   deadline,        ///< expected latency above the deadline
   circuit_open,
   rate_limited,    ///< cooling down after a 429
+  category,        ///< the route's rule for the request's category lists other deployments
 };
 std::string_view to_string(Exclusion e);
 

@@ -20,6 +20,7 @@
 #include "dialects/upstream_error.hpp"
 #include "health/rate_limits.hpp"
 #include "core/token_estimate.hpp"
+#include "routing/complexity/category.hpp"
 #include "routing/complexity/model.hpp"
 #include "routing/request_traits.hpp"
 
@@ -125,6 +126,7 @@ struct Gateway::Exchange {
   const DeploymentRuntime* answered_by = nullptr;
   AttemptResult last;
   std::string estimated_cost_text, cost_text, retry_after_text, complexity_text, tier_text;
+  std::string_view category;  ///< predicted task category, when the route needs one
   double cost_usd = -1;
   /// Complexity-routed requests, when feedback is on: kept for `/v1/switchyard/feedback`.
   std::unique_ptr<routing::complexity::Pending> pending;
@@ -172,7 +174,7 @@ struct Gateway::Exchange {
   double ttfb_ms = -1;
   std::string error;
   std::string attempts_text;
-  std::array<net::HeaderField, 12 + kMaxPassedHeaders> header_storage;
+  std::array<net::HeaderField, 13 + kMaxPassedHeaders> header_storage;
 
   void set_dropped(const std::vector<std::string>& names) {
     dropped.clear();
@@ -231,6 +233,7 @@ struct Gateway::Exchange {
       header_storage[n++] = {"x-switchyard-complexity", complexity_text};
       header_storage[n++] = {"x-switchyard-tier", tier_text};
     }
+    if (!category.empty()) header_storage[n++] = {"x-switchyard-category", category};
     return {header_storage.data(), n};
   }
 };
@@ -564,18 +567,24 @@ asio::awaitable<const RouteRuntime*> Gateway::resolve_route(std::string_view mod
   co_return route;
 }
 
-void Gateway::classify(const config::ComplexityConfig& c, const core::ChatRequest& request,
+void Gateway::classify(const config::RouteConfig& route, const core::ChatRequest& request,
                        routing::RequestTraits& traits, Exchange& ex, bool keep_features) {
-  const auto* model = static_cast<const routing::complexity::Model*>(c.model.get());
+  const std::string text = routing::prompt_text(request);
+  if (route.needs_category()) {
+    traits.category = static_cast<int>(routing::complexity::categorize(text).best);
+    ex.category = catalog::to_string(static_cast<catalog::Category>(traits.category));
+  }
+  if (!route.complexity) return;
+  const auto* model = static_cast<const routing::complexity::Model*>(route.complexity->model.get());
   thread_local routing::complexity::Sparse features;
-  routing::complexity::extract(routing::prompt_text(request), model->spec, features);
+  routing::complexity::extract(text, model->spec, features);
   traits.complexity = model->strong_gain(features);
   if (keep_features) {
     ex.pending = std::make_unique<routing::complexity::Pending>();
     ex.pending->hash_bits = model->spec.hash_bits;
     ex.pending->features = features;
   }
-  traits.tier = routing::choose_tier(c, traits.complexity);
+  traits.tier = routing::choose_tier(*route.complexity, traits.complexity);
   ex.complexity_text.clear();
   routing::append_decimal(ex.complexity_text, std::round(traits.complexity * 1000) / 1000);
   ex.tier_text = std::to_string(traits.tier);
@@ -832,8 +841,8 @@ asio::awaitable<void> Gateway::chat(net::Request& request, net::ResponseWriter& 
   routing::RequestTraits traits;
   if (chat.info) traits = routing::traits_of(*chat.info, request.body);
   else traits = routing::traits_of(*chat.canonical);
-  if (route->config->complexity) {
-    // The classifier reads the conversation's text: decoded once (a translation reuses it).
+  if (route->config->complexity || route->config->needs_category()) {
+    // The classifiers read the conversation's text: decoded once (a translation reuses it).
     if (!chat.canonical) {
       auto decoded = decode_on_heap(chat.client, request.body, server_config.max_json_depth);
       if (auto* e = std::get_if<ApiError>(&decoded)) {
@@ -842,7 +851,7 @@ asio::awaitable<void> Gateway::chat(net::Request& request, net::ResponseWriter& 
       }
       chat.canonical = std::move(std::get<std::unique_ptr<core::ChatRequest>>(decoded));
     }
-    classify(*route->config->complexity, *chat.canonical, traits, ex, !shared_.feedback_log.empty());
+    classify(*route->config, *chat.canonical, traits, ex, !shared_.feedback_log.empty());
   }
   start_decision(ex, *route, traits);
   co_await run_candidates(*route, chat, writer, ex);

@@ -189,8 +189,9 @@ class Gateway final : public net::Handler {
                                                             Exchange& ex);
   std::string_view make_request_id(char (&out)[128]);
   void start_decision(Exchange& ex, const RouteRuntime& route, const routing::RequestTraits& traits);
-  /// Scores the request with the route's complexity model and picks its tier.
-  static void classify(const config::ComplexityConfig& c, const core::ChatRequest& request,
+  /// Predicts the request's category (when the route uses one) and scores it with the route's
+  /// complexity model to pick its tier (when it has one).
+  static void classify(const config::RouteConfig& route, const core::ChatRequest& request,
                        routing::RequestTraits& traits, Exchange& ex, bool keep_features);
   /// Moves the request's decision into the shared ring, with the runtime its views point into.
   void record_decision(Exchange& ex, std::shared_ptr<const Runtime> runtime);

@@ -20,6 +20,7 @@
 #include "server/gateway.hpp"
 #include "dialects/anthropic/translate.hpp"
 #include "dialects/translate.hpp"
+#include "routing/complexity/category.hpp"
 #include "routing/complexity/model.hpp"
 #include "routing/decision.hpp"
 #include "routing/request_traits.hpp"
@@ -98,15 +99,21 @@ int cmd_explain(const std::string& path, const std::string& request_path,
     std::cerr << "no route named \"" << model << "\" in " << path << "\n";
     return 1;
   }
-  if (const auto& cc = route->config->complexity) {
+  if (route->config->complexity || route->config->needs_category()) {
+    const auto& cc = route->config->complexity;
     auto decoded = dialects::decode_client_request(
         std::holds_alternative<dialects::openai::ChatRequestInfo>(inspected) ? dialects::Dialect::openai
                                                                              : dialects::Dialect::anthropic,
         body, runtime.config().server.max_json_depth);
     if (auto* r = std::get_if<core::ChatRequest>(&decoded)) {
-      const auto* model = static_cast<const routing::complexity::Model*>(cc->model.get());
-      traits.complexity = model->strong_gain(routing::prompt_text(*r));
-      traits.tier = routing::choose_tier(*cc, traits.complexity);
+      std::string text = routing::prompt_text(*r);
+      if (route->config->needs_category())
+        traits.category = static_cast<int>(routing::complexity::categorize(text).best);
+      if (cc) {
+        const auto* model = static_cast<const routing::complexity::Model*>(cc->model.get());
+        traits.complexity = model->strong_gain(text);
+        traits.tier = routing::choose_tier(*cc, traits.complexity);
+      }
     }
   }
   routing::Overrides overrides;
@@ -150,6 +157,9 @@ int cmd_explain(const std::string& path, const std::string& request_path,
             << " output tokens expected";
   if (traits.needs) std::cout << ", needs " << catalog::capability_names(traits.needs);
   std::cout << "\n";
+  if (traits.category >= 0)
+    std::printf("category: %s (predicted)\n",
+                std::string(catalog::to_string(static_cast<catalog::Category>(traits.category))).c_str());
   if (traits.tier >= 0)
     std::printf("complexity: score %.3f (predicted gain of the strongest tier) -> tier %d of %zu\n",
                 traits.complexity, traits.tier, route->config->complexity->tiers.size());

@@ -479,3 +479,21 @@ TEST(Routing, ComplexityTiersSendHardAndTrivialPromptsToDifferentTiersAndSayWhy)
   double saved_percent = std::stod(report.substr(report.rfind('|', report.rfind('%')) + 1));
   EXPECT_GT(saved_percent, 0) << report;
 }
+
+TEST(Routing, CategoryRulesSendCodeElsewhereAndSayWhy) {
+  Fake a, b;
+  Gateway gw(config({{"a", a.port(), "gpt-4o-mini"}, {"b", b.port(), "gpt-4.1"}},
+                    "    policy: {category: auto}\n    categories:\n      code: [b]\n"));
+  Response code = chat(gw.port(), R"({"model":"r","messages":[{"role":"user","content":"Write a Python function that parses a CSV line.\n```python\ndef parse(line):"}]})");
+  ASSERT_EQ(code.status, 200) << code.body;
+  EXPECT_EQ(code.header("x-switchyard-category"), "code");
+  EXPECT_EQ(code.header("x-switchyard-deployment"), "b");
+  json::value d = decision(gw.port(), code.header("x-request-id"));
+  EXPECT_EQ(d.at("request").at("predicted_category").as_string(), "code");
+  EXPECT_EQ(d.at("category").as_string(), "code");
+  EXPECT_EQ(d.at("candidates").at(0).at("excluded").as_string(), "category");
+  EXPECT_EQ(d.at("candidates").at(0).at("reason").as_string(), "the route sends code requests elsewhere");
+  Response small_talk = chat(gw.port(), R"({"model":"r","messages":[{"role":"user","content":"hello! how are you?"}]})");
+  EXPECT_EQ(small_talk.header("x-switchyard-category"), "chat");
+  EXPECT_EQ(small_talk.header("x-switchyard-deployment"), "a");
+}

@@ -1,3 +1,4 @@
+#include "routing/complexity/category.hpp"
 #include "routing/complexity/dataset.hpp"
 #include "routing/complexity/feedback.hpp"
 #include "routing/complexity/features.hpp"
@@ -232,4 +233,18 @@ TEST(ComplexityMetrics, HandComputedQualityCostCurve) {
   // Under the line until the budget reaches 5.5, above it after: the two halves cancel.
   EXPECT_NEAR(c.area_gain, 0, 0.01);
   EXPECT_NE(cost_svg(c, {"A", "B"}, "t").find("<circle"), std::string::npos);
+}
+
+TEST(ComplexityCategory, CuesPickTheTaskCategory) {
+  using switchyard::catalog::Category;
+  EXPECT_EQ(categorize("Write a Python function that returns the nth Fibonacci number.\n```python\ndef fib(n):").best,
+            Category::code);
+  EXPECT_EQ(categorize("Solve the equation 3x^2 - 12x + 9 = 0 and prove the roots are real.").best, Category::math);
+  EXPECT_EQ(categorize("The trophy doesn't fit in the suitcase because _ is too big.\nA) trophy\nB) suitcase").best,
+            Category::reasoning);
+  EXPECT_EQ(categorize("What is the capital of Australia?").best, Category::knowledge);
+  EXPECT_EQ(categorize("Write a poem about the sea at night, in four stanzas.").best, Category::writing);
+  EXPECT_EQ(categorize("Summarize the following article in three key points: ...").best, Category::extraction);
+  EXPECT_EQ(categorize("hello! how are you?").best, Category::chat);
+  EXPECT_EQ(categorize("").best, Category::chat);
 }

@@ -412,3 +412,32 @@ TEST(Planner, SaysWhenAContextWindowIsCloseEnoughToCountPrecisely) {
   EXPECT_TRUE(over.context_tight);
   EXPECT_EQ(over.scores[0].excluded, Exclusion::context_window);
 }
+
+TEST(Planner, CategoryRulesAndPriorsFollowThePredictedCategory) {
+  Fixture f;
+  f.add("b", "big");
+  f.add("s", "small");
+  f.config.category_rules[static_cast<int>(catalog::Category::code)] = {"b"};
+  f.config.has_category_rules = true;
+  RequestTraits code{100, 0, 0};
+  code.category = static_cast<int>(catalog::Category::code);
+  Plan p = f.plan(code);
+  EXPECT_EQ(f.names(p), (Names{"b"}));
+  EXPECT_EQ(p.scores[1].excluded, Exclusion::category);
+  EXPECT_EQ(exclusion_reason(f.table.candidates[1], p.scores[1], code, p, 0),
+            "the route sends code requests elsewhere");
+  RequestTraits chat{100, 0, 0};
+  chat.category = static_cast<int>(catalog::Category::chat);  // no rule: every candidate
+  EXPECT_EQ(f.names(f.plan(chat)), (Names{"b", "s"}));
+  // `category: auto`: the quality prior of the predicted category.
+  f.config.category_rules = {};
+  f.config.policy.category_auto = true;
+  f.config.policy.objective = Objective::quality;
+  f.models[0].quality[static_cast<int>(catalog::Category::math)] = 0.1f;  // big is bad at math here
+  f.table.candidates[0].model = &f.models[0];
+  RequestTraits math{100, 0, 0};
+  math.category = static_cast<int>(catalog::Category::math);
+  Plan mp = f.plan(math);
+  EXPECT_EQ(mp.category, catalog::Category::math);
+  EXPECT_EQ(f.names(mp), (Names{"s", "b"}));
+}
