@@ -420,6 +420,7 @@ int main(int argc, char** argv) {
   train->add_option("--holdout", router_options.holdout, "K/N: leave out the categories of part K of N");
   train->add_option("--holdout-category", router_options.holdout_category, "Leave out this category (a whole benchmark)");
   train->add_option("--epochs", router_options.epochs, "Passes over the data (1: more memorise)")->check(CLI::Range(1, 100));
+  train->add_option("--learning-rate", router_options.learning_rate, "AdaGrad base rate")->check(CLI::Range(1e-6, 10.0));
   train->add_flag("--all-models", router_options.all_models, "A head for every model in the outcomes, not just the pair");
   train->add_option("--hash-bits", router_options.hash_bits, "Hashed feature buckets, 2^N")->check(CLI::Range(8, 24));
   train->add_option("--seed", router_options.seed, "Shuffling seed");

@@ -129,6 +129,7 @@ int router_train(const RouterCliOptions& o) {
   }
   cx::TrainOptions options;
   options.epochs = o.epochs;
+  options.learning_rate = o.learning_rate;
   options.seed = o.seed;
   for (const auto& name : names) {
     std::vector<cx::Example> examples;

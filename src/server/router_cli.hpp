@@ -15,6 +15,7 @@ struct RouterCliOptions {
   std::string svg;       ///< eval: write the PGR curve here
   std::string cost_svg;  ///< eval, models with 3+ heads: write the quality–cost curve here
   int epochs = 1;
+  double learning_rate = 0.02;
   bool all_models = false;  ///< train: a head for every model with outcomes, not just the pair
   unsigned hash_bits = 16;
   unsigned long long seed = 1;
