@@ -650,7 +650,6 @@ void read_routes(Reader& r, const YAML::Node& node, Config& c, const std::string
           for (std::size_t j = 0; j < list.size(); ++j)
             if (std::find(route.candidates.begin(), route.candidates.end(), list[j]) == route.candidates.end())
               r.problem(cp + "[" + std::to_string(j) + "]", "\"" + list[j] + "\" is not among the route's candidates");
-          route.has_category_rules = true;
         }
       }
     }

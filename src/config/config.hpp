@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <algorithm>
 #include <array>
 #include <map>
 #include <memory>
@@ -149,9 +150,11 @@ struct RouteConfig {
   /// `categories: {code: [...]}`: requests of a category may use only the deployments listed for
   /// it (categories without a rule: any candidate).
   std::array<std::vector<std::string>, catalog::kCategoryCount> category_rules;
-  bool has_category_rules = false;
   /// Whether requests to this route need their category predicted.
-  bool needs_category() const { return has_category_rules || policy.category_auto; }
+  bool needs_category() const {
+    return policy.category_auto ||
+           std::any_of(category_rules.begin(), category_rules.end(), [](const auto& r) { return !r.empty(); });
+  }
 };
 
 struct KeyConfig {

@@ -124,6 +124,7 @@ struct Gateway::Exchange {
   std::int64_t backoff_ms = 0;
   bool hedge_started = false;
   const DeploymentRuntime* answered_by = nullptr;
+  int answered_index = -1;  ///< its position among the route's candidates
   AttemptResult last;
   std::string estimated_cost_text, cost_text, retry_after_text, complexity_text, tier_text;
   std::string_view category;  ///< predicted task category, when the route needs one
@@ -467,9 +468,7 @@ void Gateway::record_decision(Exchange& ex, std::shared_ptr<const Runtime> runti
   routing::Decision& d = *ex.decision;
   d.status = ex.status;
   d.cost_usd = ex.cost_usd;
-  if (ex.answered_by && ex.status > 0 && ex.status < 400)
-    for (std::size_t i = 0; i < d.table->candidates.size(); ++i)
-      if (d.table->candidates[i].deployment == ex.answered_by->config->name) d.chosen = static_cast<int>(i);
+  if (ex.answered_by && ex.status > 0 && ex.status < 400) d.chosen = ex.answered_index;
   if (ex.pending && ex.answered_by && ex.status > 0 && ex.status < 400) {
     routing::complexity::Pending& p = *ex.pending;
     p.request_id.assign(ex.request_id);
@@ -971,6 +970,14 @@ bool is_local(net::UpstreamError e) {
   return e == net::UpstreamError::cancelled || e == net::UpstreamError::pool_exhausted;
 }
 
+/// What an HTTP status says of the deployment: a 429 is a cooldown, a 5xx a fault, the rest
+/// (answers, the client's own 4xx) health.
+health::Outcome health_outcome(int status) {
+  return status == 429 ? health::Outcome::rate_limited
+         : status >= 500 ? health::Outcome::server_error
+                         : health::Outcome::success;
+}
+
 /// 2xx and the client's own 4xx are answers; 429 and 5xx are the deployment's trouble.
 bool is_answer_status(int status) { return status < 500 && status != 429; }
 
@@ -1047,8 +1054,12 @@ asio::awaitable<void> Gateway::run_candidates(const RouteRuntime& route, Chat& c
   ex.set_estimated_cost(decision.estimated_cost_usd);
   if (decision.plan.deadline_ms)
     ex.deadline = net::Clock::now() + std::chrono::milliseconds(decision.plan.deadline_ms);
-  routing::HedgeBudget& budget = hedge_budgets_[rc.name];
-  if (rc.hedge.enabled) budget.on_request(rc.hedge.max_share);
+  // Routes without hedging pay no lookup.
+  routing::HedgeBudget* budget = nullptr;
+  if (rc.hedge.enabled) {
+    budget = &hedge_budgets_[rc.name];
+    budget->on_request(rc.hedge.max_share);
+  }
 
   // The client leaving cancels whatever upstream exchanges are in progress (two while hedging).
   net::UpstreamExchange* current[2] = {nullptr, nullptr};
@@ -1079,7 +1090,8 @@ asio::awaitable<void> Gateway::run_candidates(const RouteRuntime& route, Chat& c
           }
       bool last = k + 1 == order.size() && round >= rc.retry.attempts;
       tried[index] = true;
-      Outcome outcome = co_await attempt(route, chat, index, hedge_index, last, current, writer, ex, failure);
+      Outcome outcome =
+          co_await attempt(route, chat, index, hedge_index, budget, last, current, writer, ex, failure);
       if (hedge_index >= 0 && ex.hedge_started) tried[hedge_index] = true;
       if (outcome == Outcome::client_gone || writer.client_gone()) {
         if (!writer.started()) ex.status = 499;
@@ -1235,7 +1247,8 @@ std::optional<Gateway::Outcome> Gateway::prepare(Chat& chat, const DeploymentRun
 
 asio::awaitable<Gateway::Outcome> Gateway::attempt(const RouteRuntime& route, Chat& chat,
                                                    std::uint16_t index, int hedge_index,
-                                                   bool last_candidate, net::UpstreamExchange** current,
+                                                   routing::HedgeBudget* budget, bool last_candidate,
+                                                   net::UpstreamExchange** current,
                                                    net::ResponseWriter& writer, Exchange& ex,
                                                    Failure& failure) {
   const DeploymentRuntime& d = *route.candidates[index];
@@ -1247,8 +1260,9 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt(const RouteRuntime& route, Ch
 
   // Health may have changed since the plan (this request's own failures, or others').
   bool probe = false;
+  health::Snapshot h;  // if/else, not ?: — GCC 12 mishandles conditional temporaries in coroutines
+  if (d.health) h = d.health->read(now_ms);
   if (d.health && ex.rt->config().health.circuit_breaking) {
-    health::Snapshot h = d.health->read(now_ms);
     if (h.state == health::State::open || h.state == health::State::cooling) {
       ex.add_attempt(index, "skipped: " + std::string(health::to_string(h.state)), 0, 0);
       co_return Outcome::next;
@@ -1273,6 +1287,7 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt(const RouteRuntime& route, Ch
   ex.deployment = d.config->name;
   ex.upstream_model = d.config->model;
   ex.answered_by = &d;
+  ex.answered_index = index;
   const config::PolicyConfig& policy = route.config->policy;
   std::optional<std::chrono::milliseconds> ttft_limit;
   ex.first_event_deadline.reset();
@@ -1297,12 +1312,7 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt(const RouteRuntime& route, Ch
   // Hedging: if the first byte is later than the delay, a backup starts on the next entry; the
   // first usable answer wins and the other is cancelled.
   std::int64_t hedge_delay = -1;
-  routing::HedgeBudget* budget = nullptr;
-  if (hedge_index >= 0) {
-    double p95 = d.health ? d.health->read(now_ms).p95_ttft_ms : -1;
-    hedge_delay = routing::hedge_delay_ms(route.config->hedge, p95);
-    budget = &hedge_budgets_[route.config->name];
-  }
+  if (hedge_index >= 0 && budget) hedge_delay = routing::hedge_delay_ms(route.config->hedge, h.p95_ttft_ms);
   if (hedge_delay >= 0) {
     co_return co_await attempt_hedged(route, chat, index, static_cast<std::uint16_t>(hedge_index),
                                       hedge_delay, *budget, probe, p, up, last_candidate, current,
@@ -1404,6 +1414,7 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt_hedged(
     ex.deployment = d.config->name;
     ex.upstream_model = d.config->model;
     ex.answered_by = &d;
+    ex.answered_index = index;
     outcome = co_await respond(chat, d, p, primary.error, last_candidate && !hedged, up, writer, ex, failure);
     settle_attempt(d, index, probe, outcome, total_ms, false, ex);
     if (hedged) {
@@ -1426,6 +1437,7 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt_hedged(
     ex.deployment = b.config->name;
     ex.upstream_model = b.config->model;
     ex.answered_by = &b;
+    ex.answered_index = hedge_index;
     ex.set_dropped(bp.sent.dropped);
     ex.first_event_deadline = backup_first_event;
     outcome = co_await respond(chat, b, bp, backup.error, last_candidate, *bup, writer, ex, failure);
@@ -1444,9 +1456,7 @@ void Gateway::classify_start(const Racer& r, const net::UpstreamExchange& up, At
   out.status = up.response().status;
   out.what = "http_" + std::to_string(out.status);
   out.record = true;
-  out.outcome = out.status == 429 ? health::Outcome::rate_limited
-                : out.status >= 500 ? health::Outcome::server_error
-                                    : health::Outcome::success;
+  out.outcome = health_outcome(out.status);
 }
 
 void Gateway::settle_attempt(const DeploymentRuntime& d, std::uint16_t index, bool probe, Outcome outcome,
@@ -1516,9 +1526,7 @@ asio::awaitable<Gateway::Outcome> Gateway::respond(Chat& chat, const DeploymentR
   }
   if (response.status >= 400) {
     result.what = "http_" + std::to_string(response.status);
-    result.outcome = response.status == 429 ? health::Outcome::rate_limited
-                     : response.status >= 500 ? health::Outcome::server_error
-                                              : health::Outcome::success;
+    result.outcome = health_outcome(response.status);
     std::string error_body;
     net::UpstreamError e2 = co_await up.read_all(error_body, kMaxUpstreamErrorBody);
     if (writer.client_gone()) co_return Outcome::client_gone;

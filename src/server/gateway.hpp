@@ -120,7 +120,7 @@ class Gateway final : public net::Handler {
   /// One plan entry (and its hedge, when one starts): send, and relay (or translate) the
   /// answer unless it failed before the first byte.
   boost::asio::awaitable<Outcome> attempt(const RouteRuntime& route, Chat& chat, std::uint16_t index,
-                                          int hedge_index, bool last_candidate,
+                                          int hedge_index, routing::HedgeBudget* budget, bool last_candidate,
                                           net::UpstreamExchange** current,
                                           net::ResponseWriter& writer, Exchange& ex,
                                           Failure& failure);

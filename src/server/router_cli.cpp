@@ -183,6 +183,11 @@ int router_eval(const RouterCliOptions& o) {
   Loaded data;
   if (!load_rows(o, data, o.strong.empty() ? model->strong : o.strong, o.weak.empty() ? model->weak : o.weak))
     return 1;
+  // The rows evaluated: the held-out part, when one is named.
+  auto evaluated = [&](const cx::Row& r) {
+    return (!holdout || cx::in_part(r.category, holdout->first, holdout->second)) &&
+           (o.holdout_category.empty() || r.category == o.holdout_category);
+  };
   std::vector<cx::PairOutcome> scored, random;
   std::mt19937_64 rng(o.seed);
   std::uniform_real_distribution<double> uniform(0, 1);
@@ -190,8 +195,7 @@ int router_eval(const RouterCliOptions& o) {
   for (std::size_t i = 0; i < data.rows.size(); ++i) {
     const auto& r = data.rows[i];
     progress(i + 1, data.rows.size());
-    if (holdout && !cx::in_part(r.category, holdout->first, holdout->second)) continue;
-    if (!o.holdout_category.empty() && r.category != o.holdout_category) continue;
+    if (!evaluated(r)) continue;
     auto s = r.outcome(data.strong), w = r.outcome(data.weak);
     if (!s || !w) continue;
     thread_local cx::Sparse x;
@@ -237,8 +241,7 @@ int router_eval(const RouterCliOptions& o) {
     for (std::size_t m = 0; m < names.size(); ++m) mean_cost[m] = cost_rows[m] ? mean_cost[m] / cost_rows[m] : 0;
     std::vector<cx::MultiRow> multi;
     for (const auto& r : data.rows) {
-      if (holdout && !cx::in_part(r.category, holdout->first, holdout->second)) continue;
-      if (!o.holdout_category.empty() && r.category != o.holdout_category) continue;
+      if (!evaluated(r)) continue;
       cx::MultiRow row;
       thread_local cx::Sparse x;
       cx::extract(r.text, model->spec, x);

@@ -260,9 +260,10 @@ TEST(Routing, HedgeWinsWhenThePrimaryStallsAndTheLoserIsCancelled) {
 
 TEST(Routing, PoliciesOverridesCostHeadersAndDecisionRecords) {
   Fake a, b;
-  // a is a strong expensive model, b a cheap one.
-  Gateway gw(config({{"a", a.port(), "gpt-4o"}, {"b", b.port(), "gpt-4o-mini"}},
-                    "    policy: {objective: quality}\n"));
+  // a is a strong expensive model, b a cheap one; gpt-4o's prices pinned by an override, so the
+  // costs below are exact whatever the catalogue says.
+  Gateway gw("models:\n  - id: gpt-4o\n    price: {input: 3, output: 12}\n" +
+             config({{"a", a.port(), "gpt-4o"}, {"b", b.port(), "gpt-4o-mini"}}, "    policy: {objective: quality}\n"));
   Response r = chat(gw.port());
   ASSERT_EQ(r.status, 200);
   EXPECT_EQ(r.header("x-switchyard-deployment"), "a");
@@ -270,13 +271,14 @@ TEST(Routing, PoliciesOverridesCostHeadersAndDecisionRecords) {
   EXPECT_EQ(r.header("x-switchyard-model"), "gpt-4o");
   double estimated = std::stod(r.header("x-switchyard-estimated-cost-usd"));
   double actual = std::stod(r.header("x-switchyard-cost-usd"));
-  EXPECT_GT(estimated, 0);
-  // The fake's usage priced at the catalogue's gpt-4o rates.
+  // The fake's usage at $3 / $12 per million; the estimate: its input estimate and 500 output.
   json::value usage = json::parse(r.body).at("usage");
   double in = usage.at("prompt_tokens").to_number<double>(), out = usage.at("completion_tokens").to_number<double>();
+  EXPECT_NEAR(actual, (in * 3 + out * 12) / 1e6, 1e-9);
   json::value d = decision(gw.port(), r.header("x-request-id"));
   EXPECT_NEAR(d.at("cost_usd").to_number<double>(), actual, 1e-9);
-  EXPECT_GT(actual, (in + out) * 1e-6);  // gpt-4o costs more than $1/M either way
+  double input_estimate = d.at("request").at("estimated_input_tokens").to_number<double>();
+  EXPECT_NEAR(estimated, (input_estimate * 3 + 500 * 12) / 1e6, 1e-9);
 
   auto h = auth();
   h["x-switchyard-policy"] = "cost";

@@ -418,7 +418,6 @@ TEST(Planner, CategoryRulesAndPriorsFollowThePredictedCategory) {
   f.add("b", "big");
   f.add("s", "small");
   f.config.category_rules[static_cast<int>(catalog::Category::code)] = {"b"};
-  f.config.has_category_rules = true;
   RequestTraits code{100, 0, 0};
   code.category = static_cast<int>(catalog::Category::code);
   Plan p = f.plan(code);
