@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Held-out evaluation of the complexity classifier, as reported in docs/routing-quality.md:
-# MMLU split into 5 parts by subject (train on 4, test on the 5th), and each RouterBench
-# benchmark held out in turn. Deterministic (fixed seeds). Writes the PGR plots to docs/img/.
+# MMLU split into 5 parts by subject (train on 4, score the 5th; each part and all pooled), each
+# MMLU subject held out alone, and each RouterBench benchmark held out in turn. Deterministic
+# (fixed seeds). Writes the PGR plots to docs/img/. About 5 minutes on 2 cores.
 #   ./scripts/eval-router.sh [DATA_DIR]
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -9,10 +10,17 @@ BIN=${BIN:-$ROOT/build/switchyard}
 DATA=${1:-/work/shared/data/routing}
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
 echo "## MMLU ($DATA/routellm_mmlu.jsonl), subjects held out in 5 parts"
-for k in 0 1 2 3 4; do
-  "$BIN" router train --data "$DATA/routellm_mmlu.jsonl" --holdout "$k/5" --out "$TMP/mmlu$k.bin" >/dev/null
-  "$BIN" router eval --model "$TMP/mmlu$k.bin" --data "$DATA/routellm_mmlu.jsonl" --holdout "$k/5" \
-    --svg "$ROOT/docs/img/pgr-mmlu-part$k.svg" | grep -v "curve written"
+"$BIN" router cv --data "$DATA/routellm_mmlu.jsonl" --folds 5 --svg "$ROOT/docs/img/pgr-mmlu-pooled.svg" |
+  grep -v "curve written"
+echo
+echo "## MMLU, each subject held out alone (57 parts by hash: a few parts hold 2-3 subjects), pooled"
+"$BIN" router cv --data "$DATA/routellm_mmlu.jsonl" --folds 57 | grep -E "pooled|mean APGR"
+echo
+echo "## MMLU, 5 parts, the variants of docs/routing-quality.md (pooled and mean)"
+for variant in "--ensemble 1 --balance 0" "--ensemble 40 --balance 0" "--words" "--hash-bits 16"; do
+  echo "### $variant"
+  # shellcheck disable=SC2086
+  "$BIN" router cv --data "$DATA/routellm_mmlu.jsonl" --folds 5 $variant | grep -E "pooled|mean APGR"
 done
 echo
 echo "## RouterBench ($DATA/routerbench_train.jsonl), each benchmark held out; gpt-4-1106-preview vs mixtral-8x7b"

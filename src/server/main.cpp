@@ -423,7 +423,10 @@ int main(int argc, char** argv) {
   train->add_option("--learning-rate", router_options.learning_rate, "AdaGrad base rate")->check(CLI::Range(1e-6, 10.0));
   train->add_flag("--all-models", router_options.all_models, "A head for every model in the outcomes, not just the pair");
   train->add_option("--hash-bits", router_options.hash_bits, "Hashed feature buckets, 2^N")->check(CLI::Range(8, 24));
-  train->add_option("--seed", router_options.seed, "Shuffling seed");
+  train->add_option("--ensemble", router_options.ensemble, "SGD runs averaged, each in another order")->check(CLI::Range(1, 100));
+  train->add_flag("--words", router_options.words, "Also hashed words and word bigrams (default: character 4-grams)");
+  train->add_option("--balance", router_options.balance, "Weight rows by (mean category size / theirs)^B (0: off)")->check(CLI::Range(0.0, 4.0));
+  train->add_option("--seed", router_options.seed, "Shuffling seed (runs use seed, seed+1, ...)");
   auto* eval = router->add_subcommand("eval", "Evaluate a model: APGR, CPT(50%), CPT(80%), PGR curve");
   eval->add_option("--model", router_options.model, "Model file")->required();
   eval->add_option("--data", router_options.data, "Rows to evaluate on")->required();
@@ -435,6 +438,20 @@ int main(int argc, char** argv) {
   eval->add_option("--cost-svg", router_options.cost_svg, "Models with 3+ heads: write the quality-cost curve as SVG");
   eval->add_option("--seed", router_options.seed, "Seed of the random baseline");
 
+  auto* cv = router->add_subcommand("cv", "Cross-validate by category: train on the other parts, score each part");
+  cv->add_option("--data", router_options.data, "Rows of {prompt|messages, outcomes, category}")->required();
+  cv->add_option("--folds", router_options.folds, "Parts the categories are split into")->check(CLI::Range(2, 1000));
+  cv->add_option("--strong", router_options.strong, "Strong model (default: the data's strong_model)");
+  cv->add_option("--weak", router_options.weak, "Weak model (default: the data's weak_model)");
+  cv->add_option("--epochs", router_options.epochs, "Passes over the data")->check(CLI::Range(1, 100));
+  cv->add_option("--learning-rate", router_options.learning_rate, "AdaGrad base rate")->check(CLI::Range(1e-6, 10.0));
+  cv->add_option("--ensemble", router_options.ensemble, "SGD runs averaged")->check(CLI::Range(1, 100));
+  cv->add_option("--hash-bits", router_options.hash_bits, "Hashed feature buckets, 2^N")->check(CLI::Range(8, 24));
+  cv->add_flag("--words", router_options.words, "Also hashed words and word bigrams");
+  cv->add_option("--balance", router_options.balance, "Weight rows by (mean category size / theirs)^B (0: off)")->check(CLI::Range(0.0, 4.0));
+  cv->add_option("--seed", router_options.seed, "Shuffling seed");
+  cv->add_option("--svg", router_options.svg, "Write the pooled PGR curve as SVG");
+
   std::string savings_log;
   auto* savings = router->add_subcommand("savings", "What the traffic cost against the strongest model of each route");
   savings->add_option("-c,--config", config_path, "Configuration file (YAML)")->required();
@@ -444,6 +461,7 @@ int main(int argc, char** argv) {
   if (*savings) return server::router_savings(config_path, savings_log);
   if (*train) return server::router_train(router_options);
   if (*eval) return server::router_eval(router_options);
+  if (*cv) return server::router_cv(router_options);
   if (show_version) {
     std::cout << "switchyard " << core::version() << "\n";
     return 0;

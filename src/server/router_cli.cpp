@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <functional>
+#include <optional>
 #include <random>
 
 #include "routing/complexity/dataset.hpp"
@@ -82,16 +85,14 @@ std::optional<std::pair<unsigned, unsigned>> holdout_of(const RouterCliOptions& 
   return part;
 }
 
-}  // namespace
-
-int router_train(const RouterCliOptions& o) {
-  bool ok = true;
-  auto holdout = holdout_of(o, ok);
-  if (!ok) return 2;
-  Loaded data;
-  if (!load_rows(o, data, o.strong, o.weak)) return 1;
+/// Trains heads for the pair (or every model) on the rows `use` accepts. nullopt (message
+/// printed) when nothing can be trained. `quiet`: no per-head lines (cross-validation).
+std::optional<cx::Model> build_model(const RouterCliOptions& o, const Loaded& data,
+                                     const std::function<bool(const cx::Row&)>& use, bool quiet,
+                                     std::size_t& used_rows) {
   cx::Model model;
   model.spec.hash_bits = o.hash_bits;
+  model.spec.words = model.spec.bigrams = o.words;
   model.strong = data.strong;
   model.weak = data.weak;
   // The models to learn: the pair, or every model the data has outcomes for.
@@ -100,18 +101,11 @@ int router_train(const RouterCliOptions& o) {
     for (const auto& r : data.rows)
       for (const auto& [name, value] : r.outcomes)
         if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
-  std::vector<cx::Sparse> features;
   std::vector<const cx::Row*> used;
-  std::size_t held_out = 0;
-  for (const auto& r : data.rows) {
-    if ((holdout && cx::in_part(r.category, holdout->first, holdout->second)) ||
-        (!o.holdout_category.empty() && r.category == o.holdout_category)) {
-      ++held_out;
-      continue;
-    }
-    used.push_back(&r);
-  }
-  features.resize(used.size());
+  for (const auto& r : data.rows)
+    if (use(r)) used.push_back(&r);
+  used_rows = used.size();
+  std::vector<cx::Sparse> features(used.size());
   Progress featuring("features");
   for (std::size_t i = 0; i < used.size(); ++i) {
     if (used[i]->features) {
@@ -119,7 +113,7 @@ int router_train(const RouterCliOptions& o) {
       if (used[i]->hash_bits != model.spec.hash_bits) {
         std::fprintf(stderr, "row %s was hashed with %u bits; train with --hash-bits %u\n", used[i]->id.c_str(),
                      used[i]->hash_bits, used[i]->hash_bits);
-        return 1;
+        return std::nullopt;
       }
       features[i] = *used[i]->features;
     } else {
@@ -130,11 +124,19 @@ int router_train(const RouterCliOptions& o) {
   cx::TrainOptions options;
   options.epochs = o.epochs;
   options.learning_rate = o.learning_rate;
+  options.ensemble = o.ensemble;
   options.seed = o.seed;
+  // Each category weighs as much as the mean category (when asked): no large category dominates.
+  std::map<std::string, double> per_category;
+  for (const cx::Row* r : used) per_category[r->category] += 1;
+  const double mean_category = static_cast<double>(used.size()) / static_cast<double>(per_category.size());
+  auto weight_of = [&](const cx::Row& r) {
+    return o.balance ? static_cast<float>(std::pow(mean_category / per_category[r.category], o.balance)) : 1.0f;
+  };
   for (const auto& name : names) {
     std::vector<cx::Example> examples;
     for (std::size_t i = 0; i < used.size(); ++i)
-      if (auto y = used[i]->outcome(name)) examples.push_back({&features[i], static_cast<float>(*y)});
+      if (auto y = used[i]->outcome(name)) examples.push_back({&features[i], static_cast<float>(*y), weight_of(*used[i])});
     if (examples.empty()) {
       // Feedback rows rate only the model that answered: a model without outcomes gets no head.
       std::fprintf(stderr, "no outcomes of %s in the training rows: no head for it\n", name.c_str());
@@ -146,27 +148,137 @@ int router_train(const RouterCliOptions& o) {
     cx::train(head, cx::dimensions(model.spec), examples, options,
               [&](std::size_t d, std::size_t t) { progress(d, t); });
     model.heads.push_back(std::move(head));
-    std::printf("  %s: %zu rows\n", name.c_str(), examples.size());
-  }
-  {
-    std::vector<const cx::Sparse*> sample;
-    for (const auto& f : features) sample.push_back(&f);
-    cx::calibrate(model, sample);
+    if (!quiet) std::printf("  %s: %zu rows\n", name.c_str(), examples.size());
   }
   if (model.heads.empty()) {
     std::fprintf(stderr, "nothing to train: no outcomes of any model named\n");
-    return 1;
+    return std::nullopt;
   }
-  model.trained_on = o.data + " (" + std::to_string(used.size()) + " rows" +
-                     (holdout ? ", categories of part " + o.holdout + " held out" : std::string()) +
-                     (o.holdout_category.empty() ? std::string() : ", " + o.holdout_category + " held out") + ")";
+  std::vector<const cx::Sparse*> sample;
+  for (const auto& f : features) sample.push_back(&f);
+  cx::calibrate(model, sample);
+  return model;
+}
+
+/// The model's scores for the pair on the rows `evaluated` accepts (rows without both outcomes
+/// skipped); false (message printed) when the model lacks a head of the pair.
+bool score_pair(const cx::Model& model, const Loaded& data, const std::function<bool(const cx::Row&)>& evaluated,
+                std::vector<cx::PairOutcome>& out) {
+  Progress progress("scoring");
+  cx::Sparse x;
+  for (std::size_t i = 0; i < data.rows.size(); ++i) {
+    const auto& r = data.rows[i];
+    progress(i + 1, data.rows.size());
+    if (!evaluated(r)) continue;
+    auto s = r.outcome(data.strong), w = r.outcome(data.weak);
+    if (!s || !w) continue;
+    cx::extract(r.text, model.spec, x);
+    auto qs = model.quality(data.strong, x), qw = model.quality(data.weak, x);
+    if (!qs || !qw) {
+      std::fprintf(stderr, "the model has no head for %s\n", (!qs ? data.strong : data.weak).c_str());
+      return false;
+    }
+    out.push_back({*qs - *qw, *w, *s});
+  }
+  return true;
+}
+
+/// APGR of a random order, averaged over 20 draws.
+double random_apgr(std::vector<cx::PairOutcome> rows, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> uniform(0, 1);
+  double sum = 0;
+  for (int k = 0; k < 20; ++k) {
+    for (auto& r : rows) r.strong_need = uniform(rng);
+    sum += cx::apgr(cx::pair_curve(rows)) / 20;
+  }
+  return sum;
+}
+
+}  // namespace
+
+int router_train(const RouterCliOptions& o) {
+  bool ok = true;
+  auto holdout = holdout_of(o, ok);
+  if (!ok) return 2;
+  Loaded data;
+  if (!load_rows(o, data, o.strong, o.weak)) return 1;
+  auto held_out = [&](const cx::Row& r) {
+    return (holdout && cx::in_part(r.category, holdout->first, holdout->second)) ||
+           (!o.holdout_category.empty() && r.category == o.holdout_category);
+  };
+  std::size_t used = 0;
+  auto model = build_model(o, data, [&](const cx::Row& r) { return !held_out(r); }, false, used);
+  if (!model) return 1;
+  model->trained_on = o.data + " (" + std::to_string(used) + " rows" +
+                      (holdout ? ", categories of part " + o.holdout + " held out" : std::string()) +
+                      (o.holdout_category.empty() ? std::string() : ", " + o.holdout_category + " held out") + ")";
   std::string error;
-  if (!cx::save(model, o.model, error)) {
+  if (!cx::save(*model, o.model, error)) {
     std::fprintf(stderr, "%s\n", error.c_str());
     return 1;
   }
-  std::printf("trained %zu head(s) on %zu rows (%zu held out); pair %s / %s -> %s\n", model.heads.size(),
-              used.size(), held_out, data.strong.c_str(), data.weak.c_str(), o.model.c_str());
+  std::printf("trained %zu head(s) on %zu rows (%zu held out); pair %s / %s -> %s\n", model->heads.size(), used,
+              data.rows.size() - used, data.strong.c_str(), data.weak.c_str(), o.model.c_str());
+  return 0;
+}
+
+int router_cv(const RouterCliOptions& o) {
+  if (o.folds < 2) {
+    std::fprintf(stderr, "--folds must be at least 2\n");
+    return 2;
+  }
+  Loaded data;
+  if (!load_rows(o, data, o.strong, o.weak)) return 1;
+  std::printf("%s: categories in %u parts; train on the others, score the part; %s (strong) / %s (weak)\n\n",
+              o.data.c_str(), o.folds, data.strong.c_str(), data.weak.c_str());
+  std::printf("| part | categories | rows | weak | strong | APGR | CPT(50%%) | CPT(80%%) | random APGR |\n");
+  std::printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+  std::vector<cx::PairOutcome> pooled;
+  double apgr_sum = 0, apgr_weighted = 0;
+  unsigned parts = 0;
+  for (unsigned k = 0; k < o.folds; ++k) {
+    std::vector<std::string> categories;
+    for (const auto& r : data.rows)
+      if (cx::in_part(r.category, k, o.folds) &&
+          std::find(categories.begin(), categories.end(), r.category) == categories.end())
+        categories.push_back(r.category);
+    if (categories.empty()) continue;
+    std::size_t used = 0;
+    auto model = build_model(o, data, [&](const cx::Row& r) { return !cx::in_part(r.category, k, o.folds); }, true,
+                             used);
+    if (!model) return 1;
+    std::vector<cx::PairOutcome> scored;
+    if (!score_pair(*model, data, [&](const cx::Row& r) { return cx::in_part(r.category, k, o.folds); }, scored))
+      return 1;
+    if (scored.empty()) continue;
+    cx::PairCurve curve = cx::pair_curve(scored);
+    double a = cx::apgr(curve);
+    apgr_sum += a;
+    apgr_weighted += a * static_cast<double>(scored.size());
+    ++parts;
+    std::printf("| %u | %zu | %zu | %.3f | %.3f | %.3f | %.1f%% | %.1f%% | %.3f |\n", k, categories.size(),
+                scored.size(), curve.weak_quality, curve.strong_quality, a, 100 * cx::cpt(curve, 0.5),
+                100 * cx::cpt(curve, 0.8), random_apgr(scored, o.seed));
+    std::fflush(stdout);
+    pooled.insert(pooled.end(), scored.begin(), scored.end());
+  }
+  if (pooled.empty()) {
+    std::fprintf(stderr, "no rows to evaluate\n");
+    return 1;
+  }
+  cx::PairCurve curve = cx::pair_curve(pooled);
+  std::printf("| **pooled** | | %zu | %.3f | %.3f | **%.3f** | %.1f%% | %.1f%% | %.3f |\n", pooled.size(),
+              curve.weak_quality, curve.strong_quality, cx::apgr(curve), 100 * cx::cpt(curve, 0.5),
+              100 * cx::cpt(curve, 0.8), random_apgr(pooled, o.seed));
+  std::printf("\nmean APGR over the %u parts %.3f (rows-weighted %.3f); pooled: every row scored by the model "
+              "that did not see its category\n",
+              parts, apgr_sum / parts, apgr_weighted / static_cast<double>(pooled.size()));
+  if (!o.svg.empty()) {
+    std::ofstream(o.svg) << cx::pgr_svg(curve, "PGR, categories held out (" + std::to_string(o.folds) +
+                                                  " parts, pooled): " + o.data);
+    std::printf("curve written to %s\n", o.svg.c_str());
+  }
   return 0;
 }
 
@@ -188,44 +300,19 @@ int router_eval(const RouterCliOptions& o) {
     return (!holdout || cx::in_part(r.category, holdout->first, holdout->second)) &&
            (o.holdout_category.empty() || r.category == o.holdout_category);
   };
-  std::vector<cx::PairOutcome> scored, random;
-  std::mt19937_64 rng(o.seed);
-  std::uniform_real_distribution<double> uniform(0, 1);
-  Progress progress("scoring");
-  for (std::size_t i = 0; i < data.rows.size(); ++i) {
-    const auto& r = data.rows[i];
-    progress(i + 1, data.rows.size());
-    if (!evaluated(r)) continue;
-    auto s = r.outcome(data.strong), w = r.outcome(data.weak);
-    if (!s || !w) continue;
-    thread_local cx::Sparse x;
-    cx::extract(r.text, model->spec, x);
-    auto qs = model->quality(data.strong, x), qw = model->quality(data.weak, x);
-    if (!qs || !qw) {
-      std::fprintf(stderr, "the model has no head for %s\n", (!qs ? data.strong : data.weak).c_str());
-      return 1;
-    }
-    double need = *qs - *qw;
-    scored.push_back({need, *w, *s});
-    random.push_back({uniform(rng), *w, *s});
-  }
+  std::vector<cx::PairOutcome> scored;
+  if (!score_pair(*model, data, evaluated, scored)) return 1;
   if (scored.empty()) {
     std::fprintf(stderr, "no rows to evaluate\n");
     return 1;
   }
   cx::PairCurve curve = cx::pair_curve(scored);
-  // The random router, averaged over 20 draws.
-  double random_apgr = 0;
-  for (int k = 0; k < 20; ++k) {
-    for (auto& r : random) r.strong_need = uniform(rng);
-    random_apgr += cx::apgr(cx::pair_curve(random)) / 20;
-  }
   std::string part = holdout ? " of held-out part " + o.holdout
                      : o.holdout_category.empty() ? std::string() : " of held-out " + o.holdout_category;
   std::printf("%zu rows%s: %s (weak) %.3f, %s (strong) %.3f\n", scored.size(), part.c_str(), data.weak.c_str(),
               curve.weak_quality, data.strong.c_str(), curve.strong_quality);
   std::printf("APGR %.3f  CPT(50%%) %.1f%%  CPT(80%%) %.1f%%   (random router: APGR %.3f)\n",
-              cx::apgr(curve), 100 * cx::cpt(curve, 0.5), 100 * cx::cpt(curve, 0.8), random_apgr);
+              cx::apgr(curve), 100 * cx::cpt(curve, 0.5), 100 * cx::cpt(curve, 0.8), random_apgr(scored, o.seed));
   if (model->heads.size() > 2) {
     // Many models: the quality–cost curve of routing each prompt to argmax predicted − λ·cost.
     std::vector<std::string> names;

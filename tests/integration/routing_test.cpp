@@ -465,7 +465,7 @@ TEST(Routing, ComplexityTiersSendHardAndTrivialPromptsToDifferentTiersAndSayWhy)
   }
   EXPECT_NE(rows.find(R"("outcomes":{"gpt-4o":0})"), std::string::npos) << rows;
   EXPECT_NE(rows.find(R"("outcomes":{"gpt-4o-mini":0.8})"), std::string::npos) << rows;
-  EXPECT_NE(rows.find(R"("hash_bits":16,"features":[[)"), std::string::npos) << rows;
+  EXPECT_NE(rows.find(R"("hash_bits":18,"features":[[)"), std::string::npos) << rows;
   EXPECT_EQ(rows.find("Prove that"), std::string::npos) << "no prompt text is kept";
   harness::Process retrain({SWITCHYARD_BIN, "router", "train", "--data", dir + "/feedback.jsonl", "--strong",
                             "gpt-4o", "--weak", "gpt-4o-mini", "--out", dir + "/retrained.bin"});

@@ -5,15 +5,18 @@
 #include <utility>
 #include <vector>
 
-/// Cheap features of a prompt for the complexity classifier: hashed word unigrams and bigrams,
-/// hashed character 4-grams, and a few dense structural measures (length, numbers, math, code,
-/// answer options, question words). Pure and allocation-light: one pass over the text per kind.
+/// Cheap features of a prompt for the complexity classifier: hashed character 4-grams (and, on
+/// request, word unigrams and bigrams), and dense structural measures (length, numbers, math,
+/// code, answer options, compound judgements, negations). Pure and allocation-light: one pass
+/// over the text per kind.
 namespace switchyard::routing::complexity {
 
 struct FeatureSpec {
-  std::uint32_t hash_bits = 16;  ///< hashed features go to 2^hash_bits buckets
-  bool words = true;
-  bool bigrams = true;
+  std::uint32_t hash_bits = 18;  ///< hashed features go to 2^hash_bits buckets
+  // Words and bigrams carried no signal across MMLU subjects beyond the character 4-grams
+  // (docs/routing-quality.md): off by default, kept for other data.
+  bool words = false;
+  bool bigrams = false;
   bool char_grams = true;
 };
 
@@ -31,6 +34,16 @@ enum Dense : std::uint32_t {
   kLongWords,     ///< share of words of 9+ letters
   kUpperShare,
   kNumbers,       ///< numeric tokens
+  // Structure that carries across subjects (docs/routing-quality.md): a weaker model errs more
+  // where several judgements must all be right.
+  kStatements,       ///< " | " separators ("Statement 1 | ... Statement 2 | ...")
+  kRomanItems,       ///< enumerated items "I.", "II)", "I and II", "III only"
+  kCombinedOptions,  ///< short answer options that combine judgements ("True, False", "I and III")
+  kNegations,        ///< "NOT", "EXCEPT", "LEAST", " not ", " never "
+  kInference,        ///< "most likely", "probably", "best explains", "most appropriate", "would most"
+  kOptionLength,     ///< mean length of the answer options
+  kNumericOptions,   ///< share of answer options that are mostly digits
+  kStemLength,       ///< characters before the first answer option
   kDenseCount,
 };
 

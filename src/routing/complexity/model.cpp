@@ -205,31 +205,57 @@ std::optional<Model> load(const std::string& path, std::string& error) {
   return m;
 }
 
-void train(Head& head, std::uint32_t dims, const std::vector<Example>& examples, const TrainOptions& o,
-           const std::function<void(std::size_t, std::size_t)>& progress) {
-  head.weights.assign(dims, 0.0f);
-  head.bias = 0;
-  std::vector<float> g2(dims, 0.0f);  // AdaGrad accumulators
+namespace {
+
+/// One run of AdaGrad SGD into `weights`/`bias`; `step` counts for the progress callback.
+void train_run(std::vector<float>& weights, float& bias, const std::vector<Example>& examples, const TrainOptions& o,
+               std::uint64_t seed, const std::function<void()>& tick) {
+  std::vector<float> g2(weights.size(), 0.0f);  // AdaGrad accumulators
   double g2_bias = 0;
   std::vector<std::size_t> order(examples.size());
   std::iota(order.begin(), order.end(), 0);
-  std::mt19937_64 rng(o.seed);
-  const std::size_t steps = static_cast<std::size_t>(o.epochs) * examples.size();
-  std::size_t step = 0;
+  std::mt19937_64 rng(seed);
+  auto predict = [&](const Sparse& x) {
+    double z = bias;
+    for (const auto& [i, v] : x) z += static_cast<double>(weights[i]) * v;
+    return 1.0 / (1.0 + std::exp(-z));
+  };
   for (int epoch = 0; epoch < o.epochs; ++epoch) {
     std::shuffle(order.begin(), order.end(), rng);
     for (std::size_t idx : order) {
       const Example& e = examples[idx];
-      double g = head.predict(*e.x) - e.y;
+      double g = (predict(*e.x) - e.y) * e.weight;
       for (const auto& [i, v] : *e.x) {
-        double gi = g * v + o.l2 * head.weights[i];
+        double gi = g * v + o.l2 * weights[i];
         g2[i] += static_cast<float>(gi * gi);
-        head.weights[i] -= static_cast<float>(o.learning_rate * gi / (std::sqrt(g2[i]) + 1e-8));
+        weights[i] -= static_cast<float>(o.learning_rate * gi / (std::sqrt(g2[i]) + 1e-8));
       }
       g2_bias += g * g;
-      head.bias -= static_cast<float>(o.learning_rate * g / (std::sqrt(g2_bias) + 1e-8));
-      if (progress && ++step % 2048 == 0) progress(step, steps);
+      bias -= static_cast<float>(o.learning_rate * g / (std::sqrt(g2_bias) + 1e-8));
+      tick();
     }
+  }
+}
+
+}  // namespace
+
+void train(Head& head, std::uint32_t dims, const std::vector<Example>& examples, const TrainOptions& o,
+           const std::function<void(std::size_t, std::size_t)>& progress) {
+  const int runs = std::max(1, o.ensemble);
+  head.weights.assign(dims, 0.0f);
+  head.bias = 0;
+  const std::size_t steps = static_cast<std::size_t>(runs) * static_cast<std::size_t>(o.epochs) * examples.size();
+  std::size_t step = 0;
+  auto tick = [&] {
+    if (progress && ++step % 2048 == 0) progress(step, steps);
+  };
+  std::vector<float> weights(dims);
+  for (int run = 0; run < runs; ++run) {
+    std::fill(weights.begin(), weights.end(), 0.0f);
+    float bias = 0;
+    train_run(weights, bias, examples, o, o.seed + static_cast<std::uint64_t>(run), tick);
+    for (std::uint32_t i = 0; i < dims; ++i) head.weights[i] += weights[i] / static_cast<float>(runs);
+    head.bias += bias / static_cast<float>(runs);
   }
   if (progress) progress(steps, steps);
 }

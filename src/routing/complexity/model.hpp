@@ -23,7 +23,7 @@ struct Head {
 };
 
 struct Model {
-  static constexpr std::uint32_t kVersion = 1;
+  static constexpr std::uint32_t kVersion = 2;  ///< 2: structural features (kStatements..)
   FeatureSpec spec;
   std::vector<Head> heads;
   std::string trained_on;  ///< data description (file, rows, held-out part)
@@ -55,16 +55,22 @@ std::optional<Model> load(const std::string& path, std::string& error);
 struct Example {
   const Sparse* x = nullptr;
   float y = 0;  ///< the model's outcome on the prompt, 0..1
+  float weight = 1;  ///< scales the example's gradient
 };
 
 struct TrainOptions {
   int epochs = 1;               ///< more passes memorise the training prompts (measured)
   double learning_rate = 0.02;  ///< AdaGrad base rate (chosen on the held-out folds)
+  /// Runs averaged: each run sees the examples in another order (seed, seed+1, ...) and the
+  /// head is the mean of their weights. One pass of SGD depends much on the order; the mean
+  /// does not (measured: docs/routing-quality.md). Costs training time only.
+  int ensemble = 40;
   double l2 = 1e-6;
   std::uint64_t seed = 1;
 };
 
-/// Logistic regression by AdaGrad SGD, examples shuffled each epoch with a fixed seed.
+/// Logistic regression by AdaGrad SGD, examples shuffled each epoch with a fixed seed; the mean
+/// of `options.ensemble` such runs.
 /// `progress(done, total)` is called every few thousand steps (may be empty).
 void train(Head& head, std::uint32_t dims, const std::vector<Example>& examples, const TrainOptions& options,
            const std::function<void(std::size_t, std::size_t)>& progress);

@@ -7,7 +7,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 
 using namespace switchyard::routing::complexity;
@@ -146,6 +148,99 @@ TEST(ComplexityModel, TrainsSavesLoadsAndRejectsCorruptFiles) {
   EXPECT_NE(error.find("not a Switchyard router model"), std::string::npos) << error;
   EXPECT_FALSE(load(path + ".missing", error));
   EXPECT_NE(error.find("cannot read"), std::string::npos);
+  // A model of another format version, with a valid checksum: refused by name.
+  std::string older = bytes.substr(0, bytes.size() - 4);
+  std::uint32_t one = 1;
+  std::memcpy(older.data() + 8, &one, 4);  // after the 8-byte magic
+  std::uint32_t crc = 0xFFFFFFFFu;
+  for (unsigned char c : older) {
+    crc ^= c;
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+  }
+  crc = ~crc;
+  older.append(reinterpret_cast<const char*>(&crc), 4);
+  write(older);
+  EXPECT_FALSE(load(path, error));
+  EXPECT_NE(error.find("is a version 1 model; this build reads version 2"), std::string::npos) << error;
+}
+
+TEST(ComplexityModel, EnsembleIsTheMeanOfItsRunsAndWeightsScaleExamples) {
+  FeatureSpec spec;
+  spec.hash_bits = 10;
+  Sparse a, b, c;
+  extract("what is two plus two", spec, a);
+  extract("derive the closed form of the recurrence", spec, b);
+  extract("translate this sentence into French", spec, c);
+  std::vector<Example> examples = {{&a, 1.0f}, {&b, 0.0f}, {&c, 1.0f}, {&b, 1.0f}, {&a, 0.0f}};
+  TrainOptions o;
+  o.ensemble = 3;
+  o.seed = 7;
+  Head mean;
+  train(mean, dimensions(spec), examples, o, {});
+  std::vector<double> sum(dimensions(spec), 0.0);
+  double bias = 0;
+  for (int run = 0; run < 3; ++run) {
+    TrainOptions one = o;
+    one.ensemble = 1;
+    one.seed = o.seed + run;
+    Head h;
+    train(h, dimensions(spec), examples, one, {});
+    for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += h.weights[i] / 3.0;
+    bias += h.bias / 3.0;
+  }
+  for (std::size_t i = 0; i < sum.size(); ++i) ASSERT_NEAR(mean.weights[i], sum[i], 1e-6) << i;
+  EXPECT_NEAR(mean.bias, bias, 1e-6);
+  // Different orders give different runs: the mean is not just one of them.
+  TrainOptions first = o;
+  first.ensemble = 1;
+  Head single;
+  train(single, dimensions(spec), examples, first, {});
+  EXPECT_NE(single.weights, mean.weights);
+  // Weight 0: the example does not move the head.
+  for (auto& e : examples) e.weight = 0;
+  Head still;
+  train(still, dimensions(spec), examples, o, {});
+  for (float w : still.weights) ASSERT_EQ(w, 0.0f);
+  EXPECT_EQ(still.bias, 0.0f);
+}
+
+TEST(ComplexityFeatures, StructureOfCompoundQuestions) {
+  FeatureSpec spec;
+  spec.hash_bits = 12;
+  auto dense = [&](const char* text) {
+    Sparse x;
+    extract(text, spec, x);
+    std::vector<float> d(kDenseCount, 0.0f);
+    for (auto [i, v] : x)
+      if (i >= (1u << spec.hash_bits)) d[i - (1u << spec.hash_bits)] = v;
+    return d;
+  };
+  auto statements = dense(
+      "Statement 1 | Every group of order 4 is cyclic. Statement 2 | Every cyclic group is abelian.\n"
+      "A. True, True\nB. False, False\nC. True, False\nD. False, True\nAnswer:");
+  EXPECT_NEAR(statements[kStatements], std::log1p(2.0) * 8, 1e-5);
+  EXPECT_NEAR(statements[kCombinedOptions], 4 / 4.0 * 8, 1e-5) << "four options combine two judgements";
+  EXPECT_GT(statements[kOptionLength], 0);
+  EXPECT_EQ(statements[kNumericOptions], 0);
+  EXPECT_EQ(statements[kRomanItems], 0);
+  EXPECT_LT(statements[kStemLength], std::log1p(200.0) / 10 * 8) << "the stem ends at option A";
+
+  auto roman = dense(
+      "Which of the following are true? I. Water boils at 100 C. II. Ice is denser than water. III. Salt lowers "
+      "the freezing point.\nA. I only\nB. II and III\nC. I and III\nD. I, II and III\nAnswer:");
+  EXPECT_GT(roman[kRomanItems], std::log1p(6.0) * 8 - 1e-5) << "I. II. III. and the options' numerals";
+  EXPECT_NEAR(roman[kCombinedOptions], 4 / 4.0 * 8, 1e-5);
+  EXPECT_EQ(dense("I think I can go. I went home, and I slept.")[kRomanItems], 0) << "the pronoun is no item";
+
+  auto negated = dense("Which of the following is NOT a mammal? It is never a fish, EXCEPT in fables.");
+  EXPECT_NEAR(negated[kNegations], std::log1p(3.0) * 8, 1e-5);
+  EXPECT_EQ(dense("Notably, the knot is nothing special.")[kNegations], 0) << "words, not substrings";
+  EXPECT_NEAR(dense("What would most likely happen next?")[kInference], 8, 1e-5);
+  EXPECT_EQ(dense("What happens next?")[kInference], 0);
+
+  auto numeric = dense("What is 12 * 3?\nA. 36\nB. 38\nC. 30\nD. 1,000\nAnswer:");
+  EXPECT_NEAR(numeric[kNumericOptions], 8, 1e-5);
+  EXPECT_EQ(numeric[kCombinedOptions], 0);
 }
 
 TEST(ComplexityDataset, ReadsPromptsMessagesAndNullOutcomesAndSplitsByCategory) {
@@ -247,4 +342,14 @@ TEST(ComplexityCategory, CuesPickTheTaskCategory) {
   EXPECT_EQ(categorize("Summarize the following article in three key points: ...").best, Category::extraction);
   EXPECT_EQ(categorize("hello! how are you?").best, Category::chat);
   EXPECT_EQ(categorize("").best, Category::chat);
+  // A test question whose answers are numbers asks for a computation; one whose answers are
+  // words asks for knowledge.
+  EXPECT_EQ(categorize("A meter stick moves past an observer at 0.8c. How long does it take to pass?\n"
+                       "A. 1.6 ns\nB. 2.5 ns\nC. 4.2 ns\nD. 6.9 ns\nAnswer:").best,
+            Category::math);
+  EXPECT_EQ(categorize("Which of these rivers is the longest?\nA. Nile\nB. Danube\nC. Rhine\nD. Thames\nAnswer:").best,
+            Category::knowledge);
+  EXPECT_EQ(categorize("Write a function to find the largest prime factor of an integer.\n"
+                       "assert largest_prime_factor(15) == 5").best,
+            Category::code);
 }
