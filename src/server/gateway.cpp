@@ -581,6 +581,7 @@ void Gateway::classify(const config::RouteConfig& route, const core::ChatRequest
   if (keep_features) {
     ex.pending = std::make_unique<routing::complexity::Pending>();
     ex.pending->hash_bits = model->spec.hash_bits;
+    ex.pending->words = model->spec.words;
     ex.pending->features = features;
   }
   traits.tier = routing::choose_tier(*route.complexity, traits.complexity);

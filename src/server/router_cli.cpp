@@ -115,6 +115,11 @@ std::optional<cx::Model> build_model(const RouterCliOptions& o, const Loaded& da
                      used[i]->hash_bits, used[i]->hash_bits);
         return std::nullopt;
       }
+      if (used[i]->words != model.spec.words) {
+        std::fprintf(stderr, "row %s was hashed %s words; train %s --words\n", used[i]->id.c_str(),
+                     used[i]->words ? "with" : "without", used[i]->words ? "with" : "without");
+        return std::nullopt;
+      }
       features[i] = *used[i]->features;
     } else {
       cx::extract(used[i]->text, model.spec, features[i]);

@@ -68,6 +68,10 @@ bool read_rows(const std::string& path, std::vector<Row>& rows, std::string& err
       const auto* bits = o.if_contains("hash_bits");
       if (!bits || !bits->is_int64()) return fail("\"features\" needs \"hash_bits\"");
       r.hash_bits = static_cast<std::uint32_t>(bits->as_int64());
+      if (const auto* w = o.if_contains("words")) {
+        if (!w->is_bool()) return fail("\"words\" must be true or false");
+        r.words = w->as_bool();
+      }
       r.features.emplace();
       for (const auto& pair : f->as_array()) {
         if (!pair.is_array() || pair.as_array().size() != 2 || !pair.as_array()[0].is_int64() ||

@@ -22,6 +22,7 @@ struct Row {
   /// Feedback rows carry hashed features instead of text (`hash_bits` says how they were hashed).
   std::optional<std::vector<std::pair<std::uint32_t, float>>> features;
   std::uint32_t hash_bits = 0;
+  bool words = false;  ///< feedback rows: hashed with words and bigrams
   std::optional<double> outcome(std::string_view model) const;
 };
 

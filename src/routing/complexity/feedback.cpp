@@ -41,7 +41,9 @@ std::string feedback_row(const Pending& p, double score) {
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, score);
   out += ':';
   out.append(buf, end);
-  out += "},\"hash_bits\":" + std::to_string(p.hash_bits) + ",\"features\":[";
+  out += "},\"hash_bits\":" + std::to_string(p.hash_bits);
+  if (p.words) out += ",\"words\":true";
+  out += ",\"features\":[";
   bool first = true;
   for (const auto& [i, v] : p.features) {
     if (!first) out += ',';

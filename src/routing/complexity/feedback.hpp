@@ -24,6 +24,7 @@ struct Pending {
   int tier = -1;
   double score = 0;   ///< the classifier's score
   std::uint32_t hash_bits = 0;
+  bool words = false;  ///< the features include hashed words and bigrams (a `--words` model)
   Sparse features;
 };
 
@@ -43,7 +44,7 @@ class FeedbackStore {
 };
 
 /// The training row for feedback `score` (0..1) on `p`, one JSON line:
-/// `{"id","route","category":route,"tier","outcomes":{model:score},"hash_bits","features":[[i,v],...]}`.
+/// `{"id","route","category":route,"tier","outcomes":{model:score},"hash_bits",["words":true,]"features":[[i,v],...]}`.
 std::string feedback_row(const Pending& p, double score);
 
 }  // namespace switchyard::routing::complexity

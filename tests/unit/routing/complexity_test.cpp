@@ -306,7 +306,17 @@ TEST(ComplexityFeedback, KeptBoundedTakenOnceAndWrittenAsATrainingRow) {
   ASSERT_TRUE(rows[0].features);
   EXPECT_EQ(rows[0].features->size(), 2u);
   EXPECT_EQ(rows[0].hash_bits, 16u);
+  EXPECT_FALSE(rows[0].words);
   EXPECT_DOUBLE_EQ(rows[0].outcome("big").value_or(-1), 0.25);
+  // A model with word features says so in its rows, so a retrain uses the same features.
+  b->words = true;
+  row = feedback_row(*b, 1);
+  EXPECT_NE(row.find(R"("hash_bits":16,"words":true,"features")"), std::string::npos) << row;
+  std::ofstream(path) << row;
+  rows.clear();
+  ASSERT_TRUE(read_rows(path, rows, error)) << error;
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_TRUE(rows[0].words);
 }
 
 TEST(ComplexityMetrics, HandComputedQualityCostCurve) {
