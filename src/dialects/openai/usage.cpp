@@ -2,6 +2,11 @@
 
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "core/byte_scan.hpp"
 #include "core/json_scan.hpp"
 
 namespace switchyard::dialects::openai {
@@ -23,21 +28,144 @@ std::size_t value_after(std::string_view text, std::size_t key_pos, std::size_t 
   return p < text.size() ? p : std::string_view::npos;
 }
 
-/// Last occurrence of a quoted key. memrchr over the quotes (a body has few) instead of
-/// string_view::rfind, which compares at every byte.
+/// Last occurrence of a quoted key, found from the end: the closing quotes of 16 bytes at a
+/// time, each compared with the key (a body has few quotes, and `usage` is near its end).
 std::size_t rfind_key(std::string_view text, std::string_view quoted) {
+  const char* s = text.data();
+  const std::size_t n = quoted.size();
+  auto match = [&](std::size_t close) {  // the byte before the quote first: most quotes differ there
+    return close + 1 >= n && s[close - 1] == quoted[n - 2] &&
+           std::memcmp(s + close + 1 - n, quoted.data(), n) == 0;
+  };
   std::size_t end = text.size();
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"');
+  while (end >= 16) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + end - 16));
+    auto mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)));
+    while (mask) {
+      unsigned bit = 31u - static_cast<unsigned>(__builtin_clz(mask));
+      if (match(end - 16 + bit)) return end - 16 + bit + 1 - n;
+      mask &= ~(1u << bit);
+    }
+    end -= 16;
+  }
+#endif
   while (end > 0) {
-    const void* q = memrchr(text.data(), '"', end);
-    if (!q) return std::string_view::npos;
-    std::size_t close = static_cast<std::size_t>(static_cast<const char*>(q) - text.data());
-    if (close + 1 >= quoted.size() &&
-        text.compare(close + 1 - quoted.size(), quoted.size(), quoted) == 0)
-      return close + 1 - quoted.size();
-    end = close;
+    --end;
+    if (s[end] == '"' && match(end)) return end + 1 - n;
   }
   return std::string_view::npos;
 }
+
+/// The usage object as providers write it: keys without escapes, values that are integers,
+/// null, or objects of those one level down. Reads the counts while it checks the syntax;
+/// false (nothing decided) at anything else, which the general path then handles.
+class FastUsage {
+ public:
+  explicit FastUsage(std::string_view text, std::size_t pos) : s_(text.data()), n_(text.size()), p_(pos) {}
+
+  bool read(Usage& u) { return object(u, /*depth=*/1, Field::none); }
+
+ private:
+  enum class Field { none, prompt, completion, total, cache_hit, cached, reasoning, prompt_details, completion_details };
+
+  void ws() {
+    std::size_t p = p_;  // a local cursor: stores to the counts could alias the member
+    while (p < n_ && (s_[p] == ' ' || s_[p] == '\n' || s_[p] == '\r' || s_[p] == '\t')) ++p;
+    p_ = p;
+  }
+  bool eat(char c) {
+    ws();
+    if (p_ >= n_ || s_[p_] != c) return false;
+    ++p_;
+    return true;
+  }
+  /// A key of printable ASCII without escapes; its field at `depth`.
+  bool key(int depth, Field& field) {
+    if (!eat('"')) return false;
+    std::size_t start = p_;
+    // The first quote, backslash, control or non-ASCII byte, 16 bytes at a time: only the
+    // closing quote may come first.
+    p_ = core::bytes::find_string_special(reinterpret_cast<const unsigned char*>(s_), p_, n_);
+    if (p_ >= n_ || s_[p_] != '"') return false;
+    std::string_view k(s_ + start, p_ - start);
+    ++p_;
+    field = Field::none;
+    if (depth == 1) {
+      if (k == "prompt_tokens") field = Field::prompt;
+      else if (k == "completion_tokens") field = Field::completion;
+      else if (k == "total_tokens") field = Field::total;
+      else if (k == "prompt_cache_hit_tokens") field = Field::cache_hit;
+      else if (k == "prompt_tokens_details") field = Field::prompt_details;
+      else if (k == "completion_tokens_details") field = Field::completion_details;
+    } else if (k == "cached_tokens") {
+      field = Field::cached;
+    } else if (k == "reasoning_tokens") {
+      field = Field::reasoning;
+    }
+    return true;
+  }
+  /// A non-negative integer of at most 18 digits (no fraction, no exponent).
+  bool integer(std::int64_t& v) {
+    std::size_t p = p_;
+    v = 0;
+    if (p < n_ && s_[p] == '0') {
+      ++p;  // "01" then fails at the separator, as it should
+    } else {
+      while (p < n_ && s_[p] >= '0' && s_[p] <= '9') v = v * 10 + (s_[p++] - '0');
+      if (p == p_ || p - p_ > 18) return false;
+    }
+    p_ = p;
+    // A fraction or an exponent: the general path.
+    return !(p < n_ && (s_[p] == '.' || s_[p] == 'e' || s_[p] == 'E'));
+  }
+  bool object(Usage& u, int depth, Field parent) {
+    if (!eat('{')) return false;
+    ws();
+    if (p_ < n_ && s_[p_] == '}') {
+      ++p_;
+      return true;
+    }
+    for (;;) {
+      Field field;
+      if (!key(depth, field) || !eat(':')) return false;
+      ws();
+      if (p_ >= n_) return false;
+      // The value as the general path counts it: an integer, else 0 (null, an object).
+      std::int64_t v = 0;
+      char c = s_[p_];
+      if (c == 'n') {
+        if (n_ - p_ < 4 || std::memcmp(s_ + p_, "null", 4) != 0) return false;
+        p_ += 4;
+      } else if (c == '{') {
+        if (depth >= 2) return false;
+        if (!object(u, depth + 1, field)) return false;
+      } else if (!integer(v)) {
+        return false;
+      }
+      if (depth == 1) {
+        if (field == Field::prompt) u.prompt_tokens = v;
+        else if (field == Field::completion) u.completion_tokens = v;
+        else if (field == Field::total) u.total_tokens = v;
+        else if (field == Field::cache_hit && u.cached_tokens == 0) u.cached_tokens = v;
+      } else if (parent == Field::prompt_details || parent == Field::completion_details) {
+        if (field == Field::cached) u.cached_tokens = v;
+        else if (field == Field::reasoning) u.reasoning_tokens = v;
+      }
+      ws();
+      if (p_ < n_ && s_[p_] == ',') {
+        ++p_;
+        continue;
+      }
+      return eat('}');
+    }
+  }
+
+  const char* s_;
+  std::size_t n_;
+  std::size_t p_;
+};
 
 /// Reads the counts from a validated usage object recorded on `tape` (root = entry 0): the
 /// validator's record is walked instead of the bytes again.
@@ -69,7 +197,12 @@ UsageProbe probe_usage(std::string_view text, bool check_choices) {
   constexpr std::string_view kUsage = "\"usage\"";
   if (std::size_t key = rfind_key(text, kUsage); key != std::string_view::npos) {
     std::size_t v = value_after(text, key, kUsage.size());
-    if (v != std::string_view::npos && text[v] == '{') {
+    Usage fast;
+    if (v == std::string_view::npos || text[v] != '{') {
+      // null or not an object: no usage
+    } else if (FastUsage(text, v).read(fast)) {
+      probe.usage = fast;  // the usual shape, read in one pass
+    } else {
       std::size_t end = v;
       json::Value object = json::detail::next_value(text, end);
       // The object itself is validated before it is read (upstream bytes are untrusted), and

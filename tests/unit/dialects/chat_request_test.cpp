@@ -132,3 +132,54 @@ TEST(Usage, ReadsUsageFromResponsesAndChunks) {
   EXPECT_TRUE(p.no_choices);
   EXPECT_FALSE(openai::probe_usage(R"({"choices":[{"delta":{"content":"\"usage\":{"}}],"usage":null})").usage);
 }
+
+TEST(Usage, UsualAndUnusualShapesReadTheSame) {
+  // The usual shape is read in one pass; anything else (fractions, exponents, strings, deeper
+  // objects, escapes) by the general validator. Both must give the same counts.
+  struct Case {
+    const char* usage;
+    std::int64_t prompt, completion, total, cached, reasoning;
+  };
+  const Case cases[] = {
+      // usual: OpenAI with details, whitespace, DeepSeek's cache field, nulls, zeros
+      {R"({ "prompt_tokens" : 142, "completion_tokens": 96, "total_tokens": 238,
+            "prompt_tokens_details": {"cached_tokens": 5, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 7, "accepted_prediction_tokens": 0}})",
+       142, 96, 238, 5, 7},
+      {R"({"prompt_tokens":9,"completion_tokens":1,"total_tokens":10,"prompt_cache_hit_tokens":4,"prompt_cache_miss_tokens":5})",
+       9, 1, 10, 4, 0},
+      {R"({"prompt_tokens":9,"prompt_tokens_details":null,"completion_tokens":null,"total_tokens":0})", 9, 0, 0, 0, 0},
+      {R"({})", 0, 0, 0, 0, 0},
+      {R"({"prompt_tokens":3,"prompt_tokens":4})", 4, 0, 0, 0, 0},  // the last wins
+      {R"({"prompt_tokens":{"x":1},"completion_tokens":2})", 0, 2, 0, 0, 0},
+      {R"({"other_details":{"cached_tokens":8},"prompt_tokens":1})", 1, 0, 0, 0, 0},
+      // unusual: the general path
+      {R"({"prompt_tokens":2.0,"completion_tokens":1e3,"total_tokens":1002})", 2, 1000, 1002, 0, 0},
+      {R"({"prompt_tokens":"7","completion_tokens":3,"flags":[1,2],"ok":true})", 0, 3, 0, 0, 0},
+      {R"({"a":{"b":{"c":1}},"prompt_tokens":5,"note":"caf\u00e9 \"q\""})", 5, 0, 0, 0, 0},
+      {R"({"prompt_tokens":-1,"completion_tokens":12345678901234567890})", -1, 0, 0, 0, 0},
+      {R"({"completion_tokens_details":{"reasoning_tokens":6,"x":{"y":[]}}})", 0, 0, 0, 0, 6},
+  };
+  for (const Case& c : cases) {
+    std::string body = std::string(R"({"id":"x","choices":[],"usage":)") + c.usage + R"(,"system_fingerprint":"fp"})";
+    auto p = openai::probe_usage(body);
+    ASSERT_TRUE(p.usage) << c.usage;
+    EXPECT_EQ(p.usage->prompt_tokens, c.prompt) << c.usage;
+    EXPECT_EQ(p.usage->completion_tokens, c.completion) << c.usage;
+    EXPECT_EQ(p.usage->total_tokens, c.total) << c.usage;
+    EXPECT_EQ(p.usage->cached_tokens, c.cached) << c.usage;
+    EXPECT_EQ(p.usage->reasoning_tokens, c.reasoning) << c.usage;
+  }
+  // Not JSON: no usage from either path.
+  for (const char* bad : {R"({"prompt_tokens":01})", R"({"prompt_tokens":1,})", R"({"prompt_tokens" 1})",
+                          R"({"prompt_tokens":1])", R"({"prompt_tokens":nul})", R"({prompt_tokens:1})"}) {
+    std::string body = std::string(R"({"choices":[],"usage":)") + bad + "}";
+    EXPECT_FALSE(openai::probe_usage(body).usage) << bad;
+  }
+  // The key is found however far from the end it is, and not inside a string.
+  std::string body = R"({"usage":{"prompt_tokens":21},"choices":[{"message":{"content":")" + std::string(300, 'x') +
+                     R"( \"usage\":{\"prompt_tokens\":99} "}}],"z":")" + std::string(40, 'y') + "\"}";
+  auto p = openai::probe_usage(body);
+  ASSERT_TRUE(p.usage);
+  EXPECT_EQ(p.usage->prompt_tokens, 21);
+}
