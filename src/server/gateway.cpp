@@ -268,31 +268,24 @@ asio::awaitable<void> Gateway::fail(net::ResponseWriter& writer, Exchange& ex, c
   co_await writer.send(error.status, "application/json", body, ex.headers());
 }
 
-asio::awaitable<const config::KeyConfig*> Gateway::authenticate(const net::Request& request,
-                                                                net::ResponseWriter& writer,
-                                                                Exchange& ex) {
+const config::KeyConfig* Gateway::authenticate(const net::Request& request, Exchange& ex, ApiError& error) {
   const config::KeyConfig* key = find_key(request, ex);
-  if (!key) {
-    // if/else, not ?: — GCC 12 mishandles conditional temporaries in coroutines.
-    ApiError error;
-    if (ex.client == dialects::Dialect::anthropic) {
-      if (request.header("x-api-key").empty() && request.header("authorization").empty())
-        error = ApiError::make(ErrorKind::authentication, "x-api-key header is required", {},
-                               "missing_api_key");
-      else
-        error = ApiError::make(ErrorKind::authentication, "invalid x-api-key", {}, "invalid_api_key");
-    } else if (request.header("authorization").empty())
-      error = ApiError::make(ErrorKind::authentication,
-                             "You didn't provide an API key. You need to provide your API key in "
-                             "an Authorization header using Bearer auth (i.e. Authorization: "
-                             "Bearer YOUR_KEY).",
-                             {}, "missing_api_key");
+  if (key) return key;
+  if (ex.client == dialects::Dialect::anthropic) {
+    if (request.header("x-api-key").empty() && request.header("authorization").empty())
+      error = ApiError::make(ErrorKind::authentication, "x-api-key header is required", {}, "missing_api_key");
     else
-      error = ApiError::make(ErrorKind::authentication, "Incorrect API key provided.", {},
-                             "invalid_api_key");
-    co_await fail(writer, ex, error);
+      error = ApiError::make(ErrorKind::authentication, "invalid x-api-key", {}, "invalid_api_key");
+  } else if (request.header("authorization").empty()) {
+    error = ApiError::make(ErrorKind::authentication,
+                           "You didn't provide an API key. You need to provide your API key in "
+                           "an Authorization header using Bearer auth (i.e. Authorization: "
+                           "Bearer YOUR_KEY).",
+                           {}, "missing_api_key");
+  } else {
+    error = ApiError::make(ErrorKind::authentication, "Incorrect API key provided.", {}, "invalid_api_key");
   }
-  co_return key;
+  return nullptr;
 }
 
 const config::KeyConfig* Gateway::find_key(const net::Request& request, Exchange& ex) const {
@@ -338,50 +331,55 @@ asio::awaitable<void> Gateway::handle(net::Request request, net::ResponseWriter&
 
   std::string_view path = request.path();
   std::string_view method = request.method();
-  // Each known path takes one method; another gets a 405 naming it.
-  auto allowed = [&](std::string_view expected) -> asio::awaitable<bool> {
-    if (method == expected) co_return true;
+  // Each known path takes one method; another gets a 405 naming it. (Checked before the
+  // dispatch, so the usual request makes no coroutine call for it.)
+  struct Endpoint {
+    std::string_view path, method;
+  };
+  static constexpr Endpoint kEndpoints[] = {
+      {"/v1/chat/completions", "POST"},  {"/v1/messages", "POST"},         {"/v1/messages/count_tokens", "POST"},
+      {"/v1/embeddings", "POST"},        {"/v1/models", "GET"},            {"/v1/switchyard/health", "GET"},
+      {"/v1/switchyard/feedback", "POST"}, {"/v1/switchyard/decisions", "GET"}, {"/healthz", "GET"},
+      {"/readyz", "GET"},
+  };
+  std::string_view expected;
+  for (const Endpoint& e : kEndpoints)
+    if (path == e.path) expected = e.method;
+
+  if (path.substr(0, 12) == "/v1/messages") ex.client = dialects::Dialect::anthropic;
+  if (!expected.empty() && method != expected) {
     ApiError e = ApiError::make(ErrorKind::method_not_allowed,
-                                "Method " + std::string(method) + " is not allowed on " +
-                                    std::string(path) + "; use " + std::string(expected) + ".",
+                                "Method " + std::string(method) + " is not allowed on " + std::string(path) +
+                                    "; use " + std::string(expected) + ".",
                                 {}, "method_not_allowed");
     ex.status = e.status;
     ex.error = e.code;
     const net::HeaderField allow[] = {{"x-request-id", ex.request_id}, {"Allow", expected}};
     std::string body = dialects::error_body(ex.client, e, ex.request_id);
     co_await writer.send(e.status, "application/json", body, allow);
-    co_return false;
-  };
-
-  if (path.substr(0, 12) == "/v1/messages") ex.client = dialects::Dialect::anthropic;
-  if (path == "/v1/chat/completions") {
-    if (co_await allowed("POST")) co_await chat(request, writer, ex);
-  } else if (path == "/v1/messages") {
-    if (co_await allowed("POST")) co_await chat(request, writer, ex);
+  } else if (path == "/v1/chat/completions" || path == "/v1/messages") {
+    co_await chat(request, writer, ex);
   } else if (path == "/v1/messages/count_tokens") {
-    if (co_await allowed("POST")) co_await count_tokens(request, writer, ex);
+    co_await count_tokens(request, writer, ex);
   } else if (path == "/v1/embeddings") {
-    if (co_await allowed("POST")) co_await embeddings(request, writer, ex);
+    co_await embeddings(request, writer, ex);
   } else if (path == "/v1/models") {
-    if (co_await allowed("GET")) co_await models(request, writer, ex);
+    co_await models(request, writer, ex);
   } else if (path == "/v1/switchyard/health") {
-    if (co_await allowed("GET")) co_await health_report(request, writer, ex);
+    co_await health_report(request, writer, ex);
   } else if (path == "/v1/switchyard/feedback") {
-    if (co_await allowed("POST")) co_await feedback(request, writer, ex);
+    co_await feedback(request, writer, ex);
   } else if (path == "/v1/switchyard/decisions") {
-    if (co_await allowed("GET")) co_await decision_report(request, writer, ex);
+    co_await decision_report(request, writer, ex);
   } else if (path == "/healthz") {
-    if (co_await allowed("GET")) {
-      ex.status = 200;
-      co_await writer.send(200, "application/json", R"({"status":"ok"})", ex.headers());
-    }
+    ex.status = 200;
+    co_await writer.send(200, "application/json", R"({"status":"ok"})", ex.headers());
   } else if (path == "/readyz") {
-    if (co_await allowed("GET")) {
-      bool ready = !loop_.draining();
-      ex.status = ready ? 200 : 503;
-      std::string_view body = ready ? R"({"status":"ready"})" : R"({"status":"draining"})";
-      co_await writer.send(ex.status, "application/json", body, ex.headers());
-    }
+    bool ready = !loop_.draining();
+    ex.status = ready ? 200 : 503;
+    std::string_view body = R"({"status":"ready"})";
+    if (!ready) body = R"({"status":"draining"})";
+    co_await writer.send(ex.status, "application/json", body, ex.headers());
   } else {
     co_await fail(writer, ex, ApiError::make(ErrorKind::not_found,
                                              "Unknown request URL: " + std::string(method) + " " +
@@ -487,8 +485,12 @@ asio::awaitable<void> Gateway::models(net::Request& request, net::ResponseWriter
   // Anthropic's SDK lists models at the same path, with its version header: answered in its shape.
   bool anthropic = !request.header("anthropic-version").empty();
   if (anthropic) ex.client = dialects::Dialect::anthropic;
-  const config::KeyConfig* key = co_await authenticate(request, writer, ex);
-  if (!key) co_return;
+  ApiError refused;
+  const config::KeyConfig* key = authenticate(request, ex, refused);
+  if (!key) {
+    co_await fail(writer, ex, refused);
+    co_return;
+  }
   std::string body = anthropic ? R"({"data":[)" : R"({"object":"list","data":[)";
   std::string_view first_id, last_id;
   for (const auto& route : ex.rt->routes()) {
@@ -536,34 +538,29 @@ struct Gateway::Chat {
   dialects::anthropic::EncodeResult anthropic_encoded;  ///< of the current attempt
 };
 
-asio::awaitable<const RouteRuntime*> Gateway::resolve_route(std::string_view model,
-                                                            const config::KeyConfig& key,
-                                                            net::ResponseWriter& writer,
-                                                            Exchange& ex) {
+const RouteRuntime* Gateway::resolve_route(std::string_view model, const config::KeyConfig& key, Exchange& ex,
+                                           ApiError& error) {
   const RouteRuntime* route = ex.rt->find_route(model);
   if (!route) {
-    co_await fail(writer, ex, ApiError::make(ErrorKind::not_found,
-                                             "The model `" + std::string(model) +
-                                                 "` does not exist or you do not have access to it.",
-                                             "model", "model_not_found"));
-    co_return nullptr;
+    error = ApiError::make(ErrorKind::not_found,
+                           "The model `" + std::string(model) + "` does not exist or you do not have access to it.",
+                           "model", "model_not_found");
+    return nullptr;
   }
   ex.route = route->config->name;
   if (!governance::KeyStore::allows(key, route->config->name)) {
-    co_await fail(writer, ex, ApiError::make(ErrorKind::permission,
-                                             "This API key may not use the model `" +
-                                                 std::string(model) + "`.",
-                                             "model", "model_not_allowed"));
-    co_return nullptr;
+    error = ApiError::make(ErrorKind::permission, "This API key may not use the model `" + std::string(model) + "`.",
+                           "model", "model_not_allowed");
+    return nullptr;
   }
   if (route->candidates.empty()) {
-    co_await fail(writer, ex, ApiError::make(ErrorKind::unavailable,
-                                             "No deployment of `" + std::string(model) +
-                                                 "` is enabled (check the providers' api keys).",
-                                             {}, "no_deployment"));
-    co_return nullptr;
+    error = ApiError::make(ErrorKind::unavailable,
+                           "No deployment of `" + std::string(model) +
+                               "` is enabled (check the providers' api keys).",
+                           {}, "no_deployment");
+    return nullptr;
   }
-  co_return route;
+  return route;
 }
 
 void Gateway::classify(const config::RouteConfig& route, const core::ChatRequest& request,
@@ -608,12 +605,12 @@ void Gateway::start_decision(Exchange& ex, const RouteRuntime& route, const rout
   d.table = &route.table;
 }
 
-asio::awaitable<bool> Gateway::read_overrides(const net::Request& request, const config::KeyConfig& key,
-                                              net::ResponseWriter& writer, Exchange& ex) {
+bool Gateway::read_overrides(const net::Request& request, const config::KeyConfig& key, Exchange& ex,
+                             ApiError& out) {
   std::string_view policy = request.header("x-switchyard-policy");
   std::string_view deadline = request.header("x-switchyard-deadline-ms");
   std::string_view max_cost = request.header("x-switchyard-max-cost-usd");
-  if (policy.empty() && deadline.empty() && max_cost.empty()) co_return true;
+  if (policy.empty() && deadline.empty() && max_cost.empty()) return true;
   std::optional<ApiError> error;
   if (!key.overrides) {
     std::string which = !policy.empty() ? "x-switchyard-policy"
@@ -649,16 +646,20 @@ asio::awaitable<bool> Gateway::read_overrides(const net::Request& request, const
     else ex.overrides.max_cost_usd = usd;
   }
   if (error) {
-    co_await fail(writer, ex, *error);
-    co_return false;
+    out = std::move(*error);
+    return false;
   }
-  co_return true;
+  return true;
 }
 
 asio::awaitable<void> Gateway::health_report(net::Request& request, net::ResponseWriter& writer,
                                              Exchange& ex) {
-  const config::KeyConfig* key = co_await authenticate(request, writer, ex);
-  if (!key) co_return;
+  ApiError refused;
+  const config::KeyConfig* key = authenticate(request, ex, refused);
+  if (!key) {
+    co_await fail(writer, ex, refused);
+    co_return;
+  }
   const std::int64_t now = health::steady_now_ms();
   std::string body = R"({"object":"switchyard.health","deployments":[)";
   bool first = true;
@@ -720,8 +721,12 @@ asio::awaitable<void> Gateway::health_report(net::Request& request, net::Respons
 
 asio::awaitable<void> Gateway::decision_report(net::Request& request, net::ResponseWriter& writer,
                                                Exchange& ex) {
-  const config::KeyConfig* key = co_await authenticate(request, writer, ex);
-  if (!key) co_return;
+  ApiError refused;
+  const config::KeyConfig* key = authenticate(request, ex, refused);
+  if (!key) {
+    co_await fail(writer, ex, refused);
+    co_return;
+  }
   std::string_view target = request.target();
   std::string_view query = target.substr(std::min(target.size(), target.find('?') + 1));
   if (target.find('?') == std::string_view::npos) query = {};
@@ -752,8 +757,12 @@ asio::awaitable<void> Gateway::decision_report(net::Request& request, net::Respo
 }
 
 asio::awaitable<void> Gateway::feedback(net::Request& request, net::ResponseWriter& writer, Exchange& ex) {
-  const config::KeyConfig* key = co_await authenticate(request, writer, ex);
-  if (!key) co_return;
+  ApiError refused;
+  const config::KeyConfig* key = authenticate(request, ex, refused);
+  if (!key) {
+    co_await fail(writer, ex, refused);
+    co_return;
+  }
   std::optional<ApiError> error;
   std::string request_id;
   double score = -1;
@@ -809,8 +818,12 @@ asio::awaitable<void> Gateway::feedback(net::Request& request, net::ResponseWrit
 
 asio::awaitable<void> Gateway::chat(net::Request& request, net::ResponseWriter& writer,
                                     Exchange& ex) {
-  const config::KeyConfig* key = co_await authenticate(request, writer, ex);
-  if (!key) co_return;
+  ApiError refused;
+  const config::KeyConfig* key = authenticate(request, ex, refused);
+  if (!key) {
+    co_await fail(writer, ex, refused);
+    co_return;
+  }
   const config::ServerConfig& server_config = ex.rt->config().server;
   Chat chat{request, ex.client};
   if (ex.client == dialects::Dialect::openai) {
@@ -835,9 +848,15 @@ asio::awaitable<void> Gateway::chat(net::Request& request, net::ResponseWriter& 
     chat.client_wants_usage = true;
   }
   ex.stream = chat.stream;
-  const RouteRuntime* route = co_await resolve_route(chat.model, *key, writer, ex);
-  if (!route) co_return;
-  if (!co_await read_overrides(request, *key, writer, ex)) co_return;
+  const RouteRuntime* route = resolve_route(chat.model, *key, ex, refused);
+  if (!route) {
+    co_await fail(writer, ex, refused);
+    co_return;
+  }
+  if (!read_overrides(request, *key, ex, refused)) {
+    co_await fail(writer, ex, refused);
+    co_return;
+  }
   routing::RequestTraits traits;
   if (chat.info) traits = routing::traits_of(*chat.info, request.body);
   else traits = routing::traits_of(*chat.canonical);
@@ -859,8 +878,12 @@ asio::awaitable<void> Gateway::chat(net::Request& request, net::ResponseWriter& 
 
 asio::awaitable<void> Gateway::embeddings(net::Request& request, net::ResponseWriter& writer,
                                           Exchange& ex) {
-  const config::KeyConfig* key = co_await authenticate(request, writer, ex);
-  if (!key) co_return;
+  ApiError refused;
+  const config::KeyConfig* key = authenticate(request, ex, refused);
+  if (!key) {
+    co_await fail(writer, ex, refused);
+    co_return;
+  }
   Chat chat{request, dialects::Dialect::openai};
   chat.endpoint = Endpoint::embeddings;
   {
@@ -886,9 +909,15 @@ asio::awaitable<void> Gateway::embeddings(net::Request& request, net::ResponseWr
       co_return;
     }
   }
-  const RouteRuntime* route = co_await resolve_route(chat.model, *key, writer, ex);
-  if (!route) co_return;
-  if (!co_await read_overrides(request, *key, writer, ex)) co_return;
+  const RouteRuntime* route = resolve_route(chat.model, *key, ex, refused);
+  if (!route) {
+    co_await fail(writer, ex, refused);
+    co_return;
+  }
+  if (!read_overrides(request, *key, ex, refused)) {
+    co_await fail(writer, ex, refused);
+    co_return;
+  }
   routing::RequestTraits traits;
   traits.needs = catalog::kEmbeddings;
   traits.input_tokens = static_cast<std::int64_t>(core::quick_text_tokens(request.body));
@@ -899,8 +928,12 @@ asio::awaitable<void> Gateway::embeddings(net::Request& request, net::ResponseWr
 
 asio::awaitable<void> Gateway::count_tokens(net::Request& request, net::ResponseWriter& writer,
                                             Exchange& ex) {
-  const config::KeyConfig* key = co_await authenticate(request, writer, ex);
-  if (!key) co_return;
+  ApiError refused;
+  const config::KeyConfig* key = authenticate(request, ex, refused);
+  if (!key) {
+    co_await fail(writer, ex, refused);
+    co_return;
+  }
   auto decoded = dialects::anthropic::decode_request(
       request.body, ex.rt->config().server.max_json_depth, /*require_max_tokens=*/false);
   if (auto* e = std::get_if<ApiError>(&decoded)) {
@@ -908,8 +941,11 @@ asio::awaitable<void> Gateway::count_tokens(net::Request& request, net::Response
     co_return;
   }
   const core::ChatRequest& r = std::get<core::ChatRequest>(decoded);
-  const RouteRuntime* route = co_await resolve_route(r.model, *key, writer, ex);
-  if (!route) co_return;
+  const RouteRuntime* route = resolve_route(r.model, *key, ex, refused);
+  if (!route) {
+    co_await fail(writer, ex, refused);
+    co_return;
+  }
   std::string body = R"({"input_tokens":)" + std::to_string(dialects::estimate_tokens(r)) + "}";
   ex.status = 200;
   co_await writer.send(200, "application/json", body, ex.headers());

@@ -152,9 +152,11 @@ class Gateway final : public net::Handler {
   boost::asio::awaitable<void> decision_report(net::Request& request, net::ResponseWriter& writer,
                                                Exchange& ex);
   boost::asio::awaitable<void> feedback(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
-  /// Reads x-switchyard-* overrides; false after an error answer went out.
-  boost::asio::awaitable<bool> read_overrides(const net::Request& request, const config::KeyConfig& key,
-                                              net::ResponseWriter& writer, Exchange& ex);
+  /// Reads x-switchyard-* overrides into `ex`; false with `error` set when one is refused.
+  /// (Plain functions, not coroutines: the hot path pays for a frame per coroutine call, and
+  /// only the error case needs to write.)
+  bool read_overrides(const net::Request& request, const config::KeyConfig& key, Exchange& ex,
+                      core::ApiError& error);
   boost::asio::awaitable<Outcome> relay_translated(Chat& chat, const DeploymentRuntime& d,
                                                    const dialects::UpstreamRequest& sent,
                                                    net::UpstreamExchange& up,
@@ -176,17 +178,13 @@ class Gateway final : public net::Handler {
                                       Exchange& ex);
   boost::asio::awaitable<void> fail(net::ResponseWriter& writer, Exchange& ex,
                                     const core::ApiError& error);
-  /// The caller's key, or nullptr after a 401 went out.
-  boost::asio::awaitable<const config::KeyConfig*> authenticate(const net::Request& request,
-                                                                net::ResponseWriter& writer,
-                                                                Exchange& ex);
+  /// The caller's key, or nullptr with the 401 to answer in `error`.
+  const config::KeyConfig* authenticate(const net::Request& request, Exchange& ex, core::ApiError& error);
   const config::KeyConfig* find_key(const net::Request& request, Exchange& ex) const;
-  /// Checks route, key permission and enabled deployments; answers and returns nullptr if any
+  /// Checks route, key permission and enabled deployments; nullptr with `error` set if any
   /// fails.
-  boost::asio::awaitable<const RouteRuntime*> resolve_route(std::string_view model,
-                                                            const config::KeyConfig& key,
-                                                            net::ResponseWriter& writer,
-                                                            Exchange& ex);
+  const RouteRuntime* resolve_route(std::string_view model, const config::KeyConfig& key, Exchange& ex,
+                                    core::ApiError& error);
   std::string_view make_request_id(char (&out)[128]);
   void start_decision(Exchange& ex, const RouteRuntime& route, const routing::RequestTraits& traits);
   /// Predicts the request's category (when the route uses one) and scores it with the route's
