@@ -467,7 +467,7 @@ void read_deployments(Reader& r, const YAML::Node& node, Config& c) {
 
 void read_complexity(Reader& r, const YAML::Node& node, const std::string& path, const std::string& base_dir,
                      RouteConfig& route) {
-  if (!r.check_map(node, path, {"model", "tiers", "strong_share", "shares"})) return;
+  if (!r.check_map(node, path, {"model", "tiers", "strong_share", "shares", "quality_floor", "heads"})) return;
   ComplexityConfig cc;
   if (!node["model"]) r.problem(path + ".model", "is required (a file from `switchyard router train`)");
   else if (r.string(node["model"], path + ".model", cc.model_path)) {
@@ -495,6 +495,33 @@ void read_complexity(Reader& r, const YAML::Node& node, const std::string& path,
     }
   }
   const std::size_t n = cc.tiers.size();
+  if (node["quality_floor"]) {
+    double floor = -1;
+    r.number(node["quality_floor"], path + ".quality_floor", floor, 0, 1);
+    cc.quality_floor = floor;
+    if (node["shares"] || node["strong_share"])
+      r.problem(path + ".quality_floor", "use either quality_floor or shares/strong_share, not both");
+    const auto* model = static_cast<const routing::complexity::Model*>(cc.model.get());
+    if (node["heads"]) {
+      r.string_list(node["heads"], path + ".heads", cc.heads);
+      if (cc.heads.size() != n) r.problem(path + ".heads", "needs one model head per tier");
+    } else if (n == 2 && model) {
+      cc.heads = {model->weak, model->strong};  // the model's own pair
+    } else if (n != 2) {
+      r.problem(path + ".heads", "is required with quality_floor and more than two tiers (one model head per tier)");
+    }
+    if (model)
+      for (std::size_t i = 0; i < cc.heads.size(); ++i)
+        if (!model->head(cc.heads[i])) {
+          std::string known;
+          for (const auto& h : model->heads) known += (known.empty() ? "" : ", ") + h.model;
+          r.problem(path + ".heads[" + std::to_string(i) + "]",
+                    "the model has no head \"" + cc.heads[i] + "\" (it has: " + known + ")");
+        }
+    route.complexity = std::move(cc);
+    return;
+  }
+  if (node["heads"]) r.problem(path + ".heads", "is used with quality_floor only");
   if (node["shares"]) {
     if (!node["shares"].IsSequence() || node["shares"].size() != n) {
       r.problem(path + ".shares", "needs one share per tier");

@@ -136,6 +136,10 @@ struct ComplexityConfig {
   std::shared_ptr<const void> model;             ///< the loaded routing::complexity::Model
   std::vector<std::vector<std::string>> tiers;   ///< deployments per tier, weakest first
   std::vector<double> shares;                    ///< target share of requests per tier (sums to 1)
+  /// Instead of shares: each request goes to the weakest tier whose head predicts at least this
+  /// quality (0..1), the strongest when none does.
+  std::optional<double> quality_floor;
+  std::vector<std::string> heads;  ///< with quality_floor: the model head per tier, weakest first
 };
 
 struct RouteConfig {

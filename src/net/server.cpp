@@ -155,6 +155,8 @@ class Session final : public Deadline {
     out_ += "\r\n";
   }
 
+  /// Not a coroutine: the head is written now and the write's own awaitable returned, so a
+  /// response costs one coroutine frame, not two. The caller awaits it at once.
   asio::awaitable<bool> send(int status, std::string_view content_type, std::string_view body,
                              std::span<const HeaderField> headers) {
     begin_head(status, content_type);
@@ -164,7 +166,7 @@ class Session final : public Deadline {
     out_ += "\r\n";
     end_head();
     started_ = true;
-    co_return co_await write_buffers(out_, body);
+    return write_buffers(out_, body);
   }
 
   /// The head of a stream is held back and leaves with the first chunk: one write, not two.

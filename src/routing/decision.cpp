@@ -102,6 +102,16 @@ std::string decision_json(const Decision& d, std::int64_t now_ms) {
   if (d.traits.tier >= 0) {
     num(out, "complexity", std::round(d.traits.complexity * 1000) / 1000);
     integer(out, "tier", d.traits.tier);
+    if (d.traits.tier_quality_count) {
+      num(out, "quality_floor", std::round(d.traits.quality_floor * 1000) / 1000);
+      key(out, "tier_quality");
+      out += '[';
+      for (std::uint8_t k = 0; k < d.traits.tier_quality_count; ++k) {
+        if (k) out += ',';
+        append_decimal(out, std::round(d.traits.tier_quality[k] * 1000) / 1000);
+      }
+      out += "],";
+    }
   }
   close(out, '}');
   out += ',';

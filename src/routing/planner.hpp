@@ -24,6 +24,10 @@ struct RequestTraits {
   int tier = -1;                       ///< complexity tier chosen for the request; -1 = none
   int category = -1;                   ///< predicted catalog::Category; -1 = not predicted
   double complexity = -1;              ///< the classifier's score (predicted gain of the strong tier)
+  /// With a quality floor: the floor and each tier's predicted quality, weakest first.
+  float quality_floor = -1;
+  std::uint8_t tier_quality_count = 0;
+  std::array<float, 8> tier_quality{};
 };
 
 /// Per-request overrides from `x-switchyard-*` headers (already validated and permitted).

@@ -2,9 +2,11 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/chat.hpp"
 #include "dialects/openai/chat_request.hpp"
+#include "routing/complexity/features.hpp"
 #include "routing/planner.hpp"
 
 namespace switchyard::routing {
@@ -26,9 +28,16 @@ RequestTraits traits_of(const core::ChatRequest& r);
 /// The text the complexity classifier reads: system and message texts, joined by lines.
 std::string prompt_text(const core::ChatRequest& r);
 
-/// The complexity tier for a classifier score: the strongest tier takes the requests whose score
-/// is in the top `shares.back()` of the model's calibration sample, the next one the following
-/// share, and so on (weakest tier 0).
-int choose_tier(const config::ComplexityConfig& c, double score);
+/// The complexity tier of a request. By shares: the strongest tier takes the requests whose
+/// score is in the top `shares.back()` of the model's calibration sample, the next one the
+/// following share, and so on (weakest tier 0). By quality floor: the weakest tier whose head
+/// predicts at least the floor on `features`, else the strongest.
+int choose_tier(const config::ComplexityConfig& c, double score, const complexity::Sparse& features);
+
+/// With a quality floor: each tier's predicted quality on `features` (empty otherwise).
+std::vector<double> tier_qualities(const config::ComplexityConfig& c, const complexity::Sparse& features);
+/// Records the floor and the tiers' predicted qualities in `traits` (for the decision record).
+void note_tier_qualities(const config::ComplexityConfig& c, const complexity::Sparse& features,
+                         RequestTraits& traits);
 
 }  // namespace switchyard::routing

@@ -99,6 +99,7 @@ int cmd_explain(const std::string& path, const std::string& request_path,
     std::cerr << "no route named \"" << model << "\" in " << path << "\n";
     return 1;
   }
+  std::vector<double> tier_quality;  // with a quality floor
   if (route->config->complexity || route->config->needs_category()) {
     const auto& cc = route->config->complexity;
     auto decoded = dialects::decode_client_request(
@@ -111,8 +112,12 @@ int cmd_explain(const std::string& path, const std::string& request_path,
         traits.category = static_cast<int>(routing::complexity::categorize(text).best);
       if (cc) {
         const auto* model = static_cast<const routing::complexity::Model*>(cc->model.get());
-        traits.complexity = model->strong_gain(text);
-        traits.tier = routing::choose_tier(*cc, traits.complexity);
+        routing::complexity::Sparse features;
+        routing::complexity::extract(text, model->spec, features);
+        traits.complexity = model->strong_gain(features);
+        traits.tier = routing::choose_tier(*cc, traits.complexity, features);
+        tier_quality = routing::tier_qualities(*cc, features);
+        routing::note_tier_qualities(*cc, features, traits);
       }
     }
   }
@@ -160,9 +165,16 @@ int cmd_explain(const std::string& path, const std::string& request_path,
   if (traits.category >= 0)
     std::printf("category: %s (predicted)\n",
                 std::string(catalog::to_string(static_cast<catalog::Category>(traits.category))).c_str());
-  if (traits.tier >= 0)
+  if (traits.tier >= 0 && !tier_quality.empty()) {
+    // Quality floor: each tier's predicted quality, weakest first, and the first that reaches it.
+    std::printf("complexity: quality floor %.2f; predicted quality per tier:", *route->config->complexity->quality_floor);
+    for (std::size_t k = 0; k < tier_quality.size(); ++k)
+      std::printf(" %zu=%.3f%s", k, tier_quality[k], static_cast<int>(k) == traits.tier ? " (chosen)" : "");
+    std::printf(" -> tier %d of %zu (score %.3f)\n", traits.tier, tier_quality.size(), traits.complexity);
+  } else if (traits.tier >= 0) {
     std::printf("complexity: score %.3f (predicted gain of the strongest tier) -> tier %d of %zu\n",
                 traits.complexity, traits.tier, route->config->complexity->tiers.size());
+  }
   if (p.deadline_ms) std::cout << "deadline: " << p.deadline_ms << " ms\n";
   if (p.max_cost_usd >= 0) std::cout << "max cost: $" << p.max_cost_usd << "\n";
   std::cout << "plan:\n";

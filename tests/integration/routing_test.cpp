@@ -491,6 +491,23 @@ TEST(Routing, ComplexityTiersSendHardAndTrivialPromptsToDifferentTiersAndSayWhy)
   ASSERT_NE(all, std::string::npos) << report;
   double saved_percent = std::stod(report.substr(report.rfind('|', report.rfind('%')) + 1));
   EXPECT_GT(saved_percent, 0) << report;
+
+  // The same tiers with a quality floor instead of a share: the weak tier while its head
+  // predicts at least 0.5, and the record says what each tier was predicted to do.
+  Gateway floor_gw(config({{"a", a.port(), "gpt-4o-mini"}, {"b", b.port(), "gpt-4o"}},
+                          "    complexity:\n      model: " + dir + "/tiny.bin\n      tiers: [[a], [b]]\n"
+                          "      quality_floor: 0.5\n"));
+  Response floor_easy = chat(floor_gw.port(), R"({"model":"r","messages":[{"role":"user","content":"hello, how are you?"}]})");
+  EXPECT_EQ(floor_easy.header("x-switchyard-tier"), "0") << floor_easy.body;
+  Response floor_hard = chat(floor_gw.port(), R"({"model":"r","messages":[{"role":"user","content":"Prove that every finite integral domain is a field and compute the eigenvalues."}]})");
+  EXPECT_EQ(floor_hard.header("x-switchyard-tier"), "1") << floor_hard.body;
+  EXPECT_EQ(floor_hard.header("x-switchyard-deployment"), "b");
+  json::value fd = decision(floor_gw.port(), floor_hard.header("x-request-id"));
+  EXPECT_DOUBLE_EQ(fd.at("request").at("quality_floor").to_number<double>(), 0.5);
+  const auto& tq = fd.at("request").at("tier_quality").as_array();
+  ASSERT_EQ(tq.size(), 2u);
+  EXPECT_LT(tq[0].to_number<double>(), 0.5) << "the weak head predicts a failure";
+  EXPECT_GE(tq[1].to_number<double>(), 0.5);
 }
 
 TEST(Routing, CategoryRulesSendCodeElsewhereAndSayWhy) {

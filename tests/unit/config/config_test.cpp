@@ -1,7 +1,11 @@
 #include "config/config.hpp"
 #include "config/env_expand.hpp"
+#include "routing/complexity/model.hpp"
+#include "routing/request_traits.hpp"
 
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 using namespace switchyard::config;
 
@@ -251,4 +255,70 @@ TEST(ConfigRouting, ComplexityTiersAreCheckedWithTheirPaths) {
   yaml.replace(yaml.find("      tiers: [[gpt], [nobody]]"), std::string("      tiers: [[gpt], [nobody]]").size(), "      tiers: [[gpt]]");
   r = load_config_text(yaml, {{"OPENAI_API_KEY", "sk-x"}}, "/tmp");
   EXPECT_NE(format_problems(r.problems).find("routes.auto.complexity.tiers: needs two or more tiers"), std::string::npos);
+}
+
+TEST(ConfigRouting, ComplexityQualityFloorPicksTheWeakestTierThatReachesIt) {
+  // A model whose heads predict fixed qualities: small 0.7, mid 0.85, big 0.95 (bias only).
+  namespace cx = switchyard::routing::complexity;
+  cx::Model m;
+  m.spec.hash_bits = 8;
+  m.strong = "big";
+  m.weak = "small";
+  m.calibration.assign(101, 0.0f);
+  for (auto [name, p] : {std::pair{"small", 0.7}, {"mid", 0.85}, {"big", 0.95}}) {
+    cx::Head h;
+    h.model = name;
+    h.weights.assign(cx::dimensions(m.spec), 0.0f);
+    h.bias = static_cast<float>(std::log(p / (1 - p)));
+    m.heads.push_back(std::move(h));
+  }
+  std::string path = ::testing::TempDir() + "/floor.bin";
+  std::string error;
+  ASSERT_TRUE(cx::save(m, path, error)) << error;
+
+  auto with = [&](const std::string& complexity) {
+    std::string yaml = valid_yaml();
+    yaml.replace(yaml.find("    candidates: [gpt, fake]"), std::string("    candidates: [gpt, fake]").size(),
+                 "    candidates: [gpt, fake]\n    complexity:\n      model: " + path + "\n" + complexity);
+    return load_config_text(yaml, {{"OPENAI_API_KEY", "sk-x"}}, "/tmp");
+  };
+  auto r = with("      tiers: [[fake], [gpt]]\n      quality_floor: 0.8\n");
+  ASSERT_TRUE(r.ok()) << format_problems(r.problems);
+  const ComplexityConfig& cc = *r.config.routes.at(0).complexity;
+  EXPECT_EQ(cc.heads, (std::vector<std::string>{"small", "big"})) << "two tiers: the model's own pair";
+  cx::Sparse none;
+  EXPECT_EQ(switchyard::routing::choose_tier(cc, 0, none), 1) << "small predicts 0.7 < 0.8: the strong tier";
+  auto q = switchyard::routing::tier_qualities(cc, none);
+  ASSERT_EQ(q.size(), 2u);
+  EXPECT_NEAR(q[0], 0.7, 1e-6);
+  EXPECT_NEAR(q[1], 0.95, 1e-6);
+  switchyard::routing::RequestTraits traits;
+  switchyard::routing::note_tier_qualities(cc, none, traits);
+  EXPECT_EQ(traits.tier_quality_count, 2);
+  EXPECT_FLOAT_EQ(traits.quality_floor, 0.8f);
+
+  r = with("      tiers: [[fake], [gpt]]\n      quality_floor: 0.6\n");
+  ASSERT_TRUE(r.ok()) << format_problems(r.problems);
+  EXPECT_EQ(switchyard::routing::choose_tier(*r.config.routes.at(0).complexity, 0, none), 0) << "0.7 >= 0.6";
+  r = with("      tiers: [[fake], [gpt]]\n      quality_floor: 0.99\n");
+  ASSERT_TRUE(r.ok()) << format_problems(r.problems);
+  EXPECT_EQ(switchyard::routing::choose_tier(*r.config.routes.at(0).complexity, 0, none), 1) << "none reaches it";
+  r = with("      tiers: [[fake], [gpt], [gpt]]\n      quality_floor: 0.8\n      heads: [small, mid, big]\n");
+  ASSERT_TRUE(r.ok()) << format_problems(r.problems);
+  EXPECT_EQ(switchyard::routing::choose_tier(*r.config.routes.at(0).complexity, 0, none), 1) << "mid: 0.85";
+
+  // Problems, each with its path.
+  std::string text = format_problems(with("      tiers: [[fake], [gpt]]\n      quality_floor: 0.8\n      strong_share: 0.3\n").problems);
+  EXPECT_NE(text.find("routes.auto.complexity.quality_floor: use either quality_floor or shares/strong_share"),
+            std::string::npos) << text;
+  text = format_problems(with("      tiers: [[fake], [gpt], [gpt]]\n      quality_floor: 0.8\n").problems);
+  EXPECT_NE(text.find("routes.auto.complexity.heads: is required with quality_floor and more than two tiers"),
+            std::string::npos) << text;
+  text = format_problems(with("      tiers: [[fake], [gpt]]\n      quality_floor: 0.8\n      heads: [small, huge]\n").problems);
+  EXPECT_NE(text.find("routes.auto.complexity.heads[1]: the model has no head \"huge\" (it has: small, mid, big)"),
+            std::string::npos) << text;
+  text = format_problems(with("      tiers: [[fake], [gpt]]\n      heads: [small, big]\n").problems);
+  EXPECT_NE(text.find("routes.auto.complexity.heads: is used with quality_floor only"), std::string::npos) << text;
+  text = format_problems(with("      tiers: [[fake], [gpt]]\n      quality_floor: 1.5\n").problems);
+  EXPECT_NE(text.find("routes.auto.complexity.quality_floor: must be between 0 and 1"), std::string::npos) << text;
 }
