@@ -563,6 +563,13 @@ const RouteRuntime* Gateway::resolve_route(std::string_view model, const config:
   return route;
 }
 
+const RouteRuntime* Gateway::admit(std::string_view model, const config::KeyConfig& key,
+                                   const net::Request& request, Exchange& ex, ApiError& error) {
+  const RouteRuntime* route = resolve_route(model, key, ex, error);
+  if (route && !read_overrides(request, key, ex, error)) return nullptr;
+  return route;
+}
+
 void Gateway::classify(const config::RouteConfig& route, const core::ChatRequest& request,
                        routing::RequestTraits& traits, Exchange& ex, bool keep_features) {
   const std::string text = routing::prompt_text(request);
@@ -849,12 +856,8 @@ asio::awaitable<void> Gateway::chat(net::Request& request, net::ResponseWriter& 
     chat.client_wants_usage = true;
   }
   ex.stream = chat.stream;
-  const RouteRuntime* route = resolve_route(chat.model, *key, ex, refused);
+  const RouteRuntime* route = admit(chat.model, *key, request, ex, refused);
   if (!route) {
-    co_await fail(writer, ex, refused);
-    co_return;
-  }
-  if (!read_overrides(request, *key, ex, refused)) {
     co_await fail(writer, ex, refused);
     co_return;
   }
@@ -910,12 +913,8 @@ asio::awaitable<void> Gateway::embeddings(net::Request& request, net::ResponseWr
       co_return;
     }
   }
-  const RouteRuntime* route = resolve_route(chat.model, *key, ex, refused);
+  const RouteRuntime* route = admit(chat.model, *key, request, ex, refused);
   if (!route) {
-    co_await fail(writer, ex, refused);
-    co_return;
-  }
-  if (!read_overrides(request, *key, ex, refused)) {
     co_await fail(writer, ex, refused);
     co_return;
   }

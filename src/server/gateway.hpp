@@ -185,6 +185,9 @@ class Gateway final : public net::Handler {
   /// fails.
   const RouteRuntime* resolve_route(std::string_view model, const config::KeyConfig& key, Exchange& ex,
                                     core::ApiError& error);
+  /// resolve_route, then read_overrides: the route a request may use, or nullptr with `error`.
+  const RouteRuntime* admit(std::string_view model, const config::KeyConfig& key, const net::Request& request,
+                            Exchange& ex, core::ApiError& error);
   std::string_view make_request_id(char (&out)[128]);
   void start_decision(Exchange& ex, const RouteRuntime& route, const routing::RequestTraits& traits);
   /// Predicts the request's category (when the route uses one) and scores it with the route's
