@@ -501,6 +501,7 @@ void read_complexity(Reader& r, const YAML::Node& node, const std::string& path,
     cc.quality_floor = floor;
     if (node["shares"] || node["strong_share"])
       r.problem(path + ".quality_floor", "use either quality_floor or shares/strong_share, not both");
+    if (n > 8) r.problem(path + ".tiers", "at most 8 tiers with quality_floor");
     const auto* model = static_cast<const routing::complexity::Model*>(cc.model.get());
     if (node["heads"]) {
       r.string_list(node["heads"], path + ".heads", cc.heads);

@@ -70,33 +70,23 @@ std::string prompt_text(const core::ChatRequest& r) {
   return text;
 }
 
-std::vector<double> tier_qualities(const config::ComplexityConfig& c, const complexity::Sparse& features) {
-  std::vector<double> out;
-  const auto* model = static_cast<const complexity::Model*>(c.model.get());
-  if (!model || !c.quality_floor) return out;
-  for (const auto& name : c.heads) out.push_back(model->quality(name, features).value_or(0));
-  return out;
-}
-
-void note_tier_qualities(const config::ComplexityConfig& c, const complexity::Sparse& features,
-                         RequestTraits& traits) {
-  if (!c.quality_floor) return;
-  std::vector<double> q = tier_qualities(c, features);
-  traits.quality_floor = static_cast<float>(*c.quality_floor);
-  traits.tier_quality_count = static_cast<std::uint8_t>(std::min(q.size(), traits.tier_quality.size()));
-  for (std::uint8_t k = 0; k < traits.tier_quality_count; ++k) traits.tier_quality[k] = static_cast<float>(q[k]);
-}
-
-int choose_tier(const config::ComplexityConfig& c, double score, const complexity::Sparse& features) {
+int choose_tier(const config::ComplexityConfig& c, const complexity::Sparse& features, RequestTraits& traits) {
   const auto* model = static_cast<const complexity::Model*>(c.model.get());
   if (!model) return -1;
+  const double score = traits.complexity;
   if (c.quality_floor) {
-    const int n = static_cast<int>(c.heads.size());
-    for (int k = 0; k < n; ++k) {
-      const complexity::Head* h = model->head(c.heads[static_cast<std::size_t>(k)]);
-      if (h && h->predict(features) >= *c.quality_floor) return k;
+    // Every tier's prediction is kept for the decision record; the weakest that reaches the
+    // floor wins, else the strongest.
+    traits.quality_floor = static_cast<float>(*c.quality_floor);
+    traits.tier_quality_count = static_cast<std::uint8_t>(std::min(c.heads.size(), traits.tier_quality.size()));
+    int chosen = -1;
+    for (std::uint8_t k = 0; k < traits.tier_quality_count; ++k) {
+      const complexity::Head* h = model->head(c.heads[k]);
+      double q = h ? h->predict(features) : 0.0;
+      traits.tier_quality[k] = static_cast<float>(q);
+      if (chosen < 0 && q >= *c.quality_floor) chosen = k;
     }
-    return n - 1;
+    return chosen >= 0 ? chosen : static_cast<int>(traits.tier_quality_count) - 1;
   }
   if (c.shares.empty()) return -1;
   double above = model->share_above(score);  // how much of the sample is harder than this

@@ -28,16 +28,11 @@ RequestTraits traits_of(const core::ChatRequest& r);
 /// The text the complexity classifier reads: system and message texts, joined by lines.
 std::string prompt_text(const core::ChatRequest& r);
 
-/// The complexity tier of a request. By shares: the strongest tier takes the requests whose
-/// score is in the top `shares.back()` of the model's calibration sample, the next one the
-/// following share, and so on (weakest tier 0). By quality floor: the weakest tier whose head
-/// predicts at least the floor on `features`, else the strongest.
-int choose_tier(const config::ComplexityConfig& c, double score, const complexity::Sparse& features);
-
-/// With a quality floor: each tier's predicted quality on `features` (empty otherwise).
-std::vector<double> tier_qualities(const config::ComplexityConfig& c, const complexity::Sparse& features);
-/// Records the floor and the tiers' predicted qualities in `traits` (for the decision record).
-void note_tier_qualities(const config::ComplexityConfig& c, const complexity::Sparse& features,
-                         RequestTraits& traits);
+/// The complexity tier of a request whose score is in `traits.complexity`. By shares: the
+/// strongest tier takes the requests whose score is in the top `shares.back()` of the model's
+/// calibration sample, the next one the following share, and so on (weakest tier 0). By quality
+/// floor: the weakest tier whose head predicts at least the floor on `features`, else the
+/// strongest; the floor and every tier's prediction are recorded in `traits`.
+int choose_tier(const config::ComplexityConfig& c, const complexity::Sparse& features, RequestTraits& traits);
 
 }  // namespace switchyard::routing

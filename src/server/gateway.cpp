@@ -588,8 +588,7 @@ void Gateway::classify(const config::RouteConfig& route, const core::ChatRequest
     ex.pending->words = model->spec.words;
     ex.pending->features = features;
   }
-  traits.tier = routing::choose_tier(*route.complexity, traits.complexity, features);
-  routing::note_tier_qualities(*route.complexity, features, traits);
+  traits.tier = routing::choose_tier(*route.complexity, features, traits);
   ex.complexity_text.clear();
   routing::append_decimal(ex.complexity_text, std::round(traits.complexity * 1000) / 1000);
   ex.tier_text = std::to_string(traits.tier);

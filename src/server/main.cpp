@@ -99,7 +99,6 @@ int cmd_explain(const std::string& path, const std::string& request_path,
     std::cerr << "no route named \"" << model << "\" in " << path << "\n";
     return 1;
   }
-  std::vector<double> tier_quality;  // with a quality floor
   if (route->config->complexity || route->config->needs_category()) {
     const auto& cc = route->config->complexity;
     auto decoded = dialects::decode_client_request(
@@ -115,9 +114,7 @@ int cmd_explain(const std::string& path, const std::string& request_path,
         routing::complexity::Sparse features;
         routing::complexity::extract(text, model->spec, features);
         traits.complexity = model->strong_gain(features);
-        traits.tier = routing::choose_tier(*cc, traits.complexity, features);
-        tier_quality = routing::tier_qualities(*cc, features);
-        routing::note_tier_qualities(*cc, features, traits);
+        traits.tier = routing::choose_tier(*cc, features, traits);
       }
     }
   }
@@ -165,12 +162,12 @@ int cmd_explain(const std::string& path, const std::string& request_path,
   if (traits.category >= 0)
     std::printf("category: %s (predicted)\n",
                 std::string(catalog::to_string(static_cast<catalog::Category>(traits.category))).c_str());
-  if (traits.tier >= 0 && !tier_quality.empty()) {
+  if (traits.tier >= 0 && traits.tier_quality_count) {
     // Quality floor: each tier's predicted quality, weakest first, and the first that reaches it.
-    std::printf("complexity: quality floor %.2f; predicted quality per tier:", *route->config->complexity->quality_floor);
-    for (std::size_t k = 0; k < tier_quality.size(); ++k)
-      std::printf(" %zu=%.3f%s", k, tier_quality[k], static_cast<int>(k) == traits.tier ? " (chosen)" : "");
-    std::printf(" -> tier %d of %zu (score %.3f)\n", traits.tier, tier_quality.size(), traits.complexity);
+    std::printf("complexity: quality floor %.2f; predicted quality per tier:", traits.quality_floor);
+    for (int k = 0; k < traits.tier_quality_count; ++k)
+      std::printf(" %d=%.3f%s", k, traits.tier_quality[static_cast<std::size_t>(k)], k == traits.tier ? " (chosen)" : "");
+    std::printf(" -> tier %d of %d (score %.3f)\n", traits.tier, traits.tier_quality_count, traits.complexity);
   } else if (traits.tier >= 0) {
     std::printf("complexity: score %.3f (predicted gain of the strongest tier) -> tier %d of %zu\n",
                 traits.complexity, traits.tier, route->config->complexity->tiers.size());
@@ -424,21 +421,25 @@ int main(int argc, char** argv) {
   server::RouterCliOptions router_options;
   auto* router = app.add_subcommand("router", "Train and evaluate the complexity classifier");
   router->require_subcommand(1);
+  // The training options, shared by `train` and `cv`.
+  auto training_options = [&](CLI::App* cmd) {
+    cmd->add_option("--strong", router_options.strong, "Strong model (default: the data's strong_model)");
+    cmd->add_option("--weak", router_options.weak, "Weak model (default: the data's weak_model)");
+    cmd->add_option("--epochs", router_options.epochs, "Passes over the data (1: more memorise)")->check(CLI::Range(1, 100));
+    cmd->add_option("--learning-rate", router_options.learning_rate, "AdaGrad base rate")->check(CLI::Range(1e-6, 10.0));
+    cmd->add_option("--hash-bits", router_options.hash_bits, "Hashed feature buckets, 2^N")->check(CLI::Range(8, 24));
+    cmd->add_option("--ensemble", router_options.ensemble, "SGD runs averaged, each in another order")->check(CLI::Range(1, 100));
+    cmd->add_flag("--words", router_options.words, "Also hashed words and word bigrams (default: character 4-grams)");
+    cmd->add_option("--balance", router_options.balance, "Weight rows by (mean category size / theirs)^B (0: off)")->check(CLI::Range(0.0, 4.0));
+    cmd->add_option("--seed", router_options.seed, "Shuffling seed (runs use seed, seed+1, ...)");
+  };
   auto* train = router->add_subcommand("train", "Train a model from routing data (JSONL)");
   train->add_option("--data", router_options.data, "Rows of {prompt|messages, outcomes: {model: score}}")->required();
   train->add_option("--out", router_options.model, "Model file to write")->required();
-  train->add_option("--strong", router_options.strong, "Strong model (default: the data's strong_model)");
-  train->add_option("--weak", router_options.weak, "Weak model (default: the data's weak_model)");
   train->add_option("--holdout", router_options.holdout, "K/N: leave out the categories of part K of N");
   train->add_option("--holdout-category", router_options.holdout_category, "Leave out this category (a whole benchmark)");
-  train->add_option("--epochs", router_options.epochs, "Passes over the data (1: more memorise)")->check(CLI::Range(1, 100));
-  train->add_option("--learning-rate", router_options.learning_rate, "AdaGrad base rate")->check(CLI::Range(1e-6, 10.0));
   train->add_flag("--all-models", router_options.all_models, "A head for every model in the outcomes, not just the pair");
-  train->add_option("--hash-bits", router_options.hash_bits, "Hashed feature buckets, 2^N")->check(CLI::Range(8, 24));
-  train->add_option("--ensemble", router_options.ensemble, "SGD runs averaged, each in another order")->check(CLI::Range(1, 100));
-  train->add_flag("--words", router_options.words, "Also hashed words and word bigrams (default: character 4-grams)");
-  train->add_option("--balance", router_options.balance, "Weight rows by (mean category size / theirs)^B (0: off)")->check(CLI::Range(0.0, 4.0));
-  train->add_option("--seed", router_options.seed, "Shuffling seed (runs use seed, seed+1, ...)");
+  training_options(train);
   auto* eval = router->add_subcommand("eval", "Evaluate a model: APGR, CPT(50%), CPT(80%), PGR curve");
   eval->add_option("--model", router_options.model, "Model file")->required();
   eval->add_option("--data", router_options.data, "Rows to evaluate on")->required();
@@ -453,16 +454,8 @@ int main(int argc, char** argv) {
   auto* cv = router->add_subcommand("cv", "Cross-validate by category: train on the other parts, score each part");
   cv->add_option("--data", router_options.data, "Rows of {prompt|messages, outcomes, category}")->required();
   cv->add_option("--folds", router_options.folds, "Parts the categories are split into")->check(CLI::Range(2, 1000));
-  cv->add_option("--strong", router_options.strong, "Strong model (default: the data's strong_model)");
-  cv->add_option("--weak", router_options.weak, "Weak model (default: the data's weak_model)");
-  cv->add_option("--epochs", router_options.epochs, "Passes over the data")->check(CLI::Range(1, 100));
-  cv->add_option("--learning-rate", router_options.learning_rate, "AdaGrad base rate")->check(CLI::Range(1e-6, 10.0));
-  cv->add_option("--ensemble", router_options.ensemble, "SGD runs averaged")->check(CLI::Range(1, 100));
-  cv->add_option("--hash-bits", router_options.hash_bits, "Hashed feature buckets, 2^N")->check(CLI::Range(8, 24));
-  cv->add_flag("--words", router_options.words, "Also hashed words and word bigrams");
-  cv->add_option("--balance", router_options.balance, "Weight rows by (mean category size / theirs)^B (0: off)")->check(CLI::Range(0.0, 4.0));
-  cv->add_option("--seed", router_options.seed, "Shuffling seed");
   cv->add_option("--svg", router_options.svg, "Write the pooled PGR curve as SVG");
+  training_options(cv);
 
   std::string savings_log;
   auto* savings = router->add_subcommand("savings", "What the traffic cost against the strongest model of each route");

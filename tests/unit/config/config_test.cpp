@@ -287,25 +287,26 @@ TEST(ConfigRouting, ComplexityQualityFloorPicksTheWeakestTierThatReachesIt) {
   const ComplexityConfig& cc = *r.config.routes.at(0).complexity;
   EXPECT_EQ(cc.heads, (std::vector<std::string>{"small", "big"})) << "two tiers: the model's own pair";
   cx::Sparse none;
-  EXPECT_EQ(switchyard::routing::choose_tier(cc, 0, none), 1) << "small predicts 0.7 < 0.8: the strong tier";
-  auto q = switchyard::routing::tier_qualities(cc, none);
-  ASSERT_EQ(q.size(), 2u);
-  EXPECT_NEAR(q[0], 0.7, 1e-6);
-  EXPECT_NEAR(q[1], 0.95, 1e-6);
+  auto tier = [&](const ComplexityConfig& c) {
+    switchyard::routing::RequestTraits t;
+    return switchyard::routing::choose_tier(c, none, t);
+  };
   switchyard::routing::RequestTraits traits;
-  switchyard::routing::note_tier_qualities(cc, none, traits);
-  EXPECT_EQ(traits.tier_quality_count, 2);
+  EXPECT_EQ(switchyard::routing::choose_tier(cc, none, traits), 1) << "small predicts 0.7 < 0.8: the strong tier";
+  ASSERT_EQ(traits.tier_quality_count, 2);
+  EXPECT_NEAR(traits.tier_quality[0], 0.7, 1e-6);
+  EXPECT_NEAR(traits.tier_quality[1], 0.95, 1e-6);
   EXPECT_FLOAT_EQ(traits.quality_floor, 0.8f);
 
   r = with("      tiers: [[fake], [gpt]]\n      quality_floor: 0.6\n");
   ASSERT_TRUE(r.ok()) << format_problems(r.problems);
-  EXPECT_EQ(switchyard::routing::choose_tier(*r.config.routes.at(0).complexity, 0, none), 0) << "0.7 >= 0.6";
+  EXPECT_EQ(tier(*r.config.routes.at(0).complexity), 0) << "0.7 >= 0.6";
   r = with("      tiers: [[fake], [gpt]]\n      quality_floor: 0.99\n");
   ASSERT_TRUE(r.ok()) << format_problems(r.problems);
-  EXPECT_EQ(switchyard::routing::choose_tier(*r.config.routes.at(0).complexity, 0, none), 1) << "none reaches it";
+  EXPECT_EQ(tier(*r.config.routes.at(0).complexity), 1) << "none reaches it";
   r = with("      tiers: [[fake], [gpt], [gpt]]\n      quality_floor: 0.8\n      heads: [small, mid, big]\n");
   ASSERT_TRUE(r.ok()) << format_problems(r.problems);
-  EXPECT_EQ(switchyard::routing::choose_tier(*r.config.routes.at(0).complexity, 0, none), 1) << "mid: 0.85";
+  EXPECT_EQ(tier(*r.config.routes.at(0).complexity), 1) << "mid: 0.85";
 
   // Problems, each with its path.
   std::string text = format_problems(with("      tiers: [[fake], [gpt]]\n      quality_floor: 0.8\n      strong_share: 0.3\n").problems);
