@@ -31,6 +31,14 @@ for b in arc-challenge winogrande mbpp; do
     --svg "$ROOT/docs/img/pgr-routerbench-$b.svg" | grep -v "curve written"
 done
 echo
+echo "## RouterBench in-distribution: each benchmark alone, its rows in 4 parts by id (what surface features can learn of it at all)"
+for b in arc-challenge winogrande mbpp; do
+  grep "\"category\": \"$b\"" "$DATA/routerbench_train.jsonl" > "$TMP/$b.jsonl"
+  echo "### $b"
+  "$BIN" router cv --data "$TMP/$b.jsonl" --strong gpt-4-1106-preview --weak mistralai/mixtral-8x7b-chat \
+    --split row --folds 4 | grep -E "pooled|mean APGR"
+done
+echo
 echo "## RouterBench, 11 models with costs (a head per model), each benchmark held out: the quality-cost curve"
 for b in arc-challenge winogrande mbpp; do
   echo "### $b held out"

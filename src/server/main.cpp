@@ -455,6 +455,8 @@ int main(int argc, char** argv) {
   cv->add_option("--data", router_options.data, "Rows of {prompt|messages, outcomes, category}")->required();
   cv->add_option("--folds", router_options.folds, "Parts the categories are split into")->check(CLI::Range(2, 1000));
   cv->add_option("--svg", router_options.svg, "Write the pooled PGR curve as SVG");
+  cv->add_option("--split", router_options.split, "category: categories held out; row: rows split by id (in-distribution)")
+      ->check(CLI::IsMember({"category", "row"}));
   training_options(cv);
 
   std::string savings_log;

@@ -235,8 +235,14 @@ int router_cv(const RouterCliOptions& o) {
   }
   Loaded data;
   if (!load_rows(o, data, o.strong, o.weak)) return 1;
-  std::printf("%s: categories in %u parts; train on the others, score the part; %s (strong) / %s (weak)\n\n",
-              o.data.c_str(), o.folds, data.strong.c_str(), data.weak.c_str());
+  // The split: by category (held-out subjects or benchmarks), or by row id (in-distribution:
+  // what the features can learn of the data at all).
+  const bool by_row = o.split == "row";
+  auto part_of = [&](const cx::Row& r, unsigned k) {
+    return cx::in_part(by_row ? std::string_view(r.id) : std::string_view(r.category), k, o.folds);
+  };
+  std::printf("%s: %s in %u parts; train on the others, score the part; %s (strong) / %s (weak)\n\n",
+              o.data.c_str(), by_row ? "rows" : "categories", o.folds, data.strong.c_str(), data.weak.c_str());
   std::printf("| part | categories | rows | weak | strong | APGR | CPT(50%%) | CPT(80%%) | random APGR |\n");
   std::printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   std::vector<cx::PairOutcome> pooled;
@@ -245,17 +251,14 @@ int router_cv(const RouterCliOptions& o) {
   for (unsigned k = 0; k < o.folds; ++k) {
     std::vector<std::string> categories;
     for (const auto& r : data.rows)
-      if (cx::in_part(r.category, k, o.folds) &&
-          std::find(categories.begin(), categories.end(), r.category) == categories.end())
+      if (part_of(r, k) && std::find(categories.begin(), categories.end(), r.category) == categories.end())
         categories.push_back(r.category);
     if (categories.empty()) continue;
     std::size_t used = 0;
-    auto model = build_model(o, data, [&](const cx::Row& r) { return !cx::in_part(r.category, k, o.folds); }, true,
-                             used);
+    auto model = build_model(o, data, [&](const cx::Row& r) { return !part_of(r, k); }, true, used);
     if (!model) return 1;
     std::vector<cx::PairOutcome> scored;
-    if (!score_pair(*model, data, [&](const cx::Row& r) { return cx::in_part(r.category, k, o.folds); }, scored))
-      return 1;
+    if (!score_pair(*model, data, [&](const cx::Row& r) { return part_of(r, k); }, scored)) return 1;
     if (scored.empty()) continue;
     cx::PairCurve curve = cx::pair_curve(scored);
     double a = cx::apgr(curve);
@@ -277,8 +280,9 @@ int router_cv(const RouterCliOptions& o) {
               curve.weak_quality, curve.strong_quality, cx::apgr(curve), 100 * cx::cpt(curve, 0.5),
               100 * cx::cpt(curve, 0.8), random_apgr(pooled, o.seed));
   std::printf("\nmean APGR over the %u parts %.3f (rows-weighted %.3f); pooled: every row scored by the model "
-              "that did not see its category\n",
-              parts, apgr_sum / parts, apgr_weighted / static_cast<double>(pooled.size()));
+              "that did not see %s\n",
+              parts, apgr_sum / parts, apgr_weighted / static_cast<double>(pooled.size()),
+              by_row ? "it" : "its category");
   if (!o.svg.empty()) {
     std::ofstream(o.svg) << cx::pgr_svg(curve, "PGR, categories held out (" + std::to_string(o.folds) +
                                                   " parts, pooled): " + o.data);

@@ -23,7 +23,8 @@ struct RouterCliOptions {
   /// train: weight rows by (mean category size / their category's)^balance, so that no large
   /// category dominates what carries over to unseen ones (measured: docs/routing-quality.md)
   double balance = 1;
-  unsigned folds = 5;       ///< cv: parts the categories are split into
+  unsigned folds = 5;       ///< cv: parts the categories (or rows) are split into
+  std::string split = "category";  ///< cv: "category" (held out) or "row" (in-distribution)
   unsigned long long seed = 1;
 };
 

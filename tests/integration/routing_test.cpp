@@ -510,6 +510,40 @@ TEST(Routing, ComplexityTiersSendHardAndTrivialPromptsToDifferentTiersAndSayWhy)
   EXPECT_GE(tq[1].to_number<double>(), 0.5);
 }
 
+TEST(Routing, RouterCrossValidationHoldsOutCategoriesOrRows) {
+  // Ten categories; in each, the weak model fails the proofs and answers the greetings. What is
+  // learned on some categories carries to the others, so held-out APGR is high.
+  std::string dir = harness::temp_dir();
+  {
+    std::ofstream data(dir + "/cv.jsonl");
+    for (int c = 0; c < 10; ++c)
+      for (int i = 0; i < 12; ++i) {
+        bool hard = i % 2;
+        data << R"({"id":"r)" << c << "-" << i << R"(","category":"c)" << c << R"(","prompt":")"
+             << (hard ? "Prove rigorously that the series over n of 1/n^" : "hello there, nice day number ") << c * 100 + i
+             << R"(","outcomes":{"big":1,"small":)" << (hard ? 0 : 1) << "}}\n";
+      }
+  }
+  harness::Process cv({SWITCHYARD_BIN, "router", "cv", "--data", dir + "/cv.jsonl", "--strong", "big", "--weak",
+                       "small", "--folds", "5", "--ensemble", "4"});
+  ASSERT_EQ(cv.wait(60s).value_or(-1), 0) << cv.output();
+  std::string out = cv.output();
+  EXPECT_NE(out.find("categories in 5 parts"), std::string::npos) << out;
+  std::size_t pooled = out.find("| **pooled** | | 120 |");
+  ASSERT_NE(pooled, std::string::npos) << out;
+  // | **pooled** | | rows | weak | strong | **APGR** | ...: half the rows are hard, so a perfect
+  // router reaches 0.75 (PGR 1 from a 50% share on) and a random one 0.5.
+  double apgr = std::stod(out.substr(out.find("| **", pooled + 12) + 4));
+  EXPECT_GT(apgr, 0.74) << out;
+  harness::Process rows({SWITCHYARD_BIN, "router", "cv", "--data", dir + "/cv.jsonl", "--strong", "big", "--weak",
+                         "small", "--folds", "4", "--split", "row", "--ensemble", "2"});
+  ASSERT_EQ(rows.wait(60s).value_or(-1), 0) << rows.output();
+  EXPECT_NE(rows.output().find("rows in 4 parts"), std::string::npos) << rows.output();
+  EXPECT_NE(rows.output().find("| **pooled** | | 120 |"), std::string::npos) << rows.output();
+  harness::Process bad({SWITCHYARD_BIN, "router", "cv", "--data", dir + "/cv.jsonl", "--split", "subject"});
+  EXPECT_NE(bad.wait(10s).value_or(0), 0);
+}
+
 TEST(Routing, CategoryRulesSendCodeElsewhereAndSayWhy) {
   Fake a, b;
   Gateway gw(config({{"a", a.port(), "gpt-4o-mini"}, {"b", b.port(), "gpt-4.1"}},
