@@ -6,7 +6,7 @@ cd "$(dirname "$0")/../.."
 out=${BUILD_DIR:-build}/fuzz
 seconds=${FUZZ_SECONDS:-60}
 mkdir -p "$out"
-common=(src/core/json_scan.cpp src/core/error.cpp src/net/http1.cpp src/dialects/openai/chat_request.cpp
+common=(src/core/json_scan.cpp src/core/error.cpp src/core/token_estimate.cpp src/net/http1.cpp src/dialects/openai/chat_request.cpp
         src/dialects/openai/usage.cpp src/dialects/sse.cpp src/dialects/openai/translate.cpp
         src/dialects/anthropic/translate.cpp src/dialects/gemini/translate.cpp
         src/dialects/translate.cpp src/dialects/providers.cpp src/dialects/upstream_error.cpp)

@@ -113,8 +113,11 @@ class FastUsage {
     if (p < n_ && s_[p] == '0') {
       ++p;  // "01" then fails at the separator, as it should
     } else {
-      while (p < n_ && s_[p] >= '0' && s_[p] <= '9') v = v * 10 + (s_[p++] - '0');
-      if (p == p_ || p - p_ > 18) return false;
+      while (p < n_ && s_[p] >= '0' && s_[p] <= '9') {
+        if (p - p_ == 18) return false;  // 19 digits or more: the general path (no overflow here)
+        v = v * 10 + (s_[p++] - '0');
+      }
+      if (p == p_) return false;
     }
     p_ = p;
     // A fraction or an exponent: the general path.

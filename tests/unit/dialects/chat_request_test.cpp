@@ -158,6 +158,8 @@ TEST(Usage, UsualAndUnusualShapesReadTheSame) {
       {R"({"prompt_tokens":"7","completion_tokens":3,"flags":[1,2],"ok":true})", 0, 3, 0, 0, 0},
       {R"({"a":{"b":{"c":1}},"prompt_tokens":5,"note":"caf\u00e9 \"q\""})", 5, 0, 0, 0, 0},
       {R"({"prompt_tokens":-1,"completion_tokens":12345678901234567890})", -1, 0, 0, 0, 0},
+      {R"({"prompt_tokens":33333333333333333333333333333333,"completion_tokens":2})", 0, 2, 0, 0, 0},  // found by fuzzing
+      {R"({"prompt_tokens":999999999999999999})", 999999999999999999, 0, 0, 0, 0},  // 18 digits: the usual path
       {R"({"completion_tokens_details":{"reasoning_tokens":6,"x":{"y":[]}}})", 0, 0, 0, 0, 6},
   };
   for (const Case& c : cases) {
