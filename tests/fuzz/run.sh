@@ -9,9 +9,10 @@ mkdir -p "$out"
 common=(src/core/json_scan.cpp src/core/error.cpp src/core/token_estimate.cpp src/net/http1.cpp src/dialects/openai/chat_request.cpp
         src/dialects/openai/usage.cpp src/dialects/sse.cpp src/dialects/openai/translate.cpp
         src/dialects/anthropic/translate.cpp src/dialects/gemini/translate.cpp
-        src/dialects/translate.cpp src/dialects/providers.cpp src/dialects/upstream_error.cpp)
+        src/dialects/translate.cpp src/dialects/providers.cpp src/dialects/upstream_error.cpp
+        src/routing/complexity/features.cpp src/routing/complexity/category.cpp)
 flags=(-std=c++20 -O1 -g -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
-for target in http1 json translate; do
+for target in http1 json translate complexity; do
   clang++ "${flags[@]}" "tests/fuzz/${target}_fuzz.cpp" "${common[@]}" -lboost_json -o "$out/${target}_fuzz"
   mkdir -p "$out/corpus-$target"
   cp tests/fuzz/seeds/$target/* "$out/corpus-$target/" 2>/dev/null || true
