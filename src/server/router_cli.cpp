@@ -188,6 +188,9 @@ bool score_pair(const cx::Model& model, const Loaded& data, const std::function<
   return true;
 }
 
+/// A path's file name: plot titles stay the same wherever the files are (a temp folder).
+std::string name_of(const std::string& path) { return path.substr(path.find_last_of('/') + 1); }
+
 /// APGR of a random order, averaged over 20 draws.
 double random_apgr(std::vector<cx::PairOutcome> rows, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -285,7 +288,7 @@ int router_cv(const RouterCliOptions& o) {
               by_row ? "it" : "its category");
   if (!o.svg.empty()) {
     std::ofstream(o.svg) << cx::pgr_svg(curve, "PGR, categories held out (" + std::to_string(o.folds) +
-                                                  " parts, pooled): " + o.data);
+                                                  " parts, pooled): " + name_of(o.data));
     std::printf("curve written to %s\n", o.svg.c_str());
   }
   return 0;
@@ -368,13 +371,13 @@ int router_eval(const RouterCliOptions& o) {
       std::printf("\narea gain over the cheapest-to-best line: %+.4f (mean quality across that cost range)\n",
                   cc.area_gain);
       if (!o.cost_svg.empty()) {
-        std::ofstream(o.cost_svg) << cx::cost_svg(cc, names, "Quality against cost: " + o.data);
+        std::ofstream(o.cost_svg) << cx::cost_svg(cc, names, "Quality against cost: " + name_of(o.data));
         std::printf("quality-cost curve written to %s\n", o.cost_svg.c_str());
       }
     }
   }
   if (!o.svg.empty()) {
-    std::ofstream(o.svg) << cx::pgr_svg(curve, "PGR of " + o.model + " on " + o.data +
+    std::ofstream(o.svg) << cx::pgr_svg(curve, "PGR of " + name_of(o.model) + " on " + name_of(o.data) +
                                                   (holdout ? " (held-out part " + o.holdout + ")" : std::string()));
     std::printf("curve written to %s\n", o.svg.c_str());
   }
