@@ -9,7 +9,7 @@ namespace switchyard::routing::complexity {
 namespace {
 
 constexpr std::uint64_t kFnvOffset = 1469598103934665603ull;
-constexpr std::size_t kCharGramWindow = 3000;
+constexpr std::size_t kTextWindow = 3000;  ///< characters read from the end of the text
 constexpr std::uint64_t kFnvPrime = 1099511628211ull;
 
 /// A finaliser so that nearby FNV values spread over the buckets.
@@ -62,6 +62,15 @@ std::uint32_t dimensions(const FeatureSpec& spec) { return (1u << spec.hash_bits
 
 void extract(std::string_view text, const FeatureSpec& spec, Sparse& out) {
   out.clear();
+  // Everything is read from the last characters only (whole words): the latest turn says most
+  // about what is asked, and a long conversation would otherwise cost a pass over all of it
+  // (2,000 tokens: 28 -> ~14 us). The length feature still counts the whole text.
+  const std::size_t full_size = text.size();
+  if (text.size() > kTextWindow) {
+    std::size_t cut = text.size() - kTextWindow;
+    while (cut < text.size() && is_word(static_cast<unsigned char>(text[cut]))) ++cut;  // no half word
+    text = text.substr(cut);
+  }
   const std::uint32_t mask = (1u << spec.hash_bits) - 1;
   float dense[kDenseCount] = {};
 
@@ -157,18 +166,16 @@ void extract(std::string_view text, const FeatureSpec& spec, Sparse& out) {
 
   // Character 4-grams of the lower-cased text (spelling, notation, formatting).
   if (spec.char_grams && n >= 4) {
-    // Over the last characters only: the latest turn says most about what is asked, and a long
-    // conversation would otherwise cost one weight lookup per character.
     std::size_t grams_begin = out.size();
     std::uint32_t window = 0;
-    for (std::size_t k = n > kCharGramWindow ? n - kCharGramWindow : 0; k < n; ++k) {
+    for (std::size_t k = 0; k < n; ++k) {
       window = (window << 8) | static_cast<unsigned char>(lower(text[k]));
       if (k >= 3) out.emplace_back(static_cast<std::uint32_t>(mix(window ^ 0x9e3779b97f4a7c15ull)) & mask, 1.0f);
     }
     add_kind(out, grams_begin);
   }
 
-  dense[kLogChars] = static_cast<float>(std::log1p(static_cast<double>(n)) / 10.0);
+  dense[kLogChars] = static_cast<float>(std::log1p(static_cast<double>(full_size)) / 10.0);
   dense[kLogWords] = static_cast<float>(std::log1p(static_cast<double>(words)) / 10.0);
   dense[kDigitShare] = words ? static_cast<float>(digits) / static_cast<float>(letters + digits + 1) : 0;
   dense[kLongWords] = words ? static_cast<float>(long_words) / static_cast<float>(words) : 0;

@@ -49,7 +49,8 @@ enum Dense : std::uint32_t {
 
 /// A sparse vector: (index, value); an index may repeat (a repeated word, kinds sharing the
 /// hashed space): a linear model simply adds them. Each hashed kind (words with bigrams, char
-/// 4-grams of the last 3,000 characters) is scaled by 1/sqrt(its entry count).
+/// 4-grams) is scaled by 1/sqrt(its entry count). Everything is read from the last 3,000
+/// characters of the text (whole words); the length measure counts all of it.
 using Sparse = std::vector<std::pair<std::uint32_t, float>>;
 
 std::uint32_t dimensions(const FeatureSpec& spec);

@@ -238,6 +238,13 @@ TEST(ComplexityFeatures, StructureOfCompoundQuestions) {
   EXPECT_NEAR(dense("What would most likely happen next?")[kInference], 8, 1e-5);
   EXPECT_EQ(dense("What happens next?")[kInference], 0);
 
+  // Only the last 3,000 characters are read (whole words); the length still counts everything.
+  std::string long_text = "Statement 1 | x. Statement 2 | y. " + std::string(4000, 'z') + " What is it?";
+  auto tail_only = dense(long_text.c_str());
+  EXPECT_EQ(tail_only[kStatements], 0) << "the early statements are outside the window";
+  EXPECT_NEAR(tail_only[kLogChars], std::log1p(static_cast<double>(long_text.size())) / 10, 1e-6);
+  EXPECT_GT(tail_only[kQuestionMarks], 0);
+
   auto numeric = dense("What is 12 * 3?\nA. 36\nB. 38\nC. 30\nD. 1,000\nAnswer:");
   EXPECT_NEAR(numeric[kNumericOptions], 8, 1e-5);
   EXPECT_EQ(numeric[kCombinedOptions], 0);
