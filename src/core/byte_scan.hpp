@@ -34,6 +34,22 @@ inline std::size_t find_string_special(const unsigned char* s, std::size_t pos, 
   return n;
 }
 
+/// First index in [pos, n) holding LF. n if none. (For short lines: memchr costs a call and its
+/// set-up each time.)
+inline std::size_t find_lf(const unsigned char* s, std::size_t pos, std::size_t n) {
+#if defined(__SSE2__)
+  const __m128i lf = _mm_set1_epi8('\n');
+  while (pos + 16 <= n) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + pos));
+    if (int mask = _mm_movemask_epi8(_mm_cmpeq_epi8(v, lf))) return pos + static_cast<std::size_t>(__builtin_ctz(mask));
+    pos += 16;
+  }
+#endif
+  for (; pos < n; ++pos)
+    if (s[pos] == '\n') return pos;
+  return n;
+}
+
 /// First index in [pos, n) holding CR or LF. n if none.
 inline std::size_t find_cr_or_lf(const unsigned char* s, std::size_t pos, std::size_t n) {
 #if defined(__SSE2__)

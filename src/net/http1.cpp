@@ -6,9 +6,6 @@
 #include <charconv>
 #include <cstring>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 namespace switchyard::net::http1 {
 
@@ -41,22 +38,6 @@ std::string_view trim_ows(std::string_view v) {
   return v;
 }
 
-/// First LF in [pos, n), 16 bytes at a time; n if none. (memchr costs a call and its set-up per
-/// line, and head lines are short.)
-inline std::size_t find_lf(const unsigned char* s, std::size_t pos, std::size_t n) {
-#if defined(__SSE2__)
-  const __m128i lf = _mm_set1_epi8('\n');
-  while (pos + 16 <= n) {
-    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + pos));
-    if (int mask = _mm_movemask_epi8(_mm_cmpeq_epi8(v, lf))) return pos + static_cast<std::size_t>(__builtin_ctz(mask));
-    pos += 16;
-  }
-#endif
-  for (; pos < n; ++pos)
-    if (s[pos] == '\n') return pos;
-  return n;
-}
-
 /// Finds the end of the head. Returns offset past CRLFCRLF, 0 if incomplete, npos if a bare LF
 /// is seen.
 std::size_t find_head_end(std::string_view data, std::size_t limit) {
@@ -64,7 +45,7 @@ std::size_t find_head_end(std::string_view data, std::size_t limit) {
   const auto* base = reinterpret_cast<const unsigned char*>(data.data());
   std::size_t line_start = 0;
   while (line_start < n) {
-    std::size_t i = find_lf(base, line_start, n);
+    std::size_t i = core::bytes::find_lf(base, line_start, n);
     if (i == n) return 0;
     if (i == 0 || base[i - 1] != '\r') return std::string_view::npos;
     if (i - line_start == 1) return i + 1;  // the line was just CRLF

@@ -70,6 +70,28 @@ std::string prompt_text(const core::ChatRequest& r) {
   return text;
 }
 
+void score_and_tier(const config::ComplexityConfig& c, const complexity::Sparse& features, RequestTraits& traits) {
+  const auto* model = static_cast<const complexity::Model*>(c.model.get());
+  if (!model) return;
+  if (!c.quality_floor) {
+    traits.complexity = model->strong_gain(features);
+    traits.tier = choose_tier(c, features, traits);
+    return;
+  }
+  traits.tier = choose_tier(c, features, traits);
+  // The score from the tiers' predictions when they include the pair (two tiers by default):
+  // the same heads are not run twice.
+  int strong = -1, weak = -1;
+  for (std::uint8_t k = 0; k < traits.tier_quality_count; ++k) {
+    if (c.heads[k] == model->strong) strong = k;
+    if (c.heads[k] == model->weak) weak = k;
+  }
+  traits.complexity = strong >= 0 && weak >= 0
+                          ? static_cast<double>(traits.tier_quality[static_cast<std::size_t>(strong)]) -
+                                traits.tier_quality[static_cast<std::size_t>(weak)]
+                          : model->strong_gain(features);
+}
+
 int choose_tier(const config::ComplexityConfig& c, const complexity::Sparse& features, RequestTraits& traits) {
   const auto* model = static_cast<const complexity::Model*>(c.model.get());
   if (!model) return -1;

@@ -35,4 +35,8 @@ std::string prompt_text(const core::ChatRequest& r);
 /// strongest; the floor and every tier's prediction are recorded in `traits`.
 int choose_tier(const config::ComplexityConfig& c, const complexity::Sparse& features, RequestTraits& traits);
 
+/// Sets `traits.complexity` (the predicted gain of the model's strong head over its weak one)
+/// and `traits.tier` for a request's features: what the gateway and `explain` both do.
+void score_and_tier(const config::ComplexityConfig& c, const complexity::Sparse& features, RequestTraits& traits);
+
 }  // namespace switchyard::routing

@@ -331,60 +331,47 @@ asio::awaitable<void> Gateway::handle(net::Request request, net::ResponseWriter&
 
   std::string_view path = request.path();
   std::string_view method = request.method();
-  // Each known path takes one method; another gets a 405 naming it. (Checked before the
-  // dispatch, so the usual request makes no coroutine call for it.)
+  // Each known path takes one method and has one handler; another method gets a 405 naming the
+  // right one, an unknown path a 404.
+  using Handler = asio::awaitable<void> (Gateway::*)(net::Request&, net::ResponseWriter&, Exchange&);
   struct Endpoint {
     std::string_view path, method;
+    Handler handler;
   };
   static constexpr Endpoint kEndpoints[] = {
-      {"/v1/chat/completions", "POST"},  {"/v1/messages", "POST"},         {"/v1/messages/count_tokens", "POST"},
-      {"/v1/embeddings", "POST"},        {"/v1/models", "GET"},            {"/v1/switchyard/health", "GET"},
-      {"/v1/switchyard/feedback", "POST"}, {"/v1/switchyard/decisions", "GET"}, {"/healthz", "GET"},
-      {"/readyz", "GET"},
+      {"/v1/chat/completions", "POST", &Gateway::chat},
+      {"/v1/messages", "POST", &Gateway::chat},
+      {"/v1/messages/count_tokens", "POST", &Gateway::count_tokens},
+      {"/v1/embeddings", "POST", &Gateway::embeddings},
+      {"/v1/models", "GET", &Gateway::models},
+      {"/v1/switchyard/health", "GET", &Gateway::health_report},
+      {"/v1/switchyard/feedback", "POST", &Gateway::feedback},
+      {"/v1/switchyard/decisions", "GET", &Gateway::decision_report},
+      {"/healthz", "GET", &Gateway::healthz},
+      {"/readyz", "GET", &Gateway::readyz},
   };
-  std::string_view expected;
+  const Endpoint* endpoint = nullptr;
   for (const Endpoint& e : kEndpoints)
-    if (path == e.path) expected = e.method;
+    if (path == e.path) endpoint = &e;
 
   if (path.substr(0, 12) == "/v1/messages") ex.client = dialects::Dialect::anthropic;
-  if (!expected.empty() && method != expected) {
-    ApiError e = ApiError::make(ErrorKind::method_not_allowed,
-                                "Method " + std::string(method) + " is not allowed on " + std::string(path) +
-                                    "; use " + std::string(expected) + ".",
-                                {}, "method_not_allowed");
-    ex.status = e.status;
-    ex.error = e.code;
-    const net::HeaderField allow[] = {{"x-request-id", ex.request_id}, {"Allow", expected}};
-    std::string body = dialects::error_body(ex.client, e, ex.request_id);
-    co_await writer.send(e.status, "application/json", body, allow);
-  } else if (path == "/v1/chat/completions" || path == "/v1/messages") {
-    co_await chat(request, writer, ex);
-  } else if (path == "/v1/messages/count_tokens") {
-    co_await count_tokens(request, writer, ex);
-  } else if (path == "/v1/embeddings") {
-    co_await embeddings(request, writer, ex);
-  } else if (path == "/v1/models") {
-    co_await models(request, writer, ex);
-  } else if (path == "/v1/switchyard/health") {
-    co_await health_report(request, writer, ex);
-  } else if (path == "/v1/switchyard/feedback") {
-    co_await feedback(request, writer, ex);
-  } else if (path == "/v1/switchyard/decisions") {
-    co_await decision_report(request, writer, ex);
-  } else if (path == "/healthz") {
-    ex.status = 200;
-    co_await writer.send(200, "application/json", R"({"status":"ok"})", ex.headers());
-  } else if (path == "/readyz") {
-    bool ready = !loop_.draining();
-    ex.status = ready ? 200 : 503;
-    std::string_view body = R"({"status":"ready"})";
-    if (!ready) body = R"({"status":"draining"})";
-    co_await writer.send(ex.status, "application/json", body, ex.headers());
-  } else {
+  if (!endpoint) {
     co_await fail(writer, ex, ApiError::make(ErrorKind::not_found,
                                              "Unknown request URL: " + std::string(method) + " " +
                                                  std::string(path) + ". Please check the URL.",
                                              {}, "unknown_url"));
+  } else if (method != endpoint->method) {
+    ApiError e = ApiError::make(ErrorKind::method_not_allowed,
+                                "Method " + std::string(method) + " is not allowed on " + std::string(path) +
+                                    "; use " + std::string(endpoint->method) + ".",
+                                {}, "method_not_allowed");
+    ex.status = e.status;
+    ex.error = e.code;
+    const net::HeaderField allow[] = {{"x-request-id", ex.request_id}, {"Allow", endpoint->method}};
+    std::string body = dialects::error_body(ex.client, e, ex.request_id);
+    co_await writer.send(e.status, "application/json", body, allow);
+  } else {
+    co_await (this->*endpoint->handler)(request, writer, ex);
   }
   log_access(method, path, ex, request.received);
   record_decision(ex, std::move(pinned));
@@ -480,6 +467,19 @@ void Gateway::record_decision(Exchange& ex, std::shared_ptr<const Runtime> runti
   auto spare = shared_.decisions.add(std::move(ex.decision), std::move(runtime));
   if (spare && decision_pool_.size() < 64) decision_pool_.push_back(std::move(spare));
 }
+asio::awaitable<void> Gateway::healthz(net::Request&, net::ResponseWriter& writer, Exchange& ex) {
+  ex.status = 200;
+  co_await writer.send(200, "application/json", R"({"status":"ok"})", ex.headers());
+}
+
+asio::awaitable<void> Gateway::readyz(net::Request&, net::ResponseWriter& writer, Exchange& ex) {
+  bool ready = !loop_.draining();
+  ex.status = ready ? 200 : 503;
+  std::string_view body = R"({"status":"ready"})";
+  if (!ready) body = R"({"status":"draining"})";
+  co_await writer.send(ex.status, "application/json", body, ex.headers());
+}
+
 asio::awaitable<void> Gateway::models(net::Request& request, net::ResponseWriter& writer,
                                       Exchange& ex) {
   // Anthropic's SDK lists models at the same path, with its version header: answered in its shape.
@@ -581,14 +581,13 @@ void Gateway::classify(const config::RouteConfig& route, const core::ChatRequest
   const auto* model = static_cast<const routing::complexity::Model*>(route.complexity->model.get());
   thread_local routing::complexity::Sparse features;
   routing::complexity::extract(text, model->spec, features);
-  traits.complexity = model->strong_gain(features);
+  routing::score_and_tier(*route.complexity, features, traits);
   if (keep_features) {
     ex.pending = std::make_unique<routing::complexity::Pending>();
     ex.pending->hash_bits = model->spec.hash_bits;
     ex.pending->words = model->spec.words;
     ex.pending->features = features;
   }
-  traits.tier = routing::choose_tier(*route.complexity, features, traits);
   ex.complexity_text.clear();
   routing::append_decimal(ex.complexity_text, std::round(traits.complexity * 1000) / 1000);
   ex.tier_text = std::to_string(traits.tier);

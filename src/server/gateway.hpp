@@ -147,6 +147,8 @@ class Gateway final : public net::Handler {
   boost::asio::awaitable<void> answer_unavailable(const RouteRuntime& route, net::ResponseWriter& writer,
                                                   Exchange& ex);
   boost::asio::awaitable<void> sleep_ms(std::int64_t ms);
+  boost::asio::awaitable<void> healthz(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
+  boost::asio::awaitable<void> readyz(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
   boost::asio::awaitable<void> health_report(net::Request& request, net::ResponseWriter& writer,
                                              Exchange& ex);
   boost::asio::awaitable<void> decision_report(net::Request& request, net::ResponseWriter& writer,

@@ -113,8 +113,7 @@ int cmd_explain(const std::string& path, const std::string& request_path,
         const auto* model = static_cast<const routing::complexity::Model*>(cc->model.get());
         routing::complexity::Sparse features;
         routing::complexity::extract(text, model->spec, features);
-        traits.complexity = model->strong_gain(features);
-        traits.tier = routing::choose_tier(*cc, features, traits);
+        routing::score_and_tier(*cc, features, traits);
       }
     }
   }

@@ -297,6 +297,10 @@ TEST(ConfigRouting, ComplexityQualityFloorPicksTheWeakestTierThatReachesIt) {
   EXPECT_NEAR(traits.tier_quality[0], 0.7, 1e-6);
   EXPECT_NEAR(traits.tier_quality[1], 0.95, 1e-6);
   EXPECT_FLOAT_EQ(traits.quality_floor, 0.8f);
+  switchyard::routing::RequestTraits scored;
+  switchyard::routing::score_and_tier(cc, none, scored);
+  EXPECT_EQ(scored.tier, 1);
+  EXPECT_NEAR(scored.complexity, 0.95 - 0.7, 1e-6) << "the score is the pair's gain, from the tiers' predictions";
 
   r = with("      tiers: [[fake], [gpt]]\n      quality_floor: 0.6\n");
   ASSERT_TRUE(r.ok()) << format_problems(r.problems);
