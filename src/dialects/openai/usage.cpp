@@ -193,6 +193,8 @@ void read_counts(const json::Tape& tape, std::string_view doc, Usage& u) {
 
 }  // namespace
 
+bool read_usual_usage(std::string_view object, Usage& out) { return FastUsage(object, 0).read(out); }
+
 UsageProbe probe_usage(std::string_view text, bool check_choices) {
   // No tree: a quote-delimited key can only occur outside strings (quotes inside strings are
   // escaped), and the top-level `usage` is the last one in OpenAI's bodies and chunks.
@@ -203,7 +205,7 @@ UsageProbe probe_usage(std::string_view text, bool check_choices) {
     Usage fast;
     if (v == std::string_view::npos || text[v] != '{') {
       // null or not an object: no usage
-    } else if (FastUsage(text, v).read(fast)) {
+    } else if (read_usual_usage(text.substr(v), fast)) {
       probe.usage = fast;  // the usual shape, read in one pass
     } else {
       std::size_t end = v;

@@ -26,5 +26,11 @@ struct UsageProbe {
 /// `no_choices` (only streams need it).
 UsageProbe probe_usage(std::string_view json, bool check_choices = true);
 
+/// The one-pass reader `probe_usage` tries first, on text starting at the usage object's `{`:
+/// true with the counts for the usual shape (keys without escapes; integers of up to 18 digits,
+/// null, or objects of those one level down), false for anything else (then the general
+/// validator decides).
+bool read_usual_usage(std::string_view object, Usage& out);
+
 
 }  // namespace switchyard::dialects::openai

@@ -153,15 +153,20 @@ TEST(Usage, UsualAndUnusualShapesReadTheSame) {
       {R"({"prompt_tokens":3,"prompt_tokens":4})", 4, 0, 0, 0, 0},  // the last wins
       {R"({"prompt_tokens":{"x":1},"completion_tokens":2})", 0, 2, 0, 0, 0},
       {R"({"other_details":{"cached_tokens":8},"prompt_tokens":1})", 1, 0, 0, 0, 0},
+      {R"({"prompt_tokens":999999999999999999})", 999999999999999999, 0, 0, 0, 0},  // 18 digits
       // unusual: the general path
       {R"({"prompt_tokens":2.0,"completion_tokens":1e3,"total_tokens":1002})", 2, 1000, 1002, 0, 0},
       {R"({"prompt_tokens":"7","completion_tokens":3,"flags":[1,2],"ok":true})", 0, 3, 0, 0, 0},
       {R"({"a":{"b":{"c":1}},"prompt_tokens":5,"note":"caf\u00e9 \"q\""})", 5, 0, 0, 0, 0},
       {R"({"prompt_tokens":-1,"completion_tokens":12345678901234567890})", -1, 0, 0, 0, 0},
       {R"({"prompt_tokens":33333333333333333333333333333333,"completion_tokens":2})", 0, 2, 0, 0, 0},  // found by fuzzing
-      {R"({"prompt_tokens":999999999999999999})", 999999999999999999, 0, 0, 0, 0},  // 18 digits: the usual path
       {R"({"completion_tokens_details":{"reasoning_tokens":6,"x":{"y":[]}}})", 0, 0, 0, 0, 6},
   };
+  // The first eight shapes are read in one pass, the rest by the validator.
+  for (std::size_t i = 0; i < std::size(cases); ++i) {
+    openai::Usage u;
+    EXPECT_EQ(openai::read_usual_usage(cases[i].usage, u), i < 8) << cases[i].usage;
+  }
   for (const Case& c : cases) {
     std::string body = std::string(R"({"id":"x","choices":[],"usage":)") + c.usage + R"(,"system_fingerprint":"fp"})";
     auto p = openai::probe_usage(body);
