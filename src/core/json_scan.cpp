@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 
 namespace switchyard::core::json {
 
@@ -49,187 +50,214 @@ class TapeWriter {
 
 namespace {
 
+/// One pass over the bytes, no recursion: a loop that jumps between "a value starts here",
+/// "after a value" and "a member's key starts here", with the open containers on a small stack.
+/// Errors carry the offset of the byte that could not be accepted.
 class Validator {
  public:
   Validator(std::string_view doc, std::size_t max_depth, Tape* tape = nullptr,
             std::size_t tape_depth = 0)
-      : doc_(doc), max_depth_(max_depth), tape_(tape), tape_depth_(tape_depth) {}
+      : doc_(doc),
+        s_(reinterpret_cast<const unsigned char*>(doc.data())),
+        n_(doc.size()),
+        max_depth_(max_depth),
+        tape_(tape),
+        tape_depth_(tape_depth) {}
 
   ScanResult run() {
     ScanResult result;
-    skip_ws();
-    if (pos_ >= doc_.size()) {
+    std::size_t p = skip_ws(0);
+    if (p >= n_) {
       result.error = ScanError::empty;
       return result;
     }
-    std::size_t start = pos_;
-    Type type{};
-    if (!value(0, type)) {
+    const std::size_t start = p;
+    if (!scan(p)) {
       result.error = error_;
-      result.offset = pos_;
+      result.offset = error_at_;
       return result;
     }
-    result.root = Value{type, doc_.substr(start, pos_ - start), start};
-    skip_ws();
-    if (pos_ != doc_.size()) {
+    result.root = Value{type_of(s_[start]), doc_.substr(start, p - start), start};
+    p = skip_ws(p);
+    if (p != n_) {
       result.error = ScanError::syntax;
-      result.offset = pos_;
+      result.offset = p;
     }
     return result;
   }
 
  private:
-  void skip_ws() {
-    while (pos_ < doc_.size() && is_ws(doc_[pos_])) ++pos_;
+  static constexpr std::size_t kInlineDepth = 128;
+
+  static Type type_of(unsigned char c) {
+    switch (c) {
+      case '{': return Type::object;
+      case '[': return Type::array;
+      case '"': return Type::string;
+      case 't':
+      case 'f': return Type::boolean;
+      case 'n': return Type::null;
+      default: return Type::number;
+    }
   }
 
-  bool fail(ScanError e) {
+  std::size_t skip_ws(std::size_t p) const {
+    while (p < n_ && s_[p] <= ' ' &&
+           (s_[p] == ' ' || s_[p] == '\n' || s_[p] == '\r' || s_[p] == '\t'))
+      ++p;
+    return p;
+  }
+
+  bool fail(ScanError e, std::size_t at) {
     error_ = e;
+    error_at_ = at;
     return false;
   }
 
-  bool literal(std::string_view word) {
-    if (doc_.substr(pos_, word.size()) != word) return fail(ScanError::syntax);
-    pos_ += word.size();
+  /// Scans the value at `p` (not whitespace) and everything in it; `p` ends just past it.
+  bool scan(std::size_t& p) {
+    // Per open container: its opening byte and (when recorded) its tape entry.
+    unsigned char kinds_inline[kInlineDepth];
+    std::uint32_t entries_inline[kInlineDepth];
+    std::unique_ptr<unsigned char[]> kinds_heap;
+    std::unique_ptr<std::uint32_t[]> entries_heap;
+    unsigned char* kinds = kinds_inline;
+    std::uint32_t* entries = entries_inline;
+    if (max_depth_ > kInlineDepth) {
+      kinds_heap = std::make_unique<unsigned char[]>(max_depth_);
+      entries_heap = std::make_unique<std::uint32_t[]>(max_depth_);
+      kinds = kinds_heap.get();
+      entries = entries_heap.get();
+    }
+    std::size_t depth = 0;   // open containers
+    std::string_view key;    // the key of the member whose value comes next
+
+  value:
+    if (p >= n_) return fail(ScanError::syntax, p);
+    {
+      const unsigned char c = s_[p];
+      const bool record = tape_ && depth <= tape_depth_;
+      std::uint32_t entry = 0;
+      if (record) entry = open_entry(type_of(c), depth, p, key);
+      key = {};
+      switch (c) {
+        case '{':
+        case '[':
+          if (depth >= max_depth_) return fail(ScanError::depth, p);
+          kinds[depth] = c;
+          entries[depth] = entry;
+          ++depth;
+          p = skip_ws(p + 1);
+          if (p < n_ && s_[p] == (c == '{' ? '}' : ']')) {
+            ++p;
+            goto close;
+          }
+          if (c == '{') goto member;
+          goto value;
+        case '"':
+          if (!string(p)) return false;
+          break;
+        case 't':
+          if (!literal(p, "true")) return false;
+          break;
+        case 'f':
+          if (!literal(p, "false")) return false;
+          break;
+        case 'n':
+          if (!literal(p, "null")) return false;
+          break;
+        default:
+          if (!number(p)) return false;
+      }
+      if (record) close_entry(entry, p);
+    }
+
+  after:
+    if (depth == 0) return true;
+    p = skip_ws(p);
+    if (p < n_) {
+      const unsigned char open = kinds[depth - 1];
+      if (s_[p] == ',') {
+        p = skip_ws(p + 1);
+        if (open == '{') goto member;
+        goto value;
+      }
+      if (s_[p] == (open == '{' ? '}' : ']')) {
+        ++p;
+        goto close;
+      }
+    }
+    return fail(ScanError::syntax, p);
+
+  close:  // `p` is just past the closing byte of the innermost container
+    --depth;
+    if (tape_ && depth <= tape_depth_) close_entry(entries[depth], p);
+    goto after;
+
+  member:  // `p` is where a key must start
+    if (p >= n_ || s_[p] != '"') return fail(ScanError::syntax, p);
+    {
+      const std::size_t key_start = p;
+      if (!string(p)) return false;
+      key = doc_.substr(key_start + 1, p - key_start - 2);
+    }
+    p = skip_ws(p);
+    if (p >= n_ || s_[p] != ':') return fail(ScanError::syntax, p);
+    p = skip_ws(p + 1);
+    goto value;
+  }
+
+  std::uint32_t open_entry(Type type, std::size_t depth, std::size_t offset, std::string_view key) {
+    return static_cast<std::uint32_t>(TapeWriter::open(*tape_, type, depth, offset, key, doc_.data()));
+  }
+  void close_entry(std::uint32_t entry, std::size_t end) { TapeWriter::close(*tape_, entry, end); }
+
+  bool literal(std::size_t& p, std::string_view word) {
+    if (doc_.substr(p, word.size()) != word) return fail(ScanError::syntax, p);
+    p += word.size();
     return true;
   }
 
-  bool value(std::size_t depth, Type& type) {
-    if (pos_ >= doc_.size()) return fail(ScanError::syntax);
-    if (tape_ && depth <= tape_depth_) {
-      // Record this value: its type from the first byte, its size once it is scanned.
-      char c = doc_[pos_];
-      Type t = c == '{' ? Type::object : c == '[' ? Type::array : c == '"' ? Type::string
-             : (c == 't' || c == 'f') ? Type::boolean : c == 'n' ? Type::null : Type::number;
-      std::size_t index = TapeWriter::open(*tape_, t, depth, pos_, pending_key_, doc_.data());
-      pending_key_ = {};
-      if (!scan_value(depth, type)) return false;
-      TapeWriter::close(*tape_, index, pos_);
-      return true;
-    }
-    return scan_value(depth, type);
-  }
-
-  bool scan_value(std::size_t depth, Type& type) {
-    switch (doc_[pos_]) {
-      case '{': type = Type::object; return object(depth + 1);
-      case '[': type = Type::array; return array(depth + 1);
-      case '"': type = Type::string; return string();
-      case 't': type = Type::boolean; return literal("true");
-      case 'f': type = Type::boolean; return literal("false");
-      case 'n': type = Type::null; return literal("null");
-      default: type = Type::number; return number();
-    }
-  }
-
-  bool object(std::size_t depth) {
-    if (depth > max_depth_) return fail(ScanError::depth);
-    ++pos_;
-    skip_ws();
-    if (pos_ < doc_.size() && doc_[pos_] == '}') {
-      ++pos_;
-      return true;
-    }
-    for (;;) {
-      skip_ws();
-      if (pos_ >= doc_.size() || doc_[pos_] != '"') return fail(ScanError::syntax);
-      std::size_t key_start = pos_;
-      if (!string()) return false;
-      std::string_view key = doc_.substr(key_start + 1, pos_ - key_start - 2);
-      skip_ws();
-      if (pos_ >= doc_.size() || doc_[pos_] != ':') return fail(ScanError::syntax);
-      ++pos_;
-      skip_ws();
-      Type t{};
-      pending_key_ = key;
-      if (!value(depth, t)) return false;
-      if (!separator('}')) return false;
-      if (closed_) return true;
-    }
-  }
-
-  /// After an item: a comma (more follow) or the closing byte (`closed_` set); else an error.
-  bool separator(char close) {
-    skip_ws();
-    closed_ = false;
-    if (pos_ < doc_.size() && doc_[pos_] == ',') {
-      ++pos_;
-      return true;
-    }
-    if (pos_ < doc_.size() && doc_[pos_] == close) {
-      ++pos_;
-      closed_ = true;
-      return true;
-    }
-    return fail(ScanError::syntax);
-  }
-
-  bool array(std::size_t depth) {
-    if (depth > max_depth_) return fail(ScanError::depth);
-    ++pos_;
-    skip_ws();
-    if (pos_ < doc_.size() && doc_[pos_] == ']') {
-      ++pos_;
-      return true;
-    }
-    for (;;) {
-      skip_ws();
-      Type t{};
-      pending_key_ = {};  // elements have no key (a deeper member's may linger)
-      if (!value(depth, t)) return false;
-      if (!separator(']')) return false;
-      if (closed_) return true;
-    }
-  }
-
-  static bool is_hex(char c) {
+  static bool is_hex(unsigned char c) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
   }
 
-  bool string() {
-    ++pos_;  // opening quote
-    const std::size_t n = doc_.size();
-    const auto* s = reinterpret_cast<const unsigned char*>(doc_.data());
-    while (pos_ < n) {
+  /// `p` at the opening quote; ends just past the closing one.
+  bool string(std::size_t& p) {
+    ++p;
+    for (;;) {
       // Most of a request is plain ASCII text inside strings: skip it 16 bytes at a time.
-      pos_ = bytes::find_string_special(s, pos_, n);
-      if (pos_ >= n) break;
-      auto c = s[pos_];
+      p = bytes::find_string_special(s_, p, n_);
+      if (p >= n_) return fail(ScanError::syntax, n_);
+      const unsigned char c = s_[p];
       if (c == '"') {
-        ++pos_;
+        ++p;
         return true;
       }
       if (c == '\\') {
-        if (pos_ + 1 >= n) return fail(ScanError::syntax);
-        char e = doc_[pos_ + 1];
+        if (p + 1 >= n_) return fail(ScanError::syntax, p);
+        const unsigned char e = s_[p + 1];
         if (e == 'u') {
-          if (pos_ + 6 > n) return fail(ScanError::syntax);
+          if (p + 6 > n_) return fail(ScanError::syntax, p);
           for (std::size_t i = 2; i < 6; ++i)
-            if (!is_hex(doc_[pos_ + i])) return fail(ScanError::syntax);
-          pos_ += 6;
+            if (!is_hex(s_[p + i])) return fail(ScanError::syntax, p);
+          p += 6;
           continue;
         }
         if (e != '"' && e != '\\' && e != '/' && e != 'b' && e != 'f' && e != 'n' && e != 'r' &&
             e != 't')
-          return fail(ScanError::syntax);
-        pos_ += 2;
+          return fail(ScanError::syntax, p);
+        p += 2;
         continue;
       }
-      if (c < 0x20) return fail(ScanError::syntax);
-      if (c < 0x80) {
-        ++pos_;
-        continue;
-      }
-      if (!utf8_sequence()) return fail(ScanError::utf8);
+      if (c < 0x20) return fail(ScanError::syntax, p);
+      if (!utf8_sequence(p)) return fail(ScanError::utf8, p);
     }
-    return fail(ScanError::syntax);
   }
 
   // Strict UTF-8 (RFC 3629): no overlongs, no surrogates, nothing above U+10FFFF.
-  bool utf8_sequence() {
-    const auto* s = reinterpret_cast<const unsigned char*>(doc_.data());
-    const std::size_t n = doc_.size();
-    unsigned char c = s[pos_];
+  bool utf8_sequence(std::size_t& p) const {
+    const unsigned char c = s_[p];
     std::size_t len;
     unsigned char lo = 0x80, hi = 0xBF;
     if (c >= 0xC2 && c <= 0xDF) {
@@ -245,50 +273,50 @@ class Validator {
     } else {
       return false;
     }
-    if (pos_ + len > n) return false;
-    if (s[pos_ + 1] < lo || s[pos_ + 1] > hi) return false;
+    if (p + len > n_) return false;
+    if (s_[p + 1] < lo || s_[p + 1] > hi) return false;
     for (std::size_t i = 2; i < len; ++i)
-      if (s[pos_ + i] < 0x80 || s[pos_ + i] > 0xBF) return false;
-    pos_ += len;
+      if (s_[p + i] < 0x80 || s_[p + i] > 0xBF) return false;
+    p += len;
     return true;
   }
 
-  bool digits() {
-    std::size_t start = pos_;
-    while (pos_ < doc_.size() && doc_[pos_] >= '0' && doc_[pos_] <= '9') ++pos_;
-    return pos_ > start;
+  bool digits(std::size_t& p) const {
+    const std::size_t start = p;
+    while (p < n_ && s_[p] >= '0' && s_[p] <= '9') ++p;
+    return p > start;
   }
 
-  bool number() {
-    if (pos_ < doc_.size() && doc_[pos_] == '-') ++pos_;
-    if (pos_ >= doc_.size()) return fail(ScanError::syntax);
-    if (doc_[pos_] == '0') {
-      ++pos_;
-    } else if (doc_[pos_] >= '1' && doc_[pos_] <= '9') {
-      digits();
+  bool number(std::size_t& p) {
+    if (p < n_ && s_[p] == '-') ++p;
+    if (p >= n_) return fail(ScanError::syntax, p);
+    if (s_[p] == '0') {
+      ++p;
+    } else if (s_[p] >= '1' && s_[p] <= '9') {
+      digits(p);
     } else {
-      return fail(ScanError::syntax);
+      return fail(ScanError::syntax, p);
     }
-    if (pos_ < doc_.size() && doc_[pos_] == '.') {
-      ++pos_;
-      if (!digits()) return fail(ScanError::syntax);
+    if (p < n_ && s_[p] == '.') {
+      ++p;
+      if (!digits(p)) return fail(ScanError::syntax, p);
     }
-    if (pos_ < doc_.size() && (doc_[pos_] == 'e' || doc_[pos_] == 'E')) {
-      ++pos_;
-      if (pos_ < doc_.size() && (doc_[pos_] == '+' || doc_[pos_] == '-')) ++pos_;
-      if (!digits()) return fail(ScanError::syntax);
+    if (p < n_ && (s_[p] == 'e' || s_[p] == 'E')) {
+      ++p;
+      if (p < n_ && (s_[p] == '+' || s_[p] == '-')) ++p;
+      if (!digits(p)) return fail(ScanError::syntax, p);
     }
     return true;
   }
 
   std::string_view doc_;
+  const unsigned char* s_;
+  std::size_t n_;
   std::size_t max_depth_;
   Tape* tape_;
   std::size_t tape_depth_;
-  std::string_view pending_key_;  ///< key of the member whose value comes next
-  bool closed_ = false;           ///< the last separator() closed its container
-  std::size_t pos_ = 0;
   ScanError error_ = ScanError::none;
+  std::size_t error_at_ = 0;
 };
 
 void append_utf8(std::string& out, std::uint32_t cp) {
