@@ -34,22 +34,6 @@ inline std::size_t find_string_special(const unsigned char* s, std::size_t pos, 
   return n;
 }
 
-/// First index in [pos, n) holding LF. n if none. (For short lines: memchr costs a call and its
-/// set-up each time.)
-inline std::size_t find_lf(const unsigned char* s, std::size_t pos, std::size_t n) {
-#if defined(__SSE2__)
-  const __m128i lf = _mm_set1_epi8('\n');
-  while (pos + 16 <= n) {
-    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + pos));
-    if (int mask = _mm_movemask_epi8(_mm_cmpeq_epi8(v, lf))) return pos + static_cast<std::size_t>(__builtin_ctz(mask));
-    pos += 16;
-  }
-#endif
-  for (; pos < n; ++pos)
-    if (s[pos] == '\n') return pos;
-  return n;
-}
-
 /// First index in [pos, n) holding CR or LF. n if none.
 inline std::size_t find_cr_or_lf(const unsigned char* s, std::size_t pos, std::size_t n) {
 #if defined(__SSE2__)
@@ -106,42 +90,6 @@ inline std::size_t find_structural(const unsigned char* s, std::size_t pos, std:
     if (c == '"' || c == '[' || c == ']' || c == '{' || c == '}') return pos;
   }
   return n;
-}
-
-/// Checks the bytes of an HTTP message head: no control bytes other than HT, CR and LF, no DEL,
-/// and every CR followed by an LF.
-inline bool http_head_bytes_ok(const unsigned char* s, std::size_t n) {
-  std::size_t pos = 0;
-#if defined(__SSE2__)
-  const __m128i ctl_max = _mm_set1_epi8(0x1F);
-  const __m128i tab = _mm_set1_epi8('\t');
-  const __m128i vcr = _mm_set1_epi8('\r');
-  const __m128i vlf = _mm_set1_epi8('\n');
-  const __m128i del = _mm_set1_epi8(0x7F);
-  while (pos + 16 <= n) {
-    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + pos));
-    __m128i is_cr = _mm_cmpeq_epi8(v, vcr);
-    __m128i is_lf = _mm_cmpeq_epi8(v, vlf);
-    __m128i ctl = _mm_cmpeq_epi8(_mm_max_epu8(v, ctl_max), ctl_max);  // v <= 0x1F, unsigned
-    __m128i allowed = _mm_or_si128(_mm_or_si128(is_cr, is_lf), _mm_cmpeq_epi8(v, tab));
-    __m128i bad = _mm_or_si128(_mm_andnot_si128(allowed, ctl), _mm_cmpeq_epi8(v, del));
-    if (_mm_movemask_epi8(bad)) return false;
-    unsigned cr = static_cast<unsigned>(_mm_movemask_epi8(is_cr));
-    unsigned lf = static_cast<unsigned>(_mm_movemask_epi8(is_lf));
-    if (((cr << 1) & 0xFFFFu) & ~lf) return false;  // a CR not followed by LF in this block
-    if ((cr & 0x8000u) && (pos + 16 >= n || s[pos + 16] != '\n')) return false;
-    pos += 16;
-  }
-#endif
-  for (; pos < n; ++pos) {
-    unsigned char c = s[pos];
-    if (c == '\r') {
-      if (pos + 1 >= n || s[pos + 1] != '\n') return false;
-    } else if ((c < 0x20 && c != '\t' && c != '\n') || c == 0x7F) {
-      return false;
-    }
-  }
-  return true;
 }
 
 }  // namespace switchyard::core::bytes

@@ -38,20 +38,78 @@ std::string_view trim_ows(std::string_view v) {
   return v;
 }
 
-/// Finds the end of the head. Returns offset past CRLFCRLF, 0 if incomplete, npos if a bare LF
-/// is seen.
-std::size_t find_head_end(std::string_view data, std::size_t limit) {
-  const std::size_t n = std::min(data.size(), limit);
-  const auto* base = reinterpret_cast<const unsigned char*>(data.data());
-  std::size_t line_start = 0;
-  while (line_start < n) {
-    std::size_t i = core::bytes::find_lf(base, line_start, n);
-    if (i == n) return 0;
-    if (i == 0 || base[i - 1] != '\r') return std::string_view::npos;
-    if (i - line_start == 1) return i + 1;  // the line was just CRLF
-    line_start = i + 1;
+/// The lines of a head, found in one pass over its bytes, 16 at a time.
+struct HeadLines {
+  static constexpr std::size_t kCapacity = kMaxHeaders + 2;  ///< start line, fields, blank line
+  std::array<std::uint32_t, kCapacity> lf;  ///< offset of each line's LF; the last is the blank line's
+  std::size_t count = 0;
+};
+
+enum class HeadScan : std::uint8_t { complete, incomplete, bad, too_many_lines };
+
+/// Finds the blank line that ends the head in `s[0, n)` and every line end before it, and checks
+/// the head's bytes: each line ends in CRLF (no bare CR or LF) and no control byte other than HT
+/// appears. Bytes after the head are not looked at. `end` is set past the blank line.
+HeadScan scan_head(const unsigned char* s, std::size_t n, HeadLines& lines, std::size_t& end) {
+  lines.count = 0;
+  bool bad_bytes = false;  // reported once the head is whole, as a bare LF is at once
+  std::size_t prev_lf = 0;
+  bool have_prev = false;
+  for (std::size_t pos = 0; pos < n; pos += 16) {
+    const std::size_t avail = std::min<std::size_t>(16, n - pos);
+    const unsigned char* block = s + pos;
+    alignas(16) unsigned char tail[16];
+    if (avail < 16) {
+      std::memset(tail, ' ', sizeof tail);
+      std::memcpy(tail, block, avail);
+      block = tail;
+    }
+    const std::uint32_t valid = avail == 16 ? 0xFFFFu : (1u << avail) - 1;
+    std::uint32_t cr, lf, bad;
+#if defined(__SSE2__)
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block));
+    const __m128i is_cr = _mm_cmpeq_epi8(v, _mm_set1_epi8('\r'));
+    const __m128i is_lf = _mm_cmpeq_epi8(v, _mm_set1_epi8('\n'));
+    const __m128i ctl_max = _mm_set1_epi8(0x1F);
+    const __m128i ctl = _mm_cmpeq_epi8(_mm_max_epu8(v, ctl_max), ctl_max);  // v <= 0x1F
+    const __m128i allowed = _mm_or_si128(_mm_or_si128(is_cr, is_lf), _mm_cmpeq_epi8(v, _mm_set1_epi8('\t')));
+    cr = static_cast<std::uint32_t>(_mm_movemask_epi8(is_cr));
+    lf = static_cast<std::uint32_t>(_mm_movemask_epi8(is_lf));
+    bad = static_cast<std::uint32_t>(_mm_movemask_epi8(
+        _mm_or_si128(_mm_andnot_si128(allowed, ctl), _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7F)))));
+#else
+    cr = lf = bad = 0;
+    for (std::size_t i = 0; i < 16; ++i) {
+      const unsigned char c = block[i];
+      if (c == '\r') cr |= 1u << i;
+      else if (c == '\n') lf |= 1u << i;
+      else if ((c < 0x20 && c != '\t') || c == 0x7F) bad |= 1u << i;
+    }
+#endif
+    cr &= valid;
+    lf &= valid;
+    bad &= valid;
+    for (std::uint32_t m = lf; m != 0; m &= m - 1) {
+      const std::size_t i = static_cast<std::size_t>(__builtin_ctz(m));
+      const std::size_t at = pos + i;
+      if (at == 0 || s[at - 1] != '\r') return HeadScan::bad;  // a bare LF
+      if (lines.count == HeadLines::kCapacity) return HeadScan::too_many_lines;
+      lines.lf[lines.count++] = static_cast<std::uint32_t>(at);
+      if ((have_prev && at - prev_lf == 2) || (!have_prev && at == 1)) {
+        // The blank line: only the bytes up to here are the head's.
+        const std::uint32_t head_part = i == 15 ? 0xFFFFu : (1u << (i + 1)) - 1;
+        if (bad_bytes || (bad & head_part) || ((cr << 1) & ~lf & head_part)) return HeadScan::bad;
+        end = at + 1;
+        return HeadScan::complete;
+      }
+      prev_lf = at;
+      have_prev = true;
+    }
+    // A CR must be followed by LF: inside the block, and across into the next one.
+    if (bad || ((cr << 1) & ~lf & valid)) bad_bytes = true;
+    if ((cr & 0x8000u) && pos + 16 < n && s[pos + 16] != '\n') bad_bytes = true;
   }
-  return 0;
+  return HeadScan::incomplete;
 }
 
 bool has_token(std::string_view list, std::string_view token) {
@@ -65,25 +123,53 @@ bool has_token(std::string_view list, std::string_view token) {
   return false;
 }
 
-/// Parses header lines in [pos, end) into `head`, applying the framing rules.
-ParseStatus parse_fields(std::string_view data, std::size_t pos, std::size_t end, Head& head) {
-  // The caller checked the head's bytes: every CR is followed by LF and every LF preceded by
-  // CR, so a line ends at its first CR. One pass per line: the name's token characters up to
-  // the colon, then the value up to the CR, 16 bytes at a time.
+/// The end of the field name starting at `start` (the first byte that is not a token
+/// character; a well-formed line has its colon there). `eol` ends the line, `size` the data.
+inline std::size_t name_end(const unsigned char* s, std::size_t start, std::size_t eol,
+                            std::size_t size) {
+#if defined(__SSE2__)
+  // Most names are letters, digits and '-' and shorter than 16 bytes: one load finds the colon
+  // and checks every byte before it. Anything else takes the byte loop.
+  if (start + 16 <= size) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + start));
+    const __m128i lower = _mm_or_si128(v, _mm_set1_epi8(0x20));
+    // Signed compares: bytes >= 0x80 are negative and fall outside every range.
+    const __m128i alpha = _mm_and_si128(_mm_cmpgt_epi8(lower, _mm_set1_epi8('a' - 1)),
+                                        _mm_cmplt_epi8(lower, _mm_set1_epi8('z' + 1)));
+    const __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
+                                        _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1)));
+    const __m128i ok = _mm_or_si128(_mm_or_si128(alpha, digit), _mm_cmpeq_epi8(v, _mm_set1_epi8('-')));
+    const auto colons = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(':'))));
+    if (colons != 0) {
+      const auto at = static_cast<std::uint32_t>(__builtin_ctz(colons));
+      const std::uint32_t before = (1u << at) - 1;
+      if ((static_cast<std::uint32_t>(_mm_movemask_epi8(ok)) & before) == before && start + at < eol)
+        return start + at;
+    }
+  }
+#endif
+  std::size_t p = start;
+  while (p < eol && is_tchar(s[p])) ++p;
+  return p;
+}
+
+/// Parses the field lines of a scanned head (lines 1 .. count-2) into `head`, applying the
+/// framing rules. Line ends and bytes were checked by `scan_head`.
+ParseStatus parse_fields(std::string_view data, const HeadLines& lines, Head& head) {
   const auto* s = reinterpret_cast<const unsigned char*>(data.data());
   bool seen_te = false;
-  while (pos < end) {
-    if (s[pos] == '\r') break;                                                  // blank line
-    if (s[pos] == ' ' || s[pos] == '\t') return ParseStatus::bad_request;       // obs-fold
-    std::size_t colon = pos;
-    while (colon < end && is_tchar(s[colon])) ++colon;
-    if (colon == pos || colon >= end || s[colon] != ':') return ParseStatus::bad_request;
-    std::size_t eol = core::bytes::find_cr_or_lf(s, colon + 1, end);
-    if (eol >= end) return ParseStatus::bad_request;
-    std::string_view name = data.substr(pos, colon - pos);
-    std::string_view value = trim_ows(data.substr(colon + 1, eol - colon - 1));  // bytes checked by the caller
-    pos = eol + 2;
+  for (std::size_t k = 1; k + 1 < lines.count; ++k) {
+    const std::size_t start = lines.lf[k - 1] + 1;
+    const std::size_t eol = lines.lf[k] - 1;  // the CR
+    if (s[start] == ' ' || s[start] == '\t') return ParseStatus::bad_request;  // obs-fold
+    std::size_t colon = name_end(s, start, eol, data.size());
+    if (colon == start || colon == eol || s[colon] != ':') return ParseStatus::bad_request;
+    std::size_t v = colon + 1, ve = eol;
+    while (v < ve && (s[v] == ' ' || s[v] == '\t')) ++v;
+    while (ve > v && (s[ve - 1] == ' ' || s[ve - 1] == '\t')) --ve;
     if (head.header_count == kMaxHeaders) return ParseStatus::headers_too_large;
+    const std::string_view name = data.substr(start, colon - start);
+    const std::string_view value = data.substr(v, ve - v);
     head.headers[head.header_count++] = Header{name, value};
 
     // Only three names matter for framing; most fields are told apart by their length alone.
@@ -108,6 +194,15 @@ ParseStatus parse_fields(std::string_view data, std::size_t pos, std::size_t end
   }
   if (head.chunked && head.content_length) return ParseStatus::bad_request;
   return ParseStatus::complete;
+}
+
+/// The status for a head that `scan_head` did not find whole.
+ParseStatus unfinished(HeadScan scan, std::size_t have, std::size_t limit) {
+  switch (scan) {
+    case HeadScan::bad: return ParseStatus::bad_request;
+    case HeadScan::too_many_lines: return ParseStatus::headers_too_large;
+    default: return have >= limit ? ParseStatus::headers_too_large : ParseStatus::incomplete;
+  }
 }
 
 bool parse_version(std::string_view v, int& minor) {
@@ -135,18 +230,13 @@ ParseStatus parse_request(std::string_view data, std::size_t max_head_bytes, Req
   // Tolerate empty lines before a request line (RFC 9112 §2.2), but only a few.
   std::size_t skip = 0;
   while (skip + 1 < data.size() && skip < 8 && data[skip] == '\r' && data[skip + 1] == '\n') skip += 2;
-  std::size_t end = find_head_end(data.substr(skip), max_head_bytes);
-  if (end == std::string_view::npos) return ParseStatus::bad_request;
-  if (end == 0) {
-    return data.size() - skip >= max_head_bytes ? ParseStatus::headers_too_large
-                                                : ParseStatus::incomplete;
-  }
-  end += skip;
-  if (!core::bytes::http_head_bytes_ok(reinterpret_cast<const unsigned char*>(data.data()) + skip,
-                                       end - skip))
-    return ParseStatus::bad_request;
-  std::size_t eol = data.find("\r\n", skip);
-  std::string_view line = data.substr(skip, eol - skip);
+  const std::string_view d = data.substr(skip);
+  const std::size_t n = std::min(d.size(), max_head_bytes);
+  HeadLines lines;
+  std::size_t end = 0;
+  HeadScan scan = scan_head(reinterpret_cast<const unsigned char*>(d.data()), n, lines, end);
+  if (scan != HeadScan::complete) return unfinished(scan, d.size(), max_head_bytes);
+  std::string_view line = d.substr(0, lines.lf[0] - 1);
   std::size_t sp1 = line.find(' ');
   if (sp1 == std::string_view::npos || sp1 == 0) return ParseStatus::bad_request;
   std::size_t sp2 = line.find(' ', sp1 + 1);
@@ -161,24 +251,20 @@ ParseStatus parse_request(std::string_view data, std::size_t max_head_bytes, Req
   out.header_count = 0;
   out.content_length.reset();
   out.chunked = out.connection_close = out.connection_keep_alive = out.expect_continue = false;
-  ParseStatus st = parse_fields(data, eol + 2, end, out);
+  ParseStatus st = parse_fields(d, lines, out);
   if (st != ParseStatus::complete) return st;
-  out.head_size = end;
+  out.head_size = skip + end;
   out.expect_continue = iequals(out.find("expect"), "100-continue");
   return ParseStatus::complete;
 }
 
 ParseStatus parse_response(std::string_view data, std::size_t max_head_bytes, ResponseHead& out) {
-  std::size_t end = find_head_end(data, max_head_bytes);
-  if (end == std::string_view::npos) return ParseStatus::bad_request;
-  if (end == 0) {
-    return data.size() >= max_head_bytes ? ParseStatus::headers_too_large
-                                         : ParseStatus::incomplete;
-  }
-  if (!core::bytes::http_head_bytes_ok(reinterpret_cast<const unsigned char*>(data.data()), end))
-    return ParseStatus::bad_request;
-  std::size_t eol = data.find("\r\n");
-  std::string_view line = data.substr(0, eol);
+  const std::size_t n = std::min(data.size(), max_head_bytes);
+  HeadLines lines;
+  std::size_t end = 0;
+  HeadScan scan = scan_head(reinterpret_cast<const unsigned char*>(data.data()), n, lines, end);
+  if (scan != HeadScan::complete) return unfinished(scan, data.size(), max_head_bytes);
+  std::string_view line = data.substr(0, lines.lf[0] - 1);
   // HTTP/1.1 200 OK
   if (line.size() < 12 || !parse_version(line.substr(0, 8), out.version_minor) || line[8] != ' ')
     return ParseStatus::bad_request;
@@ -191,7 +277,7 @@ ParseStatus parse_response(std::string_view data, std::size_t max_head_bytes, Re
   out.header_count = 0;
   out.content_length.reset();
   out.chunked = out.connection_close = out.connection_keep_alive = false;
-  ParseStatus st = parse_fields(data, eol + 2, end, out);
+  ParseStatus st = parse_fields(data, lines, out);
   if (st != ParseStatus::complete) return st;
   out.head_size = end;
   return ParseStatus::complete;
