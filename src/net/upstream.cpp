@@ -245,118 +245,140 @@ asio::awaitable<UpstreamError> UpstreamExchange::start(std::string_view head, st
   started_ = Clock::now();
   total_deadline_ = started_ + pool_.options().total_timeout;
   if (end_limit_) total_deadline_ = std::min(total_deadline_, *end_limit_);
-  bool stale = false;
-  UpstreamError e = co_await attempt(head, body, true, stale);
-  if (stale && !cancelled_ && !timed_out_) {
-    // The pooled connection had been closed by the upstream before it read our request: nothing
-    // was processed, so one retry on a fresh connection is safe.
-    e = co_await attempt(head, body, false, stale);
+  UpstreamError e = UpstreamError::none;
+  // At most two rounds: a pooled connection that the upstream had closed before it read our
+  // request (nothing was processed) is replaced once by a fresh one. One coroutine for both
+  // rounds: every nested frame is an allocation and a resume on each request.
+  for (int round = 0; round < 2; ++round) {
+    bool stale = false;
+    e = UpstreamError::none;
+    {
+      if (conn_) pool_.release(std::move(conn_), false);
+      bool reused = false;
+      if (round == 0) {
+        conn_ = pool_.take_idle(origin_);
+        reused = conn_ != nullptr;
+      }
+      if (!conn_) {
+        arm(Phase::connect);
+        UpstreamError err = co_await pool_.connect(origin_, conn_, detail_);
+        if (cancelled_ || timed_out_) {
+          if (conn_) pool_.release(std::move(conn_), false);
+          if (cancelled_) e = UpstreamError::cancelled;
+          else e = Clock::now() >= total_deadline_ ? UpstreamError::total_timeout
+                                                   : UpstreamError::connect_timeout;
+          goto attempt_done;
+        }
+        if (err != UpstreamError::none) {
+          e = err;
+          goto attempt_done;
+        }
+      }
+      arm(Phase::wait_head);
+      if (auto [ec, n] = co_await conn_->write(head, body); ec) {
+        if (reused) stale = true;
+        e = classify(ec);
+        goto attempt_done;
+      }
+      ByteBuffer& buf = conn_->buf_;
+      buf.clear();
+      for (;;) {
+        buf.reserve_free(std::min<std::size_t>(4096, pool_.options().max_head_bytes));
+        auto [ec, n] = co_await conn_->read_some(buf.tail(), buf.free());
+        if (ec) {
+          if (reused && buf.size() == 0 && !timed_out_ && !cancelled_) stale = true;
+          e = classify(ec);
+          goto attempt_done;
+        }
+        buf.commit(n);
+        response_ = &conn_->head_;
+        auto st = http1::parse_response(buf.view(), pool_.options().max_head_bytes, *response_);
+        if (st == http1::ParseStatus::incomplete) continue;
+        if (st != http1::ParseStatus::complete) {
+          e = UpstreamError::bad_response;
+          goto attempt_done;
+        }
+        if (response_->status >= 100 && response_->status < 200) {  // 100 Continue and friends
+          buf.consume(response_->head_size);
+          continue;
+        }
+        break;
+      }
+      ttfb_ = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_);
+      arm(Phase::body);
+      reusable_ = response_->keep_alive();
+      body_done_ = false;
+      chunked_.reset();
+      close_delimited_ = false;
+      if (response_->status == 204 || response_->status == 304) {
+        body_done_ = true;
+      } else if (response_->chunked) {
+      } else if (response_->content_length) {
+        body_remaining_ = *response_->content_length;
+        body_done_ = body_remaining_ == 0;
+      } else {
+        close_delimited_ = true;
+        reusable_ = false;
+      }
+    }
+  attempt_done:
+    if (!stale || cancelled_ || timed_out_) break;
   }
   clear();
   co_return e;
 }
 
-asio::awaitable<UpstreamError> UpstreamExchange::attempt(std::string_view head,
-                                                         std::string_view body, bool allow_reuse,
-                                                         bool& stale) {
-  stale = false;
-  if (conn_) pool_.release(std::move(conn_), false);
-  bool reused = false;
-  if (allow_reuse) {
-    conn_ = pool_.take_idle(origin_);
-    reused = conn_ != nullptr;
-  }
-  if (!conn_) {
-    arm(Phase::connect);
-    UpstreamError err = co_await pool_.connect(origin_, conn_, detail_);
-    if (cancelled_ || timed_out_) {
-      if (conn_) pool_.release(std::move(conn_), false);
-      if (cancelled_) co_return UpstreamError::cancelled;
-      co_return Clock::now() >= total_deadline_ ? UpstreamError::total_timeout
-                                                : UpstreamError::connect_timeout;
-    }
-    if (err != UpstreamError::none) co_return err;
-  }
-  arm(Phase::wait_head);
-  if (auto [ec, n] = co_await conn_->write(head, body); ec) {
-    if (reused) stale = true;
-    co_return classify(ec);
-  }
-  ByteBuffer& buf = conn_->buf_;
-  buf.clear();
-  for (;;) {
-    buf.reserve_free(std::min<std::size_t>(4096, pool_.options().max_head_bytes));
-    auto [ec, n] = co_await conn_->read_some(buf.tail(), buf.free());
-    if (ec) {
-      if (reused && buf.size() == 0 && !timed_out_ && !cancelled_) stale = true;
-      co_return classify(ec);
-    }
-    buf.commit(n);
-    response_ = &conn_->head_;
-    auto st = http1::parse_response(buf.view(), pool_.options().max_head_bytes, *response_);
-    if (st == http1::ParseStatus::incomplete) continue;
-    if (st != http1::ParseStatus::complete) co_return UpstreamError::bad_response;
-    if (response_->status >= 100 && response_->status < 200) {  // 100 Continue and friends
-      buf.consume(response_->head_size);
-      continue;
-    }
-    break;
-  }
-  ttfb_ = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_);
-  arm(Phase::body);
-  reusable_ = response_->keep_alive();
-  body_done_ = false;
-  chunked_.reset();
-  close_delimited_ = false;
-  if (response_->status == 204 || response_->status == 304) {
-    body_done_ = true;
-  } else if (response_->chunked) {
-  } else if (response_->content_length) {
-    body_remaining_ = *response_->content_length;
-    body_done_ = body_remaining_ == 0;
+UpstreamError UpstreamExchange::consume(std::string_view bytes, std::string& out) {
+  if (response_->chunked) {
+    std::size_t used = 0;
+    auto st = chunked_.feed(bytes, used, [&](std::string_view piece) { out.append(piece); });
+    if (st == http1::ChunkedDecoder::Status::error) return UpstreamError::bad_response;
+    if (st == http1::ChunkedDecoder::Status::done) body_done_ = true;
+  } else if (close_delimited_) {
+    out.append(bytes);
   } else {
-    close_delimited_ = true;
-    reusable_ = false;
+    std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(body_remaining_, bytes.size()));
+    out.append(bytes.substr(0, take));
+    body_remaining_ -= take;
+    if (body_remaining_ == 0) body_done_ = true;
   }
-  co_return UpstreamError::none;
+  return UpstreamError::none;
+}
+
+bool UpstreamExchange::take_early_body(std::string& out, UpstreamError& e) {
+  e = UpstreamError::none;
+  if (body_done_ || !conn_) return false;
+  ByteBuffer& buf = conn_->buf_;
+  const std::size_t head_size = response_->head_size;
+  if (buf.size() <= head_size) return false;
+  std::string_view early = buf.view().substr(head_size);
+  buf.truncate(head_size);
+  e = consume(early, out);
+  return true;
+}
+
+bool UpstreamExchange::read_buffered(std::string& out, std::size_t limit, UpstreamError& e) {
+  e = UpstreamError::none;
+  if (body_done_) return true;
+  if (!take_early_body(out, e)) return false;
+  if (e == UpstreamError::none && out.size() > limit) e = UpstreamError::bad_response;
+  return e != UpstreamError::none || body_done_;
 }
 
 asio::awaitable<UpstreamError> UpstreamExchange::read_some(std::string& out, bool& done) {
   done = body_done_;
   if (body_done_) co_return UpstreamError::none;
   if (!conn_) co_return UpstreamError::reset;
-  ByteBuffer& buf = conn_->buf_;
-  const std::size_t head_size = response_->head_size;
-
-  auto consume_payload = [&](std::string_view bytes) -> UpstreamError {
-    if (response_->chunked) {
-      std::size_t used = 0;
-      auto st = chunked_.feed(bytes, used, [&](std::string_view piece) { out.append(piece); });
-      if (st == http1::ChunkedDecoder::Status::error) return UpstreamError::bad_response;
-      if (st == http1::ChunkedDecoder::Status::done) body_done_ = true;
-    } else if (close_delimited_) {
-      out.append(bytes);
-    } else {
-      std::size_t take = static_cast<std::size_t>(
-          std::min<std::uint64_t>(body_remaining_, bytes.size()));
-      out.append(bytes.substr(0, take));
-      body_remaining_ -= take;
-      if (body_remaining_ == 0) body_done_ = true;
-    }
-    return UpstreamError::none;
-  };
-
   // Body bytes that arrived with the head come first.
-  if (buf.size() > head_size) {
-    std::string_view early = buf.view().substr(head_size);
-    buf.truncate(head_size);
-    UpstreamError e = consume_payload(early);
+  UpstreamError early = UpstreamError::none;
+  if (take_early_body(out, early)) {
     done = body_done_;
-    co_return e;
+    co_return early;
   }
   // Keep the head (its views are in use) and read after it, into what the buffer already has
   // (it only grows when nearly full: every open stream holds one).
-  buf.truncate(head_size);
+  ByteBuffer& buf = conn_->buf_;
+  buf.truncate(response_->head_size);
   if (buf.free() < 1024) buf.reserve_free(pool_.options().read_buffer_bytes);
   auto [ec, n] = co_await conn_->read_some(buf.tail(), buf.free());
   if (ec) {
@@ -368,7 +390,7 @@ asio::awaitable<UpstreamError> UpstreamExchange::read_some(std::string& out, boo
     }
     co_return classify(ec);
   }
-  UpstreamError e = consume_payload(std::string_view(buf.tail(), n));
+  UpstreamError e = consume(std::string_view(buf.tail(), n), out);
   done = body_done_;
   co_return e;
 }

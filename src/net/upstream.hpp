@@ -154,6 +154,11 @@ class UpstreamExchange final : public Deadline {
   /// Reads the whole body (up to `limit` bytes) into `out`.
   asio::awaitable<UpstreamError> read_all(std::string& out, std::size_t limit);
 
+  /// Without waiting: appends the body bytes that came with the head to `out`. True when that
+  /// settled the body (whole, or `e` set: an error or more than `limit` bytes); false when the
+  /// rest must be read (`read_all` goes on from there). Saves a suspension on small answers.
+  bool read_buffered(std::string& out, std::size_t limit, UpstreamError& e);
+
   /// Tighter deadlines for this exchange than the pool's: the time to the response head, and an
   /// absolute end (a route's deadline). Call before `start`.
   void limit(std::optional<std::chrono::milliseconds> first_byte, std::optional<Clock::time_point> end) {
@@ -179,8 +184,10 @@ class UpstreamExchange final : public Deadline {
 
  private:
   enum class Phase { connect, wait_head, wait_first_body, body };
-  asio::awaitable<UpstreamError> attempt(std::string_view head, std::string_view body,
-                                         bool allow_reuse, bool& stale);
+  /// Appends body bytes (decoded when chunked) to `out`; marks the end of the body.
+  UpstreamError consume(std::string_view bytes, std::string& out);
+  /// Moves the body bytes read together with the head into `out`; false if there are none.
+  bool take_early_body(std::string& out, UpstreamError& e);
   UpstreamError classify(const boost::system::error_code& ec) const;
   void arm(Phase phase);
 

@@ -1680,7 +1680,8 @@ asio::awaitable<Gateway::Outcome> Gateway::relay_json(Chat& chat, const Deployme
                                                       Failure& failure) {
   StringPool::Loan loan{strings_};
   std::string& body = loan.s;
-  net::UpstreamError err = co_await up.read_all(body, kMaxUpstreamBody);
+  net::UpstreamError err = net::UpstreamError::none;
+  if (!up.read_buffered(body, kMaxUpstreamBody, err)) err = co_await up.read_all(body, kMaxUpstreamBody);
   if (writer.client_gone()) co_return Outcome::client_gone;
   if (err != net::UpstreamError::none) {
     fail_attempt(ex, failure, upstream_failure(err, d.config->name));
