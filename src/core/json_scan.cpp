@@ -41,6 +41,7 @@ class TapeWriter {
                                      static_cast<std::uint32_t>(key.size()), 0});
     return t.entries_.size() - 1;
   }
+  static void escaped_key(Tape& t) { t.escaped_keys_ = true; }
   static void close(Tape& t, std::size_t index, std::size_t end_offset) {
     Tape::Entry& e = t.entries_[index];
     e.size = static_cast<std::uint32_t>(end_offset - e.offset);
@@ -198,8 +199,10 @@ class Validator {
     if (p >= n_ || s_[p] != '"') return fail(ScanError::syntax, p);
     {
       const std::size_t key_start = p;
+      escaped_ = false;
       if (!string(p)) return false;
       key = doc_.substr(key_start + 1, p - key_start - 2);
+      if (escaped_ && tape_) TapeWriter::escaped_key(*tape_);
     }
     p = skip_ws(p);
     if (p >= n_ || s_[p] != ':') return fail(ScanError::syntax, p);
@@ -235,6 +238,7 @@ class Validator {
         return true;
       }
       if (c == '\\') {
+        escaped_ = true;
         if (p + 1 >= n_) return fail(ScanError::syntax, p);
         const unsigned char e = s_[p + 1];
         if (e == 'u') {
@@ -317,6 +321,7 @@ class Validator {
   std::size_t tape_depth_;
   ScanError error_ = ScanError::none;
   std::size_t error_at_ = 0;
+  bool escaped_ = false;  ///< the last string scanned held an escape
 };
 
 void append_utf8(std::string& out, std::uint32_t cp) {

@@ -48,7 +48,13 @@ class Tape {
     std::uint32_t end;                   ///< index just past this value's recorded descendants
   };
 
-  void clear() { entries_.clear(); }
+  void clear() {
+    entries_.clear();
+    escaped_keys_ = false;
+  }
+  /// Whether some member key of the document holds an escape (rare): only then must keys be
+  /// unescaped before they are compared.
+  bool escaped_keys() const { return escaped_keys_; }
   const Entry& operator[](std::size_t i) const { return entries_[i]; }
   std::size_t size() const { return entries_.size(); }
 
@@ -66,6 +72,7 @@ class Tape {
  private:
   friend class TapeWriter;
   std::vector<Entry> entries_;
+  bool escaped_keys_ = false;
 };
 
 /// Validates like `validate` and records every value at depth <= `tape_depth` (the root is at

@@ -14,6 +14,7 @@
 
 #include <array>
 #include <charconv>
+#include <cstring>
 #include <ctime>
 
 #include "net/buffer.hpp"
@@ -138,12 +139,23 @@ class Session final : public Deadline {
     out_ += "\r\n";
   }
 
+  /// The fields, sized first and then copied: one growth check for all of them instead of
+  /// four appends per field.
   void add_headers(std::span<const HeaderField> headers) {
+    std::size_t size = 0;
+    for (const auto& h : headers) size += h.name.size() + h.value.size() + 4;
+    std::size_t at = out_.size();
+    out_.resize(at + size);
+    char* p = out_.data() + at;
     for (const auto& h : headers) {
-      out_ += h.name;
-      out_ += ": ";
-      out_ += h.value;
-      out_ += "\r\n";
+      std::memcpy(p, h.name.data(), h.name.size());
+      p += h.name.size();
+      *p++ = ':';
+      *p++ = ' ';
+      std::memcpy(p, h.value.data(), h.value.size());
+      p += h.value.size();
+      *p++ = '\r';
+      *p++ = '\n';
     }
   }
 

@@ -246,18 +246,30 @@ Gateway::Gateway(net::Loop& loop, Shared& shared)
       generation_(shared.runtime.generation()),
       log_(shared.log),
       pool_(loop.io(), loop.deadlines(), upstream_options(runtime_->config().upstream)),
-      rng_(std::random_device{}() ^ (static_cast<std::uint64_t>(loop.index()) << 32)) {}
+      rng_{(static_cast<std::uint64_t>(std::random_device{}()) << 32 | std::random_device{}()) ^
+           (static_cast<std::uint64_t>(loop.index()) << 56)} {}
 
 void Gateway::on_drain() { pool_.close_idle(); }
 
 std::string_view Gateway::make_request_id(char (&out)[128]) {
   // 64 random bits and a per-loop counter: unique without coordination between loops.
-  static constexpr char kHex[] = "0123456789abcdef";
+  // Two hex digits per table entry.
+  static constexpr auto kHexPairs = [] {
+    std::array<char, 512> t{};
+    constexpr char kHex[] = "0123456789abcdef";
+    for (int b = 0; b < 256; ++b) {
+      t[static_cast<std::size_t>(2 * b)] = kHex[b >> 4];
+      t[static_cast<std::size_t>(2 * b + 1)] = kHex[b & 0xF];
+    }
+    return t;
+  }();
   std::uint64_t r = rng_();
   std::uint64_t c = ++counter_;
   std::memcpy(out, "req_", 4);
-  for (int i = 0; i < 16; ++i) out[4 + i] = kHex[(r >> (60 - 4 * i)) & 0xF];
-  for (int i = 0; i < 6; ++i) out[20 + i] = kHex[(c >> (20 - 4 * i)) & 0xF];
+  for (int i = 0; i < 8; ++i)
+    std::memcpy(out + 4 + 2 * i, &kHexPairs[2 * ((r >> (56 - 8 * i)) & 0xFF)], 2);
+  for (int i = 0; i < 3; ++i)
+    std::memcpy(out + 20 + 2 * i, &kHexPairs[2 * ((c >> (16 - 8 * i)) & 0xFF)], 2);
   return {out, 26};
 }
 

@@ -214,7 +214,18 @@ class Gateway final : public net::Handler {
   };
   mutable std::unordered_map<std::string, const config::KeyConfig*, TokenHash, std::equal_to<>>
       key_cache_;
-  std::mt19937_64 rng_;
+  /// splitmix64: request ids, plan seeds, retry jitter (not secrets); a few instructions a draw
+  /// where the Mersenne Twister refills 312 words every 312 draws.
+  struct SplitMix64 {
+    std::uint64_t state;
+    std::uint64_t operator()() {
+      std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+      z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+      return z ^ (z >> 31);
+    }
+  };
+  SplitMix64 rng_;
   std::uint64_t counter_ = 0;
 };
 

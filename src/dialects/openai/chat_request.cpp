@@ -96,6 +96,12 @@ std::string_view key_text(std::string_view raw, std::string& storage) {
   return storage;
 }
 
+/// A member key of a scanned document as text; looks for escapes only when the validator saw
+/// one in some key.
+std::string_view key_text(const json::Tape& tape, std::string_view raw, std::string& storage) {
+  return tape.escaped_keys() ? key_text(raw, storage) : raw;
+}
+
 ApiError invalid_type(std::string param, Expect expect, const json::Value& got) {
   std::string msg = "Invalid type for '" + param + "': expected " + std::string(expect_name(expect)) +
                     ", but got " + got_name(got) + " instead.";
@@ -118,7 +124,7 @@ std::optional<ApiError> check_message(const json::Tape& tape, std::string_view d
   std::optional<json::Value> role, content, tool_calls, function_call;
   std::string storage;
   tape.for_each_child(doc, entry, [&](std::string_view raw, const json::Value& v, std::size_t) {
-    std::string_view key = key_text(raw, storage);
+    std::string_view key = key_text(tape, raw, storage);
     if (key == "role") role = v;
     else if (key == "content") content = v;
     else if (key == "tool_calls") tool_calls = v;
@@ -198,7 +204,7 @@ InspectResult inspect_chat_request(std::string_view body, const RequestLimits& l
   std::optional<ApiError> error;
   std::string storage;
   tape.for_each_child(body, 0, [&](std::string_view raw, const json::Value& v, std::size_t entry) {
-    std::string_view key = key_text(raw, storage);
+    std::string_view key = key_text(tape, raw, storage);
     if (key == "model") {
       model = v;
       return true;
@@ -228,7 +234,7 @@ InspectResult inspect_chat_request(std::string_view body, const RequestLimits& l
         info.stream_options_end = v.offset + v.raw.size();
         std::string inner;
         tape.for_each_child(body, entry, [&](std::string_view k, const json::Value& u, std::size_t) {
-          if (key_text(k, inner) != "include_usage") return true;
+          if (key_text(tape, k, inner) != "include_usage") return true;
           if (u.type != json::Type::boolean && u.type != json::Type::null) {
             error = invalid_type("stream_options.include_usage", Expect::boolean, u);
             return false;

@@ -144,3 +144,13 @@ TEST(AppendJsonString, EscapesWhatJsonRequiresAndKeepsTheRest) {
     EXPECT_EQ(switchyard::core::json::unescape(quoted), s) << n;
   }
 }
+
+TEST(JsonScan, TapeSaysWhetherAnyKeyHoldsAnEscape) {
+  json::Tape tape;
+  ASSERT_TRUE(json::validate(R"({"a": "x\"y", "b": {"c\n": 1}})", 64, tape, 1));
+  EXPECT_TRUE(tape.escaped_keys());  // a key below the recorded depth counts too
+  ASSERT_TRUE(json::validate(R"({"a": "x\"y\u00e9", "b": ["\\"]})", 64, tape, 3));
+  EXPECT_FALSE(tape.escaped_keys());  // escapes in values do not
+  ASSERT_TRUE(json::validate(R"({"mod\u0065l": "m"})", 64, tape, 1));
+  EXPECT_TRUE(tape.escaped_keys());
+}
