@@ -70,6 +70,8 @@ std::int64_t parse_duration_ms(std::string_view text) {
 }
 
 std::int64_t parse_retry_after_ms(std::string_view name, std::string_view value) {
+  // Called for every field of every upstream answer: most are told apart by their first byte.
+  if (name.empty() || (name[0] | 0x20) != 'r') return -1;
   if (iequals(name, "retry-after-ms")) {
     char* end = nullptr;
     std::string v(trim(value));
@@ -88,6 +90,7 @@ std::int64_t parse_retry_after_ms(std::string_view name, std::string_view value)
 }
 
 void read_rate_limit_header(std::string_view name, std::string_view value, RateLimitHeaders& out) {
+  if (name.size() < 26 || ((name[0] | 0x20) != 'x' && (name[0] | 0x20) != 'a')) return;  // see above
   if (iequals(name, "x-ratelimit-remaining-requests") ||
       iequals(name, "anthropic-ratelimit-requests-remaining")) {
     out.remaining_requests = parse_count(value);

@@ -92,17 +92,24 @@ class FastUsage {
     std::string_view k(s_ + start, p_ - start);
     ++p_;
     field = Field::none;
+    // The names differ in length: one comparison per key.
+    auto is = [&k](std::string_view name, Field f, Field& out) {
+      if (k == name) out = f;
+    };
     if (depth == 1) {
-      if (k == "prompt_tokens") field = Field::prompt;
-      else if (k == "completion_tokens") field = Field::completion;
-      else if (k == "total_tokens") field = Field::total;
-      else if (k == "prompt_cache_hit_tokens") field = Field::cache_hit;
-      else if (k == "prompt_tokens_details") field = Field::prompt_details;
-      else if (k == "completion_tokens_details") field = Field::completion_details;
-    } else if (k == "cached_tokens") {
-      field = Field::cached;
-    } else if (k == "reasoning_tokens") {
-      field = Field::reasoning;
+      switch (k.size()) {
+        case 13: is("prompt_tokens", Field::prompt, field); break;
+        case 17: is("completion_tokens", Field::completion, field); break;
+        case 12: is("total_tokens", Field::total, field); break;
+        case 23: is("prompt_cache_hit_tokens", Field::cache_hit, field); break;
+        case 21: is("prompt_tokens_details", Field::prompt_details, field); break;
+        case 25: is("completion_tokens_details", Field::completion_details, field); break;
+        default: break;
+      }
+    } else if (k.size() == 13) {
+      is("cached_tokens", Field::cached, field);
+    } else if (k.size() == 16) {
+      is("reasoning_tokens", Field::reasoning, field);
     }
     return true;
   }
