@@ -1599,69 +1599,7 @@ asio::awaitable<Gateway::Outcome> Gateway::respond(Chat& chat, const DeploymentR
   result.ttft_ms = std::chrono::duration<double, std::milli>(up.time_to_head()).count();
   std::string_view content_type = response.find("content-type");
   bool sse = chat.stream && content_type.substr(0, 17) == "text/event-stream";
-  if (!sse) {
-    // A JSON answer, relayed here rather than in a coroutine of its own (a frame fewer).
-    StringPool::Loan loan{strings_};
-    std::string& body = loan.s;
-    net::UpstreamError err = net::UpstreamError::none;
-    if (!up.read_buffered(body, kMaxUpstreamBody, err)) err = co_await up.read_all(body, kMaxUpstreamBody);
-    if (writer.client_gone()) co_return Outcome::client_gone;
-    if (err != net::UpstreamError::none) {
-      fail_attempt(ex, failure, upstream_failure(err, d.config->name));
-      co_return Outcome::next;
-    }
-    // A 2xx that is not a JSON object is a broken upstream; nothing was sent yet, so try the next
-    // one. (Framing already proved the body complete; a full validation would scan every byte
-    // for what upstreams practically never send.)
-    if (!looks_like_json_object(body)) {
-      fail_attempt(ex, failure, upstream_failure(net::UpstreamError::bad_response, d.config->name));
-      co_return Outcome::next;
-    }
-    ex.status = up.response().status;
-    if (chat.endpoint == Endpoint::embeddings) {
-      if (upstream == dialects::Dialect::gemini) {
-        auto translated = dialects::gemini::decode_embeddings(body, chat.model, chat.embeddings_base64);
-        if (auto* e = std::get_if<ApiError>(&translated)) {
-          fail_attempt(ex, failure, *e);
-          co_return Outcome::next;
-        }
-        co_await writer.send(ex.status, "application/json", std::get<std::string>(translated), ex.headers());
-        co_return Outcome::answered;
-      }
-      ex.usage = openai::probe_usage(body, false).usage;
-    } else if (chat.client != upstream) {
-      dialects::gemini::IdSource ids = tool_call_ids(ex.request_id);
-      dialects::UpstreamRequest sent;
-      sent.anthropic = chat.anthropic_encoded;
-      core::TokenUsage usage;
-      auto translated = dialects::translate_response(chat.client, upstream, body, sent, ids, usage);
-      if (auto* e = std::get_if<ApiError>(&translated)) {
-        if (e->kind == ErrorKind::invalid_request) {
-          // A refusal (a prompt blocked by safety filters): the client's answer, not a failover.
-          fail_attempt(ex, failure, *e);
-          co_return Outcome::give_up;
-        }
-        fail_attempt(ex, failure, *e);
-        co_return Outcome::next;
-      }
-      if (usage.known) ex.usage = to_openai_usage(usage);
-      ex.settle_cost();
-      co_await writer.send(ex.status, "application/json", std::get<std::string>(translated), ex.headers());
-      co_return Outcome::answered;
-    } else if (upstream == dialects::Dialect::anthropic) {
-      core::TokenUsage usage;
-      dialects::anthropic::probe_usage(body, usage);
-      if (usage.known) ex.usage = to_openai_usage(usage);
-    } else {
-      ex.usage = openai::probe_usage(body, false).usage;
-    }
-    ex.settle_cost();
-    std::string_view content_type = up.response().find("content-type");
-    co_await writer.send(ex.status,
-                         content_type.empty() ? std::string_view("application/json") : content_type,
-                         body, ex.headers());
-    co_return Outcome::answered;
-  }
+  if (!sse) co_return co_await relay_json(chat, d, up, writer, ex, failure);
 
   // In its own coroutine: the translator's state is in that frame only when a stream is translated
   // (every open stream holds its frames).
@@ -1746,6 +1684,73 @@ asio::awaitable<Gateway::Outcome> Gateway::relay_translated(Chat& chat, const De
                                                  chat.client_wants_usage, chat.model,
                                                  tool_call_ids(ex.request_id)));
   co_return co_await relay_stream(processor, d, up, writer, ex, failure);
+}
+
+asio::awaitable<Gateway::Outcome> Gateway::relay_json(Chat& chat, const DeploymentRuntime& d,
+                                                      net::UpstreamExchange& up,
+                                                      net::ResponseWriter& writer, Exchange& ex,
+                                                      Failure& failure) {
+  StringPool::Loan loan{strings_};
+  std::string& body = loan.s;
+  net::UpstreamError err = net::UpstreamError::none;
+  if (!up.read_buffered(body, kMaxUpstreamBody, err)) err = co_await up.read_all(body, kMaxUpstreamBody);
+  if (writer.client_gone()) co_return Outcome::client_gone;
+  if (err != net::UpstreamError::none) {
+    fail_attempt(ex, failure, upstream_failure(err, d.config->name));
+    co_return Outcome::next;
+  }
+  // A 2xx that is not a JSON object is a broken upstream; nothing was sent yet, so try the next
+  // one. (Framing already proved the body complete; a full validation would scan every byte
+  // for what upstreams practically never send.)
+  if (!looks_like_json_object(body)) {
+    fail_attempt(ex, failure, upstream_failure(net::UpstreamError::bad_response, d.config->name));
+    co_return Outcome::next;
+  }
+  const dialects::Dialect upstream = d.provider->dialect();
+  ex.status = up.response().status;
+  if (chat.endpoint == Endpoint::embeddings) {
+    if (upstream == dialects::Dialect::gemini) {
+      auto translated = dialects::gemini::decode_embeddings(body, chat.model, chat.embeddings_base64);
+      if (auto* e = std::get_if<ApiError>(&translated)) {
+        fail_attempt(ex, failure, *e);
+        co_return Outcome::next;
+      }
+      co_await writer.send(ex.status, "application/json", std::get<std::string>(translated), ex.headers());
+      co_return Outcome::answered;
+    }
+    ex.usage = openai::probe_usage(body, false).usage;
+  } else if (chat.client != upstream) {
+    dialects::gemini::IdSource ids = tool_call_ids(ex.request_id);
+    dialects::UpstreamRequest sent;
+    sent.anthropic = chat.anthropic_encoded;
+    core::TokenUsage usage;
+    auto translated = dialects::translate_response(chat.client, upstream, body, sent, ids, usage);
+    if (auto* e = std::get_if<ApiError>(&translated)) {
+      if (e->kind == ErrorKind::invalid_request) {
+        // A refusal (a prompt blocked by safety filters): the client's answer, not a failover.
+        fail_attempt(ex, failure, *e);
+        co_return Outcome::give_up;
+      }
+      fail_attempt(ex, failure, *e);
+      co_return Outcome::next;
+    }
+    if (usage.known) ex.usage = to_openai_usage(usage);
+    ex.settle_cost();
+    co_await writer.send(ex.status, "application/json", std::get<std::string>(translated), ex.headers());
+    co_return Outcome::answered;
+  } else if (upstream == dialects::Dialect::anthropic) {
+    core::TokenUsage usage;
+    dialects::anthropic::probe_usage(body, usage);
+    if (usage.known) ex.usage = to_openai_usage(usage);
+  } else {
+    ex.usage = openai::probe_usage(body, false).usage;
+  }
+  ex.settle_cost();
+  std::string_view content_type = up.response().find("content-type");
+  co_await writer.send(ex.status,
+                       content_type.empty() ? std::string_view("application/json") : content_type,
+                       body, ex.headers());
+  co_return Outcome::answered;
 }
 
 asio::awaitable<Gateway::Outcome> Gateway::relay_stream(StreamProcessor& processor,

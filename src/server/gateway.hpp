@@ -164,6 +164,10 @@ class Gateway final : public net::Handler {
                                                    net::UpstreamExchange& up,
                                                    net::ResponseWriter& writer, Exchange& ex,
                                                    Failure& failure);
+  boost::asio::awaitable<Outcome> relay_json(Chat& chat, const DeploymentRuntime& d,
+                                             net::UpstreamExchange& up,
+                                             net::ResponseWriter& writer, Exchange& ex,
+                                             Failure& failure);
   boost::asio::awaitable<Outcome> relay_stream(StreamProcessor& processor,
                                                const DeploymentRuntime& d,
                                                net::UpstreamExchange& up,
