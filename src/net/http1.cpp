@@ -157,6 +157,7 @@ inline std::size_t name_end(const unsigned char* s, std::size_t start, std::size
 /// framing rules. Line ends and bytes were checked by `scan_head`.
 ParseStatus parse_fields(std::string_view data, const HeadLines& lines, Head& head) {
   const auto* s = reinterpret_cast<const unsigned char*>(data.data());
+  head.base = data.data();
   bool seen_te = false;
   for (std::size_t k = 1; k + 1 < lines.count; ++k) {
     const std::size_t start = lines.lf[k - 1] + 1;
@@ -170,7 +171,10 @@ ParseStatus parse_fields(std::string_view data, const HeadLines& lines, Head& he
     if (head.header_count == kMaxHeaders) return ParseStatus::headers_too_large;
     const std::string_view name = data.substr(start, colon - start);
     const std::string_view value = data.substr(v, ve - v);
-    head.headers[head.header_count++] = Header{name, value};
+    head.fields[head.header_count++] = FieldSpan{static_cast<std::uint32_t>(start),
+                                                 static_cast<std::uint32_t>(colon - start),
+                                                 static_cast<std::uint32_t>(v),
+                                                 static_cast<std::uint32_t>(ve - v)};
 
     // Only three names matter for framing; most fields are told apart by their length alone.
     const std::size_t n = name.size();
@@ -221,8 +225,11 @@ bool parse_version(std::string_view v, int& minor) {
 
 
 std::string_view Head::find(std::string_view name) const {
-  for (std::size_t i = 0; i < header_count; ++i)
-    if (iequals(headers[i].name, name)) return headers[i].value;
+  for (std::size_t i = 0; i < header_count; ++i) {
+    const FieldSpan& f = fields[i];
+    if (f.name_size == name.size() && iequals(std::string_view(base + f.name_offset, f.name_size), name))
+      return std::string_view(base + f.value_offset, f.value_size);
+  }
   return {};
 }
 

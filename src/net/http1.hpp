@@ -28,9 +28,16 @@ enum class ParseStatus : std::uint8_t {
   not_implemented,   ///< unsupported transfer coding (501)
 };
 
+/// Where a field's name and value lie in the head's bytes: 16 bytes where two string views take
+/// 32. A head holds kMaxHeaders of them and every open stream two heads.
+struct FieldSpan {
+  std::uint32_t name_offset, name_size, value_offset, value_size;
+};
+
 /// Fields shared by requests and responses.
 struct Head {
-  std::array<Header, kMaxHeaders> headers;
+  std::array<FieldSpan, kMaxHeaders> fields;
+  const char* base = nullptr;  ///< the bytes `fields` point into (the parsed data)
   std::size_t header_count = 0;
   std::size_t head_size = 0;  ///< bytes of the head, including the final CRLF CRLF
   int version_minor = 1;
@@ -39,6 +46,12 @@ struct Head {
   bool connection_close = false;
   bool connection_keep_alive = false;
 
+  /// Field `i` (< header_count), as views into the parsed bytes.
+  Header header(std::size_t i) const {
+    const FieldSpan& f = fields[i];
+    return Header{std::string_view(base + f.name_offset, f.name_size),
+                  std::string_view(base + f.value_offset, f.value_size)};
+  }
   /// First header of that name (case-insensitive), or empty.
   std::string_view find(std::string_view name) const;
   /// HTTP/1.1 defaults to keep-alive, HTTP/1.0 to close.

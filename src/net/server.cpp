@@ -237,7 +237,9 @@ class Session final : public Deadline {
     // Into the free tail of the session buffer when there is room (the current request's bytes
     // stay where they are; the data is committed after the handler), else a small side buffer.
     ahead_in_buf_ = buf_.free() >= 1024;
-    auto target = ahead_in_buf_ ? asio::buffer(buf_.tail(), buf_.free()) : asio::buffer(ahead_buf_);
+    if (!ahead_in_buf_ && !ahead_buf_) ahead_buf_ = std::make_unique<char[]>(kAheadBytes);
+    auto target = ahead_in_buf_ ? asio::buffer(buf_.tail(), buf_.free())
+                                : asio::buffer(ahead_buf_.get(), kAheadBytes);
     socket_.async_read_some(
         target, [this](const boost::system::error_code& ec, std::size_t n) {
           ahead_pending_ = false;
@@ -255,7 +257,7 @@ class Session final : public Deadline {
           } else if (ahead_in_buf_) {
             ahead_bytes_ = n;
           } else {
-            stash_.append(ahead_buf_.data(), n);
+            stash_.append(ahead_buf_.get(), n);
           }
           ahead_done_.cancel();
         });
@@ -289,7 +291,10 @@ class Session final : public Deadline {
   std::string out_;
   std::string body_;
   std::string stash_;                 ///< bytes the read-ahead received (a pipelined request)
-  std::array<char, 512> ahead_buf_{};
+  /// Side buffer of the read-ahead when the session buffer is nearly full (rare: allocated
+  /// then, not carried by every connection).
+  static constexpr std::size_t kAheadBytes = 512;
+  std::unique_ptr<char[]> ahead_buf_;
   std::function<void()> on_gone_;
   std::size_t slot_ = 0;
   bool idle_ = true;

@@ -193,7 +193,7 @@ struct Gateway::Exchange {
   void pass_upstream_headers(const net::http1::ResponseHead& response) {
     passed_count = 0;
     for (std::size_t i = 0; i < response.header_count && passed_count < kMaxPassedHeaders; ++i) {
-      const auto& h = response.headers[i];
+      const auto h = response.header(i);
       if (is_passed_header(h.name)) passed[passed_count++] = {h.name, h.value};
     }
   }
@@ -1552,7 +1552,7 @@ asio::awaitable<Gateway::Outcome> Gateway::respond(Chat& chat, const DeploymentR
   result.status = response.status;
   result.record = true;
   for (std::size_t i = 0; i < response.header_count; ++i) {
-    const auto& h = response.headers[i];
+    const auto h = response.header(i);
     health::read_rate_limit_header(h.name, h.value, result.rate_limits);
     std::int64_t ra = health::parse_retry_after_ms(h.name, h.value);
     if (ra >= 0) result.retry_after_ms = ra;

@@ -667,8 +667,8 @@ static RecordedRequest recorded(const net::Request& request) {
   rec.method = std::string(request.method());
   rec.path = std::string(request.target());
   for (std::size_t i = 0; i < request.head->header_count; ++i)
-    rec.headers.emplace_back(std::string(request.head->headers[i].name),
-                             std::string(request.head->headers[i].value));
+    rec.headers.emplace_back(std::string(request.head->header(i).name),
+                             std::string(request.head->header(i).value));
   rec.body = std::string(request.body);
   return rec;
 }

@@ -190,9 +190,9 @@ Response Connection::read_head(std::chrono::milliseconds timeout) {
   }
   r.status = head.status;
   for (std::size_t i = 0; i < head.header_count; ++i) {
-    std::string name(head.headers[i].name);
+    std::string name(head.header(i).name);
     for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    r.headers[name] = std::string(head.headers[i].value);
+    r.headers[name] = std::string(head.header(i).value);
   }
   r.closed = !head.keep_alive();
   buf_.erase(0, head.head_size);
