@@ -23,7 +23,7 @@ namespace switchyard::net {
 
 namespace {
 
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr auto nothrow = asio::as_tuple(use_task);
 constexpr std::size_t kInitialBuffer = 4096;
 
 std::string_view reason_phrase(int status) {
@@ -58,7 +58,7 @@ void append_number(std::string& out, std::uint64_t n) {
   out.append(buf, p);
 }
 
-void set_nodelay(tcp::socket& socket) {
+void set_nodelay(Socket& socket) {
   boost::system::error_code ec;
   socket.set_option(tcp::no_delay(true), ec);
 }
@@ -69,7 +69,7 @@ void set_nodelay(tcp::socket& socket) {
 /// the loop's handler and writes its response.
 class Session final : public Deadline {
  public:
-  Session(Loop& loop, tcp::socket socket)
+  Session(Loop& loop, Socket socket)
       : loop_(loop), socket_(std::move(socket)), ahead_done_(loop.io()), buf_(kInitialBuffer) {
     loop_.deadlines_.add(*this);
     slot_ = loop_.sessions_.size();
@@ -85,7 +85,7 @@ class Session final : public Deadline {
     loop_.connections_.fetch_sub(1, std::memory_order_relaxed);
   }
 
-  asio::awaitable<void> run();
+  Task<> run();
 
   void expire() override {
     timed_out_ = true;
@@ -96,7 +96,7 @@ class Session final : public Deadline {
     if (closed_) return;
     closed_ = true;
     boost::system::error_code ec;
-    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.shutdown(Socket::shutdown_both, ec);
     socket_.close(ec);
   }
 
@@ -107,7 +107,7 @@ class Session final : public Deadline {
     else close_after_ = true;
   }
 
-  asio::awaitable<bool> write_buffers(std::string_view a, std::string_view b = {},
+  Task<bool> write_buffers(std::string_view a, std::string_view b = {},
                                       std::string_view c = {}, std::string_view d = {}) {
     if (closed_) co_return false;
     set(Clock::now() + loop_.options().write_timeout);
@@ -169,7 +169,7 @@ class Session final : public Deadline {
 
   /// Not a coroutine: the head is written now and the write's own awaitable returned, so a
   /// response costs one coroutine frame, not two. The caller awaits it at once.
-  asio::awaitable<bool> send(int status, std::string_view content_type, std::string_view body,
+  Task<bool> send(int status, std::string_view content_type, std::string_view body,
                              std::span<const HeaderField> headers) {
     begin_head(status, content_type);
     add_headers(headers);
@@ -182,7 +182,7 @@ class Session final : public Deadline {
   }
 
   /// The head of a stream is held back and leaves with the first chunk: one write, not two.
-  asio::awaitable<bool> start_stream(int status, std::string_view content_type,
+  Task<bool> start_stream(int status, std::string_view content_type,
                                      std::span<const HeaderField> headers) {
     begin_head(status, content_type);
     add_headers(headers);
@@ -195,7 +195,7 @@ class Session final : public Deadline {
   }
 
   /// Writes one chunk; `last` also ends the stream (in the same write).
-  asio::awaitable<bool> write_chunk(std::string_view data, bool last) {
+  Task<bool> write_chunk(std::string_view data, bool last) {
     if (data.empty() && !last) co_return !closed_;
     char size_line[24];
     std::size_t size_len = 0;
@@ -270,14 +270,14 @@ class Session final : public Deadline {
   }
 
   /// Waits for the read started by the watch (the next request's first bytes, or the end).
-  asio::awaitable<void> await_read_ahead() {
+  Task<> await_read_ahead() {
     while (ahead_pending_) {
       ahead_done_.expires_at(Clock::time_point::max());
       co_await ahead_done_.async_wait(nothrow);
     }
   }
 
-  asio::awaitable<bool> send_error(const http1::RequestHead* head, const core::ApiError& error) {
+  Task<bool> send_error(const http1::RequestHead* head, const core::ApiError& error) {
     close_after_ = true;
     loop_.handler().on_refused(head, error, Clock::now());
     std::string body = loop_.handler().render_error(head ? head->target : std::string_view{}, error);
@@ -285,8 +285,8 @@ class Session final : public Deadline {
   }
 
   Loop& loop_;
-  tcp::socket socket_;
-  asio::steady_timer ahead_done_;
+  Socket socket_;
+  Timer ahead_done_;
   ByteBuffer buf_;
   std::string out_;
   std::string body_;
@@ -313,7 +313,7 @@ class Session final : public Deadline {
   bool gone_ = false;
 };
 
-asio::awaitable<void> Session::run() {
+Task<> Session::run() {
   const ServerOptions& opt = loop_.options();
   http1::RequestHead head;
   while (!closed_) {
@@ -479,24 +479,24 @@ asio::awaitable<void> Session::run() {
 
 // ---- ResponseWriter -------------------------------------------------------------------------
 
-asio::awaitable<bool> ResponseWriter::send(int status, std::string_view content_type,
+Task<bool> ResponseWriter::send(int status, std::string_view content_type,
                                            std::string_view body,
                                            std::span<const HeaderField> headers) {
   return session_.send(status, content_type, body, headers);
 }
 
-asio::awaitable<bool> ResponseWriter::start_stream(int status, std::string_view content_type,
+Task<bool> ResponseWriter::start_stream(int status, std::string_view content_type,
                                                    std::span<const HeaderField> headers) {
   return session_.start_stream(status, content_type, headers);
 }
 
-asio::awaitable<bool> ResponseWriter::write_chunk(std::string_view data, bool last) {
+Task<bool> ResponseWriter::write_chunk(std::string_view data, bool last) {
   return session_.write_chunk(data, last);
 }
 
-asio::awaitable<bool> ResponseWriter::end_stream() { return session_.write_chunk({}, true); }
+Task<bool> ResponseWriter::end_stream() { return session_.write_chunk({}, true); }
 
-asio::awaitable<bool> ResponseWriter::flush() {
+Task<bool> ResponseWriter::flush() {
   if (!session_.head_pending_) co_return !session_.closed_;
   session_.head_pending_ = false;
   co_return co_await session_.write_buffers(session_.out_);
@@ -554,14 +554,14 @@ void Loop::listen(const tcp::endpoint& endpoint, bool reuse_port) {
   acceptor_.listen(4096);
 }
 
-asio::awaitable<void> Loop::accept_loop() {
+Task<> Loop::accept_loop() {
   for (;;) {
     auto [ec, socket] = co_await acceptor_.async_accept(nothrow);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
       // Out of descriptors and similar: back off briefly instead of spinning.
       spdlog::warn("accept failed: {}", ec.message());
-      asio::steady_timer pause(io_, std::chrono::milliseconds(50));
+      Timer pause(io_, std::chrono::milliseconds(50));
       co_await pause.async_wait(nothrow);
       continue;
     }
@@ -570,7 +570,7 @@ asio::awaitable<void> Loop::accept_loop() {
     auto session = std::make_unique<Session>(*this, std::move(socket));
     if (open > options_.max_connections) {
       Session* s = session.release();
-      asio::co_spawn(io_, [s]() -> asio::awaitable<void> {
+      asio::co_spawn(io_, [s]() -> Task<> {
         std::unique_ptr<Session> owner(s);
         co_await s->send_error(nullptr, core::ApiError::make(core::ErrorKind::unavailable,
                                                              "Too many connections; try again later.", {}, "too_many_connections"));
@@ -581,7 +581,7 @@ asio::awaitable<void> Loop::accept_loop() {
     Session* s = session.release();
     asio::co_spawn(
         io_,
-        [s]() -> asio::awaitable<void> {
+        [s]() -> Task<> {
           std::unique_ptr<Session> owner(s);
           co_await s->run();
           s->close();
@@ -598,8 +598,8 @@ asio::awaitable<void> Loop::accept_loop() {
   }
 }
 
-asio::awaitable<void> Loop::sweep_loop() {
-  asio::steady_timer timer(io_);
+Task<> Loop::sweep_loop() {
+  Timer timer(io_);
   int ticks = 0;
   for (;;) {
     timer.expires_after(sweep_interval_);
@@ -692,7 +692,7 @@ void Server::drain() {
     asio::post(l->io_, [l, deadline] {
       if (l->handler_) l->begin_drain();
       // The deadline: whatever is still running then is cut off.
-      auto timer = std::make_shared<asio::steady_timer>(l->io_, deadline);
+      auto timer = std::make_shared<Timer>(l->io_, deadline);
       timer->async_wait([l, timer](const boost::system::error_code&) { l->io_.stop(); });
     });
   }

@@ -1,6 +1,5 @@
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -16,6 +15,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "net/task.hpp"
 #include "net/deadline.hpp"
 #include "net/http1.hpp"
 
@@ -65,17 +65,17 @@ class ResponseWriter {
  public:
   explicit ResponseWriter(Session& session) : session_(session) {}
 
-  asio::awaitable<bool> send(int status, std::string_view content_type, std::string_view body,
+  Task<bool> send(int status, std::string_view content_type, std::string_view body,
                              std::span<const HeaderField> headers = {});
   /// Starts a chunked stream. The head is held back and leaves with the first chunk (one write
   /// instead of two) unless `flush()` is called.
-  asio::awaitable<bool> start_stream(int status, std::string_view content_type,
+  Task<bool> start_stream(int status, std::string_view content_type,
                                      std::span<const HeaderField> headers = {});
   /// One chunk of a stream; `last` ends the stream in the same write.
-  asio::awaitable<bool> write_chunk(std::string_view data, bool last = false);
-  asio::awaitable<bool> end_stream();
+  Task<bool> write_chunk(std::string_view data, bool last = false);
+  Task<bool> end_stream();
   /// Sends a stream's held-back head now instead of with the first chunk.
-  asio::awaitable<bool> flush();
+  Task<bool> flush();
 
   /// Drops the connection at once, with a TCP reset (fault injection, unrecoverable errors).
   void abort();
@@ -103,7 +103,7 @@ class ResponseWriter {
 class Handler {
  public:
   virtual ~Handler() = default;
-  virtual asio::awaitable<void> handle(Request request, ResponseWriter& writer) = 0;
+  virtual Task<> handle(Request request, ResponseWriter& writer) = 0;
   /// The error body for a request the server refused before the handler saw it (limits, framing),
   /// in the dialect of the path (`target` may be empty).
   virtual std::string render_error(std::string_view target, const core::ApiError& error);
@@ -137,8 +137,8 @@ class Loop {
   friend class Session;
 
   void listen(const tcp::endpoint& endpoint, bool reuse_port);
-  asio::awaitable<void> accept_loop();
-  asio::awaitable<void> sweep_loop();
+  Task<> accept_loop();
+  Task<> sweep_loop();
   void begin_drain();
   void refresh_date();
 
@@ -156,7 +156,7 @@ class Loop {
     void abandon_pending() { shutdown(); }
   };
   Context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
-  tcp::acceptor acceptor_{io_};
+  Acceptor acceptor_{io_};
   std::unique_ptr<Handler> handler_;
   DeadlineList deadlines_;
   std::vector<Session*> sessions_;

@@ -15,7 +15,7 @@
 namespace switchyard::net {
 
 namespace {
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr auto nothrow = asio::as_tuple(use_task);
 }
 
 Origin::Origin(std::string h, std::uint16_t p, bool t)
@@ -46,7 +46,7 @@ UpstreamConnection::UpstreamConnection(asio::io_context& io, asio::ssl::context*
   else plain_.emplace(io);
 }
 
-tcp::socket& UpstreamConnection::socket() { return tls_ ? tls_->next_layer() : *plain_; }
+Socket& UpstreamConnection::socket() { return tls_ ? tls_->next_layer() : *plain_; }
 
 // Not coroutines: they return the socket operation's own awaitable (its arguments are copied
 // into it), so the caller awaits one frame less per read and write.
@@ -66,7 +66,7 @@ void UpstreamConnection::close() {
   if (closed_) return;
   closed_ = true;
   boost::system::error_code ec;
-  socket().shutdown(tcp::socket::shutdown_both, ec);
+  socket().shutdown(Socket::shutdown_both, ec);
   socket().close(ec);
 }
 
@@ -92,7 +92,7 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::take_idle(const Origin& origin
   return nullptr;
 }
 
-asio::awaitable<std::pair<UpstreamError, std::vector<tcp::endpoint>>> UpstreamPool::resolve(
+Task<std::pair<UpstreamError, std::vector<tcp::endpoint>>> UpstreamPool::resolve(
     const Origin& origin) {
   boost::system::error_code ec;
   auto address = asio::ip::make_address(origin.host, ec);
@@ -103,7 +103,7 @@ asio::awaitable<std::pair<UpstreamError, std::vector<tcp::endpoint>>> UpstreamPo
   if (auto it = dns_.find(key); it != dns_.end() && it->second.expires > now)
     co_return std::pair{UpstreamError::none, it->second.endpoints};
 
-  tcp::resolver resolver(io_);
+  Resolver resolver(io_);
   auto [rec, results] =
       co_await resolver.async_resolve(origin.host, std::to_string(origin.port), nothrow);
   if (rec || results.empty()) co_return std::pair{UpstreamError::dns, std::vector<tcp::endpoint>{}};
@@ -113,7 +113,7 @@ asio::awaitable<std::pair<UpstreamError, std::vector<tcp::endpoint>>> UpstreamPo
   co_return std::pair{UpstreamError::none, std::move(endpoints)};
 }
 
-asio::awaitable<UpstreamError> UpstreamPool::connect(const Origin& origin,
+Task<UpstreamError> UpstreamPool::connect(const Origin& origin,
                                                     std::unique_ptr<UpstreamConnection>& slot,
                                                     std::string& detail) {
   HostPool& host = hosts_[origin.key];
@@ -241,7 +241,7 @@ UpstreamError UpstreamExchange::classify(const boost::system::error_code&) const
   return UpstreamError::reset;
 }
 
-asio::awaitable<UpstreamError> UpstreamExchange::start(std::string_view head, std::string_view body) {
+Task<UpstreamError> UpstreamExchange::start(std::string_view head, std::string_view body) {
   started_ = Clock::now();
   total_deadline_ = started_ + pool_.options().total_timeout;
   if (end_limit_) total_deadline_ = std::min(total_deadline_, *end_limit_);
@@ -365,7 +365,7 @@ bool UpstreamExchange::read_buffered(std::string& out, std::size_t limit, Upstre
   return e != UpstreamError::none || body_done_;
 }
 
-asio::awaitable<UpstreamError> UpstreamExchange::read_some(std::string& out, bool& done) {
+Task<UpstreamError> UpstreamExchange::read_some(std::string& out, bool& done) {
   done = body_done_;
   if (body_done_) co_return UpstreamError::none;
   if (!conn_) co_return UpstreamError::reset;
@@ -395,7 +395,7 @@ asio::awaitable<UpstreamError> UpstreamExchange::read_some(std::string& out, boo
   co_return e;
 }
 
-asio::awaitable<UpstreamError> UpstreamExchange::read_all(std::string& out, std::size_t limit) {
+Task<UpstreamError> UpstreamExchange::read_all(std::string& out, std::size_t limit) {
   bool done = false;
   while (!done) {
     UpstreamError e = co_await read_some(out, done);

@@ -1,6 +1,5 @@
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -18,6 +17,7 @@
 #include "net/buffer.hpp"
 #include "net/deadline.hpp"
 #include "net/http1.hpp"
+#include "net/task.hpp"
 
 namespace switchyard::net {
 
@@ -70,8 +70,8 @@ class UpstreamPool;
 class UpstreamConnection {
  public:
   UpstreamConnection(asio::io_context& io, asio::ssl::context* tls_context);
-  tcp::socket& socket();
-  using IoAwaitable = asio::awaitable<std::tuple<boost::system::error_code, std::size_t>>;
+  Socket& socket();
+  using IoAwaitable = Task<std::tuple<boost::system::error_code, std::size_t>>;
   /// Writes `a` then `b`; the bytes must outlive the await.
   IoAwaitable write(std::string_view a, std::string_view b);
   IoAwaitable read_some(char* data, std::size_t size);
@@ -81,8 +81,8 @@ class UpstreamConnection {
  private:
   friend class UpstreamPool;
   friend class UpstreamExchange;
-  std::optional<tcp::socket> plain_;
-  std::optional<asio::ssl::stream<tcp::socket>> tls_;
+  std::optional<Socket> plain_;
+  std::optional<asio::ssl::stream<Socket>> tls_;
   ByteBuffer buf_;
   http1::ResponseHead head_;
   Clock::time_point idle_since_{};
@@ -105,7 +105,7 @@ class UpstreamPool {
   std::unique_ptr<UpstreamConnection> take_idle(const Origin& origin);
   /// Opens a fresh connection into `slot` (set before connecting, so that a deadline can close
   /// it); counts against the per-origin cap. On failure `slot` is empty.
-  asio::awaitable<UpstreamError> connect(const Origin& origin,
+  Task<UpstreamError> connect(const Origin& origin,
                                          std::unique_ptr<UpstreamConnection>& slot,
                                          std::string& detail);
   /// Returns a connection after a complete exchange; `reusable` false closes it.
@@ -123,7 +123,7 @@ class UpstreamPool {
     std::vector<tcp::endpoint> endpoints;
     Clock::time_point expires;
   };
-  asio::awaitable<std::pair<UpstreamError, std::vector<tcp::endpoint>>> resolve(const Origin& origin);
+  Task<std::pair<UpstreamError, std::vector<tcp::endpoint>>> resolve(const Origin& origin);
 
   asio::io_context& io_;
   DeadlineList& deadlines_;
@@ -143,16 +143,16 @@ class UpstreamExchange final : public Deadline {
   ~UpstreamExchange() override;
 
   /// Sends `head` + `body` and reads the response head.
-  asio::awaitable<UpstreamError> start(std::string_view head, std::string_view body);
+  Task<UpstreamError> start(std::string_view head, std::string_view body);
 
   /// The response head (valid after a successful `start`).
   const http1::ResponseHead& response() const { return *response_; }
 
   /// Appends decoded body bytes from the next read to `out`; sets `done` at the end of the body.
-  asio::awaitable<UpstreamError> read_some(std::string& out, bool& done);
+  Task<UpstreamError> read_some(std::string& out, bool& done);
 
   /// Reads the whole body (up to `limit` bytes) into `out`.
-  asio::awaitable<UpstreamError> read_all(std::string& out, std::size_t limit);
+  Task<UpstreamError> read_all(std::string& out, std::size_t limit);
 
   /// Without waiting: appends the body bytes that came with the head to `out`. True when that
   /// settled the body (whole, or `e` set: an error or more than `limit` bytes); false when the

@@ -273,7 +273,7 @@ std::string_view Gateway::make_request_id(char (&out)[128]) {
   return {out, 26};
 }
 
-asio::awaitable<void> Gateway::fail(net::ResponseWriter& writer, Exchange& ex, const ApiError& error) {
+net::Task<> Gateway::fail(net::ResponseWriter& writer, Exchange& ex, const ApiError& error) {
   ex.status = error.status;
   if (ex.error.empty()) ex.error = error.code.empty() ? std::string(core::openai_type_of(error.kind)) : error.code;
   std::string body = dialects::error_body(ex.client, error, ex.request_id);
@@ -322,7 +322,7 @@ const config::KeyConfig* Gateway::find_key(const net::Request& request, Exchange
   return key;
 }
 
-asio::awaitable<void> Gateway::handle(net::Request request, net::ResponseWriter& writer) {
+net::Task<> Gateway::handle(net::Request request, net::ResponseWriter& writer) {
   // A reload swapped the runtime: this loop takes the new one; requests in flight keep theirs.
   if (std::uint64_t g = shared_.runtime.generation(); g != generation_) {
     runtime_ = shared_.runtime.get();
@@ -345,7 +345,7 @@ asio::awaitable<void> Gateway::handle(net::Request request, net::ResponseWriter&
   std::string_view method = request.method();
   // Each known path takes one method and has one handler; another method gets a 405 naming the
   // right one, an unknown path a 404.
-  using Handler = asio::awaitable<void> (Gateway::*)(net::Request&, net::ResponseWriter&, Exchange&);
+  using Handler = net::Task<> (Gateway::*)(net::Request&, net::ResponseWriter&, Exchange&);
   struct Endpoint {
     std::string_view path, method;
     Handler handler;
@@ -479,12 +479,12 @@ void Gateway::record_decision(Exchange& ex, std::shared_ptr<const Runtime> runti
   auto spare = shared_.decisions.add(std::move(ex.decision), std::move(runtime));
   if (spare && decision_pool_.size() < 64) decision_pool_.push_back(std::move(spare));
 }
-asio::awaitable<void> Gateway::healthz(net::Request&, net::ResponseWriter& writer, Exchange& ex) {
+net::Task<> Gateway::healthz(net::Request&, net::ResponseWriter& writer, Exchange& ex) {
   ex.status = 200;
   co_await writer.send(200, "application/json", R"({"status":"ok"})", ex.headers());
 }
 
-asio::awaitable<void> Gateway::readyz(net::Request&, net::ResponseWriter& writer, Exchange& ex) {
+net::Task<> Gateway::readyz(net::Request&, net::ResponseWriter& writer, Exchange& ex) {
   bool ready = !loop_.draining();
   ex.status = ready ? 200 : 503;
   std::string_view body = R"({"status":"ready"})";
@@ -492,7 +492,7 @@ asio::awaitable<void> Gateway::readyz(net::Request&, net::ResponseWriter& writer
   co_await writer.send(ex.status, "application/json", body, ex.headers());
 }
 
-asio::awaitable<void> Gateway::models(net::Request& request, net::ResponseWriter& writer,
+net::Task<> Gateway::models(net::Request& request, net::ResponseWriter& writer,
                                       Exchange& ex) {
   // Anthropic's SDK lists models at the same path, with its version header: answered in its shape.
   bool anthropic = !request.header("anthropic-version").empty();
@@ -670,7 +670,7 @@ bool Gateway::read_overrides(const net::Request& request, const config::KeyConfi
   return true;
 }
 
-asio::awaitable<void> Gateway::health_report(net::Request& request, net::ResponseWriter& writer,
+net::Task<> Gateway::health_report(net::Request& request, net::ResponseWriter& writer,
                                              Exchange& ex) {
   ApiError refused;
   const config::KeyConfig* key = authenticate(request, ex, refused);
@@ -737,7 +737,7 @@ asio::awaitable<void> Gateway::health_report(net::Request& request, net::Respons
   co_await writer.send(200, "application/json", body, ex.headers());
 }
 
-asio::awaitable<void> Gateway::decision_report(net::Request& request, net::ResponseWriter& writer,
+net::Task<> Gateway::decision_report(net::Request& request, net::ResponseWriter& writer,
                                                Exchange& ex) {
   ApiError refused;
   const config::KeyConfig* key = authenticate(request, ex, refused);
@@ -774,7 +774,7 @@ asio::awaitable<void> Gateway::decision_report(net::Request& request, net::Respo
   co_await writer.send(200, "application/json", *found, ex.headers());
 }
 
-asio::awaitable<void> Gateway::feedback(net::Request& request, net::ResponseWriter& writer, Exchange& ex) {
+net::Task<> Gateway::feedback(net::Request& request, net::ResponseWriter& writer, Exchange& ex) {
   ApiError refused;
   const config::KeyConfig* key = authenticate(request, ex, refused);
   if (!key) {
@@ -834,7 +834,7 @@ asio::awaitable<void> Gateway::feedback(net::Request& request, net::ResponseWrit
   co_await writer.send(200, "application/json", R"({"object":"switchyard.feedback","recorded":true})", ex.headers());
 }
 
-asio::awaitable<void> Gateway::chat(net::Request& request, net::ResponseWriter& writer,
+net::Task<> Gateway::chat(net::Request& request, net::ResponseWriter& writer,
                                     Exchange& ex) {
   ApiError refused;
   const config::KeyConfig* key = authenticate(request, ex, refused);
@@ -890,7 +890,7 @@ asio::awaitable<void> Gateway::chat(net::Request& request, net::ResponseWriter& 
   co_await run_candidates(*route, chat, writer, ex);
 }
 
-asio::awaitable<void> Gateway::embeddings(net::Request& request, net::ResponseWriter& writer,
+net::Task<> Gateway::embeddings(net::Request& request, net::ResponseWriter& writer,
                                           Exchange& ex) {
   ApiError refused;
   const config::KeyConfig* key = authenticate(request, ex, refused);
@@ -936,7 +936,7 @@ asio::awaitable<void> Gateway::embeddings(net::Request& request, net::ResponseWr
   co_await run_candidates(*route, chat, writer, ex);
 }
 
-asio::awaitable<void> Gateway::count_tokens(net::Request& request, net::ResponseWriter& writer,
+net::Task<> Gateway::count_tokens(net::Request& request, net::ResponseWriter& writer,
                                             Exchange& ex) {
   ApiError refused;
   const config::KeyConfig* key = authenticate(request, ex, refused);
@@ -1044,24 +1044,24 @@ struct Gateway::Prepared {
 struct Gateway::Racer {
   net::UpstreamError error = net::UpstreamError::none;
   bool done = false;
-  boost::asio::steady_timer* wake = nullptr;
+  net::Timer* wake = nullptr;
 };
 
-asio::awaitable<void> Gateway::race(net::UpstreamExchange& up, std::string_view head,
+net::Task<> Gateway::race(net::UpstreamExchange& up, std::string_view head,
                                     std::string_view body, Racer& racer) {
   racer.error = co_await up.start(head, body);
   racer.done = true;
   racer.wake->cancel();
 }
 
-asio::awaitable<void> Gateway::sleep_ms(std::int64_t ms) {
-  asio::steady_timer timer(loop_.io());
+net::Task<> Gateway::sleep_ms(std::int64_t ms) {
+  net::Timer timer(loop_.io());
   timer.expires_after(std::chrono::milliseconds(ms));
   boost::system::error_code ec;
-  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  co_await timer.async_wait(asio::redirect_error(net::use_task, ec));
 }
 
-asio::awaitable<void> Gateway::run_candidates(const RouteRuntime& route, Chat& chat,
+net::Task<> Gateway::run_candidates(const RouteRuntime& route, Chat& chat,
                                               net::ResponseWriter& writer, Exchange& ex) {
   routing::Decision& decision = *ex.decision;
   const config::RouteConfig& rc = *route.config;
@@ -1176,7 +1176,7 @@ asio::awaitable<void> Gateway::run_candidates(const RouteRuntime& route, Chat& c
   co_await answer_failure(writer, ex, failure);
 }
 
-asio::awaitable<void> Gateway::answer_unavailable(const RouteRuntime& route, net::ResponseWriter& writer,
+net::Task<> Gateway::answer_unavailable(const RouteRuntime& route, net::ResponseWriter& writer,
                                                   Exchange& ex) {
   const routing::Decision& decision = *ex.decision;
   const std::int64_t now = health::steady_now_ms();
@@ -1292,7 +1292,7 @@ std::optional<Gateway::Outcome> Gateway::prepare(Chat& chat, const DeploymentRun
   return std::nullopt;
 }
 
-asio::awaitable<Gateway::Outcome> Gateway::attempt(const RouteRuntime& route, Chat& chat,
+net::Task<Gateway::Outcome> Gateway::attempt(const RouteRuntime& route, Chat& chat,
                                                    std::uint16_t index, int hedge_index,
                                                    routing::HedgeBudget* budget, bool last_candidate,
                                                    net::UpstreamExchange** current,
@@ -1371,7 +1371,7 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt(const RouteRuntime& route, Ch
   co_return outcome;
 }
 
-asio::awaitable<Gateway::Outcome> Gateway::attempt_hedged(
+net::Task<Gateway::Outcome> Gateway::attempt_hedged(
     const RouteRuntime& route, Chat& chat, std::uint16_t index, std::uint16_t hedge_index,
     std::int64_t delay_ms, routing::HedgeBudget& budget, bool probe, Prepared& p,
     net::UpstreamExchange& up, bool last_candidate, net::UpstreamExchange** current,
@@ -1379,7 +1379,7 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt_hedged(
   const DeploymentRuntime& d = *route.candidates[index];
   const DeploymentRuntime& b = *route.candidates[hedge_index];
   const auto started = net::Clock::now();
-  asio::steady_timer wake(loop_.io());
+  net::Timer wake(loop_.io());
   Racer primary;
   primary.wake = &wake;
   auto log_exception = [](std::exception_ptr e) {
@@ -1393,7 +1393,7 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt_hedged(
   asio::co_spawn(loop_.io(), race(up, p.head(), p.body(), primary), log_exception);
   wake.expires_after(std::chrono::milliseconds(delay_ms));
   boost::system::error_code ec;
-  co_await wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  co_await wake.async_wait(asio::redirect_error(net::use_task, ec));
 
   Racer backup;
   backup.wake = &wake;
@@ -1443,15 +1443,15 @@ asio::awaitable<Gateway::Outcome> Gateway::attempt_hedged(
     else if (hedged && usable(backup, *bup)) winner = 1;
     else if (primary.done && (!hedged || backup.done)) winner = 0;
     if (winner >= 0) break;
-    wake.expires_at(asio::steady_timer::time_point::max());
-    co_await wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    wake.expires_at(net::Timer::time_point::max());
+    co_await wake.async_wait(asio::redirect_error(net::use_task, ec));
   }
   // The loser is cancelled, and awaited: its exchange lives in this frame.
   if (winner == 1 && !primary.done) up.cancel();
   if (winner == 0 && hedged && !backup.done) bup->cancel();
   while (!primary.done || (hedged && !backup.done)) {
-    wake.expires_at(asio::steady_timer::time_point::max());
-    co_await wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    wake.expires_at(net::Timer::time_point::max());
+    co_await wake.async_wait(asio::redirect_error(net::use_task, ec));
   }
   if (hedged && b.health) b.health->end();
 
@@ -1526,7 +1526,7 @@ void Gateway::settle_attempt(const DeploymentRuntime& d, std::uint16_t index, bo
   r = {};
 }
 
-asio::awaitable<Gateway::Outcome> Gateway::respond(Chat& chat, const DeploymentRuntime& d, Prepared& p,
+net::Task<Gateway::Outcome> Gateway::respond(Chat& chat, const DeploymentRuntime& d, Prepared& p,
                                                    net::UpstreamError err, bool last_candidate,
                                                    net::UpstreamExchange& up,
                                                    net::ResponseWriter& writer, Exchange& ex,
@@ -1652,7 +1652,7 @@ asio::awaitable<Gateway::Outcome> Gateway::respond(Chat& chat, const DeploymentR
   co_return co_await relay_stream(processor, d, up, writer, ex, failure);
 }
 
-asio::awaitable<Gateway::Outcome> Gateway::relay_translated(Chat& chat, const DeploymentRuntime& d,
+net::Task<Gateway::Outcome> Gateway::relay_translated(Chat& chat, const DeploymentRuntime& d,
                                                             const dialects::UpstreamRequest& sent,
                                                             net::UpstreamExchange& up,
                                                             net::ResponseWriter& writer, Exchange& ex,
@@ -1686,7 +1686,7 @@ asio::awaitable<Gateway::Outcome> Gateway::relay_translated(Chat& chat, const De
   co_return co_await relay_stream(processor, d, up, writer, ex, failure);
 }
 
-asio::awaitable<Gateway::Outcome> Gateway::relay_json(Chat& chat, const DeploymentRuntime& d,
+net::Task<Gateway::Outcome> Gateway::relay_json(Chat& chat, const DeploymentRuntime& d,
                                                       net::UpstreamExchange& up,
                                                       net::ResponseWriter& writer, Exchange& ex,
                                                       Failure& failure) {
@@ -1753,7 +1753,7 @@ asio::awaitable<Gateway::Outcome> Gateway::relay_json(Chat& chat, const Deployme
   co_return Outcome::answered;
 }
 
-asio::awaitable<Gateway::Outcome> Gateway::relay_stream(StreamProcessor& processor,
+net::Task<Gateway::Outcome> Gateway::relay_stream(StreamProcessor& processor,
                                                         const DeploymentRuntime& d,
                                                         net::UpstreamExchange& up,
                                                         net::ResponseWriter& writer, Exchange& ex,
@@ -1829,7 +1829,7 @@ asio::awaitable<Gateway::Outcome> Gateway::relay_stream(StreamProcessor& process
   co_return Outcome::answered;
 }
 
-asio::awaitable<void> Gateway::answer_failure(net::ResponseWriter& writer, Exchange& ex,
+net::Task<> Gateway::answer_failure(net::ResponseWriter& writer, Exchange& ex,
                                               const Failure& failure) {
   if (failure.status == 0) {
     co_await fail(writer, ex,

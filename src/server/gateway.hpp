@@ -79,7 +79,7 @@ class Gateway final : public net::Handler {
  public:
   Gateway(net::Loop& loop, Shared& shared);
 
-  boost::asio::awaitable<void> handle(net::Request request, net::ResponseWriter& writer) override;
+  net::Task<> handle(net::Request request, net::ResponseWriter& writer) override;
   void on_drain() override;
   void on_refused(const net::http1::RequestHead* head, const core::ApiError& error,
                   net::Clock::time_point received) override;
@@ -108,18 +108,18 @@ class Gateway final : public net::Handler {
   enum class Endpoint { chat, embeddings };
 
   /// Chat in either client dialect (`/v1/chat/completions`, `/v1/messages`).
-  boost::asio::awaitable<void> chat(net::Request& request, net::ResponseWriter& writer,
+  net::Task<> chat(net::Request& request, net::ResponseWriter& writer,
                                     Exchange& ex);
-  boost::asio::awaitable<void> embeddings(net::Request& request, net::ResponseWriter& writer,
+  net::Task<> embeddings(net::Request& request, net::ResponseWriter& writer,
                                           Exchange& ex);
-  boost::asio::awaitable<void> count_tokens(net::Request& request, net::ResponseWriter& writer,
+  net::Task<> count_tokens(net::Request& request, net::ResponseWriter& writer,
                                             Exchange& ex);
   /// Plans the request and runs the plan: attempts, retries with backoff, hedges, failover.
-  boost::asio::awaitable<void> run_candidates(const RouteRuntime& route, Chat& chat,
+  net::Task<> run_candidates(const RouteRuntime& route, Chat& chat,
                                               net::ResponseWriter& writer, Exchange& ex);
   /// One plan entry (and its hedge, when one starts): send, and relay (or translate) the
   /// answer unless it failed before the first byte.
-  boost::asio::awaitable<Outcome> attempt(const RouteRuntime& route, Chat& chat, std::uint16_t index,
+  net::Task<Outcome> attempt(const RouteRuntime& route, Chat& chat, std::uint16_t index,
                                           int hedge_index, routing::HedgeBudget* budget, bool last_candidate,
                                           net::UpstreamExchange** current,
                                           net::ResponseWriter& writer, Exchange& ex,
@@ -128,11 +128,11 @@ class Gateway final : public net::Handler {
   std::optional<Outcome> prepare(Chat& chat, const DeploymentRuntime& d, Prepared& p, Exchange& ex,
                                  Failure& failure);
   /// After `start`: the answer, relayed, or why this deployment failed.
-  boost::asio::awaitable<Outcome> respond(Chat& chat, const DeploymentRuntime& d, Prepared& p,
+  net::Task<Outcome> respond(Chat& chat, const DeploymentRuntime& d, Prepared& p,
                                           net::UpstreamError started, bool last_candidate,
                                           net::UpstreamExchange& up, net::ResponseWriter& writer,
                                           Exchange& ex, Failure& failure);
-  boost::asio::awaitable<Outcome> attempt_hedged(
+  net::Task<Outcome> attempt_hedged(
       const RouteRuntime& route, Chat& chat, std::uint16_t index, std::uint16_t hedge_index,
       std::int64_t delay_ms, routing::HedgeBudget& budget, bool probe, Prepared& p,
       net::UpstreamExchange& up, bool last_candidate, net::UpstreamExchange** current,
@@ -142,43 +142,43 @@ class Gateway final : public net::Handler {
   /// Feeds an attempt's result to the deployment's health and to the decision record.
   void settle_attempt(const DeploymentRuntime& d, std::uint16_t index, bool probe, Outcome outcome,
                       double ms, bool hedge, Exchange& ex);
-  static boost::asio::awaitable<void> race(net::UpstreamExchange& up, std::string_view head,
+  static net::Task<> race(net::UpstreamExchange& up, std::string_view head,
                                            std::string_view body, Racer& racer);
-  boost::asio::awaitable<void> answer_unavailable(const RouteRuntime& route, net::ResponseWriter& writer,
+  net::Task<> answer_unavailable(const RouteRuntime& route, net::ResponseWriter& writer,
                                                   Exchange& ex);
-  boost::asio::awaitable<void> sleep_ms(std::int64_t ms);
-  boost::asio::awaitable<void> healthz(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
-  boost::asio::awaitable<void> readyz(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
-  boost::asio::awaitable<void> health_report(net::Request& request, net::ResponseWriter& writer,
+  net::Task<> sleep_ms(std::int64_t ms);
+  net::Task<> healthz(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
+  net::Task<> readyz(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
+  net::Task<> health_report(net::Request& request, net::ResponseWriter& writer,
                                              Exchange& ex);
-  boost::asio::awaitable<void> decision_report(net::Request& request, net::ResponseWriter& writer,
+  net::Task<> decision_report(net::Request& request, net::ResponseWriter& writer,
                                                Exchange& ex);
-  boost::asio::awaitable<void> feedback(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
+  net::Task<> feedback(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
   /// Reads x-switchyard-* overrides into `ex`; false with `error` set when one is refused.
   /// (Plain functions, not coroutines: the hot path pays for a frame per coroutine call, and
   /// only the error case needs to write.)
   bool read_overrides(const net::Request& request, const config::KeyConfig& key, Exchange& ex,
                       core::ApiError& error);
-  boost::asio::awaitable<Outcome> relay_translated(Chat& chat, const DeploymentRuntime& d,
+  net::Task<Outcome> relay_translated(Chat& chat, const DeploymentRuntime& d,
                                                    const dialects::UpstreamRequest& sent,
                                                    net::UpstreamExchange& up,
                                                    net::ResponseWriter& writer, Exchange& ex,
                                                    Failure& failure);
-  boost::asio::awaitable<Outcome> relay_json(Chat& chat, const DeploymentRuntime& d,
+  net::Task<Outcome> relay_json(Chat& chat, const DeploymentRuntime& d,
                                              net::UpstreamExchange& up,
                                              net::ResponseWriter& writer, Exchange& ex,
                                              Failure& failure);
-  boost::asio::awaitable<Outcome> relay_stream(StreamProcessor& processor,
+  net::Task<Outcome> relay_stream(StreamProcessor& processor,
                                                const DeploymentRuntime& d,
                                                net::UpstreamExchange& up,
                                                net::ResponseWriter& writer, Exchange& ex,
                                                Failure& failure);
-  boost::asio::awaitable<void> answer_failure(net::ResponseWriter& writer, Exchange& ex,
+  net::Task<> answer_failure(net::ResponseWriter& writer, Exchange& ex,
                                               const Failure& failure);
   static void fail_attempt(Exchange& ex, Failure& failure, core::ApiError error);
-  boost::asio::awaitable<void> models(net::Request& request, net::ResponseWriter& writer,
+  net::Task<> models(net::Request& request, net::ResponseWriter& writer,
                                       Exchange& ex);
-  boost::asio::awaitable<void> fail(net::ResponseWriter& writer, Exchange& ex,
+  net::Task<> fail(net::ResponseWriter& writer, Exchange& ex,
                                     const core::ApiError& error);
   /// The caller's key, or nullptr with the 401 to answer in `error`.
   const config::KeyConfig* authenticate(const net::Request& request, Exchange& ex, core::ApiError& error);

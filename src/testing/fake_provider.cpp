@@ -145,10 +145,10 @@ void FakeProviderState::stream_finished(bool aborted) {
 FakeProvider::FakeProvider(net::Loop& loop, std::shared_ptr<FakeProviderState> state)
     : loop_(loop), state_(std::move(state)) {}
 
-asio::awaitable<void> FakeProvider::sleep(std::uint32_t ms) {
+net::Task<> FakeProvider::sleep(std::uint32_t ms) {
   if (ms == 0) co_return;
-  asio::steady_timer timer(loop_.io(), std::chrono::milliseconds(ms));
-  co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  net::Timer timer(loop_.io(), std::chrono::milliseconds(ms));
+  co_await timer.async_wait(asio::as_tuple(net::use_task));
 }
 
 namespace {
@@ -183,7 +183,7 @@ std::vector<std::string> split_chunks(const std::string& text, int n) {
 
 }  // namespace
 
-asio::awaitable<void> FakeProvider::handle(net::Request request, net::ResponseWriter& writer) {
+net::Task<> FakeProvider::handle(net::Request request, net::ResponseWriter& writer) {
   std::string_view path = request.path();
   std::string_view method = request.method();
   if (path.starts_with("/_fake/")) {
@@ -673,7 +673,7 @@ static RecordedRequest recorded(const net::Request& request) {
   return rec;
 }
 
-asio::awaitable<void> FakeProvider::chat(net::Request& request, net::ResponseWriter& writer) {
+net::Task<> FakeProvider::chat(net::Request& request, net::ResponseWriter& writer) {
   state_->record(recorded(request));
 
   std::string_view path = request.path();
@@ -827,7 +827,7 @@ std::string embeddings_reply(std::string_view path, std::string_view body_text, 
 
 }  // namespace
 
-asio::awaitable<void> FakeProvider::embeddings(net::Request& request, net::ResponseWriter& writer) {
+net::Task<> FakeProvider::embeddings(net::Request& request, net::ResponseWriter& writer) {
   state_->record(recorded(request));
   int status = 200;
   std::string reply = embeddings_reply(request.path(), request.body, status);

@@ -95,12 +95,12 @@ class FakeProviderState {
 class FakeProvider final : public net::Handler {
  public:
   FakeProvider(net::Loop& loop, std::shared_ptr<FakeProviderState> state);
-  boost::asio::awaitable<void> handle(net::Request request, net::ResponseWriter& writer) override;
+  net::Task<> handle(net::Request request, net::ResponseWriter& writer) override;
 
  private:
-  boost::asio::awaitable<void> chat(net::Request& request, net::ResponseWriter& writer);
-  boost::asio::awaitable<void> embeddings(net::Request& request, net::ResponseWriter& writer);
-  boost::asio::awaitable<void> sleep(std::uint32_t ms);
+  net::Task<> chat(net::Request& request, net::ResponseWriter& writer);
+  net::Task<> embeddings(net::Request& request, net::ResponseWriter& writer);
+  net::Task<> sleep(std::uint32_t ms);
 
   net::Loop& loop_;
   std::shared_ptr<FakeProviderState> state_;
