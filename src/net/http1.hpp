@@ -4,6 +4,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string_view>
 
@@ -78,15 +79,42 @@ ParseStatus parse_request(std::string_view data, std::size_t max_head_bytes, Req
 /// Parses a response head at the start of `data`.
 ParseStatus parse_response(std::string_view data, std::size_t max_head_bytes, ResponseHead& out);
 
-/// Case-insensitive ASCII comparison. Inline: most calls end at the size check.
-inline bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
+namespace detail {
+inline bool iequals_bytes(const char* a, const char* b, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
     unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
     if (x == y) continue;
     if ((x | 0x20) != (y | 0x20) || (x | 0x20) < 'a' || (x | 0x20) > 'z') return false;
   }
   return true;
+}
+
+/// The eight bytes at `a` and `b` (read as `x` and `y`) are equal but for the case of ASCII
+/// letters.
+inline bool iequals8(std::uint64_t x, std::uint64_t y, const char* a, const char* b) {
+  constexpr std::uint64_t k20 = 0x2020202020202020ull, k80 = 0x8080808080808080ull;
+  const std::uint64_t diff = x ^ y;
+  if (diff & ~k20) return false;                    // a difference other than the case bit
+  if ((x | y) & k80) return iequals_bytes(a, b, 8);  // non-ASCII: the sums below would carry
+  const std::uint64_t lower = x | k20;
+  // Per byte (all below 0x80, so nothing carries between bytes): bit 7 set iff 'a' <= c <= 'z'.
+  const std::uint64_t letter = (lower + 0x1F1F1F1F1F1F1F1Full) & (0xFAFAFAFAFAFAFAFAull - lower) & k80;
+  return ((diff << 2) & ~letter) == 0;           // every case difference is on a letter
+}
+}  // namespace detail
+
+/// Case-insensitive ASCII comparison, eight bytes at a time. Inline: most calls end at the
+/// size check.
+inline bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  std::size_t i = 0;
+  for (; i + 8 <= a.size(); i += 8) {
+    std::uint64_t x, y;
+    std::memcpy(&x, a.data() + i, 8);
+    std::memcpy(&y, b.data() + i, 8);
+    if (x != y && !detail::iequals8(x, y, a.data() + i, b.data() + i)) return false;
+  }
+  return detail::iequals_bytes(a.data() + i, b.data() + i, a.size() - i);
 }
 
 /// Incremental decoder of a chunked body. Feed it bytes; it appends payload bytes through a

@@ -148,3 +148,46 @@ TEST(Http1Chunked, RejectsMalformedChunks) {
     EXPECT_EQ(st, ChunkedDecoder::Status::error) << bad;
   }
 }
+
+TEST(Http1, IequalsMatchesTheByteRuleOnEveryPair) {
+  // The reference: bytes equal, or equal but for the case of an ASCII letter.
+  auto reference = [](std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
+      if (x == y) continue;
+      if ((x | 0x20) != (y | 0x20) || (x | 0x20) < 'a' || (x | 0x20) > 'z') return false;
+    }
+    return true;
+  };
+  // Pairs that differ only in bit 0x20 but are not letters must not match: '@'/'`', '['/'{',
+  // '^'/'~', '-'/CR, digits/controls; nor bytes above 0x80 that differ in that bit.
+  const std::string alphabet = std::string("aAzZmM@`[{^~-\r09\x10\x19_\x7f") + "\xc3\xe3\xa9\x89";
+  std::uint64_t state = 42;
+  auto next = [&state] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<std::size_t>(state >> 33);
+  };
+  std::size_t matches = 0;
+  for (int round = 0; round < 20000; ++round) {
+    std::size_t n = next() % 24;
+    std::string a, b;
+    for (std::size_t i = 0; i < n; ++i) {
+      char c = alphabet[next() % alphabet.size()];
+      a += c;
+      // Mostly the same byte or its case twin, so that long matches happen.
+      switch (next() % 4) {
+        case 0: b += alphabet[next() % alphabet.size()]; break;
+        case 1: b += static_cast<char>(c ^ 0x20); break;
+        default: b += c;
+      }
+    }
+    bool want = reference(a, b);
+    matches += want;
+    ASSERT_EQ(iequals(a, b), want) << a << " vs " << b;
+  }
+  EXPECT_GT(matches, 100u);  // the test exercised matching pairs, not only mismatches
+  EXPECT_TRUE(iequals("Content-Length", "content-length"));
+  EXPECT_FALSE(iequals("Content-Lengt@", "content-length`"));
+  EXPECT_FALSE(iequals("x-ratelimit-[x]", "x-ratelimit-{x}"));
+}
