@@ -200,12 +200,15 @@ ParseStatus parse_fields(std::string_view data, const HeadLines& lines, Head& he
   return ParseStatus::complete;
 }
 
-/// The status for a head that `scan_head` did not find whole.
-ParseStatus unfinished(HeadScan scan, std::size_t have, std::size_t limit) {
-  switch (scan) {
+/// Finds the lines of the head at the start of `data` (at most `limit` bytes of it): complete
+/// (with `lines` and `end` set), or why not (incomplete, too large, malformed).
+ParseStatus find_lines(std::string_view data, std::size_t limit, HeadLines& lines, std::size_t& end) {
+  const std::size_t n = std::min(data.size(), limit);
+  switch (scan_head(reinterpret_cast<const unsigned char*>(data.data()), n, lines, end)) {
+    case HeadScan::complete: return ParseStatus::complete;
     case HeadScan::bad: return ParseStatus::bad_request;
     case HeadScan::too_many_lines: return ParseStatus::headers_too_large;
-    default: return have >= limit ? ParseStatus::headers_too_large : ParseStatus::incomplete;
+    default: return data.size() >= limit ? ParseStatus::headers_too_large : ParseStatus::incomplete;
   }
 }
 
@@ -238,11 +241,10 @@ ParseStatus parse_request(std::string_view data, std::size_t max_head_bytes, Req
   std::size_t skip = 0;
   while (skip + 1 < data.size() && skip < 8 && data[skip] == '\r' && data[skip + 1] == '\n') skip += 2;
   const std::string_view d = data.substr(skip);
-  const std::size_t n = std::min(d.size(), max_head_bytes);
   HeadLines lines;
   std::size_t end = 0;
-  HeadScan scan = scan_head(reinterpret_cast<const unsigned char*>(d.data()), n, lines, end);
-  if (scan != HeadScan::complete) return unfinished(scan, d.size(), max_head_bytes);
+  if (ParseStatus found = find_lines(d, max_head_bytes, lines, end); found != ParseStatus::complete)
+    return found;
   std::string_view line = d.substr(0, lines.lf[0] - 1);
   std::size_t sp1 = line.find(' ');
   if (sp1 == std::string_view::npos || sp1 == 0) return ParseStatus::bad_request;
@@ -266,11 +268,10 @@ ParseStatus parse_request(std::string_view data, std::size_t max_head_bytes, Req
 }
 
 ParseStatus parse_response(std::string_view data, std::size_t max_head_bytes, ResponseHead& out) {
-  const std::size_t n = std::min(data.size(), max_head_bytes);
   HeadLines lines;
   std::size_t end = 0;
-  HeadScan scan = scan_head(reinterpret_cast<const unsigned char*>(data.data()), n, lines, end);
-  if (scan != HeadScan::complete) return unfinished(scan, data.size(), max_head_bytes);
+  if (ParseStatus found = find_lines(data, max_head_bytes, lines, end); found != ParseStatus::complete)
+    return found;
   std::string_view line = data.substr(0, lines.lf[0] - 1);
   // HTTP/1.1 200 OK
   if (line.size() < 12 || !parse_version(line.substr(0, 8), out.version_minor) || line[8] != ' ')
