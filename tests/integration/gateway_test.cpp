@@ -136,6 +136,29 @@ TEST_F(GatewayTest, AnswersAChatCompletionThroughTheFastPath) {
   EXPECT_EQ(log.find("hello gateway"), std::string::npos);  // no bodies
 }
 
+TEST_F(GatewayTest, AnswerLargerThanTheSocketTakesAtOnceArrivesWhole) {
+  // A response is first sent without waiting; what the socket does not take then is written
+  // when the client reads. 8 MB to a client that reads only after a pause: the first send
+  // fills the socket, the rest must follow in order.
+  std::string text;
+  text.reserve(8 << 20);
+  for (int i = 0; text.size() < (8u << 20); ++i) text += "word" + std::to_string(i) + " ";
+  fake_.script(R"({"content":")" + text + R"("})");
+  Gateway gw(config({{"a", fake_.port(), "m"}}));
+  Connection c(gw.port());
+  ASSERT_TRUE(c.ok());
+  c.send_raw(harness::request("POST", "/v1/chat/completions", auth(), chat_body("big")));
+  std::this_thread::sleep_for(300ms);
+  Response r = c.read_response(std::chrono::seconds(30));
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(content_of(r), text);
+  // The connection still serves the next request.
+  c.send_raw(harness::request("POST", "/v1/chat/completions", auth(), chat_body("small")));
+  Response next = c.read_response();
+  ASSERT_EQ(next.status, 200) << next.body;
+  EXPECT_EQ(content_of(next), "Hello from Switchyard's demo provider! You said: small");
+}
+
 TEST_F(GatewayTest, RelaysAStreamEventByEvent) {
   Gateway gw(config({{"a", fake_.port(), "m"}}));
   fake_.script(R"({"content":"one two three four five six","chunks":6})");
