@@ -28,32 +28,40 @@ std::size_t value_after(std::string_view text, std::size_t key_pos, std::size_t 
   return p < text.size() ? p : std::string_view::npos;
 }
 
-/// Last occurrence of a quoted key, found from the end: the closing quotes of 16 bytes at a
-/// time, each compared with the key (a body has few quotes, and `usage` is near its end).
+/// Last occurrence of a quoted key, found from the end 16 starting positions at a time: a
+/// position is a candidate when its byte is the key's first, the next byte its second and the
+/// key's last byte sits where it should (three compares per 16 bytes; candidates are rare, and
+/// `usage` is near the end of a body).
 std::size_t rfind_key(std::string_view text, std::string_view quoted) {
   const char* s = text.data();
-  const std::size_t n = quoted.size();
-  auto match = [&](std::size_t close) {  // the byte before the quote first: most quotes differ there
-    return close + 1 >= n && s[close - 1] == quoted[n - 2] &&
-           std::memcmp(s + close + 1 - n, quoted.data(), n) == 0;
-  };
-  std::size_t end = text.size();
+  const std::size_t n = quoted.size();  // at least 3: two quotes and a name
+  if (text.size() < n) return std::string_view::npos;
+  auto match = [&](std::size_t start) { return std::memcmp(s + start, quoted.data(), n) == 0; };
+  // Candidate starts are [0, last]; scanned from the highest down.
+  std::size_t last = text.size() - n;
+  std::size_t top = last + 1;  // one past the highest start not yet looked at
 #if defined(__SSE2__)
-  const __m128i quote = _mm_set1_epi8('"');
-  while (end >= 16) {
-    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + end - 16));
-    auto mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)));
+  const __m128i first = _mm_set1_epi8(quoted[0]);
+  const __m128i second = _mm_set1_epi8(quoted[1]);
+  const __m128i final = _mm_set1_epi8(quoted[n - 1]);
+  while (top >= 16) {
+    const std::size_t base = top - 16;  // starts base .. base+15; every load stays in the text
+    __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + base));
+    __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + base + 1));
+    __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + base + n - 1));
+    auto mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_and_si128(
+        _mm_and_si128(_mm_cmpeq_epi8(a, first), _mm_cmpeq_epi8(b, second)), _mm_cmpeq_epi8(c, final))));
     while (mask) {
       unsigned bit = 31u - static_cast<unsigned>(__builtin_clz(mask));
-      if (match(end - 16 + bit)) return end - 16 + bit + 1 - n;
+      if (match(base + bit)) return base + bit;
       mask &= ~(1u << bit);
     }
-    end -= 16;
+    top = base;
   }
 #endif
-  while (end > 0) {
-    --end;
-    if (s[end] == '"' && match(end)) return end + 1 - n;
+  while (top > 0) {
+    --top;
+    if (s[top] == quoted[0] && match(top)) return top;
   }
   return std::string_view::npos;
 }
@@ -72,7 +80,10 @@ class FastUsage {
 
   void ws() {
     std::size_t p = p_;  // a local cursor: stores to the counts could alias the member
-    while (p < n_ && (s_[p] == ' ' || s_[p] == '\n' || s_[p] == '\r' || s_[p] == '\t')) ++p;
+    // One comparison for the usual next byte (not whitespace: above the space).
+    while (p < n_ && static_cast<unsigned char>(s_[p]) <= ' ' &&
+           (s_[p] == ' ' || s_[p] == '\n' || s_[p] == '\r' || s_[p] == '\t'))
+      ++p;
     p_ = p;
   }
   bool eat(char c) {
