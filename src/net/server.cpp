@@ -1,5 +1,6 @@
 #include "net/server.hpp"
 
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -16,6 +17,7 @@
 #include <charconv>
 #include <cstring>
 #include <ctime>
+#include <optional>
 
 #include "net/buffer.hpp"
 
@@ -73,7 +75,7 @@ void tune_client_socket(Socket& socket) {
 class Session final : public Deadline {
  public:
   Session(Loop& loop, Socket socket)
-      : loop_(loop), socket_(std::move(socket)), ahead_done_(loop.io()), buf_(kInitialBuffer) {
+      : loop_(loop), socket_(std::move(socket)), buf_(kInitialBuffer) {
     loop_.deadlines_.add(*this);
     slot_ = loop_.sessions_.size();
     loop_.sessions_.push_back(this);
@@ -276,7 +278,13 @@ class Session final : public Deadline {
           } else {
             stash_.append(ahead_buf_.get(), n);
           }
-          ahead_done_.cancel();
+          // The session may be waiting for this read: resume it here, as the last thing (it may
+          // end and free this session), instead of through a timer and a second handler.
+          if (ahead_waiter_) {
+            auto waiter = std::move(*ahead_waiter_);
+            ahead_waiter_.reset();
+            std::move(waiter)();
+          }
         });
   }
 
@@ -286,12 +294,12 @@ class Session final : public Deadline {
     on_gone_ = nullptr;
   }
 
-  /// Waits for the read started by the watch (the next request's first bytes, or the end).
+  /// Waits for the read started by the watch (the next request's first bytes, or the end): the
+  /// read's completion resumes this coroutine directly.
   Task<> await_read_ahead() {
-    while (ahead_pending_) {
-      ahead_done_.expires_at(Clock::time_point::max());
-      co_await ahead_done_.async_wait(nothrow);
-    }
+    if (!ahead_pending_) co_return;
+    co_await asio::async_initiate<const asio::use_awaitable_t<Executor>&, void()>(
+        [this](auto handler) { ahead_waiter_.emplace(std::move(handler)); }, use_task);
   }
 
   Task<bool> send_error(const http1::RequestHead* head, const core::ApiError& error) {
@@ -303,7 +311,7 @@ class Session final : public Deadline {
 
   Loop& loop_;
   Socket socket_;
-  Timer ahead_done_;
+  std::optional<asio::any_completion_handler<void()>> ahead_waiter_;  ///< see await_read_ahead
   ByteBuffer buf_;
   std::string out_;
   std::string body_;
