@@ -32,7 +32,7 @@ constexpr auto kTchar = [] {
 
 inline bool is_tchar(unsigned char c) { return kTchar[c]; }
 
-std::string_view trim_ows(std::string_view v) {
+inline std::string_view trim_ows(std::string_view v) {
   while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
   while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
   return v;
@@ -53,8 +53,6 @@ enum class HeadScan : std::uint8_t { complete, incomplete, bad, too_many_lines }
 HeadScan scan_head(const unsigned char* s, std::size_t n, HeadLines& lines, std::size_t& end) {
   lines.count = 0;
   bool bad_bytes = false;  // reported once the head is whole, as a bare LF is at once
-  std::size_t prev_lf = 0;
-  bool have_prev = false;
   for (std::size_t pos = 0; pos < n; pos += 16) {
     const std::size_t avail = std::min<std::size_t>(16, n - pos);
     const unsigned char* block = s + pos;
@@ -94,16 +92,16 @@ HeadScan scan_head(const unsigned char* s, std::size_t n, HeadLines& lines, std:
       const std::size_t at = pos + i;
       if (at == 0 || s[at - 1] != '\r') return HeadScan::bad;  // a bare LF
       if (lines.count == HeadLines::kCapacity) return HeadScan::too_many_lines;
+      // An empty line (CRLF right after the previous LF, or at the very start) ends the head.
+      const std::size_t line_start = lines.count == 0 ? 0 : lines.lf[lines.count - 1] + 1;
       lines.lf[lines.count++] = static_cast<std::uint32_t>(at);
-      if ((have_prev && at - prev_lf == 2) || (!have_prev && at == 1)) {
+      if (at == line_start + 1) {
         // The blank line: only the bytes up to here are the head's.
         const std::uint32_t head_part = i == 15 ? 0xFFFFu : (1u << (i + 1)) - 1;
         if (bad_bytes || (bad & head_part) || ((cr << 1) & ~lf & head_part)) return HeadScan::bad;
         end = at + 1;
         return HeadScan::complete;
       }
-      prev_lf = at;
-      have_prev = true;
     }
     // A CR must be followed by LF: inside the block, and across into the next one.
     if (bad || ((cr << 1) & ~lf & valid)) bad_bytes = true;
@@ -165,16 +163,13 @@ ParseStatus parse_fields(std::string_view data, const HeadLines& lines, Head& he
     if (s[start] == ' ' || s[start] == '\t') return ParseStatus::bad_request;  // obs-fold
     std::size_t colon = name_end(s, start, eol, data.size());
     if (colon == start || colon == eol || s[colon] != ':') return ParseStatus::bad_request;
-    std::size_t v = colon + 1, ve = eol;
-    while (v < ve && (s[v] == ' ' || s[v] == '\t')) ++v;
-    while (ve > v && (s[ve - 1] == ' ' || s[ve - 1] == '\t')) --ve;
     if (head.header_count == kMaxHeaders) return ParseStatus::headers_too_large;
     const std::string_view name = data.substr(start, colon - start);
-    const std::string_view value = data.substr(v, ve - v);
-    head.fields[head.header_count++] = FieldSpan{static_cast<std::uint32_t>(start),
-                                                 static_cast<std::uint32_t>(colon - start),
-                                                 static_cast<std::uint32_t>(v),
-                                                 static_cast<std::uint32_t>(ve - v)};
+    const std::string_view value = trim_ows(data.substr(colon + 1, eol - colon - 1));
+    head.fields[head.header_count++] =
+        FieldSpan{static_cast<std::uint32_t>(start), static_cast<std::uint32_t>(name.size()),
+                  static_cast<std::uint32_t>(value.data() - data.data()),
+                  static_cast<std::uint32_t>(value.size())};
 
     // Only three names matter for framing; most fields are told apart by their length alone.
     const std::size_t n = name.size();

@@ -113,7 +113,7 @@ class Session final : public Deadline {
   }
 
   Task<bool> write_buffers(std::string_view a, std::string_view b = {},
-                                      std::string_view c = {}, std::string_view d = {}) {
+                           std::string_view c = {}, std::string_view d = {}) {
     if (closed_) co_return false;
     std::array<asio::const_buffer, 4> bufs{
         asio::buffer(a.data(), a.size()), asio::buffer(b.data(), b.size()),
@@ -189,7 +189,7 @@ class Session final : public Deadline {
   /// Not a coroutine: the head is written now and the write's own awaitable returned, so a
   /// response costs one coroutine frame, not two. The caller awaits it at once.
   Task<bool> send(int status, std::string_view content_type, std::string_view body,
-                             std::span<const HeaderField> headers) {
+                  std::span<const HeaderField> headers) {
     begin_head(status, content_type);
     add_headers(headers);
     out_ += "Content-Length: ";
@@ -202,7 +202,7 @@ class Session final : public Deadline {
 
   /// The head of a stream is held back and leaves with the first chunk: one write, not two.
   Task<bool> start_stream(int status, std::string_view content_type,
-                                     std::span<const HeaderField> headers) {
+                          std::span<const HeaderField> headers) {
     begin_head(status, content_type);
     add_headers(headers);
     out_ += "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n";
@@ -505,13 +505,13 @@ Task<> Session::run() {
 // ---- ResponseWriter -------------------------------------------------------------------------
 
 Task<bool> ResponseWriter::send(int status, std::string_view content_type,
-                                           std::string_view body,
-                                           std::span<const HeaderField> headers) {
+                                std::string_view body,
+                                std::span<const HeaderField> headers) {
   return session_.send(status, content_type, body, headers);
 }
 
 Task<bool> ResponseWriter::start_stream(int status, std::string_view content_type,
-                                                   std::span<const HeaderField> headers) {
+                                        std::span<const HeaderField> headers) {
   return session_.start_stream(status, content_type, headers);
 }
 
@@ -596,11 +596,11 @@ Task<> Loop::accept_loop() {
     if (open > options_.max_connections) {
       Session* s = session.release();
       asio::co_spawn(io_, [s]() -> Task<> {
-        std::unique_ptr<Session> owner(s);
+                     std::unique_ptr<Session> owner(s);
         co_await s->send_error(nullptr, core::ApiError::make(core::ErrorKind::unavailable,
-                                                             "Too many connections; try again later.", {}, "too_many_connections"));
-        s->close();
-      }, asio::detached);
+                     "Too many connections; try again later.", {}, "too_many_connections"));
+                     s->close();
+                     }, asio::detached);
       continue;
     }
     Session* s = session.release();

@@ -66,11 +66,11 @@ class ResponseWriter {
   explicit ResponseWriter(Session& session) : session_(session) {}
 
   Task<bool> send(int status, std::string_view content_type, std::string_view body,
-                             std::span<const HeaderField> headers = {});
+                  std::span<const HeaderField> headers = {});
   /// Starts a chunked stream. The head is held back and leaves with the first chunk (one write
   /// instead of two) unless `flush()` is called.
   Task<bool> start_stream(int status, std::string_view content_type,
-                                     std::span<const HeaderField> headers = {});
+                          std::span<const HeaderField> headers = {});
   /// One chunk of a stream; `last` ends the stream in the same write.
   Task<bool> write_chunk(std::string_view data, bool last = false);
   Task<bool> end_stream();

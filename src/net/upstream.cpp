@@ -114,8 +114,8 @@ Task<std::pair<UpstreamError, std::vector<tcp::endpoint>>> UpstreamPool::resolve
 }
 
 Task<UpstreamError> UpstreamPool::connect(const Origin& origin,
-                                                    std::unique_ptr<UpstreamConnection>& slot,
-                                                    std::string& detail) {
+                                          std::unique_ptr<UpstreamConnection>& slot,
+                                          std::string& detail) {
   HostPool& host = hosts_[origin.key];
   if (host.open >= options_.max_connections_per_host) co_return UpstreamError::pool_exhausted;
 

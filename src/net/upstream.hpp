@@ -106,8 +106,8 @@ class UpstreamPool {
   /// Opens a fresh connection into `slot` (set before connecting, so that a deadline can close
   /// it); counts against the per-origin cap. On failure `slot` is empty.
   Task<UpstreamError> connect(const Origin& origin,
-                                         std::unique_ptr<UpstreamConnection>& slot,
-                                         std::string& detail);
+                              std::unique_ptr<UpstreamConnection>& slot,
+                              std::string& detail);
   /// Returns a connection after a complete exchange; `reusable` false closes it.
   void release(std::unique_ptr<UpstreamConnection> connection, bool reusable);
 

@@ -493,7 +493,7 @@ net::Task<> Gateway::readyz(net::Request&, net::ResponseWriter& writer, Exchange
 }
 
 net::Task<> Gateway::models(net::Request& request, net::ResponseWriter& writer,
-                                      Exchange& ex) {
+                            Exchange& ex) {
   // Anthropic's SDK lists models at the same path, with its version header: answered in its shape.
   bool anthropic = !request.header("anthropic-version").empty();
   if (anthropic) ex.client = dialects::Dialect::anthropic;
@@ -678,7 +678,7 @@ bool Gateway::read_overrides(const net::Request& request, const config::KeyConfi
 }
 
 net::Task<> Gateway::health_report(net::Request& request, net::ResponseWriter& writer,
-                                             Exchange& ex) {
+                                   Exchange& ex) {
   ApiError refused;
   const config::KeyConfig* key = authenticate(request, ex, refused);
   if (!key) {
@@ -745,7 +745,7 @@ net::Task<> Gateway::health_report(net::Request& request, net::ResponseWriter& w
 }
 
 net::Task<> Gateway::decision_report(net::Request& request, net::ResponseWriter& writer,
-                                               Exchange& ex) {
+                                     Exchange& ex) {
   ApiError refused;
   const config::KeyConfig* key = authenticate(request, ex, refused);
   if (!key) {
@@ -842,7 +842,7 @@ net::Task<> Gateway::feedback(net::Request& request, net::ResponseWriter& writer
 }
 
 net::Task<> Gateway::chat(net::Request& request, net::ResponseWriter& writer,
-                                    Exchange& ex) {
+                          Exchange& ex) {
   ApiError refused;
   const config::KeyConfig* key = authenticate(request, ex, refused);
   if (!key) {
@@ -898,7 +898,7 @@ net::Task<> Gateway::chat(net::Request& request, net::ResponseWriter& writer,
 }
 
 net::Task<> Gateway::embeddings(net::Request& request, net::ResponseWriter& writer,
-                                          Exchange& ex) {
+                                Exchange& ex) {
   ApiError refused;
   const config::KeyConfig* key = authenticate(request, ex, refused);
   if (!key) {
@@ -944,7 +944,7 @@ net::Task<> Gateway::embeddings(net::Request& request, net::ResponseWriter& writ
 }
 
 net::Task<> Gateway::count_tokens(net::Request& request, net::ResponseWriter& writer,
-                                            Exchange& ex) {
+                                  Exchange& ex) {
   ApiError refused;
   const config::KeyConfig* key = authenticate(request, ex, refused);
   if (!key) {
@@ -1055,7 +1055,7 @@ struct Gateway::Racer {
 };
 
 net::Task<> Gateway::race(net::UpstreamExchange& up, std::string_view head,
-                                    std::string_view body, Racer& racer) {
+                          std::string_view body, Racer& racer) {
   racer.error = co_await up.start(head, body);
   racer.done = true;
   racer.wake->cancel();
@@ -1069,7 +1069,7 @@ net::Task<> Gateway::sleep_ms(std::int64_t ms) {
 }
 
 net::Task<> Gateway::run_candidates(const RouteRuntime& route, Chat& chat,
-                                              net::ResponseWriter& writer, Exchange& ex) {
+                                    net::ResponseWriter& writer, Exchange& ex) {
   routing::Decision& decision = *ex.decision;
   const config::RouteConfig& rc = *route.config;
   const std::int64_t planned_at = health::steady_now_ms();
@@ -1184,7 +1184,7 @@ net::Task<> Gateway::run_candidates(const RouteRuntime& route, Chat& chat,
 }
 
 net::Task<> Gateway::answer_unavailable(const RouteRuntime& route, net::ResponseWriter& writer,
-                                                  Exchange& ex) {
+                                        Exchange& ex) {
   const routing::Decision& decision = *ex.decision;
   const std::int64_t now = health::steady_now_ms();
   bool health_bound = false;
@@ -1300,11 +1300,11 @@ std::optional<Gateway::Outcome> Gateway::prepare(Chat& chat, const DeploymentRun
 }
 
 net::Task<Gateway::Outcome> Gateway::attempt(const RouteRuntime& route, Chat& chat,
-                                                   std::uint16_t index, int hedge_index,
-                                                   routing::HedgeBudget* budget, bool last_candidate,
-                                                   net::UpstreamExchange** current,
-                                                   net::ResponseWriter& writer, Exchange& ex,
-                                                   Failure& failure) {
+                                             std::uint16_t index, int hedge_index,
+                                             routing::HedgeBudget* budget, bool last_candidate,
+                                             net::UpstreamExchange** current,
+                                             net::ResponseWriter& writer, Exchange& ex,
+                                             Failure& failure) {
   const DeploymentRuntime& d = *route.candidates[index];
   ex.hedge_started = false;
   const auto started = net::Clock::now();
@@ -1534,10 +1534,10 @@ void Gateway::settle_attempt(const DeploymentRuntime& d, std::uint16_t index, bo
 }
 
 net::Task<Gateway::Outcome> Gateway::respond(Chat& chat, const DeploymentRuntime& d, Prepared& p,
-                                                   net::UpstreamError err, bool last_candidate,
-                                                   net::UpstreamExchange& up,
-                                                   net::ResponseWriter& writer, Exchange& ex,
-                                                   Failure& failure) {
+                                             net::UpstreamError err, bool last_candidate,
+                                             net::UpstreamExchange& up,
+                                             net::ResponseWriter& writer, Exchange& ex,
+                                             Failure& failure) {
   if (writer.client_gone()) co_return Outcome::client_gone;
   chat.anthropic_encoded = p.sent.anthropic;
   const dialects::Dialect upstream = d.provider->dialect();
@@ -1660,10 +1660,10 @@ net::Task<Gateway::Outcome> Gateway::respond(Chat& chat, const DeploymentRuntime
 }
 
 net::Task<Gateway::Outcome> Gateway::relay_translated(Chat& chat, const DeploymentRuntime& d,
-                                                            const dialects::UpstreamRequest& sent,
-                                                            net::UpstreamExchange& up,
-                                                            net::ResponseWriter& writer, Exchange& ex,
-                                                            Failure& failure) {
+                                                      const dialects::UpstreamRequest& sent,
+                                                      net::UpstreamExchange& up,
+                                                      net::ResponseWriter& writer, Exchange& ex,
+                                                      Failure& failure) {
   struct Translate final : StreamProcessor {
     dialects::StreamTranslator t;
     explicit Translate(dialects::StreamTranslator tr) : t(std::move(tr)) {}
@@ -1694,9 +1694,9 @@ net::Task<Gateway::Outcome> Gateway::relay_translated(Chat& chat, const Deployme
 }
 
 net::Task<Gateway::Outcome> Gateway::relay_json(Chat& chat, const DeploymentRuntime& d,
-                                                      net::UpstreamExchange& up,
-                                                      net::ResponseWriter& writer, Exchange& ex,
-                                                      Failure& failure) {
+                                                net::UpstreamExchange& up,
+                                                net::ResponseWriter& writer, Exchange& ex,
+                                                Failure& failure) {
   StringPool::Loan loan{strings_};
   std::string& body = loan.s;
   net::UpstreamError err = net::UpstreamError::none;
@@ -1761,10 +1761,10 @@ net::Task<Gateway::Outcome> Gateway::relay_json(Chat& chat, const DeploymentRunt
 }
 
 net::Task<Gateway::Outcome> Gateway::relay_stream(StreamProcessor& processor,
-                                                        const DeploymentRuntime& d,
-                                                        net::UpstreamExchange& up,
-                                                        net::ResponseWriter& writer, Exchange& ex,
-                                                        Failure& failure) {
+                                                  const DeploymentRuntime& d,
+                                                  net::UpstreamExchange& up,
+                                                  net::ResponseWriter& writer, Exchange& ex,
+                                                  Failure& failure) {
   // Event by event. Until the first event is ready nothing has reached the client, so a failure
   // up to then still fails over; after it, the stream ends with an error event.
   dialects::SseSplitter splitter;
@@ -1837,7 +1837,7 @@ net::Task<Gateway::Outcome> Gateway::relay_stream(StreamProcessor& processor,
 }
 
 net::Task<> Gateway::answer_failure(net::ResponseWriter& writer, Exchange& ex,
-                                              const Failure& failure) {
+                                    const Failure& failure) {
   if (failure.status == 0) {
     co_await fail(writer, ex,
                   failure.error.value_or(ApiError::make(ErrorKind::internal, "No attempt was made.")));

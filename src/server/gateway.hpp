@@ -109,29 +109,29 @@ class Gateway final : public net::Handler {
 
   /// Chat in either client dialect (`/v1/chat/completions`, `/v1/messages`).
   net::Task<> chat(net::Request& request, net::ResponseWriter& writer,
-                                    Exchange& ex);
+                   Exchange& ex);
   net::Task<> embeddings(net::Request& request, net::ResponseWriter& writer,
-                                          Exchange& ex);
+                         Exchange& ex);
   net::Task<> count_tokens(net::Request& request, net::ResponseWriter& writer,
-                                            Exchange& ex);
+                           Exchange& ex);
   /// Plans the request and runs the plan: attempts, retries with backoff, hedges, failover.
   net::Task<> run_candidates(const RouteRuntime& route, Chat& chat,
-                                              net::ResponseWriter& writer, Exchange& ex);
+                             net::ResponseWriter& writer, Exchange& ex);
   /// One plan entry (and its hedge, when one starts): send, and relay (or translate) the
   /// answer unless it failed before the first byte.
   net::Task<Outcome> attempt(const RouteRuntime& route, Chat& chat, std::uint16_t index,
-                                          int hedge_index, routing::HedgeBudget* budget, bool last_candidate,
-                                          net::UpstreamExchange** current,
-                                          net::ResponseWriter& writer, Exchange& ex,
-                                          Failure& failure);
+                             int hedge_index, routing::HedgeBudget* budget, bool last_candidate,
+                             net::UpstreamExchange** current,
+                             net::ResponseWriter& writer, Exchange& ex,
+                             Failure& failure);
   /// The upstream request for one deployment; an outcome when it cannot be sent there.
   std::optional<Outcome> prepare(Chat& chat, const DeploymentRuntime& d, Prepared& p, Exchange& ex,
                                  Failure& failure);
   /// After `start`: the answer, relayed, or why this deployment failed.
   net::Task<Outcome> respond(Chat& chat, const DeploymentRuntime& d, Prepared& p,
-                                          net::UpstreamError started, bool last_candidate,
-                                          net::UpstreamExchange& up, net::ResponseWriter& writer,
-                                          Exchange& ex, Failure& failure);
+                             net::UpstreamError started, bool last_candidate,
+                             net::UpstreamExchange& up, net::ResponseWriter& writer,
+                             Exchange& ex, Failure& failure);
   net::Task<Outcome> attempt_hedged(
       const RouteRuntime& route, Chat& chat, std::uint16_t index, std::uint16_t hedge_index,
       std::int64_t delay_ms, routing::HedgeBudget& budget, bool probe, Prepared& p,
@@ -143,16 +143,16 @@ class Gateway final : public net::Handler {
   void settle_attempt(const DeploymentRuntime& d, std::uint16_t index, bool probe, Outcome outcome,
                       double ms, bool hedge, Exchange& ex);
   static net::Task<> race(net::UpstreamExchange& up, std::string_view head,
-                                           std::string_view body, Racer& racer);
+                          std::string_view body, Racer& racer);
   net::Task<> answer_unavailable(const RouteRuntime& route, net::ResponseWriter& writer,
-                                                  Exchange& ex);
+                                 Exchange& ex);
   net::Task<> sleep_ms(std::int64_t ms);
   net::Task<> healthz(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
   net::Task<> readyz(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
   net::Task<> health_report(net::Request& request, net::ResponseWriter& writer,
-                                             Exchange& ex);
+                            Exchange& ex);
   net::Task<> decision_report(net::Request& request, net::ResponseWriter& writer,
-                                               Exchange& ex);
+                              Exchange& ex);
   net::Task<> feedback(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
   /// Reads x-switchyard-* overrides into `ex`; false with `error` set when one is refused.
   /// (Plain functions, not coroutines: the hot path pays for a frame per coroutine call, and
@@ -160,26 +160,26 @@ class Gateway final : public net::Handler {
   bool read_overrides(const net::Request& request, const config::KeyConfig& key, Exchange& ex,
                       core::ApiError& error);
   net::Task<Outcome> relay_translated(Chat& chat, const DeploymentRuntime& d,
-                                                   const dialects::UpstreamRequest& sent,
-                                                   net::UpstreamExchange& up,
-                                                   net::ResponseWriter& writer, Exchange& ex,
-                                                   Failure& failure);
+                                      const dialects::UpstreamRequest& sent,
+                                      net::UpstreamExchange& up,
+                                      net::ResponseWriter& writer, Exchange& ex,
+                                      Failure& failure);
   net::Task<Outcome> relay_json(Chat& chat, const DeploymentRuntime& d,
-                                             net::UpstreamExchange& up,
-                                             net::ResponseWriter& writer, Exchange& ex,
-                                             Failure& failure);
+                                net::UpstreamExchange& up,
+                                net::ResponseWriter& writer, Exchange& ex,
+                                Failure& failure);
   net::Task<Outcome> relay_stream(StreamProcessor& processor,
-                                               const DeploymentRuntime& d,
-                                               net::UpstreamExchange& up,
-                                               net::ResponseWriter& writer, Exchange& ex,
-                                               Failure& failure);
+                                  const DeploymentRuntime& d,
+                                  net::UpstreamExchange& up,
+                                  net::ResponseWriter& writer, Exchange& ex,
+                                  Failure& failure);
   net::Task<> answer_failure(net::ResponseWriter& writer, Exchange& ex,
-                                              const Failure& failure);
+                             const Failure& failure);
   static void fail_attempt(Exchange& ex, Failure& failure, core::ApiError error);
   net::Task<> models(net::Request& request, net::ResponseWriter& writer,
-                                      Exchange& ex);
+                     Exchange& ex);
   net::Task<> fail(net::ResponseWriter& writer, Exchange& ex,
-                                    const core::ApiError& error);
+                   const core::ApiError& error);
   /// The caller's key, or nullptr with the 401 to answer in `error`.
   const config::KeyConfig* authenticate(const net::Request& request, Exchange& ex, core::ApiError& error);
   const config::KeyConfig* find_key(const net::Request& request, Exchange& ex) const;
