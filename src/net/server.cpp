@@ -2,10 +2,7 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
@@ -298,7 +295,7 @@ class Session final : public Deadline {
   /// read's completion resumes this coroutine directly.
   Task<> await_read_ahead() {
     if (!ahead_pending_) co_return;
-    co_await asio::async_initiate<const asio::use_awaitable_t<Executor>&, void()>(
+    co_await asio::async_initiate<const UseTask&, void()>(
         [this](auto handler) { ahead_waiter_.emplace(std::move(handler)); }, use_task);
   }
 
@@ -595,16 +592,17 @@ Task<> Loop::accept_loop() {
     auto session = std::make_unique<Session>(*this, std::move(socket));
     if (open > options_.max_connections) {
       Session* s = session.release();
-      asio::co_spawn(io_, [s]() -> Task<> {
-                     std::unique_ptr<Session> owner(s);
+      spawn(io_, [s]() -> Task<> {
+        std::unique_ptr<Session> owner(s);
         co_await s->send_error(nullptr, core::ApiError::make(core::ErrorKind::unavailable,
-                     "Too many connections; try again later.", {}, "too_many_connections"));
-                     s->close();
-                     }, asio::detached);
+                                                             "Too many connections; try again later.",
+                                                             {}, "too_many_connections"));
+        s->close();
+      });
       continue;
     }
     Session* s = session.release();
-    asio::co_spawn(
+    spawn(
         io_,
         [s]() -> Task<> {
           std::unique_ptr<Session> owner(s);
@@ -694,8 +692,8 @@ void Server::run() {
   std::vector<std::thread> threads;
   auto run_loop = [this](Loop& loop) {
     loop.handler_ = factory_(loop);
-    asio::co_spawn(loop.io_, loop.accept_loop(), asio::detached);
-    asio::co_spawn(loop.io_, loop.sweep_loop(), asio::detached);
+    spawn(loop.io_, [&loop] { return loop.accept_loop(); });
+    spawn(loop.io_, [&loop] { return loop.sweep_loop(); });
     if (draining_) loop.begin_drain();
     loop.io_.run();
     // Work still pending here was cut off (the drain deadline, a second signal): its coroutines

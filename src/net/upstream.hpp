@@ -71,7 +71,9 @@ class UpstreamConnection {
  public:
   UpstreamConnection(asio::io_context& io, asio::ssl::context* tls_context);
   Socket& socket();
-  using IoAwaitable = Task<std::tuple<boost::system::error_code, std::size_t>>;
+  /// The awaiter of one socket operation (`as_tuple(use_task)`): returned as is, so the caller
+  /// awaits the operation itself, with no coroutine frame in between.
+  using IoAwaitable = detail::OpAwaiter<std::tuple<boost::system::error_code, std::size_t>>;
   /// Writes `a` then `b`; the bytes must outlive the await.
   IoAwaitable write(std::string_view a, std::string_view b);
   IoAwaitable read_some(char* data, std::size_t size);

@@ -1,9 +1,7 @@
 #include "server/gateway.hpp"
 
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
 #include <array>
@@ -1397,7 +1395,7 @@ net::Task<Gateway::Outcome> Gateway::attempt_hedged(
       spdlog::error("hedged attempt: {}", x.what());
     }
   };
-  asio::co_spawn(loop_.io(), race(up, p.head(), p.body(), primary), log_exception);
+  net::spawn(loop_.io(), race(up, p.head(), p.body(), primary), log_exception);
   wake.expires_after(std::chrono::milliseconds(delay_ms));
   boost::system::error_code ec;
   co_await wake.async_wait(asio::redirect_error(net::use_task, ec));
@@ -1427,7 +1425,7 @@ net::Task<Gateway::Outcome> Gateway::attempt_hedged(
       if (ttft_limit) backup_first_event = net::Clock::now() + *ttft_limit;
       current[1] = &*bup;
       if (b.health) b.health->begin();
-      asio::co_spawn(loop_.io(), race(*bup, bp.head(), bp.body(), backup), log_exception);
+      net::spawn(loop_.io(), race(*bup, bp.head(), bp.body(), backup), log_exception);
       hedged = true;
       ex.hedge_started = true;
       ex.decision->hedged = true;
