@@ -18,20 +18,33 @@ void append_decimal(std::string& out, double v) {
     return;
   }
   auto scaled = static_cast<std::uint64_t>(v * 1e9 + 0.5);
-  std::uint64_t whole = scaled / 1000000000u, frac = scaled % 1000000000u;
-  char buf[32];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, whole);
-  out.append(buf, end);
-  if (frac == 0) return;
-  char digits[9];
-  for (int i = 8; i >= 0; --i) {
-    digits[i] = static_cast<char>('0' + frac % 10);
-    frac /= 10;
+  std::uint64_t whole = scaled / 1000000000u;
+  auto frac = static_cast<std::uint32_t>(scaled % 1000000000u);
+  // Whole part, a point and nine fraction digits written into one buffer (two digits per step),
+  // trailing zeros dropped, then one append.
+  static constexpr char kPairs[] =
+      "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+      "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+      "8081828384858687888990919293949596979899";
+  char buf[40];
+  auto [end, ec] = std::to_chars(buf, buf + 20, whole);
+  if (frac == 0) {
+    out.append(buf, end);
+    return;
   }
-  int n = 9;
-  while (digits[n - 1] == '0') --n;
-  out += '.';
-  out.append(digits, static_cast<std::size_t>(n));
+  char* p = end;
+  *p++ = '.';
+  p[8] = static_cast<char>('0' + frac % 10);
+  frac /= 10;
+  for (int i = 6; i >= 0; i -= 2) {
+    std::uint32_t pair = frac % 100;
+    frac /= 100;
+    p[i] = kPairs[2 * pair];
+    p[i + 1] = kPairs[2 * pair + 1];
+  }
+  char* last = p + 8;
+  while (*last == '0') --last;
+  out.append(buf, last + 1);
 }
 
 namespace {

@@ -69,95 +69,100 @@ std::size_t rfind_key(std::string_view text, std::string_view quoted) {
 /// The usage object as providers write it: keys without escapes, values that are integers,
 /// null, or objects of those one level down. Reads the counts while it checks the syntax;
 /// false (nothing decided) at anything else, which the general path then handles.
+///
+/// The cursor is a pointer, not an index: stores to the counts (64-bit integers) could alias an
+/// index of the same width and make the compiler reload it after every store.
 class FastUsage {
  public:
-  explicit FastUsage(std::string_view text, std::size_t pos) : s_(text.data()), n_(text.size()), p_(pos) {}
+  FastUsage(std::string_view text, std::size_t pos)
+      : p_(text.data() + pos), end_(text.data() + text.size()) {}
 
   bool read(Usage& u) { return object(u, /*depth=*/1, Field::none); }
 
  private:
   enum class Field { none, prompt, completion, total, cache_hit, cached, reasoning, prompt_details, completion_details };
 
-  void ws() {
-    std::size_t p = p_;  // a local cursor: stores to the counts could alias the member
-    // One comparison for the usual next byte (not whitespace: above the space).
-    while (p < n_ && static_cast<unsigned char>(s_[p]) <= ' ' &&
-           (s_[p] == ' ' || s_[p] == '\n' || s_[p] == '\r' || s_[p] == '\t'))
-      ++p;
-    p_ = p;
+  static bool is_ws(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+  /// Skips whitespace; false at the end of the text. One comparison for the usual next byte
+  /// (not whitespace: above the space).
+  bool ws() {
+    while (p_ < end_ && static_cast<unsigned char>(*p_) <= ' ') {
+      if (!is_ws(*p_)) return true;  // a control byte: the caller's check fails on it
+      ++p_;
+    }
+    return p_ < end_;
   }
   bool eat(char c) {
-    ws();
-    if (p_ >= n_ || s_[p_] != c) return false;
+    if (!ws() || *p_ != c) return false;
     ++p_;
     return true;
   }
-  /// A key of printable ASCII without escapes; its field at `depth`.
+  template <std::size_t N>
+  static bool named(std::string_view k, const char (&name)[N]) {
+    return std::memcmp(k.data(), name, N - 1) == 0;  // sizes already equal: a fixed-size compare
+  }
+  /// A key of printable ASCII without escapes (the cursor after its opening quote); its field at
+  /// `depth`.
   bool key(int depth, Field& field) {
-    if (!eat('"')) return false;
-    std::size_t start = p_;
+    const char* start = p_;
     // The first quote, backslash, control or non-ASCII byte, 16 bytes at a time: only the
     // closing quote may come first.
-    p_ = core::bytes::find_string_special(reinterpret_cast<const unsigned char*>(s_), p_, n_);
-    if (p_ >= n_ || s_[p_] != '"') return false;
-    std::string_view k(s_ + start, p_ - start);
-    ++p_;
+    const auto* base = reinterpret_cast<const unsigned char*>(start);
+    const std::size_t n = static_cast<std::size_t>(end_ - start);
+    const std::size_t at = core::bytes::find_string_special(base, 0, n);
+    if (at >= n || start[at] != '"') return false;
+    std::string_view k(start, at);
+    p_ = start + at + 1;
     field = Field::none;
     // The names differ in length: one comparison per key.
-    auto is = [&k](std::string_view name, Field f, Field& out) {
-      if (k == name) out = f;
-    };
     if (depth == 1) {
       switch (k.size()) {
-        case 13: is("prompt_tokens", Field::prompt, field); break;
-        case 17: is("completion_tokens", Field::completion, field); break;
-        case 12: is("total_tokens", Field::total, field); break;
-        case 23: is("prompt_cache_hit_tokens", Field::cache_hit, field); break;
-        case 21: is("prompt_tokens_details", Field::prompt_details, field); break;
-        case 25: is("completion_tokens_details", Field::completion_details, field); break;
+        case 13: if (named(k, "prompt_tokens")) field = Field::prompt; break;
+        case 17: if (named(k, "completion_tokens")) field = Field::completion; break;
+        case 12: if (named(k, "total_tokens")) field = Field::total; break;
+        case 23: if (named(k, "prompt_cache_hit_tokens")) field = Field::cache_hit; break;
+        case 21: if (named(k, "prompt_tokens_details")) field = Field::prompt_details; break;
+        case 25: if (named(k, "completion_tokens_details")) field = Field::completion_details; break;
         default: break;
       }
     } else if (k.size() == 13) {
-      is("cached_tokens", Field::cached, field);
+      if (named(k, "cached_tokens")) field = Field::cached;
     } else if (k.size() == 16) {
-      is("reasoning_tokens", Field::reasoning, field);
+      if (named(k, "reasoning_tokens")) field = Field::reasoning;
     }
     return true;
   }
   /// A non-negative integer of at most 18 digits (no fraction, no exponent).
   bool integer(std::int64_t& v) {
-    std::size_t p = p_;
+    const char* p = p_;
     v = 0;
-    if (p < n_ && s_[p] == '0') {
+    if (p < end_ && *p == '0') {
       ++p;  // "01" then fails at the separator, as it should
     } else {
-      while (p < n_ && s_[p] >= '0' && s_[p] <= '9') {
+      while (p < end_ && static_cast<unsigned char>(*p - '0') <= 9) {
         if (p - p_ == 18) return false;  // 19 digits or more: the general path (no overflow here)
-        v = v * 10 + (s_[p++] - '0');
+        v = v * 10 + (*p++ - '0');
       }
       if (p == p_) return false;
     }
     p_ = p;
     // A fraction or an exponent: the general path.
-    return !(p < n_ && (s_[p] == '.' || s_[p] == 'e' || s_[p] == 'E'));
+    return !(p < end_ && (*p == '.' || *p == 'e' || *p == 'E'));
   }
   bool object(Usage& u, int depth, Field parent) {
-    if (!eat('{')) return false;
-    ws();
-    if (p_ < n_ && s_[p_] == '}') {
+    if (!eat('{') || !ws()) return false;
+    if (*p_ == '}') {
       ++p_;
       return true;
     }
     for (;;) {
       Field field;
-      if (!key(depth, field) || !eat(':')) return false;
-      ws();
-      if (p_ >= n_) return false;
+      if (!eat('"') || !key(depth, field) || !eat(':') || !ws()) return false;
       // The value as the general path counts it: an integer, else 0 (null, an object).
       std::int64_t v = 0;
-      char c = s_[p_];
+      const char c = *p_;
       if (c == 'n') {
-        if (n_ - p_ < 4 || std::memcmp(s_ + p_, "null", 4) != 0) return false;
+        if (end_ - p_ < 4 || std::memcmp(p_, "null", 4) != 0) return false;
         p_ += 4;
       } else if (c == '{') {
         if (depth >= 2) return false;
@@ -174,18 +179,19 @@ class FastUsage {
         if (field == Field::cached) u.cached_tokens = v;
         else if (field == Field::reasoning) u.reasoning_tokens = v;
       }
-      ws();
-      if (p_ < n_ && s_[p_] == ',') {
+      if (!ws()) return false;
+      if (*p_ == ',') {
         ++p_;
         continue;
       }
-      return eat('}');
+      if (*p_ != '}') return false;
+      ++p_;
+      return true;
     }
   }
 
-  const char* s_;
-  std::size_t n_;
-  std::size_t p_;
+  const char* p_;
+  const char* end_;
 };
 
 /// Reads the counts from a validated usage object recorded on `tape` (root = entry 0): the

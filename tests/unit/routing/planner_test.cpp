@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <charconv>
+
 #include <cmath>
 #include <map>
 
@@ -398,6 +400,23 @@ TEST(Decision, DecimalsAreWrittenWithoutExponentOrTrailingZeros) {
   EXPECT_EQ(text(0.0000000004), "0") << "below a nano-dollar";
   EXPECT_EQ(text(0.0000000006), "0.000000001");
   EXPECT_EQ(text(1234.5678), "1234.5678");
+  EXPECT_EQ(text(0.123456789), "0.123456789");
+  EXPECT_EQ(text(7.00000001), "7.00000001");
+  EXPECT_EQ(text(0.5), "0.5");
+  EXPECT_EQ(text(99.99), "99.99");
+  // Against the general formatting (nine fixed decimals, trailing zeros and point dropped).
+  std::uint64_t state = 42;
+  for (int i = 0; i < 20000; ++i) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    double v = static_cast<double>(state >> 11) / static_cast<double>(1ull << 53) *
+               (i % 2 ? 10.0 : 0.01);
+    char buf[64];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed, 9);
+    std::string want(buf, end);
+    while (want.back() == '0') want.pop_back();
+    if (want.back() == '.') want.pop_back();
+    ASSERT_EQ(text(v), want) << v;
+  }
 }
 
 TEST(Planner, SaysWhenAContextWindowIsCloseEnoughToCountPrecisely) {
