@@ -1,6 +1,5 @@
 #include "net/server.hpp"
 
-#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -292,11 +291,15 @@ class Session final : public Deadline {
   }
 
   /// Waits for the read started by the watch (the next request's first bytes, or the end): the
-  /// read's completion resumes this coroutine directly.
-  Task<> await_read_ahead() {
-    if (!ahead_pending_) co_return;
-    co_await asio::async_initiate<const UseTask&, void()>(
-        [this](auto handler) { ahead_waiter_.emplace(std::move(handler)); }, use_task);
+  /// read's completion resumes the awaiting coroutine directly. Not a coroutine itself: the
+  /// caller awaits the operation (ready at once when no read is pending).
+  detail::OpAwaiter<> await_read_ahead() {
+    return asio::async_initiate<const UseTask&, void()>(
+        [this](detail::OpAwaiter<>::Handler handler) {
+          if (ahead_pending_) ahead_waiter_.emplace(std::move(handler));
+          else handler();
+        },
+        use_task);
   }
 
   Task<bool> send_error(const http1::RequestHead* head, const core::ApiError& error) {
@@ -308,7 +311,7 @@ class Session final : public Deadline {
 
   Loop& loop_;
   Socket socket_;
-  std::optional<asio::any_completion_handler<void()>> ahead_waiter_;  ///< see await_read_ahead
+  std::optional<detail::OpAwaiter<>::Handler> ahead_waiter_;  ///< see await_read_ahead
   ByteBuffer buf_;
   std::string out_;
   std::string body_;
