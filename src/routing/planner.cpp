@@ -249,6 +249,13 @@ void make_plan(const RouteTable& route, const RequestTraits& traits, const Overr
     }
   }
   for (std::size_t i = 0; i < n; ++i) out.scores[i].score = groups[route.hot[i].group].score;
+  if (n == 1) {
+    // One candidate (a route that names one deployment, the commonest kind): nothing to rank.
+    // The same order the general path below gives, without its buckets and sorts.
+    if (out.scores[0].excluded == Exclusion::none) out.order.assign(1, 0);
+    else out.order.clear();
+    return;
+  }
 
   // Eligible candidates, best model first; within a model, by the strategy. Models are few, so
   // they are sorted on their own and the deployments bucketed under them (a sort of every

@@ -99,6 +99,30 @@ TEST(Planner, OrderedKeepsTheWrittenOrder) {
   EXPECT_EQ(f.names(f.plan()), (Names{"b", "s", "m"}));
 }
 
+// A route with one deployment takes a shorter path (nothing to rank): the same plan as the
+// general one gives, for every objective and strategy, and an empty order when it is excluded.
+TEST(Planner, OneCandidateIsPlannedAsTheGeneralPathWouldPlanIt) {
+  for (Objective objective : {Objective::ordered, Objective::cost, Objective::latency,
+                              Objective::quality, Objective::balanced}) {
+    for (Strategy strategy : {Strategy::priority, Strategy::weighted, Strategy::least_latency,
+                              Strategy::lowest_cost}) {
+      Fixture f;
+      f.config.policy.objective = objective;
+      f.config.strategy = strategy;
+      f.add("s", "small");
+      Plan p = f.plan({1000, 0, 0}, {}, 7, 1.0);  // exploration on: nothing to swap with
+      EXPECT_EQ(f.names(p), (Names{"s"}));
+      EXPECT_FALSE(p.explored);
+      ASSERT_EQ(p.scores.size(), 1u);
+      EXPECT_EQ(p.scores[0].excluded, Exclusion::none);
+      EXPECT_GT(p.scores[0].est_cost_usd, 0);
+      Plan too_long = f.plan({15000, 2000, 0});
+      EXPECT_TRUE(too_long.order.empty());
+      EXPECT_EQ(too_long.scores[0].excluded, Exclusion::context_window);
+    }
+  }
+}
+
 TEST(Planner, EachObjectiveRanksModelsByItsMeasure) {
   Fixture f;
   f.add("b", "big");
