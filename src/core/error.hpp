@@ -32,8 +32,10 @@ struct ApiError {
   std::string param;  ///< empty → JSON null
   std::string code;   ///< empty → JSON null
 
-  static ApiError make(ErrorKind kind, std::string message, std::string param = {},
-                       std::string code = {});
+  /// Cold: a call to it marks the path as the exception, so the compiler lays error paths out
+  /// of the way of the request path (fewer instruction-cache lines per request).
+  [[gnu::cold]] static ApiError make(ErrorKind kind, std::string message, std::string param = {},
+                                     std::string code = {});
 };
 
 /// Default HTTP status of an error kind.

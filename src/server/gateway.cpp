@@ -45,7 +45,7 @@ double ms_since(net::Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(net::Clock::now() - t).count();
 }
 
-ApiError upstream_failure(net::UpstreamError e, std::string_view deployment) {
+[[gnu::cold]] ApiError upstream_failure(net::UpstreamError e, std::string_view deployment) {
   std::string what = "Upstream deployment \"" + std::string(deployment) + "\" failed: " +
                      std::string(net::to_string(e)) + ".";
   switch (e) {

@@ -175,7 +175,7 @@ class Gateway final : public net::Handler {
                                   Failure& failure);
   net::Task<> answer_failure(net::ResponseWriter& writer, Exchange& ex,
                              const Failure& failure);
-  static void fail_attempt(Exchange& ex, Failure& failure, core::ApiError error);
+  [[gnu::cold]] static void fail_attempt(Exchange& ex, Failure& failure, core::ApiError error);
   net::Task<> models(net::Request& request, net::ResponseWriter& writer,
                      Exchange& ex);
   net::Task<> fail(net::ResponseWriter& writer, Exchange& ex,
