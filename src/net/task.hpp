@@ -152,17 +152,13 @@ class OpAwaiter {
     void operator()(Values&&... values) {
       OpAwaiter* op = std::exchange(op_, nullptr);
       Chain* chain = std::exchange(chain_, nullptr);
-      if (chain && chain->ended) {  // its coroutines are gone
-        chain->release();
-        return;
-      }
+      const bool gone = chain && chain->ended;  // its coroutines were destroyed
+      if (chain) chain->release();  // a live chain is still held by its root
+      if (gone) return;
       op->result_.emplace(std::forward<Values>(values)...);
       if (op->waiting_) {
         ChainScope scope(chain);
-        if (chain) chain->release();  // the root still holds the chain while it runs
         op->waiting_.resume();
-      } else if (chain) {
-        chain->release();
       }
     }
 
@@ -219,7 +215,7 @@ class OpAwaiter {
 
 /// The coroutine at the bottom of a spawned chain.
 struct Root {
-  struct promise_type : PromiseBase {
+  struct promise_type {
     Chain* chain = new Chain;
     promise_type() { chain->root = std::coroutine_handle<promise_type>::from_promise(*this); }
     ~promise_type() {
@@ -264,8 +260,7 @@ class [[nodiscard]] Task {
   struct Awaiter {
     Handle h;
     bool await_ready() const noexcept { return false; }
-    template <class P>
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> caller) noexcept {
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> caller) noexcept {
       h.promise().continuation = caller;
       return h;
     }
@@ -300,19 +295,6 @@ Root spawn_root(F make, Done done) {
 struct Ignore {
   void operator()(std::exception_ptr) const noexcept {}
 };
-}  // namespace detail
-
-namespace detail {
-template <class T, class Done>
-Root spawn_task_root(Task<T> task, Done done) {
-  std::exception_ptr error;
-  try {
-    co_await task;
-  } catch (...) {
-    error = std::current_exception();
-  }
-  done(error);
-}
 
 /// Starts a spawned chain: at once when on the loop's own thread, else posted to it. A chain
 /// that never starts (the loop shut down first) is destroyed unrun.
@@ -356,7 +338,7 @@ void spawn(boost::asio::io_context& io, F make, Done done = {}) {
 /// Runs `task` as a new chain on `io` (see above); whatever it refers to must outlive it.
 template <class T, class Done = detail::Ignore>
 void spawn(boost::asio::io_context& io, Task<T> task, Done done = {}) {
-  detail::start(io, detail::spawn_task_root(std::move(task), std::move(done)));
+  spawn(io, [t = std::move(task)]() mutable { return std::move(t); }, std::move(done));
 }
 
 /// The completion token that makes an asynchronous operation awaitable in a `Task`.
