@@ -171,9 +171,29 @@ ParseStatus parse_fields(std::string_view data, const HeadLines& lines, Head& he
                   static_cast<std::uint32_t>(value.data() - data.data()),
                   static_cast<std::uint32_t>(value.size())};
 
-    // Only three names matter for framing; most fields are told apart by their length alone.
-    const std::size_t n = name.size();
-    if (n != 14 && n != 17 && n != 10) continue;
+    // The framing fields and the known names; most fields are told apart by their length alone.
+    auto note = [&](Known k, std::string_view lower) {
+      std::uint8_t& slot = head.known[static_cast<std::size_t>(k)];
+      if (slot == 0 && iequals(name, lower)) slot = static_cast<std::uint8_t>(head.header_count);
+    };
+    switch (name.size()) {
+      case 6: note(Known::expect, "expect"); continue;
+      case 9: note(Known::x_api_key, "x-api-key"); continue;
+      case 12:
+        if ((s[start] | 0x20) == 'x') note(Known::x_request_id, "x-request-id");
+        else note(Known::content_type, "content-type");
+        continue;
+      case 13: note(Known::authorization, "authorization"); continue;
+      case 17:
+        if ((s[start] | 0x20) == 'a') {
+          note(Known::anthropic_version, "anthropic-version");
+          continue;
+        }
+        break;  // transfer-encoding
+      case 10:
+      case 14: break;
+      default: continue;
+    }
     if (iequals(name, "content-length")) {
       std::uint64_t len = 0;
       if (value.empty()) return ParseStatus::bad_request;
@@ -253,12 +273,13 @@ ParseStatus parse_request(std::string_view data, std::size_t max_head_bytes, Req
     if (c <= 0x20 || c >= 0x7f) return ParseStatus::bad_request;
   if (!parse_version(line.substr(sp2 + 1), out.version_minor)) return ParseStatus::bad_request;
   out.header_count = 0;
+  out.known = {};
   out.content_length.reset();
   out.chunked = out.connection_close = out.connection_keep_alive = out.expect_continue = false;
   ParseStatus st = parse_fields(d, lines, out);
   if (st != ParseStatus::complete) return st;
   out.head_size = skip + end;
-  out.expect_continue = iequals(out.find("expect"), "100-continue");
+  out.expect_continue = iequals(out.find(Known::expect), "100-continue");
   return ParseStatus::complete;
 }
 
@@ -278,6 +299,7 @@ ParseStatus parse_response(std::string_view data, std::size_t max_head_bytes, Re
   out.status = status;
   out.reason = line.size() > 13 ? line.substr(13) : std::string_view{};
   out.header_count = 0;
+  out.known = {};
   out.content_length.reset();
   out.chunked = out.connection_close = out.connection_keep_alive = false;
   ParseStatus st = parse_fields(data, lines, out);

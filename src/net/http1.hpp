@@ -15,6 +15,7 @@
 namespace switchyard::net::http1 {
 
 constexpr std::size_t kMaxHeaders = 64;
+static_assert(kMaxHeaders < 255, "Head::known keeps field indexes in a byte");
 
 struct Header {
   std::string_view name;
@@ -35,9 +36,24 @@ struct FieldSpan {
   std::uint32_t name_offset, name_size, value_offset, value_size;
 };
 
+/// Field names looked up on every request or response. Found once while the head is parsed
+/// (their lengths are checked for the framing fields anyway), so a lookup is an array read, not
+/// a scan of the head's fields.
+enum class Known : std::uint8_t {
+  authorization,
+  x_api_key,
+  x_request_id,
+  content_type,
+  anthropic_version,
+  expect,
+  count
+};
+
 /// Fields shared by requests and responses.
 struct Head {
   std::array<FieldSpan, kMaxHeaders> fields;
+  /// For each `Known` name: 1 + the index of its first field, 0 when absent.
+  std::array<std::uint8_t, static_cast<std::size_t>(Known::count)> known{};
   const char* base = nullptr;  ///< the bytes `fields` point into (the parsed data)
   std::size_t header_count = 0;
   std::size_t head_size = 0;  ///< bytes of the head, including the final CRLF CRLF
@@ -55,6 +71,13 @@ struct Head {
   }
   /// First header of that name (case-insensitive), or empty.
   std::string_view find(std::string_view name) const;
+  /// The same for a known name, without the scan.
+  std::string_view find(Known name) const {
+    const std::uint8_t at = known[static_cast<std::size_t>(name)];
+    if (at == 0) return {};
+    const FieldSpan& f = fields[at - 1];
+    return std::string_view(base + f.value_offset, f.value_size);
+  }
   /// HTTP/1.1 defaults to keep-alive, HTTP/1.0 to close.
   bool keep_alive() const {
     return version_minor >= 1 ? !connection_close : connection_keep_alive;

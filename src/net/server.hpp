@@ -54,6 +54,7 @@ struct Request {
   /// The target without its query string.
   std::string_view path() const { return target().substr(0, target().find('?')); }
   std::string_view header(std::string_view name) const { return head->find(name); }
+  std::string_view header(http1::Known name) const { return head->find(name); }
 };
 
 class Session;

@@ -282,11 +282,11 @@ const config::KeyConfig* Gateway::authenticate(const net::Request& request, Exch
   const config::KeyConfig* key = find_key(request, ex);
   if (key) return key;
   if (ex.client == dialects::Dialect::anthropic) {
-    if (request.header("x-api-key").empty() && request.header("authorization").empty())
+    if (request.header(net::http1::Known::x_api_key).empty() && request.header(net::http1::Known::authorization).empty())
       error = ApiError::make(ErrorKind::authentication, "x-api-key header is required", {}, "missing_api_key");
     else
       error = ApiError::make(ErrorKind::authentication, "invalid x-api-key", {}, "invalid_api_key");
-  } else if (request.header("authorization").empty()) {
+  } else if (request.header(net::http1::Known::authorization).empty()) {
     error = ApiError::make(ErrorKind::authentication,
                            "You didn't provide an API key. You need to provide your API key in "
                            "an Authorization header using Bearer auth (i.e. Authorization: "
@@ -300,12 +300,12 @@ const config::KeyConfig* Gateway::authenticate(const net::Request& request, Exch
 
 const config::KeyConfig* Gateway::find_key(const net::Request& request, Exchange& ex) const {
   std::string_view token;
-  std::string_view auth = request.header("authorization");
+  std::string_view auth = request.header(net::http1::Known::authorization);
   if (!auth.empty()) {
     if (auth.size() > 7 && net::http1::iequals(auth.substr(0, 7), "bearer ")) token = auth.substr(7);
     while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
   } else if (ex.client == dialects::Dialect::anthropic) {
-    token = request.header("x-api-key");  // Anthropic's SDK sends the key here
+    token = request.header(net::http1::Known::x_api_key);  // Anthropic's SDK sends the key here
   }
   if (token.empty()) return nullptr;
   const config::KeyConfig* key = nullptr;
@@ -331,7 +331,7 @@ net::Task<> Gateway::handle(net::Request request, net::ResponseWriter& writer) {
   std::shared_ptr<const Runtime> pinned = runtime_;
   Exchange ex;
   ex.rt = pinned.get();
-  std::string_view given_id = request.header("x-request-id");
+  std::string_view given_id = request.header(net::http1::Known::x_request_id);
   if (valid_request_id(given_id)) {
     std::memcpy(ex.id_storage, given_id.data(), given_id.size());
     ex.request_id = {ex.id_storage, given_id.size()};
@@ -493,7 +493,7 @@ net::Task<> Gateway::readyz(net::Request&, net::ResponseWriter& writer, Exchange
 net::Task<> Gateway::models(net::Request& request, net::ResponseWriter& writer,
                             Exchange& ex) {
   // Anthropic's SDK lists models at the same path, with its version header: answered in its shape.
-  bool anthropic = !request.header("anthropic-version").empty();
+  bool anthropic = !request.header(net::http1::Known::anthropic_version).empty();
   if (anthropic) ex.client = dialects::Dialect::anthropic;
   ApiError refused;
   const config::KeyConfig* key = authenticate(request, ex, refused);
@@ -1602,7 +1602,7 @@ net::Task<Gateway::Outcome> Gateway::respond(Chat& chat, const DeploymentRuntime
 
   result.outcome = health::Outcome::success;
   result.ttft_ms = std::chrono::duration<double, std::milli>(up.time_to_head()).count();
-  std::string_view content_type = response.find("content-type");
+  std::string_view content_type = response.find(net::http1::Known::content_type);
   bool sse = chat.stream && content_type.substr(0, 17) == "text/event-stream";
   if (!sse) co_return co_await relay_json(chat, d, up, writer, ex, failure);
 
@@ -1751,7 +1751,7 @@ net::Task<Gateway::Outcome> Gateway::relay_json(Chat& chat, const DeploymentRunt
     ex.usage = openai::probe_usage(body, false).usage;
   }
   ex.settle_cost();
-  std::string_view content_type = up.response().find("content-type");
+  std::string_view content_type = up.response().find(net::http1::Known::content_type);
   co_await writer.send(ex.status,
                        content_type.empty() ? std::string_view("application/json") : content_type,
                        body, ex.headers());

@@ -191,3 +191,38 @@ TEST(Http1, IequalsMatchesTheByteRuleOnEveryPair) {
   EXPECT_FALSE(iequals("Content-Lengt@", "content-length`"));
   EXPECT_FALSE(iequals("x-ratelimit-[x]", "x-ratelimit-{x}"));
 }
+
+// The names found while parsing give what a scan by name gives: the first field of that name,
+// any case; nothing when absent; nothing left over from the previous head parsed into the same
+// object.
+TEST(Http1Request, KnownNamesAreFoundWhileParsing) {
+  const std::pair<Known, const char*> names[] = {
+      {Known::authorization, "authorization"},        {Known::x_api_key, "x-api-key"},
+      {Known::x_request_id, "x-request-id"},          {Known::content_type, "content-type"},
+      {Known::anthropic_version, "anthropic-version"}, {Known::expect, "expect"}};
+  RequestHead head;
+  ASSERT_EQ(parse("POST /v1/chat HTTP/1.1\r\nHost: x\r\nAUTHORIZATION: Bearer a\r\n"
+                  "authorization: Bearer b\r\nX-Request-Id: r1\r\nContent-Type: application/json\r\n"
+                  "X-Api-Key: k\r\nAnthropic-Version: 2023-06-01\r\nTransfer-Encoding: chunked\r\n"
+                  "x-request-ix: no\r\ncontent-typf: no\r\n\r\n",
+                  head),
+            ParseStatus::complete);
+  EXPECT_TRUE(head.chunked);  // a 17-byte framing field is still read as one
+  for (auto [known, name] : names) EXPECT_EQ(head.find(known), head.find(name)) << name;
+  EXPECT_EQ(head.find(Known::authorization), "Bearer a");
+  EXPECT_EQ(head.find(Known::x_request_id), "r1");
+  EXPECT_EQ(head.find(Known::content_type), "application/json");
+  EXPECT_EQ(head.find(Known::anthropic_version), "2023-06-01");
+  EXPECT_EQ(head.find(Known::expect), "");
+
+  ASSERT_EQ(parse("GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n", head),
+            ParseStatus::complete);
+  for (auto [known, name] : names) EXPECT_EQ(head.find(known), head.find(name)) << name;
+  EXPECT_EQ(head.find(Known::authorization), "");
+  EXPECT_TRUE(head.expect_continue);
+
+  ResponseHead response;
+  ASSERT_EQ(parse_response("HTTP/1.1 200 OK\r\nCONTENT-TYPE: text/event-stream\r\n\r\n", 8192, response),
+            ParseStatus::complete);
+  EXPECT_EQ(response.find(Known::content_type), "text/event-stream");
+}
