@@ -124,6 +124,23 @@ struct FrameCache {
 };
 inline thread_local FrameCache frame_cache{};
 
+/// The allocator of an operation started with `use_task`: Asio allocates the operation object
+/// (socket op, timer wait, composed write) through the handler's associated allocator, so
+/// those come from the same cache as the frames.
+template <class T>
+struct CacheAllocator {
+  using value_type = T;
+  CacheAllocator() noexcept = default;
+  template <class U>
+  CacheAllocator(const CacheAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) { return static_cast<T*>(frame_cache.take(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t n) noexcept { frame_cache.give(p, n * sizeof(T)); }
+  template <class U>
+  bool operator==(const CacheAllocator<U>&) const noexcept {
+    return true;
+  }
+};
+
 /// What every promise of the data plane's coroutines shares.
 struct PromiseBase {
   std::coroutine_handle<> continuation;  ///< the coroutine awaiting this one
@@ -178,6 +195,9 @@ class OpAwaiter {
  public:
   class Handler {
    public:
+    using allocator_type = CacheAllocator<void>;
+    allocator_type get_allocator() const noexcept { return {}; }
+
     explicit Handler(OpAwaiter* op) noexcept : op_(op), chain_(current_chain) {
       if (chain_) chain_->retain();
     }
