@@ -199,3 +199,30 @@ TEST(Task, AStoredHandlerCalledLaterResumesTheWaitingCoroutine) {
   std::move(w)();
   EXPECT_EQ(stage, 2);
 }
+
+// The frame cache hands back the block last freed of the same size step, keeps at most 16 per
+// step (the rest go back to the allocator), and leaves large blocks to the allocator.
+TEST(Task, TheFrameCacheReusesFreedBlocksOfTheSameSizeStep) {
+  detail::FrameCache cache{};
+  void* a = cache.take(100);  // class 1: 65..128 bytes
+  cache.give(a, 100);
+  EXPECT_EQ(cache.take(120), a) << "same step, so the same block";
+  void* b = cache.take(60);   // class 0: a new block
+  EXPECT_NE(b, a);
+  cache.give(b, 60);
+  cache.give(a, 120);
+  std::vector<void*> many;
+  for (int i = 0; i < 20; ++i) many.push_back(cache.take(100));
+  for (void* p : many) cache.give(p, 100);
+  EXPECT_EQ(cache.count[1], detail::FrameCache::kKeep);
+  void* big = cache.take(1 << 20);  // beyond the cache: straight from the allocator
+  cache.give(big, 1 << 20);
+  EXPECT_EQ(cache.count[1], detail::FrameCache::kKeep);
+  // Leave nothing behind (the test's cache is not the thread's).
+  for (auto& head : cache.head)
+    while (head) {
+      void* p = head;
+      head = head->next;
+      ::operator delete(p);
+    }
+}
