@@ -1,6 +1,5 @@
 #include "net/server.hpp"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
@@ -21,7 +20,6 @@ namespace switchyard::net {
 
 namespace {
 
-constexpr auto nothrow = asio::as_tuple(use_task);
 constexpr std::size_t kInitialBuffer = 4096;
 
 std::string_view reason_phrase(int status) {
@@ -115,8 +113,8 @@ class Session final : public Deadline {
         asio::buffer(a.data(), a.size()), asio::buffer(b.data(), b.size()),
         asio::buffer(c.data(), c.size()), asio::buffer(d.data(), d.size())};
     // A response almost always fits the socket's send buffer: one non-blocking send and done,
-    // without an asynchronous operation (its handler, its trip through the scheduler and the
-    // coroutine frame of its awaitable). Only what the send did not take waits for the socket.
+    // without an asynchronous operation (its handler and its trip through the scheduler). Only
+    // what the send did not take waits for the socket.
     boost::system::error_code ec;
     std::size_t sent = socket_.write_some(bufs, ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
@@ -182,7 +180,7 @@ class Session final : public Deadline {
     out_ += "\r\n";
   }
 
-  /// Not a coroutine: the head is written now and the write's own awaitable returned, so a
+  /// Not a coroutine: the head is written now and the write's own task returned, so a
   /// response costs one coroutine frame, not two. The caller awaits it at once.
   Task<bool> send(int status, std::string_view content_type, std::string_view body,
                   std::span<const HeaderField> headers) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/basic_stream_socket.hpp>
@@ -215,14 +216,18 @@ class OpAwaiter {
     void operator()(Values&&... values) {
       OpAwaiter* op = std::exchange(op_, nullptr);
       Chain* chain = std::exchange(chain_, nullptr);
-      const bool gone = chain && chain->ended;  // its coroutines were destroyed
-      if (chain) chain->release();  // a live chain is still held by its root
-      if (gone) return;
-      op->result_.emplace(std::forward<Values>(values)...);
-      if (op->waiting_) {
-        ChainScope scope(chain);
-        op->waiting_.resume();
+      if (chain && chain->ended) {  // its coroutines were destroyed
+        chain->release();
+        return;
       }
+      op->result_.emplace(std::forward<Values>(values)...);
+      if (!op->waiting_) {  // completed before the await: it will not suspend
+        if (chain) chain->release();
+        return;
+      }
+      ChainScope scope(chain);
+      if (chain) chain->release();  // a live chain is still held by its root
+      op->waiting_.resume();
     }
 
    private:
@@ -407,6 +412,9 @@ void spawn(boost::asio::io_context& io, Task<T> task, Done done = {}) {
 /// The completion token that makes an asynchronous operation awaitable in a `Task`.
 struct UseTask {};
 inline constexpr UseTask use_task{};
+/// The same, with the error code returned (first in a tuple) instead of thrown: what the data
+/// plane uses, since it handles errors as codes.
+inline constexpr auto nothrow = boost::asio::as_tuple(use_task);
 
 using Socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, Executor>;
 using Acceptor = boost::asio::basic_socket_acceptor<boost::asio::ip::tcp, Executor>;

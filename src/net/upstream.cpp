@@ -1,6 +1,5 @@
 #include "net/upstream.hpp"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
@@ -14,7 +13,6 @@
 namespace switchyard::net {
 
 namespace {
-constexpr auto nothrow = asio::as_tuple(use_task);
 }
 
 Origin::Origin(std::string h, std::uint16_t p, bool t)
@@ -47,8 +45,8 @@ UpstreamConnection::UpstreamConnection(asio::io_context& io, asio::ssl::context*
 
 Socket& UpstreamConnection::socket() { return tls_ ? tls_->next_layer() : *plain_; }
 
-// Not coroutines: they return the socket operation's own awaitable (its arguments are copied
-// into it), so the caller awaits one frame less per read and write.
+// Not coroutines: they start the socket operation and return its awaiter, so the caller awaits
+// the operation itself, with no coroutine frame in between.
 UpstreamConnection::IoAwaitable UpstreamConnection::write(std::string_view a, std::string_view b) {
   std::array<asio::const_buffer, 2> bufs{asio::buffer(a.data(), a.size()),
                                          asio::buffer(b.data(), b.size())};

@@ -1,7 +1,5 @@
 #include "server/gateway.hpp"
 
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
 #include <array>
@@ -1062,8 +1060,7 @@ net::Task<> Gateway::race(net::UpstreamExchange& up, std::string_view head,
 net::Task<> Gateway::sleep_ms(std::int64_t ms) {
   net::Timer timer(loop_.io());
   timer.expires_after(std::chrono::milliseconds(ms));
-  boost::system::error_code ec;
-  co_await timer.async_wait(asio::redirect_error(net::use_task, ec));
+  co_await timer.async_wait(net::nothrow);
 }
 
 net::Task<> Gateway::run_candidates(const RouteRuntime& route, Chat& chat,
@@ -1397,8 +1394,7 @@ net::Task<Gateway::Outcome> Gateway::attempt_hedged(
   };
   net::spawn(loop_.io(), race(up, p.head(), p.body(), primary), log_exception);
   wake.expires_after(std::chrono::milliseconds(delay_ms));
-  boost::system::error_code ec;
-  co_await wake.async_wait(asio::redirect_error(net::use_task, ec));
+  co_await wake.async_wait(net::nothrow);
 
   Racer backup;
   backup.wake = &wake;
@@ -1449,14 +1445,14 @@ net::Task<Gateway::Outcome> Gateway::attempt_hedged(
     else if (primary.done && (!hedged || backup.done)) winner = 0;
     if (winner >= 0) break;
     wake.expires_at(net::Timer::time_point::max());
-    co_await wake.async_wait(asio::redirect_error(net::use_task, ec));
+    co_await wake.async_wait(net::nothrow);
   }
   // The loser is cancelled, and awaited: its exchange lives in this frame.
   if (winner == 1 && !primary.done) up.cancel();
   if (winner == 0 && hedged && !backup.done) bup->cancel();
   while (!primary.done || (hedged && !backup.done)) {
     wake.expires_at(net::Timer::time_point::max());
-    co_await wake.async_wait(asio::redirect_error(net::use_task, ec));
+    co_await wake.async_wait(net::nothrow);
   }
   if (hedged && b.health) b.health->end();
 

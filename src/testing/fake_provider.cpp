@@ -1,6 +1,5 @@
 #include "testing/fake_provider.hpp"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/detail/base64.hpp>
 #include <boost/json.hpp>
@@ -147,7 +146,7 @@ FakeProvider::FakeProvider(net::Loop& loop, std::shared_ptr<FakeProviderState> s
 net::Task<> FakeProvider::sleep(std::uint32_t ms) {
   if (ms == 0) co_return;
   net::Timer timer(loop_.io(), std::chrono::milliseconds(ms));
-  co_await timer.async_wait(asio::as_tuple(net::use_task));
+  co_await timer.async_wait(net::nothrow);
 }
 
 namespace {
