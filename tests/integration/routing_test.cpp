@@ -151,7 +151,9 @@ TEST(Routing, EveryFaultFailsOverBeforeTheFirstByte) {
       Response r = chat(gw.port(), body("", stream));
       ASSERT_EQ(r.status, 200) << fault << " " << r.body;
       EXPECT_EQ(r.header("x-switchyard-deployment"), "b") << fault;
-      if (stream) EXPECT_NE(r.body.find("data: [DONE]"), std::string::npos);
+      if (stream) {
+        EXPECT_NE(r.body.find("data: [DONE]"), std::string::npos);
+      }
     }
   }
   // A stream whose head comes at once but whose first token is late: the time-to-first-token

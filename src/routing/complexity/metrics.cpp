@@ -79,7 +79,7 @@ std::string pgr_svg(const PairCurve& c, const std::string& title) {
   auto x = [&](double s) { return L + s * (W - L - R); };
   auto y = [&](double p) { return H - B - std::clamp(p, -0.2, 1.2) / 1.2 * (H - B - T); };
   std::string svg;
-  char buf[256];
+  char buf[512];  // the axis labels and diagonal, written at once, take ~270 bytes
   open_svg(svg, W, H, L, title);
   for (int k = 0; k <= 10; ++k) {  // grid and axis labels
     double v = k / 10.0;
