@@ -18,6 +18,8 @@
 
 namespace switchyard::net {
 
+using namespace std::string_view_literals;
+
 namespace {
 
 constexpr std::size_t kInitialBuffer = 4096;
@@ -138,18 +140,23 @@ class Session final : public Deadline {
   }
 
   void begin_head(int status, std::string_view content_type) {
-    out_.clear();
-    out_ += "HTTP/1.1 ";
-    append_number(out_, static_cast<std::uint64_t>(status));
-    out_ += ' ';
-    out_ += reason_phrase(status);
-    out_ += "\r\nServer: switchyard\r\nDate: ";
-    out_ += loop_.http_date();
-    if (!content_type.empty()) {
-      out_ += "\r\nContent-Type: ";
-      out_ += content_type;
+    if (status == 200) {
+      out_.assign(loop_.ok_head());  // status line, Server and Date in one copy
+    } else {
+      out_.clear();
+      out_ += "HTTP/1.1 "sv;
+      append_number(out_, static_cast<std::uint64_t>(status));
+      out_ += ' ';
+      out_ += reason_phrase(status);
+      out_ += "\r\nServer: switchyard\r\nDate: "sv;
+      out_ += loop_.http_date();
+      out_ += "\r\n"sv;
     }
-    out_ += "\r\n";
+    if (!content_type.empty()) {
+      out_ += "Content-Type: "sv;
+      out_ += content_type;
+      out_ += "\r\n"sv;
+    }
   }
 
   /// The fields, sized first and then copied: one growth check for all of them instead of
@@ -175,9 +182,9 @@ class Session final : public Deadline {
   void end_head() {
     if (close_after_ || loop_.draining()) {
       close_after_ = true;
-      out_ += "Connection: close\r\n";
+      out_ += "Connection: close\r\n"sv;
     }
-    out_ += "\r\n";
+    out_ += "\r\n"sv;
   }
 
   /// Not a coroutine: the head is written now and the write's own task returned, so a
@@ -186,9 +193,9 @@ class Session final : public Deadline {
                   std::span<const HeaderField> headers) {
     begin_head(status, content_type);
     add_headers(headers);
-    out_ += "Content-Length: ";
+    out_ += "Content-Length: "sv;
     append_number(out_, body.size());
-    out_ += "\r\n";
+    out_ += "\r\n"sv;
     end_head();
     started_ = true;
     return write_buffers(out_, body);
@@ -199,7 +206,7 @@ class Session final : public Deadline {
                           std::span<const HeaderField> headers) {
     begin_head(status, content_type);
     add_headers(headers);
-    out_ += "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n";
+    out_ += "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n"sv;
     end_head();
     started_ = true;
     streaming_ = true;
@@ -360,7 +367,7 @@ Task<> Session::run() {
       buf_.commit(n);
     }
     idle_ = false;
-    Clock::time_point received = Clock::now();
+    const Clock::time_point received = Clock::now();
     switch (status) {
       case http1::ParseStatus::complete: break;
       case http1::ParseStatus::headers_too_large:
@@ -386,7 +393,7 @@ Task<> Session::run() {
     // Read the body.
     std::string_view body;
     std::size_t consumed = head.head_size;
-    set(Clock::now() + opt.body_timeout);
+    set(received + opt.body_timeout);
     if (head.content_length && *head.content_length > opt.max_body_bytes) {
       co_await send_error(&head, core::ApiError::make(core::ErrorKind::payload_too_large,
                                                       "Request body too large (limit " +
@@ -564,6 +571,9 @@ void Loop::refresh_date() {
   char buf[64];
   std::size_t n = std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
   date_.assign(buf, n);
+  ok_head_ = "HTTP/1.1 200 OK\r\nServer: switchyard\r\nDate: ";
+  ok_head_ += date_;
+  ok_head_ += "\r\n"sv;
 }
 
 void Loop::listen(const tcp::endpoint& endpoint, bool reuse_port) {

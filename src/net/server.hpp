@@ -132,6 +132,8 @@ class Loop {
 
   /// Cached `Date` header value, refreshed by the sweep.
   std::string_view http_date() const { return date_; }
+  /// The start of a 200 response's head: status line, Server and Date fields (CRLF-ended).
+  std::string_view ok_head() const { return ok_head_; }
 
  private:
   friend class Server;
@@ -163,6 +165,7 @@ class Loop {
   std::vector<Session*> sessions_;
   bool draining_ = false;
   std::string date_;
+  std::string ok_head_;  ///< see ok_head(); renewed with the date
   std::chrono::milliseconds sweep_interval_{100};
 };
 

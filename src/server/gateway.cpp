@@ -22,6 +22,8 @@
 
 namespace switchyard::server {
 
+using namespace std::string_view_literals;
+
 namespace asio = boost::asio;
 namespace openai = dialects::openai;
 using core::ApiError;
@@ -70,11 +72,15 @@ constexpr std::size_t kMaxPassedHeaders = 12;
 
 /// Upstream response headers a client may act on: rate-limit state and retry hints.
 bool is_passed_header(std::string_view name) {
-  auto starts = [&](std::string_view prefix) {
-    return name.size() >= prefix.size() && net::http1::iequals(name.substr(0, prefix.size()), prefix);
-  };
-  return starts("x-ratelimit-") || net::http1::iequals(name, "retry-after") ||
-         net::http1::iequals(name, "retry-after-ms");
+  // Called for every field of every upstream answer: told apart by first byte and size first.
+  if (name.size() < 11) return false;
+  switch (name[0] | 0x20) {
+    case 'x': return name.size() >= 12 && net::http1::iequals(name.substr(0, 12), "x-ratelimit-");
+    case 'r':
+      return (name.size() == 11 && net::http1::iequals(name, "retry-after")) ||
+             (name.size() == 14 && net::http1::iequals(name, "retry-after-ms"));
+    default: return false;
+  }
 }
 
 /// True when an upstream error body is already an OpenAI error object we can pass on as is.
@@ -1285,12 +1291,13 @@ std::optional<Gateway::Outcome> Gateway::prepare(Chat& chat, const DeploymentRun
   if (chat.endpoint == Endpoint::embeddings) head += d.embeddings_head;
   else if (chat.stream) head += d.stream_head;
   else head += d.chat_head;
-  head += "X-Request-Id: ";
+  head += "X-Request-Id: "sv;
   head += ex.request_id;
-  head += chat.stream ? "\r\nAccept: text/event-stream\r\nContent-Length: "
-                      : "\r\nAccept: application/json\r\nContent-Length: ";
-  head += std::to_string(body.size());
-  head += "\r\n\r\n";
+  head += chat.stream ? "\r\nAccept: text/event-stream\r\nContent-Length: "sv
+                      : "\r\nAccept: application/json\r\nContent-Length: "sv;
+  char length[24];
+  head.append(length, std::to_chars(length, length + sizeof length, body.size()).ptr);
+  head += "\r\n\r\n"sv;
   return std::nullopt;
 }
 

@@ -30,27 +30,32 @@ namespace switchyard::server {
 /// (patched body, upstream head, response) keep their capacity instead of going back to malloc.
 class StringPool {
  public:
-  /// A cleared string, with the capacity of an earlier one when there is one.
-  std::string take() {
-    if (free_.empty()) return {};
-    std::string s = std::move(free_.back());
+  /// A cleared string, with the capacity of an earlier one when there is one. The strings
+  /// themselves never move (a pointer changes hands, not a string's three words).
+  std::unique_ptr<std::string> take() {
+    if (free_.empty()) return std::make_unique<std::string>();
+    std::unique_ptr<std::string> s = std::move(free_.back());
     free_.pop_back();
-    s.clear();
+    s->clear();
     return s;
   }
-  void give(std::string s) {
-    if (free_.size() < 256 && s.capacity() <= 256 * 1024) free_.push_back(std::move(s));
+  void give(std::unique_ptr<std::string> s) {
+    if (free_.size() < 256 && s->capacity() <= 256 * 1024) free_.push_back(std::move(s));
   }
 
   /// A string on loan for one scope.
   struct Loan {
+    explicit Loan(StringPool& p) : pool(p), owned(p.take()), s(*owned) {}
+    Loan(const Loan&) = delete;
+    Loan& operator=(const Loan&) = delete;
+    ~Loan() { pool.give(std::move(owned)); }
     StringPool& pool;
-    std::string s = pool.take();
-    ~Loan() { pool.give(std::move(s)); }
+    std::unique_ptr<std::string> owned;
+    std::string& s;
   };
 
  private:
-  std::vector<std::string> free_;
+  std::vector<std::unique_ptr<std::string>> free_;
 };
 
 /// What every event loop shares: the runtime in force, live health, decision records, the log.
