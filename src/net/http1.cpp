@@ -207,8 +207,15 @@ ParseStatus parse_fields(std::string_view data, const HeadLines& lines, Head& he
       seen_te = true;
       head.chunked = true;
     } else if (iequals(name, "connection")) {
-      if (has_token(value, "close")) head.connection_close = true;
-      if (has_token(value, "keep-alive")) head.connection_keep_alive = true;
+      // Almost always a single token: compared whole before the list is split.
+      if (value.size() == 10 && iequals(value, "keep-alive")) {
+        head.connection_keep_alive = true;
+      } else if (value.size() == 5 && iequals(value, "close")) {
+        head.connection_close = true;
+      } else {
+        if (has_token(value, "close")) head.connection_close = true;
+        if (has_token(value, "keep-alive")) head.connection_keep_alive = true;
+      }
     }
   }
   if (head.chunked && head.content_length) return ParseStatus::bad_request;

@@ -31,7 +31,8 @@ RequestTraits traits_of(const dialects::openai::ChatRequestInfo& info, std::stri
   RequestTraits t;
   t.input_tokens = estimate_body_tokens(body, info.has_images, false);
   t.max_output_tokens = info.max_output_tokens;
-  if (info.params & dialects::openai::param_bit("tools")) t.needs |= catalog::kTools;
+  static const std::uint32_t kToolsBit = dialects::openai::param_bit("tools");
+  if (info.params & kToolsBit) t.needs |= catalog::kTools;
   if (info.has_images) t.needs |= catalog::kVision;
   if (info.json_schema) t.needs |= catalog::kJsonSchema;
   return t;

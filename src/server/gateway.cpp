@@ -1561,6 +1561,10 @@ net::Task<Gateway::Outcome> Gateway::respond(Chat& chat, const DeploymentRuntime
   result.record = true;
   for (std::size_t i = 0; i < response.header_count; ++i) {
     const auto h = response.header(i);
+    // Rate-limit fields start with x- or anthropic-, retry-after with r: the rest (date,
+    // server, content-type, ...) is passed over at its first byte.
+    const char first = h.name.empty() ? '\0' : static_cast<char>(h.name[0] | 0x20);
+    if (first != 'x' && first != 'a' && first != 'r') continue;
     health::read_rate_limit_header(h.name, h.value, result.rate_limits);
     std::int64_t ra = health::parse_retry_after_ms(h.name, h.value);
     if (ra >= 0) result.retry_after_ms = ra;

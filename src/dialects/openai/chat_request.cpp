@@ -50,6 +50,39 @@ constexpr std::array kFieldRules = {
 };
 static_assert(kFieldRules.size() <= 32);
 
+/// A rule's slot in `kRuleSlots`: from the name's length and its first, middle and last bytes.
+constexpr std::size_t rule_slot(std::string_view k) {
+  return (k.size() + static_cast<unsigned char>(k.front()) + 3u * static_cast<unsigned char>(k.back()) +
+          8u * static_cast<unsigned char>(k[k.size() / 2])) &
+         63u;
+}
+/// Rule index by slot (-1: none). No two rules share a slot: a collision does not compile.
+constexpr std::array<std::int8_t, 64> kRuleSlots = [] {
+  std::array<std::int8_t, 64> t{};
+  for (auto& x : t) x = -1;
+  for (std::size_t i = 0; i < kFieldRules.size(); ++i) {
+    const std::size_t slot = rule_slot(kFieldRules[i].name);
+    if (t[slot] != -1) throw "two field rules share a slot: change rule_slot";
+    t[slot] = static_cast<std::int8_t>(i);
+  }
+  return t;
+}();
+/// The rule for a top-level member: one table read and one comparison, not a scan.
+int find_rule(std::string_view key) {
+  if (key.empty()) return -1;
+  const int i = kRuleSlots[rule_slot(key)];
+  return i >= 0 && kFieldRules[static_cast<std::size_t>(i)].name == key ? i : -1;
+}
+constexpr int rule_index(std::string_view name) {
+  for (std::size_t i = 0; i < kFieldRules.size(); ++i)
+    if (kFieldRules[i].name == name) return static_cast<int>(i);
+  throw "no such field rule";
+}
+constexpr int kStreamRule = rule_index("stream"), kStreamOptionsRule = rule_index("stream_options"),
+              kToolsRule = rule_index("tools"), kResponseFormatRule = rule_index("response_format"),
+              kMaxTokensRule = rule_index("max_tokens"),
+              kMaxCompletionTokensRule = rule_index("max_completion_tokens");
+
 constexpr std::array<std::string_view, 6> kRoles = {"system", "developer", "user", "assistant",
                                                      "tool", "function"};
 
@@ -162,9 +195,8 @@ std::optional<ApiError> check_message(const json::Tape& tape, std::string_view d
 }  // namespace
 
 std::uint32_t param_bit(std::string_view name) {
-  for (std::size_t i = 0; i < kFieldRules.size(); ++i)
-    if (kFieldRules[i].name == name) return 1u << i;
-  return 0;
+  const int i = find_rule(name);
+  return i < 0 ? 0 : 1u << i;
 }
 
 InspectResult inspect_chat_request(std::string_view body, const RequestLimits& limits) {
@@ -214,21 +246,22 @@ InspectResult inspect_chat_request(std::string_view body, const RequestLimits& l
       messages_entry = entry;
       return true;
     }
-    for (std::size_t i = 0; i < kFieldRules.size(); ++i) {
-      const FieldRule& rule = kFieldRules[i];
-      if (key != rule.name) continue;
+    {
+      const int i = find_rule(key);
+      if (i < 0) return true;
+      const FieldRule& rule = kFieldRules[static_cast<std::size_t>(i)];
       if (v.type != json::Type::null) info.params |= 1u << i;
       if (v.type != json::Type::null && !matches(rule.expect, v)) {
         error = invalid_type(std::string(rule.name), rule.expect, v);
         return false;
       }
-      if (rule.name == "stream") info.stream = v.raw == "true";
-      if (rule.name == "tools") info.content_bytes += v.raw.size();
-      if (rule.name == "response_format" && v.raw.find("\"json_schema\"") != std::string_view::npos)
+      if (i == kStreamRule) info.stream = v.raw == "true";
+      if (i == kToolsRule) info.content_bytes += v.raw.size();
+      if (i == kResponseFormatRule && v.raw.find("\"json_schema\"") != std::string_view::npos)
         info.json_schema = true;
-      if (rule.name == "max_completion_tokens" || (rule.name == "max_tokens" && !info.max_output_tokens))
+      if (i == kMaxCompletionTokensRule || (i == kMaxTokensRule && !info.max_output_tokens))
         if (auto n = json::as_int(v)) info.max_output_tokens = *n;
-      if (rule.name == "stream_options" && v.type == json::Type::object) {
+      if (i == kStreamOptionsRule && v.type == json::Type::object) {
         info.has_stream_options = true;
         info.stream_options_begin = v.offset;
         info.stream_options_end = v.offset + v.raw.size();
@@ -246,7 +279,6 @@ InspectResult inspect_chat_request(std::string_view body, const RequestLimits& l
           return true;
         });
       }
-      break;
     }
     return !error;
   });

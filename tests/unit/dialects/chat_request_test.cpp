@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
 #include "core/json_scan.hpp"
 
 using namespace switchyard;
@@ -104,6 +108,55 @@ TEST(ChatRequest, RejectsBadBodiesInOpenAIsWords) {
   EXPECT_NE(e.message.find("UTF-8"), std::string::npos);
   e = inspect_error(R"({"model":"a","messages":[{"role":"user","content":[[[[1]]]]}]})", 4);
   EXPECT_NE(e.message.find("nests deeper than 4"), std::string::npos);
+}
+
+TEST(ChatRequest, EveryCheckedMemberIsFoundByItsNameAlone) {
+  // Each optional member the gateway type-checks (found through a hashed table, not a scan):
+  // its own bit, a wrong type refused under its name, and names that differ only slightly
+  // (case, one byte, a prefix) are unknown members, passed on unchecked.
+  const std::vector<std::pair<std::string, std::string>> members = {
+      {"stream", "1"},          {"stream_options", "1"},      {"temperature", "\"x\""},
+      {"top_p", "\"x\""},       {"presence_penalty", "\"x\""}, {"frequency_penalty", "\"x\""},
+      {"n", "1.5"},             {"max_tokens", "1.5"},        {"max_completion_tokens", "1.5"},
+      {"seed", "1.5"},          {"top_logprobs", "1.5"},      {"logprobs", "1"},
+      {"parallel_tool_calls", "1"}, {"tools", "1"},          {"tool_choice", "1"},
+      {"stop", "1"},            {"user", "1"},                {"response_format", "1"},
+      {"logit_bias", "1"},      {"metadata", "1"},            {"top_k", "1.5"},
+      {"reasoning_effort", "1"}, {"service_tier", "1"},      {"store", "1"}};
+  std::uint32_t seen = 0;
+  for (const auto& [name, wrong] : members) {
+    const std::uint32_t bit = openai::param_bit(name);
+    EXPECT_NE(bit, 0u) << name;
+    EXPECT_EQ(bit & (bit - 1), 0u) << name;
+    EXPECT_EQ(seen & bit, 0u) << name << " shares a bit";
+    seen |= bit;
+    const std::string base = R"({"model":"a","messages":[{"role":"user","content":"x"}],")";
+    auto e = inspect_error(base + name + "\":" + wrong + "}");
+    EXPECT_EQ(e.param, name);
+    EXPECT_EQ(inspect_ok(base + name + "\":null}").params & bit, 0u) << name;
+    std::string upper = name;
+    upper[0] = static_cast<char>(upper[0] - 'a' + 'A');
+    std::string changed = name;
+    changed[changed.size() / 2] = changed[changed.size() / 2] == 'q' ? 'r' : 'q';
+    for (const std::string& other : {upper, changed, name + "s", name.substr(0, name.size() - 1)}) {
+      if (other.empty() || openai::param_bit(other) != 0) {
+        // A prefix that is itself a member ("stream" of "stream_options") is fine.
+        EXPECT_TRUE(other.empty() || std::any_of(members.begin(), members.end(),
+                                                 [&](const auto& m) { return m.first == other; }))
+            << other;
+        continue;
+      }
+      inspect_ok(base + other + "\":" + wrong + "}");
+    }
+  }
+  EXPECT_EQ(openai::param_bit(""), 0u);
+  EXPECT_EQ(openai::param_bit("model"), 0u);
+  const auto info = inspect_ok(
+      R"({"model":"a","messages":[{"role":"user","content":"x"}],"stream":true,"max_tokens":7,"tools":[]})");
+  EXPECT_TRUE(info.stream);
+  EXPECT_EQ(info.max_output_tokens, 7);
+  EXPECT_EQ(info.params, openai::param_bit("stream") | openai::param_bit("max_tokens") |
+                             openai::param_bit("tools"));
 }
 
 TEST(ChatRequest, KeysWithEscapesAreTheSameKeys) {
