@@ -362,6 +362,18 @@ bool UpstreamExchange::read_buffered(std::string& out, std::size_t limit, Upstre
   return e != UpstreamError::none || body_done_;
 }
 
+bool UpstreamExchange::buffered_body(std::string_view& body, std::size_t limit) {
+  if (body_done_ || !conn_ || response_->chunked || close_delimited_ || body_remaining_ > limit)
+    return false;
+  const ByteBuffer& buf = conn_->buf_;
+  const std::size_t head_size = response_->head_size;
+  if (buf.size() < head_size || buf.size() - head_size < body_remaining_) return false;
+  body = buf.view().substr(head_size, static_cast<std::size_t>(body_remaining_));
+  body_remaining_ = 0;
+  body_done_ = true;
+  return true;
+}
+
 Task<UpstreamError> UpstreamExchange::read_some(std::string& out, bool& done) {
   done = body_done_;
   if (body_done_) co_return UpstreamError::none;

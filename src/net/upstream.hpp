@@ -161,6 +161,12 @@ class UpstreamExchange final : public Deadline {
   /// rest must be read (`read_all` goes on from there). Saves a suspension on small answers.
   bool read_buffered(std::string& out, std::size_t limit, UpstreamError& e);
 
+  /// Without waiting or copying: when the whole body (Content-Length framed, at most `limit`
+  /// bytes) came with the head, sets `body` to it in the connection's buffer and ends the body.
+  /// The view stays valid as long as this exchange (the connection goes back to the pool when
+  /// the exchange ends). False, with nothing taken, otherwise.
+  bool buffered_body(std::string_view& body, std::size_t limit);
+
   /// Tighter deadlines for this exchange than the pool's: the time to the response head, and an
   /// absolute end (a route's deadline). Call before `start`.
   void limit(std::optional<std::chrono::milliseconds> first_byte, std::optional<Clock::time_point> end) {

@@ -1702,10 +1702,17 @@ net::Task<Gateway::Outcome> Gateway::relay_json(Chat& chat, const DeploymentRunt
                                                 net::UpstreamExchange& up,
                                                 net::ResponseWriter& writer, Exchange& ex,
                                                 Failure& failure) {
-  StringPool::Loan loan{strings_};
-  std::string& body = loan.s;
+  // Usually the whole answer came with its head: relayed from the connection's buffer. Else
+  // read into a pooled string.
+  std::string_view body;
+  std::optional<StringPool::Loan> loan;
   net::UpstreamError err = net::UpstreamError::none;
-  if (!up.read_buffered(body, kMaxUpstreamBody, err)) err = co_await up.read_all(body, kMaxUpstreamBody);
+  if (!up.buffered_body(body, kMaxUpstreamBody)) {
+    loan.emplace(strings_);
+    if (!up.read_buffered(loan->s, kMaxUpstreamBody, err))
+      err = co_await up.read_all(loan->s, kMaxUpstreamBody);
+    body = loan->s;
+  }
   if (writer.client_gone()) co_return Outcome::client_gone;
   if (err != net::UpstreamError::none) {
     fail_attempt(ex, failure, upstream_failure(err, d.config->name));
