@@ -177,7 +177,6 @@ struct Gateway::Exchange {
   double ttfb_ms = -1;
   std::string error;
   std::string attempts_text;
-  std::array<net::HeaderField, 13 + kMaxPassedHeaders> header_storage;
 
   void set_dropped(const std::vector<std::string>& names) {
     dropped.clear();
@@ -212,7 +211,12 @@ struct Gateway::Exchange {
       passed[i] = {passed_copies[2 * i], passed_copies[2 * i + 1]};
   }
 
+  /// The response's own fields, in a per-thread scratch array (not in every request's state,
+  /// where streams would carry it): valid until the next call on this thread. Every caller
+  /// hands it straight to the response writer, which copies the fields into the head before
+  /// anything can suspend.
   std::span<const net::HeaderField> headers() {
+    thread_local std::array<net::HeaderField, 13 + kMaxPassedHeaders> header_storage;
     std::size_t n = 0;
     for (std::size_t i = 0; i < passed_count; ++i) header_storage[n++] = passed[i];
     header_storage[n++] = {"x-request-id", request_id};
