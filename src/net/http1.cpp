@@ -151,6 +151,68 @@ inline std::size_t name_end(const unsigned char* s, std::size_t start, std::size
   return p;
 }
 
+/// Field names looked up while a head is parsed: the framing fields, then the `Known` names.
+enum : std::uint8_t { kOther, kContentLength, kTransferEncoding, kConnection, kKnownBase };
+
+struct NameEntry {
+  char first = 0;                 ///< its first byte, lowercase
+  std::uint8_t kind = kOther;     ///< one of the above, or kKnownBase + a `Known`
+  std::string_view lower;
+};
+
+/// By length, at most two names (told apart by their first byte).
+constexpr auto kNamesBySize = [] {
+  std::array<std::array<NameEntry, 2>, 18> t{};
+  auto add = [&](std::string_view name, std::uint8_t kind) {
+    auto& slots = t[name.size()];
+    auto& e = slots[0].kind == kOther ? slots[0] : slots[1];
+    e = NameEntry{name[0], kind, name};
+  };
+  add("content-length", kContentLength);
+  add("transfer-encoding", kTransferEncoding);
+  add("connection", kConnection);
+  auto known = [&](std::string_view name, Known k) {
+    add(name, static_cast<std::uint8_t>(kKnownBase + static_cast<std::uint8_t>(k)));
+  };
+  known("authorization", Known::authorization);
+  known("x-api-key", Known::x_api_key);
+  known("x-request-id", Known::x_request_id);
+  known("content-type", Known::content_type);
+  known("anthropic-version", Known::anthropic_version);
+  known("expect", Known::expect);
+  return t;
+}();
+
+inline std::uint64_t load8(const char* p) {
+  std::uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+inline std::uint32_t load4(const char* p) {
+  std::uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+/// A field name of token characters against a lowercase name of letters, digits and '-' of the
+/// same size. Or-ing 0x20 into each byte is then an exact case fold: it maps an uppercase
+/// letter to its lowercase one, and the only other bytes it maps into [a-z0-9-] are controls,
+/// which no token contains. Eight bytes at a time (overlapping at the end).
+bool is_name(const char* p, std::string_view lower) {
+  const std::size_t n = lower.size();
+  const char* l = lower.data();
+  if (n >= 8) {
+    for (std::size_t i = 0; i + 8 < n; i += 8)
+      if ((load8(p + i) | 0x2020202020202020ull) != load8(l + i)) return false;
+    return (load8(p + n - 8) | 0x2020202020202020ull) == load8(l + n - 8);
+  }
+  if (n >= 4)
+    return (load4(p) | 0x20202020u) == load4(l) && (load4(p + n - 4) | 0x20202020u) == load4(l + n - 4);
+  for (std::size_t i = 0; i < n; ++i)
+    if ((p[i] | 0x20) != l[i]) return false;
+  return true;
+}
+
 /// Parses the field lines of a scanned head (lines 1 .. count-2) into `head`, applying the
 /// framing rules. Line ends and bytes were checked by `scan_head`.
 ParseStatus parse_fields(std::string_view data, const HeadLines& lines, Head& head) {
@@ -171,50 +233,46 @@ ParseStatus parse_fields(std::string_view data, const HeadLines& lines, Head& he
                   static_cast<std::uint32_t>(value.data() - data.data()),
                   static_cast<std::uint32_t>(value.size())};
 
-    // The framing fields and the known names; most fields are told apart by their length alone.
-    auto note = [&](Known k, std::string_view lower) {
-      std::uint8_t& slot = head.known[static_cast<std::size_t>(k)];
-      if (slot == 0 && iequals(name, lower)) slot = static_cast<std::uint8_t>(head.header_count);
-    };
-    switch (name.size()) {
-      case 6: note(Known::expect, "expect"); continue;
-      case 9: note(Known::x_api_key, "x-api-key"); continue;
-      case 12:
-        if ((s[start] | 0x20) == 'x') note(Known::x_request_id, "x-request-id");
-        else note(Known::content_type, "content-type");
-        continue;
-      case 13: note(Known::authorization, "authorization"); continue;
-      case 17:
-        if ((s[start] | 0x20) == 'a') {
-          note(Known::anthropic_version, "anthropic-version");
-          continue;
+    // The framing fields and the known names: a table by length and first byte, then one
+    // comparison; every other field ends here.
+    if (name.size() >= kNamesBySize.size()) continue;
+    const NameEntry* entry = nullptr;
+    for (const NameEntry& e : kNamesBySize[name.size()])
+      if (e.kind != kOther && (s[start] | 0x20) == e.first) {
+        entry = &e;
+        break;
+      }
+    if (!entry || !is_name(name.data(), entry->lower)) continue;
+    switch (entry->kind) {
+      case kContentLength: {
+        std::uint64_t len = 0;
+        if (value.empty()) return ParseStatus::bad_request;
+        auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), len);
+        if (ec != std::errc{} || p != value.data() + value.size() || value.size() > 15)
+          return ParseStatus::bad_request;
+        if (head.content_length && *head.content_length != len) return ParseStatus::bad_request;
+        head.content_length = len;
+        break;
+      }
+      case kTransferEncoding:
+        if (seen_te || !iequals(value, "chunked")) return ParseStatus::not_implemented;
+        seen_te = true;
+        head.chunked = true;
+        break;
+      case kConnection:
+        // Almost always a single token: compared whole before the list is split.
+        if (value.size() == 10 && iequals(value, "keep-alive")) {
+          head.connection_keep_alive = true;
+        } else if (value.size() == 5 && iequals(value, "close")) {
+          head.connection_close = true;
+        } else {
+          if (has_token(value, "close")) head.connection_close = true;
+          if (has_token(value, "keep-alive")) head.connection_keep_alive = true;
         }
-        break;  // transfer-encoding
-      case 10:
-      case 14: break;
-      default: continue;
-    }
-    if (iequals(name, "content-length")) {
-      std::uint64_t len = 0;
-      if (value.empty()) return ParseStatus::bad_request;
-      auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), len);
-      if (ec != std::errc{} || p != value.data() + value.size() || value.size() > 15)
-        return ParseStatus::bad_request;
-      if (head.content_length && *head.content_length != len) return ParseStatus::bad_request;
-      head.content_length = len;
-    } else if (iequals(name, "transfer-encoding")) {
-      if (seen_te || !iequals(value, "chunked")) return ParseStatus::not_implemented;
-      seen_te = true;
-      head.chunked = true;
-    } else if (iequals(name, "connection")) {
-      // Almost always a single token: compared whole before the list is split.
-      if (value.size() == 10 && iequals(value, "keep-alive")) {
-        head.connection_keep_alive = true;
-      } else if (value.size() == 5 && iequals(value, "close")) {
-        head.connection_close = true;
-      } else {
-        if (has_token(value, "close")) head.connection_close = true;
-        if (has_token(value, "keep-alive")) head.connection_keep_alive = true;
+        break;
+      default: {  // a known name: its first occurrence
+        std::uint8_t& slot = head.known[entry->kind - kKnownBase];
+        if (slot == 0) slot = static_cast<std::uint8_t>(head.header_count);
       }
     }
   }

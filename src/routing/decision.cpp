@@ -8,15 +8,19 @@
 
 namespace switchyard::routing {
 
+namespace {
+/// Outside the common range: laid out away from the request path.
+[[gnu::cold, gnu::noinline]] void append_decimal_general(std::string& out, double v) {
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed, 9);
+  out.append(buf, ec == std::errc{} ? end : buf);
+}
+}  // namespace
+
 void append_decimal(std::string& out, double v) {
   // Integer arithmetic for the common range (costs, rates): a tenth of to_chars' cost, and on
   // the request path (cost headers) twice per request.
-  if (!(v >= 0) || v >= 9e9) {
-    char buf[64];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed, 9);
-    out.append(buf, ec == std::errc{} ? end : buf);
-    return;
-  }
+  if (!(v >= 0) || v >= 9e9) return append_decimal_general(out, v);
   auto scaled = static_cast<std::uint64_t>(v * 1e9 + 0.5);
   std::uint64_t whole = scaled / 1000000000u;
   auto frac = static_cast<std::uint32_t>(scaled % 1000000000u);

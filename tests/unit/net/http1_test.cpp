@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 using namespace switchyard::net::http1;
 
@@ -225,4 +226,54 @@ TEST(Http1Request, KnownNamesAreFoundWhileParsing) {
   ASSERT_EQ(parse_response("HTTP/1.1 200 OK\r\nCONTENT-TYPE: text/event-stream\r\n\r\n", 8192, response),
             ParseStatus::complete);
   EXPECT_EQ(response.find(Known::content_type), "text/event-stream");
+}
+
+TEST(Http1Request, LookedUpNamesMatchExactlyAnyCaseAndNothingElse) {
+  // Every name the parser looks up, with each of its bytes replaced by every token character
+  // (and the original in both cases): a field counts as that name exactly when the names are
+  // equal ignoring ASCII case, the rule the scan by name (`iequals`) applies.
+  const std::string tchars =
+      "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  const std::pair<std::string, Known> known[] = {
+      {"authorization", Known::authorization}, {"x-api-key", Known::x_api_key},
+      {"x-request-id", Known::x_request_id},   {"content-type", Known::content_type},
+      {"anthropic-version", Known::anthropic_version}, {"expect", Known::expect}};
+  const std::string framing[] = {"content-length", "connection", "transfer-encoding"};
+  std::vector<std::string> names;
+  for (const auto& [n, k] : known) names.push_back(n);
+  for (const auto& n : framing) names.push_back(n);
+  std::size_t checked = 0, matched = 0;
+  for (const std::string& base : names) {
+    for (std::size_t i = 0; i < base.size(); ++i) {
+      for (char c : tchars) {
+        std::string name = base;
+        name[i] = c;
+        RequestHead head;
+        // "Transfer-Encoding: chunked" needs a body; the value of every field is "7".
+        const bool te = iequals(name, "transfer-encoding");
+        const std::string text = "POST / HTTP/1.1\r\nHost: h\r\n" + name + ": " +
+                                 (te ? std::string("chunked") : std::string("7")) + "\r\n\r\n";
+        ASSERT_EQ(parse(text, head), ParseStatus::complete) << name;
+        ++checked;
+        for (const auto& [n, k] : known) {
+          const bool same = iequals(name, n);
+          EXPECT_EQ(head.find(k), same ? std::string_view("7") : std::string_view()) << name << " / " << n;
+          matched += same;
+        }
+        EXPECT_EQ(head.content_length.has_value(), iequals(name, "content-length")) << name;
+        EXPECT_EQ(head.chunked, te) << name;
+        EXPECT_FALSE(head.connection_close || head.connection_keep_alive) << name;  // "7" is neither
+      }
+    }
+  }
+  EXPECT_GT(checked, 8000u);
+  EXPECT_GT(matched, 100u);  // the case variants of each known name's letters
+  RequestHead head;
+  ASSERT_EQ(parse("GET / HTTP/1.1\r\nCONNECTION: Keep-Alive\r\n\r\n", head), ParseStatus::complete);
+  EXPECT_TRUE(head.connection_keep_alive);
+  ASSERT_EQ(parse("GET / HTTP/1.1\r\nconnection: CLOSE\r\n\r\n", head), ParseStatus::complete);
+  EXPECT_TRUE(head.connection_close);
+  ASSERT_EQ(parse("GET / HTTP/1.1\r\nConnection: te, close\r\n\r\n", head), ParseStatus::complete);
+  EXPECT_TRUE(head.connection_close);
+  EXPECT_FALSE(head.connection_keep_alive);
 }
