@@ -179,6 +179,29 @@ void make_plan(const RouteTable& route, const RequestTraits& traits, const Overr
       out.earliest_recovery_ms = s.recovers_at_ms;
   }
 
+  if (n == 1) {
+    // One candidate (a route that names one deployment, the commonest kind): nothing to rank.
+    // The same order and score the general path below gives a model alone (no range to place
+    // it on: every normalised term is 0), without its groups, buckets and sorts.
+    CandidateScore& s = out.scores[0];
+    out.order.clear();
+    if (s.excluded != Exclusion::none) return;  // an ineligible model keeps score 0
+    const bool priced = s.est_cost_usd >= 0;
+    switch (out.objective) {
+      case Objective::ordered: s.score = 0; break;
+      case Objective::cost: s.score = priced ? s.est_cost_usd : 1e9; break;
+      case Objective::latency: s.score = s.est_latency_ms; break;
+      case Objective::quality: s.score = -s.quality; break;
+      case Objective::balanced:
+        s.score = (policy.weight_quality * 0.0 + policy.weight_cost * (priced ? 0.0 : 1.0) +
+                   policy.weight_latency * 0.0) /
+                  (policy.weight_quality + policy.weight_cost + policy.weight_latency);
+        break;
+    }
+    out.order.assign(1, 0);
+    return;
+  }
+
   // Score each model (group) by the objective over its eligible deployments.
   struct Group {
     double cost = std::numeric_limits<double>::infinity();  ///< cheapest eligible deployment
@@ -249,13 +272,6 @@ void make_plan(const RouteTable& route, const RequestTraits& traits, const Overr
     }
   }
   for (std::size_t i = 0; i < n; ++i) out.scores[i].score = groups[route.hot[i].group].score;
-  if (n == 1) {
-    // One candidate (a route that names one deployment, the commonest kind): nothing to rank.
-    // The same order the general path below gives, without its buckets and sorts.
-    if (out.scores[0].excluded == Exclusion::none) out.order.assign(1, 0);
-    else out.order.clear();
-    return;
-  }
 
   // Eligible candidates, best model first; within a model, by the strategy. Models are few, so
   // they are sorted on their own and the deployments bucketed under them (a sort of every

@@ -119,6 +119,17 @@ TEST(Planner, OneCandidateIsPlannedAsTheGeneralPathWouldPlanIt) {
       Plan too_long = f.plan({15000, 2000, 0});
       EXPECT_TRUE(too_long.order.empty());
       EXPECT_EQ(too_long.scores[0].excluded, Exclusion::context_window);
+      EXPECT_EQ(too_long.scores[0].score, 0);
+      // Its score too: the general path's, for a route whose other model is out (circuit open).
+      Fixture g;
+      g.config.policy.objective = objective;
+      g.config.strategy = strategy;
+      g.add("s", "small");
+      g.add("b", "big");
+      g.health[1].state = health::State::open;
+      Plan general = g.plan({1000, 0, 0}, {}, 7, 1.0);
+      ASSERT_EQ(g.names(general), (Names{"s"}));
+      EXPECT_EQ(p.scores[0].score, general.scores[0].score) << static_cast<int>(objective);
     }
   }
 }
