@@ -242,9 +242,10 @@ class Session final : public Deadline {
   /// stream or an error there means the client left; data is a pipelined request, kept for
   /// later. The read is never cancelled: the session waits for it as its next read, so the
   /// watch costs no system call of its own.
-  void watch_disconnect(std::function<void()> on_gone) {
+  void watch_disconnect(ResponseWriter::GoneFn on_gone, void* context) {
     if (closed_) return;
-    on_gone_ = std::move(on_gone);
+    on_gone_ = on_gone;
+    gone_context_ = context;
     watch_armed_ = true;
     // Bytes after the current request already buffered: a pipelined request is waiting, and the
     // client cannot be watched this way (a read would wait for yet another request).
@@ -269,9 +270,9 @@ class Session final : public Deadline {
               gone_ = true;
               watch_armed_ = false;
               if (on_gone_) {
-                auto fn = std::move(on_gone_);
+                auto fn = on_gone_;
                 on_gone_ = nullptr;
-                fn();
+                fn(gone_context_);
               }
             }
           } else if (ahead_in_buf_) {
@@ -325,7 +326,8 @@ class Session final : public Deadline {
   /// then, not carried by every connection).
   static constexpr std::size_t kAheadBytes = 512;
   std::unique_ptr<char[]> ahead_buf_;
-  std::function<void()> on_gone_;
+  ResponseWriter::GoneFn on_gone_ = nullptr;
+  void* gone_context_ = nullptr;
   std::size_t slot_ = 0;
   bool idle_ = true;
   bool close_after_ = false;
@@ -534,8 +536,8 @@ Task<bool> ResponseWriter::flush() {
 
 bool ResponseWriter::started() const { return session_.started_; }
 void ResponseWriter::close_after() { session_.close_after_ = true; }
-void ResponseWriter::watch_disconnect(std::function<void()> on_gone) {
-  session_.watch_disconnect(std::move(on_gone));
+void ResponseWriter::watch_disconnect(GoneFn on_gone, void* context) {
+  session_.watch_disconnect(on_gone, context);
 }
 void ResponseWriter::abort() {
   boost::system::error_code ec;

@@ -87,9 +87,11 @@ class ResponseWriter {
   void close_after();
 
   /// Starts watching the client connection while the handler waits on something else: when the
-  /// client closes or resets it, `on_gone` runs (once) on the loop. Stopped when the handler
-  /// returns.
-  void watch_disconnect(std::function<void()> on_gone);
+  /// client closes or resets it, `on_gone(context)` runs (once) on the loop. Stopped when the
+  /// handler returns. A plain function and its argument: no callable object to build and
+  /// destroy on every request.
+  using GoneFn = void (*)(void* context);
+  void watch_disconnect(GoneFn on_gone, void* context);
   /// Drops the callback given to `watch_disconnect` (call before what it refers to dies).
   void forget_disconnect();
   bool client_gone() const;

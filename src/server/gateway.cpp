@@ -83,6 +83,24 @@ bool is_passed_header(std::string_view name) {
   }
 }
 
+/// The candidates a request has run: one word for routes of up to 64 (no allocation per
+/// request), a vector beyond.
+class CandidateSet {
+ public:
+  explicit CandidateSet(std::size_t n) {
+    if (n > 64) big_.assign(n, false);
+  }
+  bool has(std::size_t i) const { return big_.empty() ? (small_ >> i) & 1u : big_[i]; }
+  void set(std::size_t i) {
+    if (big_.empty()) small_ |= std::uint64_t{1} << i;
+    else big_[i] = true;
+  }
+
+ private:
+  std::uint64_t small_ = 0;
+  std::vector<bool> big_;
+};
+
 /// True when an upstream error body is already an OpenAI error object we can pass on as is.
 bool is_openai_error_json(std::string_view body) {
   std::size_t p = body.find_first_not_of(" \t\r\n");
@@ -1122,10 +1140,12 @@ net::Task<> Gateway::run_candidates(const RouteRuntime& route, Chat& chat,
 
   // The client leaving cancels whatever upstream exchanges are in progress (two while hedging).
   net::UpstreamExchange* current[2] = {nullptr, nullptr};
-  writer.watch_disconnect([&current] {
-    for (auto* up : current)
-      if (up) up->cancel();
-  });
+  writer.watch_disconnect(
+      [](void* context) {
+        for (auto* up : *static_cast<net::UpstreamExchange* (*)[2]>(context))
+          if (up) up->cancel();
+      },
+      &current);
   struct Forget {
     net::ResponseWriter& writer;
     ~Forget() { writer.forget_disconnect(); }
@@ -1133,25 +1153,25 @@ net::Task<> Gateway::run_candidates(const RouteRuntime& route, Chat& chat,
 
   Failure failure;
   const auto& order = decision.plan.order;
-  std::vector<bool> tried(route.candidates.size(), false);
+  CandidateSet tried(route.candidates.size());
   for (int round = 0;; ++round) {
     for (std::size_t k = 0; k < order.size(); ++k) {
       const std::uint16_t index = order[k];
-      if (round == 0 && tried[index]) continue;  // already ran as a hedge
+      if (round == 0 && tried.has(index)) continue;  // already ran as a hedge
       if (ex.deadline && net::Clock::now() >= *ex.deadline) break;
       // The next entry not yet tried is the hedge, when the route hedges.
       int hedge_index = -1;
       if (rc.hedge.enabled)
         for (std::size_t j = k + 1; j < order.size(); ++j)
-          if (!tried[order[j]]) {
+          if (!tried.has(order[j])) {
             hedge_index = order[j];
             break;
           }
       bool last = k + 1 == order.size() && round >= rc.retry.attempts;
-      tried[index] = true;
+      tried.set(index);
       Outcome outcome =
           co_await attempt(route, chat, index, hedge_index, budget, last, current, writer, ex, failure);
-      if (hedge_index >= 0 && ex.hedge_started) tried[hedge_index] = true;
+      if (hedge_index >= 0 && ex.hedge_started) tried.set(static_cast<std::size_t>(hedge_index));
       if (outcome == Outcome::client_gone || writer.client_gone()) {
         if (!writer.started()) ex.status = 499;
         ex.error = "client_closed";
