@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/error.hpp"
 #include "dialects/openai/chat_request.hpp"
 
 namespace switchyard::server {
@@ -70,6 +71,7 @@ Runtime::Runtime(config::Config config, health::Registry* health)
         }
       }
     }
+    core::append_json_string(r.model_json, d.model);
     r.model = catalog_.find(d.catalog_model.empty() ? d.model : d.catalog_model);
     if (d.price) {
       r.price = *d.price;

@@ -37,6 +37,7 @@ struct DeploymentRuntime {
   std::string chat_head;        ///< chat, JSON answer
   std::string stream_head;      ///< chat, streamed answer (differs for Gemini)
   std::string embeddings_head;  ///< embeddings
+  std::string model_json;       ///< the upstream model name as a JSON string literal (quoted)
   const catalog::ModelInfo* model = nullptr;  ///< its catalogue entry, when known
   catalog::Prices price;                      ///< the deployment's, else the catalogue's
   bool priced = false;

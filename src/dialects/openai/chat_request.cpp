@@ -286,7 +286,12 @@ InspectResult inspect_chat_request(std::string_view body, const RequestLimits& l
 
   if (!model) return missing("model");
   if (model->type != json::Type::string) return invalid_type("model", Expect::string, *model);
-  info.model = json::unescape(model->raw);
+  // Model names have no escapes: copied as they are (unescaped only when they do).
+  if (const std::string_view inner = model->raw.substr(1, model->raw.size() - 2);
+      inner.find('\\') == std::string_view::npos)
+    info.model.assign(inner);
+  else
+    info.model = json::unescape(model->raw);
   if (info.model.empty()) {
     return ApiError::make(ErrorKind::invalid_request, "'model' must not be empty.", "model",
                           "invalid_value");
@@ -312,13 +317,18 @@ InspectResult inspect_chat_request(std::string_view body, const RequestLimits& l
 
 void patch_chat_request(std::string_view body, const ChatRequestInfo& info,
                         std::string_view upstream_model, std::string& out) {
+  std::string model_literal;
+  model_literal.reserve(upstream_model.size() + 2);
+  core::append_json_string(model_literal, upstream_model);
+  patch_chat_request_literal(body, info, model_literal, out);
+}
+
+void patch_chat_request_literal(std::string_view body, const ChatRequestInfo& info,
+                                std::string_view model_literal, std::string& out) {
   struct Edit {
     std::size_t begin, end;
     std::string_view text;
   };
-  std::string model_literal;
-  model_literal.reserve(upstream_model.size() + 2);
-  core::append_json_string(model_literal, upstream_model);
 
   Edit edits[3];
   std::size_t n = 0;
@@ -339,7 +349,7 @@ void patch_chat_request(std::string_view body, const ChatRequestInfo& info,
   }
   std::sort(edits, edits + n, [](const Edit& a, const Edit& b) { return a.begin < b.begin; });
 
-  out.reserve(out.size() + body.size() + upstream_model.size() + 48);
+  out.reserve(out.size() + body.size() + model_literal.size() + 48);
   std::size_t pos = 0;
   for (std::size_t i = 0; i < n; ++i) {
     out.append(body.substr(pos, edits[i].begin - pos));

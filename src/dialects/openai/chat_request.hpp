@@ -54,5 +54,9 @@ InspectResult inspect_chat_request(std::string_view body, const RequestLimits& l
 /// streams, `stream_options.include_usage` set to true.
 void patch_chat_request(std::string_view body, const ChatRequestInfo& info,
                         std::string_view upstream_model, std::string& out);
+/// The same with the upstream model already written as a JSON string literal (quotes
+/// included), as a deployment keeps it: nothing is escaped per request.
+void patch_chat_request_literal(std::string_view body, const ChatRequestInfo& info,
+                                std::string_view model_literal, std::string& out);
 
 }  // namespace switchyard::dialects::openai

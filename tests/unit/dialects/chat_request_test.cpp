@@ -163,6 +163,11 @@ TEST(ChatRequest, KeysWithEscapesAreTheSameKeys) {
   auto info = inspect_ok(R"({"mod\u0065l":"a","messages":[{"r\u006fle":"user","content":"x"}]})");
   EXPECT_EQ(info.model, "a");
   EXPECT_EQ(info.message_count, 1u);
+  // A model name with an escape is read unescaped (one without is copied as it is).
+  EXPECT_EQ(inspect_ok(R"({"model":"gpt\u002d4o \"x\"","messages":[{"role":"user","content":"x"}]})").model,
+            "gpt-4o \"x\"");
+  EXPECT_EQ(patch(R"({"model":"a","messages":[{"role":"user","content":"x"}]})", "up \"q\""),
+            R"({"model":"up \"q\"","messages":[{"role":"user","content":"x"}]})");
 }
 
 TEST(ChatRequest, NullOptionalsAreAccepted) {
