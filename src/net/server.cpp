@@ -1,5 +1,6 @@
 #include "net/server.hpp"
 
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
@@ -261,8 +262,10 @@ class Session final : public Deadline {
     if (!ahead_in_buf_ && !ahead_buf_) ahead_buf_ = std::make_unique<char[]>(kAheadBytes);
     auto target = ahead_in_buf_ ? asio::buffer(buf_.tail(), buf_.free())
                                 : asio::buffer(ahead_buf_.get(), kAheadBytes);
+    // The operation object from the loop's block cache, as every awaited operation's is.
     socket_.async_read_some(
-        target, [this](const boost::system::error_code& ec, std::size_t n) {
+        target, asio::bind_allocator(detail::CacheAllocator<void>{}, [this](const boost::system::error_code& ec,
+                                                                            std::size_t n) {
           ahead_pending_ = false;
           if (ec || n == 0) {
             ahead_eof_ = true;
@@ -287,7 +290,7 @@ class Session final : public Deadline {
             ahead_waiter_.reset();
             std::move(waiter)();
           }
-        });
+        }));
   }
 
   /// The request is over: notifications stop (the read itself stays pending).

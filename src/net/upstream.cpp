@@ -185,8 +185,8 @@ void UpstreamPool::close_idle() {
 
 // ---- UpstreamExchange ---------------------------------------------------------------------------
 
-UpstreamExchange::UpstreamExchange(UpstreamPool& pool, Origin origin)
-    : pool_(pool), origin_(std::move(origin)) {
+UpstreamExchange::UpstreamExchange(UpstreamPool& pool, const Origin& origin)
+    : pool_(pool), origin_(origin) {
   pool_.deadlines().add(*this);
 }
 

@@ -141,7 +141,9 @@ class UpstreamPool {
 /// response was read completely.
 class UpstreamExchange final : public Deadline {
  public:
-  UpstreamExchange(UpstreamPool& pool, Origin origin);
+  /// `origin` must outlive the exchange (it is a provider's, kept by the runtime the request
+  /// pinned): referred to, not copied, on every request.
+  UpstreamExchange(UpstreamPool& pool, const Origin& origin);
   ~UpstreamExchange() override;
 
   /// Sends `head` + `body` and reads the response head.
@@ -200,7 +202,7 @@ class UpstreamExchange final : public Deadline {
   void arm(Phase phase);
 
   UpstreamPool& pool_;
-  Origin origin_;
+  const Origin& origin_;
   std::unique_ptr<UpstreamConnection> conn_;
   /// Parsed into the connection, which outlives requests: keeps 2 KiB of header slots out of
   /// every request's coroutine frame (frames that large are never recycled by Asio).
