@@ -437,9 +437,13 @@ Value next_value(std::string_view doc, std::size_t& pos) {
 }  // namespace detail
 
 std::string unescape(std::string_view raw) {
-  if (raw.size() >= 2 && raw.front() == '"' && raw.back() == '"') raw = raw.substr(1, raw.size() - 2);
-  if (raw.find('\\') == std::string_view::npos) return std::string(raw);
   std::string out;
+  unescape_to(raw, out);
+  return out;
+}
+
+void detail::unescape_escaped(std::string_view raw, std::string& out) {
+  out.clear();
   out.reserve(raw.size());
   for (std::size_t i = 0; i < raw.size(); ++i) {
     char c = raw[i];
@@ -473,7 +477,6 @@ std::string unescape(std::string_view raw) {
       default: out.push_back(e);  // '"', '\\', '/'
     }
   }
-  return out;
 }
 
 std::optional<std::int64_t> as_int(const Value& value) {

@@ -90,7 +90,19 @@ void for_each_member(const Value& object, Fn&& fn);
 template <class Fn>
 void for_each_element(const Value& array, Fn&& fn);
 
-/// Decodes a raw string value or key (with or without quotes) into UTF-8.
+namespace detail {
+/// `unescape_to` for a string with escapes (quotes already removed).
+void unescape_escaped(std::string_view raw, std::string& out);
+}  // namespace detail
+
+/// Decodes a raw string value or key (with or without quotes) into UTF-8, into `out`
+/// (replacing its contents, keeping its storage). Inline: most strings have no escapes.
+inline void unescape_to(std::string_view raw, std::string& out) {
+  if (raw.size() >= 2 && raw.front() == '"' && raw.back() == '"') raw = raw.substr(1, raw.size() - 2);
+  if (raw.find('\\') == std::string_view::npos) out.assign(raw);
+  else detail::unescape_escaped(raw, out);
+}
+/// The same, returned.
 std::string unescape(std::string_view raw);
 
 /// Reads an integer value; nullopt if not an integer or out of range.

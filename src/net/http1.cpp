@@ -165,6 +165,9 @@ constexpr auto kNamesBySize = [] {
   std::array<std::array<NameEntry, 2>, 18> t{};
   auto add = [&](std::string_view name, std::uint8_t kind) {
     auto& slots = t[name.size()];
+    // Two names a length at most, with different first bytes: else the table does not compile.
+    if (slots[1].kind != kOther || (slots[0].kind != kOther && slots[0].first == name[0]))
+      throw "kNamesBySize: a third name of one length, or two with the same first byte";
     auto& e = slots[0].kind == kOther ? slots[0] : slots[1];
     e = NameEntry{name[0], kind, name};
   };

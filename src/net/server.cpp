@@ -24,6 +24,8 @@ using namespace std::string_view_literals;
 namespace {
 
 constexpr std::size_t kInitialBuffer = 4096;
+/// What follows the status line of every response head, up to the date.
+constexpr std::string_view kServerAndDate = "\r\nServer: switchyard\r\nDate: ";
 
 std::string_view reason_phrase(int status) {
   switch (status) {
@@ -149,7 +151,7 @@ class Session final : public Deadline {
       append_number(out_, static_cast<std::uint64_t>(status));
       out_ += ' ';
       out_ += reason_phrase(status);
-      out_ += "\r\nServer: switchyard\r\nDate: "sv;
+      out_ += kServerAndDate;
       out_ += loop_.http_date();
       out_ += "\r\n"sv;
     }
@@ -576,7 +578,8 @@ void Loop::refresh_date() {
   char buf[64];
   std::size_t n = std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
   date_.assign(buf, n);
-  ok_head_ = "HTTP/1.1 200 OK\r\nServer: switchyard\r\nDate: ";
+  ok_head_ = "HTTP/1.1 200 OK";
+  ok_head_ += kServerAndDate;
   ok_head_ += date_;
   ok_head_ += "\r\n"sv;
 }

@@ -1273,7 +1273,7 @@ std::optional<Gateway::Outcome> Gateway::prepare(Chat& chat, const DeploymentRun
     }
   } else if (chat.client == upstream && upstream == dialects::Dialect::openai) {
     if ((chat.info->params & d.provider->rejected_params) == 0) {
-      openai::patch_chat_request_literal(chat.request.body, *chat.info, d.model_json, body);
+      openai::patch_chat_request(chat.request.body, *chat.info, d.model_json, body);
     } else {
       refused = openai::adapt_for_vendor(chat.request.body, d.config->model, type->rejected,
                                          type->renamed, type->name,

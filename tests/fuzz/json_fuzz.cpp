@@ -43,7 +43,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto inspected = dialects::openai::inspect_chat_request(input, {64});
   if (auto* info = std::get_if<dialects::openai::ChatRequestInfo>(&inspected)) {
     std::string out;
-    dialects::openai::patch_chat_request(input, *info, "patched-model", out);
+    dialects::openai::patch_chat_request(input, *info, "\"patched-model\"", out);
     // A patched valid request is still valid JSON with the new model.
     auto again = dialects::openai::inspect_chat_request(out, {64});
     auto* patched = std::get_if<dialects::openai::ChatRequestInfo>(&again);

@@ -246,39 +246,37 @@ InspectResult inspect_chat_request(std::string_view body, const RequestLimits& l
       messages_entry = entry;
       return true;
     }
-    {
-      const int i = find_rule(key);
-      if (i < 0) return true;
-      const FieldRule& rule = kFieldRules[static_cast<std::size_t>(i)];
-      if (v.type != json::Type::null) info.params |= 1u << i;
-      if (v.type != json::Type::null && !matches(rule.expect, v)) {
-        error = invalid_type(std::string(rule.name), rule.expect, v);
-        return false;
-      }
-      if (i == kStreamRule) info.stream = v.raw == "true";
-      if (i == kToolsRule) info.content_bytes += v.raw.size();
-      if (i == kResponseFormatRule && v.raw.find("\"json_schema\"") != std::string_view::npos)
-        info.json_schema = true;
-      if (i == kMaxCompletionTokensRule || (i == kMaxTokensRule && !info.max_output_tokens))
-        if (auto n = json::as_int(v)) info.max_output_tokens = *n;
-      if (i == kStreamOptionsRule && v.type == json::Type::object) {
-        info.has_stream_options = true;
-        info.stream_options_begin = v.offset;
-        info.stream_options_end = v.offset + v.raw.size();
-        std::string inner;
-        tape.for_each_child(body, entry, [&](std::string_view k, const json::Value& u, std::size_t) {
-          if (key_text(tape, k, inner) != "include_usage") return true;
-          if (u.type != json::Type::boolean && u.type != json::Type::null) {
-            error = invalid_type("stream_options.include_usage", Expect::boolean, u);
-            return false;
-          }
-          info.has_include_usage = true;
-          info.include_usage_begin = u.offset;
-          info.include_usage_end = u.offset + u.raw.size();
-          info.client_wants_usage = u.raw == "true";
-          return true;
-        });
-      }
+    const int i = find_rule(key);
+    if (i < 0) return true;
+    const FieldRule& rule = kFieldRules[static_cast<std::size_t>(i)];
+    if (v.type != json::Type::null) info.params |= 1u << i;
+    if (v.type != json::Type::null && !matches(rule.expect, v)) {
+      error = invalid_type(std::string(rule.name), rule.expect, v);
+      return false;
+    }
+    if (i == kStreamRule) info.stream = v.raw == "true";
+    if (i == kToolsRule) info.content_bytes += v.raw.size();
+    if (i == kResponseFormatRule && v.raw.find("\"json_schema\"") != std::string_view::npos)
+      info.json_schema = true;
+    if (i == kMaxCompletionTokensRule || (i == kMaxTokensRule && !info.max_output_tokens))
+      if (auto n = json::as_int(v)) info.max_output_tokens = *n;
+    if (i == kStreamOptionsRule && v.type == json::Type::object) {
+      info.has_stream_options = true;
+      info.stream_options_begin = v.offset;
+      info.stream_options_end = v.offset + v.raw.size();
+      std::string inner;
+      tape.for_each_child(body, entry, [&](std::string_view k, const json::Value& u, std::size_t) {
+        if (key_text(tape, k, inner) != "include_usage") return true;
+        if (u.type != json::Type::boolean && u.type != json::Type::null) {
+          error = invalid_type("stream_options.include_usage", Expect::boolean, u);
+          return false;
+        }
+        info.has_include_usage = true;
+        info.include_usage_begin = u.offset;
+        info.include_usage_end = u.offset + u.raw.size();
+        info.client_wants_usage = u.raw == "true";
+        return true;
+      });
     }
     return !error;
   });
@@ -286,12 +284,7 @@ InspectResult inspect_chat_request(std::string_view body, const RequestLimits& l
 
   if (!model) return missing("model");
   if (model->type != json::Type::string) return invalid_type("model", Expect::string, *model);
-  // Model names have no escapes: copied as they are (unescaped only when they do).
-  if (const std::string_view inner = model->raw.substr(1, model->raw.size() - 2);
-      inner.find('\\') == std::string_view::npos)
-    info.model.assign(inner);
-  else
-    info.model = json::unescape(model->raw);
+  json::unescape_to(model->raw, info.model);
   if (info.model.empty()) {
     return ApiError::make(ErrorKind::invalid_request, "'model' must not be empty.", "model",
                           "invalid_value");
@@ -316,15 +309,7 @@ InspectResult inspect_chat_request(std::string_view body, const RequestLimits& l
 }
 
 void patch_chat_request(std::string_view body, const ChatRequestInfo& info,
-                        std::string_view upstream_model, std::string& out) {
-  std::string model_literal;
-  model_literal.reserve(upstream_model.size() + 2);
-  core::append_json_string(model_literal, upstream_model);
-  patch_chat_request_literal(body, info, model_literal, out);
-}
-
-void patch_chat_request_literal(std::string_view body, const ChatRequestInfo& info,
-                                std::string_view model_literal, std::string& out) {
+                        std::string_view model_literal, std::string& out) {
   struct Edit {
     std::size_t begin, end;
     std::string_view text;

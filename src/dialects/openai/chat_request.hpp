@@ -50,13 +50,10 @@ using InspectResult = std::variant<ChatRequestInfo, core::ApiError>;
 /// and returns what the router needs, or the 400 error to send.
 InspectResult inspect_chat_request(std::string_view body, const RequestLimits& limits);
 
-/// Appends the upstream body to `out`: `body` with `model` set to `upstream_model` and, for
-/// streams, `stream_options.include_usage` set to true.
+/// Appends the upstream body to `out`: `body` with `model` set to `model_literal` (the upstream
+/// model name written as a JSON string, quotes included: a deployment keeps it so, and nothing
+/// is escaped per request) and, for streams, `stream_options.include_usage` set to true.
 void patch_chat_request(std::string_view body, const ChatRequestInfo& info,
-                        std::string_view upstream_model, std::string& out);
-/// The same with the upstream model already written as a JSON string literal (quotes
-/// included), as a deployment keeps it: nothing is escaped per request.
-void patch_chat_request_literal(std::string_view body, const ChatRequestInfo& info,
-                                std::string_view model_literal, std::string& out);
+                        std::string_view model_literal, std::string& out);
 
 }  // namespace switchyard::dialects::openai

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error.hpp"
 #include "core/json_scan.hpp"
 
 using namespace switchyard;
@@ -33,7 +34,9 @@ core::ApiError inspect_error(const std::string& body, std::size_t depth = 64) {
 std::string patch(const std::string& body, const std::string& model) {
   auto info = inspect_ok(body);
   std::string out;
-  openai::patch_chat_request(body, info, model, out);
+  std::string literal;
+  core::append_json_string(literal, model);
+  openai::patch_chat_request(body, info, literal, out);
   EXPECT_TRUE(core::json::validate(out, 64)) << out;
   return out;
 }
