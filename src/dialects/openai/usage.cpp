@@ -86,6 +86,7 @@ class FastUsage {
   /// Skips whitespace; false at the end of the text. One comparison for the usual next byte
   /// (not whitespace: above the space).
   bool ws() {
+    if (p_ < end_ && static_cast<unsigned char>(*p_) > ' ') return true;  // compact JSON
     while (p_ < end_ && static_cast<unsigned char>(*p_) <= ' ') {
       if (!is_ws(*p_)) return true;  // a control byte: the caller's check fails on it
       ++p_;
@@ -93,6 +94,10 @@ class FastUsage {
     return p_ < end_;
   }
   bool eat(char c) {
+    if (p_ < end_ && *p_ == c) {  // compact JSON: the byte is there
+      ++p_;
+      return true;
+    }
     if (!ws() || *p_ != c) return false;
     ++p_;
     return true;
