@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "config/config.hpp"
 
@@ -51,6 +52,24 @@ class HedgeBudget {
  private:
   static constexpr double kMaxBalance = 5.0;
   double balance_ = 0;
+};
+
+/// The candidates a request has run: one word for routes of up to 64 (no allocation per
+/// request), a vector beyond.
+class CandidateSet {
+ public:
+  explicit CandidateSet(std::size_t n) {
+    if (n > 64) big_.assign(n, false);
+  }
+  bool has(std::size_t i) const { return big_.empty() ? (small_ >> i) & 1u : big_[i]; }
+  void set(std::size_t i) {
+    if (big_.empty()) small_ |= std::uint64_t{1} << i;
+    else big_[i] = true;
+  }
+
+ private:
+  std::uint64_t small_ = 0;
+  std::vector<bool> big_;
 };
 
 }  // namespace switchyard::routing

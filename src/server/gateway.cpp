@@ -83,23 +83,6 @@ bool is_passed_header(std::string_view name) {
   }
 }
 
-/// The candidates a request has run: one word for routes of up to 64 (no allocation per
-/// request), a vector beyond.
-class CandidateSet {
- public:
-  explicit CandidateSet(std::size_t n) {
-    if (n > 64) big_.assign(n, false);
-  }
-  bool has(std::size_t i) const { return big_.empty() ? (small_ >> i) & 1u : big_[i]; }
-  void set(std::size_t i) {
-    if (big_.empty()) small_ |= std::uint64_t{1} << i;
-    else big_[i] = true;
-  }
-
- private:
-  std::uint64_t small_ = 0;
-  std::vector<bool> big_;
-};
 
 /// True when an upstream error body is already an OpenAI error object we can pass on as is.
 bool is_openai_error_json(std::string_view body) {
@@ -208,14 +191,6 @@ struct Gateway::Exchange {
   std::array<net::HeaderField, kMaxPassedHeaders> passed{};
   std::size_t passed_count = 0;
   std::vector<std::string> passed_copies;
-
-  void pass_upstream_headers(const net::http1::ResponseHead& response) {
-    passed_count = 0;
-    for (std::size_t i = 0; i < response.header_count && passed_count < kMaxPassedHeaders; ++i) {
-      const auto h = response.header(i);
-      if (is_passed_header(h.name)) passed[passed_count++] = {h.name, h.value};
-    }
-  }
 
   /// Copies the passed headers, for a response sent after the upstream exchange ended.
   void keep_passed_headers() {
@@ -1153,7 +1128,7 @@ net::Task<> Gateway::run_candidates(const RouteRuntime& route, Chat& chat,
 
   Failure failure;
   const auto& order = decision.plan.order;
-  CandidateSet tried(route.candidates.size());
+  routing::CandidateSet tried(route.candidates.size());
   for (int round = 0;; ++round) {
     for (std::size_t k = 0; k < order.size(); ++k) {
       const std::uint16_t index = order[k];
@@ -1580,18 +1555,16 @@ net::Task<Gateway::Outcome> Gateway::respond(Chat& chat, const DeploymentRuntime
   }
   ex.ttfb_ms = std::chrono::duration<double, std::milli>(up.time_to_head()).count();
   const auto& response = up.response();
-  ex.pass_upstream_headers(response);
   result.status = response.status;
   result.record = true;
+  // One walk over the answer's fields: the ones passed on to the client, and what they say
+  // about rate limits and retrying.
+  ex.passed_count = 0;
   for (std::size_t i = 0; i < response.header_count; ++i) {
     const auto h = response.header(i);
-    // Rate-limit fields start with x- or anthropic-, retry-after with r: the rest (date,
-    // server, content-type, ...) is passed over at its first byte.
-    const char first = h.name.empty() ? '\0' : static_cast<char>(h.name[0] | 0x20);
-    if (first != 'x' && first != 'a' && first != 'r') continue;
-    health::read_rate_limit_header(h.name, h.value, result.rate_limits);
-    std::int64_t ra = health::parse_retry_after_ms(h.name, h.value);
-    if (ra >= 0) result.retry_after_ms = ra;
+    if (ex.passed_count < kMaxPassedHeaders && is_passed_header(h.name))
+      ex.passed[ex.passed_count++] = {h.name, h.value};
+    health::read_answer_field(h.name, h.value, result.rate_limits, result.retry_after_ms);
   }
 
   if (response.status >= 300 && response.status < 400) {

@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <initializer_list>
+#include <utility>
+
 using namespace switchyard::health;
 
 namespace {
@@ -171,4 +174,18 @@ TEST(RateLimits, ParsesRetryAfterAndOpenAIDurations) {
   RateLimitHeaders a;
   read_rate_limit_header("anthropic-ratelimit-requests-remaining", "3", a);
   EXPECT_EQ(a.remaining_requests, 3);
+
+  // A whole answer's fields, one at a time: each kind lands where it belongs, the rest is left.
+  RateLimitHeaders f;
+  std::int64_t retry = -1;
+  for (auto [name, value] : std::initializer_list<std::pair<const char*, const char*>>{
+           {"Date", "Wed, 25 Nov 2026 22:00:00 GMT"}, {"Server", "up"}, {"x-request-id", "r"},
+           {"X-RateLimit-Remaining-Requests", "4"}, {"Anthropic-RateLimit-Tokens-Remaining", "90"},
+           {"Retry-After", "3"}, {"content-type", "application/json"}})
+    read_answer_field(name, value, f, retry);
+  EXPECT_EQ(f.remaining_requests, 4);
+  EXPECT_EQ(f.remaining_tokens, 90);
+  EXPECT_EQ(retry, 3000);
+  read_answer_field("retry-after", "not a number", f, retry);
+  EXPECT_EQ(retry, 3000);  // unreadable: the value before stays
 }

@@ -494,3 +494,17 @@ TEST(Planner, CategoryRulesAndPriorsFollowThePredictedCategory) {
   EXPECT_EQ(mp.category, catalog::Category::math);
   EXPECT_EQ(f.names(mp), (Names{"s", "b"}));
 }
+
+TEST(Execution, CandidateSetRemembersEachCandidateAloneAtEverySize) {
+  // One word up to 64 candidates, a vector beyond: each member set alone is the only one held.
+  for (std::size_t n : {1u, 2u, 63u, 64u, 65u, 200u}) {
+    for (std::size_t i = 0; i < n; ++i) {
+      CandidateSet s(n);
+      s.set(i);
+      for (std::size_t j = 0; j < n; ++j) ASSERT_EQ(s.has(j), j == i) << n << " " << i << " " << j;
+    }
+    CandidateSet all(n);
+    for (std::size_t i = 0; i < n; ++i) all.set(i);
+    for (std::size_t i = 0; i < n; ++i) EXPECT_TRUE(all.has(i)) << n << " " << i;
+  }
+}
