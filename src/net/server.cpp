@@ -16,6 +16,7 @@
 #include <optional>
 
 #include "net/buffer.hpp"
+#include "net/readiness.hpp"
 
 namespace switchyard::net {
 
@@ -65,6 +66,8 @@ void tune_client_socket(Socket& socket) {
   // Synchronous sends (tried before an asynchronous write) must return at once when the
   // socket is full, not wait.
   socket.non_blocking(true, ec);
+  // Reads that empty the socket let the next one wait for epoll (see readiness.hpp).
+  readiness::watch_peer_close(socket);
 }
 
 }  // namespace
@@ -130,7 +133,10 @@ class Session final : public Deadline {
         sent -= skip;
       }
       set(Clock::now() + loop_.options().write_timeout);
+      write_waiting_ = true;
+      ahead_trusted_ = false;  // see start_read_ahead
       auto [wec, n] = co_await asio::async_write(socket_, bufs, nothrow);
+      write_waiting_ = false;
       clear();
       ec = wec;
     }
@@ -266,8 +272,12 @@ class Session final : public Deadline {
                                 : asio::buffer(ahead_buf_.get(), kAheadBytes);
     // The operation object from the loop's block cache, as every awaited operation's is.
     socket_.async_read_some(
-        target, asio::bind_allocator(detail::CacheAllocator<void>{}, [this](const boost::system::error_code& ec,
-                                                                            std::size_t n) {
+        target, asio::bind_allocator(detail::CacheAllocator<void>{}, [this, asked = target.size()](
+                                                                         const boost::system::error_code& ec,
+                                                                         std::size_t n) {
+          // First thing: a short read that waited for epoll emptied the socket, so the next read
+          // waits for epoll too instead of a `recv` that would find nothing (see readiness.hpp).
+          if (!ec && ahead_trusted_) readiness::note_read(socket_, n, asked);
           ahead_pending_ = false;
           if (ec || n == 0) {
             ahead_eof_ = true;
@@ -293,6 +303,10 @@ class Session final : public Deadline {
             std::move(waiter)();
           }
         }));
+    // Its completion may vouch for an empty socket only when this read waits in the reactor and
+    // no write waits beside it (a write completed in the same readiness report runs first and
+    // the read's completion is queued behind it: the loop may poll epoll in between).
+    ahead_trusted_ = !write_waiting_ && readiness::read_waits(socket_);
   }
 
   /// The request is over: notifications stop (the read itself stays pending).
@@ -345,6 +359,8 @@ class Session final : public Deadline {
   bool ahead_pending_ = false;
   bool ahead_eof_ = false;
   bool ahead_in_buf_ = false;
+  bool ahead_trusted_ = false;     ///< the read-ahead may mark the socket empty (start_read_ahead)
+  bool write_waiting_ = false;     ///< an asynchronous write is under way
   std::size_t ahead_bytes_ = 0;    ///< read into buf_'s tail, committed after the handler
   std::size_t request_end_ = 0;    ///< end of the current request in buf_
   bool gone_ = false;

@@ -10,6 +10,8 @@
 
 #include <array>
 
+#include "net/readiness.hpp"
+
 namespace switchyard::net {
 
 namespace {
@@ -51,12 +53,42 @@ UpstreamConnection::IoAwaitable UpstreamConnection::write(std::string_view a, st
   std::array<asio::const_buffer, 2> bufs{asio::buffer(a.data(), a.size()),
                                          asio::buffer(b.data(), b.size())};
   if (tls_) return asio::async_write(*tls_, bufs, nothrow);
-  return asio::async_write(*plain_, bufs, nothrow);
+  // A request almost always fits the socket's send buffer: one non-blocking send, and the
+  // awaiter is ready at once, with no operation and no trip through the scheduler. The read of
+  // the answer that follows does not try a `recv` before the answer can have come as long as the
+  // last read on this connection found it empty (readiness.hpp). Only what the send did not take
+  // waits for the socket (the result then counts those bytes alone).
+  boost::system::error_code ec;
+  std::size_t sent = plain_->write_some(bufs, ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    ec = {};
+    sent = 0;
+  }
+  if (!ec && sent < a.size() + b.size()) {
+    for (auto& buf : bufs) {
+      std::size_t skip = std::min(sent, buf.size());
+      buf += skip;
+      sent -= skip;
+    }
+    return asio::async_write(*plain_, bufs, nothrow);
+  }
+  return IoAwaitable([&](IoAwaitable::Handler handler) { handler(std::tuple{ec, sent}); });
 }
 
 UpstreamConnection::IoAwaitable UpstreamConnection::read_some(char* data, std::size_t size) {
   if (tls_) return tls_->async_read_some(asio::buffer(data, size), nothrow);
-  return plain_->async_read_some(asio::buffer(data, size), nothrow);
+  // Started inside an initiation of our own, to see at once whether it waits in the reactor.
+  return asio::async_initiate<decltype(nothrow), void(boost::system::error_code, std::size_t)>(
+      [this](auto handler, asio::mutable_buffer target) {
+        plain_->async_read_some(target, std::move(handler));
+        read_waits_ = readiness::read_waits(*plain_);
+      },
+      nothrow, asio::buffer(data, size));
+}
+
+void UpstreamConnection::note_read(std::size_t n, std::size_t asked) noexcept {
+  // A TLS stream reads the socket in records of its own sizes: not judged.
+  if (plain_ && read_waits_) readiness::note_read(*plain_, n, asked);
 }
 
 void UpstreamConnection::close() {
@@ -145,6 +177,11 @@ Task<UpstreamError> UpstreamPool::connect(const Origin& origin,
   }
   boost::system::error_code ec;
   slot->socket().set_option(tcp::no_delay(true), ec);
+  // A plain connection's writes start with a send that must not block (see write()).
+  if (!slot->tls_) {
+    slot->socket().non_blocking(true, ec);
+    readiness::watch_peer_close(slot->socket());  // see note_read
+  }
 
   if (slot->tls_) {
     if (!SSL_set_tlsext_host_name(slot->tls_->native_handle(), origin.host.c_str()))
@@ -281,12 +318,14 @@ Task<UpstreamError> UpstreamExchange::start(std::string_view head, std::string_v
       buf.clear();
       for (;;) {
         buf.reserve_free(std::min<std::size_t>(4096, pool_.options().max_head_bytes));
-        auto [ec, n] = co_await conn_->read_some(buf.tail(), buf.free());
+        std::size_t asked = buf.free();
+        auto [ec, n] = co_await conn_->read_some(buf.tail(), asked);
         if (ec) {
           if (reused && buf.size() == 0 && !timed_out_ && !cancelled_) stale = true;
           e = classify(ec);
           goto attempt_done;
         }
+        conn_->note_read(n, asked);
         buf.commit(n);
         response_ = &conn_->head_;
         auto st = http1::parse_response(buf.view(), pool_.options().max_head_bytes, *response_);
@@ -389,7 +428,9 @@ Task<UpstreamError> UpstreamExchange::read_some(std::string& out, bool& done) {
   ByteBuffer& buf = conn_->buf_;
   buf.truncate(response_->head_size);
   if (buf.free() < 1024) buf.reserve_free(pool_.options().read_buffer_bytes);
-  auto [ec, n] = co_await conn_->read_some(buf.tail(), buf.free());
+  std::size_t asked = buf.free();
+  auto [ec, n] = co_await conn_->read_some(buf.tail(), asked);
+  if (!ec) conn_->note_read(n, asked);
   if (ec) {
     if (close_delimited_ && (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) &&
         !timed_out_ && !cancelled_) {

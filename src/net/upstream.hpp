@@ -76,7 +76,13 @@ class UpstreamConnection {
   using IoAwaitable = detail::OpAwaiter<std::tuple<boost::system::error_code, std::size_t>>;
   /// Writes `a` then `b`; the bytes must outlive the await.
   IoAwaitable write(std::string_view a, std::string_view b);
+  /// Reads what is there, up to `size` bytes. On a plain connection, pass its result to
+  /// `note_read` first thing after the await (see readiness.hpp).
   IoAwaitable read_some(char* data, std::size_t size);
+  /// The last read returned `n` of `asked` bytes: when fewer, the socket is empty and the next
+  /// read waits for epoll instead of trying a `recv` at once. Only right after that read's await
+  /// resumed, and only with no write under way (the exchange writes, then reads).
+  void note_read(std::size_t n, std::size_t asked) noexcept;
   void close();
   bool tls() const { return tls_.has_value(); }
 
@@ -90,6 +96,7 @@ class UpstreamConnection {
   Clock::time_point idle_since_{};
   void* host_ = nullptr;  ///< the pool's entry for its origin (stable: node-based map)
   bool closed_ = false;
+  bool read_waits_ = false;  ///< the last read waited in the reactor (not completed at once)
 };
 
 /// Keep-alive connections per origin for one event loop (not thread-safe; one per loop), with a
