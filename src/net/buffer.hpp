@@ -8,64 +8,79 @@
 
 namespace switchyard::net {
 
-/// A growable byte buffer that does not zero what it allocates: [0, size) holds data,
-/// [size, capacity) is free space for the next read.
+/// A growable byte buffer that does not zero what it allocates. Its data starts at an offset
+/// into the allocation: [data(), data() + size()) holds data, and free() bytes after it are
+/// room for the next read. Consuming from the front moves the offset instead of the rest of
+/// the data; the data goes back to the front only when the room behind it runs short.
 class ByteBuffer {
  public:
   explicit ByteBuffer(std::size_t capacity = 0) { reserve(capacity); }
 
-  char* data() { return data_.get(); }
-  const char* data() const { return data_.get(); }
+  char* data() { return data_.get() + begin_; }
+  const char* data() const { return data_.get() + begin_; }
   std::size_t size() const { return size_; }
-  std::size_t capacity() const { return capacity_; }
-  std::size_t free() const { return capacity_ - size_; }
-  char* tail() { return data_.get() + size_; }
-  std::string_view view() const { return {data_.get(), size_}; }
-
+  /// Bytes from data() to the end of the allocation.
+  std::size_t capacity() const { return capacity_ - begin_; }
+  std::size_t free() const { return capacity_ - begin_ - size_; }
+  char* tail() { return data() + size_; }
+  std::string_view view() const { return {data(), size_}; }
   void commit(std::size_t n) { size_ += n; }
-  void clear() { size_ = 0; }
+  void clear() { begin_ = size_ = 0; }
   void truncate(std::size_t n) { size_ = std::min(size_, n); }
-
-  /// Makes room for at least `n` more bytes.
+  /// Makes room for at least `n` more bytes (moving the data: pointers into it go stale).
   void reserve_free(std::size_t n) {
-    if (free() < n) reserve(std::max(capacity_ * 2, size_ + n));
+    if (free() >= n) return;
+    if (capacity_ - size_ >= n) to_front();
+    else reserve(std::max(capacity_ * 2, size_ + n));
   }
-
+  /// Makes capacity() at least `capacity` (moving the data: pointers into it go stale).
   void reserve(std::size_t capacity) {
-    if (capacity <= capacity_) return;
-    std::unique_ptr<char[]> next(new char[capacity]);
-    if (size_) std::memcpy(next.get(), data_.get(), size_);
-    data_ = std::move(next);
-    capacity_ = capacity;
-  }
-
-  /// Drops the first `n` bytes, keeping the rest at the front.
-  void consume(std::size_t n) {
-    if (n >= size_) {
-      size_ = 0;
+    if (capacity <= this->capacity()) return;
+    if (capacity <= capacity_) {
+      to_front();
       return;
     }
-    std::memmove(data_.get(), data_.get() + n, size_ - n);
-    size_ -= n;
+    std::unique_ptr<char[]> next(new char[capacity]);
+    if (size_) std::memcpy(next.get(), data(), size_);
+    data_ = std::move(next);
+    capacity_ = capacity;
+    begin_ = 0;
   }
-
+  /// Drops the first `n` bytes. The rest stays where it is (a pipelined or read-ahead request
+  /// is not copied) unless less than a quarter of the allocation is left behind it.
+  void consume(std::size_t n) {
+    if (n >= size_) {
+      begin_ = size_ = 0;
+      return;
+    }
+    begin_ += n;
+    size_ -= n;
+    if (free() < capacity_ / 4) to_front();
+  }
   void append(std::string_view bytes) {
     reserve_free(bytes.size());
     std::memcpy(tail(), bytes.data(), bytes.size());
     size_ += bytes.size();
   }
-
   /// Returns to `capacity` bytes when it grew beyond `limit` (after a large request).
   void shrink(std::size_t capacity, std::size_t limit) {
     if (capacity_ <= limit || size_ > capacity) return;
     std::unique_ptr<char[]> next(new char[capacity]);
-    if (size_) std::memcpy(next.get(), data_.get(), size_);
+    if (size_) std::memcpy(next.get(), data(), size_);
     data_ = std::move(next);
     capacity_ = capacity;
+    begin_ = 0;
   }
 
  private:
+  void to_front() {
+    if (begin_ == 0) return;
+    std::memmove(data_.get(), data(), size_);
+    begin_ = 0;
+  }
+
   std::unique_ptr<char[]> data_;
+  std::size_t begin_ = 0;  ///< where the data starts in the allocation
   std::size_t size_ = 0;
   std::size_t capacity_ = 0;
 };
