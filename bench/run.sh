@@ -19,6 +19,10 @@
 #   STREAM_INTERVAL=1 (s between the 20 events of a paced stream)  STREAM_RATE=2000 (opened/s)
 #   PIN=1 (wrk, node and the upstream on CPU LOAD_CPU=0; the proxy under test on SUT_CPU=1)
 #   SWITCHYARD_BIN=build/switchyard  SWITCHYARD_PORT=18400  OUT=build/bench/results  WRK_THREADS=1
+#   HALT_POLL_NS= (unset: the guest's cpuidle halt polling as it is; a number of ns: written to
+#     /sys/module/haltpoll/parameters/guest_halt_poll_ns for the run and restored after, as root.
+#     On a VM that halts its idle vCPUs at once, every wake-up of a proxy costs tens of µs and
+#     latency at one connection measures the host, not the proxy: see bench/README.md)
 #
 # Measured per system, mode and connection count: requests/s, latency p50/p99 and the
 # difference to direct (wrk, same connections), CPU time of the proxy process tree per request
@@ -273,7 +277,19 @@ write_env() {
     echo "runs: DURATION=${DURATION}s WARMUP=${WARMUP}s REPS=$REPS CONNS='$CONNS' MODES='$MODES' SYSTEMS='$SYSTEMS' WRK_THREADS=$WRK_THREADS"
     echo "streams: STREAMS=$STREAMS STREAM_SYSTEMS='$STREAM_SYSTEMS' STREAM_INTERVAL=${STREAM_INTERVAL}s STREAM_RATE=$STREAM_RATE/s"
     echo "open files limit: $(ulimit -n) (hard $(ulimit -Hn))"
+    echo "cpuidle: $(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo '?')$(
+      [[ -r $HALT_POLL ]] && echo ", guest_halt_poll_ns $(cat "$HALT_POLL")$([[ -f $RUN_DIR/halt_poll_ns.orig ]] &&
+        echo " (set for this run; the machine's: $(cat "$RUN_DIR/halt_poll_ns.orig"))")")"
   } >"$RUN_DIR/env.txt"
+}
+
+# HALT_POLL_NS: set the guest's halt polling for the run (the old value is restored by cleanup).
+halt_poll_set() {
+  [[ -n $HALT_POLL_NS ]] || return 0
+  [[ -w $HALT_POLL ]] || { log "HALT_POLL_NS: cannot write $HALT_POLL (not a haltpoll guest, or not root)"; return 1; }
+  cat "$HALT_POLL" >"$RUN_DIR/halt_poll_ns.orig"
+  echo "$HALT_POLL_NS" >"$HALT_POLL" || return 1
+  log "guest_halt_poll_ns set to $HALT_POLL_NS for this run (was $(cat "$RUN_DIR/halt_poll_ns.orig"))"
 }
 
 preflight() {
@@ -310,6 +326,9 @@ preflight() {
 cleanup() {
   [[ -n ${RUN_DIR:-} && -d ${RUN_DIR:-} ]] || return 0
   proc_stop switchyard; proc_stop nginx-proxy; proc_stop nginx-upstream
+  if [[ -f $RUN_DIR/halt_poll_ns.orig ]]; then
+    cat "$RUN_DIR/halt_poll_ns.orig" >"$HALT_POLL" 2>/dev/null && mv "$RUN_DIR/halt_poll_ns.orig" "$RUN_DIR/halt_poll_ns.restored"
+  fi
 }
 
 do_run() {
@@ -321,6 +340,7 @@ do_run() {
   echo "$RUN_DIR" >"$OUT/.current"     # for `run.sh stop` after an interruption
   trap 'cleanup; exit 130' INT TERM
   trap cleanup EXIT
+  halt_poll_set || exit 1
   write_env
   python3 "$BENCH_DIR/gen_upstream.py" "$RUN_DIR" --paced-interval "$STREAM_INTERVAL" \
     --worker-connections $((STREAMS + 8192)) || exit 1
@@ -353,6 +373,8 @@ do_run() {
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 
 CLK_TCK=$(getconf CLK_TCK)
+HALT_POLL=/sys/module/haltpoll/parameters/guest_halt_poll_ns
+HALT_POLL_NS=${HALT_POLL_NS:-}
 case ${1:-run} in
   run) do_run ;;
   report) python3 "$BENCH_DIR/report.py" "${2:-$OUT/latest}" ;;
