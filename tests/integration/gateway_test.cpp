@@ -1,6 +1,10 @@
 // The real gateway binary against the scripted fake provider.
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/json.hpp>
 #include <fstream>
@@ -92,6 +96,68 @@ class GatewayTest : public ::testing::Test {
  protected:
   Fake fake_;
 };
+
+/// An upstream that answers every request with scripted pieces of raw bytes, `pause` apart, then
+/// closes (no Content-Length: the end of the connection ends the body).
+class RawUpstream {
+ public:
+  RawUpstream(std::vector<std::string> pieces, std::chrono::milliseconds pause)
+      : pieces_(std::move(pieces)), pause_(pause) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (::bind(listener_, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(listener_, 16) != 0 ||
+        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+      throw std::runtime_error("RawUpstream: cannot listen");
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~RawUpstream() {
+    ::shutdown(listener_, SHUT_RDWR);
+    ::close(listener_);
+    thread_.join();
+  }
+  int port() const { return port_; }
+
+ private:
+  void serve() {
+    for (;;) {
+      int c = ::accept(listener_, nullptr, nullptr);
+      if (c < 0) return;
+      // The request: its head, then as many body bytes as its Content-Length says.
+      std::string in;
+      char buf[4096];
+      std::size_t need = std::string::npos;
+      while (need == std::string::npos || in.size() < need) {
+        ssize_t n = ::recv(c, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        in.append(buf, static_cast<std::size_t>(n));
+        std::size_t end = in.find("\r\n\r\n");
+        if (need == std::string::npos && end != std::string::npos) {
+          std::size_t at = in.find("Content-Length: ");
+          need = end + 4 + (at < end ? std::stoul(in.substr(at + 16)) : 0);
+        }
+      }
+      for (std::size_t i = 0; i < pieces_.size(); ++i) {
+        if (i) std::this_thread::sleep_for(pause_);
+        ::send(c, pieces_[i].data(), pieces_[i].size(), MSG_NOSIGNAL);
+      }
+      ::close(c);
+    }
+  }
+  std::vector<std::string> pieces_;
+  std::chrono::milliseconds pause_;
+  int listener_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+const std::string kRawAnswer =
+    R"({"id":"chatcmpl-raw","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,)"
+    R"("message":{"role":"assistant","content":"until the end"},"finish_reason":"stop"}],)"
+    R"("usage":{"prompt_tokens":3,"completion_tokens":3,"total_tokens":6}})";
 
 }  // namespace
 
@@ -396,6 +462,26 @@ TEST_F(GatewayTest, TimesOutSlowClientsAndCapsConnections) {
   Response over = c4.read_response();
   EXPECT_EQ(over.status, 503);
   EXPECT_EQ(error_of(over).at("type").as_string(), "service_unavailable");
+}
+
+TEST_F(GatewayTest, AnAnswerEndedByTheUpstreamClosingIsRelayedWhole) {
+  // Its head first, then (later) the body with the end of the connection right behind it: the
+  // read that takes the head empties the socket, and the body's read must still see the end
+  // that came in the same report as the body's bytes (else it waits for the total timeout).
+  const std::string head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n";
+  for (auto pieces : {std::vector<std::string>{head, kRawAnswer},
+                      std::vector<std::string>{head + kRawAnswer.substr(0, 40), kRawAnswer.substr(40)},
+                      std::vector<std::string>{head + kRawAnswer}}) {
+    RawUpstream up(pieces, 100ms);
+    Gateway gw(config({{"raw", up.port(), "m"}}, "", "  total_timeout_ms: 60000\n"));
+    Response r = chat(gw.port(), chat_body("x"));
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(content_of(r), "until the end");
+    // And again on a new connection to the upstream (this one closed after its answer).
+    r = chat(gw.port(), chat_body("y"));
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(content_of(r), "until the end");
+  }
 }
 
 TEST_F(GatewayTest, KeepAlivePipeliningAndChunkedRequests) {

@@ -383,6 +383,114 @@ TEST(Decision, JsonCarriesCandidatesScoresExclusionsAndAttempts) {
   EXPECT_TRUE(small.find("b", "", 0));
 }
 
+namespace {
+
+/// A decision with everything a record carries set to something particular to `i`.
+Decision full_decision(Fixture& f, int i) {
+  Decision d;
+  d.request_id = "req-" + std::string(static_cast<std::size_t>(i % 7) * 5, 'x') + std::to_string(i);
+  d.route = "auto";
+  d.key = i % 2 ? "team-a" : "team-b";
+  d.unix_ms = 1700000000000 + i;
+  d.traits = {1000 + i, 200, catalog::kTools};
+  d.traits.tier = 1;
+  d.traits.complexity = 0.25 + i % 3 * 0.125;
+  d.traits.category = 2;
+  d.traits.quality_floor = 0.5f;
+  d.traits.tier_quality_count = 2;
+  d.traits.tier_quality = {0.25f, 0.75f};
+  Overrides o;
+  o.deadline_ms = 30000;
+  o.max_cost_usd = 0.5;
+  d.plan = f.plan(d.traits, o);
+  d.plan.explored = i % 3 == 0;
+  d.plan.earliest_recovery_ms = i;
+  d.table = &f.table;
+  for (int k = 0; k < i % 4; ++k) {
+    AttemptRecord a;
+    a.candidate = static_cast<std::uint16_t>(k % f.table.candidates.size());
+    a.outcome = k ? "http_" + std::to_string(500 + k) + ": " + std::string(static_cast<std::size_t>(i % 5), 'e') : "ok";
+    a.status = k ? 500 + k : 200;
+    a.ms = 10.5 * k + i;
+    a.hedge = k == 2;
+    a.retry = k == 1;
+    a.backoff_ms = k == 1 ? 40 : 0;
+    d.attempts.push_back(a);
+  }
+  d.chosen = i % 4 ? 0 : -1;
+  d.estimated_cost_usd = 0.001 * (i % 10);
+  d.cost_usd = i % 5 ? 0.002 * (i % 10) : -1;
+  d.status = i % 4 ? 200 : 503;
+  d.hedged = i % 4 == 3;
+  return d;
+}
+
+}  // namespace
+
+TEST(Decision, TheRingKeepsExactlyTheLatestRecordsAndGivesThemBackAsWritten) {
+  Fixture f;
+  f.add("b", "big");
+  f.add("s", "small");
+  f.add("m", "mid");
+  DecisionRing ring(50);
+  std::vector<std::string> expected;
+  for (int i = 0; i < 400; ++i) {
+    auto d = std::make_unique<Decision>(full_decision(f, i));
+    expected.push_back(decision_json(*d, 5000));
+    ring.add(std::move(d), nullptr);
+    ASSERT_LE(ring.size(), 50u);
+    if (i % 37 == 0) {
+      for (int j = 0; j <= i; ++j) {
+        auto r = ring.find(full_decision(f, j).request_id, "", 5000);
+        if (j > i - 50) {
+          ASSERT_TRUE(r) << j << " of " << i;
+          EXPECT_EQ(*r, expected[static_cast<std::size_t>(j)]) << j;
+        } else {
+          EXPECT_FALSE(r) << j << " of " << i << " should have been evicted";
+        }
+      }
+    }
+  }
+}
+
+TEST(Decision, TheRingAnswersWithTheLatestOfARepeatedId) {
+  Fixture f;
+  f.add("b", "big");
+  DecisionRing ring(100);
+  auto d = std::make_unique<Decision>(full_decision(f, 1));
+  d->request_id = "same";
+  d->status = 200;
+  ring.add(std::move(d), nullptr);
+  d = std::make_unique<Decision>(full_decision(f, 1));
+  d->request_id = "same";
+  d->status = 502;
+  ring.add(std::move(d), nullptr);
+  EXPECT_NE(ring.find("same", "", 0).value_or("").find(R"("status":502)"), std::string::npos);
+}
+
+TEST(Decision, TheRingHoldsWhatRecordsPointIntoUntilTheLastOfThemIsGone) {
+  Fixture f;
+  f.add("b", "big");
+  auto first = std::make_shared<int>(1);
+  auto second = std::make_shared<int>(2);
+  DecisionRing ring(4);
+  auto add = [&](int i, const std::shared_ptr<int>& keep) {
+    ring.add(std::make_unique<Decision>(full_decision(f, i)), keep);
+  };
+  add(1, first);
+  add(2, second);
+  add(3, first);  // after a reload, old and new alternate
+  EXPECT_GT(first.use_count(), 1);
+  EXPECT_GT(second.use_count(), 1);
+  add(4, second);
+  add(5, second);  // evicts 1: `first` is still held by 3
+  EXPECT_GT(first.use_count(), 1);
+  add(6, second);  // evicts 2
+  add(7, second);  // evicts 3: nothing kept points into `first`
+  EXPECT_EQ(first.use_count(), 1);
+  EXPECT_GT(second.use_count(), 1);
+}
+
 TEST(Execution, BackoffIsFullJitterCappedExponential) {
   config::RetryConfig c;
   c.attempts = 3;
