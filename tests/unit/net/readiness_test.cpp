@@ -53,23 +53,41 @@ struct Read {
   }
 };
 
+/// A pair whose server side is watched for the peer's end, as the data plane's sockets are.
+class ReadinessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!readiness::supported()) GTEST_SKIP() << "not Boost 1.81's epoll reactor";
+    readiness::watch_peer_close(p.server);
+  }
+  /// Starts `r` while nothing is there (so it waits in the reactor), lets the peer `act`, and
+  /// runs the loop until `r` completes.
+  template <class Act>
+  bool read_after(Read& r, Act act) {
+    r.start(p.server);
+    EXPECT_TRUE(r.waited);  // nothing there yet: the read waits in the reactor
+    act();
+    return r.run(p.io);
+  }
+  /// The next read on the server side, started and run to completion.
+  bool read_next(Read& r) {
+    r.start(p.server);
+    return r.run(p.io);
+  }
+  Pair p;
+};
+
 }  // namespace
 
 TEST(Readiness, ThisBuildReachesTheReactor) {
-  // Debian 12's Boost 1.81 with epoll: the optimisation is on (elsewhere the tests below would
-  // check the do-nothing version's promises only).
+  // Debian 12's Boost 1.81 with epoll: the optimisation is on (elsewhere the tests below check
+  // nothing but the do-nothing version's promises).
   EXPECT_TRUE(readiness::supported());
 }
 
-TEST(Readiness, AShortReadThatWaitedLetsTheNextReadWaitUntilEpollReportsData) {
-  if (!readiness::supported()) GTEST_SKIP();
-  Pair p;
-  readiness::watch_peer_close(p.server);
+TEST_F(ReadinessTest, AShortReadThatWaitedLetsTheNextReadWaitUntilEpollReportsData) {
   Read first;
-  first.start(p.server);
-  EXPECT_TRUE(first.waited);  // nothing there yet: the read waits in the reactor
-  p.send("hello");
-  ASSERT_TRUE(first.run(p.io));
+  ASSERT_TRUE(read_after(first, [&] { p.send("hello"); }));
   EXPECT_EQ(*first.n, 5u);
   EXPECT_FALSE(readiness::tries_at_once(p.server));  // the socket was emptied
 
@@ -88,57 +106,36 @@ TEST(Readiness, AShortReadThatWaitedLetsTheNextReadWaitUntilEpollReportsData) {
   EXPECT_EQ(std::string(second.buf, *second.n), "world");
 }
 
-TEST(Readiness, AWaitingReadAfterAnEmptyingReadStillCompletesWhenDataComes) {
-  if (!readiness::supported()) GTEST_SKIP();
-  Pair p;
-  readiness::watch_peer_close(p.server);
-  Read first;
-  first.start(p.server);
-  p.send("a");
-  ASSERT_TRUE(first.run(p.io));
+TEST_F(ReadinessTest, AWaitingReadAfterAnEmptyingReadStillCompletesWhenDataComes) {
+  Read first, second;
+  ASSERT_TRUE(read_after(first, [&] { p.send("a"); }));
   ASSERT_FALSE(readiness::tries_at_once(p.server));
-  Read second;
-  second.start(p.server);
-  EXPECT_TRUE(second.waited);  // queued without a `recv`
-  p.send("bc");
-  ASSERT_TRUE(second.run(p.io));
+  ASSERT_TRUE(read_after(second, [&] { p.send("bc"); }));  // queued without a `recv`
   EXPECT_EQ(std::string(second.buf, *second.n), "bc");
 }
 
-TEST(Readiness, DataThatCameWithThePeersEndDoesNotMarkTheSocketEmpty) {
-  if (!readiness::supported()) GTEST_SKIP();
-  Pair p;
-  readiness::watch_peer_close(p.server);
-  Read first;
-  first.start(p.server);
-  ASSERT_TRUE(first.waited);
-  p.send("last words");
-  p.peer.shutdown(tcp::socket::shutdown_send);  // data and end in one report
-  ASSERT_TRUE(first.run(p.io));
+TEST_F(ReadinessTest, DataThatCameWithThePeersEndDoesNotMarkTheSocketEmpty) {
+  Read first, second;
+  ASSERT_TRUE(read_after(first, [&] {
+    p.send("last words");
+    p.peer.shutdown(tcp::socket::shutdown_send);  // data and end in one report
+  }));
   EXPECT_EQ(*first.n, 10u);
   EXPECT_TRUE(readiness::tries_at_once(p.server));
   // The end is read at once: epoll will not report it again.
-  Read second;
-  second.start(p.server);
-  ASSERT_TRUE(second.run(p.io)) << "the read waits for an end that was already reported";
+  ASSERT_TRUE(read_next(second)) << "the read waits for an end that was already reported";
   EXPECT_EQ(second.ec, asio::error::eof);
 }
 
-TEST(Readiness, DataThatCameWithAResetDoesNotMarkTheSocketEmpty) {
-  if (!readiness::supported()) GTEST_SKIP();
-  Pair p;
-  readiness::watch_peer_close(p.server);
-  Read first;
-  first.start(p.server);
-  ASSERT_TRUE(first.waited);
-  p.send("partial");
-  p.peer.set_option(asio::socket_base::linger(true, 0));
-  p.peer.close();  // a reset right behind the data
-  ASSERT_TRUE(first.run(p.io));
+TEST_F(ReadinessTest, DataThatCameWithAResetDoesNotMarkTheSocketEmpty) {
+  Read first, second;
+  ASSERT_TRUE(read_after(first, [&] {
+    p.send("partial");
+    p.peer.set_option(asio::socket_base::linger(true, 0));
+    p.peer.close();  // a reset right behind the data
+  }));
   EXPECT_TRUE(readiness::tries_at_once(p.server));
-  Read second;
-  second.start(p.server);
-  ASSERT_TRUE(second.run(p.io)) << "the read waits for a reset that was already reported";
+  ASSERT_TRUE(read_next(second)) << "the read waits for a reset that was already reported";
   EXPECT_TRUE(second.ec);
 }
 
@@ -151,10 +148,7 @@ TEST(Readiness, NothingIsMarkedWithoutThePeersEndWatched) {
   EXPECT_TRUE(readiness::tries_at_once(p.server));
 }
 
-TEST(Readiness, AFullReadOrOneCompletedAtOnceMarksNothing) {
-  if (!readiness::supported()) GTEST_SKIP();
-  Pair p;
-  readiness::watch_peer_close(p.server);
+TEST_F(ReadinessTest, AFullReadOrOneCompletedAtOnceMarksNothing) {
   // Completed at once (the data was there): its `recv` ran when the read started, and the loop
   // may have polled epoll before its completion, so it vouches for nothing.
   p.send("early");
@@ -164,12 +158,9 @@ TEST(Readiness, AFullReadOrOneCompletedAtOnceMarksNothing) {
   ASSERT_TRUE(at_once.run(p.io));
   EXPECT_TRUE(readiness::tries_at_once(p.server));
   // A read that filled its buffer may have left more behind.
-  Read waits;
-  waits.start(p.server);
-  ASSERT_TRUE(waits.waited);
-  std::string big(sizeof waits.buf, 'x');
-  p.send(big);
-  ASSERT_TRUE(waits.run(p.io));
-  ASSERT_EQ(*waits.n, sizeof waits.buf);
+  Read full;
+  std::string big(sizeof full.buf, 'x');
+  ASSERT_TRUE(read_after(full, [&] { p.send(big); }));
+  ASSERT_EQ(*full.n, sizeof full.buf);
   EXPECT_TRUE(readiness::tries_at_once(p.server));
 }
