@@ -17,6 +17,7 @@
 
 #include "net/buffer.hpp"
 #include "net/readiness.hpp"
+#include "net/send_now.hpp"
 
 namespace switchyard::net {
 
@@ -120,18 +121,9 @@ class Session final : public Deadline {
     std::array<asio::const_buffer, 4> bufs{
         asio::buffer(a.data(), a.size()), asio::buffer(b.data(), b.size()),
         asio::buffer(c.data(), c.size()), asio::buffer(d.data(), d.size())};
-    // A response almost always fits the socket's send buffer: one non-blocking send and done,
-    // without an asynchronous operation (its handler and its trip through the scheduler). Only
-    // what the send did not take waits for the socket.
+    // One non-blocking send; only what it did not take waits for the socket.
     boost::system::error_code ec;
-    std::size_t sent = socket_.write_some(bufs, ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
-    if (!ec && sent < a.size() + b.size() + c.size() + d.size()) {
-      for (auto& buf : bufs) {
-        std::size_t skip = std::min(sent, buf.size());
-        buf += skip;
-        sent -= skip;
-      }
+    if (send_now(socket_, bufs, ec)) {
       set(Clock::now() + loop_.options().write_timeout);
       write_waiting_ = true;
       ahead_trusted_ = false;  // see start_read_ahead

@@ -11,6 +11,7 @@
 #include <array>
 
 #include "net/readiness.hpp"
+#include "net/send_now.hpp"
 
 namespace switchyard::net {
 
@@ -53,25 +54,13 @@ UpstreamConnection::IoAwaitable UpstreamConnection::write(std::string_view a, st
   std::array<asio::const_buffer, 2> bufs{asio::buffer(a.data(), a.size()),
                                          asio::buffer(b.data(), b.size())};
   if (tls_) return asio::async_write(*tls_, bufs, nothrow);
-  // A request almost always fits the socket's send buffer: one non-blocking send, and the
-  // awaiter is ready at once, with no operation and no trip through the scheduler. The read of
-  // the answer that follows does not try a `recv` before the answer can have come as long as the
-  // last read on this connection found it empty (readiness.hpp). Only what the send did not take
-  // waits for the socket (the result then counts those bytes alone).
+  // One non-blocking send, and the awaiter is ready at once. The read of the answer that follows
+  // does not try a `recv` before the answer can have come as long as the last read on this
+  // connection found it empty (readiness.hpp). Only what the send did not take waits for the
+  // socket (the result then counts those bytes alone).
   boost::system::error_code ec;
-  std::size_t sent = plain_->write_some(bufs, ec);
-  if (ec == asio::error::would_block || ec == asio::error::try_again) {
-    ec = {};
-    sent = 0;
-  }
-  if (!ec && sent < a.size() + b.size()) {
-    for (auto& buf : bufs) {
-      std::size_t skip = std::min(sent, buf.size());
-      buf += skip;
-      sent -= skip;
-    }
-    return asio::async_write(*plain_, bufs, nothrow);
-  }
+  if (send_now(*plain_, bufs, ec)) return asio::async_write(*plain_, bufs, nothrow);
+  std::size_t sent = ec ? 0 : a.size() + b.size();
   return IoAwaitable([&](IoAwaitable::Handler handler) { handler(std::tuple{ec, sent}); });
 }
 
