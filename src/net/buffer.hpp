@@ -36,15 +36,8 @@ class ByteBuffer {
   /// Makes capacity() at least `capacity` (moving the data: pointers into it go stale).
   void reserve(std::size_t capacity) {
     if (capacity <= this->capacity()) return;
-    if (capacity <= capacity_) {
-      to_front();
-      return;
-    }
-    std::unique_ptr<char[]> next(new char[capacity]);
-    if (size_) std::memcpy(next.get(), data(), size_);
-    data_ = std::move(next);
-    capacity_ = capacity;
-    begin_ = 0;
+    if (capacity <= capacity_) to_front();
+    else reallocate(capacity);
   }
   /// Drops the first `n` bytes. The rest stays where it is (a pipelined or read-ahead request
   /// is not copied) unless less than a quarter of the allocation is left behind it.
@@ -65,14 +58,18 @@ class ByteBuffer {
   /// Returns to `capacity` bytes when it grew beyond `limit` (after a large request).
   void shrink(std::size_t capacity, std::size_t limit) {
     if (capacity_ <= limit || size_ > capacity) return;
+    reallocate(capacity);
+  }
+
+ private:
+  /// A new allocation of `capacity` bytes with the data at its front.
+  void reallocate(std::size_t capacity) {
     std::unique_ptr<char[]> next(new char[capacity]);
     if (size_) std::memcpy(next.get(), data(), size_);
     data_ = std::move(next);
     capacity_ = capacity;
     begin_ = 0;
   }
-
- private:
   void to_front() {
     if (begin_ == 0) return;
     std::memmove(data_.get(), data(), size_);

@@ -26,9 +26,10 @@ using State = Reactor::descriptor_state;
 using SocketBase = boost::asio::basic_socket<boost::asio::ip::tcp, Executor>;
 using SocketImpl = ad::io_object_impl<ad::reactive_socket_service<boost::asio::ip::tcp>, Executor>;
 
-// Pointers to three members Asio keeps private: an explicit instantiation may name them (the
-// standard exempts its template arguments from access checks) and hands each pointer out through
-// a friend function.
+// Pointers to the members Asio keeps private (the socket's implementation; a descriptor's flags,
+// operation queues, registered events and reactor; the reactor's epoll descriptor; an operation's
+// last events): an explicit instantiation may name them (the standard exempts its template
+// arguments from access checks) and hands each pointer out through a friend function.
 template <class Tag, typename Tag::type Member>
 struct Grant {
   friend typename Tag::type member(Tag) { return Member; }
