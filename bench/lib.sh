@@ -15,17 +15,20 @@ descendants() {
           if (root in pp) for (p in keep) print p }'
 }
 
-# tree_cpu_ticks PID : utime+stime (clock ticks, all threads) summed over PID and descendants
-tree_cpu_ticks() {
-  local p t=0 s
+# tree_cpu_split PID : "utime stime" (clock ticks, all threads) summed over PID and descendants
+tree_cpu_split() {
+  local p u=0 k=0 s
   for p in $(descendants "$1"); do
     s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
     s=${s##*) }          # drop "pid (comm) ": comm may contain spaces
     set -- $s            # now $12 = utime, $13 = stime (fields 14 and 15 of the full line)
-    t=$((t + ${12} + ${13}))
+    u=$((u + ${12})); k=$((k + ${13}))
   done
-  echo $t
+  echo "$u $k"
 }
+
+# tree_cpu_ticks PID : utime+stime (clock ticks) of PID and its descendants
+tree_cpu_ticks() { local u k; read -r u k < <(tree_cpu_split "$1"); echo $((u + k)); }
 
 # tree_status_kb PID FIELD : sum of a /proc/PID/status field (VmRSS, VmHWM) over the tree, KiB
 tree_status_kb() {

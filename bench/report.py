@@ -9,6 +9,7 @@ import os
 import statistics as st
 import sys
 from collections import defaultdict
+from math import comb
 
 run_dir = sys.argv[1] if len(sys.argv) > 1 else "build/bench/results/latest"
 rows = [json.loads(line) for line in open(os.path.join(run_dir, "raw.jsonl")) if line.strip()]
@@ -17,7 +18,7 @@ sessions = [r for r in rows if r["type"] == "session"]
 streams = [r for r in rows if r["type"] == "streams"]
 
 ORDER = ["direct", "nginx", "switchyard", "switchyard-anthropic", "switchyard-gemini"]
-systems = sorted({r["system"] for r in rows}, key=lambda s: (ORDER.index(s) if s in ORDER else 9, s))
+systems = sorted({r["system"] for r in rows if "system" in r}, key=lambda s: (ORDER.index(s) if s in ORDER else 9, s))
 modes = [m for m in ("json", "sse") if any(r["mode"] == m for r in runs + sessions)]
 conns = sorted({r["conns"] for r in runs})
 TITLES = {"json": "(1) JSON chat completion (chat.completion, 1,142 B body)",
@@ -120,6 +121,60 @@ for mode in modes:
             if a["cores"] is not None and a["sut_busy"] - a["cores"] > 0.15:
                 notes.append(f"{system} {mode} c={c}: other processes used "
                              f"{(a['sut_busy'] - a['cores']) * 100:.0f}% of the proxy's CPU: noisy")
+    p("")
+
+
+
+def sign_test(wins, n):
+    """Two-sided exact binomial p-value of `wins` of `n` under a fair coin."""
+    k = min(wins, n - wins)
+    return min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2 ** n)
+
+
+def median_interval(xs):
+    """Distribution-free 95 % interval of the median: order statistics (k, n + 1 - k)."""
+    xs, n = sorted(xs), len(xs)
+    k = 0
+    while sum(comb(n, i) for i in range(k + 1)) / 2 ** n <= 0.025:
+        k += 1
+    return (xs[k - 1], xs[n - k]) if k >= 1 else None
+
+
+pairs_meta = [r for r in rows if r["type"] == "pairs"]
+if pairs_meta:
+    A, B = pairs_meta[0]["a"], pairs_meta[0]["b"]
+    p(f"## Paired comparison: {B} against {A}\n")
+    p(f"Both proxies up for the whole run; each pair is two back-to-back runs of "
+      f"{pairs_meta[0]['seconds']} s at the same load ({A} first in odd pairs, {B} first in even "
+      f"ones). Ratio = {B}'s CPU µs per request / {A}'s in the same pair; the interval is the "
+      f"median's distribution-free 95 % interval; p = two-sided sign test of the pairs where {B} "
+      f"cost less.\n")
+    p(f"| mode | conns | pairs | {A} µs/req (median) | {B} µs/req (median) | ratio median "
+      f"| 95 % interval | {B} cheaper in | sign test p | user / system µs, {A} | {B} |")
+    p("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")
+    for mode in modes:
+        for c in conns:
+            per = defaultdict(dict)
+            split = defaultdict(list)   # system -> [(user, sys) µs per request]
+            for r in by_run.get((A, mode, c), []) + by_run.get((B, mode, c), []):
+                if r["sut_cpu_s"] is not None and r["wrk"]["requests"]:
+                    per[r["rep"]][r["system"]] = r["sut_cpu_s"] / r["wrk"]["requests"] * 1e6
+                    if r.get("sut_sys_s") is not None:
+                        k = r["sut_sys_s"] / r["wrk"]["requests"] * 1e6
+                        split[r["system"]].append((per[r["rep"]][r["system"]] - k, k))
+
+            def us_split(system):
+                xs = split.get(system)
+                return f"{f(med(u for u, _ in xs))} / {f(med(k for _, k in xs))}" if xs else "-"
+            both = [(v[A], v[B]) for v in per.values() if A in v and B in v]
+            if not both:
+                continue
+            ratios = [b / a for a, b in both]
+            wins = sum(1 for a, b in both if b < a)
+            ci = median_interval(ratios)
+            p(f"| {mode} | {c} | {len(both)} | {f(med(a for a, _ in both))} | {f(med(b for _, b in both))} "
+              f"| {f(med(ratios), 3)} | {f'{ci[0]:.3f}–{ci[1]:.3f}' if ci else '-'} "
+              f"| {wins} of {len(both)} | {sign_test(wins, len(both)):.2g} | {us_split(A)} | {us_split(B)} |")
     p("")
 
 translated = [t for t in ("switchyard-anthropic", "switchyard-gemini") if t in systems]

@@ -10,6 +10,7 @@
 #   ./bench/run.sh              everything (about 12 min with the defaults)
 #   ./bench/run.sh report DIR   rebuild the Markdown report of an earlier run
 #   ./bench/run.sh stop         stop whatever an interrupted run left behind
+#   ./bench/run.sh pairs        nginx against Switchyard in PAIRS alternating short runs (below)
 #   Quick look:  DURATION=3 REPS=1 STREAMS=1000 ./bench/run.sh
 #
 # Knobs (environment; lists take commas or spaces):
@@ -18,11 +19,19 @@
 #   STREAMS=10000 (0 skips the streams test)  STREAM_SYSTEMS=switchyard (nginx, direct too)
 #   STREAM_INTERVAL=1 (s between the 20 events of a paced stream)  STREAM_RATE=2000 (opened/s)
 #   PIN=1 (wrk, node and the upstream on CPU LOAD_CPU=0; the proxy under test on SUT_CPU=1)
-#   SWITCHYARD_BIN=build/switchyard  SWITCHYARD_PORT=18400  OUT=build/bench/results  WRK_THREADS=1
+#   SWITCHYARD_BIN=build/switchyard  SWITCHYARD_CONFIG=bench/switchyard.yaml  SWITCHYARD_PORT=18400
+#   OUT=build/bench/results  WRK_THREADS=1
 #   HALT_POLL_NS= (unset: the guest's cpuidle halt polling as it is; a number of ns: written to
 #     /sys/module/haltpoll/parameters/guest_halt_poll_ns for the run and restored after, as root.
 #     On a VM that halts its idle vCPUs at once, every wake-up of a proxy costs tens of µs and
 #     latency at one connection measures the host, not the proxy: see bench/README.md)
+#   pairs: PAIRS=20 PAIR_SECONDS=5; SYSTEMS names the two systems compared (default nginx,switchyard)
+#
+# `pairs` is for a noisy machine, where one run's CPU per request moves by ±5-10 % with whatever
+# else the host does: both proxies are started once and stay up (the idle one costs nothing), and
+# each pair is two back-to-back wrk runs of PAIR_SECONDS at the same load, A then B or B then A
+# in turn. The report gives each pair's ratio B/A, their median with a distribution-free 95 %
+# interval, and in how many pairs B cost less (a sign test): drift hits both halves of a pair.
 #
 # Measured per system, mode and connection count: requests/s, latency p50/p99 and the
 # difference to direct (wrk, same connections), CPU time of the proxy process tree per request
@@ -39,6 +48,7 @@ ROOT=$(cd "$BENCH_DIR/.." && pwd)
 source "$BENCH_DIR/lib.sh"
 
 list() { echo "${1//,/ }"; }
+PAIR_SYSTEMS=$(list "${SYSTEMS:-nginx,switchyard}")   # `pairs` compares two
 SYSTEMS=$(list "${SYSTEMS:-direct,nginx,switchyard,switchyard-anthropic,switchyard-gemini}")
 MODES=$(list "${MODES:-json,sse}")
 CONNS=$(list "${CONNS:-1,16,64}")
@@ -54,6 +64,7 @@ LOAD_CPU=${LOAD_CPU:-0}
 SUT_CPU=${SUT_CPU:-1}
 WRK_THREADS=${WRK_THREADS:-1}
 SWITCHYARD_BIN=${SWITCHYARD_BIN:-$ROOT/build/switchyard}
+SWITCHYARD_CONFIG=${SWITCHYARD_CONFIG:-$BENCH_DIR/switchyard.yaml}   # its routes and models are the bench's
 export SWITCHYARD_PORT=${SWITCHYARD_PORT:-18400}   # read by bench/switchyard.yaml
 OUT=${OUT:-$ROOT/build/bench/results}
 UPSTREAM=http://127.0.0.1:18080
@@ -94,7 +105,7 @@ sys_start() {
         wait_http http://127.0.0.1:18090/health 10 ;;
     switchyard*)
       proc_start switchyard "$RUN_DIR/switchyard.log" "${PIN_SUT[@]}" \
-        "$SWITCHYARD_BIN" serve --config "$BENCH_DIR/switchyard.yaml"
+        "$SWITCHYARD_BIN" serve --config "$SWITCHYARD_CONFIG"
       wait_http "http://127.0.0.1:$SWITCHYARD_PORT/healthz" 10 ;;
   esac
 }
@@ -151,25 +162,29 @@ print(" ".join(f"{st.median(float(r[i]) for r in ok) * 1000:.2f}" for i in (1, 2
 
 # one_run SYSTEM MODE CONNS SECONDS RECORD REP : one wrk run, a JSON line into raw.jsonl
 one_run() {
-  local s=$1 mode=$2 c=$3 secs=$4 record=$5 rep=$6 spid t0 t1 l0 l1 u0 u1 res
+  local s=$1 mode=$2 c=$3 secs=$4 record=$5 rep=$6 spid t0 t1 l0 l1 u0 u1 res tu0=0 tk0=0 tu1=0 tk1=0
   spid=$(sys_pid "$s")
   res=$RUN_DIR/wrk.result; rm -f "$res"
   read -r l0 lt0 < <(cpu_jiffies "$LOAD_CPU"); read -r u0 ut0 < <(cpu_jiffies "$SUT_CPU")
-  t0=$(alive "$spid" && tree_cpu_ticks "$spid" || echo 0)
+  alive "$spid" && read -r tu0 tk0 < <(tree_cpu_split "$spid")
   BENCH_BODY=$(body_for "$s" "$mode" fast) BENCH_HEADERS=$AUTH BENCH_RESULT=$res \
     BENCH_TAG="$s/$mode/c$c/r$rep" "${PIN_LOAD[@]}" wrk -t"$WRK_THREADS" -c"$c" -d"${secs}s" \
       --timeout 10s --latency -s "$BENCH_DIR/chat.lua" "$(sys_url "$s" fast)" >"$RUN_DIR/wrk.out" 2>&1
-  t1=$(alive "$spid" && tree_cpu_ticks "$spid" || echo 0)
+  alive "$spid" && read -r tu1 tk1 < <(tree_cpu_split "$spid")
+  t0=$((tu0 + tk0)); t1=$((tu1 + tk1))
   read -r l1 lt1 < <(cpu_jiffies "$LOAD_CPU"); read -r u1 ut1 < <(cpu_jiffies "$SUT_CPU")
   [[ $record == 1 ]] || return 0
   cat "$RUN_DIR/wrk.out" >>"$RUN_DIR/wrk.log"
   if [[ ! -s $res ]]; then
     log "  wrk gave no result for $s/$mode/c$c:"; tail -3 "$RUN_DIR/wrk.out" >&2; return 1
   fi
-  local sut_s=null
-  [[ -n $spid ]] && sut_s=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" 'BEGIN { printf "%.4f", (b - a) / hz }')
-  printf '{"type":"run","system":"%s","mode":"%s","conns":%d,"rep":%d,"sut_cpu_s":%s,"load_cpu_busy":%s,"sut_cpu_busy":%s,"wrk":%s}\n' \
-    "$s" "$mode" "$c" "$rep" "$sut_s" \
+  local sut_s=null sut_sys_s=null
+  if [[ -n $spid ]]; then
+    sut_s=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" 'BEGIN { printf "%.4f", (b - a) / hz }')
+    sut_sys_s=$(awk -v a="$tk0" -v b="$tk1" -v hz="$CLK_TCK" 'BEGIN { printf "%.4f", (b - a) / hz }')
+  fi
+  printf '{"type":"run","system":"%s","mode":"%s","conns":%d,"rep":%d,"sut_cpu_s":%s,"sut_sys_s":%s,"load_cpu_busy":%s,"sut_cpu_busy":%s,"wrk":%s}\n' \
+    "$s" "$mode" "$c" "$rep" "$sut_s" "$sut_sys_s" \
     "$(awk -v a="$l0" -v b="$l1" -v c="$lt0" -v d="$lt1" 'BEGIN { printf "%.3f", (d > c) ? (b - a) / (d - c) : 0 }')" \
     "$(awk -v a="$u0" -v b="$u1" -v c="$ut0" -v d="$ut1" 'BEGIN { printf "%.3f", (d > c) ? (b - a) / (d - c) : 0 }')" \
     "$(cat "$res")" >>"$RUN_DIR/raw.jsonl"
@@ -271,6 +286,7 @@ write_env() {
     echo "host: $(uname -srm), $(nproc) CPUs: $(lscpu | awk -F: '/Model name/ { gsub(/^ +/, "", $2); print $2; exit }')"
     echo "memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
     echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "switchyard config: $SWITCHYARD_CONFIG"
     echo "switchyard: $("$SWITCHYARD_BIN" --version 2>&1) ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ', src modified'))"
     echo "nginx: $("$NGINX_BIN" -v 2>&1 | sed 's/.*: //'); wrk: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2); node: $(node -v)"
     echo "pinning: $([[ $PIN == 1 ]] && echo "wrk, node client and upstream on CPU $LOAD_CPU; proxy under test on CPU $SUT_CPU" || echo none)"
@@ -370,13 +386,73 @@ do_run() {
   log "report: $OUT/$stamp.md (raw data and logs: $RUN_DIR/); wall time $(($(date +%s) - start)) s"
 }
 
+# pairs : SYSTEMS (two) started once; PAIRS alternating back-to-back runs per mode and CONNS
+do_pairs() {
+  STREAMS=0; REPS=1; DURATION=$PAIR_SECONDS; SYSTEMS=$PAIR_SYSTEMS
+  local sys=($SYSTEMS) stamp start mode c i a b s v
+  ((${#sys[@]} == 2)) || { log "pairs compares two systems: SYSTEMS=A,B (got '$SYSTEMS')"; exit 2; }
+  [[ " $SYSTEMS " == *" direct "* ]] && { log "pairs compares two proxies (direct has no CPU to measure)"; exit 2; }
+  [[ ${sys[0]} == switchyard* && ${sys[1]} == switchyard* ]] &&
+    { log "pairs: the Switchyard variants share one process; compare one of them with nginx"; exit 2; }
+  preflight || exit 1
+  stamp=$(date +%Y%m%d-%H%M%S); start=$(date +%s)
+  RUN_DIR=$OUT/$stamp
+  mkdir -p "$RUN_DIR"/tmp/{upstream,proxy}
+  echo "$RUN_DIR" >"$OUT/.current"
+  trap 'cleanup; exit 130' INT TERM
+  trap cleanup EXIT
+  halt_poll_set || exit 1
+  write_env
+  echo "pairs: PAIRS=$PAIRS PAIR_SECONDS=${PAIR_SECONDS}s, A=${sys[0]} B=${sys[1]}, both up for the whole run" >>"$RUN_DIR/env.txt"
+  python3 "$BENCH_DIR/gen_upstream.py" "$RUN_DIR" --paced-interval "$STREAM_INTERVAL" --worker-connections 8192 || exit 1
+  ngx_start nginx-upstream "$RUN_DIR/nginx-upstream.conf" "${PIN_LOAD[@]}" &&
+    wait_http "$UPSTREAM/health" 10 || { log "mock upstream did not start"; exit 1; }
+  local -A rss0 verdict
+  for s in "${sys[@]}"; do
+    sys_start "$s" || { log "$s did not start"; exit 1; }
+    rss0[$s]=$(tree_status_kb "$(sys_pid "$s")" VmRSS)
+  done
+  log "results in $RUN_DIR"
+  for mode in $MODES; do
+    for s in "${sys[@]}"; do
+      v=$(verify "$s" "$mode"); log "verify $s / $mode: $v"
+      [[ $v == FAIL* ]] && exit 1
+      verdict[$s]=$v
+      ((WARMUP > 0)) && one_run "$s" "$mode" 16 "$WARMUP" 0 0
+    done
+    for c in $CONNS; do
+      for i in $(seq "$PAIRS"); do
+        if ((i % 2)); then a=${sys[0]}; b=${sys[1]}; else a=${sys[1]}; b=${sys[0]}; fi
+        one_run "$a" "$mode" "$c" "$PAIR_SECONDS" 1 "$i"
+        one_run "$b" "$mode" "$c" "$PAIR_SECONDS" 1 "$i"
+      done
+    done
+    for s in "${sys[@]}"; do   # peak RSS so far: this mode's and the modes' before it
+      printf '{"type":"session","system":"%s","mode":"%s","rep":1,"verify":"%s","rss_idle_kb":%s,"peak_rss_kb":%s}\n' \
+        "$s" "$mode" "${verdict[$s]//\"/\'}" "${rss0[$s]}" "$(tree_status_kb "$(sys_pid "$s")" VmHWM)" >>"$RUN_DIR/raw.jsonl"
+    done
+  done
+  for s in "${sys[@]}"; do alive "$(sys_pid "$s")" || log "$s is gone: it crashed"; sys_stop "$s"; done
+  proc_stop nginx-upstream
+  printf '{"type":"pairs","a":"%s","b":"%s","pairs":%d,"seconds":%s}\n' "${sys[0]}" "${sys[1]}" "$PAIRS" "$PAIR_SECONDS" >>"$RUN_DIR/raw.jsonl"
+  echo "wall: $(($(date +%s) - start)) s" >>"$RUN_DIR/env.txt"
+  python3 "$BENCH_DIR/report.py" "$RUN_DIR" >"$OUT/$stamp.md"
+  cp "$OUT/$stamp.md" "$RUN_DIR/report.md"
+  ln -sfn "$stamp" "$OUT/latest"
+  cat "$OUT/$stamp.md"
+  log "report: $OUT/$stamp.md (raw data and logs: $RUN_DIR/); wall time $(($(date +%s) - start)) s"
+}
+
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 
 CLK_TCK=$(getconf CLK_TCK)
 HALT_POLL=/sys/module/haltpoll/parameters/guest_halt_poll_ns
 HALT_POLL_NS=${HALT_POLL_NS:-}
+PAIRS=${PAIRS:-20}
+PAIR_SECONDS=${PAIR_SECONDS:-5}; PAIR_SECONDS=${PAIR_SECONDS%s}
 case ${1:-run} in
   run) do_run ;;
+  pairs) do_pairs ;;
   report) python3 "$BENCH_DIR/report.py" "${2:-$OUT/latest}" ;;
   stop) RUN_DIR=$(cat "$OUT/.current" 2>/dev/null) && cleanup ;;
   -h|--help|help) usage ;;
