@@ -319,6 +319,80 @@ class Session final : public Deadline {
         use_task);
   }
 
+  // The refusals, built out of line: the request path's code stays small (see
+  // docs/architecture.md, "What a request costs").
+  [[gnu::cold, gnu::noinline]] static core::ApiError head_error(http1::ParseStatus status,
+                                                                 std::size_t max_header_bytes) {
+    if (status == http1::ParseStatus::headers_too_large)
+      return core::ApiError::make(core::ErrorKind::headers_too_large,
+                                  "Request header fields too large (limit " +
+                                      std::to_string(max_header_bytes) + " bytes).",
+                                  {}, "headers_too_large");
+    if (status == http1::ParseStatus::not_implemented) {
+      auto e = core::ApiError::make(core::ErrorKind::invalid_request,
+                                    "Unsupported Transfer-Encoding; only chunked is accepted.", {},
+                                    "unsupported_transfer_encoding");
+      e.status = 501;
+      return e;
+    }
+    return core::ApiError::make(core::ErrorKind::invalid_request, "Malformed HTTP request.", {},
+                                "invalid_http");
+  }
+  [[gnu::cold, gnu::noinline]] static core::ApiError body_too_large(std::size_t max_body_bytes) {
+    return core::ApiError::make(core::ErrorKind::payload_too_large,
+                                "Request body too large (limit " + std::to_string(max_body_bytes) +
+                                    " bytes).",
+                                {}, "body_too_large");
+  }
+  [[gnu::cold, gnu::noinline]] static core::ApiError no_response() {
+    return core::ApiError::make(core::ErrorKind::internal, "The handler produced no response.");
+  }
+
+  /// A chunked request body, decoded into body_ (the head stays in place at the front of buf_:
+  /// the handler reads its views). `consumed` becomes the end of the request in buf_. False
+  /// when the session must end (refused or the connection gone).
+  Task<bool> read_chunked_body(http1::RequestHead& head, std::size_t& consumed) {
+    const ServerOptions& opt = loop_.options();
+    body_.clear();
+    http1::ChunkedDecoder decoder;
+    std::size_t pos = head.head_size;
+    bool too_large = false;
+    for (;;) {
+      std::size_t used = 0;
+      auto st = decoder.feed(buf_.view().substr(pos), used, [&](std::string_view piece) {
+        if (body_.size() + piece.size() > opt.max_body_bytes) too_large = true;
+        else body_.append(piece);
+      });
+      pos += used;
+      if (too_large) {
+        co_await send_error(&head, body_too_large(opt.max_body_bytes));
+        co_return false;
+      }
+      if (st == http1::ChunkedDecoder::Status::error) {
+        co_await send_error(&head, core::ApiError::make(core::ErrorKind::invalid_request,
+                                                        "Malformed chunked request body.", {}, "invalid_http"));
+        co_return false;
+      }
+      if (st == http1::ChunkedDecoder::Status::done) break;
+      // Keep the head in place; drop decoded chunk bytes.
+      if (pos > head.head_size) {
+        std::size_t keep = buf_.size() - pos;
+        std::memmove(buf_.data() + head.head_size, buf_.data() + pos, keep);
+        buf_.truncate(head.head_size + keep);
+        pos = head.head_size;
+      }
+      if (buf_.free() < 1024) {
+        buf_.reserve(buf_.capacity() * 2);
+        http1::parse_request(buf_.view(), opt.max_header_bytes, head);
+      }
+      auto [ec, n] = co_await socket_.async_read_some(asio::buffer(buf_.tail(), buf_.free()), nothrow);
+      if (ec) co_return false;
+      buf_.commit(n);
+    }
+    consumed = pos;
+    co_return true;
+  }
+
   Task<bool> send_error(const http1::RequestHead* head, const core::ApiError& error) {
     close_after_ = true;
     loop_.handler().on_refused(head, error, Clock::now());
@@ -383,26 +457,9 @@ Task<> Session::run() {
     }
     idle_ = false;
     const Clock::time_point received = Clock::now();
-    switch (status) {
-      case http1::ParseStatus::complete: break;
-      case http1::ParseStatus::headers_too_large:
-        co_await send_error(nullptr, core::ApiError::make(core::ErrorKind::headers_too_large,
-                                                          "Request header fields too large (limit " +
-                                                              std::to_string(opt.max_header_bytes) +
-                                                              " bytes).", {}, "headers_too_large"));
-        co_return;
-      case http1::ParseStatus::not_implemented: {
-        auto e = core::ApiError::make(core::ErrorKind::invalid_request,
-                                      "Unsupported Transfer-Encoding; only chunked is accepted.",
-                                      {}, "unsupported_transfer_encoding");
-        e.status = 501;
-        co_await send_error(nullptr, e);
-        co_return;
-      }
-      default:
-        co_await send_error(nullptr, core::ApiError::make(core::ErrorKind::invalid_request,
-                                                          "Malformed HTTP request.", {}, "invalid_http"));
-        co_return;
+    if (status != http1::ParseStatus::complete) {
+      co_await send_error(nullptr, head_error(status, opt.max_header_bytes));
+      co_return;
     }
 
     // Read the body.
@@ -410,10 +467,7 @@ Task<> Session::run() {
     std::size_t consumed = head.head_size;
     set(received + opt.body_timeout);
     if (head.content_length && *head.content_length > opt.max_body_bytes) {
-      co_await send_error(&head, core::ApiError::make(core::ErrorKind::payload_too_large,
-                                                      "Request body too large (limit " +
-                                                          std::to_string(opt.max_body_bytes) +
-                                                          " bytes).", {}, "body_too_large"));
+      co_await send_error(&head, body_too_large(opt.max_body_bytes));
       co_return;
     }
     bool need_more_body =
@@ -438,47 +492,8 @@ Task<> Session::run() {
       body = std::string_view(buf_.data() + head.head_size, *head.content_length);
       consumed = total;
     } else if (head.chunked) {
-      body_.clear();
-      http1::ChunkedDecoder decoder;
-      std::size_t pos = head.head_size;
-      bool too_large = false;
-      for (;;) {
-        std::size_t used = 0;
-        auto st = decoder.feed(buf_.view().substr(pos), used, [&](std::string_view piece) {
-          if (body_.size() + piece.size() > opt.max_body_bytes) too_large = true;
-          else body_.append(piece);
-        });
-        pos += used;
-        if (too_large) {
-          co_await send_error(&head, core::ApiError::make(core::ErrorKind::payload_too_large,
-                                                          "Request body too large (limit " +
-                                                              std::to_string(opt.max_body_bytes) +
-                                                              " bytes).", {}, "body_too_large"));
-          co_return;
-        }
-        if (st == http1::ChunkedDecoder::Status::error) {
-          co_await send_error(&head, core::ApiError::make(core::ErrorKind::invalid_request,
-                                                          "Malformed chunked request body.", {}, "invalid_http"));
-          co_return;
-        }
-        if (st == http1::ChunkedDecoder::Status::done) break;
-        // Keep the head in place (the handler reads its views); drop decoded chunk bytes.
-        if (pos > head.head_size) {
-          std::size_t keep = buf_.size() - pos;
-          std::memmove(buf_.data() + head.head_size, buf_.data() + pos, keep);
-          buf_.truncate(head.head_size + keep);
-          pos = head.head_size;
-        }
-        if (buf_.free() < 1024) {
-          buf_.reserve(buf_.capacity() * 2);
-          http1::parse_request(buf_.view(), opt.max_header_bytes, head);
-        }
-        auto [ec, n] = co_await socket_.async_read_some(asio::buffer(buf_.tail(), buf_.free()), nothrow);
-        if (ec) co_return;
-        buf_.commit(n);
-      }
+      if (!co_await read_chunked_body(head, consumed)) co_return;
       body = body_;
-      consumed = pos;
     }
     clear();
 
@@ -493,8 +508,7 @@ Task<> Session::run() {
       co_await loop_.handler().handle(request, writer);
       end_watch();
       if (!started_ && !closed_) {
-        co_await send_error(&head, core::ApiError::make(core::ErrorKind::internal,
-                                                        "The handler produced no response."));
+        co_await send_error(&head, no_response());
       } else if (streaming_ && !closed_) {
         // A stream the handler did not finish cannot be completed correctly: close it so the
         // client sees a truncated response rather than a hang.

@@ -509,6 +509,41 @@ TEST_F(GatewayTest, KeepAlivePipeliningAndChunkedRequests) {
   EXPECT_FALSE(t.closed);
 }
 
+TEST_F(GatewayTest, RefusesChunkedBodiesTooLargeOrMalformedAndOtherTransferEncodings) {
+  Gateway gw(config({{"a", fake_.port(), "m"}}, "  max_body_bytes: 2048\n"));
+  auto chunked = [&](const std::string& chunks) {
+    auto headers = auth();
+    headers["Transfer-Encoding"] = "chunked";
+    return harness::request("POST", "/v1/chat/completions", headers, "") + chunks;
+  };
+  struct Case {
+    std::string name;
+    std::string raw;
+    int status;
+    std::string code;
+  };
+  // 3 × 1,000 bytes: each chunk fits, their sum does not.
+  std::string big = "3e8\r\n" + std::string(1000, 'a') + "\r\n";
+  const Case cases[] = {
+      {"chunked body too large", chunked(big + big + big + "0\r\n\r\n"), 413, "body_too_large"},
+      {"malformed chunk size", chunked("zz\r\nabc\r\n0\r\n\r\n"), 400, "invalid_http"},
+      {"other transfer encoding",
+       "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + kKey + "\r\n"
+       "Transfer-Encoding: gzip\r\n\r\n",
+       501, "unsupported_transfer_encoding"},
+  };
+  for (const auto& c : cases) {
+    Connection conn(gw.port());
+    conn.send_raw(c.raw);
+    Response r = conn.read_response();
+    EXPECT_EQ(r.status, c.status) << c.name << ": " << r.body;
+    json::object e = error_of(r);
+    EXPECT_EQ(e.at("code").as_string(), c.code) << c.name;
+    EXPECT_TRUE(conn.wait_closed(2s)) << c.name;  // a refused request ends its connection
+  }
+  EXPECT_EQ(json::parse(fake_.stats_json()).at("requests").as_int64(), 0);
+}
+
 TEST_F(GatewayTest, ModelsHealthAndReadiness) {
   Gateway gw(config({{"a", fake_.port(), "m"}}));
   Response models = harness::http(gw.port(), "GET", "/v1/models", auth());
