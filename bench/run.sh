@@ -347,11 +347,11 @@ cleanup() {
   fi
 }
 
-do_run() {
-  preflight || exit 1
-  local stamp start rep mode i n s sys
-  stamp=$(date +%Y%m%d-%H%M%S); start=$(date +%s)
-  RUN_DIR=$OUT/$stamp
+# begin_run : a results folder (RUN_DIR, STAMP), clean-up on exit, halt polling, env.txt and the
+# mock upstream up
+begin_run() {
+  STAMP=$(date +%Y%m%d-%H%M%S); START=$(date +%s)
+  RUN_DIR=$OUT/$STAMP
   mkdir -p "$RUN_DIR"/tmp/{upstream,proxy}
   echo "$RUN_DIR" >"$OUT/.current"     # for `run.sh stop` after an interruption
   trap 'cleanup; exit 130' INT TERM
@@ -363,6 +363,23 @@ do_run() {
   ngx_start nginx-upstream "$RUN_DIR/nginx-upstream.conf" "${PIN_LOAD[@]}" &&
     wait_http "$UPSTREAM/health" 10 || { log "mock upstream did not start"; exit 1; }
   log "results in $RUN_DIR"
+}
+
+# end_run : the mock upstream stopped, the report written, linked as latest and shown
+end_run() {
+  proc_stop nginx-upstream
+  echo "wall: $(($(date +%s) - START)) s" >>"$RUN_DIR/env.txt"
+  python3 "$BENCH_DIR/report.py" "$RUN_DIR" >"$OUT/$STAMP.md"
+  cp "$OUT/$STAMP.md" "$RUN_DIR/report.md"
+  ln -sfn "$STAMP" "$OUT/latest"
+  cat "$OUT/$STAMP.md"
+  log "report: $OUT/$STAMP.md (raw data and logs: $RUN_DIR/); wall time $(($(date +%s) - START)) s"
+}
+
+do_run() {
+  preflight || exit 1
+  local rep mode i n s sys
+  begin_run
 
   sys=($SYSTEMS); n=${#sys[@]}
   for rep in $(seq "$REPS"); do
@@ -377,42 +394,25 @@ do_run() {
   if ((STREAMS > 0)); then
     for s in $STREAM_SYSTEMS; do streams_test "$s"; done
   fi
-  proc_stop nginx-upstream
-  echo "wall: $(($(date +%s) - start)) s" >>"$RUN_DIR/env.txt"
-  python3 "$BENCH_DIR/report.py" "$RUN_DIR" >"$OUT/$stamp.md"
-  cp "$OUT/$stamp.md" "$RUN_DIR/report.md"
-  ln -sfn "$stamp" "$OUT/latest"
-  cat "$OUT/$stamp.md"
-  log "report: $OUT/$stamp.md (raw data and logs: $RUN_DIR/); wall time $(($(date +%s) - start)) s"
+  end_run
 }
 
 # pairs : SYSTEMS (two) started once; PAIRS alternating back-to-back runs per mode and CONNS
 do_pairs() {
   STREAMS=0; REPS=1; DURATION=$PAIR_SECONDS; SYSTEMS=$PAIR_SYSTEMS
-  local sys=($SYSTEMS) stamp start mode c i a b s v
+  local sys=($SYSTEMS) mode c i a b s v
   ((${#sys[@]} == 2)) || { log "pairs compares two systems: SYSTEMS=A,B (got '$SYSTEMS')"; exit 2; }
   [[ " $SYSTEMS " == *" direct "* ]] && { log "pairs compares two proxies (direct has no CPU to measure)"; exit 2; }
   [[ ${sys[0]} == switchyard* && ${sys[1]} == switchyard* ]] &&
     { log "pairs: the Switchyard variants share one process; compare one of them with nginx"; exit 2; }
   preflight || exit 1
-  stamp=$(date +%Y%m%d-%H%M%S); start=$(date +%s)
-  RUN_DIR=$OUT/$stamp
-  mkdir -p "$RUN_DIR"/tmp/{upstream,proxy}
-  echo "$RUN_DIR" >"$OUT/.current"
-  trap 'cleanup; exit 130' INT TERM
-  trap cleanup EXIT
-  halt_poll_set || exit 1
-  write_env
+  begin_run
   echo "pairs: PAIRS=$PAIRS PAIR_SECONDS=${PAIR_SECONDS}s, A=${sys[0]} B=${sys[1]}, both up for the whole run" >>"$RUN_DIR/env.txt"
-  python3 "$BENCH_DIR/gen_upstream.py" "$RUN_DIR" --paced-interval "$STREAM_INTERVAL" --worker-connections 8192 || exit 1
-  ngx_start nginx-upstream "$RUN_DIR/nginx-upstream.conf" "${PIN_LOAD[@]}" &&
-    wait_http "$UPSTREAM/health" 10 || { log "mock upstream did not start"; exit 1; }
   local -A rss0 verdict
   for s in "${sys[@]}"; do
     sys_start "$s" || { log "$s did not start"; exit 1; }
     rss0[$s]=$(tree_status_kb "$(sys_pid "$s")" VmRSS)
   done
-  log "results in $RUN_DIR"
   for mode in $MODES; do
     for s in "${sys[@]}"; do
       v=$(verify "$s" "$mode"); log "verify $s / $mode: $v"
@@ -433,14 +433,8 @@ do_pairs() {
     done
   done
   for s in "${sys[@]}"; do alive "$(sys_pid "$s")" || log "$s is gone: it crashed"; sys_stop "$s"; done
-  proc_stop nginx-upstream
   printf '{"type":"pairs","a":"%s","b":"%s","pairs":%d,"seconds":%s}\n' "${sys[0]}" "${sys[1]}" "$PAIRS" "$PAIR_SECONDS" >>"$RUN_DIR/raw.jsonl"
-  echo "wall: $(($(date +%s) - start)) s" >>"$RUN_DIR/env.txt"
-  python3 "$BENCH_DIR/report.py" "$RUN_DIR" >"$OUT/$stamp.md"
-  cp "$OUT/$stamp.md" "$RUN_DIR/report.md"
-  ln -sfn "$stamp" "$OUT/latest"
-  cat "$OUT/$stamp.md"
-  log "report: $OUT/$stamp.md (raw data and logs: $RUN_DIR/); wall time $(($(date +%s) - start)) s"
+  end_run
 }
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
