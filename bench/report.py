@@ -124,7 +124,6 @@ for mode in modes:
     p("")
 
 
-
 def sign_test(wins, n):
     """Two-sided exact binomial p-value of `wins` of `n` under a fair coin."""
     k = min(wins, n - wins)
@@ -138,6 +137,11 @@ def median_interval(xs):
     while sum(comb(n, i) for i in range(k + 1)) / 2 ** n <= 0.025:
         k += 1
     return (xs[k - 1], xs[n - k]) if k >= 1 else None
+
+
+def user_system(xs):
+    """'user / system' medians of (user, system) µs pairs."""
+    return f"{f(med(u for u, _ in xs))} / {f(med(k for _, k in xs))}" if xs else "-"
 
 
 pairs_meta = [r for r in rows if r["type"] == "pairs"]
@@ -162,10 +166,6 @@ if pairs_meta:
                     if r.get("sut_sys_s") is not None:
                         k = r["sut_sys_s"] / r["wrk"]["requests"] * 1e6
                         split[r["system"]].append((per[r["rep"]][r["system"]] - k, k))
-
-            def us_split(system):
-                xs = split.get(system)
-                return f"{f(med(u for u, _ in xs))} / {f(med(k for _, k in xs))}" if xs else "-"
             both = [(v[A], v[B]) for v in per.values() if A in v and B in v]
             if not both:
                 continue
@@ -174,7 +174,7 @@ if pairs_meta:
             ci = median_interval(ratios)
             p(f"| {mode} | {c} | {len(both)} | {f(med(a for a, _ in both))} | {f(med(b for _, b in both))} "
               f"| {f(med(ratios), 3)} | {f'{ci[0]:.3f}–{ci[1]:.3f}' if ci else '-'} "
-              f"| {wins} of {len(both)} | {sign_test(wins, len(both)):.2g} | {us_split(A)} | {us_split(B)} |")
+              f"| {wins} of {len(both)} | {sign_test(wins, len(both)):.2g} | {user_system(split.get(A))} | {user_system(split.get(B))} |")
     p("")
 
 translated = [t for t in ("switchyard-anthropic", "switchyard-gemini") if t in systems]
