@@ -366,26 +366,35 @@ net::Task<> Gateway::handle(net::Request request, net::ResponseWriter& writer) {
     if (path == e.path) endpoint = &e;
 
   if (path.substr(0, 12) == "/v1/messages") ex.client = dialects::Dialect::anthropic;
-  if (!endpoint) {
+  if (endpoint && method == endpoint->method) {
+    co_await (this->*endpoint->handler)(request, writer, ex);
+  } else {
+    std::string_view allowed;  // if, not ?: — GCC 12 mishandles conditional temporaries in coroutines
+    if (endpoint) allowed = endpoint->method;
+    co_await refuse_endpoint(method, path, allowed, writer, ex);
+  }
+  log_access(method, path, ex, request.received);
+  record_decision(ex, std::move(pinned));
+}
+
+net::Task<> Gateway::refuse_endpoint(std::string_view method, std::string_view path, std::string_view allowed,
+                                     net::ResponseWriter& writer, Exchange& ex) {
+  if (allowed.empty()) {
     co_await fail(writer, ex, ApiError::make(ErrorKind::not_found,
                                              "Unknown request URL: " + std::string(method) + " " +
                                                  std::string(path) + ". Please check the URL.",
                                              {}, "unknown_url"));
-  } else if (method != endpoint->method) {
-    ApiError e = ApiError::make(ErrorKind::method_not_allowed,
-                                "Method " + std::string(method) + " is not allowed on " + std::string(path) +
-                                    "; use " + std::string(endpoint->method) + ".",
-                                {}, "method_not_allowed");
-    ex.status = e.status;
-    ex.error = e.code;
-    const net::HeaderField allow[] = {{"x-request-id", ex.request_id}, {"Allow", endpoint->method}};
-    std::string body = dialects::error_body(ex.client, e, ex.request_id);
-    co_await writer.send(e.status, "application/json", body, allow);
-  } else {
-    co_await (this->*endpoint->handler)(request, writer, ex);
+    co_return;
   }
-  log_access(method, path, ex, request.received);
-  record_decision(ex, std::move(pinned));
+  ApiError e = ApiError::make(ErrorKind::method_not_allowed,
+                              "Method " + std::string(method) + " is not allowed on " + std::string(path) +
+                                  "; use " + std::string(allowed) + ".",
+                              {}, "method_not_allowed");
+  ex.status = e.status;
+  ex.error = e.code;
+  const net::HeaderField allow[] = {{"x-request-id", ex.request_id}, {"Allow", allowed}};
+  std::string body = dialects::error_body(ex.client, e, ex.request_id);
+  co_await writer.send(e.status, "application/json", body, allow);
 }
 
 void Gateway::on_refused(const net::http1::RequestHead* head, const ApiError& error,
@@ -842,19 +851,25 @@ net::Task<> Gateway::feedback(net::Request& request, net::ResponseWriter& writer
 
 net::Task<> Gateway::chat(net::Request& request, net::ResponseWriter& writer,
                           Exchange& ex) {
+  Chat chat{request, ex.client};
   ApiError refused;
-  const config::KeyConfig* key = authenticate(request, ex, refused);
-  if (!key) {
+  const RouteRuntime* route = admit_chat(request, ex, chat, refused);
+  if (!route) {
     co_await fail(writer, ex, refused);
     co_return;
   }
+  co_await run_candidates(*route, chat, writer, ex);
+}
+
+const RouteRuntime* Gateway::admit_chat(net::Request& request, Exchange& ex, Chat& chat, ApiError& refused) {
+  const config::KeyConfig* key = authenticate(request, ex, refused);
+  if (!key) return nullptr;
   const config::ServerConfig& server_config = ex.rt->config().server;
-  Chat chat{request, ex.client};
   if (ex.client == dialects::Dialect::openai) {
     auto inspected = openai::inspect_chat_request(request.body, {server_config.max_json_depth});
     if (auto* e = std::get_if<ApiError>(&inspected)) {
-      co_await fail(writer, ex, *e);
-      co_return;
+      refused = std::move(*e);
+      return nullptr;
     }
     chat.info = std::move(std::get<openai::ChatRequestInfo>(inspected));
     chat.model = std::move(chat.info->model);  // the info's own copy is not read again
@@ -863,8 +878,8 @@ net::Task<> Gateway::chat(net::Request& request, net::ResponseWriter& writer,
   } else {
     auto decoded = decode_on_heap(ex.client, request.body, server_config.max_json_depth);
     if (auto* e = std::get_if<ApiError>(&decoded)) {
-      co_await fail(writer, ex, *e);
-      co_return;
+      refused = std::move(*e);
+      return nullptr;
     }
     chat.canonical = std::move(std::get<std::unique_ptr<core::ChatRequest>>(decoded));
     chat.model = chat.canonical->model;  // the route name; canonical->model is not sent on
@@ -873,10 +888,7 @@ net::Task<> Gateway::chat(net::Request& request, net::ResponseWriter& writer,
   }
   ex.stream = chat.stream;
   const RouteRuntime* route = admit(chat.model, *key, request, ex, refused);
-  if (!route) {
-    co_await fail(writer, ex, refused);
-    co_return;
-  }
+  if (!route) return nullptr;
   routing::RequestTraits traits;
   if (chat.info) traits = routing::traits_of(*chat.info, request.body);
   else traits = routing::traits_of(*chat.canonical);
@@ -885,15 +897,15 @@ net::Task<> Gateway::chat(net::Request& request, net::ResponseWriter& writer,
     if (!chat.canonical) {
       auto decoded = decode_on_heap(chat.client, request.body, server_config.max_json_depth);
       if (auto* e = std::get_if<ApiError>(&decoded)) {
-        co_await fail(writer, ex, *e);
-        co_return;
+        refused = std::move(*e);
+        return nullptr;
       }
       chat.canonical = std::move(std::get<std::unique_ptr<core::ChatRequest>>(decoded));
     }
     classify(*route->config, *chat.canonical, traits, ex, !shared_.feedback_log.empty());
   }
   start_decision(ex, *route, traits);
-  co_await run_candidates(*route, chat, writer, ex);
+  return route;
 }
 
 net::Task<> Gateway::embeddings(net::Request& request, net::ResponseWriter& writer,
