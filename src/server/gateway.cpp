@@ -861,7 +861,7 @@ net::Task<> Gateway::chat(net::Request& request, net::ResponseWriter& writer,
   co_await run_candidates(*route, chat, writer, ex);
 }
 
-const RouteRuntime* Gateway::admit_chat(net::Request& request, Exchange& ex, Chat& chat, ApiError& refused) {
+const RouteRuntime* Gateway::admit_chat(const net::Request& request, Exchange& ex, Chat& chat, ApiError& refused) {
   const config::KeyConfig* key = authenticate(request, ex, refused);
   if (!key) return nullptr;
   const config::ServerConfig& server_config = ex.rt->config().server;

@@ -118,7 +118,7 @@ class Gateway final : public net::Handler {
   /// Chat's checks, not a coroutine: key, body, route, traits and the decision record begun.
   /// The route to run, or nullptr with the refusal in `refused`. What it holds while checking
   /// (the inspection, a decoded body) lives on the stack, not in the frame every stream keeps.
-  const RouteRuntime* admit_chat(net::Request& request, Exchange& ex, Chat& chat, core::ApiError& refused);
+  const RouteRuntime* admit_chat(const net::Request& request, Exchange& ex, Chat& chat, core::ApiError& refused);
   /// 404 for an unknown path (`allowed` empty), else 405 naming the method `allowed`.
   net::Task<> refuse_endpoint(std::string_view method, std::string_view path, std::string_view allowed,
                               net::ResponseWriter& writer, Exchange& ex);
