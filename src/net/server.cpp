@@ -347,6 +347,18 @@ class Session final : public Deadline {
   [[gnu::cold, gnu::noinline]] static core::ApiError no_response() {
     return core::ApiError::make(core::ErrorKind::internal, "The handler produced no response.");
   }
+  // Sent from coroutines of their own: the error object is a temporary of the `co_await` that
+  // sends it, and a coroutine's frame keeps room for those for as long as it lives — in
+  // Session::run, as long as the connection.
+  Task<bool> refuse_head(http1::ParseStatus status) {
+    co_return co_await send_error(nullptr, head_error(status, loop_.options().max_header_bytes));
+  }
+  Task<bool> refuse_body_too_large(const http1::RequestHead& head) {
+    co_return co_await send_error(&head, body_too_large(loop_.options().max_body_bytes));
+  }
+  Task<bool> refuse_no_response(const http1::RequestHead& head) {
+    co_return co_await send_error(&head, no_response());
+  }
 
   /// A chunked request body, decoded into body_ (the head stays in place at the front of buf_:
   /// the handler reads its views). `consumed` becomes the end of the request in buf_. False
@@ -365,7 +377,7 @@ class Session final : public Deadline {
       });
       pos += used;
       if (too_large) {
-        co_await send_error(&head, body_too_large(opt.max_body_bytes));
+        co_await refuse_body_too_large(head);
         co_return false;
       }
       if (st == http1::ChunkedDecoder::Status::error) {
@@ -458,7 +470,7 @@ Task<> Session::run() {
     idle_ = false;
     const Clock::time_point received = Clock::now();
     if (status != http1::ParseStatus::complete) {
-      co_await send_error(nullptr, head_error(status, opt.max_header_bytes));
+      co_await refuse_head(status);
       co_return;
     }
 
@@ -467,7 +479,7 @@ Task<> Session::run() {
     std::size_t consumed = head.head_size;
     set(received + opt.body_timeout);
     if (head.content_length && *head.content_length > opt.max_body_bytes) {
-      co_await send_error(&head, body_too_large(opt.max_body_bytes));
+      co_await refuse_body_too_large(head);
       co_return;
     }
     bool need_more_body =
@@ -508,7 +520,7 @@ Task<> Session::run() {
       co_await loop_.handler().handle(request, writer);
       end_watch();
       if (!started_ && !closed_) {
-        co_await send_error(&head, no_response());
+        co_await refuse_no_response(head);
       } else if (streaming_ && !closed_) {
         // A stream the handler did not finish cannot be completed correctly: close it so the
         // client sees a truncated response rather than a hang.
