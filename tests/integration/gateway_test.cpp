@@ -484,6 +484,17 @@ TEST_F(GatewayTest, AnAnswerEndedByTheUpstreamClosingIsRelayedWhole) {
   }
 }
 
+TEST_F(GatewayTest, AnAnswerWithoutContentTypeGoesOutAsJson) {
+  // The upstream names no type: the client is told application/json (and gets the body whole).
+  const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(kRawAnswer.size()) + "\r\n\r\n";
+  RawUpstream up({head + kRawAnswer}, 0ms);
+  Gateway gw(config({{"raw", up.port(), "m"}}));
+  Response r = chat(gw.port(), chat_body("x"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("content-type"), "application/json");
+  EXPECT_EQ(content_of(r), "until the end");
+}
+
 TEST_F(GatewayTest, KeepAlivePipeliningAndChunkedRequests) {
   Gateway gw(config({{"a", fake_.port(), "m"}}));
   Connection c(gw.port());
