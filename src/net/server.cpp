@@ -319,45 +319,38 @@ class Session final : public Deadline {
         use_task);
   }
 
-  // The refusals, built out of line: the request path's code stays small (see
-  // docs/architecture.md, "What a request costs").
-  [[gnu::cold, gnu::noinline]] static core::ApiError head_error(http1::ParseStatus status,
-                                                                 std::size_t max_header_bytes) {
-    if (status == http1::ParseStatus::headers_too_large)
-      return core::ApiError::make(core::ErrorKind::headers_too_large,
-                                  "Request header fields too large (limit " +
-                                      std::to_string(max_header_bytes) + " bytes).",
-                                  {}, "headers_too_large");
-    if (status == http1::ParseStatus::not_implemented) {
-      auto e = core::ApiError::make(core::ErrorKind::invalid_request,
-                                    "Unsupported Transfer-Encoding; only chunked is accepted.", {},
-                                    "unsupported_transfer_encoding");
-      e.status = 501;
-      return e;
-    }
-    return core::ApiError::make(core::ErrorKind::invalid_request, "Malformed HTTP request.", {},
-                                "invalid_http");
-  }
-  [[gnu::cold, gnu::noinline]] static core::ApiError body_too_large(std::size_t max_body_bytes) {
-    return core::ApiError::make(core::ErrorKind::payload_too_large,
-                                "Request body too large (limit " + std::to_string(max_body_bytes) +
-                                    " bytes).",
-                                {}, "body_too_large");
-  }
-  [[gnu::cold, gnu::noinline]] static core::ApiError no_response() {
-    return core::ApiError::make(core::ErrorKind::internal, "The handler produced no response.");
-  }
-  // Sent from coroutines of their own: the error object is a temporary of the `co_await` that
-  // sends it, and a coroutine's frame keeps room for those for as long as it lives — in
-  // Session::run, as long as the connection.
+  // The refusals, each sent from a coroutine of its own: the error object is a temporary of the
+  // `co_await` that sends it, and a coroutine's frame keeps room for those for as long as it
+  // lives — in Session::run, as long as the connection. Out of line, they also keep the request
+  // path's code small (docs/architecture.md, "What a request costs").
   Task<bool> refuse_head(http1::ParseStatus status) {
-    co_return co_await send_error(nullptr, head_error(status, loop_.options().max_header_bytes));
+    core::ApiError e;
+    if (status == http1::ParseStatus::headers_too_large) {
+      e = core::ApiError::make(core::ErrorKind::headers_too_large,
+                               "Request header fields too large (limit " +
+                                   std::to_string(loop_.options().max_header_bytes) + " bytes).",
+                               {}, "headers_too_large");
+    } else if (status == http1::ParseStatus::not_implemented) {
+      e = core::ApiError::make(core::ErrorKind::invalid_request,
+                               "Unsupported Transfer-Encoding; only chunked is accepted.", {},
+                               "unsupported_transfer_encoding");
+      e.status = 501;
+    } else {
+      e = core::ApiError::make(core::ErrorKind::invalid_request, "Malformed HTTP request.", {},
+                               "invalid_http");
+    }
+    co_return co_await send_error(nullptr, e);
   }
   Task<bool> refuse_body_too_large(const http1::RequestHead& head) {
-    co_return co_await send_error(&head, body_too_large(loop_.options().max_body_bytes));
+    co_return co_await send_error(
+        &head, core::ApiError::make(core::ErrorKind::payload_too_large,
+                                    "Request body too large (limit " +
+                                        std::to_string(loop_.options().max_body_bytes) + " bytes).",
+                                    {}, "body_too_large"));
   }
   Task<bool> refuse_no_response(const http1::RequestHead& head) {
-    co_return co_await send_error(&head, no_response());
+    co_return co_await send_error(
+        &head, core::ApiError::make(core::ErrorKind::internal, "The handler produced no response."));
   }
 
   /// A chunked request body, decoded into body_ (the head stays in place at the front of buf_:
