@@ -68,6 +68,16 @@ void BM_KeyLookup(benchmark::State& state) {
 }
 BENCHMARK(BM_KeyLookup);
 
+// The mock upstream's answer (bench/gen_upstream.py): usage read from a whole JSON response.
+void BM_ProbeUsageResponse(benchmark::State& state) {
+  const std::string body =
+      R"({"id":"chatcmpl-AbCdEfGhIjKlMnOpQrStUvWxYz012","object":"chat.completion","created":1732521600,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":")" +
+      std::string(600, 'a') +
+      R"(","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":142,"completion_tokens":96,"total_tokens":238,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}},"service_tier":"default","system_fingerprint":"fp_0ba0d124f1"})";
+  for (auto _ : state) benchmark::DoNotOptimize(dialects::openai::probe_usage(body, false));
+}
+BENCHMARK(BM_ProbeUsageResponse);
+
 void BM_RelaySse20Chunks(benchmark::State& state) {
   // What the relay does per stream: split events and probe each for usage.
   std::string stream = sse_stream(20);
