@@ -5,9 +5,11 @@
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
 #include <netinet/tcp.h>
 #include <cerrno>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <array>
 #include <charconv>
@@ -18,6 +20,7 @@
 #include "net/buffer.hpp"
 #include "net/readiness.hpp"
 #include "net/send_now.hpp"
+#include "net/shortage.hpp"
 
 namespace switchyard::net {
 
@@ -69,6 +72,15 @@ void tune_client_socket(Socket& socket) {
   socket.non_blocking(true, ec);
   // Reads that empty the socket let the next one wait for epoll (see readiness.hpp).
   readiness::watch_peer_close(socket);
+}
+
+/// Reads and drops what a (non-blocking) socket holds. A connection refused straight after its
+/// accept has usually sent its request while it waited in the backlog; closing over unread bytes
+/// would reset the connection, and the client could lose the answer it was just sent.
+void drop_received(Socket& socket) {
+  char sink[1024];
+  boost::system::error_code ec;
+  while (!ec) socket.read_some(asio::buffer(sink), ec);
 }
 
 }  // namespace
@@ -594,9 +606,12 @@ Loop::Loop(std::size_t index, const ServerOptions& options, std::atomic<std::siz
   sweep_interval_ = std::clamp(smallest / 4, std::chrono::milliseconds(10),
                                std::chrono::milliseconds(250));
   refresh_date();
+  spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
-Loop::~Loop() = default;
+Loop::~Loop() {
+  if (spare_fd_ >= 0) ::close(spare_fd_);
+}
 
 void Loop::refresh_date() {
   std::time_t now = std::time(nullptr);
@@ -625,10 +640,24 @@ void Loop::listen(const tcp::endpoint& endpoint, bool reuse_port) {
 Task<> Loop::accept_loop() {
   for (;;) {
     auto [ec, socket] = co_await acceptor_.async_accept(nothrow);
+    if (ec && is_out_of_descriptors(ec) && spare_fd_ >= 0) {
+      // The spare makes room for the next connection. (Linux reports the shortage before it
+      // looks for a connection, so the accept may then still wait for one.)
+      const boost::system::error_code shortage = ec;
+      ::close(spare_fd_);
+      std::tie(ec, socket) = co_await acceptor_.async_accept(nothrow);
+      spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (!ec && spare_fd_ < 0) {  // still short: this connection is told so (a 503)
+        log_accept_failure(shortage);
+        spawn(io_, refuse_out_of_descriptors(std::move(socket)));
+        continue;
+      }
+      // Else descriptors came back meanwhile: served as usual.
+    }
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
-      // Out of descriptors and similar: back off briefly instead of spinning.
-      spdlog::warn("accept failed: {}", ec.message());
+      // Back off briefly instead of spinning.
+      log_accept_failure(ec);
       Timer pause(io_, std::chrono::milliseconds(50));
       co_await pause.async_wait(nothrow);
       continue;
@@ -665,6 +694,29 @@ Task<> Loop::accept_loop() {
           }
         });
   }
+}
+
+void Loop::log_accept_failure(const boost::system::error_code& ec) {
+  const auto now = Clock::now();
+  if (now - accept_failure_logged_ < std::chrono::seconds(1)) return;  // not once per client
+  accept_failure_logged_ = now;
+  spdlog::warn("accept failed: {}{}", ec.message(),
+               is_out_of_descriptors(ec) ? " (raise the open files limit: ulimit -n, LimitNOFILE)" : "");
+}
+
+Task<> Loop::refuse_out_of_descriptors(Socket socket) {
+  tune_client_socket(socket);
+  connections_.fetch_add(1, std::memory_order_relaxed);  // the session's end takes it back
+  {
+    Session session(*this, std::move(socket));
+    co_await session.send_error(nullptr, core::ApiError::make(core::ErrorKind::unavailable,
+                                                              "The gateway is out of file descriptors; try again later.",
+                                                              {}, "local_resources_exhausted"));
+    drop_received(session.socket_);
+    session.close();
+  }
+  // Its descriptor is free again: the spare takes it back for the next time.
+  if (spare_fd_ < 0) spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 Task<> Loop::sweep_loop() {

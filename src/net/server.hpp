@@ -143,6 +143,10 @@ class Loop {
 
   void listen(const tcp::endpoint& endpoint, bool reuse_port);
   Task<> accept_loop();
+  /// Refuses a connection taken with the spare descriptor (503), then takes the spare back.
+  Task<> refuse_out_of_descriptors(Socket socket);
+  /// A warning, at most one a second (a shortage fails every accept).
+  void log_accept_failure(const boost::system::error_code& ec);
   Task<> sweep_loop();
   void begin_drain();
   void refresh_date();
@@ -168,6 +172,11 @@ class Loop {
   bool draining_ = false;
   std::string date_;
   std::string ok_head_;  ///< see ok_head(); renewed with the date
+  /// A descriptor held in reserve (on /dev/null): when accepting fails for lack of descriptors,
+  /// it is closed so that the waiting connection can be taken and told so, instead of waiting
+  /// in the backlog until some descriptor frees.
+  int spare_fd_ = -1;
+  Clock::time_point accept_failure_logged_{};
   std::chrono::milliseconds sweep_interval_{100};
 };
 

@@ -1,6 +1,5 @@
 #include "net/upstream.hpp"
 
-#include <boost/asio/connect.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/write.hpp>
@@ -12,6 +11,7 @@
 
 #include "net/readiness.hpp"
 #include "net/send_now.hpp"
+#include "net/shortage.hpp"
 
 namespace switchyard::net {
 
@@ -34,6 +34,7 @@ std::string_view to_string(UpstreamError error) {
     case UpstreamError::first_byte_timeout: return "first_byte_timeout";
     case UpstreamError::total_timeout: return "total_timeout";
     case UpstreamError::pool_exhausted: return "pool_exhausted";
+    case UpstreamError::local_resources: return "local_resources_exhausted";
     case UpstreamError::cancelled: return "cancelled";
   }
   return "unknown";
@@ -124,6 +125,8 @@ Task<std::pair<UpstreamError, std::vector<tcp::endpoint>>> UpstreamPool::resolve
   Resolver resolver(io_);
   auto [rec, results] =
       co_await resolver.async_resolve(origin.host, std::to_string(origin.port), nothrow);
+  if (rec && is_local_shortage(rec))  // no socket for the query: not the name's fault
+    co_return std::pair{UpstreamError::local_resources, std::vector<tcp::endpoint>{}};
   if (rec || results.empty()) co_return std::pair{UpstreamError::dns, std::vector<tcp::endpoint>{}};
   std::vector<tcp::endpoint> endpoints;
   for (const auto& r : results) endpoints.push_back(r.endpoint());
@@ -159,9 +162,22 @@ Task<UpstreamError> UpstreamPool::connect(const Origin& origin,
     return e;
   };
 
-  auto [cec, ep] = co_await asio::async_connect(slot->socket(), endpoints, nothrow);
+  // Each address in turn. The socket is opened here, not inside the connect (which reports a
+  // failed open as a cancellation): running out of descriptors or ports is this process's
+  // trouble, not the upstream's, and must be told apart.
+  boost::system::error_code cec = asio::error::host_not_found;
+  for (const tcp::endpoint& ep : endpoints) {
+    Socket& socket = slot->socket();
+    boost::system::error_code ignored;
+    socket.close(ignored);
+    socket.open(ep.protocol(), cec);
+    if (cec) break;
+    std::tie(cec) = co_await socket.async_connect(ep, nothrow);
+    if (!cec || cec == asio::error::operation_aborted) break;  // connected, or cancelled / timed out
+  }
   if (cec) {
     detail = cec.message();
+    if (is_local_shortage(cec)) co_return fail(UpstreamError::local_resources);
     co_return fail(UpstreamError::connect);
   }
   boost::system::error_code ec;

@@ -59,6 +59,7 @@ enum class UpstreamError {
   first_byte_timeout,
   total_timeout,
   pool_exhausted,    ///< max_connections_per_host reached on this loop
+  local_resources,   ///< the gateway itself is out of descriptors, socket buffers or ports
   cancelled,         ///< the client went away
 };
 

@@ -56,6 +56,13 @@ double ms_since(net::Clock::time_point t) {
                             std::string(net::to_string(e)));
     case net::UpstreamError::pool_exhausted:
       return ApiError::make(ErrorKind::unavailable, std::move(what), {}, "upstream_pool_exhausted");
+    case net::UpstreamError::local_resources:
+      return ApiError::make(ErrorKind::unavailable,
+                            "The gateway could not open a connection to deployment \"" +
+                                std::string(deployment) +
+                                "\": it is out of file descriptors (or local ports) itself; the "
+                                "deployment was not reached. Try again later.",
+                            {}, "local_resources_exhausted");
     default:
       return ApiError::make(ErrorKind::upstream_connect, std::move(what), {},
                             std::string(net::to_string(e)));
@@ -1032,7 +1039,8 @@ health::Outcome health_outcome(net::UpstreamError e) {
 
 /// Local conditions that say nothing about the deployment.
 bool is_local(net::UpstreamError e) {
-  return e == net::UpstreamError::cancelled || e == net::UpstreamError::pool_exhausted;
+  return e == net::UpstreamError::cancelled || e == net::UpstreamError::pool_exhausted ||
+         e == net::UpstreamError::local_resources;
 }
 
 /// What an HTTP status says of the deployment: a 429 is a cooldown, a 5xx a fault, the rest

@@ -464,6 +464,29 @@ TEST_F(GatewayTest, TimesOutSlowClientsAndCapsConnections) {
   EXPECT_EQ(error_of(over).at("type").as_string(), "service_unavailable");
 }
 
+TEST_F(GatewayTest, ANewClientIsToldWhenTheGatewayIsOutOfDescriptors) {
+  Gateway gw(config({{"a", fake_.port(), "m"}}));
+  {
+    // Not one descriptor left: the next connection cannot be accepted the usual way.
+    harness::DescriptorSqueeze squeeze(gw.process().pid(), 0);
+    // Twice: the descriptor kept in reserve for this is taken back after each refusal.
+    for (int i = 0; i < 2; ++i) {
+      Connection c(gw.port());
+      c.send_raw(harness::request("POST", "/v1/chat/completions", auth(), chat_body("x")));
+      Response r = c.read_response(5s);
+      ASSERT_EQ(r.status, 503) << "connection " << i << ": " << r.body;
+      EXPECT_EQ(error_of(r).at("code").as_string(), "local_resources_exhausted");
+      EXPECT_EQ(error_of(r).at("type").as_string(), "service_unavailable");
+      EXPECT_TRUE(c.wait_closed(2s));
+    }
+  }
+  // Descriptors back: served as before, and nothing reached the upstream meanwhile.
+  EXPECT_EQ(json::parse(fake_.stats_json()).at("requests").as_int64(), 0);
+  Response r = chat(gw.port(), chat_body("y"));
+  EXPECT_EQ(r.status, 200) << r.body << gw.log();
+  EXPECT_NE(gw.log().find("raise the open files limit"), std::string::npos) << gw.log();
+}
+
 TEST_F(GatewayTest, AnAnswerEndedByTheUpstreamClosingIsRelayedWhole) {
   // Its head first, then (later) the body with the end of the connection right behind it: the
   // read that takes the head empties the socket, and the body's read must still see the end

@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -280,6 +282,29 @@ Gateway::Gateway(const std::string& config_yaml) {
   process_ = std::make_unique<Process>(std::vector<std::string>{
       SWITCHYARD_BIN, "serve", "--config", dir_ + "/config.yaml", "--port-file", dir_ + "/port"});
   port_ = wait_port_file(dir_ + "/port", *process_);
+}
+
+DescriptorSqueeze::DescriptorSqueeze(int pid, int free) : pid_(pid) {
+  std::set<int> used;
+  for (const auto& entry : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
+    used.insert(std::stoi(entry.path().filename().string()));
+  // The lowest unused numbers are handed out first: stop at the (free + 1)-th of them.
+  int limit = 0;
+  for (int unused = 0;; ++limit)
+    if (!used.count(limit) && unused++ == free) break;
+  rlimit old{};
+  rlimit now{static_cast<rlim_t>(limit), 0};
+  if (::prlimit(pid, RLIMIT_NOFILE, nullptr, &old) != 0) throw std::runtime_error("prlimit: read");
+  now.rlim_max = old.rlim_max;
+  if (::prlimit(pid, RLIMIT_NOFILE, &now, nullptr) != 0) throw std::runtime_error("prlimit: lower");
+  old_soft_ = old.rlim_cur;
+  old_hard_ = old.rlim_max;
+  limit_ = static_cast<std::uint64_t>(limit);
+}
+
+DescriptorSqueeze::~DescriptorSqueeze() {
+  rlimit old{static_cast<rlim_t>(old_soft_), static_cast<rlim_t>(old_hard_)};
+  ::prlimit(pid_, RLIMIT_NOFILE, &old, nullptr);
 }
 
 std::string sha256_hex(const std::string& text) { return switchyard::governance::sha256_hex(text); }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <map>
 #include <optional>
@@ -110,6 +111,21 @@ class Gateway {
   std::string dir_;
   std::unique_ptr<Process> process_;
   int port_ = 0;
+};
+
+/// Lowers a process's open files limit (soft) so that exactly `free` more descriptors fit: the
+/// new limit leaves that many unused numbers below it. Restores the old limit when it ends.
+class DescriptorSqueeze {
+ public:
+  DescriptorSqueeze(int pid, int free);
+  ~DescriptorSqueeze();
+  DescriptorSqueeze(const DescriptorSqueeze&) = delete;
+  DescriptorSqueeze& operator=(const DescriptorSqueeze&) = delete;
+  std::uint64_t limit() const { return limit_; }
+
+ private:
+  int pid_;
+  std::uint64_t old_soft_ = 0, old_hard_ = 0, limit_ = 0;
 };
 
 std::string sha256_hex(const std::string& text);

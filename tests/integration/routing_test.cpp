@@ -85,6 +85,35 @@ void set_default(Fake& f, const std::string& behavior) {
 
 }  // namespace
 
+TEST(Routing, AGatewayOutOfDescriptorsDoesNotBlameTheDeployment) {
+  Fake a;
+  Gateway gw(config({{"a", a.port(), ""}}, ""));
+  // A connection accepted before the squeeze keeps its descriptor; the upstream has none yet.
+  harness::Connection c(gw.port());
+  c.send_raw(harness::request("GET", "/healthz", {}, ""));
+  ASSERT_EQ(c.read_response().status, 200);
+  {
+    harness::DescriptorSqueeze squeeze(gw.process().pid(), 0);
+    // More failures than the two that open a circuit.
+    for (int i = 0; i < 3; ++i) {
+      c.send_raw(harness::request("POST", "/v1/chat/completions", auth(), body()));
+      Response r = c.read_response();
+      ASSERT_EQ(r.status, 503) << r.body;
+      json::object error = json::parse(r.body).at("error").as_object();
+      EXPECT_EQ(error.at("code").as_string(), "local_resources_exhausted");
+      EXPECT_NE(std::string(error.at("message").as_string()).find("deployment \"a\""), std::string::npos)
+          << r.body;
+    }
+  }
+  // The deployment was never reached, and its health holds nothing against it.
+  EXPECT_EQ(requests_of(a), 0);
+  json::object h = health_of(gw.port(), "a");
+  EXPECT_EQ(h.at("state").as_string(), "closed") << json::serialize(h);
+  Response r = chat(gw.port());
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-switchyard-deployment"), "a");
+}
+
 TEST(Routing, CircuitOpensOnFailuresAndARecoveredDeploymentGetsTrafficBack) {
   Fake a, b;
   Gateway gw(config({{"a", a.port(), ""}, {"b", b.port(), ""}}, ""));
