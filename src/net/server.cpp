@@ -29,6 +29,9 @@ using namespace std::string_view_literals;
 namespace {
 
 constexpr std::size_t kInitialBuffer = 4096;
+// Lingering close after a refusal (Session::linger): how long without data, and in all.
+constexpr std::chrono::milliseconds kLingerQuiet{2000};
+constexpr std::chrono::milliseconds kLingerTotal{10000};
 /// What follows the status line of every response head, up to the date.
 constexpr std::string_view kServerAndDate = "\r\nServer: switchyard\r\nDate: ";
 
@@ -123,7 +126,7 @@ class Session final : public Deadline {
   /// Closes an idle keep-alive connection right away (drain); a busy one closes after its
   /// response.
   void drain() {
-    if (idle_) close();
+    if (idle_ || lingering_) close();
     else close_after_ = true;
   }
 
@@ -351,10 +354,10 @@ class Session final : public Deadline {
       e = core::ApiError::make(core::ErrorKind::invalid_request, "Malformed HTTP request.", {},
                                "invalid_http");
     }
-    co_return co_await send_error(nullptr, e);
+    co_return co_await refuse(nullptr, e);
   }
   Task<bool> refuse_body_too_large(const http1::RequestHead& head) {
-    co_return co_await send_error(
+    co_return co_await refuse(
         &head, core::ApiError::make(core::ErrorKind::payload_too_large,
                                     "Request body too large (limit " +
                                         std::to_string(loop_.options().max_body_bytes) + " bytes).",
@@ -386,8 +389,8 @@ class Session final : public Deadline {
         co_return false;
       }
       if (st == http1::ChunkedDecoder::Status::error) {
-        co_await send_error(&head, core::ApiError::make(core::ErrorKind::invalid_request,
-                                                        "Malformed chunked request body.", {}, "invalid_http"));
+        co_await refuse(&head, core::ApiError::make(core::ErrorKind::invalid_request,
+                                                    "Malformed chunked request body.", {}, "invalid_http"));
         co_return false;
       }
       if (st == http1::ChunkedDecoder::Status::done) break;
@@ -408,6 +411,34 @@ class Session final : public Deadline {
     }
     consumed = pos;
     co_return true;
+  }
+
+  /// A refusal of a request not read whole: the answer, then a lingering close.
+  Task<bool> refuse(const http1::RequestHead* head, const core::ApiError& error) {
+    const bool sent = co_await send_error(head, error);
+    if (sent) co_await linger();
+    co_return sent;
+  }
+
+  /// After a refusal the rest of the request may still be coming (a body over the limit, what
+  /// follows a bad head). Closing over unread bytes resets the connection, and a client that
+  /// sends its whole request before it reads (Python's http.client, httpx) then fails on a
+  /// broken pipe instead of reading the answer. So, as nginx's lingering close does: our side
+  /// ends (the client sees the answer, then the end), what still comes is read and dropped, and
+  /// the connection closes when the client closes its side, after kLingerQuiet without data, or
+  /// after kLingerTotal in all (or at once when the server drains).
+  Task<> linger() {
+    boost::system::error_code ec;
+    socket_.shutdown(Socket::shutdown_send, ec);
+    if (closed_ || ec) co_return;
+    lingering_ = true;
+    const Clock::time_point until = Clock::now() + kLingerTotal;
+    for (;;) {
+      set(std::min(Clock::now() + kLingerQuiet, until));  // the sweep closes the socket then
+      buf_.clear();
+      auto [rec, n] = co_await socket_.async_read_some(asio::buffer(buf_.tail(), buf_.free()), nothrow);
+      if (rec) co_return;  // the client's end, a reset, or a deadline
+    }
   }
 
   Task<bool> send_error(const http1::RequestHead* head, const core::ApiError& error) {
@@ -433,6 +464,7 @@ class Session final : public Deadline {
   std::size_t slot_ = 0;
   bool idle_ = true;
   bool close_after_ = false;
+  bool lingering_ = false;  ///< see linger()
   bool started_ = false;
   bool streaming_ = false;
   bool timed_out_ = false;
@@ -672,6 +704,7 @@ Task<> Loop::accept_loop() {
         co_await s->send_error(nullptr, core::ApiError::make(core::ErrorKind::unavailable,
                                                              "Too many connections; try again later.",
                                                              {}, "too_many_connections"));
+        drop_received(s->socket_);
         s->close();
       });
       continue;

@@ -464,6 +464,38 @@ TEST_F(GatewayTest, TimesOutSlowClientsAndCapsConnections) {
   EXPECT_EQ(error_of(over).at("type").as_string(), "service_unavailable");
 }
 
+TEST_F(GatewayTest, AClientSendingAWholeBodyOverTheLimitStillReadsThe413) {
+  // Many clients (Python's http.client, httpx) send all of a request before reading. The
+  // gateway refuses at the head; the megabytes still coming are read and dropped until the
+  // client is done, so its send completes and it reads the answer instead of a broken pipe.
+  Gateway gw(config({{"a", fake_.port(), "m"}}, "  max_body_bytes: 65536\n"));
+  const std::string body = chat_body(std::string(8 << 20, 'a'));
+  for (bool chunked : {false, true}) {
+    Connection c(gw.port());
+    std::string head = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + kKey +
+                       "\r\nContent-Type: application/json\r\n";
+    std::string request;
+    if (chunked) {
+      request = head + "Transfer-Encoding: chunked\r\n\r\n";
+      for (std::size_t at = 0; at < body.size(); at += 1 << 20) {
+        std::string piece = body.substr(at, 1 << 20);
+        char size[16];
+        std::snprintf(size, sizeof size, "%zx\r\n", piece.size());
+        request += size + piece + "\r\n";
+      }
+      request += "0\r\n\r\n";
+    } else {
+      request = head + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    }
+    EXPECT_TRUE(c.send_raw(request)) << (chunked ? "chunked" : "content-length") << ": the send broke";
+    Response r = c.read_response();
+    EXPECT_EQ(r.status, 413) << r.body;
+    EXPECT_EQ(error_of(r).at("code").as_string(), "body_too_large");
+    EXPECT_TRUE(c.wait_closed(3s));
+  }
+  EXPECT_EQ(json::parse(fake_.stats_json()).at("requests").as_int64(), 0);
+}
+
 TEST_F(GatewayTest, ANewClientIsToldWhenTheGatewayIsOutOfDescriptors) {
   Gateway gw(config({{"a", fake_.port(), "m"}}));
   {

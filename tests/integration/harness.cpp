@@ -135,13 +135,14 @@ void Connection::close() {
   fd_ = -1;
 }
 
-void Connection::send_raw(const std::string& bytes) {
+bool Connection::send_raw(const std::string& bytes) {
   std::size_t sent = 0;
   while (sent < bytes.size()) {
     ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) return;
+    if (n <= 0) return false;
     sent += static_cast<std::size_t>(n);
   }
+  return true;
 }
 
 bool Connection::fill(std::chrono::steady_clock::time_point deadline) {

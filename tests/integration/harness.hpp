@@ -59,7 +59,8 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   bool ok() const { return fd_ >= 0; }
-  void send_raw(const std::string& bytes);
+  /// Sends all of `bytes` (blocking); false when the connection broke first.
+  bool send_raw(const std::string& bytes);
   /// Reads one response (head + whole body). Status 0 when the connection closed first.
   Response read_response(std::chrono::milliseconds timeout = std::chrono::seconds(10));
   /// Reads the response head only; the body is then read with `read_some`.

@@ -165,6 +165,20 @@ describe('errors', () => {
     assert.deepEqual(await upstreamRequests(), [], 'nothing reaches upstream');
   });
 
+  test('a body over the limit is an APIError 413, not a broken connection', async () => {
+    // 6 MiB against the default 4 MiB: the gateway answers at the head (the SDK's fetch reads
+    // the answer while it sends; clients that send all first are covered by the integration
+    // test AClientSendingAWholeBodyOverTheLimitStillReadsThe413).
+    const big = [{ role: 'user', content: 'a'.repeat(6 << 20) }];
+    await assert.rejects(client.chat.completions.create({ model: 'auto', messages: big }), (err) => {
+      assert.ok(err instanceof OpenAI.APIError && !(err instanceof OpenAI.APIConnectionError), `got ${err}`);
+      assert.equal(err.status, 413);
+      assert.equal(err.code, 'body_too_large');
+      return true;
+    });
+    assert.deepEqual(await upstreamRequests(), [], 'nothing reaches upstream');
+  });
+
   test("an upstream 429 is a RateLimitError carrying the upstream's body", async () => {
     await script({ status: 429 });
     await assert.rejects(client.chat.completions.create({ model: 'auto', messages }), (err) => {
