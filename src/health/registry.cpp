@@ -63,7 +63,13 @@ void DeploymentHealth::observe_latency(double ttft_ms, double tokens_per_s) {
 
 void DeploymentHealth::observe_locked(double ttft_ms, double tokens_per_s) {
   if (ttft_ms >= 0) {
-    ttft_.add(ttft_ms, kAlpha);
+    // One stall (a paused process, a descheduled VM) must not make a fast deployment look slow
+    // for long: once traffic has left it, only the exploring share measures it again. So a
+    // sample moves the average as if it were at most 4 x the average + 50 ms; a real slowdown
+    // still shows within a few answers (each raises the bound), and the p95 below sees the
+    // sample as it was.
+    const double bounded = ttft_.known ? std::min(ttft_ms, 4 * ttft_.value + 50) : ttft_ms;
+    ttft_.add(bounded, kAlpha);
     hot_.ttft_ms.store(static_cast<float>(ttft_.value), std::memory_order_relaxed);
     ttft_samples_[ttft_count_++ % ttft_samples_.size()] = static_cast<float>(ttft_ms);
     std::size_t n = std::min(ttft_count_, ttft_samples_.size());

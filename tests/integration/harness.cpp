@@ -286,9 +286,19 @@ Gateway::Gateway(const std::string& config_yaml) {
 }
 
 DescriptorSqueeze::DescriptorSqueeze(int pid, int free) : pid_(pid) {
+  // Descriptors held across two looks a moment apart: one open only for an instant (the config
+  // watcher reads its file once a second) would leave a free number behind once closed.
+  auto open_now = [pid] {
+    std::set<int> fds;
+    for (const auto& entry : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
+      fds.insert(std::stoi(entry.path().filename().string()));
+    return fds;
+  };
+  std::set<int> first = open_now();
+  std::this_thread::sleep_for(20ms);
   std::set<int> used;
-  for (const auto& entry : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
-    used.insert(std::stoi(entry.path().filename().string()));
+  for (int fd : open_now())
+    if (first.count(fd)) used.insert(fd);
   // The lowest unused numbers are handed out first: stop at the (free + 1)-th of them.
   int limit = 0;
   for (int unused = 0;; ++limit)

@@ -134,6 +134,21 @@ TEST(DeploymentHealth, PublishesStateLatencyAndP95ForLockFreeReads) {
   EXPECT_EQ(h.details(1200).failures, 3u);
 }
 
+TEST(DeploymentHealth, OneStallDoesNotMakeAFastDeploymentLookSlowButASlowdownShows) {
+  DeploymentHealth h("d", options());
+  for (int i = 0; i < 20; ++i) h.observe_latency(5, -1);
+  h.observe_latency(1000, -1);  // one answer held up by a stall
+  EXPECT_LT(h.read(0).ttft_ms, 30) << "a 5 ms deployment must not look slower than an 80 ms one";
+  EXPECT_NEAR(h.read(0).p95_ttft_ms, 5, 1e-9) << "the p95 of 21 answers is the 20th";
+
+  DeploymentHealth g("g", options());
+  for (int i = 0; i < 20; ++i) g.observe_latency(5, -1);
+  for (int i = 0; i < 5; ++i) g.observe_latency(80, -1);  // it really got slower
+  EXPECT_GT(g.read(0).ttft_ms, 65);
+  for (int i = 0; i < 10; ++i) g.observe_latency(80, -1);
+  EXPECT_NEAR(g.read(0).ttft_ms, 80, 1);
+}
+
 TEST(DeploymentHealth, RateLimitHeadroomExpiresAtReset) {
   DeploymentHealth h("d", options());
   RateLimitHeaders r;
