@@ -77,13 +77,14 @@ void tune_client_socket(Socket& socket) {
   readiness::watch_peer_close(socket);
 }
 
-/// Reads and drops what a (non-blocking) socket holds. A connection refused straight after its
-/// accept has usually sent its request while it waited in the backlog; closing over unread bytes
-/// would reset the connection, and the client could lose the answer it was just sent.
+/// Reads and drops what a (non-blocking) socket holds, up to 64 KiB. A connection refused
+/// straight after its accept has usually sent its request while it waited in the backlog;
+/// closing over unread bytes would reset the connection, and the client could lose the answer
+/// it was just sent.
 void drop_received(Socket& socket) {
-  char sink[1024];
+  char sink[4096];
   boost::system::error_code ec;
-  while (!ec) socket.read_some(asio::buffer(sink), ec);
+  for (int i = 0; i < 16 && !ec; ++i) socket.read_some(asio::buffer(sink), ec);
 }
 
 }  // namespace

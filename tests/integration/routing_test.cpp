@@ -229,8 +229,14 @@ TEST(Routing, LatencyPolicySendsTrafficToTheFasterDeploymentAndFollowsASwap) {
                     "    strategy: least-latency\n", "  exploration: 0.03\n"));
   set_default(a, R"({"latency_ms":5})");
   set_default(b, R"({"latency_ms":80})");
-  // Learn both (the first requests have no observations), then count.
-  for (int i = 0; i < 10; ++i) chat(gw.port());
+  // Learn both, then count. A deployment nobody has measured ranks by its catalogue prior, which
+  // loses to b's measured 80 ms: when the first request happens to go to b, a is measured only
+  // when exploration (3 %) tries it — the 10 requests this test once learned with were not
+  // always enough (shuffled runs: a first measured after 11 to 50 requests).
+  for (int i = 0; i < 10 || !health_of(gw.port(), "a").contains("ttft_ms_ewma"); ++i) {
+    ASSERT_LT(i, 400) << "a was never tried";
+    chat(gw.port());
+  }
   int to_a = 0;
   for (int i = 0; i < 100; ++i) {
     Response r = chat(gw.port());
