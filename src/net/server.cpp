@@ -699,15 +699,10 @@ Task<> Loop::accept_loop() {
     std::size_t open = connections_.fetch_add(1, std::memory_order_relaxed) + 1;
     auto session = std::make_unique<Session>(*this, std::move(socket));
     if (open > options_.max_connections) {
-      Session* s = session.release();
-      spawn(io_, [s]() -> Task<> {
-        std::unique_ptr<Session> owner(s);
-        co_await s->send_error(nullptr, core::ApiError::make(core::ErrorKind::unavailable,
-                                                             "Too many connections; try again later.",
-                                                             {}, "too_many_connections"));
-        drop_received(s->socket_);
-        s->close();
-      });
+      spawn(io_, refuse_connection(std::move(session),
+                                   core::ApiError::make(core::ErrorKind::unavailable,
+                                                        "Too many connections; try again later.", {},
+                                                        "too_many_connections")));
       continue;
     }
     Session* s = session.release();
@@ -738,17 +733,19 @@ void Loop::log_accept_failure(const boost::system::error_code& ec) {
                is_out_of_descriptors(ec) ? " (raise the open files limit: ulimit -n, LimitNOFILE)" : "");
 }
 
+Task<> Loop::refuse_connection(std::unique_ptr<Session> session, core::ApiError error) {
+  co_await session->send_error(nullptr, error);
+  drop_received(session->socket_);
+  session->close();
+}
+
 Task<> Loop::refuse_out_of_descriptors(Socket socket) {
   tune_client_socket(socket);
   connections_.fetch_add(1, std::memory_order_relaxed);  // the session's end takes it back
-  {
-    Session session(*this, std::move(socket));
-    co_await session.send_error(nullptr, core::ApiError::make(core::ErrorKind::unavailable,
-                                                              "The gateway is out of file descriptors; try again later.",
-                                                              {}, "local_resources_exhausted"));
-    drop_received(session.socket_);
-    session.close();
-  }
+  co_await refuse_connection(std::make_unique<Session>(*this, std::move(socket)),
+                             core::ApiError::make(core::ErrorKind::unavailable,
+                                                  "The gateway is out of file descriptors; try again later.",
+                                                  {}, "local_resources_exhausted"));
   // Its descriptor is free again: the spare takes it back for the next time.
   if (spare_fd_ < 0) spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
 }

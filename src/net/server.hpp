@@ -143,7 +143,9 @@ class Loop {
 
   void listen(const tcp::endpoint& endpoint, bool reuse_port);
   Task<> accept_loop();
-  /// Refuses a connection taken with the spare descriptor (503), then takes the spare back.
+  /// Answers a connection that will not be served (503) and closes it.
+  Task<> refuse_connection(std::unique_ptr<Session> session, core::ApiError error);
+  /// Refuses a connection taken with the spare descriptor, then takes the spare back.
   Task<> refuse_out_of_descriptors(Socket socket);
   /// A warning, at most one a second (a shortage fails every accept).
   void log_accept_failure(const boost::system::error_code& ec);

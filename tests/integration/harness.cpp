@@ -310,7 +310,6 @@ DescriptorSqueeze::DescriptorSqueeze(int pid, int free) : pid_(pid) {
   if (::prlimit(pid, RLIMIT_NOFILE, &now, nullptr) != 0) throw std::runtime_error("prlimit: lower");
   old_soft_ = old.rlim_cur;
   old_hard_ = old.rlim_max;
-  limit_ = static_cast<std::uint64_t>(limit);
 }
 
 DescriptorSqueeze::~DescriptorSqueeze() {

@@ -122,11 +122,10 @@ class DescriptorSqueeze {
   ~DescriptorSqueeze();
   DescriptorSqueeze(const DescriptorSqueeze&) = delete;
   DescriptorSqueeze& operator=(const DescriptorSqueeze&) = delete;
-  std::uint64_t limit() const { return limit_; }
 
  private:
   int pid_;
-  std::uint64_t old_soft_ = 0, old_hard_ = 0, limit_ = 0;
+  std::uint64_t old_soft_ = 0, old_hard_ = 0;
 };
 
 std::string sha256_hex(const std::string& text);
