@@ -639,7 +639,7 @@ Loop::Loop(std::size_t index, const ServerOptions& options, std::atomic<std::siz
   sweep_interval_ = std::clamp(smallest / 4, std::chrono::milliseconds(10),
                                std::chrono::milliseconds(250));
   refresh_date();
-  spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  hold_spare();
 }
 
 Loop::~Loop() {
@@ -678,8 +678,9 @@ Task<> Loop::accept_loop() {
       // looks for a connection, so the accept may then still wait for one.)
       const boost::system::error_code shortage = ec;
       ::close(spare_fd_);
+      spare_fd_ = -1;
       std::tie(ec, socket) = co_await acceptor_.async_accept(nothrow);
-      spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      hold_spare();
       if (!ec && spare_fd_ < 0) {  // still short: this connection is told so (a 503)
         log_accept_failure(shortage);
         spawn(io_, refuse_out_of_descriptors(std::move(socket)));
@@ -746,7 +747,10 @@ Task<> Loop::refuse_out_of_descriptors(Socket socket) {
                              core::ApiError::make(core::ErrorKind::unavailable,
                                                   "The gateway is out of file descriptors; try again later.",
                                                   {}, "local_resources_exhausted"));
-  // Its descriptor is free again: the spare takes it back for the next time.
+  hold_spare();  // its descriptor is free again: the spare takes it back for the next time
+}
+
+void Loop::hold_spare() {
   if (spare_fd_ < 0) spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 

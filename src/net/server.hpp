@@ -147,6 +147,8 @@ class Loop {
   Task<> refuse_connection(std::unique_ptr<Session> session, core::ApiError error);
   /// Refuses a connection taken with the spare descriptor, then takes the spare back.
   Task<> refuse_out_of_descriptors(Socket socket);
+  /// Opens the spare descriptor unless it is held (fails quietly while descriptors are short).
+  void hold_spare();
   /// A warning, at most one a second (a shortage fails every accept).
   void log_accept_failure(const boost::system::error_code& ec);
   Task<> sweep_loop();
