@@ -23,6 +23,7 @@ run: build
 	./scripts/run-demo.sh
 
 test: build
+	ninja -C $(BUILD_DIR) -j$(JOBS) check-headers
 	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900
 
 bench: build

@@ -20,19 +20,18 @@ using namespace switchyard;
 namespace {
 
 struct Setup {
-  config::RouteConfig config;
+  routing::RouteRules config;
   routing::RouteTable table;
   std::vector<std::string> names;
   health::Registry registry;
   std::vector<health::DeploymentHealth*> health;
 };
 
-void build(Setup& s, std::size_t deployments, config::Objective objective, config::Strategy strategy) {
+void build(Setup& s, std::size_t deployments, routing::Objective objective, routing::Strategy strategy) {
   const auto& models = catalog::builtin().models();
   std::vector<const catalog::ModelInfo*> chat;
   for (const auto& m : models)
     if (!(m.capabilities & catalog::kEmbeddings)) chat.push_back(&m);
-  s.config.name = "bench";
   s.config.policy.objective = objective;
   s.config.strategy = strategy;
   s.names.reserve(deployments);
@@ -61,7 +60,8 @@ void build(Setup& s, std::size_t deployments, config::Objective objective, confi
     s.health.push_back(&h);
   }
   s.table.groups = static_cast<std::uint16_t>(ids.size());
-  s.table.config = &s.config;
+  s.table.name = "bench";
+  s.table.rules = &s.config;
   routing::prepare_route(s.table);
 }
 
@@ -76,7 +76,7 @@ Figures percentiles(std::vector<double>& ns) {
   return {ns[ns.size() / 2] / 1000.0, ns[ns.size() * 99 / 100] / 1000.0, sum / static_cast<double>(ns.size()) / 1000.0};
 }
 
-void run(std::size_t deployments, config::Objective objective, config::Strategy strategy, int iterations) {
+void run(std::size_t deployments, routing::Objective objective, routing::Strategy strategy, int iterations) {
   Setup s;
   build(s, deployments, objective, strategy);
   routing::RequestTraits traits{1200, 0, catalog::kTools};
@@ -119,7 +119,7 @@ void run(std::size_t deployments, config::Objective objective, config::Strategy 
   }
   Figures d = percentiles(decide_ns), r = percentiles(record_ns);
   std::printf("| %3zu | %-8s | %-16s | %6.2f | %6.2f | %6.2f | %7.2f | %7.2f |\n", deployments,
-              std::string(config::to_string(objective)).c_str(), std::string(config::to_string(strategy)).c_str(),
+              std::string(routing::to_string(objective)).c_str(), std::string(routing::to_string(strategy)).c_str(),
               d.p50, d.p99, d.mean, r.p50, r.p99);
   if (sink == 42) std::puts("");
   if (std::getenv("NO_RECORD")) std::printf("    (health snapshots: %.2f µs mean)\n", snap_ns / iterations / 1000);
@@ -176,13 +176,13 @@ int main(int argc, char** argv) {
   std::printf("| deployments | objective | strategy | decide p50 | decide p99 | decide mean | record JSON p50 | record JSON p99 |\n");
   std::printf("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
   for (std::size_t n : {10, 200}) {
-    run(n, config::Objective::ordered, config::Strategy::priority, iterations);
-    run(n, config::Objective::cost, config::Strategy::lowest_cost, iterations);
-    run(n, config::Objective::latency, config::Strategy::least_latency, iterations);
-    run(n, config::Objective::balanced, config::Strategy::weighted, iterations);
+    run(n, routing::Objective::ordered, routing::Strategy::priority, iterations);
+    run(n, routing::Objective::cost, routing::Strategy::lowest_cost, iterations);
+    run(n, routing::Objective::latency, routing::Strategy::least_latency, iterations);
+    run(n, routing::Objective::balanced, routing::Strategy::weighted, iterations);
     if (std::getenv("MORE")) {
-      run(n, config::Objective::balanced, config::Strategy::priority, iterations);
-      run(n, config::Objective::cost, config::Strategy::weighted, iterations);
+      run(n, routing::Objective::balanced, routing::Strategy::priority, iterations);
+      run(n, routing::Objective::cost, routing::Strategy::weighted, iterations);
     }
   }
   classifier(std::max(1000, iterations / 10));

@@ -17,12 +17,16 @@
 
 #include "catalog/catalog_yaml.hpp"
 #include "config/env_expand.hpp"
-#include "routing/complexity/model.hpp"
 #include "dialects/providers.hpp"
 
 extern char** environ;
 
 namespace switchyard::config {
+
+using routing::Objective;
+using routing::Strategy;
+using routing::parse_objective;
+using routing::parse_strategy;
 
 bool parse_url(const std::string& text, Url& out, std::string& error) {
   std::string rest;
@@ -468,17 +472,11 @@ void read_deployments(Reader& r, const YAML::Node& node, Config& c) {
 void read_complexity(Reader& r, const YAML::Node& node, const std::string& path, const std::string& base_dir,
                      RouteConfig& route) {
   if (!r.check_map(node, path, {"model", "tiers", "strong_share", "shares", "quality_floor", "heads"})) return;
-  ComplexityConfig cc;
+  routing::TierPolicy cc;
   if (!node["model"]) r.problem(path + ".model", "is required (a file from `switchyard router train`)");
-  else if (r.string(node["model"], path + ".model", cc.model_path)) {
-    std::string file = !cc.model_path.empty() && cc.model_path[0] != '/' ? base_dir + "/" + cc.model_path
-                                                                         : cc.model_path;
-    std::string error;
-    auto model = routing::complexity::load(file, error);
-    if (!model) r.problem(path + ".model", error);
-    else if (model->calibration.size() != 101) r.problem(path + ".model", "has no calibration; train it again");
-    else cc.model = std::make_shared<const routing::complexity::Model>(std::move(*model));
-  }
+  else if (r.string(node["model"], path + ".model", cc.model_path))
+    cc.model_file = !cc.model_path.empty() && cc.model_path[0] != '/' ? base_dir + "/" + cc.model_path
+                                                                       : cc.model_path;
   const YAML::Node& tiers = node["tiers"];
   if (!tiers || !tiers.IsSequence() || tiers.size() < 2) {
     r.problem(path + ".tiers", "needs two or more tiers (lists of candidates), weakest first");
@@ -502,23 +500,14 @@ void read_complexity(Reader& r, const YAML::Node& node, const std::string& path,
     if (node["shares"] || node["strong_share"])
       r.problem(path + ".quality_floor", "use either quality_floor or shares/strong_share, not both");
     if (n > 8) r.problem(path + ".tiers", "at most 8 tiers with quality_floor");
-    const auto* model = static_cast<const routing::complexity::Model*>(cc.model.get());
+    // With two tiers and no heads the model's own weak and strong heads are used; they and
+    // the heads named here are checked against the model when it is loaded.
     if (node["heads"]) {
       r.string_list(node["heads"], path + ".heads", cc.heads);
       if (cc.heads.size() != n) r.problem(path + ".heads", "needs one model head per tier");
-    } else if (n == 2 && model) {
-      cc.heads = {model->weak, model->strong};  // the model's own pair
     } else if (n != 2) {
       r.problem(path + ".heads", "is required with quality_floor and more than two tiers (one model head per tier)");
     }
-    if (model)
-      for (std::size_t i = 0; i < cc.heads.size(); ++i)
-        if (!model->head(cc.heads[i])) {
-          std::string known;
-          for (const auto& h : model->heads) known += (known.empty() ? "" : ", ") + h.model;
-          r.problem(path + ".heads[" + std::to_string(i) + "]",
-                    "the model has no head \"" + cc.heads[i] + "\" (it has: " + known + ")");
-        }
     route.complexity = std::move(cc);
     return;
   }
@@ -559,7 +548,7 @@ void read_route_policy(Reader& r, const YAML::Node& v, const std::string& path, 
   }
   if (const YAML::Node& p = v["policy"]) {
     std::string pp = path + ".policy";
-    PolicyConfig& pc = route.policy;
+    routing::Policy& pc = route.policy;
     if (r.check_map(p, pp, {"objective", "weights", "category", "max_input_price", "max_output_price",
                             "max_cost_usd", "providers", "regions", "deadline_ms", "ttft_ms"})) {
       if (r.string(p["objective"], pp + ".objective", text)) {
@@ -773,26 +762,6 @@ LoadResult load_config_file(const std::string& path) {
   ss << in.rdbuf();
   std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
   return load_config_text(ss.str(), process_env(), dir.empty() ? "/" : dir);
-}
-
-namespace {
-constexpr std::array<std::string_view, 5> kObjectives = {"ordered", "cost", "latency", "quality",
-                                                         "balanced"};
-constexpr std::array<std::string_view, 6> kStrategies = {
-    "priority", "weighted", "least-latency", "least-busy", "lowest-cost", "rate-limit-aware"};
-}  // namespace
-
-std::string_view to_string(Objective o) { return kObjectives[static_cast<int>(o)]; }
-std::optional<Objective> parse_objective(std::string_view name) {
-  for (std::size_t i = 0; i < kObjectives.size(); ++i)
-    if (kObjectives[i] == name) return static_cast<Objective>(i);
-  return std::nullopt;
-}
-std::string_view to_string(Strategy s) { return kStrategies[static_cast<int>(s)]; }
-std::optional<Strategy> parse_strategy(std::string_view name) {
-  for (std::size_t i = 0; i < kStrategies.size(); ++i)
-    if (kStrategies[i] == name) return static_cast<Strategy>(i);
-  return std::nullopt;
 }
 
 std::map<std::string, std::string> process_env() {

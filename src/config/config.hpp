@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "catalog/catalog.hpp"
+#include "routing/policy.hpp"
 
 /// Switchyard's configuration: YAML → plain structs → strict validation. Every problem is
 /// reported with its dotted path, all at once.
@@ -80,85 +81,10 @@ struct DeploymentConfig {
   bool enabled = true;
 };
 
-/// What a route optimises among its candidates' models.
-enum class Objective {
-  ordered,   ///< the candidates in the order written (a failover chain)
-  cost,      ///< cheapest estimated cost first
-  latency,   ///< fastest expected answer first
-  quality,   ///< highest quality prior for the route's category first
-  balanced,  ///< weighted sum of normalised quality, cost and latency
-};
-std::string_view to_string(Objective o);
-std::optional<Objective> parse_objective(std::string_view name);
-
-/// How deployments of the same model are ordered.
-enum class Strategy {
-  priority,          ///< as written
-  weighted,          ///< random, proportional to `weight`
-  least_latency,     ///< power of two choices on the EWMA of expected latency
-  least_busy,        ///< fewest requests in flight
-  lowest_cost,       ///< cheapest deployment price
-  rate_limit_aware,  ///< most rate-limit headroom reported by the provider
-};
-std::string_view to_string(Strategy s);
-std::optional<Strategy> parse_strategy(std::string_view name);
-
-struct PolicyConfig {
-  Objective objective = Objective::ordered;
-  double weight_quality = 1, weight_cost = 1, weight_latency = 1;  ///< balanced
-  catalog::Category category = catalog::Category::chat;  ///< for the quality priors
-  bool category_auto = false;  ///< `category: auto`: the request's predicted category
-  double max_input_price = -1;   ///< USD per 1M tokens; < 0 = no cap
-  double max_output_price = -1;
-  double max_cost_usd = -1;      ///< per request, estimated; < 0 = no cap
-  std::vector<std::string> providers;  ///< allowed provider names or types; empty = any
-  std::vector<std::string> regions;    ///< allowed deployment regions; empty = any
-  std::uint32_t deadline_ms = 0;  ///< total time for the request (all attempts); 0 = none
-  std::uint32_t ttft_ms = 0;      ///< per attempt: time to the response head; 0 = upstream default
-};
-
-struct RetryConfig {
-  int attempts = 0;             ///< rounds over the plan again after every entry failed
-  std::uint32_t base_ms = 100;  ///< backoff: full jitter of base · 2^n, capped
-  std::uint32_t max_ms = 2000;
-};
-
-struct HedgeConfig {
-  bool enabled = false;
-  std::uint32_t delay_ms = 0;      ///< 0 = the primary's observed p95 time to first byte
-  std::uint32_t min_delay_ms = 50; ///< never hedge sooner than this
-  double max_share = 0.1;          ///< hedges at most this share of the route's requests
-};
-
-/// Complexity-aware tiers: the classifier's score of each request picks a tier (weakest first).
-struct ComplexityConfig {
-  std::string model_path;                        ///< as written (relative: to the config file)
-  std::shared_ptr<const void> model;             ///< the loaded routing::complexity::Model
-  std::vector<std::vector<std::string>> tiers;   ///< deployments per tier, weakest first
-  std::vector<double> shares;                    ///< target share of requests per tier (sums to 1)
-  /// Instead of shares: each request goes to the weakest tier whose head predicts at least this
-  /// quality (0..1), the strongest when none does.
-  std::optional<double> quality_floor;
-  std::vector<std::string> heads;  ///< with quality_floor: the model head per tier, weakest first
-};
-
-struct RouteConfig {
+/// A route: its public name, its candidates and what the router reads of it (routing's types).
+struct RouteConfig : routing::RouteRules {
   std::string name;
   std::vector<std::string> candidates;  ///< deployment names
-  PolicyConfig policy;
-  Strategy strategy = Strategy::priority;
-  RetryConfig retry;
-  HedgeConfig hedge;
-  std::uint32_t max_attempts = 0;  ///< 0 = every eligible deployment
-  std::optional<ComplexityConfig> complexity;
-  /// `categories: {code: [...]}`: requests of a category may use only the deployments listed for
-  /// it (categories without a rule: any candidate).
-  std::array<std::vector<std::string>, catalog::kCategoryCount> category_rules;
-  /// Whether requests to this route need their category predicted.
-  bool needs_category() const {
-    return policy.category_auto ||
-           std::any_of(category_rules.begin(), category_rules.end(), [](const auto& r) { return !r.empty(); });
-  }
 };
 
 struct KeyConfig {
@@ -208,7 +134,8 @@ struct LoadResult {
 };
 
 /// Reads, expands `${VAR}` / `${VAR:-default}` references from `env`, and validates.
-/// `base_dir`: where relative paths in the config (complexity models) are resolved.
+/// `base_dir`: where relative paths in the config (complexity models) are resolved. Complexity
+/// models are not loaded here (see `server/config_load.hpp`).
 LoadResult load_config_text(const std::string& yaml_text,
                             const std::map<std::string, std::string>& env,
                             const std::string& base_dir = ".");

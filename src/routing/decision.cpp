@@ -105,8 +105,8 @@ std::string decision_json(const Decision& d, std::int64_t now_ms) {
   integer(out, "time_unix_ms", d.unix_ms);
   str(out, "route", d.route);
   str(out, "key", d.key);
-  str(out, "objective", config::to_string(d.plan.objective));
-  str(out, "strategy", config::to_string(d.plan.strategy));
+  str(out, "objective", routing::to_string(d.plan.objective));
+  str(out, "strategy", routing::to_string(d.plan.strategy));
   str(out, "category", catalog::to_string(d.plan.category));
   key(out, "request");
   out += '{';
@@ -137,7 +137,7 @@ std::string decision_json(const Decision& d, std::int64_t now_ms) {
   if (d.plan.deadline_ms) integer(out, "deadline_ms", d.plan.deadline_ms);
   if (d.plan.max_cost_usd >= 0) num(out, "max_cost_usd", d.plan.max_cost_usd);
   if (d.table) {
-    const auto& p = d.table->config->policy;
+    const auto& p = d.table->rules->policy;
     if (p.ttft_ms) integer(out, "ttft_ms", p.ttft_ms);
     if (p.max_input_price >= 0) num(out, "max_input_price", p.max_input_price);
     if (p.max_output_price >= 0) num(out, "max_output_price", p.max_output_price);

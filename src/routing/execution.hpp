@@ -4,14 +4,14 @@
 #include <cstdint>
 #include <vector>
 
-#include "config/config.hpp"
+#include "routing/policy.hpp"
 
 /// The executor's pure decisions: backoff between retries, whether and when to hedge.
 namespace switchyard::routing {
 
 /// Full-jitter exponential backoff before retry number `retry` (0-based): uniform in
 /// [0, min(max, base · 2^retry)]. `u` is a uniform random number in [0, 1).
-inline std::int64_t backoff_ms(const config::RetryConfig& c, int retry, double u) {
+inline std::int64_t backoff_ms(const routing::RetryPolicy& c, int retry, double u) {
   std::int64_t cap = std::min<std::int64_t>(c.max_ms, static_cast<std::int64_t>(c.base_ms) << std::min(retry, 20));
   return static_cast<std::int64_t>(u * static_cast<double>(cap));
 }
@@ -19,7 +19,7 @@ inline std::int64_t backoff_ms(const config::RetryConfig& c, int retry, double u
 /// How long to wait before retrying the same deployment, or -1 to fail over instead: a
 /// retry-after longer than the backoff cap, or a wait that would overrun the deadline, is
 /// better spent on the next deployment.
-inline std::int64_t retry_wait_ms(const config::RetryConfig& c, int retry, double u,
+inline std::int64_t retry_wait_ms(const routing::RetryPolicy& c, int retry, double u,
                                   std::int64_t retry_after_ms, std::int64_t remaining_ms) {
   if (retry >= c.attempts) return -1;
   std::int64_t wait = retry_after_ms >= 0 ? retry_after_ms : backoff_ms(c, retry, u);
@@ -30,7 +30,7 @@ inline std::int64_t retry_wait_ms(const config::RetryConfig& c, int retry, doubl
 
 /// When to start a hedge on the next deployment: the configured delay, else the primary's
 /// observed p95 time to first byte (never below the floor); -1 = do not hedge (no data yet).
-inline std::int64_t hedge_delay_ms(const config::HedgeConfig& c, double primary_p95_ms) {
+inline std::int64_t hedge_delay_ms(const routing::HedgePolicy& c, double primary_p95_ms) {
   if (!c.enabled) return -1;
   if (c.delay_ms) return c.delay_ms;
   if (primary_p95_ms < 0) return -1;

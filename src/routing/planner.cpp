@@ -9,8 +9,6 @@ namespace switchyard::routing {
 
 namespace {
 
-using config::Objective;
-using config::Strategy;
 
 /// SplitMix64: small, fast, and good enough for load spreading.
 struct Rng {
@@ -62,7 +60,7 @@ std::string_view to_string(Exclusion e) {
 }
 
 void prepare_route(RouteTable& route) {
-  const config::PolicyConfig& policy = route.config->policy;
+  const routing::Policy& policy = route.rules->policy;
   route.hot.assign(route.candidates.size(), CandidateHot{});
   for (std::size_t i = 0; i < route.candidates.size(); ++i) {
     const Candidate& c = route.candidates[i];
@@ -90,13 +88,13 @@ void prepare_route(RouteTable& route) {
     h.static_exclusion = static_cast<std::uint8_t>(e);
     for (std::size_t k = 0; k < catalog::kCategoryCount; ++k) {
       h.quality_by_category[k] = m ? m->quality_of(static_cast<catalog::Category>(k)) : 0.5f;
-      const auto& rule = route.config->category_rules[k];
+      const auto& rule = route.rules->category_rules[k];
       bool listed = rule.empty() || std::find(rule.begin(), rule.end(), c.deployment) != rule.end();
       if (!listed) h.categories &= static_cast<std::uint8_t>(~(1u << k));
     }
-    if (route.config->complexity)
-      for (std::size_t t = 0; t < route.config->complexity->tiers.size(); ++t)
-        for (const auto& name : route.config->complexity->tiers[t])
+    if (route.rules->complexity)
+      for (std::size_t t = 0; t < route.rules->complexity->tiers.size(); ++t)
+        for (const auto& name : route.rules->complexity->tiers[t])
           if (name == c.deployment) h.tier = static_cast<std::int8_t>(t);
   }
 }
@@ -107,8 +105,8 @@ std::int64_t expected_output_tokens(const RequestTraits& traits) {
 
 void make_plan(const RouteTable& route, const RequestTraits& traits, const Overrides& overrides,
                std::span<const health::Snapshot> health, const PlanContext& ctx, Plan& out) {
-  const config::RouteConfig& rc = *route.config;
-  const config::PolicyConfig& policy = rc.policy;
+  const RouteRules& rc = *route.rules;
+  const routing::Policy& policy = rc.policy;
   const std::size_t n = route.candidates.size();
   Rng rng{ctx.seed};
 

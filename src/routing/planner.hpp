@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "catalog/catalog.hpp"
-#include "config/config.hpp"
+#include "routing/policy.hpp"
 #include "health/registry.hpp"
 
 /// The router: for one request, which deployments to try and in which order, and why. Pure: the
@@ -32,7 +32,7 @@ struct RequestTraits {
 
 /// Per-request overrides from `x-switchyard-*` headers (already validated and permitted).
 struct Overrides {
-  std::optional<config::Objective> objective;
+  std::optional<routing::Objective> objective;
   std::uint32_t deadline_ms = 0;  ///< 0 = none
   double max_cost_usd = -1;       ///< < 0 = none
 };
@@ -73,7 +73,8 @@ struct CandidateHot {
 };
 
 struct RouteTable {
-  const config::RouteConfig* config = nullptr;
+  std::string_view name;
+  const RouteRules* rules = nullptr;  ///< the route's policy, strategy, tiers and category rules
   std::vector<Candidate> candidates;  ///< enabled deployments, in the order written
   std::vector<CandidateHot> hot;      ///< one per candidate
   std::uint16_t groups = 0;
@@ -114,8 +115,8 @@ struct CandidateScore {
 };
 
 struct Plan {
-  config::Objective objective = config::Objective::ordered;
-  config::Strategy strategy = config::Strategy::priority;
+  routing::Objective objective = routing::Objective::ordered;
+  routing::Strategy strategy = routing::Strategy::priority;
   catalog::Category category = catalog::Category::chat;
   std::uint32_t deadline_ms = 0;
   double max_cost_usd = -1;

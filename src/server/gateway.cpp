@@ -18,7 +18,8 @@
 #include "core/token_estimate.hpp"
 #include "routing/complexity/category.hpp"
 #include "routing/complexity/model.hpp"
-#include "routing/request_traits.hpp"
+#include "routing/tiers.hpp"
+#include "server/pipeline/traits.hpp"
 
 namespace switchyard::server {
 
@@ -599,13 +600,13 @@ const RouteRuntime* Gateway::admit(std::string_view model, const config::KeyConf
 
 void Gateway::classify(const config::RouteConfig& route, const core::ChatRequest& request,
                        routing::RequestTraits& traits, Exchange& ex, bool keep_features) {
-  const std::string text = routing::prompt_text(request);
+  const std::string text = prompt_text(request);
   if (route.needs_category()) {
     traits.category = static_cast<int>(routing::complexity::categorize(text).best);
     ex.category = catalog::to_string(static_cast<catalog::Category>(traits.category));
   }
   if (!route.complexity) return;
-  const auto* model = static_cast<const routing::complexity::Model*>(route.complexity->model.get());
+  const auto* model = route.complexity->model.get();
   thread_local routing::complexity::Sparse features;
   routing::complexity::extract(text, model->spec, features);
   routing::score_and_tier(*route.complexity, features, traits);
@@ -659,7 +660,7 @@ bool Gateway::read_overrides(const net::Request& request, const config::KeyConfi
     error = ApiError::make(ErrorKind::permission,
                            "This API key may not override routing (" + which + ").", which,
                            "override_not_allowed");
-  } else if (!policy.empty() && !(ex.overrides.objective = config::parse_objective(policy))) {
+  } else if (!policy.empty() && !(ex.overrides.objective = routing::parse_objective(policy))) {
     error = ApiError::make(ErrorKind::invalid_request,
                            "Invalid x-switchyard-policy \"" + std::string(policy) +
                                "\": use cost, latency, quality, balanced or ordered.",
@@ -897,8 +898,8 @@ const RouteRuntime* Gateway::admit_chat(const net::Request& request, Exchange& e
   const RouteRuntime* route = admit(chat.model, *key, request, ex, refused);
   if (!route) return nullptr;
   routing::RequestTraits traits;
-  if (chat.info) traits = routing::traits_of(*chat.info, request.body);
-  else traits = routing::traits_of(*chat.canonical);
+  if (chat.info) traits = traits_of(*chat.info, request.body);
+  else traits = traits_of(*chat.canonical);
   if (route->config->complexity || route->config->needs_category()) {
     // The classifiers read the conversation's text: decoded once (a translation reuses it).
     if (!chat.canonical) {
@@ -1112,12 +1113,12 @@ net::Task<> Gateway::run_candidates(const RouteRuntime& route, Chat& chat,
       // Near a context window the quick token estimate is not good enough: count precisely
       // and plan again.
       decision.traits.input_tokens =
-          chat.info ? routing::estimate_body_tokens(chat.request.body, chat.info->has_images, true)
+          chat.info ? estimate_body_tokens(chat.request.body, chat.info->has_images, true)
                     : dialects::estimate_tokens(*chat.canonical, true);
       routing::make_plan(route.table, decision.traits, ex.overrides, snapshots, ctx, decision.plan);
     }
   }
-  ex.policy = config::to_string(decision.plan.objective);
+  ex.policy = routing::to_string(decision.plan.objective);
   if (decision.plan.order.empty()) {
     co_await answer_unavailable(route, writer, ex);
     co_return;
@@ -1363,7 +1364,7 @@ net::Task<Gateway::Outcome> Gateway::attempt(const RouteRuntime& route, Chat& ch
   ex.upstream_model = d.config->model;
   ex.answered_by = &d;
   ex.answered_index = index;
-  const config::PolicyConfig& policy = route.config->policy;
+  const routing::Policy& policy = route.config->policy;
   std::optional<std::chrono::milliseconds> ttft_limit;
   ex.first_event_deadline.reset();
   if (policy.ttft_ms) {

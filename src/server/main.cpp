@@ -17,13 +17,15 @@
 #include "core/version.hpp"
 #include "governance/keys.hpp"
 #include "net/server.hpp"
+#include "server/config_load.hpp"
 #include "server/gateway.hpp"
 #include "dialects/anthropic/translate.hpp"
 #include "dialects/translate.hpp"
 #include "routing/complexity/category.hpp"
 #include "routing/complexity/model.hpp"
 #include "routing/decision.hpp"
-#include "routing/request_traits.hpp"
+#include "routing/tiers.hpp"
+#include "server/pipeline/traits.hpp"
 #include "server/router_cli.hpp"
 #include "server/runtime.hpp"
 #include "telemetry/access_log.hpp"
@@ -33,7 +35,7 @@ using namespace switchyard;
 namespace {
 
 int cmd_check(const std::string& path) {
-  config::LoadResult loaded = config::load_config_file(path);
+  config::LoadResult loaded = server::load_config_file(path);
   if (!loaded.ok()) {
     std::cerr << config::format_problems(loaded.problems);
     std::cerr << loaded.problems.size() << " problem(s) in " << path << "\n";
@@ -60,7 +62,7 @@ int cmd_check(const std::string& path) {
 /// from the catalogue's priors).
 int cmd_explain(const std::string& path, const std::string& request_path,
                 const std::vector<std::string>& headers, bool as_json) {
-  config::LoadResult loaded = config::load_config_file(path);
+  config::LoadResult loaded = server::load_config_file(path);
   if (!loaded.ok()) {
     std::cerr << config::format_problems(loaded.problems);
     return 1;
@@ -80,13 +82,13 @@ int cmd_explain(const std::string& path, const std::string& request_path,
   auto inspected = dialects::openai::inspect_chat_request(body, {runtime.config().server.max_json_depth});
   if (auto* info = std::get_if<dialects::openai::ChatRequestInfo>(&inspected)) {
     model = info->model;
-    traits = routing::traits_of(*info, body);
-    traits.input_tokens = routing::estimate_body_tokens(body, info->has_images, true);  // not hot
+    traits = server::traits_of(*info, body);
+    traits.input_tokens = server::estimate_body_tokens(body, info->has_images, true);  // not hot
   } else {
     auto decoded = dialects::anthropic::decode_request(body, runtime.config().server.max_json_depth, false);
     if (auto* r = std::get_if<core::ChatRequest>(&decoded)) {
       model = r->model;
-      traits = routing::traits_of(*r);
+      traits = server::traits_of(*r);
       traits.input_tokens = dialects::estimate_tokens(*r, true);
     } else {
       std::cerr << "not a chat request (OpenAI: " << std::get<core::ApiError>(inspected).message
@@ -106,11 +108,11 @@ int cmd_explain(const std::string& path, const std::string& request_path,
                                                                              : dialects::Dialect::anthropic,
         body, runtime.config().server.max_json_depth);
     if (auto* r = std::get_if<core::ChatRequest>(&decoded)) {
-      std::string text = routing::prompt_text(*r);
+      std::string text = server::prompt_text(*r);
       if (route->config->needs_category())
         traits.category = static_cast<int>(routing::complexity::categorize(text).best);
       if (cc) {
-        const auto* model = static_cast<const routing::complexity::Model*>(cc->model.get());
+        const auto* model = cc->model.get();
         routing::complexity::Sparse features;
         routing::complexity::extract(text, model->spec, features);
         routing::score_and_tier(*cc, features, traits);
@@ -123,7 +125,7 @@ int cmd_explain(const std::string& path, const std::string& request_path,
     std::string name = h.substr(0, colon), value = colon == std::string::npos ? "" : h.substr(colon + 1);
     while (!value.empty() && value.front() == ' ') value.erase(0, 1);
     if (name == "x-switchyard-policy") {
-      overrides.objective = config::parse_objective(value);
+      overrides.objective = routing::parse_objective(value);
       if (!overrides.objective) {
         std::cerr << "invalid x-switchyard-policy \"" << value << "\"\n";
         return 1;
@@ -152,8 +154,8 @@ int cmd_explain(const std::string& path, const std::string& request_path,
     return 0;
   }
   const auto& p = d.plan;
-  std::cout << "route " << d.route << ": objective " << config::to_string(p.objective) << ", strategy "
-            << config::to_string(p.strategy) << ", category " << catalog::to_string(p.category) << "\n";
+  std::cout << "route " << d.route << ": objective " << routing::to_string(p.objective) << ", strategy "
+            << routing::to_string(p.strategy) << ", category " << catalog::to_string(p.category) << "\n";
   std::cout << "request: ~" << traits.input_tokens << " input tokens, " << p.expected_output_tokens
             << " output tokens expected";
   if (traits.needs) std::cout << ", needs " << catalog::capability_names(traits.needs);
@@ -202,7 +204,7 @@ int cmd_explain(const std::string& path, const std::string& request_path,
 
 /// Loads, validates and swaps in a changed configuration; a bad one is logged and ignored.
 bool reload(const std::string& path, server::Shared& shared) {
-  config::LoadResult loaded = config::load_config_file(path);
+  config::LoadResult loaded = server::load_config_file(path);
   if (!loaded.ok()) {
     for (const auto& p : loaded.problems) spdlog::error("reload: {}: {}", p.path, p.message);
     spdlog::error("reload rejected: {} problem(s) in {}; the running configuration stays",
@@ -283,7 +285,7 @@ int cmd_hash_key(std::string key) {
 }
 
 int cmd_serve(const std::string& path, const std::string& port_file, int threads_override, bool watch) {
-  config::LoadResult loaded = config::load_config_file(path);
+  config::LoadResult loaded = server::load_config_file(path);
   if (!loaded.ok()) {
     std::cerr << config::format_problems(loaded.problems);
     std::cerr << loaded.problems.size() << " problem(s) in " << path << "; not starting\n";

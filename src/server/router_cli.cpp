@@ -14,6 +14,7 @@
 #include "routing/complexity/dataset.hpp"
 #include "routing/complexity/metrics.hpp"
 #include "routing/complexity/model.hpp"
+#include "server/config_load.hpp"
 #include "server/runtime.hpp"
 
 #include <boost/json/parse.hpp>
@@ -389,7 +390,7 @@ int router_eval(const RouterCliOptions& o) {
 namespace switchyard::server {
 
 int router_savings(const std::string& config_path, const std::string& log_path) {
-  config::LoadResult loaded = config::load_config_file(config_path);
+  config::LoadResult loaded = server::load_config_file(config_path);
   if (!loaded.ok()) {
     std::fprintf(stderr, "%s", config::format_problems(loaded.problems).c_str());
     return 1;

@@ -91,7 +91,8 @@ Runtime::Runtime(config::Config config, health::Registry* health)
       for (const auto& d : deployments_)
         if (d.config->name == name && d.config->enabled && d.provider && d.provider->config->enabled)
           r.candidates.push_back(&d);
-    r.table.config = &route;
+    r.table.name = route.name;
+    r.table.rules = &route;
     std::vector<std::string_view> models;
     for (const DeploymentRuntime* d : r.candidates) {
       routing::Candidate c;

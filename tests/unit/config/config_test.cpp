@@ -1,7 +1,8 @@
 #include "config/config.hpp"
 #include "config/env_expand.hpp"
 #include "routing/complexity/model.hpp"
-#include "routing/request_traits.hpp"
+#include "routing/tiers.hpp"
+#include "server/config_load.hpp"
 
 #include <gtest/gtest.h>
 
@@ -199,9 +200,9 @@ health:
   auto r = load_config_text(yaml, {{"OPENAI_API_KEY", "sk-x"}});
   ASSERT_TRUE(r.ok()) << format_problems(r.problems);
   const RouteConfig& route = r.config.routes[0];
-  EXPECT_EQ(route.strategy, Strategy::least_latency);
+  EXPECT_EQ(route.strategy, switchyard::routing::Strategy::least_latency);
   EXPECT_EQ(route.max_attempts, 2u);
-  EXPECT_EQ(route.policy.objective, Objective::balanced);
+  EXPECT_EQ(route.policy.objective, switchyard::routing::Objective::balanced);
   EXPECT_DOUBLE_EQ(route.policy.weight_quality, 2);
   EXPECT_DOUBLE_EQ(route.policy.weight_latency, 0.5);
   EXPECT_EQ(route.policy.category, switchyard::catalog::Category::code);
@@ -246,14 +247,14 @@ TEST(ConfigRouting, ComplexityTiersAreCheckedWithTheirPaths) {
       model: no-such-model.bin
       tiers: [[gpt], [nobody]]
       shares: [0.5, 0.6])");
-  auto r = load_config_text(yaml, {{"OPENAI_API_KEY", "sk-x"}}, "/tmp");
+  auto r = switchyard::server::load_config_text(yaml, {{"OPENAI_API_KEY", "sk-x"}}, "/tmp");
   std::string text = format_problems(r.problems);
   EXPECT_NE(text.find("routes.auto.complexity.model: cannot read /tmp/no-such-model.bin"), std::string::npos) << text;
   EXPECT_NE(text.find("routes.auto.complexity.tiers[1][0]: \"nobody\" is not among the route's candidates"),
             std::string::npos) << text;
   EXPECT_NE(text.find("routes.auto.complexity.shares: must add up to 1"), std::string::npos) << text;
   yaml.replace(yaml.find("      tiers: [[gpt], [nobody]]"), std::string("      tiers: [[gpt], [nobody]]").size(), "      tiers: [[gpt]]");
-  r = load_config_text(yaml, {{"OPENAI_API_KEY", "sk-x"}}, "/tmp");
+  r = switchyard::server::load_config_text(yaml, {{"OPENAI_API_KEY", "sk-x"}}, "/tmp");
   EXPECT_NE(format_problems(r.problems).find("routes.auto.complexity.tiers: needs two or more tiers"), std::string::npos);
 }
 
@@ -280,14 +281,14 @@ TEST(ConfigRouting, ComplexityQualityFloorPicksTheWeakestTierThatReachesIt) {
     std::string yaml = valid_yaml();
     yaml.replace(yaml.find("    candidates: [gpt, fake]"), std::string("    candidates: [gpt, fake]").size(),
                  "    candidates: [gpt, fake]\n    complexity:\n      model: " + path + "\n" + complexity);
-    return load_config_text(yaml, {{"OPENAI_API_KEY", "sk-x"}}, "/tmp");
+    return switchyard::server::load_config_text(yaml, {{"OPENAI_API_KEY", "sk-x"}}, "/tmp");
   };
   auto r = with("      tiers: [[fake], [gpt]]\n      quality_floor: 0.8\n");
   ASSERT_TRUE(r.ok()) << format_problems(r.problems);
-  const ComplexityConfig& cc = *r.config.routes.at(0).complexity;
+  const switchyard::routing::TierPolicy& cc = *r.config.routes.at(0).complexity;
   EXPECT_EQ(cc.heads, (std::vector<std::string>{"small", "big"})) << "two tiers: the model's own pair";
   cx::Sparse none;
-  auto tier = [&](const ComplexityConfig& c) {
+  auto tier = [&](const switchyard::routing::TierPolicy& c) {
     switchyard::routing::RequestTraits t;
     return switchyard::routing::choose_tier(c, none, t);
   };

@@ -11,8 +11,8 @@
 
 using namespace switchyard;
 using namespace switchyard::routing;
-using config::Objective;
-using config::Strategy;
+using routing::Objective;
+using routing::Strategy;
 
 namespace {
 
@@ -35,7 +35,7 @@ catalog::ModelInfo model(std::string id, double in, double out, double ttft, dou
 /// A route over deployments given as (name, model); models by id.
 struct Fixture {
   std::vector<catalog::ModelInfo> models;
-  config::RouteConfig config;
+  RouteRules config;  // the route's rules (its name is "auto")
   RouteTable table;
   std::vector<health::Snapshot> health;
 
@@ -43,7 +43,6 @@ struct Fixture {
     models.push_back(model("big", 10, 30, 900, 40, 0.9f));
     models.push_back(model("mid", 2, 8, 500, 80, 0.75f));
     models.push_back(model("small", 0.1, 0.4, 300, 150, 0.5f, catalog::kTools, 16000, 4000));
-    config.name = "auto";
   }
   const catalog::ModelInfo* find(const std::string& id) {
     for (auto& m : models)
@@ -70,7 +69,8 @@ struct Fixture {
   }
   Plan plan(RequestTraits traits = {1000, 0, 0}, Overrides o = {}, std::uint64_t seed = 7,
             double exploration = 0) {
-    table.config = &config;
+    table.name = "auto";
+    table.rules = &config;
     prepare_route(table);
     Plan p;
     PlanContext ctx;
@@ -492,7 +492,7 @@ TEST(Decision, TheRingHoldsWhatRecordsPointIntoUntilTheLastOfThemIsGone) {
 }
 
 TEST(Execution, BackoffIsFullJitterCappedExponential) {
-  config::RetryConfig c;
+  routing::RetryPolicy c;
   c.attempts = 3;
   c.base_ms = 100;
   c.max_ms = 1000;
@@ -508,7 +508,7 @@ TEST(Execution, BackoffIsFullJitterCappedExponential) {
 }
 
 TEST(Execution, HedgeDelayAndBudget) {
-  config::HedgeConfig h;
+  routing::HedgePolicy h;
   EXPECT_EQ(hedge_delay_ms(h, 300), -1) << "disabled";
   h.enabled = true;
   EXPECT_EQ(hedge_delay_ms(h, -1), -1) << "no observations yet";

@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "net/server.hpp"
-#include "testing/fake_provider.hpp"
+#include "fake_provider.hpp"
 
 using namespace switchyard;
 

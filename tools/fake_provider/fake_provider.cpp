@@ -1,4 +1,4 @@
-#include "testing/fake_provider.hpp"
+#include "fake_provider.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/detail/base64.hpp>

@@ -1,0 +1,26 @@
+# Fails when a source of module MODULE includes a header of a module outside ALLOWED (comma
+# separated). Run by the build before the module's library is compiled (see modules.cmake).
+string(REPLACE "," ";" allowed "${ALLOWED}")
+file(GLOB_RECURSE files ${ROOT}/${MODULE}/*.hpp ${ROOT}/${MODULE}/*.cpp)
+file(GLOB modules LIST_DIRECTORIES true RELATIVE ${ROOT} ${ROOT}/*)
+set(errors "")
+foreach(f IN LISTS files)
+  file(STRINGS ${f} lines REGEX "^[ \t]*#[ \t]*include[ \t]*\"[^\"/]+/")
+  foreach(line IN LISTS lines)
+    string(REGEX REPLACE "^[ \t]*#[ \t]*include[ \t]*\"([^\"/]+)/.*" "\\1" dir "${line}")
+    if(NOT IS_DIRECTORY ${ROOT}/${dir})
+      continue()  # not one of src/'s modules
+    endif()
+    list(FIND allowed ${dir} at)
+    if(at LESS 0)
+      file(RELATIVE_PATH rel ${ROOT}/.. ${f})
+      string(STRIP "${line}" line)
+      string(APPEND errors "  ${rel}: ${line}\n")
+    endif()
+  endforeach()
+endforeach()
+if(errors)
+  message(FATAL_ERROR "Module ${MODULE} may use only ${ALLOWED}; these includes break the module "
+                      "graph (declared in CMakeLists.txt):\n${errors}")
+endif()
+file(WRITE ${STAMP} "ok\n")
