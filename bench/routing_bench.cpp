@@ -46,7 +46,7 @@ void build(Setup& s, std::size_t deployments, routing::Objective objective, rout
     c.region = i % 2 ? "eu" : "us";
     c.model = m;
     c.model_id = m->id;
-    c.price = m->price;
+    c.price = m->pricing.current();
     c.priced = true;
     auto it = std::find(ids.begin(), ids.end(), c.model_id);
     c.group = static_cast<std::uint16_t>(it - ids.begin());

@@ -60,6 +60,115 @@ bool read_number(const YAML::Node& node, const std::string& path, double& out, d
   return true;
 }
 
+bool read_rate(const YAML::Node& node, const std::string& path, core::Rate& out, Problems& problems) {
+  if (!node) return false;
+  auto rate = node.IsScalar() ? core::parse_rate(node.Scalar()) : std::nullopt;
+  if (!rate) {
+    problems.emplace_back(path, "must be a price in USD per 1M tokens (a decimal such as 0.0375, at most six "
+                                "decimals), got \"" + (node.IsScalar() ? node.Scalar() : std::string("(not a scalar)")) + "\"");
+    return false;
+  }
+  out = *rate;
+  return true;
+}
+
+bool read_prices(const YAML::Node& node, const std::string& path, Prices& p, Problems& problems) {
+  bool input = read_rate(node["input"], path + ".input", p.input, problems);
+  bool output = read_rate(node["output"], path + ".output", p.output, problems);
+  read_rate(node["cached_input"], path + ".cached_input", p.cache_read, problems);
+  read_rate(node["cache_write_5m"], path + ".cache_write_5m", p.cache_write_5m, problems);
+  read_rate(node["cache_write_1h"], path + ".cache_write_1h", p.cache_write_1h, problems);
+  read_rate(node["reasoning"], path + ".reasoning", p.reasoning, problems);
+  return input && output;
+}
+
+/// "YYYY-MM-DD" as seconds since the epoch at 00:00 UTC.
+std::optional<std::int64_t> parse_date(const std::string& text) {
+  int y = 0, m = 0, d = 0;
+  if (text.size() != 10 || std::sscanf(text.c_str(), "%4d-%2d-%2d", &y, &m, &d) != 3 || m < 1 || m > 12 ||
+      d < 1 || d > 31)
+    return std::nullopt;
+  // Days from civil (Howard Hinnant's algorithm).
+  y -= m <= 2;
+  const int era = (y >= 0 ? y : y - 399) / 400;
+  const int yoe = y - era * 400;
+  const int doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return (static_cast<std::int64_t>(era) * 146097 + doe - 719468) * 86400;
+}
+
+std::optional<std::uint16_t> parse_clock(const std::string& text) {
+  int h = 0, m = 0;
+  if (text.size() != 5 || std::sscanf(text.c_str(), "%2d:%2d", &h, &m) != 2 || h < 0 || h > 24 || m < 0 ||
+      m > 59 || (h == 24 && m != 0))
+    return std::nullopt;
+  return static_cast<std::uint16_t>(h * 60 + m);
+}
+
+}  // namespace
+
+bool read_price_version(const YAML::Node& node, const std::string& path, PriceVersion& v, bool anthropic_writes,
+                        Problems& problems) {
+  if (!check_keys(node, path,
+                  {"input", "output", "cached_input", "cache_write_5m", "cache_write_1h", "reasoning", "since",
+                   "long_context", "off_peak"},
+                  problems))
+    return false;
+  bool ok = read_prices(node, path, v.base, problems);
+  if (!node["input"] || !node["output"]) {
+    problems.emplace_back(path, "needs both input and output (USD per 1M tokens)");
+    ok = false;
+  }
+  if (const auto& since = node["since"]) {
+    auto t = since.IsScalar() ? parse_date(since.Scalar()) : std::nullopt;
+    if (!t) problems.emplace_back(path + ".since", "must be a date, YYYY-MM-DD");
+    else v.since_unix_s = *t;
+  }
+  if (const auto& lc = node["long_context"]) {
+    if (check_keys(lc, path + ".long_context",
+                   {"above_input_tokens", "input", "output", "cached_input", "cache_write_5m", "cache_write_1h",
+                    "reasoning"},
+                   problems)) {
+      double above = 0;
+      if (!read_number(lc["above_input_tokens"], path + ".long_context.above_input_tokens", above, 1, 1e9, problems))
+        problems.emplace_back(path + ".long_context.above_input_tokens", "is required (a number of input tokens)");
+      v.long_context_above = static_cast<std::int64_t>(above);
+      if (!read_prices(lc, path + ".long_context", v.long_context, problems))
+        problems.emplace_back(path + ".long_context", "needs both input and output (USD per 1M tokens)");
+    }
+  }
+  if (const auto& windows = node["off_peak"]) {
+    if (!windows.IsSequence()) problems.emplace_back(path + ".off_peak", "must be a list");
+    for (std::size_t i = 0; windows.IsSequence() && i < windows.size(); ++i) {
+      std::string wp = path + ".off_peak[" + std::to_string(i) + "]";
+      if (!check_keys(windows[i], wp, {"from", "to", "percent_off"}, problems)) continue;
+      OffPeak w;
+      auto from = windows[i]["from"] ? parse_clock(windows[i]["from"].Scalar()) : std::nullopt;
+      auto to = windows[i]["to"] ? parse_clock(windows[i]["to"].Scalar()) : std::nullopt;
+      double off = -1;
+      read_number(windows[i]["percent_off"], wp + ".percent_off", off, 1, 100, problems);
+      if (!from) problems.emplace_back(wp + ".from", "must be a time of day in UTC, HH:MM");
+      if (!to) problems.emplace_back(wp + ".to", "must be a time of day in UTC, HH:MM");
+      if (!from || !to || off < 1) continue;
+      w.from_minute = *from;
+      w.to_minute = static_cast<std::uint16_t>(*to % 1440);
+      w.percent_off = static_cast<std::uint8_t>(off);
+      v.off_peak.push_back(w);
+    }
+  }
+  if (anthropic_writes) {
+    // Anthropic bills cache writes at 1.25x the input price (5-minute lifetime) and 2x (1 hour).
+    for (Prices* p : {&v.base, &v.long_context}) {
+      if (p->cache_write_5m < 0) p->cache_write_5m = p->input * 5 / 4;
+      if (p->cache_write_1h < 0) p->cache_write_1h = p->input * 2;
+    }
+  }
+  return ok;
+}
+
+namespace {
+
+
 void read_strings(const YAML::Node& node, const std::string& path, std::vector<std::string>& out,
                   Problems& problems) {
   if (!node) return;
@@ -100,16 +209,6 @@ std::string capability_names(std::uint32_t mask) {
   return out;
 }
 
-double cost_usd(const Prices& p, std::int64_t input, std::int64_t cached, std::int64_t output,
-                std::int64_t reasoning) {
-  cached = std::min(std::max<std::int64_t>(cached, 0), input);
-  reasoning = std::min(std::max<std::int64_t>(reasoning, 0), output);
-  double micro = static_cast<double>(input - cached) * p.input + static_cast<double>(cached) * p.cached() +
-                 static_cast<double>(output - reasoning) * p.output +
-                 static_cast<double>(reasoning) * p.reasoning_price();
-  return micro / 1e6;
-}
-
 void Catalog::add(ModelInfo model) {
   auto it = index_.find(model.id);
   if (it != index_.end() && models_[it->second].id == model.id) models_[it->second] = std::move(model);
@@ -133,21 +232,36 @@ const ModelInfo* Catalog::find(std::string_view id) const {
 void read_model(const YAML::Node& node, const std::string& path, ModelInfo& m, Problems& problems) {
   if (!check_keys(node, path,
                   {"id", "vendor", "hosts", "aliases", "price", "context_window", "max_output",
-                   "capabilities", "latency", "quality"},
+                   "capabilities", "latency", "quality", "earlier_prices"},
                   problems))
     return;
   if (node["id"]) m.id = node["id"].Scalar();
   if (node["vendor"]) m.vendor = node["vendor"].Scalar();
   read_strings(node["hosts"], path + ".hosts", m.hosts, problems);
   read_strings(node["aliases"], path + ".aliases", m.aliases, problems);
-  if (const auto& p = node["price"]) {
-    if (check_keys(p, path + ".price", {"input", "output", "cached_input", "reasoning"}, problems)) {
-      read_number(p["input"], path + ".price.input", m.price.input, 0, 1e4, problems);
-      read_number(p["output"], path + ".price.output", m.price.output, 0, 1e4, problems);
-      read_number(p["cached_input"], path + ".price.cached_input", m.price.cached_input, 0, 1e4, problems);
-      read_number(p["reasoning"], path + ".price.reasoning", m.price.reasoning, 0, 1e4, problems);
-      m.priced = true;
+  // `price` is the version in force; `earlier_prices` the ones before it (each with its `since`),
+  // so requests are billed at the prices of their day. An override replaces the whole list.
+  if (node["price"] || node["earlier_prices"]) {
+    const bool anthropic = m.vendor == "anthropic";
+    Pricing pricing;
+    if (const auto& earlier = node["earlier_prices"]) {
+      if (!earlier.IsSequence()) problems.emplace_back(path + ".earlier_prices", "must be a list");
+      for (std::size_t i = 0; earlier.IsSequence() && i < earlier.size(); ++i) {
+        PriceVersion v;
+        std::string vp = path + ".earlier_prices[" + std::to_string(i) + "]";
+        if (!read_price_version(earlier[i], vp, v, anthropic, problems)) continue;
+        if (!earlier[i]["since"]) problems.emplace_back(vp + ".since", "is required (YYYY-MM-DD)");
+        pricing.versions.push_back(std::move(v));
+      }
     }
+    PriceVersion current;
+    if (!node["price"]) problems.emplace_back(path + ".price", "is required with earlier_prices");
+    else if (read_price_version(node["price"], path + ".price", current, anthropic, problems))
+      pricing.versions.push_back(std::move(current));
+    for (std::size_t i = 1; i < pricing.versions.size(); ++i)
+      if (pricing.versions[i].since_unix_s <= pricing.versions[i - 1].since_unix_s)
+        problems.emplace_back(path + ".price.since", "price versions must be in date order, oldest first");
+    m.pricing = std::move(pricing);
   }
   double v = 0;
   if (read_number(node["context_window"], path + ".context_window", v, 0, 1e9, problems))

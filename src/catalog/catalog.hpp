@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "catalog/pricing.hpp"
+
 /// What Switchyard knows of models: prices, context window, capabilities, latency and quality
 /// priors. The built-in data is `data/catalog.yaml`, compiled into the binary; a configuration
 /// may override fields of an entry or add entries.
@@ -32,21 +34,6 @@ std::optional<std::uint32_t> parse_capability(std::string_view name);
 /// "tools, vision" for a mask.
 std::string capability_names(std::uint32_t mask);
 
-/// USD per million tokens.
-struct Prices {
-  double input = 0;
-  double output = 0;
-  double cached_input = -1;  ///< < 0: same as input
-  double reasoning = -1;     ///< < 0: same as output
-  double cached() const { return cached_input < 0 ? input : cached_input; }
-  double reasoning_price() const { return reasoning < 0 ? output : reasoning; }
-};
-
-/// The cost in USD of a request's tokens. `cached` and `reasoning` are parts of `input` and
-/// `output` (the OpenAI usage convention).
-double cost_usd(const Prices& p, std::int64_t input, std::int64_t cached, std::int64_t output,
-                std::int64_t reasoning);
-
 struct LatencyPrior {
   double ttft_ms = 800;
   double tokens_per_s = 60;
@@ -57,8 +44,7 @@ struct ModelInfo {
   std::string vendor;
   std::vector<std::string> hosts;
   std::vector<std::string> aliases;
-  Prices price;
-  bool priced = false;
+  Pricing pricing;  ///< empty: unpriced
   std::int64_t context_window = 0;  ///< 0 = unknown (not checked)
   std::int64_t max_output = 0;      ///< 0 = unknown
   std::uint32_t capabilities = 0;

@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "catalog/catalog_yaml.hpp"
+#include "catalog/pricing.hpp"
 #include "config/env_expand.hpp"
 #include "dialects/providers.hpp"
 
@@ -413,6 +414,14 @@ void read_providers(Reader& r, const YAML::Node& node, Config& c) {
   }
 }
 
+/// Whether a deployment entry's provider speaks Anthropic's API (its cache writes bill at 1.25x
+/// and 2x the input price).
+bool price_provider_is_anthropic(const Config& c, const YAML::Node& deployment) {
+  const YAML::Node& name = deployment["provider"];
+  const ProviderConfig* p = name && name.IsScalar() ? c.find_provider(name.Scalar()) : nullptr;
+  return p && p->type == "anthropic";
+}
+
 void read_deployments(Reader& r, const YAML::Node& node, Config& c) {
   if (!node || (node.IsMap() && node.size() == 0)) {
     r.problem("deployments", "at least one deployment is required");
@@ -436,16 +445,16 @@ void read_deployments(Reader& r, const YAML::Node& node, Config& c) {
     r.string(v["region"], path + ".region", d.region);
     r.integer(v["weight"], path + ".weight", d.weight, 0, 1'000'000);
     if (const YAML::Node& price = v["price"]) {
-      if (r.check_map(price, path + ".price", {"input", "output", "cached_input", "reasoning"})) {
-        catalog::Prices p;
-        if (!price["input"] || !price["output"])
-          r.problem(path + ".price", "needs both input and output (USD per 1M tokens)");
-        r.number(price["input"], path + ".price.input", p.input, 0, 1e4);
-        r.number(price["output"], path + ".price.output", p.output, 0, 1e4);
-        r.number(price["cached_input"], path + ".price.cached_input", p.cached_input, 0, 1e4);
-        r.number(price["reasoning"], path + ".price.reasoning", p.reasoning, 0, 1e4);
-        d.price = p;
+      // The deployment's own prices (a negotiated rate, a self-hosted model); the provider's type
+      // decides whether cache writes bill at Anthropic's multiples.
+      catalog::Problems problems;
+      catalog::PriceVersion version;
+      const bool anthropic = price_provider_is_anthropic(c, v);
+      if (catalog::read_price_version(price, path + ".price", version, anthropic, problems)) {
+        d.price.emplace();
+        d.price->versions.push_back(std::move(version));
       }
+      for (auto& [where, message] : problems) r.problem(where, message);
     }
     if (!v["provider"]) r.problem(path + ".provider", "is required");
     else if (r.string(v["provider"], path + ".provider", d.provider)) {

@@ -77,7 +77,7 @@ struct DeploymentConfig {
   std::string catalog_model;    ///< the catalogue entry; empty = looked up by `model`
   std::string region;           ///< free-form ("eu", "us-east"); for route constraints
   std::uint32_t weight = 1;     ///< share under the `weighted` strategy
-  std::optional<catalog::Prices> price;  ///< this deployment's prices, when not the catalogue's
+  std::optional<catalog::Pricing> price;  ///< this deployment's prices, when not the catalogue's
   bool enabled = true;
 };
 

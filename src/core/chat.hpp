@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/usage.hpp"
 
 /// The canonical chat model every dialect translates to and from when the client's dialect and
 /// the upstream's differ. It is the union of what OpenAI chat completions, Anthropic Messages and
@@ -101,15 +102,6 @@ struct ChatRequest {
 
 enum class FinishReason { none, stop, length, tool_calls, content_filter };
 
-/// Token usage with everything the dialects report.
-struct TokenUsage {
-  std::int64_t input = 0;           ///< all prompt tokens, cached ones included
-  std::int64_t output = 0;          ///< all completion tokens, reasoning included
-  std::int64_t cache_read = 0;      ///< of `input`, read from a prompt cache
-  std::int64_t cache_creation = 0;  ///< of `input`, written to a prompt cache
-  std::int64_t reasoning = 0;       ///< of `output`, spent thinking
-  bool known = false;
-};
 
 /// A complete (non-streamed) answer in canonical form.
 struct ChatResponse {

@@ -205,7 +205,11 @@ std::string decision_json(const Decision& d, std::int64_t now_ms) {
   if (d.plan.explored) out += "\"explored\":true,";
   if (d.hedged) out += "\"hedged\":true,";
   if (d.estimated_cost_usd >= 0) num(out, "estimated_cost_usd", d.estimated_cost_usd);
-  if (d.cost_usd >= 0) num(out, "cost_usd", d.cost_usd);
+  if (d.cost) {
+    key(out, "cost_usd");
+    d.cost->append_decimal(out);
+    out += ',';
+  }
   integer(out, "status", d.status);
   close(out, '}');
   return out;

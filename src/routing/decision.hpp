@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/money.hpp"
 #include "routing/planner.hpp"
 
 namespace switchyard::routing {
@@ -39,7 +40,8 @@ struct Decision {
     plan.earliest_recovery_ms = 0;
     attempts.clear();
     chosen = -1;
-    estimated_cost_usd = cost_usd = -1;
+    estimated_cost_usd = -1;
+    cost.reset();
     status = 0;
     hedged = false;
   }
@@ -54,7 +56,7 @@ struct Decision {
   std::vector<AttemptRecord> attempts;
   int chosen = -1;              ///< candidate that answered
   double estimated_cost_usd = -1;
-  double cost_usd = -1;         ///< from the answer's usage
+  std::optional<core::Money> cost;  ///< the accounting record's: usage at the deployment's prices
   int status = 0;
   bool hedged = false;
 };

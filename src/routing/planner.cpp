@@ -67,8 +67,8 @@ void prepare_route(RouteTable& route) {
     CandidateHot& h = route.hot[i];
     const catalog::ModelInfo* m = c.model;
     h.priced = c.priced;
-    h.input_per_token = c.price.input * 1e-6;
-    h.output_per_token = c.price.output * 1e-6;
+    h.input_per_token = core::usd_per_million(c.price.input) * 1e-6;
+    h.output_per_token = core::usd_per_million(c.price.output) * 1e-6;
     h.known_model = m != nullptr;
     h.context_window = m ? m->context_window : 0;
     h.max_output = m ? m->max_output : 0;
@@ -81,9 +81,9 @@ void prepare_route(RouteTable& route) {
     Exclusion e = Exclusion::none;
     if (!allowed(policy.providers, c.provider, c.provider_type)) e = Exclusion::provider;
     else if (!allowed(policy.regions, c.region, c.region)) e = Exclusion::region;
-    else if (policy.max_input_price >= 0 && c.priced && c.price.input > policy.max_input_price)
+    else if (policy.max_input_price >= 0 && c.priced && core::usd_per_million(c.price.input) > policy.max_input_price)
       e = Exclusion::input_price;
-    else if (policy.max_output_price >= 0 && c.priced && c.price.output > policy.max_output_price)
+    else if (policy.max_output_price >= 0 && c.priced && core::usd_per_million(c.price.output) > policy.max_output_price)
       e = Exclusion::output_price;
     h.static_exclusion = static_cast<std::uint8_t>(e);
     for (std::size_t k = 0; k < catalog::kCategoryCount; ++k) {
@@ -396,10 +396,10 @@ std::string exclusion_reason(const Candidate& c, const CandidateScore& s, const 
                     static_cast<long long>(c.model ? c.model->max_output : 0));
       return buf;
     case Exclusion::input_price:
-      std::snprintf(buf, sizeof buf, "input price $%g/M above the route's cap", c.price.input);
+      std::snprintf(buf, sizeof buf, "input price $%g/M above the route's cap", core::usd_per_million(c.price.input));
       return buf;
     case Exclusion::output_price:
-      std::snprintf(buf, sizeof buf, "output price $%g/M above the route's cap", c.price.output);
+      std::snprintf(buf, sizeof buf, "output price $%g/M above the route's cap", core::usd_per_million(c.price.output));
       return buf;
     case Exclusion::max_cost:
       std::snprintf(buf, sizeof buf, "estimated cost $%.6f above the cap $%.6f", s.est_cost_usd,

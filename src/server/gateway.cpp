@@ -139,7 +139,7 @@ struct Gateway::Exchange {
   AttemptResult last;
   std::string estimated_cost_text, cost_text, retry_after_text, complexity_text, tier_text;
   std::string_view category;  ///< predicted task category, when the route needs one
-  double cost_usd = -1;
+  std::int64_t arrived_unix_s = 0;  ///< the day and hour whose prices bill the request
   /// Complexity-routed requests, when feedback is on: kept for `/v1/switchyard/feedback`.
   std::unique_ptr<routing::complexity::Pending> pending;
 
@@ -162,13 +162,17 @@ struct Gateway::Exchange {
     estimated_cost_text.clear();
     if (usd >= 0) routing::append_decimal(estimated_cost_text, usd);
   }
-  /// The actual cost from the answer's usage and the deployment's prices.
-  void settle_cost() {
-    if (!usage || !answered_by || !answered_by->priced) return;
-    cost_usd = catalog::cost_usd(answered_by->price, usage->prompt_tokens, usage->cached_tokens,
-                                 usage->completion_tokens, usage->reasoning_tokens);
+  /// What the answer's tokens cost at the answering deployment's prices: the one price
+  /// function, read by the cost header and by the accounting record. nullopt: no usage, or
+  /// unpriced.
+  std::optional<core::Money> cost() const {
+    if (!usage.known || !answered_by || !answered_by->priced()) return std::nullopt;
+    return catalog::cost(*answered_by->pricing, usage, arrived_unix_s);
+  }
+  /// The cost header of a JSON answer (a stream's head goes out before its usage is known).
+  void set_cost_header() {
     cost_text.clear();
-    routing::append_decimal(cost_text, cost_usd);
+    if (auto c = cost()) c->append_decimal(cost_text);
   }
 
   std::string_view request_id;  ///< in `id_storage` (no allocation per request)
@@ -182,7 +186,8 @@ struct Gateway::Exchange {
   int status = 0;
   int attempts = 0;
   bool stream = false;
-  std::optional<openai::Usage> usage;
+  core::TokenUsage usage;        ///< of the answer; `known` false until read
+  bool usage_estimated = false;  ///< counted here: the provider reports none
   double ttfb_ms = -1;
   std::string error;
   std::string attempts_text;
@@ -340,6 +345,9 @@ net::Task<> Gateway::handle(net::Request request, net::ResponseWriter& writer) {
   std::shared_ptr<const Runtime> pinned = runtime_;
   Exchange ex;
   ex.rt = pinned.get();
+  ex.arrived_unix_s = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
   std::string_view given_id = request.header(net::http1::Known::x_request_id);
   if (valid_request_id(given_id)) {
     std::memcpy(ex.id_storage, given_id.data(), given_id.size());
@@ -381,8 +389,9 @@ net::Task<> Gateway::handle(net::Request request, net::ResponseWriter& writer) {
     if (endpoint) allowed = endpoint->method;
     co_await refuse_endpoint(method, path, allowed, writer, ex);
   }
-  log_access(method, path, ex, request.received);
-  record_decision(ex, std::move(pinned));
+  const core::AccountingRecord& record = settle(method, path, ex, request.received);
+  if (log_.enabled()) log_.write(record);
+  record_decision(ex, record, std::move(pinned));
 }
 
 net::Task<> Gateway::refuse_endpoint(std::string_view method, std::string_view path, std::string_view allowed,
@@ -411,43 +420,57 @@ void Gateway::on_refused(const net::http1::RequestHead* head, const ApiError& er
   ex.status = error.status;
   ex.error = error.code;
   std::string_view target = head ? head->target : std::string_view{};
-  log_access(head ? head->method : std::string_view{}, target.substr(0, target.find('?')),
-             ex, received);
+  const core::AccountingRecord& record =
+      settle(head ? head->method : std::string_view{}, target.substr(0, target.find('?')), ex, received);
+  if (log_.enabled()) log_.write(record);
 }
 
-void Gateway::log_access(std::string_view method, std::string_view path,
-                         const Exchange& ex, net::Clock::time_point received) {
-  if (!log_.enabled()) return;
-  telemetry::AccessRecord r;
-  r.request_id = ex.request_id;
-  r.method = method;
-  r.path = path;
-  r.key_name = ex.key_name;
-  r.route = ex.route;
-  r.model = ex.upstream_model;
-  r.deployment = ex.deployment;
-  r.status = ex.status;
+const core::AccountingRecord& Gateway::settle(std::string_view method, std::string_view path, const Exchange& ex,
+                                              net::Clock::time_point received) {
+  // One record per request, filled in the loop's reused record (its strings and vector keep
+  // their capacity: no allocation per request once warm). Consumers read it before the next
+  // request on this loop; one that keeps it (a ledger queue) copies it.
+  core::AccountingRecord& r = record_;
+  r.request_id.assign(ex.request_id);
+  r.unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count() -
+              static_cast<std::int64_t>(ms_since(received));
+  r.method.assign(method);
+  r.path.assign(path);
+  r.client_dialect.assign(ex.client == dialects::Dialect::anthropic ? "anthropic" : "openai");
+  r.key.assign(ex.key_name);
+  r.route.assign(ex.route);
+  r.model.assign(ex.upstream_model);
+  r.deployment.assign(ex.deployment);
+  r.provider.clear();
+  if (ex.answered_by && ex.answered_by->provider) r.provider.assign(ex.answered_by->provider->config->name);
   r.stream = ex.stream;
-  r.attempts = ex.attempts;
-  if (ex.usage) {
-    r.prompt_tokens = ex.usage->prompt_tokens;
-    r.completion_tokens = ex.usage->completion_tokens;
-    r.total_tokens = ex.usage->total_tokens;
-    r.cached_tokens = ex.usage->cached_tokens;
-    r.reasoning_tokens = ex.usage->reasoning_tokens;
-  }
+  r.usage = ex.usage;
+  r.usage_estimated = ex.usage_estimated;
+  r.cost = ex.cost();
+  r.unpriced = ex.usage.known && ex.answered_by && !ex.answered_by->priced();
+  r.estimated_cost.reset();
   r.latency_ms = ms_since(received);
-  r.upstream_ttfb_ms = ex.ttfb_ms;
-  r.error = ex.error;
-  r.policy = ex.policy;
-  r.cost_usd = ex.cost_usd;
-  std::string plan, excluded, tried;
+  r.ttfb_ms = ex.ttfb_ms;
+  r.hedged = false;
+  r.policy.assign(ex.policy);
+  r.plan.clear();
+  r.excluded.clear();
+  r.complexity = -1;
+  r.tier = -1;
+  r.category.assign(ex.category);
+  r.status = ex.status;
+  r.error.assign(ex.error);
+  r.client_cancelled = ex.status == 499 || ex.error == "client_closed";
+  std::size_t attempts = 0;
   if (ex.decision) {
     const routing::Decision& d = *ex.decision;
-    r.estimated_cost_usd = d.estimated_cost_usd;
+    if (d.estimated_cost_usd >= 0)
+      r.estimated_cost = core::Money::nanos(static_cast<std::int64_t>(std::llround(d.estimated_cost_usd * 1e9)));
     for (auto i : d.plan.order) {
-      if (!plan.empty()) plan += '>';
-      plan += d.table->candidates[i].deployment;
+      if (!r.plan.empty()) r.plan += '>';
+      r.plan += d.table->candidates[i].deployment;
     }
     std::size_t shown = 0, more = 0;
     for (std::size_t i = 0; i < d.plan.scores.size(); ++i) {
@@ -456,31 +479,35 @@ void Gateway::log_access(std::string_view method, std::string_view path,
         ++more;
         continue;
       }
-      if (shown++) excluded += ',';
-      excluded += d.table->candidates[i].deployment;
-      excluded += ':';
-      excluded += routing::to_string(d.plan.scores[i].excluded);
+      if (shown++) r.excluded += ',';
+      r.excluded += d.table->candidates[i].deployment;
+      r.excluded += ':';
+      r.excluded += routing::to_string(d.plan.scores[i].excluded);
     }
-    if (more) excluded += ",+" + std::to_string(more);
+    if (more) r.excluded += ",+" + std::to_string(more);
+    r.attempts.resize(d.attempts.size());
     for (const auto& a : d.attempts) {
-      if (!tried.empty()) tried += ',';
-      tried += d.table->candidates[a.candidate].deployment;
-      tried += ':';
-      tried += a.outcome.substr(0, a.outcome.find(':'));
+      core::AttemptOutcome& o = r.attempts[attempts++];
+      o.deployment.assign(d.table->candidates[a.candidate].deployment);
+      o.outcome.assign(a.outcome);
+      o.status = a.status;
+      o.ms = a.ms;
+      o.hedge = a.hedge;
     }
-    r.plan = plan;
-    r.excluded = excluded;
-    r.tried = tried;
     r.hedged = d.hedged;
+    r.complexity = d.traits.complexity;
+    r.tier = d.traits.tier;
   }
-  log_.write(r);
+  r.attempts.resize(attempts);
+  return r;
 }
 
-void Gateway::record_decision(Exchange& ex, std::shared_ptr<const Runtime> runtime) {
+void Gateway::record_decision(Exchange& ex, const core::AccountingRecord& record,
+                              std::shared_ptr<const Runtime> runtime) {
   if (!ex.decision) return;
   routing::Decision& d = *ex.decision;
-  d.status = ex.status;
-  d.cost_usd = ex.cost_usd;
+  d.status = record.status;
+  d.cost = record.cost;
   if (ex.answered_by && ex.status > 0 && ex.status < 400) d.chosen = ex.answered_index;
   if (ex.pending && ex.answered_by && ex.status > 0 && ex.status < 400) {
     routing::complexity::Pending& p = *ex.pending;
@@ -1002,15 +1029,6 @@ dialects::gemini::IdSource tool_call_ids(std::string_view request_id) {
   return ids;
 }
 
-openai::Usage to_openai_usage(const core::TokenUsage& u) {
-  openai::Usage o;
-  o.prompt_tokens = u.input;
-  o.completion_tokens = u.output;
-  o.total_tokens = u.input + u.output;
-  o.cached_tokens = u.cache_read;
-  o.reasoning_tokens = u.reasoning;
-  return o;
-}
 
 }  // namespace
 
@@ -1640,7 +1658,7 @@ net::Task<Gateway::Outcome> Gateway::respond(Chat& chat, const DeploymentRuntime
       bool event(const dialects::SseEvent& e, std::string& out, Exchange& ex) override {
         if (e.name == "message_start" || e.name == "message_delta") {
           dialects::anthropic::probe_usage(e.data, usage);
-          if (usage.known) ex.usage = to_openai_usage(usage);
+          if (usage.known) ex.usage = usage;
         }
         out.append(e.raw);
         return true;
@@ -1661,7 +1679,7 @@ net::Task<Gateway::Outcome> Gateway::respond(Chat& chat, const DeploymentRuntime
       if (e.data != "[DONE]") {
         openai::UsageProbe probe = openai::probe_usage(e.data);
         if (probe.usage) {
-          ex.usage = probe.usage;
+          ex.usage = openai::to_canonical(*probe.usage);
           // The usage-only chunk exists because the gateway asked for it; a client that did
           // not ask does not get it.
           if (probe.no_choices && !client_wants_usage) return true;
@@ -1707,7 +1725,7 @@ net::Task<Gateway::Outcome> Gateway::relay_translated(Chat& chat, const Deployme
     void take(std::string& out, Exchange& ex) {
       out.append(t.out());
       t.out().clear();
-      if (t.usage().known) ex.usage = to_openai_usage(t.usage());
+      if (t.usage().known) ex.usage = t.usage();
     }
   };
   Translate processor(dialects::StreamTranslator(chat.client, d.provider->dialect(), sent,
@@ -1752,10 +1770,17 @@ net::Task<Gateway::Outcome> Gateway::relay_json(Chat& chat, const DeploymentRunt
         fail_attempt(ex, failure, *e);
         co_return Outcome::next;
       }
+      // Gemini's embeddings API reports no tokens: the request's own estimate is billed, and the
+      // record says it was estimated.
+      ex.usage = {};
+      ex.usage.known = true;
+      ex.usage.input = ex.decision ? ex.decision->traits.input_tokens : 0;
+      ex.usage_estimated = true;
+      ex.set_cost_header();
       co_await writer.send(ex.status, "application/json", std::get<std::string>(translated), ex.headers());
       co_return Outcome::answered;
     }
-    ex.usage = openai::probe_usage(body, false).usage;
+    if (auto u = openai::probe_usage(body, false).usage) ex.usage = openai::to_canonical(*u);
   } else if (chat.client != upstream) {
     dialects::gemini::IdSource ids = tool_call_ids(ex.request_id);
     dialects::UpstreamRequest sent;
@@ -1771,18 +1796,18 @@ net::Task<Gateway::Outcome> Gateway::relay_json(Chat& chat, const DeploymentRunt
       fail_attempt(ex, failure, *e);
       co_return Outcome::next;
     }
-    if (usage.known) ex.usage = to_openai_usage(usage);
-    ex.settle_cost();
+    if (usage.known) ex.usage = usage;
+    ex.set_cost_header();
     co_await writer.send(ex.status, "application/json", std::get<std::string>(translated), ex.headers());
     co_return Outcome::answered;
   } else if (upstream == dialects::Dialect::anthropic) {
     core::TokenUsage usage;
     dialects::anthropic::probe_usage(body, usage);
-    if (usage.known) ex.usage = to_openai_usage(usage);
-  } else {
-    ex.usage = openai::probe_usage(body, false).usage;
+    if (usage.known) ex.usage = usage;
+  } else if (auto u = openai::probe_usage(body, false).usage) {
+    ex.usage = openai::to_canonical(*u);
   }
-  ex.settle_cost();
+  ex.set_cost_header();
   std::string_view content_type = up.response().find(net::http1::Known::content_type);
   co_await writer.send(ex.status,
                        content_type.empty() ? std::string_view("application/json") : content_type,
@@ -1858,11 +1883,10 @@ net::Task<Gateway::Outcome> Gateway::relay_stream(StreamProcessor& processor,
       co_return Outcome::client_gone;
     }
   }
-  if (ex.usage && ex.usage->completion_tokens > 0) {
+  if (ex.usage.known && ex.usage.output > 0) {
     double seconds = std::chrono::duration<double>(net::Clock::now() - head_at).count();
-    if (seconds > 0.001) ex.last.tokens_per_s = static_cast<double>(ex.usage->completion_tokens) / seconds;
+    if (seconds > 0.001) ex.last.tokens_per_s = static_cast<double>(ex.usage.output) / seconds;
   }
-  ex.settle_cost();
   co_return Outcome::answered;
 }
 

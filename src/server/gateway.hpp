@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/accounting.hpp"
 #include "dialects/openai/chat_request.hpp"
 #include "net/server.hpp"
 #include "net/upstream.hpp"
@@ -208,10 +209,13 @@ class Gateway final : public net::Handler {
   /// complexity model to pick its tier (when it has one).
   static void classify(const config::RouteConfig& route, const core::ChatRequest& request,
                        routing::RequestTraits& traits, Exchange& ex, bool keep_features);
-  /// Moves the request's decision into the shared ring, with the runtime its views point into.
-  void record_decision(Exchange& ex, std::shared_ptr<const Runtime> runtime);
-  void log_access(std::string_view method, std::string_view path,
-                  const Exchange& ex, net::Clock::time_point received);
+  /// Settlement: the request's one accounting record, made when it has ended (answered,
+  /// refused, failed or abandoned). Valid until the next request on this loop.
+  const core::AccountingRecord& settle(std::string_view method, std::string_view path, const Exchange& ex,
+                                       net::Clock::time_point received);
+  /// Moves the request's decision into the shared ring, with the runtime its views point into;
+  /// its outcome (status, cost) is the record's.
+  void record_decision(Exchange& ex, const core::AccountingRecord& record, std::shared_ptr<const Runtime> runtime);
 
   net::Loop& loop_;
   Shared& shared_;
@@ -223,6 +227,7 @@ class Gateway final : public net::Handler {
   std::vector<std::unique_ptr<routing::Decision>> decision_pool_;
   net::UpstreamPool pool_;
   StringPool strings_;
+  core::AccountingRecord record_;  ///< the last settled request's record (reused)
   /// Bearer tokens already checked on this loop → their key (saves a SHA-256 per request).
   struct TokenHash {
     using is_transparent = void;

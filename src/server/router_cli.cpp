@@ -400,14 +400,15 @@ int router_savings(const std::string& config_path, const std::string& log_path) 
   // candidate, else the priced candidate with the best quality prior for the route's category.
   struct Strongest {
     const DeploymentRuntime* deployment = nullptr;
-    double requests = 0, actual = 0, strongest = 0, unpriced = 0;
+    double requests = 0, unpriced = 0;
+    core::Money actual, strongest;
   };
   std::map<std::string, Strongest> routes;
   for (const auto& route : runtime.routes()) {
     Strongest s;
     const auto& cc = route.config->complexity;
     for (const DeploymentRuntime* d : route.candidates) {
-      if (!d->priced) continue;
+      if (!d->priced()) continue;
       bool in_top_tier = cc && std::find(cc->tiers.back().begin(), cc->tiers.back().end(), d->config->name) !=
                                    cc->tiers.back().end();
       auto quality = [&](const DeploymentRuntime* x) {
@@ -456,28 +457,40 @@ int router_savings(const std::string& config_path, const std::string& log_path) 
       s.unpriced += 1;
       continue;
     }
-    s.actual += cost->to_number<double>();
-    if (s.deployment)
-      s.strongest += catalog::cost_usd(s.deployment->price, tokens("prompt_tokens"), tokens("cached_tokens"),
-                                       tokens("completion_tokens"), tokens("reasoning_tokens"));
+    // The log's costs have at most nine decimals: exact in nano-dollars.
+    s.actual += core::Money::nanos(std::llround(cost->to_number<double>() * 1e9));
+    if (s.deployment) {
+      core::TokenUsage u;
+      u.known = true;
+      u.input = tokens("prompt_tokens");
+      u.output = tokens("completion_tokens");
+      u.cache_read = tokens("cached_tokens");
+      u.cache_creation = tokens("cache_write_tokens");
+      u.cache_creation_1h = tokens("cache_write_1h_tokens");
+      u.reasoning = tokens("reasoning_tokens");
+      const std::int64_t at_s = tokens("ts") / 1000;
+      s.strongest += catalog::cost(*s.deployment->pricing, u, at_s).value_or(core::Money{});
+    }
   }
   std::printf("%s: %zu lines, %zu requests with usage\n\n", log_path.c_str(), lines, used);
   std::printf("| route | requests | cost USD | all to the strongest | at | saved USD | saved %% |\n");
   std::printf("| --- | ---: | ---: | ---: | --- | ---: | ---: |\n");
-  double total_actual = 0, total_strongest = 0;
+  core::Money total_actual, total_strongest;
   for (const auto& [name, s] : routes) {
     if (s.requests == 0) continue;
     total_actual += s.actual;
     total_strongest += s.strongest;
-    double saved = s.strongest - s.actual;
-    std::printf("| %s | %.0f%s | %.6f | %.6f | %s | %.6f | %.1f%% |\n", name.c_str(), s.requests,
+    core::Money saved = s.strongest - s.actual;
+    std::printf("| %s | %.0f%s | %s | %s | %s | %s | %.1f%% |\n", name.c_str(), s.requests,
                 s.unpriced ? (" (" + std::to_string(static_cast<long>(s.unpriced)) + " unpriced)").c_str() : "",
-                s.actual, s.strongest, s.deployment ? s.deployment->config->name.c_str() : "-", saved,
-                s.strongest > 0 ? 100 * saved / s.strongest : 0.0);
+                s.actual.to_string().c_str(), s.strongest.to_string().c_str(),
+                s.deployment ? s.deployment->config->name.c_str() : "-", saved.to_string().c_str(),
+                s.strongest.nanos() > 0 ? 100 * saved.usd() / s.strongest.usd() : 0.0);
   }
-  double saved = total_strongest - total_actual;
-  std::printf("| **all** | | %.6f | %.6f | | %.6f | %.1f%% |\n", total_actual, total_strongest, saved,
-              total_strongest > 0 ? 100 * saved / total_strongest : 0.0);
+  core::Money saved = total_strongest - total_actual;
+  std::printf("| **all** | | %s | %s | | %s | %.1f%% |\n", total_actual.to_string().c_str(),
+              total_strongest.to_string().c_str(), saved.to_string().c_str(),
+              total_strongest.nanos() > 0 ? 100 * saved.usd() / total_strongest.usd() : 0.0);
   return 0;
 }
 

@@ -73,13 +73,8 @@ Runtime::Runtime(config::Config config, health::Registry* health)
     }
     core::append_json_string(r.model_json, d.model);
     r.model = catalog_.find(d.catalog_model.empty() ? d.model : d.catalog_model);
-    if (d.price) {
-      r.price = *d.price;
-      r.priced = true;
-    } else if (r.model && r.model->priced) {
-      r.price = r.model->price;
-      r.priced = true;
-    }
+    if (d.price) r.pricing = &*d.price;
+    else if (r.model) r.pricing = &r.model->pricing;
     if (health_) r.health = &health_->get(d.name);
     deployments_.push_back(std::move(r));
   }
@@ -102,8 +97,8 @@ Runtime::Runtime(config::Config config, health::Registry* health)
       c.region = d->config->region;
       c.model = d->model;
       c.model_id = d->model ? std::string_view(d->model->id) : std::string_view(d->config->model);
-      c.price = d->price;
-      c.priced = d->priced;
+      c.price = d->priced() ? d->pricing->current() : catalog::Prices{};
+      c.priced = d->priced();
       c.weight = d->config->weight;
       auto it = std::find(models.begin(), models.end(), c.model_id);
       c.group = static_cast<std::uint16_t>(it - models.begin());

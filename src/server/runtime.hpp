@@ -39,8 +39,9 @@ struct DeploymentRuntime {
   std::string embeddings_head;  ///< embeddings
   std::string model_json;       ///< the upstream model name as a JSON string literal (quoted)
   const catalog::ModelInfo* model = nullptr;  ///< its catalogue entry, when known
-  catalog::Prices price;                      ///< the deployment's, else the catalogue's
-  bool priced = false;
+  /// The deployment's prices, else its catalogue entry's; null or empty: unpriced.
+  const catalog::Pricing* pricing = nullptr;
+  bool priced() const { return pricing && pricing->priced(); }
   health::DeploymentHealth* health = nullptr;  ///< null without a registry (check, explain)
 };
 

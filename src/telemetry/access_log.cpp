@@ -37,21 +37,17 @@ void field_ms(std::string& out, std::string_view name, double ms) {
   out.append(buf, static_cast<std::size_t>(n));
 }
 
-void field_usd(std::string& out, std::string_view name, double usd) {
-  if (usd < 0) return;
-  char buf[48];
-  int n = std::snprintf(buf, sizeof buf, "%.9f", usd);
-  while (n > 1 && buf[n - 1] == '0') --n;
-  if (n > 1 && buf[n - 1] == '.') --n;
+void field_usd(std::string& out, std::string_view name, const std::optional<core::Money>& usd) {
+  if (!usd) return;
   out += ",\"";
   out += name;
   out += "\":";
-  out.append(buf, static_cast<std::size_t>(n));
+  usd->append_decimal(out);
 }
 
 }  // namespace
 
-std::string format_access_line(const AccessRecord& r, std::int64_t unix_ms) {
+std::string format_access_line(const core::AccountingRecord& r, std::int64_t unix_ms) {
   std::string out;
   out.reserve(384);
   out += "{\"ts\":";
@@ -60,28 +56,49 @@ std::string format_access_line(const AccessRecord& r, std::int64_t unix_ms) {
   field(out, "request_id", r.request_id);
   field(out, "method", r.method);
   field(out, "path", r.path);
-  field(out, "key", r.key_name);
+  field(out, "key", r.key);
   field(out, "route", r.route);
   field(out, "model", r.model);
   field(out, "deployment", r.deployment);
+  field(out, "provider", r.provider);
   field(out, "status", static_cast<std::int64_t>(r.status));
   out += r.stream ? ",\"stream\":true" : ",\"stream\":false";
-  field(out, "attempts", static_cast<std::int64_t>(r.attempts));
-  field(out, "prompt_tokens", r.prompt_tokens);
-  field(out, "completion_tokens", r.completion_tokens);
-  field(out, "total_tokens", r.total_tokens);
-  if (r.cached_tokens > 0) field(out, "cached_tokens", r.cached_tokens);
-  if (r.reasoning_tokens > 0) field(out, "reasoning_tokens", r.reasoning_tokens);
+  std::int64_t sent = 0;  // attempts that reached a deployment (skipped candidates are not)
+  for (const auto& a : r.attempts) sent += a.outcome.rfind("skipped", 0) != 0;
+  field(out, "attempts", sent);
+  if (r.usage.known) {
+    field(out, "prompt_tokens", r.usage.input);
+    field(out, "completion_tokens", r.usage.output);
+    field(out, "total_tokens", r.usage.input + r.usage.output);
+    if (r.usage.cache_read > 0) field(out, "cached_tokens", r.usage.cache_read);
+    if (r.usage.cache_creation > 0) field(out, "cache_write_tokens", r.usage.cache_creation);
+    if (r.usage.cache_creation_1h > 0) field(out, "cache_write_1h_tokens", r.usage.cache_creation_1h);
+    if (r.usage.reasoning > 0) field(out, "reasoning_tokens", r.usage.reasoning);
+    if (r.usage_estimated) out += ",\"tokens_estimated\":true";
+  }
   field_ms(out, "latency_ms", r.latency_ms);
-  field_ms(out, "upstream_ttfb_ms", r.upstream_ttfb_ms);
+  field_ms(out, "upstream_ttfb_ms", r.ttfb_ms);
   field(out, "error", r.error);
   field(out, "policy", r.policy);
   field(out, "plan", r.plan);
   field(out, "excluded", r.excluded);
-  field(out, "tried", r.tried);
-  field_usd(out, "estimated_cost_usd", r.estimated_cost_usd);
-  field_usd(out, "cost_usd", r.cost_usd);
+  if (!r.attempts.empty()) {
+    std::string tried;
+    for (const auto& a : r.attempts) {
+      if (!tried.empty()) tried += ',';
+      tried += a.deployment;
+      tried += ':';
+      tried += std::string_view(a.outcome).substr(0, a.outcome.find(':'));
+    }
+    field(out, "tried", tried);
+  }
+  if (r.tier >= 0) field(out, "tier", static_cast<std::int64_t>(r.tier));
+  field(out, "category", r.category);
+  field_usd(out, "estimated_cost_usd", r.estimated_cost);
+  field_usd(out, "cost_usd", r.cost);
+  if (r.unpriced) out += ",\"unpriced\":true";
   if (r.hedged) out += ",\"hedged\":true";
+  if (r.client_cancelled) out += ",\"client_cancelled\":true";
   out += "}\n";
   return out;
 }
@@ -110,7 +127,7 @@ AccessLog::~AccessLog() {
   if (owns_file_) std::fclose(file_);
 }
 
-void AccessLog::write(const AccessRecord& record) {
+void AccessLog::write(const core::AccountingRecord& record) {
   if (!file_) return;
   auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
                  std::chrono::system_clock::now().time_since_epoch())

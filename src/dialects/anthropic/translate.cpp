@@ -533,6 +533,8 @@ void read_usage_view(const JsonView::Node& u, core::TokenUsage& usage) {
   // message_delta repeats only what changed; keep what message_start said otherwise.
   if (plain) usage.input = *plain + created + read;
   if (created_node) usage.cache_creation = created;
+  if (auto ttl = u["cache_creation"]; ttl.is_object())  // by lifetime: 1 h writes bill at 2x, 5 min at 1.25x
+    usage.cache_creation_1h = ttl["ephemeral_1h_input_tokens"].integer_or(0);
   if (read_node) usage.cache_read = read;
   if (!plain && (created_node || read_node)) usage.input = std::max(usage.input, created + read);
   if (auto out = u["output_tokens"].integer()) usage.output = *out;

@@ -4,6 +4,8 @@
 #include <optional>
 #include <string_view>
 
+#include "core/usage.hpp"
+
 namespace switchyard::dialects::openai {
 
 /// Token usage as OpenAI reports it.
@@ -14,6 +16,18 @@ struct Usage {
   std::int64_t cached_tokens = 0;     ///< prompt_tokens_details.cached_tokens
   std::int64_t reasoning_tokens = 0;  ///< completion_tokens_details.reasoning_tokens
 };
+
+/// The same counts in canonical kinds (OpenAI's nesting is the canonical one; DeepSeek's cache
+/// hits arrive here as `cached_tokens`).
+inline core::TokenUsage to_canonical(const Usage& u) {
+  core::TokenUsage c;
+  c.known = true;
+  c.input = u.prompt_tokens;
+  c.output = u.completion_tokens;
+  c.cache_read = u.cached_tokens;
+  c.reasoning = u.reasoning_tokens;
+  return c;
+}
 
 /// What the relay needs to know of one response body or stream chunk.
 struct UsageProbe {

@@ -17,11 +17,11 @@ TEST(Catalog, BuiltInDataIsCompleteAndDated) {
   for (const auto& m : c.models()) {
     SCOPED_TRACE(m.id);
     vendors.insert(m.vendor);
-    EXPECT_TRUE(m.priced);
+    EXPECT_TRUE(m.pricing.priced());
     EXPECT_FALSE(m.hosts.empty());
     if (m.capabilities & kEmbeddings) continue;
     ++chat_models;
-    EXPECT_GT(m.price.output, 0);
+    EXPECT_GT(m.pricing.current().output, 0);
     EXPECT_GT(m.context_window, 0);
     EXPECT_GE(m.max_output, 0);  // 0 where the vendor publishes no separate output limit
     EXPECT_TRUE(m.has_quality);
@@ -77,15 +77,6 @@ models:
   EXPECT_TRUE(paths.count("models[1].id"));
 }
 
-TEST(Catalog, CostCountsCachedAndReasoningTokensAtTheirPrices) {
-  Prices p{2.0, 8.0, 0.5, 10.0};
-  // 1000 input of which 400 cached; 300 output of which 100 reasoning.
-  double expected = (600 * 2.0 + 400 * 0.5 + 200 * 8.0 + 100 * 10.0) / 1e6;
-  EXPECT_NEAR(cost_usd(p, 1000, 400, 300, 100), expected, 1e-15);
-  Prices plain{2.0, 8.0};
-  EXPECT_NEAR(cost_usd(plain, 1000, 400, 300, 100), (1000 * 2.0 + 300 * 8.0) / 1e6, 1e-15);
-}
-
 TEST(Catalog, ConfigOverridesFieldsAndAddsModels) {
   const char* yaml = R"(
 models:
@@ -122,7 +113,7 @@ keys:
   ASSERT_TRUE(r.ok()) << config::format_problems(r.problems);
   ASSERT_EQ(r.config.models.size(), 2u);
   const auto& over = r.config.models[0];
-  EXPECT_DOUBLE_EQ(over.price.input, 0.1);
+  EXPECT_EQ(over.pricing.current().input, 100000) << "$0.1 per 1M, read exactly";
   EXPECT_EQ(over.context_window, builtin().find("gpt-4o-mini")->context_window) << "other fields kept";
   EXPECT_EQ(r.config.models[1].context_window, 8192);
   ASSERT_EQ(r.warnings.size(), 1u);

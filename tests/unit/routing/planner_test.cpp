@@ -21,8 +21,8 @@ catalog::ModelInfo model(std::string id, double in, double out, double ttft, dou
                          std::int64_t window = 128000, std::int64_t max_out = 16000) {
   catalog::ModelInfo m;
   m.id = std::move(id);
-  m.price = {in, out};
-  m.priced = true;
+  m.pricing.versions.push_back({});
+  m.pricing.versions.back().base = {std::llround(in * 1e6), std::llround(out * 1e6)};
   m.latency = {ttft, tps};
   m.quality.fill(quality);
   m.has_quality = true;
@@ -58,7 +58,7 @@ struct Fixture {
     c.region = region;
     c.model = find(model_id);
     c.model_id = c.model->id;
-    c.price = c.model->price;
+    c.price = c.model->pricing.current();
     c.priced = true;
     std::uint16_t g = 0;
     for (; g < table.candidates.size(); ++g)
@@ -257,7 +257,7 @@ TEST(Planner, StrategiesOrderDeploymentsOfOneModel) {
   EXPECT_EQ(f.names(f.plan()), (Names{"m2", "m3", "m1", "s"}));
 
   f.config.strategy = Strategy::lowest_cost;
-  f.table.candidates[2].price = {1, 4};
+  f.table.candidates[2].price = {1'000'000, 4'000'000};  // $1 and $4 per 1M
   EXPECT_EQ(f.names(f.plan()).front(), "m3");
 
   f.config.strategy = Strategy::rate_limit_aware;
@@ -419,7 +419,7 @@ Decision full_decision(Fixture& f, int i) {
   }
   d.chosen = i % 4 ? 0 : -1;
   d.estimated_cost_usd = 0.001 * (i % 10);
-  d.cost_usd = i % 5 ? 0.002 * (i % 10) : -1;
+  if (i % 5) d.cost = core::Money::nanos(2000000 * (i % 10));
   d.status = i % 4 ? 200 : 503;
   d.hedged = i % 4 == 3;
   return d;

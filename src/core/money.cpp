@@ -1,0 +1,74 @@
+#include "core/money.hpp"
+
+#include <charconv>
+
+namespace switchyard::core {
+
+namespace {
+
+/// A non-negative decimal "123.456" as an integer scaled by 10^scale; nullopt when it is not one
+/// or has more than `scale` decimals or exceeds `max_whole`.
+std::optional<std::int64_t> parse_scaled(std::string_view text, int scale, std::int64_t max_whole) {
+  std::size_t point = text.find('.');
+  std::string_view whole = text.substr(0, point);
+  std::string_view frac = point == std::string_view::npos ? std::string_view{} : text.substr(point + 1);
+  if (whole.empty() && frac.empty()) return std::nullopt;
+  if (point != std::string_view::npos && frac.empty()) return std::nullopt;  // "1."
+  if (frac.size() > static_cast<std::size_t>(scale)) return std::nullopt;
+  std::int64_t w = 0;
+  if (!whole.empty() && (whole.front() < '0' || whole.front() > '9')) return std::nullopt;  // signs
+  if (!whole.empty()) {
+    auto [p, ec] = std::from_chars(whole.data(), whole.data() + whole.size(), w);
+    if (ec != std::errc{} || p != whole.data() + whole.size() || w > max_whole) return std::nullopt;
+  }
+  std::int64_t f = 0;
+  for (char c : frac) {
+    if (c < '0' || c > '9') return std::nullopt;
+    f = f * 10 + (c - '0');
+  }
+  for (std::size_t i = frac.size(); i < static_cast<std::size_t>(scale); ++i) f *= 10;
+  std::int64_t unit = 1;
+  for (int i = 0; i < scale; ++i) unit *= 10;
+  return w * unit + f;
+}
+
+}  // namespace
+
+void Money::append_decimal(std::string& out) const {
+  std::uint64_t magnitude = nanos_ < 0 ? 0 - static_cast<std::uint64_t>(nanos_) : static_cast<std::uint64_t>(nanos_);
+  if (nanos_ < 0) out += '-';
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, magnitude / 1'000'000'000u);
+  out.append(buf, end);
+  auto frac = magnitude % 1'000'000'000u;
+  if (frac == 0) return;
+  char digits[9];
+  for (int i = 8; i >= 0; --i) {
+    digits[i] = static_cast<char>('0' + frac % 10);
+    frac /= 10;
+  }
+  int n = 9;
+  while (digits[n - 1] == '0') --n;
+  out += '.';
+  out.append(digits, static_cast<std::size_t>(n));
+}
+
+std::string Money::to_string() const {
+  std::string s;
+  append_decimal(s);
+  return s;
+}
+
+std::optional<Money> Money::parse(std::string_view usd) {
+  bool negative = !usd.empty() && usd.front() == '-';
+  if (negative) usd.remove_prefix(1);
+  auto n = parse_scaled(usd, 9, 9'000'000'000);
+  if (!n) return std::nullopt;
+  return Money(negative ? -*n : *n);
+}
+
+std::optional<Rate> parse_rate(std::string_view usd_per_million) {
+  return parse_scaled(usd_per_million, 6, 10'000'000);
+}
+
+}  // namespace switchyard::core
