@@ -19,6 +19,8 @@
 #include "routing/complexity/category.hpp"
 #include "routing/complexity/model.hpp"
 #include "routing/tiers.hpp"
+#include "server/pipeline/outcome.hpp"
+#include "server/pipeline/plan.hpp"
 #include "server/pipeline/traits.hpp"
 
 namespace switchyard::server {
@@ -46,37 +48,12 @@ double ms_since(net::Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(net::Clock::now() - t).count();
 }
 
-[[gnu::cold]] ApiError upstream_failure(net::UpstreamError e, std::string_view deployment) {
-  std::string what = "Upstream deployment \"" + std::string(deployment) + "\" failed: " +
-                     std::string(net::to_string(e)) + ".";
-  switch (e) {
-    case net::UpstreamError::connect_timeout:
-    case net::UpstreamError::first_byte_timeout:
-    case net::UpstreamError::total_timeout:
-      return ApiError::make(ErrorKind::upstream_timeout, std::move(what), {},
-                            std::string(net::to_string(e)));
-    case net::UpstreamError::pool_exhausted:
-      return ApiError::make(ErrorKind::unavailable, std::move(what), {}, "upstream_pool_exhausted");
-    case net::UpstreamError::local_resources:
-      return ApiError::make(ErrorKind::unavailable,
-                            "The gateway could not open a connection to deployment \"" +
-                                std::string(deployment) +
-                                "\": it is out of file descriptors (or local ports) itself; the "
-                                "deployment was not reached. Try again later.",
-                            {}, "local_resources_exhausted");
-    default:
-      return ApiError::make(ErrorKind::upstream_connect, std::move(what), {},
-                            std::string(net::to_string(e)));
-  }
-}
-
 bool looks_like_json_object(std::string_view body) {
   std::size_t first = body.find_first_not_of(" \t\r\n");
   std::size_t last = body.find_last_not_of(" \t\r\n");
   return first != std::string_view::npos && body[first] == '{' && body[last] == '}';
 }
 
-constexpr std::size_t kMaxPassedHeaders = 12;
 
 /// Upstream response headers a client may act on: rate-limit state and retry hints.
 bool is_passed_header(std::string_view name) {
@@ -98,158 +75,8 @@ bool is_openai_error_json(std::string_view body) {
   return p != std::string_view::npos && body[p] == '{' && body.find("\"error\"") != std::string_view::npos;
 }
 
-/// A client request decoded into the canonical model on the heap: a coroutine frame that holds
-/// it (or the variant it came in) would hold it for the whole of a stream.
-std::variant<std::unique_ptr<core::ChatRequest>, ApiError> decode_on_heap(dialects::Dialect client,
-                                                                          std::string_view body,
-                                                                          std::size_t max_depth) {
-  auto decoded = dialects::decode_client_request(client, body, max_depth);
-  if (auto* e = std::get_if<ApiError>(&decoded)) return std::move(*e);
-  return std::make_unique<core::ChatRequest>(std::move(std::get<core::ChatRequest>(decoded)));
-}
-
 }  // namespace
 
-/// What one attempt came to, for health and the decision record.
-struct Gateway::AttemptResult {
-  bool record = false;  ///< says something about the deployment's health
-  health::Outcome outcome = health::Outcome::success;
-  int status = 0;
-  std::int64_t retry_after_ms = -1;
-  double ttft_ms = -1;
-  double tokens_per_s = -1;
-  health::RateLimitHeaders rate_limits;
-  std::string what;
-};
-
-/// Per-request state: what the access log and the response headers report.
-struct Gateway::Exchange {
-  const Runtime* rt = nullptr;  ///< the runtime this request started with (pinned by handle())
-  std::unique_ptr<routing::Decision> decision;  ///< chat and embeddings: the routing record
-  routing::Overrides overrides;
-  std::string_view policy;
-  std::optional<net::Clock::time_point> deadline;
-  /// Streams: the first event must come by then (the route's ttft_ms from the attempt's start).
-  std::optional<net::Clock::time_point> first_event_deadline;
-  std::int64_t retry_after_ms = -1;  ///< the shortest retry-after of this request's 429s
-  std::int64_t backoff_ms = 0;
-  bool hedge_started = false;
-  const DeploymentRuntime* answered_by = nullptr;
-  int answered_index = -1;  ///< its position among the route's candidates
-  AttemptResult last;
-  std::string estimated_cost_text, cost_text, retry_after_text, complexity_text, tier_text;
-  std::string_view category;  ///< predicted task category, when the route needs one
-  std::int64_t arrived_unix_s = 0;  ///< the day and hour whose prices bill the request
-  /// Complexity-routed requests, when feedback is on: kept for `/v1/switchyard/feedback`.
-  std::unique_ptr<routing::complexity::Pending> pending;
-
-  void add_attempt(std::uint16_t index, std::string what, int status, double ms, bool hedge = false) {
-    if (!decision) return;
-    routing::AttemptRecord a;
-    a.candidate = index;
-    a.outcome = std::move(what);
-    a.status = status;
-    a.ms = ms;
-    a.hedge = hedge;
-    if (backoff_ms) {
-      a.retry = true;
-      a.backoff_ms = backoff_ms;
-      backoff_ms = 0;
-    }
-    decision->attempts.push_back(std::move(a));
-  }
-  void set_estimated_cost(double usd) {
-    estimated_cost_text.clear();
-    if (usd >= 0) routing::append_decimal(estimated_cost_text, usd);
-  }
-  /// What the answer's tokens cost at the answering deployment's prices: the one price
-  /// function, read by the cost header and by the accounting record. nullopt: no usage, or
-  /// unpriced.
-  std::optional<core::Money> cost() const {
-    if (!usage.known || !answered_by || !answered_by->priced()) return std::nullopt;
-    return catalog::cost(*answered_by->pricing, usage, arrived_unix_s);
-  }
-  /// The cost header of a JSON answer (a stream's head goes out before its usage is known).
-  void set_cost_header() {
-    cost_text.clear();
-    if (auto c = cost()) c->append_decimal(cost_text);
-  }
-
-  std::string_view request_id;  ///< in `id_storage` (no allocation per request)
-  char id_storage[128];
-  std::string_view key_name;
-  std::string_view route;
-  std::string_view deployment;
-  std::string_view upstream_model;
-  dialects::Dialect client = dialects::Dialect::openai;  ///< the dialect errors are written in
-  std::string dropped;  ///< parameters dropped for the deployment that answered
-  int status = 0;
-  int attempts = 0;
-  bool stream = false;
-  core::TokenUsage usage;        ///< of the answer; `known` false until read
-  bool usage_estimated = false;  ///< counted here: the provider reports none
-  double ttfb_ms = -1;
-  std::string error;
-  std::string attempts_text;
-
-  void set_dropped(const std::vector<std::string>& names) {
-    dropped.clear();
-    for (const auto& n : names) {
-      if (!dropped.empty()) dropped += ", ";
-      dropped += n;
-    }
-  }
-  /// Upstream headers passed on (rate limits, retry-after): views into the live upstream
-  /// response, or into `passed_copies` once that is gone.
-  std::array<net::HeaderField, kMaxPassedHeaders> passed{};
-  std::size_t passed_count = 0;
-  std::vector<std::string> passed_copies;
-
-  /// Copies the passed headers, for a response sent after the upstream exchange ended.
-  void keep_passed_headers() {
-    passed_copies.clear();
-    passed_copies.reserve(passed_count * 2);
-    for (std::size_t i = 0; i < passed_count; ++i) {
-      passed_copies.emplace_back(passed[i].name);
-      passed_copies.emplace_back(passed[i].value);
-    }
-    for (std::size_t i = 0; i < passed_count; ++i)
-      passed[i] = {passed_copies[2 * i], passed_copies[2 * i + 1]};
-  }
-
-  /// The response's own fields, in a per-thread scratch array (not in every request's state,
-  /// where streams would carry it): valid until the next call on this thread. Every caller
-  /// hands it straight to the response writer, which copies the fields into the head before
-  /// anything can suspend.
-  std::span<const net::HeaderField> headers() {
-    thread_local std::array<net::HeaderField, 13 + kMaxPassedHeaders> header_storage;
-    std::size_t n = 0;
-    for (std::size_t i = 0; i < passed_count; ++i) header_storage[n++] = passed[i];
-    header_storage[n++] = {"x-request-id", request_id};
-    if (!route.empty()) header_storage[n++] = {"x-switchyard-route", route};
-    if (!deployment.empty()) header_storage[n++] = {"x-switchyard-deployment", deployment};
-    if (attempts > 0) {
-      attempts_text = std::to_string(attempts);
-      header_storage[n++] = {"x-switchyard-attempts", attempts_text};
-    }
-    if (!dropped.empty()) header_storage[n++] = {"x-switchyard-dropped-params", dropped};
-    if (answered_by && !deployment.empty()) {
-      header_storage[n++] = {"x-switchyard-model", answered_by->model ? std::string_view(answered_by->model->id)
-                                                                      : std::string_view(upstream_model)};
-    }
-    if (!policy.empty()) header_storage[n++] = {"x-switchyard-policy", policy};
-    if (!estimated_cost_text.empty())
-      header_storage[n++] = {"x-switchyard-estimated-cost-usd", estimated_cost_text};
-    if (!cost_text.empty()) header_storage[n++] = {"x-switchyard-cost-usd", cost_text};
-    if (!retry_after_text.empty()) header_storage[n++] = {"retry-after", retry_after_text};
-    if (!complexity_text.empty()) {
-      header_storage[n++] = {"x-switchyard-complexity", complexity_text};
-      header_storage[n++] = {"x-switchyard-tier", tier_text};
-    }
-    if (!category.empty()) header_storage[n++] = {"x-switchyard-category", category};
-    return {header_storage.data(), n};
-  }
-};
 
 Gateway::Gateway(net::Loop& loop, Shared& shared)
     : loop_(loop),
@@ -286,52 +113,29 @@ std::string_view Gateway::make_request_id(char (&out)[128]) {
 }
 
 net::Task<> Gateway::fail(net::ResponseWriter& writer, Exchange& ex, const ApiError& error) {
-  ex.status = error.status;
-  if (ex.error.empty()) ex.error = error.code.empty() ? std::string(core::openai_type_of(error.kind)) : error.code;
-  std::string body = dialects::error_body(ex.client, error, ex.request_id);
-  co_await writer.send(error.status, "application/json", body, ex.headers());
+  ex.reply.status = error.status;
+  if (ex.reply.error.empty()) ex.reply.error = error.code.empty() ? std::string(core::openai_type_of(error.kind)) : error.code;
+  std::string body = dialects::error_body(ex.identity.client, error, ex.identity.request_id);
+  co_await writer.send(error.status, "application/json", body, headers(ex));
 }
 
-const config::KeyConfig* Gateway::authenticate(const net::Request& request, Exchange& ex, ApiError& error) {
-  const config::KeyConfig* key = find_key(request, ex);
-  if (key) return key;
-  if (ex.client == dialects::Dialect::anthropic) {
-    if (request.header(net::http1::Known::x_api_key).empty() && request.header(net::http1::Known::authorization).empty())
-      error = ApiError::make(ErrorKind::authentication, "x-api-key header is required", {}, "missing_api_key");
-    else
-      error = ApiError::make(ErrorKind::authentication, "invalid x-api-key", {}, "invalid_api_key");
-  } else if (request.header(net::http1::Known::authorization).empty()) {
-    error = ApiError::make(ErrorKind::authentication,
-                           "You didn't provide an API key. You need to provide your API key in "
-                           "an Authorization header using Bearer auth (i.e. Authorization: "
-                           "Bearer YOUR_KEY).",
-                           {}, "missing_api_key");
-  } else {
-    error = ApiError::make(ErrorKind::authentication, "Incorrect API key provided.", {}, "invalid_api_key");
-  }
-  return nullptr;
+namespace {
+Credentials credentials_of(const net::Request& request) {
+  return {request.header(net::http1::Known::authorization), request.header(net::http1::Known::x_api_key)};
+}
+}  // namespace
+
+net::Task<> Gateway::refuse_unauthenticated(const net::Request& request, net::ResponseWriter& writer, Exchange& ex) {
+  co_await fail(writer, ex, Authenticator::refusal(credentials_of(request), ex.identity.client));
 }
 
-const config::KeyConfig* Gateway::find_key(const net::Request& request, Exchange& ex) const {
-  std::string_view token;
-  std::string_view auth = request.header(net::http1::Known::authorization);
-  if (!auth.empty()) {
-    if (auth.size() > 7 && net::http1::iequals(auth.substr(0, 7), "bearer ")) token = auth.substr(7);
-    while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
-  } else if (ex.client == dialects::Dialect::anthropic) {
-    token = request.header(net::http1::Known::x_api_key);  // Anthropic's SDK sends the key here
-  }
-  if (token.empty()) return nullptr;
-  const config::KeyConfig* key = nullptr;
-  if (auto it = key_cache_.find(token); it != key_cache_.end()) {
-    key = it->second;
-  } else if ((key = ex.rt->keys().find(token))) {
-    if (key_cache_.size() >= 4096) key_cache_.clear();  // bounded; only valid keys get in
-    key_cache_.emplace(token, key);
-  }
-  if (!key) return nullptr;
-  ex.key_name = key->name;
-  return key;
+std::string Gateway::render_error(std::string_view target, const ApiError& error) {
+  std::string_view path = target.substr(0, target.find('?'));
+  return dialects::error_body(client_of(path), error, {});
+}
+
+dialects::Dialect Gateway::client_of(std::string_view path) {
+  return path.substr(0, 12) == "/v1/messages" ? dialects::Dialect::anthropic : dialects::Dialect::openai;
 }
 
 net::Task<> Gateway::handle(net::Request request, net::ResponseWriter& writer) {
@@ -339,21 +143,21 @@ net::Task<> Gateway::handle(net::Request request, net::ResponseWriter& writer) {
   if (std::uint64_t g = shared_.runtime.generation(); g != generation_) {
     runtime_ = shared_.runtime.get();
     generation_ = g;
-    key_cache_.clear();  // its entries point into the old runtime
+    auth_.clear();  // its entries point into the old runtime
     hedge_budgets_.clear();
   }
   std::shared_ptr<const Runtime> pinned = runtime_;
   Exchange ex;
   ex.rt = pinned.get();
-  ex.arrived_unix_s = std::chrono::duration_cast<std::chrono::seconds>(
+  ex.accounting.arrived_unix_s = std::chrono::duration_cast<std::chrono::seconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
   std::string_view given_id = request.header(net::http1::Known::x_request_id);
   if (valid_request_id(given_id)) {
-    std::memcpy(ex.id_storage, given_id.data(), given_id.size());
-    ex.request_id = {ex.id_storage, given_id.size()};
+    std::memcpy(ex.identity.id_storage, given_id.data(), given_id.size());
+    ex.identity.request_id = {ex.identity.id_storage, given_id.size()};
   } else {
-    ex.request_id = make_request_id(ex.id_storage);
+    ex.identity.request_id = make_request_id(ex.identity.id_storage);
   }
 
   std::string_view path = request.path();
@@ -364,26 +168,35 @@ net::Task<> Gateway::handle(net::Request request, net::ResponseWriter& writer) {
   struct Endpoint {
     std::string_view path, method;
     Handler handler;
+    bool needs_key;
   };
   static constexpr Endpoint kEndpoints[] = {
-      {"/v1/chat/completions", "POST", &Gateway::chat},
-      {"/v1/messages", "POST", &Gateway::chat},
-      {"/v1/messages/count_tokens", "POST", &Gateway::count_tokens},
-      {"/v1/embeddings", "POST", &Gateway::embeddings},
-      {"/v1/models", "GET", &Gateway::models},
-      {"/v1/switchyard/health", "GET", &Gateway::health_report},
-      {"/v1/switchyard/feedback", "POST", &Gateway::feedback},
-      {"/v1/switchyard/decisions", "GET", &Gateway::decision_report},
-      {"/healthz", "GET", &Gateway::healthz},
-      {"/readyz", "GET", &Gateway::readyz},
+      {"/v1/chat/completions", "POST", &Gateway::chat, true},
+      {"/v1/messages", "POST", &Gateway::chat, true},
+      {"/v1/messages/count_tokens", "POST", &Gateway::count_tokens, true},
+      {"/v1/embeddings", "POST", &Gateway::embeddings, true},
+      {"/v1/models", "GET", &Gateway::models, true},
+      {"/v1/switchyard/health", "GET", &Gateway::health_report, true},
+      {"/v1/switchyard/feedback", "POST", &Gateway::feedback, true},
+      {"/v1/switchyard/decisions", "GET", &Gateway::decision_report, true},
+      {"/healthz", "GET", &Gateway::healthz, false},
+      {"/readyz", "GET", &Gateway::readyz, false},
   };
   const Endpoint* endpoint = nullptr;
   for (const Endpoint& e : kEndpoints)
     if (path == e.path) endpoint = &e;
 
-  if (path.substr(0, 12) == "/v1/messages") ex.client = dialects::Dialect::anthropic;
+  ex.identity.client = client_of(path);
+  // Anthropic's SDK lists models at the same path as OpenAI's, with its version header.
+  if (path == "/v1/models" && !request.header(net::http1::Known::anthropic_version).empty())
+    ex.identity.client = dialects::Dialect::anthropic;
   if (endpoint && method == endpoint->method) {
-    co_await (this->*endpoint->handler)(request, writer, ex);
+    if (endpoint->needs_key) {
+      ex.identity.key = auth_.find(credentials_of(request), ex.identity.client, *ex.rt);
+      if (ex.identity.key) ex.identity.key_name = ex.identity.key->name;
+    }
+    if (endpoint->needs_key && !ex.identity.key) co_await refuse_unauthenticated(request, writer, ex);
+    else co_await (this->*endpoint->handler)(request, writer, ex);
   } else {
     std::string_view allowed;  // if, not ?: — GCC 12 mishandles conditional temporaries in coroutines
     if (endpoint) allowed = endpoint->method;
@@ -407,18 +220,18 @@ net::Task<> Gateway::refuse_endpoint(std::string_view method, std::string_view p
                               "Method " + std::string(method) + " is not allowed on " + std::string(path) +
                                   "; use " + std::string(allowed) + ".",
                               {}, "method_not_allowed");
-  ex.status = e.status;
-  ex.error = e.code;
-  const net::HeaderField allow[] = {{"x-request-id", ex.request_id}, {"Allow", allowed}};
-  std::string body = dialects::error_body(ex.client, e, ex.request_id);
+  ex.reply.status = e.status;
+  ex.reply.error = e.code;
+  const net::HeaderField allow[] = {{"x-request-id", ex.identity.request_id}, {"Allow", allowed}};
+  std::string body = dialects::error_body(ex.identity.client, e, ex.identity.request_id);
   co_await writer.send(e.status, "application/json", body, allow);
 }
 
 void Gateway::on_refused(const net::http1::RequestHead* head, const ApiError& error,
                          net::Clock::time_point received) {
   Exchange ex;
-  ex.status = error.status;
-  ex.error = error.code;
+  ex.reply.status = error.status;
+  ex.reply.error = error.code;
   std::string_view target = head ? head->target : std::string_view{};
   const core::AccountingRecord& record =
       settle(head ? head->method : std::string_view{}, target.substr(0, target.find('?')), ex, received);
@@ -431,41 +244,41 @@ const core::AccountingRecord& Gateway::settle(std::string_view method, std::stri
   // their capacity: no allocation per request once warm). Consumers read it before the next
   // request on this loop; one that keeps it (a ledger queue) copies it.
   core::AccountingRecord& r = record_;
-  r.request_id.assign(ex.request_id);
+  r.request_id.assign(ex.identity.request_id);
   r.unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                   std::chrono::system_clock::now().time_since_epoch())
                   .count() -
               static_cast<std::int64_t>(ms_since(received));
   r.method.assign(method);
   r.path.assign(path);
-  r.client_dialect.assign(ex.client == dialects::Dialect::anthropic ? "anthropic" : "openai");
-  r.key.assign(ex.key_name);
-  r.route.assign(ex.route);
-  r.model.assign(ex.upstream_model);
-  r.deployment.assign(ex.deployment);
+  r.client_dialect.assign(ex.identity.client == dialects::Dialect::anthropic ? "anthropic" : "openai");
+  r.key.assign(ex.identity.key_name);
+  r.route.assign(ex.route.name);
+  r.model.assign(ex.attempts.upstream_model);
+  r.deployment.assign(ex.attempts.deployment);
   r.provider.clear();
-  if (ex.answered_by && ex.answered_by->provider) r.provider.assign(ex.answered_by->provider->config->name);
-  r.stream = ex.stream;
-  r.usage = ex.usage;
-  r.usage_estimated = ex.usage_estimated;
+  if (ex.attempts.answered_by && ex.attempts.answered_by->provider) r.provider.assign(ex.attempts.answered_by->provider->config->name);
+  r.stream = ex.reply.stream;
+  r.usage = ex.accounting.usage;
+  r.usage_estimated = ex.accounting.usage_estimated;
   r.cost = ex.cost();
-  r.unpriced = ex.usage.known && ex.answered_by && !ex.answered_by->priced();
+  r.unpriced = ex.accounting.usage.known && ex.attempts.answered_by && !ex.attempts.answered_by->priced();
   r.estimated_cost.reset();
   r.latency_ms = ms_since(received);
-  r.ttfb_ms = ex.ttfb_ms;
+  r.ttfb_ms = ex.attempts.ttfb_ms;
   r.hedged = false;
-  r.policy.assign(ex.policy);
+  r.policy.assign(ex.plan.policy);
   r.plan.clear();
   r.excluded.clear();
   r.complexity = -1;
   r.tier = -1;
-  r.category.assign(ex.category);
-  r.status = ex.status;
-  r.error.assign(ex.error);
-  r.client_cancelled = ex.status == 499 || ex.error == "client_closed";
+  r.category.assign(ex.route.category);
+  r.status = ex.reply.status;
+  r.error.assign(ex.reply.error);
+  r.client_cancelled = ex.reply.status == 499 || ex.reply.error == "client_closed";
   std::size_t attempts = 0;
-  if (ex.decision) {
-    const routing::Decision& d = *ex.decision;
+  if (ex.plan.decision) {
+    const routing::Decision& d = *ex.plan.decision;
     if (d.estimated_cost_usd >= 0)
       r.estimated_cost = core::Money::nanos(static_cast<std::int64_t>(std::llround(d.estimated_cost_usd * 1e9)));
     for (auto i : d.plan.order) {
@@ -504,48 +317,42 @@ const core::AccountingRecord& Gateway::settle(std::string_view method, std::stri
 
 void Gateway::record_decision(Exchange& ex, const core::AccountingRecord& record,
                               std::shared_ptr<const Runtime> runtime) {
-  if (!ex.decision) return;
-  routing::Decision& d = *ex.decision;
+  if (!ex.plan.decision) return;
+  routing::Decision& d = *ex.plan.decision;
   d.status = record.status;
   d.cost = record.cost;
-  if (ex.answered_by && ex.status > 0 && ex.status < 400) d.chosen = ex.answered_index;
-  if (ex.pending && ex.answered_by && ex.status > 0 && ex.status < 400) {
-    routing::complexity::Pending& p = *ex.pending;
-    p.request_id.assign(ex.request_id);
-    p.key.assign(ex.key_name);
+  if (ex.attempts.answered_by && ex.reply.status > 0 && ex.reply.status < 400) d.chosen = ex.attempts.answered_index;
+  if (ex.route.pending && ex.attempts.answered_by && ex.reply.status > 0 && ex.reply.status < 400) {
+    routing::complexity::Pending& p = *ex.route.pending;
+    p.request_id.assign(ex.identity.request_id);
+    p.key.assign(ex.identity.key_name);
     p.route.assign(d.route);
-    p.model = ex.answered_by->model ? ex.answered_by->model->id : ex.answered_by->config->model;
+    p.model = ex.attempts.answered_by->model ? ex.attempts.answered_by->model->id : ex.attempts.answered_by->config->model;
     p.tier = d.traits.tier;
     p.score = d.traits.complexity;
     shared_.feedback.remember(std::move(p));
   }
-  auto spare = shared_.decisions.add(std::move(ex.decision), std::move(runtime));
+  auto spare = shared_.decisions.add(std::move(ex.plan.decision), std::move(runtime));
   if (spare && decision_pool_.size() < 64) decision_pool_.push_back(std::move(spare));
 }
 net::Task<> Gateway::healthz(net::Request&, net::ResponseWriter& writer, Exchange& ex) {
-  ex.status = 200;
-  co_await writer.send(200, "application/json", R"({"status":"ok"})", ex.headers());
+  ex.reply.status = 200;
+  co_await writer.send(200, "application/json", R"({"status":"ok"})", headers(ex));
 }
 
 net::Task<> Gateway::readyz(net::Request&, net::ResponseWriter& writer, Exchange& ex) {
   bool ready = !loop_.draining();
-  ex.status = ready ? 200 : 503;
+  ex.reply.status = ready ? 200 : 503;
   std::string_view body = R"({"status":"ready"})";
   if (!ready) body = R"({"status":"draining"})";
-  co_await writer.send(ex.status, "application/json", body, ex.headers());
+  co_await writer.send(ex.reply.status, "application/json", body, headers(ex));
 }
 
-net::Task<> Gateway::models(net::Request& request, net::ResponseWriter& writer,
+net::Task<> Gateway::models(net::Request&, net::ResponseWriter& writer,
                             Exchange& ex) {
   // Anthropic's SDK lists models at the same path, with its version header: answered in its shape.
-  bool anthropic = !request.header(net::http1::Known::anthropic_version).empty();
-  if (anthropic) ex.client = dialects::Dialect::anthropic;
-  ApiError refused;
-  const config::KeyConfig* key = authenticate(request, ex, refused);
-  if (!key) {
-    co_await fail(writer, ex, refused);
-    co_return;
-  }
+  const bool anthropic = ex.identity.client == dialects::Dialect::anthropic;
+  const config::KeyConfig* key = ex.identity.key;
   std::string body = anthropic ? R"({"data":[)" : R"({"object":"list","data":[)";
   std::string_view first_id, last_id;
   for (const auto& route : ex.rt->routes()) {
@@ -575,159 +382,71 @@ net::Task<> Gateway::models(net::Request& request, net::ResponseWriter& writer,
     else core::append_json_string(body, last_id);
   }
   body += "}";
-  ex.status = 200;
-  co_await writer.send(200, "application/json", body, ex.headers());
+  ex.reply.status = 200;
+  co_await writer.send(200, "application/json", body, headers(ex));
 }
 
 /// The request being served, as far as every attempt needs it.
-struct Gateway::Chat {
+struct Gateway::Chat : ChatInput {
+  explicit Chat(const net::Request& r) : request(r) {}
   const net::Request& request;
-  dialects::Dialect client = dialects::Dialect::openai;
-  std::string model;
-  bool stream = false;
-  bool client_wants_usage = false;
-  std::optional<openai::ChatRequestInfo> info;  ///< OpenAI clients: the fast path's inspection
-  std::unique_ptr<core::ChatRequest> canonical;  ///< decoded when a translation needs it (off the frame)
   Endpoint endpoint = Endpoint::chat;
   bool embeddings_base64 = false;
   dialects::anthropic::EncodeResult anthropic_encoded;  ///< of the current attempt
 };
 
-const RouteRuntime* Gateway::resolve_route(std::string_view model, const config::KeyConfig& key, Exchange& ex,
-                                           ApiError& error) {
-  const RouteRuntime* route = ex.rt->find_route(model);
-  if (!route) {
-    error = ApiError::make(ErrorKind::not_found,
-                           "The model `" + std::string(model) + "` does not exist or you do not have access to it.",
-                           "model", "model_not_found");
+const RouteRuntime* Gateway::admit(std::string_view model, const net::Request& request, Exchange& ex,
+                                   ApiError& refused) {
+  const RouteRuntime* route = resolve_route(*ex.rt, model, ex.identity.key, refused);
+  if (route) ex.route.name = route->config->name;
+  else if (const RouteRuntime* named = ex.rt->find_route(model)) ex.route.name = named->config->name;
+  if (!route) return nullptr;
+  if (auto e = read_overrides(override_headers(request), ex.identity.key, ex.route.overrides)) {
+    refused = std::move(*e);
     return nullptr;
   }
-  ex.route = route->config->name;
-  if (!governance::KeyStore::allows(key, route->config->name)) {
-    error = ApiError::make(ErrorKind::permission, "This API key may not use the model `" + std::string(model) + "`.",
-                           "model", "model_not_allowed");
-    return nullptr;
-  }
-  if (route->candidates.empty()) {
-    error = ApiError::make(ErrorKind::unavailable,
-                           "No deployment of `" + std::string(model) +
-                               "` is enabled (check the providers' api keys).",
-                           {}, "no_deployment");
+  if (auto e = check_limits(ex.identity.key, *route)) {
+    refused = std::move(*e);
     return nullptr;
   }
   return route;
-}
-
-const RouteRuntime* Gateway::admit(std::string_view model, const config::KeyConfig& key,
-                                   const net::Request& request, Exchange& ex, ApiError& error) {
-  const RouteRuntime* route = resolve_route(model, key, ex, error);
-  if (route && !read_overrides(request, key, ex, error)) return nullptr;
-  return route;
-}
-
-void Gateway::classify(const config::RouteConfig& route, const core::ChatRequest& request,
-                       routing::RequestTraits& traits, Exchange& ex, bool keep_features) {
-  const std::string text = prompt_text(request);
-  if (route.needs_category()) {
-    traits.category = static_cast<int>(routing::complexity::categorize(text).best);
-    ex.category = catalog::to_string(static_cast<catalog::Category>(traits.category));
-  }
-  if (!route.complexity) return;
-  const auto* model = route.complexity->model.get();
-  thread_local routing::complexity::Sparse features;
-  routing::complexity::extract(text, model->spec, features);
-  routing::score_and_tier(*route.complexity, features, traits);
-  if (keep_features) {
-    ex.pending = std::make_unique<routing::complexity::Pending>();
-    ex.pending->hash_bits = model->spec.hash_bits;
-    ex.pending->words = model->spec.words;
-    ex.pending->features = features;
-  }
-  ex.complexity_text.clear();
-  routing::append_decimal(ex.complexity_text, std::round(traits.complexity * 1000) / 1000);
-  ex.tier_text = std::to_string(traits.tier);
 }
 
 void Gateway::start_decision(Exchange& ex, const RouteRuntime& route, const routing::RequestTraits& traits) {
   if (decision_pool_.empty()) {
-    ex.decision = std::make_unique<routing::Decision>();
+    ex.plan.decision = std::make_unique<routing::Decision>();
   } else {
-    ex.decision = std::move(decision_pool_.back());
+    ex.plan.decision = std::move(decision_pool_.back());
     decision_pool_.pop_back();
-    ex.decision->reset();
+    ex.plan.decision->reset();
   }
-  routing::Decision& d = *ex.decision;
-  d.request_id.assign(ex.request_id);
+  routing::Decision& d = *ex.plan.decision;
+  d.request_id.assign(ex.identity.request_id);
   d.route = route.config->name;
-  d.key = ex.key_name;
+  d.key = ex.identity.key_name;
   d.unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                   std::chrono::system_clock::now().time_since_epoch()).count();
   d.traits = traits;
   d.table = &route.table;
 }
 
-bool Gateway::read_overrides(const net::Request& request, const config::KeyConfig& key, Exchange& ex,
-                             ApiError& out) {
+OverrideHeaders Gateway::override_headers(const net::Request& request) {
   // Almost no request carries an override: one look at the names instead of three lookups.
   bool any = false;
   for (std::size_t i = 0; i < request.head->header_count && !any; ++i) {
     std::string_view name = request.head->header(i).name;
     any = name.size() > 13 && (name[0] | 0x20) == 'x' && net::http1::iequals(name.substr(0, 13), "x-switchyard-");
   }
-  if (!any) return true;
-  std::string_view policy = request.header("x-switchyard-policy");
-  std::string_view deadline = request.header("x-switchyard-deadline-ms");
-  std::string_view max_cost = request.header("x-switchyard-max-cost-usd");
-  if (policy.empty() && deadline.empty() && max_cost.empty()) return true;
-  std::optional<ApiError> error;
-  if (!key.overrides) {
-    std::string which = !policy.empty() ? "x-switchyard-policy"
-                        : !deadline.empty() ? "x-switchyard-deadline-ms"
-                                            : "x-switchyard-max-cost-usd";
-    error = ApiError::make(ErrorKind::permission,
-                           "This API key may not override routing (" + which + ").", which,
-                           "override_not_allowed");
-  } else if (!policy.empty() && !(ex.overrides.objective = routing::parse_objective(policy))) {
-    error = ApiError::make(ErrorKind::invalid_request,
-                           "Invalid x-switchyard-policy \"" + std::string(policy) +
-                               "\": use cost, latency, quality, balanced or ordered.",
-                           "x-switchyard-policy", "invalid_header");
-  } else if (!deadline.empty()) {
-    std::uint32_t ms = 0;
-    auto [p, ec] = std::from_chars(deadline.data(), deadline.data() + deadline.size(), ms);
-    if (ec != std::errc{} || p != deadline.data() + deadline.size() || ms == 0 || ms > 86'400'000)
-      error = ApiError::make(ErrorKind::invalid_request,
-                             "Invalid x-switchyard-deadline-ms \"" + std::string(deadline) +
-                                 "\": an integer number of milliseconds from 1 to 86400000.",
-                             "x-switchyard-deadline-ms", "invalid_header");
-    else ex.overrides.deadline_ms = ms;
-  }
-  if (!error && !max_cost.empty() && key.overrides) {
-    std::string text(max_cost);
-    char* end = nullptr;
-    double usd = std::strtod(text.c_str(), &end);
-    if (text.empty() || *end || !(usd >= 0) || usd > 1e6)
-      error = ApiError::make(ErrorKind::invalid_request,
-                             "Invalid x-switchyard-max-cost-usd \"" + text +
-                                 "\": a number of US dollars, 0 or more.",
-                             "x-switchyard-max-cost-usd", "invalid_header");
-    else ex.overrides.max_cost_usd = usd;
-  }
-  if (error) {
-    out = std::move(*error);
-    return false;
-  }
-  return true;
+  OverrideHeaders h;
+  if (!any) return h;
+  h.policy = request.header("x-switchyard-policy");
+  h.deadline_ms = request.header("x-switchyard-deadline-ms");
+  h.max_cost_usd = request.header("x-switchyard-max-cost-usd");
+  return h;
 }
 
-net::Task<> Gateway::health_report(net::Request& request, net::ResponseWriter& writer,
+net::Task<> Gateway::health_report(net::Request&, net::ResponseWriter& writer,
                                    Exchange& ex) {
-  ApiError refused;
-  const config::KeyConfig* key = authenticate(request, ex, refused);
-  if (!key) {
-    co_await fail(writer, ex, refused);
-    co_return;
-  }
   const std::int64_t now = health::steady_now_ms();
   std::string body = R"({"object":"switchyard.health","deployments":[)";
   bool first = true;
@@ -783,18 +502,13 @@ net::Task<> Gateway::health_report(net::Request& request, net::ResponseWriter& w
     body += '}';
   }
   body += "]}";
-  ex.status = 200;
-  co_await writer.send(200, "application/json", body, ex.headers());
+  ex.reply.status = 200;
+  co_await writer.send(200, "application/json", body, headers(ex));
 }
 
 net::Task<> Gateway::decision_report(net::Request& request, net::ResponseWriter& writer,
                                      Exchange& ex) {
-  ApiError refused;
-  const config::KeyConfig* key = authenticate(request, ex, refused);
-  if (!key) {
-    co_await fail(writer, ex, refused);
-    co_return;
-  }
+  const config::KeyConfig* key = ex.identity.key;
   std::string_view target = request.target();
   std::string_view query = target.substr(std::min(target.size(), target.find('?') + 1));
   if (target.find('?') == std::string_view::npos) query = {};
@@ -820,17 +534,12 @@ net::Task<> Gateway::decision_report(net::Request& request, net::ResponseWriter&
                                              "request_id", "decision_not_found"));
     co_return;
   }
-  ex.status = 200;
-  co_await writer.send(200, "application/json", *found, ex.headers());
+  ex.reply.status = 200;
+  co_await writer.send(200, "application/json", *found, headers(ex));
 }
 
 net::Task<> Gateway::feedback(net::Request& request, net::ResponseWriter& writer, Exchange& ex) {
-  ApiError refused;
-  const config::KeyConfig* key = authenticate(request, ex, refused);
-  if (!key) {
-    co_await fail(writer, ex, refused);
-    co_return;
-  }
+  const config::KeyConfig* key = ex.identity.key;
   std::optional<ApiError> error;
   std::string request_id;
   double score = -1;
@@ -880,13 +589,14 @@ net::Task<> Gateway::feedback(net::Request& request, net::ResponseWriter& writer
                                              "feedback_write_failed"));
     co_return;
   }
-  ex.status = 200;
-  co_await writer.send(200, "application/json", R"({"object":"switchyard.feedback","recorded":true})", ex.headers());
+  ex.reply.status = 200;
+  co_await writer.send(200, "application/json", R"({"object":"switchyard.feedback","recorded":true})", headers(ex));
 }
 
 net::Task<> Gateway::chat(net::Request& request, net::ResponseWriter& writer,
                           Exchange& ex) {
-  Chat chat{request, ex.client};
+  Chat chat{request};
+  chat.client = ex.identity.client;
   ApiError refused;
   const RouteRuntime* route = admit_chat(request, ex, chat, refused);
   if (!route) {
@@ -897,47 +607,26 @@ net::Task<> Gateway::chat(net::Request& request, net::ResponseWriter& writer,
 }
 
 const RouteRuntime* Gateway::admit_chat(const net::Request& request, Exchange& ex, Chat& chat, ApiError& refused) {
-  const config::KeyConfig* key = authenticate(request, ex, refused);
-  if (!key) return nullptr;
-  const config::ServerConfig& server_config = ex.rt->config().server;
-  if (ex.client == dialects::Dialect::openai) {
-    auto inspected = openai::inspect_chat_request(request.body, {server_config.max_json_depth});
-    if (auto* e = std::get_if<ApiError>(&inspected)) {
-      refused = std::move(*e);
-      return nullptr;
-    }
-    chat.info = std::move(std::get<openai::ChatRequestInfo>(inspected));
-    chat.model = std::move(chat.info->model);  // the info's own copy is not read again
-    chat.stream = chat.info->stream;
-    chat.client_wants_usage = chat.info->client_wants_usage;
-  } else {
-    auto decoded = decode_on_heap(ex.client, request.body, server_config.max_json_depth);
-    if (auto* e = std::get_if<ApiError>(&decoded)) {
-      refused = std::move(*e);
-      return nullptr;
-    }
-    chat.canonical = std::move(std::get<std::unique_ptr<core::ChatRequest>>(decoded));
-    chat.model = chat.canonical->model;  // the route name; canonical->model is not sent on
-    chat.stream = chat.canonical->stream;
-    chat.client_wants_usage = true;
+  const std::size_t max_depth = ex.rt->config().server.max_json_depth;
+  if (auto e = read_chat(ex.identity.client, request.body, max_depth, chat)) {
+    refused = std::move(*e);
+    return nullptr;
   }
-  ex.stream = chat.stream;
-  const RouteRuntime* route = admit(chat.model, *key, request, ex, refused);
+  ex.reply.stream = chat.stream;
+  const RouteRuntime* route = admit(chat.model, request, ex, refused);
   if (!route) return nullptr;
   routing::RequestTraits traits;
-  if (chat.info) traits = traits_of(*chat.info, request.body);
-  else traits = traits_of(*chat.canonical);
-  if (route->config->complexity || route->config->needs_category()) {
-    // The classifiers read the conversation's text: decoded once (a translation reuses it).
-    if (!chat.canonical) {
-      auto decoded = decode_on_heap(chat.client, request.body, server_config.max_json_depth);
-      if (auto* e = std::get_if<ApiError>(&decoded)) {
-        refused = std::move(*e);
-        return nullptr;
-      }
-      chat.canonical = std::move(std::get<std::unique_ptr<core::ChatRequest>>(decoded));
-    }
-    classify(*route->config, *chat.canonical, traits, ex, !shared_.feedback_log.empty());
+  Assessment assessment;
+  if (auto e = assess_chat(*route, chat, max_depth, !shared_.feedback_log.empty(), traits, assessment)) {
+    refused = std::move(*e);
+    return nullptr;
+  }
+  ex.route.category = assessment.category;
+  ex.route.pending = std::move(assessment.pending);
+  if (traits.tier >= 0) {
+    ex.route.complexity_text.clear();
+    routing::append_decimal(ex.route.complexity_text, std::round(traits.complexity * 1000) / 1000);
+    ex.route.tier_text = std::to_string(traits.tier);
   }
   start_decision(ex, *route, traits);
   return route;
@@ -945,13 +634,7 @@ const RouteRuntime* Gateway::admit_chat(const net::Request& request, Exchange& e
 
 net::Task<> Gateway::embeddings(net::Request& request, net::ResponseWriter& writer,
                                 Exchange& ex) {
-  ApiError refused;
-  const config::KeyConfig* key = authenticate(request, ex, refused);
-  if (!key) {
-    co_await fail(writer, ex, refused);
-    co_return;
-  }
-  Chat chat{request, dialects::Dialect::openai};
+  Chat chat{request};
   chat.endpoint = Endpoint::embeddings;
   {
     auto parsed = dialects::parse_json(request.body, ex.rt->config().server.max_json_depth + 1);
@@ -976,7 +659,8 @@ net::Task<> Gateway::embeddings(net::Request& request, net::ResponseWriter& writ
       co_return;
     }
   }
-  const RouteRuntime* route = admit(chat.model, *key, request, ex, refused);
+  ApiError refused;
+  const RouteRuntime* route = admit(chat.model, request, ex, refused);
   if (!route) {
     co_await fail(writer, ex, refused);
     co_return;
@@ -991,12 +675,7 @@ net::Task<> Gateway::embeddings(net::Request& request, net::ResponseWriter& writ
 
 net::Task<> Gateway::count_tokens(net::Request& request, net::ResponseWriter& writer,
                                   Exchange& ex) {
-  ApiError refused;
-  const config::KeyConfig* key = authenticate(request, ex, refused);
-  if (!key) {
-    co_await fail(writer, ex, refused);
-    co_return;
-  }
+  const config::KeyConfig* key = ex.identity.key;
   auto decoded = dialects::anthropic::decode_request(
       request.body, ex.rt->config().server.max_json_depth, /*require_max_tokens=*/false);
   if (auto* e = std::get_if<ApiError>(&decoded)) {
@@ -1004,20 +683,23 @@ net::Task<> Gateway::count_tokens(net::Request& request, net::ResponseWriter& wr
     co_return;
   }
   const core::ChatRequest& r = std::get<core::ChatRequest>(decoded);
-  const RouteRuntime* route = resolve_route(r.model, *key, ex, refused);
+  ApiError refused;
+  const RouteRuntime* route = resolve_route(*ex.rt, r.model, key, refused);
+  if (const RouteRuntime* named = ex.rt->find_route(r.model)) ex.route.name = named->config->name;
   if (!route) {
     co_await fail(writer, ex, refused);
     co_return;
   }
   std::string body = R"({"input_tokens":)" + std::to_string(dialects::estimate_tokens(r)) + "}";
-  ex.status = 200;
-  co_await writer.send(200, "application/json", body, ex.headers());
+  ex.reply.status = 200;
+  co_await writer.send(200, "application/json", body, headers(ex));
 }
 
-void Gateway::fail_attempt(Exchange& ex, Failure& failure, ApiError error) {
-  failure.error = std::move(error);
-  failure.status = 0;
-  ex.passed_count = 0;  // headers of a failed attempt do not describe the answer
+void Gateway::fail_attempt(Exchange& ex, AttemptResult& result, ApiError error) {
+  result.failure.error = std::move(error);
+  result.failure.status = 0;
+  result.end = AttemptEnd::next;
+  ex.reply.passed_count = 0;  // headers of a failed attempt do not describe the answer
 }
 
 namespace {
@@ -1029,6 +711,9 @@ dialects::gemini::IdSource tool_call_ids(std::string_view request_id) {
   return ids;
 }
 
+std::int64_t steady_ms(net::Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
 
 }  // namespace
 
@@ -1044,60 +729,232 @@ struct Gateway::StreamProcessor {
 };
 
 
-namespace {
-
-health::Outcome health_outcome(net::UpstreamError e) {
-  switch (e) {
-    case net::UpstreamError::connect_timeout:
-    case net::UpstreamError::first_byte_timeout:
-    case net::UpstreamError::total_timeout: return health::Outcome::timeout;
-    case net::UpstreamError::bad_response: return health::Outcome::server_error;
-    default: return health::Outcome::connect_error;
-  }
-}
-
-/// Local conditions that say nothing about the deployment.
-bool is_local(net::UpstreamError e) {
-  return e == net::UpstreamError::cancelled || e == net::UpstreamError::pool_exhausted ||
-         e == net::UpstreamError::local_resources;
-}
-
-/// What an HTTP status says of the deployment: a 429 is a cooldown, a 5xx a fault, the rest
-/// (answers, the client's own 4xx) health.
-health::Outcome health_outcome(int status) {
-  return status == 429 ? health::Outcome::rate_limited
-         : status >= 500 ? health::Outcome::server_error
-                         : health::Outcome::success;
-}
-
-/// 2xx and the client's own 4xx are answers; 429 and 5xx are the deployment's trouble.
-bool is_answer_status(int status) { return status < 500 && status != 429; }
-
-}  // namespace
-
 /// The request bytes for one deployment, in pooled strings.
 struct Gateway::Prepared {
   explicit Prepared(StringPool& pool) : body_loan{pool}, head_loan{pool} {}
   StringPool::Loan body_loan, head_loan;
   std::string& body() { return body_loan.s; }
   std::string& head() { return head_loan.s; }
-  dialects::UpstreamRequest sent;
+  dialects::UpstreamRequest sent;  ///< `sent.dropped`: parameters left out for this deployment
   bool translated = false;
 };
 
-/// One side of a hedged race.
-struct Gateway::Racer {
-  net::UpstreamError error = net::UpstreamError::none;
-  bool done = false;
-  net::Timer* wake = nullptr;
-};
+/// The executor's upstream side on sockets: up to two attempts (a primary and its hedge), each
+/// a deployment's prepared request on an exchange from the loop's pool. The client leaving
+/// cancels both.
+class Gateway::Attempts final : public AttemptPort {
+ public:
+  Attempts(Gateway& gateway, const RouteRuntime& route, Chat& chat, net::ResponseWriter& writer, Exchange& ex)
+      : g_(gateway), route_(route), chat_(chat), writer_(writer), ex_(ex), wake_(gateway.loop_.io()) {
+    writer_.watch_disconnect(
+        [](void* context) {
+          for (auto* up : *static_cast<net::UpstreamExchange* (*)[2]>(context))
+            if (up) up->cancel();
+        },
+        &current_);
+  }
+  ~Attempts() override { writer_.forget_disconnect(); }
 
-net::Task<> Gateway::race(net::UpstreamExchange& up, std::string_view head,
-                          std::string_view body, Racer& racer) {
-  racer.error = co_await up.start(head, body);
-  racer.done = true;
-  racer.wake->cancel();
-}
+  std::int64_t now_ms() override { return steady_ms(net::Clock::now()); }
+  bool client_gone() override { return writer_.client_gone(); }
+  net::Task<> sleep_ms(std::int64_t ms) override { co_await g_.sleep_ms(ms); }
+
+  std::optional<AttemptResult> claim(int slot, std::uint16_t index) override {
+    const DeploymentRuntime& d = *route_.candidates[index];
+    Slot& s = slots_[slot];
+    const std::int64_t now = health::steady_now_ms();
+    // Health may have changed since the plan (this request's own failures, or others').
+    bool probe = false;
+    if (d.health && ex_.rt->config().health.circuit_breaking) {
+      const health::State state = d.health->read(now).state;
+      if (state == health::State::open || state == health::State::cooling)
+        return skipped("skipped: " + std::string(health::to_string(state)));
+      if (state == health::State::half_open) {
+        if (!d.health->try_probe(now)) return skipped("skipped: half_open probe in flight");
+        probe = true;
+      }
+    }
+    s.prepared.emplace(g_.strings_);
+    if (auto refused = g_.prepare(chat_, d, *s.prepared, ex_)) {
+      if (probe) d.health->release_probe(health::steady_now_ms());
+      s.prepared.reset();
+      return refused;
+    }
+    s.d = &d;
+    s.index = index;
+    s.probe = probe;
+    return std::nullopt;
+  }
+
+  double p95_ttft_ms(std::uint16_t index) override {
+    const DeploymentRuntime& d = *route_.candidates[index];
+    return d.health ? d.health->read(health::steady_now_ms()).p95_ttft_ms : -1;
+  }
+
+  net::Task<> start_now(int slot) override {
+    Slot& s = begin(slot);
+    s.error = co_await s.up->start(s.prepared->head(), s.prepared->body());
+    s.done = true;
+  }
+
+  void start(int slot) override {
+    begin(slot);
+    net::spawn(g_.loop_.io(), race(slot), [](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& x) {
+        spdlog::error("hedged attempt: {}", x.what());
+      }
+    });
+  }
+
+  net::Task<> wait(std::int64_t until_ms) override {
+    // A start that finished since the last look returns at once (it may have finished before
+    // anyone waited, when its failure came without suspending).
+    if (done_mask() & ~reported_) {
+      reported_ = done_mask();
+      co_return;
+    }
+    if (until_ms < 0) wake_.expires_at(net::Timer::time_point::max());
+    else wake_.expires_at(net::Timer::time_point(std::chrono::milliseconds(until_ms)));
+    co_await wake_.async_wait(net::nothrow);
+    reported_ = done_mask();
+  }
+
+  bool started(int slot) override { return slots_[slot].done; }
+  bool usable(int slot) override {
+    const Slot& s = slots_[slot];
+    if (!s.done || s.error != net::UpstreamError::none) return false;
+    const int status = s.up->response().status;
+    return status < 300 || !verdict(status).fail_over;
+  }
+  void cancel(int slot) override {
+    if (slots_[slot].up) slots_[slot].up->cancel();
+  }
+
+  net::Task<AttemptResult> respond(int slot, bool last) override {
+    Slot& s = slots_[slot];
+    ex_.attempts.deployment = s.d->config->name;
+    ex_.attempts.upstream_model = s.d->config->model;
+    ex_.attempts.answered_by = s.d;
+    ex_.attempts.answered_index = s.index;
+    ex_.attempts.set_dropped(s.prepared->sent.dropped);
+    ex_.attempts.first_event_deadline = s.first_event_deadline;
+    co_return co_await g_.respond(chat_, *s.d, *s.prepared, s.error, last, *s.up, writer_, ex_);
+  }
+
+  AttemptResult lost(int slot) override {
+    Slot& s = slots_[slot];
+    AttemptResult r;
+    if (s.error == net::UpstreamError::cancelled) {
+      // Cancelled: it tells only that its first byte was later than the winner's.
+      if (s.d->health) s.d->health->observe_latency(ms_since(s.started), -1);
+      r.what = slot == kHedge ? "cancelled: the primary answered first" : "cancelled: the hedge answered first";
+    } else if (s.error != net::UpstreamError::none) {
+      r.what = std::string(net::to_string(s.error));
+      r.health = verdict(s.error).health;
+    } else {
+      r.status = s.up->response().status;
+      r.what = "http_" + std::to_string(r.status);
+      r.health = verdict(r.status).health;
+    }
+    return r;
+  }
+
+  void release(int slot, const AttemptResult& r) override {
+    Slot& s = slots_[slot];
+    const DeploymentRuntime& d = *s.d;
+    if (d.health) {
+      const std::int64_t now = health::steady_now_ms();
+      if (r.health) {
+        d.health->record(*r.health, now, r.retry_after_ms, r.ttft_ms, r.tokens_per_s);
+        if (r.rate_limits.remaining_requests >= 0 || r.rate_limits.remaining_tokens >= 0)
+          d.health->observe_rate_limits(r.rate_limits, now);
+      } else if (s.probe) {
+        d.health->release_probe(now);
+      }
+      if (s.in_flight) d.health->end();
+    }
+    current_[slot] = nullptr;
+    s.reset();
+  }
+
+ private:
+  struct Slot {
+    const DeploymentRuntime* d = nullptr;
+    std::uint16_t index = 0;
+    bool probe = false;      ///< it holds the deployment's half-open probe
+    bool in_flight = false;  ///< counted in the deployment's requests in flight
+    bool done = false;       ///< its start finished
+    net::UpstreamError error = net::UpstreamError::none;
+    net::Clock::time_point started;
+    std::optional<net::Clock::time_point> first_event_deadline;  ///< streams: the route's ttft
+    std::optional<Prepared> prepared;
+    std::optional<net::UpstreamExchange> up;
+
+    void reset() {
+      up.reset();
+      prepared.reset();
+      d = nullptr;
+      index = 0;
+      probe = in_flight = done = false;
+      error = net::UpstreamError::none;
+      first_event_deadline.reset();
+    }
+  };
+
+  static AttemptResult skipped(std::string what) {
+    AttemptResult r;
+    r.end = AttemptEnd::skipped;
+    r.what = std::move(what);
+    return r;
+  }
+
+  Slot& begin(int slot) {
+    Slot& s = slots_[slot];
+    ++ex_.attempts.count;
+    s.started = net::Clock::now();
+    if (slot == kPrimary) {
+      ex_.attempts.deployment = s.d->config->name;
+      ex_.attempts.upstream_model = s.d->config->model;
+      ex_.attempts.answered_by = s.d;
+      ex_.attempts.answered_index = s.index;
+    }
+    std::optional<std::chrono::milliseconds> ttft_limit;
+    if (route_.config->policy.ttft_ms) {
+      ttft_limit = std::chrono::milliseconds(route_.config->policy.ttft_ms);
+      s.first_event_deadline = s.started + *ttft_limit;
+    }
+    s.up.emplace(g_.pool_, s.d->provider->origin);
+    s.up->limit(ttft_limit, ex_.plan.deadline);
+    current_[slot] = &*s.up;
+    if (s.d->health) {
+      s.d->health->begin();
+      s.in_flight = true;
+    }
+    return s;
+  }
+
+  net::Task<> race(int slot) {
+    Slot& s = slots_[slot];
+    s.error = co_await s.up->start(s.prepared->head(), s.prepared->body());
+    s.done = true;
+    wake_.cancel();
+  }
+
+  unsigned done_mask() const { return (slots_[0].done ? 1u : 0u) | (slots_[1].done ? 2u : 0u); }
+
+  Gateway& g_;
+  const RouteRuntime& route_;
+  Chat& chat_;
+  net::ResponseWriter& writer_;
+  Exchange& ex_;
+  net::Timer wake_;
+  unsigned reported_ = 0;
+  Slot slots_[2];
+  net::UpstreamExchange* current_[2] = {nullptr, nullptr};  ///< what the client leaving cancels
+};
 
 net::Task<> Gateway::sleep_ms(std::int64_t ms) {
   net::Timer timer(loop_.io());
@@ -1107,124 +964,52 @@ net::Task<> Gateway::sleep_ms(std::int64_t ms) {
 
 net::Task<> Gateway::run_candidates(const RouteRuntime& route, Chat& chat,
                                     net::ResponseWriter& writer, Exchange& ex) {
-  routing::Decision& decision = *ex.decision;
+  routing::Decision& decision = *ex.plan.decision;
   const config::RouteConfig& rc = *route.config;
-  const std::int64_t planned_at = health::steady_now_ms();
-  {
-    thread_local std::vector<health::Snapshot> snapshots;
-    snapshots.resize(route.candidates.size());
-    const bool breaking = ex.rt->config().health.circuit_breaking;
-    for (std::size_t i = 0; i < route.candidates.size(); ++i) {
-      snapshots[i] = route.candidates[i]->health ? route.candidates[i]->health->read(planned_at)
-                                                 : health::Snapshot{};
-      if (!breaking) {  // observed, never excluding
-        snapshots[i].state = health::State::closed;
-        snapshots[i].recovers_at_ms = 0;
-      }
-    }
-    routing::PlanContext ctx;
-    ctx.now_ms = planned_at;
-    ctx.seed = rng_();
-    ctx.exploration = ex.rt->config().health.exploration;
-    routing::make_plan(route.table, decision.traits, ex.overrides, snapshots, ctx, decision.plan);
-    if (decision.plan.context_tight && (chat.info || chat.canonical)) {
-      // Near a context window the quick token estimate is not good enough: count precisely
-      // and plan again.
-      decision.traits.input_tokens =
-          chat.info ? estimate_body_tokens(chat.request.body, chat.info->has_images, true)
-                    : dialects::estimate_tokens(*chat.canonical, true);
-      routing::make_plan(route.table, decision.traits, ex.overrides, snapshots, ctx, decision.plan);
-    }
-  }
-  ex.policy = routing::to_string(decision.plan.objective);
+  routing::PlanContext ctx;
+  ctx.now_ms = health::steady_now_ms();
+  ctx.seed = rng_();
+  ctx.exploration = ex.rt->config().health.exploration;
+  const ChatInput* input = nullptr;  // if, not ?: — GCC 12 mishandles conditional temporaries in coroutines
+  if (chat.info || chat.canonical) input = &chat;
+  plan_request(route, input, ex.route.overrides, ex.rt->config().health.circuit_breaking, ctx, decision.traits,
+               decision.plan);
+  ex.plan.policy = routing::to_string(decision.plan.objective);
   if (decision.plan.order.empty()) {
     co_await answer_unavailable(route, writer, ex);
     co_return;
   }
   decision.estimated_cost_usd = decision.plan.scores[decision.plan.order[0]].est_cost_usd;
-  ex.set_estimated_cost(decision.estimated_cost_usd);
+  ex.plan.set_estimated_cost(decision.estimated_cost_usd);
   if (decision.plan.deadline_ms)
-    ex.deadline = net::Clock::now() + std::chrono::milliseconds(decision.plan.deadline_ms);
-  // Routes without hedging pay no lookup.
-  routing::HedgeBudget* budget = nullptr;
-  if (rc.hedge.enabled) {
-    budget = &hedge_budgets_[rc.name];
-    budget->on_request(rc.hedge.max_share);
-  }
+    ex.plan.deadline = net::Clock::now() + std::chrono::milliseconds(decision.plan.deadline_ms);
 
-  // The client leaving cancels whatever upstream exchanges are in progress (two while hedging).
-  net::UpstreamExchange* current[2] = {nullptr, nullptr};
-  writer.watch_disconnect(
-      [](void* context) {
-        for (auto* up : *static_cast<net::UpstreamExchange* (*)[2]>(context))
-          if (up) up->cancel();
-      },
-      &current);
-  struct Forget {
-    net::ResponseWriter& writer;
-    ~Forget() { writer.forget_disconnect(); }
-  } forget{writer};
-
-  Failure failure;
-  const auto& order = decision.plan.order;
-  routing::CandidateSet tried(route.candidates.size());
-  for (int round = 0;; ++round) {
-    for (std::size_t k = 0; k < order.size(); ++k) {
-      const std::uint16_t index = order[k];
-      if (round == 0 && tried.has(index)) continue;  // already ran as a hedge
-      if (ex.deadline && net::Clock::now() >= *ex.deadline) break;
-      // The next entry not yet tried is the hedge, when the route hedges.
-      int hedge_index = -1;
-      if (rc.hedge.enabled)
-        for (std::size_t j = k + 1; j < order.size(); ++j)
-          if (!tried.has(order[j])) {
-            hedge_index = order[j];
-            break;
-          }
-      bool last = k + 1 == order.size() && round >= rc.retry.attempts;
-      tried.set(index);
-      Outcome outcome =
-          co_await attempt(route, chat, index, hedge_index, budget, last, current, writer, ex, failure);
-      if (hedge_index >= 0 && ex.hedge_started) tried.set(static_cast<std::size_t>(hedge_index));
-      if (outcome == Outcome::client_gone || writer.client_gone()) {
-        if (!writer.started()) ex.status = 499;
-        ex.error = "client_closed";
-        co_return;
-      }
-      if (outcome == Outcome::answered) co_return;
-      if (outcome == Outcome::give_up) {
-        co_await answer_failure(writer, ex, failure);
-        co_return;
-      }
-    }
-    // Every entry failed: back off and go round again while retries and the deadline allow.
-    std::int64_t remaining = -1;
-    if (ex.deadline)
-      remaining = std::chrono::duration_cast<std::chrono::milliseconds>(*ex.deadline - net::Clock::now()).count();
-    double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
-    std::int64_t wait = routing::retry_wait_ms(rc.retry, round, u, ex.retry_after_ms, remaining);
-    if (wait < 0) break;
-    ex.backoff_ms = wait;
-    if (wait > 0) co_await sleep_ms(wait);
-    if (writer.client_gone()) {
-      ex.status = 499;
-      ex.error = "client_closed";
-      co_return;
-    }
+  ExecutionOptions options;
+  options.retry = rc.retry;
+  options.hedge = rc.hedge;
+  if (rc.hedge.enabled) {  // routes without hedging pay no lookup
+    options.budget = &hedge_budgets_[rc.name];
+    options.budget->on_request(rc.hedge.max_share);
   }
-  if (ex.deadline && net::Clock::now() >= *ex.deadline && failure.status == 0) {
-    fail_attempt(ex, failure,
-                 ApiError::make(ErrorKind::upstream_timeout,
-                                "The request's deadline of " + std::to_string(decision.plan.deadline_ms) +
-                                    " ms passed before a deployment answered.",
-                                {}, "deadline_exceeded"));
+  if (ex.plan.deadline) options.deadline_ms = steady_ms(*ex.plan.deadline);
+  options.deadline_budget_ms = decision.plan.deadline_ms;
+  options.seed = rng_();
+  Attempts attempts(*this, route, chat, writer, ex);
+  Execution done = co_await execute(decision.plan.order, route.candidates.size(), options, attempts,
+                                    decision.attempts);
+  decision.hedged = done.hedged;
+  if (done.end == AttemptEnd::client_gone) {
+    if (!writer.started()) ex.reply.status = 499;
+    ex.reply.error = "client_closed";
+    co_return;
   }
-  co_await answer_failure(writer, ex, failure);
+  if (done.end == AttemptEnd::answered) co_return;
+  co_await answer_failure(writer, ex, done.failure);
 }
 
 net::Task<> Gateway::answer_unavailable(const RouteRuntime& route, net::ResponseWriter& writer,
                                         Exchange& ex) {
-  const routing::Decision& decision = *ex.decision;
+  const routing::Decision& decision = *ex.plan.decision;
   const std::int64_t now = health::steady_now_ms();
   bool health_bound = false;
   std::string reasons;
@@ -1252,7 +1037,7 @@ net::Task<> Gateway::answer_unavailable(const RouteRuntime& route, net::Response
                            "No deployment of `" + route.config->name + "` is available now (" + reasons +
                                "). The earliest recovers in " + when + ".",
                            {}, "no_deployment_available");
-    ex.retry_after_text = std::to_string((wait_ms + 999) / 1000);
+    ex.reply.retry_after_text = std::to_string((wait_ms + 999) / 1000);
   } else {
     error = ApiError::make(ErrorKind::invalid_request,
                            "No deployment of `" + route.config->name + "` can serve this request (" + reasons + ").",
@@ -1261,14 +1046,14 @@ net::Task<> Gateway::answer_unavailable(const RouteRuntime& route, net::Response
   co_await fail(writer, ex, error);
 }
 
-std::optional<Gateway::Outcome> Gateway::prepare(Chat& chat, const DeploymentRuntime& d, Prepared& p,
-                                                 Exchange& ex, Failure& failure) {
+std::optional<AttemptResult> Gateway::prepare(Chat& chat, const DeploymentRuntime& d, Prepared& p,
+                                              Exchange& ex) {
   std::string& body = p.body();
   std::string& head = p.head();
   const dialects::Dialect upstream = d.provider->dialect();
   const auto* type = d.provider->type;
   std::optional<ApiError> refused;
-  std::vector<std::string> dropped;
+  std::vector<std::string>& dropped = p.sent.dropped;  // parameters dropped for this deployment
 
   if (chat.endpoint == Endpoint::embeddings) {
     if (d.embeddings_head.empty()) {
@@ -1292,7 +1077,6 @@ std::optional<Gateway::Outcome> Gateway::prepare(Chat& chat, const DeploymentRun
       refused = openai::adapt_for_vendor(chat.request.body, d.config->model, type->rejected,
                                          type->renamed, type->name,
                                          d.provider->config->drop_unsupported_params, body, dropped);
-      ex.set_dropped(dropped);
     }
   } else if (chat.client == upstream) {
     // Anthropic → Anthropic: the client's body with the model replaced.
@@ -1300,15 +1084,13 @@ std::optional<Gateway::Outcome> Gateway::prepare(Chat& chat, const DeploymentRun
       refused = ApiError::make(ErrorKind::invalid_request, "The request body is not valid JSON.");
   } else {
     p.translated = true;
-    if (!chat.canonical) {
-      auto decoded = decode_on_heap(chat.client, chat.request.body,
-                                    ex.rt->config().server.max_json_depth);
-      if (auto* e = std::get_if<ApiError>(&decoded)) {
-        // The client's request itself cannot be translated: no deployment will do better.
-        fail_attempt(ex, failure, *e);
-        return Outcome::give_up;
-      }
-      chat.canonical = std::move(std::get<std::unique_ptr<core::ChatRequest>>(decoded));
+    if (auto e = chat.decode(ex.rt->config().server.max_json_depth)) {
+      // The client's request itself cannot be translated: no deployment will do better.
+      AttemptResult r;
+      r.what = "skipped: " + e->code;
+      fail_attempt(ex, r, std::move(*e));
+      r.end = AttemptEnd::give_up;
+      return r;
     }
     dialects::Target target;
     target.dialect = upstream;
@@ -1318,19 +1100,21 @@ std::optional<Gateway::Outcome> Gateway::prepare(Chat& chat, const DeploymentRun
     target.drop_unsupported = d.provider->config->drop_unsupported_params;
     refused = dialects::encode_upstream_request(*chat.canonical, target, p.sent);
     body = std::move(p.sent.body);
-    ex.set_dropped(p.sent.dropped);
   }
   if (refused) {
-    spdlog::info("{}: {} skipped: {}", ex.request_id, d.config->name, refused->message);
-    fail_attempt(ex, failure, std::move(*refused));
-    return Outcome::next;
+    spdlog::info("{}: {} skipped: {}", ex.identity.request_id, d.config->name, refused->message);
+    AttemptResult r;
+    r.what = "skipped: " + (refused->code.empty() ? std::string("refused") : refused->code);
+    fail_attempt(ex, r, std::move(*refused));
+    r.end = AttemptEnd::skipped;
+    return r;
   }
 
   if (chat.endpoint == Endpoint::embeddings) head += d.embeddings_head;
   else if (chat.stream) head += d.stream_head;
   else head += d.chat_head;
   head += "X-Request-Id: "sv;
-  head += ex.request_id;
+  head += ex.identity.request_id;
   head += chat.stream ? "\r\nAccept: text/event-stream\r\nContent-Length: "sv
                       : "\r\nAccept: application/json\r\nContent-Length: "sv;
   char length[24];
@@ -1339,326 +1123,94 @@ std::optional<Gateway::Outcome> Gateway::prepare(Chat& chat, const DeploymentRun
   return std::nullopt;
 }
 
-net::Task<Gateway::Outcome> Gateway::attempt(const RouteRuntime& route, Chat& chat,
-                                             std::uint16_t index, int hedge_index,
-                                             routing::HedgeBudget* budget, bool last_candidate,
-                                             net::UpstreamExchange** current,
-                                             net::ResponseWriter& writer, Exchange& ex,
-                                             Failure& failure) {
-  const DeploymentRuntime& d = *route.candidates[index];
-  ex.hedge_started = false;
-  const auto started = net::Clock::now();
-  const std::int64_t now_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(started.time_since_epoch()).count();
-  auto elapsed_ms = [&started] { return ms_since(started); };
-
-  // Health may have changed since the plan (this request's own failures, or others').
-  bool probe = false;
-  health::Snapshot h;  // if/else, not ?: — GCC 12 mishandles conditional temporaries in coroutines
-  if (d.health) h = d.health->read(now_ms);
-  if (d.health && ex.rt->config().health.circuit_breaking) {
-    if (h.state == health::State::open || h.state == health::State::cooling) {
-      ex.add_attempt(index, "skipped: " + std::string(health::to_string(h.state)), 0, 0);
-      co_return Outcome::next;
-    }
-    if (h.state == health::State::half_open) {
-      if (!d.health->try_probe(now_ms)) {
-        ex.add_attempt(index, "skipped: half_open probe in flight", 0, 0);
-        co_return Outcome::next;
-      }
-      probe = true;
-    }
+net::Task<AttemptResult> Gateway::respond(Chat& chat, const DeploymentRuntime& d, Prepared& p,
+                                          net::UpstreamError err, bool last_candidate,
+                                          net::UpstreamExchange& up,
+                                          net::ResponseWriter& writer, Exchange& ex) {
+  AttemptResult result;
+  if (writer.client_gone()) {
+    result.end = AttemptEnd::client_gone;
+    co_return result;
   }
-
-  Prepared p(strings_);
-  if (auto early = prepare(chat, d, p, ex, failure)) {
-    if (probe) d.health->release_probe(health::steady_now_ms());
-    ex.add_attempt(index, "skipped: " + (failure.error ? failure.error->code : std::string("refused")), 0, 0);
-    co_return *early;
-  }
-
-  ++ex.attempts;
-  ex.deployment = d.config->name;
-  ex.upstream_model = d.config->model;
-  ex.answered_by = &d;
-  ex.answered_index = index;
-  const routing::Policy& policy = route.config->policy;
-  std::optional<std::chrono::milliseconds> ttft_limit;
-  ex.first_event_deadline.reset();
-  if (policy.ttft_ms) {
-    ttft_limit = std::chrono::milliseconds(policy.ttft_ms);
-    ex.first_event_deadline = started + *ttft_limit;
-  }
-
-  net::UpstreamExchange up(pool_, d.provider->origin);
-  up.limit(ttft_limit, ex.deadline);
-  current[0] = &up;
-  struct Reset {
-    net::UpstreamExchange** slots;
-    ~Reset() { slots[0] = slots[1] = nullptr; }
-  } reset{current};
-  struct InFlight {
-    health::DeploymentHealth* h;
-    explicit InFlight(health::DeploymentHealth* x) : h(x) { if (h) h->begin(); }
-    ~InFlight() { if (h) h->end(); }
-  } in_flight{d.health};
-
-  // Hedging: if the first byte is later than the delay, a backup starts on the next entry; the
-  // first usable answer wins and the other is cancelled.
-  std::int64_t hedge_delay = -1;
-  if (hedge_index >= 0 && budget) hedge_delay = routing::hedge_delay_ms(route.config->hedge, h.p95_ttft_ms);
-  if (hedge_delay >= 0) {
-    co_return co_await attempt_hedged(route, chat, index, static_cast<std::uint16_t>(hedge_index),
-                                      hedge_delay, *budget, probe, p, up, last_candidate, current,
-                                      writer, ex, failure);
-  }
-  net::UpstreamError err = co_await up.start(p.head(), p.body());
-  Outcome outcome = co_await respond(chat, d, p, err, last_candidate, up, writer, ex, failure);
-  settle_attempt(d, index, probe, outcome, elapsed_ms(), false, ex);
-  co_return outcome;
-}
-
-net::Task<Gateway::Outcome> Gateway::attempt_hedged(
-    const RouteRuntime& route, Chat& chat, std::uint16_t index, std::uint16_t hedge_index,
-    std::int64_t delay_ms, routing::HedgeBudget& budget, bool probe, Prepared& p,
-    net::UpstreamExchange& up, bool last_candidate, net::UpstreamExchange** current,
-    net::ResponseWriter& writer, Exchange& ex, Failure& failure) {
-  const DeploymentRuntime& d = *route.candidates[index];
-  const DeploymentRuntime& b = *route.candidates[hedge_index];
-  const auto started = net::Clock::now();
-  net::Timer wake(loop_.io());
-  Racer primary;
-  primary.wake = &wake;
-  auto log_exception = [](std::exception_ptr e) {
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& x) {
-      spdlog::error("hedged attempt: {}", x.what());
-    }
-  };
-  net::spawn(loop_.io(), race(up, p.head(), p.body(), primary), log_exception);
-  wake.expires_after(std::chrono::milliseconds(delay_ms));
-  co_await wake.async_wait(net::nothrow);
-
-  Racer backup;
-  backup.wake = &wake;
-  Prepared bp(strings_);
-  std::optional<net::UpstreamExchange> bup;
-  bool backup_probe = false;
-  bool hedged = false;
-  std::optional<net::Clock::time_point> backup_first_event;
-  double backup_started_ms = 0;
-  if (!primary.done && !writer.client_gone() && budget.try_spend()) {
-    const std::int64_t now_ms = health::steady_now_ms();
-    bool admissible = true;
-    if (b.health && ex.rt->config().health.circuit_breaking) {
-      health::State s = b.health->read(now_ms).state;
-      if (s == health::State::open || s == health::State::cooling) admissible = false;
-      else if (s == health::State::half_open) admissible = backup_probe = b.health->try_probe(now_ms);
-    }
-    Failure ignored;
-    if (admissible && !prepare(chat, b, bp, ex, ignored)) {
-      bup.emplace(pool_, b.provider->origin);
-      std::optional<std::chrono::milliseconds> ttft_limit;
-      if (route.config->policy.ttft_ms) ttft_limit = std::chrono::milliseconds(route.config->policy.ttft_ms);
-      bup->limit(ttft_limit, ex.deadline);
-      if (ttft_limit) backup_first_event = net::Clock::now() + *ttft_limit;
-      current[1] = &*bup;
-      if (b.health) b.health->begin();
-      net::spawn(loop_.io(), race(*bup, bp.head(), bp.body(), backup), log_exception);
-      hedged = true;
-      ex.hedge_started = true;
-      ex.decision->hedged = true;
-      ++ex.attempts;
-      backup_started_ms = ms_since(started);
-      spdlog::debug("{}: hedging {} with {} after {} ms", ex.request_id, d.config->name, b.config->name, delay_ms);
-    } else if (backup_probe) {
-      b.health->release_probe(now_ms);
-      backup_probe = false;
-    }
-  }
-
-  // The first usable answer wins; with both failed, the primary's failure is the one reported.
-  auto usable = [](const Racer& r, const net::UpstreamExchange& x) {
-    return r.done && r.error == net::UpstreamError::none && is_answer_status(x.response().status);
-  };
-  int winner = -1;
-  for (;;) {
-    if (usable(primary, up)) winner = 0;
-    else if (hedged && usable(backup, *bup)) winner = 1;
-    else if (primary.done && (!hedged || backup.done)) winner = 0;
-    if (winner >= 0) break;
-    wake.expires_at(net::Timer::time_point::max());
-    co_await wake.async_wait(net::nothrow);
-  }
-  // The loser is cancelled, and awaited: its exchange lives in this frame.
-  if (winner == 1 && !primary.done) up.cancel();
-  if (winner == 0 && hedged && !backup.done) bup->cancel();
-  while (!primary.done || (hedged && !backup.done)) {
-    wake.expires_at(net::Timer::time_point::max());
-    co_await wake.async_wait(net::nothrow);
-  }
-  if (hedged && b.health) b.health->end();
-
-  const double total_ms = ms_since(started);
-  Outcome outcome;
-  if (winner == 0) {
-    ex.deployment = d.config->name;
-    ex.upstream_model = d.config->model;
-    ex.answered_by = &d;
-    ex.answered_index = index;
-    outcome = co_await respond(chat, d, p, primary.error, last_candidate && !hedged, up, writer, ex, failure);
-    settle_attempt(d, index, probe, outcome, total_ms, false, ex);
-    if (hedged) {
-      // The backup lost: a failure of its own counts against it; a cancelled one only tells
-      // that its first byte was later than this.
-      ex.last = {};
-      if (backup.error == net::UpstreamError::cancelled) {
-        if (b.health) b.health->observe_latency(total_ms - backup_started_ms, -1);
-        ex.last.what = "cancelled: the primary answered first";
-      } else {
-        classify_start(backup, *bup, ex.last);
-      }
-      settle_attempt(b, hedge_index, backup_probe, Outcome::next, total_ms - backup_started_ms, true, ex);
-    }
-  } else {
-    ex.last = {};
-    if (d.health) d.health->observe_latency(total_ms, -1);
-    ex.last.what = "cancelled: the hedge answered first";
-    settle_attempt(d, index, probe, Outcome::next, total_ms, false, ex);
-    ex.deployment = b.config->name;
-    ex.upstream_model = b.config->model;
-    ex.answered_by = &b;
-    ex.answered_index = hedge_index;
-    ex.set_dropped(bp.sent.dropped);
-    ex.first_event_deadline = backup_first_event;
-    outcome = co_await respond(chat, b, bp, backup.error, last_candidate, *bup, writer, ex, failure);
-    settle_attempt(b, hedge_index, backup_probe, outcome, total_ms - backup_started_ms, true, ex);
-  }
-  co_return outcome;
-}
-
-void Gateway::classify_start(const Racer& r, const net::UpstreamExchange& up, AttemptResult& out) {
-  if (r.error != net::UpstreamError::none) {
-    out.what = std::string(net::to_string(r.error));
-    out.record = !is_local(r.error);
-    out.outcome = health_outcome(r.error);
-    return;
-  }
-  out.status = up.response().status;
-  out.what = "http_" + std::to_string(out.status);
-  out.record = true;
-  out.outcome = health_outcome(out.status);
-}
-
-void Gateway::settle_attempt(const DeploymentRuntime& d, std::uint16_t index, bool probe, Outcome outcome,
-                             double ms, bool hedge, Exchange& ex) {
-  const std::int64_t now_ms = health::steady_now_ms();
-  AttemptResult& r = ex.last;
-  if (d.health) {
-    if (r.record) {
-      d.health->record(r.outcome, now_ms, r.retry_after_ms, r.ttft_ms, r.tokens_per_s);
-      if (r.rate_limits.remaining_requests >= 0 || r.rate_limits.remaining_tokens >= 0)
-        d.health->observe_rate_limits(r.rate_limits, now_ms);
-    } else if (probe) {
-      d.health->release_probe(now_ms);
-    }
-  }
-  if (r.outcome == health::Outcome::rate_limited && r.retry_after_ms >= 0)
-    ex.retry_after_ms = ex.retry_after_ms < 0 ? r.retry_after_ms : std::min(ex.retry_after_ms, r.retry_after_ms);
-  if (r.what.empty()) r.what = outcome == Outcome::answered ? "ok" : "failed";
-  ex.add_attempt(index, std::move(r.what), r.status, ms, hedge);
-  r = {};
-}
-
-net::Task<Gateway::Outcome> Gateway::respond(Chat& chat, const DeploymentRuntime& d, Prepared& p,
-                                             net::UpstreamError err, bool last_candidate,
-                                             net::UpstreamExchange& up,
-                                             net::ResponseWriter& writer, Exchange& ex,
-                                             Failure& failure) {
-  if (writer.client_gone()) co_return Outcome::client_gone;
   chat.anthropic_encoded = p.sent.anthropic;
   const dialects::Dialect upstream = d.provider->dialect();
-  AttemptResult& result = ex.last;
-  result = {};
   if (err != net::UpstreamError::none) {
     result.what = std::string(net::to_string(err));
-    result.record = !is_local(err);
-    result.outcome = health_outcome(err);
-    spdlog::warn("{}: attempt {} on {} failed: {}{}{}", ex.request_id, ex.attempts,
+    result.health = verdict(err).health;
+    spdlog::warn("{}: attempt {} on {} failed: {}{}{}", ex.identity.request_id, ex.attempts.count,
                  d.config->name, net::to_string(err), up.detail().empty() ? "" : " - ",
                  up.detail());
-    fail_attempt(ex, failure, upstream_failure(err, d.config->name));
-    co_return Outcome::next;
+    fail_attempt(ex, result, transport_error(err, d.config->name));
+    co_return result;
   }
-  ex.ttfb_ms = std::chrono::duration<double, std::milli>(up.time_to_head()).count();
+  ex.attempts.ttfb_ms = std::chrono::duration<double, std::milli>(up.time_to_head()).count();
   const auto& response = up.response();
   result.status = response.status;
-  result.record = true;
+  result.health = health::Outcome::success;
   // One walk over the answer's fields: the ones passed on to the client, and what they say
   // about rate limits and retrying.
-  ex.passed_count = 0;
+  ex.reply.passed_count = 0;
   for (std::size_t i = 0; i < response.header_count; ++i) {
     const auto h = response.header(i);
-    if (ex.passed_count < kMaxPassedHeaders && is_passed_header(h.name))
-      ex.passed[ex.passed_count++] = {h.name, h.value};
+    if (ex.reply.passed_count < kMaxPassedHeaders && is_passed_header(h.name))
+      ex.reply.passed[ex.reply.passed_count++] = {h.name, h.value};
     health::read_answer_field(h.name, h.value, result.rate_limits, result.retry_after_ms);
   }
 
   if (response.status >= 300 && response.status < 400) {
     result.what = "redirect";
-    result.outcome = health::Outcome::server_error;
+    result.health = verdict(response.status).health;
     // Redirects are not followed (the body would have to be re-sent elsewhere): a misconfigured
     // base_url, reported as a bad upstream.
-    fail_attempt(ex, failure,
-                 ApiError::make(ErrorKind::upstream_connect,
+    fail_attempt(ex, result,
+                 ApiError::make(verdict(response.status).kind,
                                 "Upstream deployment \"" + d.config->name +
                                     "\" answered with a redirect (HTTP " +
                                     std::to_string(response.status) + "); check its base_url.",
                                 {}, "upstream_redirect"));
-    co_return Outcome::next;
+    co_return result;
   }
   if (response.status >= 400) {
     result.what = "http_" + std::to_string(response.status);
-    result.outcome = health_outcome(response.status);
+    const Verdict v = verdict(response.status);
+    result.health = v.health;
     std::string error_body;
     net::UpstreamError e2 = co_await up.read_all(error_body, kMaxUpstreamErrorBody);
-    if (writer.client_gone()) co_return Outcome::client_gone;
+    if (writer.client_gone()) {
+      result.end = AttemptEnd::client_gone;
+      co_return result;
+    }
     if (e2 != net::UpstreamError::none) {
-      fail_attempt(ex, failure, upstream_failure(e2, d.config->name));
-      co_return Outcome::next;
+      fail_attempt(ex, result, transport_error(e2, d.config->name));
+      co_return result;
     }
     bool same_dialect = chat.client == upstream && !p.translated;
     if (same_dialect) {
-      failure.error.reset();
-      failure.status = response.status;
-      failure.body = std::move(error_body);
+      result.failure.status = response.status;
+      result.failure.body = std::move(error_body);
     } else {
-      failure.error = dialects::upstream_error(response.status, error_body, d.config->name);
-      failure.status = 0;
+      result.failure.error = dialects::upstream_error(response.status, error_body, d.config->name);
     }
-    ex.keep_passed_headers();  // the answer goes out after this exchange ends
-    bool retry = core::is_retryable(ErrorKind::upstream_status, response.status) && !last_candidate;
-    co_return retry ? Outcome::next : Outcome::give_up;
+    ex.reply.keep_passed_headers();  // the answer goes out after this exchange ends
+    result.end = v.fail_over && !last_candidate ? AttemptEnd::next : AttemptEnd::give_up;
+    co_return result;
   }
 
-  result.outcome = health::Outcome::success;
   result.ttft_ms = std::chrono::duration<double, std::milli>(up.time_to_head()).count();
   std::string_view content_type = response.find(net::http1::Known::content_type);
   bool sse = chat.stream && content_type.substr(0, 17) == "text/event-stream";
-  if (!sse) co_return co_await relay_json(chat, d, up, writer, ex, failure);
+  if (!sse) co_return co_await relay_json(chat, d, up, writer, ex, std::move(result));
 
   // In its own coroutine: the translator's state is in that frame only when a stream is translated
   // (every open stream holds its frames).
-  if (p.translated) co_return co_await relay_translated(chat, d, p.sent, up, writer, ex, failure);
+  if (p.translated) co_return co_await relay_translated(chat, d, p.sent, up, writer, ex, std::move(result));
   if (chat.client == dialects::Dialect::anthropic) {
     struct PassAnthropic final : StreamProcessor {
       core::TokenUsage usage;
       bool event(const dialects::SseEvent& e, std::string& out, Exchange& ex) override {
         if (e.name == "message_start" || e.name == "message_delta") {
           dialects::anthropic::probe_usage(e.data, usage);
-          if (usage.known) ex.usage = usage;
+          if (usage.known) ex.accounting.usage = usage;
         }
         out.append(e.raw);
         return true;
@@ -1666,12 +1218,12 @@ net::Task<Gateway::Outcome> Gateway::respond(Chat& chat, const DeploymentRuntime
       void end(std::string_view pending, std::string& out, Exchange&) override { out.append(pending); }
       void error(const ApiError& e, std::string& out, Exchange& ex) override {
         out += "event: error\ndata: ";
-        out += dialects::anthropic::error_body(e, ex.request_id);
+        out += dialects::anthropic::error_body(e, ex.identity.request_id);
         out += "\n\n";
       }
     };
     PassAnthropic processor;
-    co_return co_await relay_stream(processor, d, up, writer, ex, failure);
+    co_return co_await relay_stream(processor, d, up, writer, ex, std::move(result));
   }
   struct PassOpenAI final : StreamProcessor {
     bool client_wants_usage = false;
@@ -1679,7 +1231,7 @@ net::Task<Gateway::Outcome> Gateway::respond(Chat& chat, const DeploymentRuntime
       if (e.data != "[DONE]") {
         openai::UsageProbe probe = openai::probe_usage(e.data);
         if (probe.usage) {
-          ex.usage = openai::to_canonical(*probe.usage);
+          ex.accounting.usage = openai::to_canonical(*probe.usage);
           // The usage-only chunk exists because the gateway asked for it; a client that did
           // not ask does not get it.
           if (probe.no_choices && !client_wants_usage) return true;
@@ -1697,14 +1249,14 @@ net::Task<Gateway::Outcome> Gateway::respond(Chat& chat, const DeploymentRuntime
   };
   PassOpenAI processor;
   processor.client_wants_usage = chat.client_wants_usage;
-  co_return co_await relay_stream(processor, d, up, writer, ex, failure);
+  co_return co_await relay_stream(processor, d, up, writer, ex, std::move(result));
 }
 
-net::Task<Gateway::Outcome> Gateway::relay_translated(Chat& chat, const DeploymentRuntime& d,
-                                                      const dialects::UpstreamRequest& sent,
-                                                      net::UpstreamExchange& up,
-                                                      net::ResponseWriter& writer, Exchange& ex,
-                                                      Failure& failure) {
+net::Task<AttemptResult> Gateway::relay_translated(Chat& chat, const DeploymentRuntime& d,
+                                                   const dialects::UpstreamRequest& sent,
+                                                   net::UpstreamExchange& up,
+                                                   net::ResponseWriter& writer, Exchange& ex,
+                                                   AttemptResult result) {
   struct Translate final : StreamProcessor {
     dialects::StreamTranslator t;
     explicit Translate(dialects::StreamTranslator tr) : t(std::move(tr)) {}
@@ -1725,19 +1277,19 @@ net::Task<Gateway::Outcome> Gateway::relay_translated(Chat& chat, const Deployme
     void take(std::string& out, Exchange& ex) {
       out.append(t.out());
       t.out().clear();
-      if (t.usage().known) ex.usage = t.usage();
+      if (t.usage().known) ex.accounting.usage = t.usage();
     }
   };
   Translate processor(dialects::StreamTranslator(chat.client, d.provider->dialect(), sent,
                                                  chat.client_wants_usage, chat.model,
-                                                 tool_call_ids(ex.request_id)));
-  co_return co_await relay_stream(processor, d, up, writer, ex, failure);
+                                                 tool_call_ids(ex.identity.request_id)));
+  co_return co_await relay_stream(processor, d, up, writer, ex, std::move(result));
 }
 
-net::Task<Gateway::Outcome> Gateway::relay_json(Chat& chat, const DeploymentRuntime& d,
-                                                net::UpstreamExchange& up,
-                                                net::ResponseWriter& writer, Exchange& ex,
-                                                Failure& failure) {
+net::Task<AttemptResult> Gateway::relay_json(Chat& chat, const DeploymentRuntime& d,
+                                             net::UpstreamExchange& up,
+                                             net::ResponseWriter& writer, Exchange& ex,
+                                             AttemptResult result) {
   // Usually the whole answer came with its head: relayed from the connection's buffer. Else
   // read into a pooled string.
   std::string_view body;
@@ -1749,77 +1301,81 @@ net::Task<Gateway::Outcome> Gateway::relay_json(Chat& chat, const DeploymentRunt
       err = co_await up.read_all(loan->s, kMaxUpstreamBody);
     body = loan->s;
   }
-  if (writer.client_gone()) co_return Outcome::client_gone;
+  if (writer.client_gone()) {
+    result.end = AttemptEnd::client_gone;
+    co_return result;
+  }
   if (err != net::UpstreamError::none) {
-    fail_attempt(ex, failure, upstream_failure(err, d.config->name));
-    co_return Outcome::next;
+    fail_attempt(ex, result, transport_error(err, d.config->name));
+    co_return result;
   }
   // A 2xx that is not a JSON object is a broken upstream; nothing was sent yet, so try the next
   // one. (Framing already proved the body complete; a full validation would scan every byte
   // for what upstreams practically never send.)
   if (!looks_like_json_object(body)) {
-    fail_attempt(ex, failure, upstream_failure(net::UpstreamError::bad_response, d.config->name));
-    co_return Outcome::next;
+    fail_attempt(ex, result, transport_error(net::UpstreamError::bad_response, d.config->name));
+    co_return result;
   }
   const dialects::Dialect upstream = d.provider->dialect();
-  ex.status = up.response().status;
+  ex.reply.status = up.response().status;
   if (chat.endpoint == Endpoint::embeddings) {
     if (upstream == dialects::Dialect::gemini) {
       auto translated = dialects::gemini::decode_embeddings(body, chat.model, chat.embeddings_base64);
       if (auto* e = std::get_if<ApiError>(&translated)) {
-        fail_attempt(ex, failure, *e);
-        co_return Outcome::next;
+        fail_attempt(ex, result, *e);
+        co_return result;
       }
       // Gemini's embeddings API reports no tokens: the request's own estimate is billed, and the
       // record says it was estimated.
-      ex.usage = {};
-      ex.usage.known = true;
-      ex.usage.input = ex.decision ? ex.decision->traits.input_tokens : 0;
-      ex.usage_estimated = true;
+      ex.accounting.usage = {};
+      ex.accounting.usage.known = true;
+      ex.accounting.usage.input = ex.plan.decision ? ex.plan.decision->traits.input_tokens : 0;
+      ex.accounting.usage_estimated = true;
       ex.set_cost_header();
-      co_await writer.send(ex.status, "application/json", std::get<std::string>(translated), ex.headers());
-      co_return Outcome::answered;
+      co_await writer.send(ex.reply.status, "application/json", std::get<std::string>(translated), headers(ex));
+      result.end = AttemptEnd::answered;
+      co_return result;
     }
-    if (auto u = openai::probe_usage(body, false).usage) ex.usage = openai::to_canonical(*u);
+    if (auto u = openai::probe_usage(body, false).usage) ex.accounting.usage = openai::to_canonical(*u);
   } else if (chat.client != upstream) {
-    dialects::gemini::IdSource ids = tool_call_ids(ex.request_id);
+    dialects::gemini::IdSource ids = tool_call_ids(ex.identity.request_id);
     dialects::UpstreamRequest sent;
     sent.anthropic = chat.anthropic_encoded;
     core::TokenUsage usage;
     auto translated = dialects::translate_response(chat.client, upstream, body, sent, ids, usage);
     if (auto* e = std::get_if<ApiError>(&translated)) {
-      if (e->kind == ErrorKind::invalid_request) {
-        // A refusal (a prompt blocked by safety filters): the client's answer, not a failover.
-        fail_attempt(ex, failure, *e);
-        co_return Outcome::give_up;
-      }
-      fail_attempt(ex, failure, *e);
-      co_return Outcome::next;
+      const bool refusal = e->kind == ErrorKind::invalid_request;
+      fail_attempt(ex, result, *e);
+      // A refusal (a prompt blocked by safety filters) is the client's answer, not a failover.
+      if (refusal) result.end = AttemptEnd::give_up;
+      co_return result;
     }
-    if (usage.known) ex.usage = usage;
+    if (usage.known) ex.accounting.usage = usage;
     ex.set_cost_header();
-    co_await writer.send(ex.status, "application/json", std::get<std::string>(translated), ex.headers());
-    co_return Outcome::answered;
+    co_await writer.send(ex.reply.status, "application/json", std::get<std::string>(translated), headers(ex));
+    result.end = AttemptEnd::answered;
+    co_return result;
   } else if (upstream == dialects::Dialect::anthropic) {
     core::TokenUsage usage;
     dialects::anthropic::probe_usage(body, usage);
-    if (usage.known) ex.usage = usage;
+    if (usage.known) ex.accounting.usage = usage;
   } else if (auto u = openai::probe_usage(body, false).usage) {
-    ex.usage = openai::to_canonical(*u);
+    ex.accounting.usage = openai::to_canonical(*u);
   }
   ex.set_cost_header();
   std::string_view content_type = up.response().find(net::http1::Known::content_type);
-  co_await writer.send(ex.status,
+  co_await writer.send(ex.reply.status,
                        content_type.empty() ? std::string_view("application/json") : content_type,
-                       body, ex.headers());
-  co_return Outcome::answered;
+                       body, headers(ex));
+  result.end = AttemptEnd::answered;
+  co_return result;
 }
 
-net::Task<Gateway::Outcome> Gateway::relay_stream(StreamProcessor& processor,
-                                                  const DeploymentRuntime& d,
-                                                  net::UpstreamExchange& up,
-                                                  net::ResponseWriter& writer, Exchange& ex,
-                                                  Failure& failure) {
+net::Task<AttemptResult> Gateway::relay_stream(StreamProcessor& processor,
+                                               const DeploymentRuntime& d,
+                                               net::UpstreamExchange& up,
+                                               net::ResponseWriter& writer, Exchange& ex,
+                                               AttemptResult result) {
   // Event by event. Until the first event is ready nothing has reached the client, so a failure
   // up to then still fails over; after it, the stream ends with an error event.
   dialects::SseSplitter splitter;
@@ -1831,15 +1387,18 @@ net::Task<Gateway::Outcome> Gateway::relay_stream(StreamProcessor& processor,
   const auto head_at = net::Clock::now();
   // A head that came early does not count as the first token: the route's time-to-first-token
   // limit holds until the first event is ready (and failover is still possible).
-  if (ex.first_event_deadline) up.first_body_by(ex.first_event_deadline);
+  if (ex.attempts.first_event_deadline) up.first_body_by(ex.attempts.first_event_deadline);
   while (!done) {
     payload.clear();
     out.clear();
     net::UpstreamError err = co_await up.read_some(payload, done);
-    if (writer.client_gone()) co_return Outcome::client_gone;
+    if (writer.client_gone()) {
+      result.end = AttemptEnd::client_gone;
+      co_return result;
+    }
     std::optional<ApiError> broken;
     if (err != net::UpstreamError::none) {
-      broken = upstream_failure(err, d.config->name);
+      broken = transport_error(err, d.config->name);
     } else {
       bool malformed = false;
       bool within_limit = splitter.feed(payload, [&](const dialects::SseEvent& event) {
@@ -1847,47 +1406,50 @@ net::Task<Gateway::Outcome> Gateway::relay_stream(StreamProcessor& processor,
       });
       if (!within_limit) {
         up.cancel();
-        broken = upstream_failure(net::UpstreamError::bad_response, d.config->name);
+        broken = transport_error(net::UpstreamError::bad_response, d.config->name);
         broken->message += " (an event larger than 8 MiB)";
       } else if (malformed) {
         up.cancel();
-        broken = upstream_failure(net::UpstreamError::bad_response, d.config->name);
+        broken = transport_error(net::UpstreamError::bad_response, d.config->name);
         broken->message += " (a malformed stream event)";
       }
     }
     if (broken) {
       // The deployment's fault either way.
-      ex.last.outcome = broken->kind == ErrorKind::upstream_timeout ? health::Outcome::timeout
-                                                                   : health::Outcome::server_error;
+      result.health = broken->kind == ErrorKind::upstream_timeout ? health::Outcome::timeout
+                                                                  : health::Outcome::server_error;
       if (!committed) {
-        ex.last.what = "stream_failed_before_first_event: " + broken->code;
-        fail_attempt(ex, failure, std::move(*broken));
-        co_return Outcome::next;
+        result.what = "stream_failed_before_first_event: " + broken->code;
+        fail_attempt(ex, result, std::move(*broken));
+        co_return result;
       }
-      ex.error = broken->code;
-      ex.last.what = "stream_broken: " + broken->code;
+      ex.reply.error = broken->code;
+      result.what = "stream_broken: " + broken->code;
       processor.error(*broken, out, ex);
       co_await writer.write_chunk(out, true);
-      co_return Outcome::answered;
+      result.end = AttemptEnd::answered;
+      co_return result;
     }
     if (done) processor.end(splitter.pending(), out, ex);
     if (!committed) {
       if (out.empty() && !done) continue;
       committed = true;
-      if (ex.first_event_deadline) up.first_body_by(std::nullopt);
-      ex.status = 200;
-      co_await writer.start_stream(200, "text/event-stream", ex.headers());
+      if (ex.attempts.first_event_deadline) up.first_body_by(std::nullopt);
+      ex.reply.status = 200;
+      co_await writer.start_stream(200, "text/event-stream", headers(ex));
     }
     if ((!out.empty() || done) && !co_await writer.write_chunk(out, done)) {
       up.cancel();
-      co_return Outcome::client_gone;
+      result.end = AttemptEnd::client_gone;
+      co_return result;
     }
   }
-  if (ex.usage.known && ex.usage.output > 0) {
+  if (ex.accounting.usage.known && ex.accounting.usage.output > 0) {
     double seconds = std::chrono::duration<double>(net::Clock::now() - head_at).count();
-    if (seconds > 0.001) ex.last.tokens_per_s = static_cast<double>(ex.usage.output) / seconds;
+    if (seconds > 0.001) result.tokens_per_s = static_cast<double>(ex.accounting.usage.output) / seconds;
   }
-  co_return Outcome::answered;
+  result.end = AttemptEnd::answered;
+  co_return result;
 }
 
 net::Task<> Gateway::answer_failure(net::ResponseWriter& writer, Exchange& ex,
@@ -1897,21 +1459,21 @@ net::Task<> Gateway::answer_failure(net::ResponseWriter& writer, Exchange& ex,
                   failure.error.value_or(ApiError::make(ErrorKind::internal, "No attempt was made.")));
     co_return;
   }
-  ex.status = failure.status;
-  ex.error = "upstream_" + std::to_string(failure.status);
-  bool pass = ex.client == dialects::Dialect::anthropic
+  ex.reply.status = failure.status;
+  ex.reply.error = "upstream_" + std::to_string(failure.status);
+  bool pass = ex.identity.client == dialects::Dialect::anthropic
                   ? failure.body.find("\"error\"") != std::string::npos && looks_like_json_object(failure.body)
                   : is_openai_error_json(failure.body);
   if (pass) {
-    co_await writer.send(failure.status, "application/json", failure.body, ex.headers());
+    co_await writer.send(failure.status, "application/json", failure.body, headers(ex));
     co_return;
   }
   ApiError e = ApiError::make(ErrorKind::upstream_status,
-                              "Upstream deployment \"" + std::string(ex.deployment) +
+                              "Upstream deployment \"" + std::string(ex.attempts.deployment) +
                                   "\" answered HTTP " + std::to_string(failure.status) + ".");
   e.status = failure.status;
-  std::string body = dialects::error_body(ex.client, e, ex.request_id);
-  co_await writer.send(failure.status, "application/json", body, ex.headers());
+  std::string body = dialects::error_body(ex.identity.client, e, ex.identity.request_id);
+  co_await writer.send(failure.status, "application/json", body, headers(ex));
 }
 
 }  // namespace switchyard::server

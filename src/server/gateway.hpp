@@ -15,6 +15,10 @@
 #include "routing/complexity/feedback.hpp"
 #include "routing/decision.hpp"
 #include "routing/execution.hpp"
+#include "server/pipeline/admission.hpp"
+#include "server/pipeline/authenticate.hpp"
+#include "server/pipeline/context.hpp"
+#include "server/pipeline/executor.hpp"
 #include "server/runtime.hpp"
 #include "telemetry/access_log.hpp"
 
@@ -89,126 +93,72 @@ class Gateway final : public net::Handler {
   void on_drain() override;
   void on_refused(const net::http1::RequestHead* head, const core::ApiError& error,
                   net::Clock::time_point received) override;
+  /// A refusal before the request reached a handler (limits, framing), in the path's dialect.
+  std::string render_error(std::string_view target, const core::ApiError& error) override;
 
  private:
-  struct Exchange;
-  /// Why the last attempt failed: a gateway-made error, or an upstream's HTTP error (status and
-  /// body), for the answer when no deployment answered.
-  struct Failure {
-    std::optional<core::ApiError> error;
-    int status = 0;
-    std::string body;
-  };
-  enum class Outcome {
-    answered,     ///< a response (or a stream) went to the client
-    next,         ///< this deployment failed before anything was sent: try the next one
-    give_up,      ///< an answer not worth failing over (a 4xx): send `Failure`
-    client_gone,  ///< the client left; nothing more to do
-  };
-
+  using Exchange = RequestContext;
+  class Attempts;
   struct Chat;
   struct StreamProcessor;
   struct Prepared;
-  struct Racer;
-  struct AttemptResult;
   enum class Endpoint { chat, embeddings };
 
   /// Chat in either client dialect (`/v1/chat/completions`, `/v1/messages`).
-  net::Task<> chat(net::Request& request, net::ResponseWriter& writer,
-                   Exchange& ex);
-  /// Chat's checks, not a coroutine: key, body, route, traits and the decision record begun.
-  /// The route to run, or nullptr with the refusal in `refused`. What it holds while checking
-  /// (the inspection, a decoded body) lives on the stack, not in the frame every stream keeps.
+  net::Task<> chat(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
+  /// Chat's admission, not a coroutine: body, route, overrides, limits, traits and complexity,
+  /// the decision record begun. The route to run, or nullptr with the refusal in `refused`. What
+  /// it holds while checking lives on the stack, not in the frame every stream keeps.
   const RouteRuntime* admit_chat(const net::Request& request, Exchange& ex, Chat& chat, core::ApiError& refused);
+  /// The route a request may use (key permission, enabled deployments), its overrides and the
+  /// governance checks; nullptr with the refusal in `refused`.
+  const RouteRuntime* admit(std::string_view model, const net::Request& request, Exchange& ex,
+                            core::ApiError& refused);
+  /// The request's x-switchyard-* override headers (one look at the names when there are none).
+  static OverrideHeaders override_headers(const net::Request& request);
+  /// The client's dialect from the path (`/v1/messages...`: Anthropic's).
+  static dialects::Dialect client_of(std::string_view path);
   /// 404 for an unknown path (`allowed` empty), else 405 naming the method `allowed`.
   net::Task<> refuse_endpoint(std::string_view method, std::string_view path, std::string_view allowed,
                               net::ResponseWriter& writer, Exchange& ex);
-  net::Task<> embeddings(net::Request& request, net::ResponseWriter& writer,
-                         Exchange& ex);
-  net::Task<> count_tokens(net::Request& request, net::ResponseWriter& writer,
-                           Exchange& ex);
-  /// Plans the request and runs the plan: attempts, retries with backoff, hedges, failover.
-  net::Task<> run_candidates(const RouteRuntime& route, Chat& chat,
-                             net::ResponseWriter& writer, Exchange& ex);
-  /// One plan entry (and its hedge, when one starts): send, and relay (or translate) the
-  /// answer unless it failed before the first byte.
-  net::Task<Outcome> attempt(const RouteRuntime& route, Chat& chat, std::uint16_t index,
-                             int hedge_index, routing::HedgeBudget* budget, bool last_candidate,
-                             net::UpstreamExchange** current,
-                             net::ResponseWriter& writer, Exchange& ex,
-                             Failure& failure);
-  /// The upstream request for one deployment; an outcome when it cannot be sent there.
-  std::optional<Outcome> prepare(Chat& chat, const DeploymentRuntime& d, Prepared& p, Exchange& ex,
-                                 Failure& failure);
-  /// After `start`: the answer, relayed, or why this deployment failed.
-  net::Task<Outcome> respond(Chat& chat, const DeploymentRuntime& d, Prepared& p,
-                             net::UpstreamError started, bool last_candidate,
-                             net::UpstreamExchange& up, net::ResponseWriter& writer,
-                             Exchange& ex, Failure& failure);
-  net::Task<Outcome> attempt_hedged(
-      const RouteRuntime& route, Chat& chat, std::uint16_t index, std::uint16_t hedge_index,
-      std::int64_t delay_ms, routing::HedgeBudget& budget, bool probe, Prepared& p,
-      net::UpstreamExchange& up, bool last_candidate, net::UpstreamExchange** current,
-      net::ResponseWriter& writer, Exchange& ex, Failure& failure);
-  /// What a hedge racer's start came to (a loser that failed on its own).
-  static void classify_start(const Racer& r, const net::UpstreamExchange& up, AttemptResult& out);
-  /// Feeds an attempt's result to the deployment's health and to the decision record.
-  void settle_attempt(const DeploymentRuntime& d, std::uint16_t index, bool probe, Outcome outcome,
-                      double ms, bool hedge, Exchange& ex);
-  static net::Task<> race(net::UpstreamExchange& up, std::string_view head,
-                          std::string_view body, Racer& racer);
-  net::Task<> answer_unavailable(const RouteRuntime& route, net::ResponseWriter& writer,
-                                 Exchange& ex);
+  /// The 401 for a request without a valid key (in its own frame, not the handler's).
+  net::Task<> refuse_unauthenticated(const net::Request& request, net::ResponseWriter& writer, Exchange& ex);
+  net::Task<> embeddings(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
+  net::Task<> count_tokens(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
+  /// Plans the request, then runs the plan through the executor (`pipeline/executor`) on this
+  /// loop's upstream attempts.
+  net::Task<> run_candidates(const RouteRuntime& route, Chat& chat, net::ResponseWriter& writer, Exchange& ex);
+  /// The upstream request for one deployment; what not sending it there came to, when it
+  /// cannot be sent (skipped; give_up when the request itself cannot be translated).
+  std::optional<AttemptResult> prepare(Chat& chat, const DeploymentRuntime& d, Prepared& p, Exchange& ex);
+  /// After an attempt's start: the answer, relayed, or why this deployment failed.
+  net::Task<AttemptResult> respond(Chat& chat, const DeploymentRuntime& d, Prepared& p, net::UpstreamError started,
+                                   bool last_candidate, net::UpstreamExchange& up, net::ResponseWriter& writer,
+                                   Exchange& ex);
+  net::Task<> answer_unavailable(const RouteRuntime& route, net::ResponseWriter& writer, Exchange& ex);
   net::Task<> sleep_ms(std::int64_t ms);
   net::Task<> healthz(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
   net::Task<> readyz(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
-  net::Task<> health_report(net::Request& request, net::ResponseWriter& writer,
-                            Exchange& ex);
-  net::Task<> decision_report(net::Request& request, net::ResponseWriter& writer,
-                              Exchange& ex);
+  net::Task<> health_report(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
+  net::Task<> decision_report(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
   net::Task<> feedback(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
-  /// Reads x-switchyard-* overrides into `ex`; false with `error` set when one is refused.
-  /// (Plain functions, not coroutines: the hot path pays for a frame per coroutine call, and
-  /// only the error case needs to write.)
-  bool read_overrides(const net::Request& request, const config::KeyConfig& key, Exchange& ex,
-                      core::ApiError& error);
-  net::Task<Outcome> relay_translated(Chat& chat, const DeploymentRuntime& d,
-                                      const dialects::UpstreamRequest& sent,
-                                      net::UpstreamExchange& up,
-                                      net::ResponseWriter& writer, Exchange& ex,
-                                      Failure& failure);
-  net::Task<Outcome> relay_json(Chat& chat, const DeploymentRuntime& d,
-                                net::UpstreamExchange& up,
-                                net::ResponseWriter& writer, Exchange& ex,
-                                Failure& failure);
-  net::Task<Outcome> relay_stream(StreamProcessor& processor,
-                                  const DeploymentRuntime& d,
-                                  net::UpstreamExchange& up,
-                                  net::ResponseWriter& writer, Exchange& ex,
-                                  Failure& failure);
-  net::Task<> answer_failure(net::ResponseWriter& writer, Exchange& ex,
-                             const Failure& failure);
-  [[gnu::cold]] static void fail_attempt(Exchange& ex, Failure& failure, core::ApiError error);
-  net::Task<> models(net::Request& request, net::ResponseWriter& writer,
-                     Exchange& ex);
-  net::Task<> fail(net::ResponseWriter& writer, Exchange& ex,
-                   const core::ApiError& error);
-  /// The caller's key, or nullptr with the 401 to answer in `error`.
-  const config::KeyConfig* authenticate(const net::Request& request, Exchange& ex, core::ApiError& error);
-  const config::KeyConfig* find_key(const net::Request& request, Exchange& ex) const;
-  /// Checks route, key permission and enabled deployments; nullptr with `error` set if any
-  /// fails.
-  const RouteRuntime* resolve_route(std::string_view model, const config::KeyConfig& key, Exchange& ex,
-                                    core::ApiError& error);
-  /// resolve_route, then read_overrides: the route a request may use, or nullptr with `error`.
-  const RouteRuntime* admit(std::string_view model, const config::KeyConfig& key, const net::Request& request,
-                            Exchange& ex, core::ApiError& error);
+  net::Task<AttemptResult> relay_translated(Chat& chat, const DeploymentRuntime& d,
+                                            const dialects::UpstreamRequest& sent, net::UpstreamExchange& up,
+                                            net::ResponseWriter& writer, Exchange& ex, AttemptResult result);
+  net::Task<AttemptResult> relay_json(Chat& chat, const DeploymentRuntime& d, net::UpstreamExchange& up,
+                                      net::ResponseWriter& writer, Exchange& ex, AttemptResult result);
+  net::Task<AttemptResult> relay_stream(StreamProcessor& processor, const DeploymentRuntime& d,
+                                        net::UpstreamExchange& up, net::ResponseWriter& writer, Exchange& ex,
+                                        AttemptResult result);
+  net::Task<> answer_failure(net::ResponseWriter& writer, Exchange& ex, const Failure& failure);
+  /// Marks `result` failed with `error`; the failed answer's headers are not passed on.
+  [[gnu::cold]] static void fail_attempt(Exchange& ex, AttemptResult& result, core::ApiError error);
+  net::Task<> models(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
+  net::Task<> fail(net::ResponseWriter& writer, Exchange& ex, const core::ApiError& error);
+  /// The response's header fields, in this loop's scratch (valid until the next call here).
+  std::span<const net::HeaderField> headers(Exchange& ex) { return ex.headers(header_scratch_); }
   std::string_view make_request_id(char (&out)[128]);
   void start_decision(Exchange& ex, const RouteRuntime& route, const routing::RequestTraits& traits);
-  /// Predicts the request's category (when the route uses one) and scores it with the route's
-  /// complexity model to pick its tier (when it has one).
-  static void classify(const config::RouteConfig& route, const core::ChatRequest& request,
-                       routing::RequestTraits& traits, Exchange& ex, bool keep_features);
   /// Settlement: the request's one accounting record, made when it has ended (answered,
   /// refused, failed or abandoned). Valid until the next request on this loop.
   const core::AccountingRecord& settle(std::string_view method, std::string_view path, const Exchange& ex,
@@ -228,13 +178,8 @@ class Gateway final : public net::Handler {
   net::UpstreamPool pool_;
   StringPool strings_;
   core::AccountingRecord record_;  ///< the last settled request's record (reused)
-  /// Bearer tokens already checked on this loop → their key (saves a SHA-256 per request).
-  struct TokenHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-  mutable std::unordered_map<std::string, const config::KeyConfig*, TokenHash, std::equal_to<>>
-      key_cache_;
+  ReplyHeaders header_scratch_;
+  Authenticator auth_;
   /// splitmix64: request ids, plan seeds, retry jitter (not secrets); a few instructions a draw
   /// where the Mersenne Twister refills 312 words every 312 draws.
   struct SplitMix64 {
