@@ -259,10 +259,9 @@ class Session final : public Deadline {
   /// stream or an error there means the client left; data is a pipelined request, kept for
   /// later. The read is never cancelled: the session waits for it as its next read, so the
   /// watch costs no system call of its own.
-  void watch_disconnect(ResponseWriter::GoneFn on_gone, void* context) {
+  void watch_disconnect(ResponseWriter::DisconnectWatcher& watcher) {
     if (closed_) return;
-    on_gone_ = on_gone;
-    gone_context_ = context;
+    on_gone_ = &watcher;
     watch_armed_ = true;
     // Bytes after the current request already buffered: a pipelined request is waiting, and the
     // client cannot be watched this way (a read would wait for yet another request).
@@ -293,9 +292,9 @@ class Session final : public Deadline {
               gone_ = true;
               watch_armed_ = false;
               if (on_gone_) {
-                auto fn = on_gone_;
+                auto* watcher = on_gone_;
                 on_gone_ = nullptr;
-                fn(gone_context_);
+                watcher->on_client_gone();
               }
             }
           } else if (ahead_in_buf_) {
@@ -460,8 +459,7 @@ class Session final : public Deadline {
   /// then, not carried by every connection).
   static constexpr std::size_t kAheadBytes = 512;
   std::unique_ptr<char[]> ahead_buf_;
-  ResponseWriter::GoneFn on_gone_ = nullptr;
-  void* gone_context_ = nullptr;
+  ResponseWriter::DisconnectWatcher* on_gone_ = nullptr;
   std::size_t slot_ = 0;
   bool idle_ = true;
   bool close_after_ = false;
@@ -613,9 +611,7 @@ Task<bool> ResponseWriter::flush() {
 
 bool ResponseWriter::started() const { return session_.started_; }
 void ResponseWriter::close_after() { session_.close_after_ = true; }
-void ResponseWriter::watch_disconnect(GoneFn on_gone, void* context) {
-  session_.watch_disconnect(on_gone, context);
-}
+void ResponseWriter::watch_disconnect(DisconnectWatcher& watcher) { session_.watch_disconnect(watcher); }
 void ResponseWriter::abort() {
   boost::system::error_code ec;
   session_.socket_.set_option(asio::socket_base::linger(true, 0), ec);

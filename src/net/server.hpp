@@ -86,13 +86,20 @@ class ResponseWriter {
   /// Close the connection after this response.
   void close_after();
 
-  /// Starts watching the client connection while the handler waits on something else: when the
-  /// client closes or resets it, `on_gone(context)` runs (once) on the loop. Stopped when the
-  /// handler returns. A plain function and its argument: no callable object to build and
-  /// destroy on every request.
-  using GoneFn = void (*)(void* context);
-  void watch_disconnect(GoneFn on_gone, void* context);
-  /// Drops the callback given to `watch_disconnect` (call before what it refers to dies).
+  /// Told when the client of the request leaves while the handler waits on something else.
+  class DisconnectWatcher {
+   public:
+    /// Runs once, on the loop, when the client closes or resets the connection.
+    virtual void on_client_gone() = 0;
+
+   protected:
+    ~DisconnectWatcher() = default;
+  };
+  /// Starts watching the client connection: `watcher` is told (once) when the client leaves,
+  /// until `forget_disconnect` or the handler's return. The watcher must outlive the watch: the
+  /// object that starts it stops it in its destructor.
+  void watch_disconnect(DisconnectWatcher& watcher);
+  /// Stops the watch (before the watcher dies).
   void forget_disconnect();
   bool client_gone() const;
 

@@ -19,6 +19,7 @@
 #include "routing/complexity/category.hpp"
 #include "routing/complexity/model.hpp"
 #include "routing/tiers.hpp"
+#include "server/admin/health.hpp"
 #include "server/pipeline/outcome.hpp"
 #include "server/pipeline/plan.hpp"
 #include "server/pipeline/traits.hpp"
@@ -445,152 +446,30 @@ OverrideHeaders Gateway::override_headers(const net::Request& request) {
   return h;
 }
 
-net::Task<> Gateway::health_report(net::Request&, net::ResponseWriter& writer,
-                                   Exchange& ex) {
-  const std::int64_t now = health::steady_now_ms();
-  std::string body = R"({"object":"switchyard.health","deployments":[)";
-  bool first = true;
-  for (const auto& d : ex.rt->deployments()) {
-    if (!first) body += ',';
-    first = false;
-    body += R"({"deployment":)";
-    core::append_json_string(body, d.config->name);
-    body += R"(,"provider":)";
-    core::append_json_string(body, d.config->provider);
-    body += R"(,"model":)";
-    core::append_json_string(body, d.model ? std::string_view(d.model->id) : std::string_view(d.config->model));
-    body += R"(,"enabled":)";
-    body += d.config->enabled && d.provider && d.provider->config->enabled ? "true" : "false";
-    if (d.health) {
-      health::Snapshot s = d.health->read(now);
-      health::DeploymentHealth::Details x = d.health->details(now);
-      body += R"(,"state":")";
-      body += health::to_string(s.state);
-      body += '"';
-      if (s.recovers_at_ms) {
-        body += R"(,"recovers_in_ms":)";
-        body += std::to_string(std::max<std::int64_t>(0, s.recovers_at_ms - now));
-      }
-      body += R"(,"in_flight":)" + std::to_string(s.in_flight);
-      body += R"(,"error_rate":)";
-      routing::append_decimal(body, x.error_rate);
-      body += R"(,"window_requests":)" + std::to_string(x.window_count);
-      body += R"(,"consecutive_failure_points":)" + std::to_string(x.consecutive_failure_points);
-      body += R"(,"times_opened":)" + std::to_string(x.times_opened);
-      body += R"(,"successes":)" + std::to_string(x.successes);
-      body += R"(,"failures":)" + std::to_string(x.failures);
-      if (x.failures) {
-        body += R"(,"last_failure":")";
-        body += health::to_string(x.last_failure);
-        body += '"';
-      }
-      if (s.ttft_ms >= 0) {
-        body += R"(,"ttft_ms_ewma":)";
-        routing::append_decimal(body, std::round(s.ttft_ms * 10) / 10);
-      }
-      if (s.p95_ttft_ms >= 0) {
-        body += R"(,"ttft_ms_p95":)";
-        routing::append_decimal(body, std::round(s.p95_ttft_ms * 10) / 10);
-      }
-      if (s.tokens_per_s > 0) {
-        body += R"(,"tokens_per_s_ewma":)";
-        routing::append_decimal(body, std::round(s.tokens_per_s * 10) / 10);
-      }
-      if (s.rl_remaining_requests >= 0) body += R"(,"ratelimit_remaining_requests":)" + std::to_string(s.rl_remaining_requests);
-      if (s.rl_remaining_tokens >= 0) body += R"(,"ratelimit_remaining_tokens":)" + std::to_string(s.rl_remaining_tokens);
-    }
-    body += '}';
-  }
-  body += "]}";
+net::Task<> Gateway::health_report(net::Request&, net::ResponseWriter& writer, Exchange& ex) {
+  std::string body = admin::health_json(*ex.rt, health::steady_now_ms());
   ex.reply.status = 200;
   co_await writer.send(200, "application/json", body, headers(ex));
 }
 
-net::Task<> Gateway::decision_report(net::Request& request, net::ResponseWriter& writer,
-                                     Exchange& ex) {
-  const config::KeyConfig* key = ex.identity.key;
-  std::string_view target = request.target();
-  std::string_view query = target.substr(std::min(target.size(), target.find('?') + 1));
-  if (target.find('?') == std::string_view::npos) query = {};
-  std::string_view id;
-  while (!query.empty()) {
-    std::string_view pair = query.substr(0, query.find('&'));
-    query.remove_prefix(std::min(query.size(), pair.size() + 1));
-    if (pair.substr(0, 11) == "request_id=") id = pair.substr(11);
-  }
-  if (id.empty()) {
-    co_await fail(writer, ex, ApiError::make(ErrorKind::invalid_request,
-                                             "Missing query parameter request_id.", "request_id",
-                                             "missing_required_parameter"));
-    co_return;
-  }
-  // Admin keys read every record; other keys only their own requests'.
-  auto found = shared_.decisions.find(id, key->admin ? std::string_view{} : std::string_view(key->name),
-                                     health::steady_now_ms());
-  if (!found) {
-    co_await fail(writer, ex, ApiError::make(ErrorKind::not_found,
-                                             "No decision record for request " + std::string(id) +
-                                                 " (unknown, someone else's, or no longer kept).",
-                                             "request_id", "decision_not_found"));
-    co_return;
-  }
-  ex.reply.status = 200;
-  co_await writer.send(200, "application/json", *found, headers(ex));
+net::Task<> Gateway::decision_report(net::Request& request, net::ResponseWriter& writer, Exchange& ex) {
+  co_await send_report(writer, ex,
+                       admin::decision_report(shared_.decisions, request.target(), *ex.identity.key,
+                                              health::steady_now_ms()));
 }
 
 net::Task<> Gateway::feedback(net::Request& request, net::ResponseWriter& writer, Exchange& ex) {
-  const config::KeyConfig* key = ex.identity.key;
-  std::optional<ApiError> error;
-  std::string request_id;
-  double score = -1;
-  auto parsed = dialects::parse_json(request.body, 8);
-  if (shared_.feedback_log.empty()) {
-    error = ApiError::make(ErrorKind::invalid_request,
-                           "Feedback is not enabled on this gateway (server.feedback_log).", {}, "feedback_disabled");
-  } else if (!parsed || !parsed->is_object()) {
-    error = ApiError::make(ErrorKind::invalid_request, "We could not parse the JSON body of your request.", {},
-                           "invalid_json");
-  } else {
-    const auto& o = parsed->get_object();
-    request_id = std::string(dialects::str_or(o, "request_id"));
-    if (const auto* s = o.if_contains("score"); s && s->is_number()) score = s->to_number<double>();
-    else if (auto thumbs = dialects::str_or(o, "thumbs"); thumbs == "up" || thumbs == "down")
-      score = thumbs == "up" ? 1.0 : 0.0;
-    if (request_id.empty())
-      error = ApiError::make(ErrorKind::invalid_request, "Missing required parameter: 'request_id'.", "request_id",
-                             "missing_required_parameter");
-    else if (!(score >= 0 && score <= 1))
-      error = ApiError::make(ErrorKind::invalid_request,
-                             "Give 'score' (a number from 0 to 1) or 'thumbs' (\"up\" or \"down\").", "score",
-                             "invalid_value");
-  }
-  if (error) {
-    co_await fail(writer, ex, *error);
-    co_return;
-  }
-  auto pending = shared_.feedback.take(request_id, key->admin ? std::string_view{} : std::string_view(key->name));
-  if (!pending) {
-    co_await fail(writer, ex, ApiError::make(ErrorKind::not_found,
-                                             "No request " + request_id +
-                                                 " awaits feedback (not routed by complexity, someone else's, "
-                                                 "already rated, or no longer kept).",
-                                             "request_id", "feedback_not_found"));
-    co_return;
-  }
-  std::string row = routing::complexity::feedback_row(*pending, score);
-  bool written = false;
-  {
-    std::lock_guard lock(shared_.feedback_mutex);
-    std::ofstream out(shared_.feedback_log, std::ios::app);
-    written = static_cast<bool>(out << row);
-  }
-  if (!written) {
-    co_await fail(writer, ex, ApiError::make(ErrorKind::internal, "The feedback log could not be written.", {},
-                                             "feedback_write_failed"));
+  admin::FeedbackLog log{shared_.feedback_log, shared_.feedback, shared_.feedback_mutex};
+  co_await send_report(writer, ex, admin::record_feedback(request.body, *ex.identity.key, log));
+}
+
+net::Task<> Gateway::send_report(net::ResponseWriter& writer, Exchange& ex, admin::Report report) {
+  if (auto* e = std::get_if<ApiError>(&report)) {
+    co_await fail(writer, ex, *e);
     co_return;
   }
   ex.reply.status = 200;
-  co_await writer.send(200, "application/json", R"({"object":"switchyard.feedback","recorded":true})", headers(ex));
+  co_await writer.send(200, "application/json", std::get<std::string>(report), headers(ex));
 }
 
 net::Task<> Gateway::chat(net::Request& request, net::ResponseWriter& writer,
@@ -742,18 +621,19 @@ struct Gateway::Prepared {
 /// The executor's upstream side on sockets: up to two attempts (a primary and its hedge), each
 /// a deployment's prepared request on an exchange from the loop's pool. The client leaving
 /// cancels both.
-class Gateway::Attempts final : public AttemptPort {
+class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::DisconnectWatcher {
  public:
   Attempts(Gateway& gateway, const RouteRuntime& route, Chat& chat, net::ResponseWriter& writer, Exchange& ex)
       : g_(gateway), route_(route), chat_(chat), writer_(writer), ex_(ex), wake_(gateway.loop_.io()) {
-    writer_.watch_disconnect(
-        [](void* context) {
-          for (auto* up : *static_cast<net::UpstreamExchange* (*)[2]>(context))
-            if (up) up->cancel();
-        },
-        &current_);
+    writer_.watch_disconnect(*this);
   }
   ~Attempts() override { writer_.forget_disconnect(); }
+
+  /// The client left: whatever upstream exchanges are in progress (two while hedging) stop.
+  void on_client_gone() override {
+    for (auto* up : current_)
+      if (up) up->cancel();
+  }
 
   std::int64_t now_ms() override { return steady_ms(net::Clock::now()); }
   bool client_gone() override { return writer_.client_gone(); }

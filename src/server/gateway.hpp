@@ -15,6 +15,7 @@
 #include "routing/complexity/feedback.hpp"
 #include "routing/decision.hpp"
 #include "routing/execution.hpp"
+#include "server/admin/reports.hpp"
 #include "server/pipeline/admission.hpp"
 #include "server/pipeline/authenticate.hpp"
 #include "server/pipeline/context.hpp"
@@ -142,6 +143,8 @@ class Gateway final : public net::Handler {
   net::Task<> health_report(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
   net::Task<> decision_report(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
   net::Task<> feedback(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
+  /// An admin endpoint's answer: its JSON with 200, or its refusal.
+  net::Task<> send_report(net::ResponseWriter& writer, Exchange& ex, admin::Report report);
   net::Task<AttemptResult> relay_translated(Chat& chat, const DeploymentRuntime& d,
                                             const dialects::UpstreamRequest& sent, net::UpstreamExchange& up,
                                             net::ResponseWriter& writer, Exchange& ex, AttemptResult result);

@@ -25,7 +25,8 @@
 #include "routing/complexity/model.hpp"
 #include "routing/decision.hpp"
 #include "routing/tiers.hpp"
-#include "server/pipeline/traits.hpp"
+#include "server/pipeline/admission.hpp"
+#include "server/pipeline/plan.hpp"
 #include "server/router_cli.hpp"
 #include "server/runtime.hpp"
 #include "telemetry/access_log.hpp"
@@ -76,78 +77,60 @@ int cmd_explain(const std::string& path, const std::string& request_path,
   ss << in.rdbuf();
   const std::string body = ss.str();
   server::Runtime runtime(std::move(loaded.config), nullptr);
-  std::string model;
-  routing::RequestTraits traits;
-  // An OpenAI chat body, or else an Anthropic messages body.
-  auto inspected = dialects::openai::inspect_chat_request(body, {runtime.config().server.max_json_depth});
-  if (auto* info = std::get_if<dialects::openai::ChatRequestInfo>(&inspected)) {
-    model = info->model;
-    traits = server::traits_of(*info, body);
-    traits.input_tokens = server::estimate_body_tokens(body, info->has_images, true);  // not hot
-  } else {
-    auto decoded = dialects::anthropic::decode_request(body, runtime.config().server.max_json_depth, false);
-    if (auto* r = std::get_if<core::ChatRequest>(&decoded)) {
-      model = r->model;
-      traits = server::traits_of(*r);
-      traits.input_tokens = dialects::estimate_tokens(*r, true);
-    } else {
-      std::cerr << "not a chat request (OpenAI: " << std::get<core::ApiError>(inspected).message
-                << "; Anthropic: " << std::get<core::ApiError>(decoded).message << ")\n";
+  // The same admission and planning code as `serve` (server/pipeline), on a runtime without
+  // live health: an OpenAI chat body, or else an Anthropic messages body.
+  const std::size_t max_depth = runtime.config().server.max_json_depth;
+  server::ChatInput input;
+  auto as_openai = server::read_chat(dialects::Dialect::openai, body, max_depth, input);
+  if (as_openai) {
+    input = server::ChatInput{};
+    if (auto as_anthropic = server::read_chat(dialects::Dialect::anthropic, body, max_depth, input)) {
+      std::cerr << "not a chat request (OpenAI: " << as_openai->message << "; Anthropic: " << as_anthropic->message
+                << ")\n";
       return 1;
     }
   }
-  const server::RouteRuntime* route = runtime.find_route(model);
+  core::ApiError refused;
+  const server::RouteRuntime* route = server::resolve_route(runtime, input.model, nullptr, refused);
   if (!route) {
-    std::cerr << "no route named \"" << model << "\" in " << path << "\n";
+    std::cerr << refused.message << " (" << path << ")\n";
     return 1;
   }
-  if (route->config->complexity || route->config->needs_category()) {
-    const auto& cc = route->config->complexity;
-    auto decoded = dialects::decode_client_request(
-        std::holds_alternative<dialects::openai::ChatRequestInfo>(inspected) ? dialects::Dialect::openai
-                                                                             : dialects::Dialect::anthropic,
-        body, runtime.config().server.max_json_depth);
-    if (auto* r = std::get_if<core::ChatRequest>(&decoded)) {
-      std::string text = server::prompt_text(*r);
-      if (route->config->needs_category())
-        traits.category = static_cast<int>(routing::complexity::categorize(text).best);
-      if (cc) {
-        const auto* model = cc->model.get();
-        routing::complexity::Sparse features;
-        routing::complexity::extract(text, model->spec, features);
-        routing::score_and_tier(*cc, features, traits);
-      }
-    }
-  }
-  routing::Overrides overrides;
+  server::OverrideHeaders override_headers;
+  std::vector<std::string> values;
+  values.reserve(headers.size());
   for (const auto& h : headers) {
     auto colon = h.find(':');
-    std::string name = h.substr(0, colon), value = colon == std::string::npos ? "" : h.substr(colon + 1);
+    std::string name = h.substr(0, colon);
+    std::string& value = values.emplace_back(colon == std::string::npos ? "" : h.substr(colon + 1));
     while (!value.empty() && value.front() == ' ') value.erase(0, 1);
-    if (name == "x-switchyard-policy") {
-      overrides.objective = routing::parse_objective(value);
-      if (!overrides.objective) {
-        std::cerr << "invalid x-switchyard-policy \"" << value << "\"\n";
-        return 1;
-      }
-    } else if (name == "x-switchyard-deadline-ms") {
-      overrides.deadline_ms = static_cast<std::uint32_t>(std::strtoul(value.c_str(), nullptr, 10));
-    } else if (name == "x-switchyard-max-cost-usd") {
-      overrides.max_cost_usd = std::strtod(value.c_str(), nullptr);
-    } else {
+    if (name == "x-switchyard-policy") override_headers.policy = value;
+    else if (name == "x-switchyard-deadline-ms") override_headers.deadline_ms = value;
+    else if (name == "x-switchyard-max-cost-usd") override_headers.max_cost_usd = value;
+    else {
       std::cerr << "unknown header " << name << " (x-switchyard-policy, -deadline-ms, -max-cost-usd)\n";
       return 1;
     }
   }
+  routing::Overrides overrides;
+  if (auto e = server::read_overrides(override_headers, nullptr, overrides)) {
+    std::cerr << e->message << "\n";
+    return 1;
+  }
+  routing::RequestTraits traits;
+  server::Assessment assessment;
+  if (auto e = server::assess_chat(*route, input, max_depth, false, traits, assessment)) {
+    std::cerr << e->message << "\n";
+    return 1;
+  }
   routing::Decision d;
   d.request_id = "explain";
   d.route = route->config->name;
-  d.traits = traits;
   d.table = &route->table;
-  std::vector<health::Snapshot> snapshots(route->candidates.size());
   routing::PlanContext ctx;
   ctx.seed = 1;
-  routing::make_plan(route->table, traits, overrides, snapshots, ctx, d.plan);
+  server::plan_request(*route, &input, overrides, runtime.config().health.circuit_breaking, ctx, traits, d.plan);
+  d.traits = traits;
   if (!d.plan.order.empty()) d.estimated_cost_usd = d.plan.scores[d.plan.order[0]].est_cost_usd;
   if (as_json) {
     std::cout << routing::decision_json(d, 0) << "\n";
