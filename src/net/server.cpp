@@ -441,10 +441,22 @@ class Session final : public Deadline {
     }
   }
 
+  std::string_view target_in_buffer() const {
+    std::string_view bytes = buf_.view();
+    std::string_view line = bytes.substr(0, std::min(bytes.find('\n'), std::min<std::size_t>(bytes.size(), 8192)));
+    std::size_t from = line.find(' ');
+    std::size_t to = from == std::string_view::npos ? from : line.find(' ', from + 1);
+    if (to == std::string_view::npos) return {};
+    return line.substr(from + 1, to - from - 1);
+  }
+
   Task<bool> send_error(const http1::RequestHead* head, const core::ApiError& error) {
     close_after_ = true;
     loop_.handler().on_refused(head, error, Clock::now());
-    std::string body = loop_.handler().render_error(head ? head->target : std::string_view{}, error);
+    // Without a parsed head (too large, malformed), the request line's target when the buffer
+    // starts with one: only to pick the dialect of the answer.
+    std::string_view target = head ? head->target : target_in_buffer();
+    std::string body = loop_.handler().render_error(target, error);
     co_return co_await send(error.status, "application/json", body, {});
   }
 

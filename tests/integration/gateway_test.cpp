@@ -388,7 +388,7 @@ TEST_F(GatewayTest, ClientDisconnectCancelsTheUpstreamStream) {
   EXPECT_NE(log.find("\"status\":499"), std::string::npos) << log;
 }
 
-TEST_F(GatewayTest, RefusesBadInputInOpenAIsErrorShape) {
+TEST_F(GatewayTest, RefusesBadInputInTheClientsErrorShape) {
   Gateway gw(config({{"a", fake_.port(), "m"}},
                     "  max_body_bytes: 2048\n  max_header_bytes: 1024\n  max_json_depth: 8\n"));
   struct Case {
@@ -432,6 +432,29 @@ TEST_F(GatewayTest, RefusesBadInputInOpenAIsErrorShape) {
   Response r = raw.read_response();
   EXPECT_EQ(r.status, 400);
   EXPECT_TRUE(raw.wait_closed(2s));
+  // On Anthropic's path the same refusals come in Anthropic's shape, those the server makes
+  // before a handler runs (413, 431, malformed framing) included.
+  std::vector<Case> anthropic{
+      {"no key", harness::http(gw.port(), "POST", "/v1/messages", {}, "{}"), 401, "authentication_error"},
+      {"body too large",
+       harness::http(gw.port(), "POST", "/v1/messages", {{"x-api-key", kKey}}, std::string(3000, 'a')), 413,
+       "request_too_large"},
+      {"header too large",
+       harness::http(gw.port(), "POST", "/v1/messages", {{"X-Big", std::string(2000, 'h')}}, "{}"), 431,
+       "invalid_request_error"},
+  };
+  for (const auto& c : anthropic) {
+    EXPECT_EQ(c.response.status, c.status) << c.name << ": " << c.response.body;
+    json::value v = json::parse(c.response.body);
+    EXPECT_EQ(v.at("type").as_string(), "error") << c.name << ": " << c.response.body;
+    EXPECT_EQ(v.at("error").at("type").as_string(), c.code) << c.name << ": " << c.response.body;
+    EXPECT_FALSE(v.at("error").at("message").as_string().empty()) << c.name;
+  }
+  Connection raw_anthropic(gw.port());
+  raw_anthropic.send_raw("POST /v1/messages HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n");
+  Response bad_framing = raw_anthropic.read_response();
+  EXPECT_EQ(bad_framing.status, 400);
+  EXPECT_EQ(json::parse(bad_framing.body).at("type").as_string(), "error") << bad_framing.body;
   // Nothing of this reached the upstream.
   EXPECT_EQ(json::parse(fake_.stats_json()).at("requests").as_int64(), 0);
   // Requests refused before routing are in the access log too.

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <thread>
 
+#include "core/money.hpp"
 #include "harness.hpp"
 
 using harness::Fake;
@@ -290,6 +291,37 @@ TEST_F(TranslateTest, EmbeddingsThroughGeminiIncludingBase64) {
   ASSERT_EQ(r.status, 200) << r.body;
   // [2, 97, 0.5, -0.25] as little-endian float32
   EXPECT_EQ(json::parse(r.body).at("data").at(0).at("embedding").as_string(), "AAAAQAAAwkIAAAA/AACAvg==");
+}
+
+TEST_F(TranslateTest, AnthropicCacheWritesAreBilledByLifetimeInTheHeaderTheLogAndTheRecord) {
+  // claude-sonnet-4-5 pinned at $3 / $15 per 1M; cache writes at 1.25x (5 min) and 2x (1 h),
+  // reads at $0.30 (set here: the catalogue's may change).
+  Gateway gw("models:\n  - id: claude-sonnet-4-5\n    price: {input: 3, output: 15, cached_input: 0.3}\n" +
+             config(fake_.port()));
+  fake_.script(R"({"content":"ok","cached_tokens":1000,"cache_write_tokens":400,"cache_write_1h_tokens":100})");
+  Response r = harness::http(gw.port(), "POST", "/v1/chat/completions", openai_auth(),
+                             R"({"model":"an","max_tokens":50,"messages":[{"role":"user","content":"hi"}]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  json::value usage = json::parse(r.body).at("usage");
+  const std::int64_t prompt = usage.at("prompt_tokens").as_int64();
+  const std::int64_t completion = usage.at("completion_tokens").as_int64();
+  ASSERT_GT(prompt, 1400);  // the fake's own input tokens plus the cache's
+  // (prompt - 1000 - 400) x 3 + 1000 x 0.30 + 300 x 3.75 + 100 x 6 + completion x 15, in
+  // micro-dollars per million: pico-dollars, written in dollars.
+  const std::int64_t pico = (prompt - 1400) * 3'000'000 + 1000 * 300'000 + 300 * 3'750'000 + 100 * 6'000'000 +
+                            completion * 15'000'000;
+  std::string expected = switchyard::core::Money::nanos((pico + 500) / 1000).to_string();
+  EXPECT_EQ(r.header("x-switchyard-cost-usd"), expected);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::string log = gw.log();
+  EXPECT_NE(log.find("\"cache_write_tokens\":400"), std::string::npos) << log;
+  EXPECT_NE(log.find("\"cache_write_1h_tokens\":100"), std::string::npos) << log;
+  EXPECT_NE(log.find("\"cost_usd\":" + expected), std::string::npos) << log;
+  EXPECT_NE(log.find("\"provider\":\"an\""), std::string::npos) << log;
+  Response d = harness::http(gw.port(), "GET", "/v1/switchyard/decisions?request_id=" + r.header("x-request-id"),
+                             openai_auth());
+  ASSERT_EQ(d.status, 200) << d.body;
+  EXPECT_NE(d.body.find("\"cost_usd\":" + expected + ","), std::string::npos) << d.body;
 }
 
 }  // namespace

@@ -51,6 +51,8 @@ std::optional<Behavior> parse_behavior(const std::string& text, std::string& err
     else if (key == "finish_reason") as_string(b.finish_reason);
     else if (key == "reasoning") as_string(b.reasoning);
     else if (key == "cached_tokens" && val.is_int64()) b.cached_tokens = val.as_int64();
+    else if (key == "cache_write_tokens" && val.is_int64()) b.cache_write_tokens = val.as_int64();
+    else if (key == "cache_write_1h_tokens" && val.is_int64()) b.cache_write_1h_tokens = val.as_int64();
     else if (key == "tool_calls" && val.is_array()) {
       for (const auto& t : val.as_array()) {
         if (!t.is_object() || !t.as_object().contains("name")) {
@@ -549,8 +551,11 @@ Plan plan_answer(Wire wire, const std::string& model, bool stream, bool include_
                                                     : "end_turn";
     std::string signature = "sig_" + id;
     json::object usage{{"input_tokens", prompt_tokens},
-                       {"cache_creation_input_tokens", 0},
+                       {"cache_creation_input_tokens", b.cache_write_tokens},
                        {"cache_read_input_tokens", b.cached_tokens},
+                       {"cache_creation", json::object{{"ephemeral_5m_input_tokens",
+                                                        b.cache_write_tokens - b.cache_write_1h_tokens},
+                                                       {"ephemeral_1h_input_tokens", b.cache_write_1h_tokens}}},
                        {"output_tokens", completion_tokens + reasoning_tokens}};
     if (!stream) {
       json::array blocks;

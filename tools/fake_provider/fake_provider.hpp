@@ -50,6 +50,10 @@ struct Behavior {
   std::vector<ToolCall> tool_calls;   ///< answer with these calls (finish: tool_calls)
   std::string reasoning;              ///< thinking / reasoning text before the answer
   std::int64_t cached_tokens = 0;     ///< reported as cache reads
+  /// Anthropic answers: prompt tokens written to the cache, and of those the ones with a
+  /// one-hour lifetime (`usage.cache_creation.ephemeral_1h_input_tokens`).
+  std::int64_t cache_write_tokens = 0;
+  std::int64_t cache_write_1h_tokens = 0;
 };
 
 /// Parses a behaviour object; unknown fields are an error.
