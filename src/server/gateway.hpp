@@ -84,8 +84,12 @@ struct Shared {
   std::mutex feedback_mutex;  ///< one writer of the feedback log at a time
 };
 
-/// The gateway's request handler for one event loop: routes, auth, the OpenAI fast path,
-/// failover and the access log. Owns the loop's upstream pool.
+/// The request pipeline for one event loop (docs/architecture.md, "The life of a request"):
+/// dispatch and authentication (gateway.cpp), the endpoints' admission (endpoints.cpp), plan
+/// and execution on the loop's upstream attempts (pipeline/upstream_attempts.cpp), the relays
+/// (pipeline/relay.cpp) and settlement into the accounting record (gateway.cpp). The steps' pure
+/// parts are functions of their own in pipeline/ (admission, plan, executor, outcome); this
+/// class holds what is per loop: the upstream pool, pooled buffers, key cache, hedge budgets.
 class Gateway final : public net::Handler {
  public:
   Gateway(net::Loop& loop, Shared& shared);
@@ -129,6 +133,9 @@ class Gateway final : public net::Handler {
   /// Plans the request, then runs the plan through the executor (`pipeline/executor`) on this
   /// loop's upstream attempts.
   net::Task<> run_candidates(const RouteRuntime& route, Chat& chat, net::ResponseWriter& writer, Exchange& ex);
+  /// The reserve step (governance): true when the request may run; else its refusal is sent.
+  net::Task<bool> reserve_or_refuse(const RouteRuntime& route, Reservation& reservation, net::ResponseWriter& writer,
+                                    Exchange& ex);
   /// The upstream request for one deployment; what not sending it there came to, when it
   /// cannot be sent (skipped; give_up when the request itself cannot be translated).
   std::optional<AttemptResult> prepare(Chat& chat, const DeploymentRuntime& d, Prepared& p, Exchange& ex);

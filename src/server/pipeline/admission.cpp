@@ -102,4 +102,8 @@ std::optional<ApiError> read_overrides(const OverrideHeaders& h, const config::K
 
 std::optional<ApiError> check_limits(const config::KeyConfig*, const RouteRuntime&) { return std::nullopt; }
 
+std::optional<ApiError> reserve(const config::KeyConfig*, const RouteRuntime&, const routing::Plan&, Reservation&) {
+  return std::nullopt;
+}
+
 }  // namespace switchyard::server

@@ -63,4 +63,14 @@ std::optional<core::ApiError> read_overrides(const OverrideHeaders& headers, con
 /// today (admits everything); the governance issue fills it, with the refusal (429) it returns.
 std::optional<core::ApiError> check_limits(const config::KeyConfig* key, const RouteRuntime& route);
 
+/// What a request holds of its budgets while it runs (the plan's maximum cost, reserved against
+/// every scope it touches). Empty today; the governance issue fills it.
+struct Reservation {};
+
+/// Governance between plan and execution: reserves the plan's maximum cost; the refusal (429)
+/// when a budget cannot cover it. Today it reserves nothing and refuses nothing. What is
+/// reserved is settled (or released) with the request's accounting record.
+std::optional<core::ApiError> reserve(const config::KeyConfig* key, const RouteRuntime& route,
+                                      const routing::Plan& plan, Reservation& out);
+
 }  // namespace switchyard::server

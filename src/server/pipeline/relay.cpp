@@ -1,0 +1,376 @@
+// After an attempt's response head: the answer relayed to the client as it comes (JSON, SSE) or
+// translated between dialects, or why the attempt failed (pipeline/outcome decides what a
+// status means).
+#include <spdlog/spdlog.h>
+
+#include "dialects/openai/usage.hpp"
+#include "dialects/sse.hpp"
+#include "dialects/translate.hpp"
+#include "dialects/upstream_error.hpp"
+#include "health/rate_limits.hpp"
+#include "server/gateway_internal.hpp"
+#include "server/pipeline/outcome.hpp"
+
+namespace switchyard::server {
+
+namespace openai = dialects::openai;
+using core::ApiError;
+using core::ErrorKind;
+
+namespace {
+
+constexpr std::size_t kMaxUpstreamBody = 64 * 1024 * 1024;
+constexpr std::size_t kMaxUpstreamErrorBody = 1024 * 1024;
+
+/// Upstream response headers a client may act on: rate-limit state and retry hints.
+bool is_passed_header(std::string_view name) {
+  // Called for every field of every upstream answer: told apart by first byte and size first.
+  if (name.size() < 11) return false;
+  switch (name[0] | 0x20) {
+    case 'x': return name.size() >= 12 && net::http1::iequals(name.substr(0, 12), "x-ratelimit-");
+    case 'r':
+      return (name.size() == 11 && net::http1::iequals(name, "retry-after")) ||
+             (name.size() == 14 && net::http1::iequals(name, "retry-after-ms"));
+    default: return false;
+  }
+}
+
+/// Ids for tool calls of upstreams that give none (Gemini): unique per request.
+dialects::gemini::IdSource tool_call_ids(std::string_view request_id) {
+  dialects::gemini::IdSource ids;
+  ids.prefix = "call_" + std::string(request_id.substr(request_id.size() > 12 ? request_id.size() - 12 : 0)) + "_";
+  return ids;
+}
+
+}  // namespace
+
+net::Task<AttemptResult> Gateway::respond(Chat& chat, const DeploymentRuntime& d, Prepared& p,
+                                          net::UpstreamError err, bool last_candidate,
+                                          net::UpstreamExchange& up,
+                                          net::ResponseWriter& writer, Exchange& ex) {
+  AttemptResult result;
+  if (writer.client_gone()) {
+    result.end = AttemptEnd::client_gone;
+    co_return result;
+  }
+  chat.anthropic_encoded = p.sent.anthropic;
+  const dialects::Dialect upstream = d.provider->dialect();
+  if (err != net::UpstreamError::none) {
+    result.what = std::string(net::to_string(err));
+    result.health = verdict(err).health;
+    spdlog::warn("{}: attempt {} on {} failed: {}{}{}", ex.identity.request_id, ex.attempts.count,
+                 d.config->name, net::to_string(err), up.detail().empty() ? "" : " - ",
+                 up.detail());
+    fail_attempt(ex, result, transport_error(err, d.config->name));
+    co_return result;
+  }
+  ex.attempts.ttfb_ms = std::chrono::duration<double, std::milli>(up.time_to_head()).count();
+  const auto& response = up.response();
+  result.status = response.status;
+  result.health = health::Outcome::success;
+  // One walk over the answer's fields: the ones passed on to the client, and what they say
+  // about rate limits and retrying.
+  ex.reply.passed_count = 0;
+  for (std::size_t i = 0; i < response.header_count; ++i) {
+    const auto h = response.header(i);
+    if (ex.reply.passed_count < kMaxPassedHeaders && is_passed_header(h.name))
+      ex.reply.passed[ex.reply.passed_count++] = {h.name, h.value};
+    health::read_answer_field(h.name, h.value, result.rate_limits, result.retry_after_ms);
+  }
+
+  if (response.status >= 300 && response.status < 400) {
+    result.what = "redirect";
+    result.health = verdict(response.status).health;
+    // Redirects are not followed (the body would have to be re-sent elsewhere): a misconfigured
+    // base_url, reported as a bad upstream.
+    fail_attempt(ex, result,
+                 ApiError::make(verdict(response.status).kind,
+                                "Upstream deployment \"" + d.config->name +
+                                    "\" answered with a redirect (HTTP " +
+                                    std::to_string(response.status) + "); check its base_url.",
+                                {}, "upstream_redirect"));
+    co_return result;
+  }
+  if (response.status >= 400) {
+    result.what = "http_" + std::to_string(response.status);
+    const Verdict v = verdict(response.status);
+    result.health = v.health;
+    std::string error_body;
+    net::UpstreamError e2 = co_await up.read_all(error_body, kMaxUpstreamErrorBody);
+    if (writer.client_gone()) {
+      result.end = AttemptEnd::client_gone;
+      co_return result;
+    }
+    if (e2 != net::UpstreamError::none) {
+      fail_attempt(ex, result, transport_error(e2, d.config->name));
+      co_return result;
+    }
+    bool same_dialect = chat.client == upstream && !p.translated;
+    if (same_dialect) {
+      result.failure.status = response.status;
+      result.failure.body = std::move(error_body);
+    } else {
+      result.failure.error = dialects::upstream_error(response.status, error_body, d.config->name);
+    }
+    ex.reply.keep_passed_headers();  // the answer goes out after this exchange ends
+    result.end = v.fail_over && !last_candidate ? AttemptEnd::next : AttemptEnd::give_up;
+    co_return result;
+  }
+
+  result.ttft_ms = std::chrono::duration<double, std::milli>(up.time_to_head()).count();
+  std::string_view content_type = response.find(net::http1::Known::content_type);
+  bool sse = chat.stream && content_type.substr(0, 17) == "text/event-stream";
+  if (!sse) co_return co_await relay_json(chat, d, up, writer, ex, std::move(result));
+
+  // In its own coroutine: the translator's state is in that frame only when a stream is translated
+  // (every open stream holds its frames).
+  if (p.translated) co_return co_await relay_translated(chat, d, p.sent, up, writer, ex, std::move(result));
+  if (chat.client == dialects::Dialect::anthropic) {
+    struct PassAnthropic final : StreamProcessor {
+      core::TokenUsage usage;
+      bool event(const dialects::SseEvent& e, std::string& out, Exchange& ex) override {
+        if (e.name == "message_start" || e.name == "message_delta") {
+          dialects::anthropic::probe_usage(e.data, usage);
+          if (usage.known) ex.accounting.usage = usage;
+        }
+        out.append(e.raw);
+        return true;
+      }
+      void end(std::string_view pending, std::string& out, Exchange&) override { out.append(pending); }
+      void error(const ApiError& e, std::string& out, Exchange& ex) override {
+        out += "event: error\ndata: ";
+        out += dialects::anthropic::error_body(e, ex.identity.request_id);
+        out += "\n\n";
+      }
+    };
+    PassAnthropic processor;
+    co_return co_await relay_stream(processor, d, up, writer, ex, std::move(result));
+  }
+  struct PassOpenAI final : StreamProcessor {
+    bool client_wants_usage = false;
+    bool event(const dialects::SseEvent& e, std::string& out, Exchange& ex) override {
+      if (e.data != "[DONE]") {
+        openai::UsageProbe probe = openai::probe_usage(e.data);
+        if (probe.usage) {
+          ex.accounting.usage = openai::to_canonical(*probe.usage);
+          // The usage-only chunk exists because the gateway asked for it; a client that did
+          // not ask does not get it.
+          if (probe.no_choices && !client_wants_usage) return true;
+        }
+      }
+      out.append(e.raw);
+      return true;
+    }
+    void end(std::string_view pending, std::string& out, Exchange&) override { out.append(pending); }
+    void error(const ApiError& e, std::string& out, Exchange&) override {
+      out += "data: ";
+      out += core::openai_error_body(e);
+      out += "\n\n";
+    }
+  };
+  PassOpenAI processor;
+  processor.client_wants_usage = chat.client_wants_usage;
+  co_return co_await relay_stream(processor, d, up, writer, ex, std::move(result));
+}
+
+net::Task<AttemptResult> Gateway::relay_translated(Chat& chat, const DeploymentRuntime& d,
+                                                   const dialects::UpstreamRequest& sent,
+                                                   net::UpstreamExchange& up,
+                                                   net::ResponseWriter& writer, Exchange& ex,
+                                                   AttemptResult result) {
+  struct Translate final : StreamProcessor {
+    dialects::StreamTranslator t;
+    explicit Translate(dialects::StreamTranslator tr) : t(std::move(tr)) {}
+    bool event(const dialects::SseEvent& e, std::string& out, Exchange&) override {
+      bool ok = t.feed(e);
+      out.append(t.out());
+      t.out().clear();
+      return ok;
+    }
+    void end(std::string_view, std::string& out, Exchange& ex) override {
+      t.finish();
+      take(out, ex);
+    }
+    void error(const ApiError& e, std::string& out, Exchange& ex) override {
+      t.fail(e);
+      take(out, ex);
+    }
+    void take(std::string& out, Exchange& ex) {
+      out.append(t.out());
+      t.out().clear();
+      if (t.usage().known) ex.accounting.usage = t.usage();
+    }
+  };
+  Translate processor(dialects::StreamTranslator(chat.client, d.provider->dialect(), sent,
+                                                 chat.client_wants_usage, chat.model,
+                                                 tool_call_ids(ex.identity.request_id)));
+  co_return co_await relay_stream(processor, d, up, writer, ex, std::move(result));
+}
+
+net::Task<AttemptResult> Gateway::relay_json(Chat& chat, const DeploymentRuntime& d,
+                                             net::UpstreamExchange& up,
+                                             net::ResponseWriter& writer, Exchange& ex,
+                                             AttemptResult result) {
+  // Usually the whole answer came with its head: relayed from the connection's buffer. Else
+  // read into a pooled string.
+  std::string_view body;
+  std::optional<StringPool::Loan> loan;
+  net::UpstreamError err = net::UpstreamError::none;
+  if (!up.buffered_body(body, kMaxUpstreamBody)) {
+    loan.emplace(strings_);
+    if (!up.read_buffered(loan->s, kMaxUpstreamBody, err))
+      err = co_await up.read_all(loan->s, kMaxUpstreamBody);
+    body = loan->s;
+  }
+  if (writer.client_gone()) {
+    result.end = AttemptEnd::client_gone;
+    co_return result;
+  }
+  if (err != net::UpstreamError::none) {
+    fail_attempt(ex, result, transport_error(err, d.config->name));
+    co_return result;
+  }
+  // A 2xx that is not a JSON object is a broken upstream; nothing was sent yet, so try the next
+  // one. (Framing already proved the body complete; a full validation would scan every byte
+  // for what upstreams practically never send.)
+  if (!looks_like_json_object(body)) {
+    fail_attempt(ex, result, transport_error(net::UpstreamError::bad_response, d.config->name));
+    co_return result;
+  }
+  const dialects::Dialect upstream = d.provider->dialect();
+  ex.reply.status = up.response().status;
+  if (chat.endpoint == Endpoint::embeddings) {
+    if (upstream == dialects::Dialect::gemini) {
+      auto translated = dialects::gemini::decode_embeddings(body, chat.model, chat.embeddings_base64);
+      if (auto* e = std::get_if<ApiError>(&translated)) {
+        fail_attempt(ex, result, *e);
+        co_return result;
+      }
+      // Gemini's embeddings API reports no tokens: the request's own estimate is billed, and the
+      // record says it was estimated.
+      ex.accounting.usage = {};
+      ex.accounting.usage.known = true;
+      ex.accounting.usage.input = ex.plan.decision ? ex.plan.decision->traits.input_tokens : 0;
+      ex.accounting.usage_estimated = true;
+      ex.set_cost_header();
+      co_await writer.send(ex.reply.status, "application/json", std::get<std::string>(translated), headers(ex));
+      result.end = AttemptEnd::answered;
+      co_return result;
+    }
+    if (auto u = openai::probe_usage(body, false).usage) ex.accounting.usage = openai::to_canonical(*u);
+  } else if (chat.client != upstream) {
+    dialects::gemini::IdSource ids = tool_call_ids(ex.identity.request_id);
+    dialects::UpstreamRequest sent;
+    sent.anthropic = chat.anthropic_encoded;
+    core::TokenUsage usage;
+    auto translated = dialects::translate_response(chat.client, upstream, body, sent, ids, usage);
+    if (auto* e = std::get_if<ApiError>(&translated)) {
+      const bool refusal = e->kind == ErrorKind::invalid_request;
+      fail_attempt(ex, result, *e);
+      // A refusal (a prompt blocked by safety filters) is the client's answer, not a failover.
+      if (refusal) result.end = AttemptEnd::give_up;
+      co_return result;
+    }
+    if (usage.known) ex.accounting.usage = usage;
+    ex.set_cost_header();
+    co_await writer.send(ex.reply.status, "application/json", std::get<std::string>(translated), headers(ex));
+    result.end = AttemptEnd::answered;
+    co_return result;
+  } else if (upstream == dialects::Dialect::anthropic) {
+    core::TokenUsage usage;
+    dialects::anthropic::probe_usage(body, usage);
+    if (usage.known) ex.accounting.usage = usage;
+  } else if (auto u = openai::probe_usage(body, false).usage) {
+    ex.accounting.usage = openai::to_canonical(*u);
+  }
+  ex.set_cost_header();
+  std::string_view content_type = up.response().find(net::http1::Known::content_type);
+  co_await writer.send(ex.reply.status,
+                       content_type.empty() ? std::string_view("application/json") : content_type,
+                       body, headers(ex));
+  result.end = AttemptEnd::answered;
+  co_return result;
+}
+
+net::Task<AttemptResult> Gateway::relay_stream(StreamProcessor& processor,
+                                               const DeploymentRuntime& d,
+                                               net::UpstreamExchange& up,
+                                               net::ResponseWriter& writer, Exchange& ex,
+                                               AttemptResult result) {
+  // Event by event. Until the first event is ready nothing has reached the client, so a failure
+  // up to then still fails over; after it, the stream ends with an error event.
+  dialects::SseSplitter splitter;
+  StringPool::Loan payload_loan{strings_}, out_loan{strings_};
+  std::string& payload = payload_loan.s;
+  std::string& out = out_loan.s;
+  bool committed = false;
+  bool done = false;
+  const auto head_at = net::Clock::now();
+  // A head that came early does not count as the first token: the route's time-to-first-token
+  // limit holds until the first event is ready (and failover is still possible).
+  if (ex.attempts.first_event_deadline) up.first_body_by(ex.attempts.first_event_deadline);
+  while (!done) {
+    payload.clear();
+    out.clear();
+    net::UpstreamError err = co_await up.read_some(payload, done);
+    if (writer.client_gone()) {
+      result.end = AttemptEnd::client_gone;
+      co_return result;
+    }
+    std::optional<ApiError> broken;
+    if (err != net::UpstreamError::none) {
+      broken = transport_error(err, d.config->name);
+    } else {
+      bool malformed = false;
+      bool within_limit = splitter.feed(payload, [&](const dialects::SseEvent& event) {
+        if (!processor.event(event, out, ex)) malformed = true;
+      });
+      if (!within_limit) {
+        up.cancel();
+        broken = transport_error(net::UpstreamError::bad_response, d.config->name);
+        broken->message += " (an event larger than 8 MiB)";
+      } else if (malformed) {
+        up.cancel();
+        broken = transport_error(net::UpstreamError::bad_response, d.config->name);
+        broken->message += " (a malformed stream event)";
+      }
+    }
+    if (broken) {
+      // The deployment's fault either way.
+      result.health = broken->kind == ErrorKind::upstream_timeout ? health::Outcome::timeout
+                                                                  : health::Outcome::server_error;
+      if (!committed) {
+        result.what = "stream_failed_before_first_event: " + broken->code;
+        fail_attempt(ex, result, std::move(*broken));
+        co_return result;
+      }
+      ex.reply.error = broken->code;
+      result.what = "stream_broken: " + broken->code;
+      processor.error(*broken, out, ex);
+      co_await writer.write_chunk(out, true);
+      result.end = AttemptEnd::answered;
+      co_return result;
+    }
+    if (done) processor.end(splitter.pending(), out, ex);
+    if (!committed) {
+      if (out.empty() && !done) continue;
+      committed = true;
+      if (ex.attempts.first_event_deadline) up.first_body_by(std::nullopt);
+      ex.reply.status = 200;
+      co_await writer.start_stream(200, "text/event-stream", headers(ex));
+    }
+    if ((!out.empty() || done) && !co_await writer.write_chunk(out, done)) {
+      up.cancel();
+      result.end = AttemptEnd::client_gone;
+      co_return result;
+    }
+  }
+  if (ex.accounting.usage.known && ex.accounting.usage.output > 0) {
+    double seconds = std::chrono::duration<double>(net::Clock::now() - head_at).count();
+    if (seconds > 0.001) result.tokens_per_s = static_cast<double>(ex.accounting.usage.output) / seconds;
+  }
+  result.end = AttemptEnd::answered;
+  co_return result;
+}
+
+}  // namespace switchyard::server
