@@ -107,9 +107,9 @@ net::Task<> Gateway::handle(net::Request request, net::ResponseWriter& writer) {
   std::shared_ptr<const Runtime> pinned = runtime_;
   Exchange ex;
   ex.rt = pinned.get();
-  ex.accounting.arrived_unix_s = std::chrono::duration_cast<std::chrono::seconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
+  ex.accounting.arrived_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count();
   std::string_view given_id = request.header(net::http1::Known::x_request_id);
   if (valid_request_id(given_id)) {
     std::memcpy(ex.identity.id_storage, given_id.data(), given_id.size());
@@ -188,6 +188,10 @@ net::Task<> Gateway::refuse_endpoint(std::string_view method, std::string_view p
 void Gateway::on_refused(const net::http1::RequestHead* head, const ApiError& error,
                          net::Clock::time_point received) {
   Exchange ex;
+  ex.accounting.arrived_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count() -
+                                  static_cast<std::int64_t>(ms_since(received));
   ex.reply.status = error.status;
   ex.reply.error = error.code;
   std::string_view target = head ? head->target : std::string_view{};
@@ -196,45 +200,42 @@ void Gateway::on_refused(const net::http1::RequestHead* head, const ApiError& er
   if (log_.enabled()) log_.write(record);
 }
 
-const core::AccountingRecord& Gateway::settle(std::string_view method, std::string_view path, const Exchange& ex,
+const core::AccountingRecord& Gateway::settle(std::string_view method, std::string_view path, Exchange& ex,
                                               net::Clock::time_point received) {
   // One record per request, filled in the loop's reused record (its strings and vector keep
   // their capacity: no allocation per request once warm). Consumers read it before the next
   // request on this loop; one that keeps it (a ledger queue) copies it.
   core::AccountingRecord& r = record_;
-  r.request_id.assign(ex.identity.request_id);
-  r.unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  std::chrono::system_clock::now().time_since_epoch())
-                  .count() -
-              static_cast<std::int64_t>(ms_since(received));
-  r.method.assign(method);
-  r.path.assign(path);
-  r.client_dialect.assign(ex.identity.client == dialects::Dialect::anthropic ? "anthropic" : "openai");
-  r.key.assign(ex.identity.key_name);
-  r.route.assign(ex.route.name);
-  r.model.assign(ex.attempts.upstream_model);
-  r.deployment.assign(ex.attempts.deployment);
-  r.provider.clear();
-  if (ex.attempts.answered_by && ex.attempts.answered_by->provider) r.provider.assign(ex.attempts.answered_by->provider->config->name);
+  r.request_id = ex.identity.request_id;
+  r.unix_ms = ex.accounting.arrived_unix_ms;
+  r.method = method;
+  r.path = path;
+  r.client_dialect = ex.identity.client == dialects::Dialect::anthropic ? "anthropic" : "openai";
+  r.key = ex.identity.key_name;
+  r.route = ex.route.name;
+  r.model = ex.attempts.upstream_model;
+  r.deployment = ex.attempts.deployment;
+  const DeploymentRuntime* answered = ex.attempts.answered_by;
+  r.provider = answered && answered->provider ? std::string_view(answered->provider->config->name) : std::string_view{};
   r.stream = ex.reply.stream;
   r.usage = ex.accounting.usage;
   r.usage_estimated = ex.accounting.usage_estimated;
   r.cost = ex.cost();
-  r.unpriced = ex.accounting.usage.known && ex.attempts.answered_by && !ex.attempts.answered_by->priced();
+  r.unpriced = ex.accounting.usage.known && answered && !answered->priced();
   r.estimated_cost.reset();
   r.latency_ms = ms_since(received);
   r.ttfb_ms = ex.attempts.ttfb_ms;
   r.hedged = false;
-  r.policy.assign(ex.plan.policy);
+  r.policy = ex.plan.policy;
   r.plan.clear();
   r.excluded.clear();
   r.complexity = -1;
   r.tier = -1;
-  r.category.assign(ex.route.category);
+  r.category = ex.route.category;
   r.status = ex.reply.status;
-  r.error.assign(ex.reply.error);
+  r.error = ex.reply.error;
   r.client_cancelled = ex.reply.status == 499 || ex.reply.error == "client_closed";
-  std::size_t attempts = 0;
+  r.attempts.clear();
   if (ex.plan.decision) {
     const routing::Decision& d = *ex.plan.decision;
     if (d.estimated_cost_usd >= 0)
@@ -256,20 +257,12 @@ const core::AccountingRecord& Gateway::settle(std::string_view method, std::stri
       r.excluded += routing::to_string(d.plan.scores[i].excluded);
     }
     if (more) r.excluded += ",+" + std::to_string(more);
-    r.attempts.resize(d.attempts.size());
-    for (const auto& a : d.attempts) {
-      core::AttemptOutcome& o = r.attempts[attempts++];
-      o.deployment.assign(d.table->candidates[a.candidate].deployment);
-      o.outcome.assign(a.outcome);
-      o.status = a.status;
-      o.ms = a.ms;
-      o.hedge = a.hedge;
-    }
+    for (const auto& a : d.attempts)
+      r.attempts.push_back({d.table->candidates[a.candidate].deployment, a.outcome, a.status, a.ms, a.hedge});
     r.hedged = d.hedged;
     r.complexity = d.traits.complexity;
     r.tier = d.traits.tier;
   }
-  r.attempts.resize(attempts);
   return r;
 }
 
@@ -305,8 +298,7 @@ void Gateway::start_decision(Exchange& ex, const RouteRuntime& route, const rout
   d.request_id.assign(ex.identity.request_id);
   d.route = route.config->name;
   d.key = ex.identity.key_name;
-  d.unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  std::chrono::system_clock::now().time_since_epoch()).count();
+  d.unix_ms = ex.accounting.arrived_unix_ms;
   d.traits = traits;
   d.table = &route.table;
 }
@@ -327,8 +319,8 @@ OverrideHeaders Gateway::override_headers(const net::Request& request) {
 }
 
 void Gateway::fail_attempt(Exchange& ex, AttemptResult& result, ApiError error) {
-  result.failure.error = std::move(error);
-  result.failure.status = 0;
+  result.failure = std::make_unique<Failure>();
+  result.failure->error = std::move(error);
   result.end = AttemptEnd::next;
   ex.reply.passed_count = 0;  // headers of a failed attempt do not describe the answer
 }
@@ -372,11 +364,12 @@ net::Task<> Gateway::answer_unavailable(const RouteRuntime& route, net::Response
   co_await fail(writer, ex, error);
 }
 
-net::Task<> Gateway::answer_failure(net::ResponseWriter& writer, Exchange& ex,
-                                    const Failure& failure) {
+net::Task<> Gateway::answer_failure(net::ResponseWriter& writer, Exchange& ex, const Failure* failed) {
+  static const Failure kNone{ApiError::make(ErrorKind::internal, "No attempt was made."), 0, {}};
+  const Failure& failure = failed ? *failed : kNone;
   if (failure.status == 0) {
     co_await fail(writer, ex,
-                  failure.error.value_or(ApiError::make(ErrorKind::internal, "No attempt was made.")));
+                  failure.error ? *failure.error : *kNone.error);
     co_return;
   }
   ex.reply.status = failure.status;

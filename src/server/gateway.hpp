@@ -160,7 +160,8 @@ class Gateway final : public net::Handler {
   net::Task<AttemptResult> relay_stream(StreamProcessor& processor, const DeploymentRuntime& d,
                                         net::UpstreamExchange& up, net::ResponseWriter& writer, Exchange& ex,
                                         AttemptResult result);
-  net::Task<> answer_failure(net::ResponseWriter& writer, Exchange& ex, const Failure& failure);
+  /// The answer when no deployment answered: the last failure (null: none was recorded).
+  net::Task<> answer_failure(net::ResponseWriter& writer, Exchange& ex, const Failure* failure);
   /// Marks `result` failed with `error`; the failed answer's headers are not passed on.
   [[gnu::cold]] static void fail_attempt(Exchange& ex, AttemptResult& result, core::ApiError error);
   net::Task<> models(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
@@ -171,7 +172,7 @@ class Gateway final : public net::Handler {
   void start_decision(Exchange& ex, const RouteRuntime& route, const routing::RequestTraits& traits);
   /// Settlement: the request's one accounting record, made when it has ended (answered,
   /// refused, failed or abandoned). Valid until the next request on this loop.
-  const core::AccountingRecord& settle(std::string_view method, std::string_view path, const Exchange& ex,
+  const core::AccountingRecord& settle(std::string_view method, std::string_view path, Exchange& ex,
                                        net::Clock::time_point received);
   /// Moves the request's decision into the shared ring, with the runtime its views point into;
   /// its outcome (status, cost) is the record's.

@@ -86,9 +86,11 @@ struct RequestContext {
   } attempts;
 
   struct Accounting {
-    std::int64_t arrived_unix_s = 0;  ///< the day and hour whose prices bill the request
+    std::int64_t arrived_unix_ms = 0;  ///< when it arrived: the day and hour whose prices bill it
     core::TokenUsage usage;           ///< of the answer; `known` false until read
     bool usage_estimated = false;     ///< counted here: the provider reports none
+    bool priced = false;              ///< `cost` has been worked out
+    std::optional<core::Money> cost;
     std::string cost_text;
   } accounting;
 
@@ -108,17 +110,21 @@ struct RequestContext {
   } reply;
 
   /// What the answer's tokens cost at the answering deployment's prices: the one price
-  /// function, read by the cost header and by the accounting record. nullopt: no usage, or
-  /// unpriced.
-  std::optional<core::Money> cost() const {
-    const DeploymentRuntime* d = attempts.answered_by;
-    if (!accounting.usage.known || !d || !d->priced()) return std::nullopt;
-    return catalog::cost(*d->pricing, accounting.usage, accounting.arrived_unix_s);
+  /// function, read by the cost header and by the accounting record, priced once (call it when
+  /// the usage is final). nullopt: no usage, or unpriced.
+  const std::optional<core::Money>& cost() {
+    if (!accounting.priced) {
+      accounting.priced = true;
+      const DeploymentRuntime* d = attempts.answered_by;
+      if (accounting.usage.known && d && d->priced())
+        accounting.cost = catalog::cost(*d->pricing, accounting.usage, accounting.arrived_unix_ms / 1000);
+    }
+    return accounting.cost;
   }
   /// The cost header of a JSON answer (a stream's head goes out before its usage is known).
   void set_cost_header() {
     accounting.cost_text.clear();
-    if (auto c = cost()) c->append_decimal(accounting.cost_text);
+    if (const auto& c = cost()) c->append_decimal(accounting.cost_text);
   }
 
   /// The response's header fields, written into `scratch`: valid until its next use.

@@ -46,36 +46,14 @@ struct Run {
     port.release(slot, r);
     if (r.health == health::Outcome::rate_limited && r.retry_after_ms >= 0)
       out.retry_after_ms = out.retry_after_ms < 0 ? r.retry_after_ms : std::min(out.retry_after_ms, r.retry_after_ms);
-    if (r.failure.any()) out.failure = std::move(r.failure);
+    if (r.failure) out.failure = std::move(r.failure);
     if (r.end == AttemptEnd::answered) out.answered = index;
     record(index, r, ms, hedge);
   }
 
-  net::Task<AttemptEnd> attempt(std::uint16_t index, int hedge_index, bool last, bool& hedge_started);
   net::Task<AttemptEnd> race(std::uint16_t index, std::uint16_t hedge_index, std::int64_t delay_ms, bool last,
                              bool& hedge_started);
 };
-
-net::Task<AttemptEnd> Run::attempt(std::uint16_t index, int hedge_index, bool last, bool& hedge_started) {
-  if (auto skipped = port.claim(Port::kPrimary, index)) {
-    AttemptEnd end = skipped->end == AttemptEnd::give_up ? AttemptEnd::give_up : AttemptEnd::next;
-    if (skipped->failure.any()) out.failure = std::move(skipped->failure);
-    record(index, *skipped, 0, false);
-    co_return end;
-  }
-  // Hedging: when the first byte is later than the delay, a backup starts on the next entry.
-  std::int64_t delay = -1;
-  if (hedge_index >= 0 && options.budget)
-    delay = routing::hedge_delay_ms(options.hedge, port.p95_ttft_ms(index));
-  if (delay >= 0)
-    co_return co_await race(index, static_cast<std::uint16_t>(hedge_index), delay, last, hedge_started);
-  const std::int64_t started = port.now_ms();
-  co_await port.start_now(Port::kPrimary);
-  AttemptResult r = co_await port.respond(Port::kPrimary, last);
-  const AttemptEnd end = r.end;
-  finish(Port::kPrimary, index, r, static_cast<double>(port.now_ms() - started), false);
-  co_return end;
-}
 
 net::Task<AttemptEnd> Run::race(std::uint16_t index, std::uint16_t hedge_index, std::int64_t delay_ms, bool last,
                                 bool& hedge_started) {
@@ -132,6 +110,8 @@ net::Task<Execution> execute(const std::vector<std::uint16_t>& order, std::size_
                              ExecutionOptions options, AttemptPort& port,
                              std::vector<routing::AttemptRecord>& attempts) {
   Run run{options, port, attempts, {}, 0, options.seed};
+  // The attempt of one plan entry is written out in this loop rather than in a coroutine of its
+  // own: one frame fewer per request. Only a hedge race has its own.
   routing::CandidateSet tried(candidates);
   const bool has_deadline = options.deadline_ms >= 0;
   for (int round = 0;; ++round) {
@@ -150,7 +130,25 @@ net::Task<Execution> execute(const std::vector<std::uint16_t>& order, std::size_
       const bool last = k + 1 == order.size() && round >= options.retry.attempts;
       tried.set(index);
       bool hedge_started = false;
-      const AttemptEnd end = co_await run.attempt(index, hedge_index, last, hedge_started);
+      AttemptEnd end;
+      if (auto skipped = port.claim(AttemptPort::kPrimary, index)) {
+        end = skipped->end == AttemptEnd::give_up ? AttemptEnd::give_up : AttemptEnd::next;
+        if (skipped->failure) run.out.failure = std::move(skipped->failure);
+        run.record(index, *skipped, 0, false);
+      } else {
+        // Hedging: when the first byte is later than the delay, a backup starts on the next entry.
+        std::int64_t delay = -1;
+        if (hedge_index >= 0 && options.budget)
+          delay = routing::hedge_delay_ms(options.hedge, port.p95_ttft_ms(index));
+        if (delay >= 0) {
+          end = co_await run.race(index, static_cast<std::uint16_t>(hedge_index), delay, last, hedge_started);
+        } else {
+          const std::int64_t started = port.now_ms();
+          AttemptResult r = co_await port.run(AttemptPort::kPrimary, last);
+          end = r.end;
+          run.finish(AttemptPort::kPrimary, index, r, static_cast<double>(port.now_ms() - started), false);
+        }
+      }
       if (hedge_started) tried.set(static_cast<std::size_t>(hedge_index));
       if (end == AttemptEnd::client_gone || port.client_gone()) {
         run.out.end = AttemptEnd::client_gone;
@@ -172,8 +170,9 @@ net::Task<Execution> execute(const std::vector<std::uint16_t>& order, std::size_
       co_return std::move(run.out);
     }
   }
-  if (has_deadline && port.now_ms() >= options.deadline_ms && run.out.failure.status == 0) {
-    run.out.failure.error = core::ApiError::make(
+  if (has_deadline && port.now_ms() >= options.deadline_ms && (!run.out.failure || run.out.failure->status == 0)) {
+    if (!run.out.failure) run.out.failure = std::make_unique<Failure>();
+    run.out.failure->error = core::ApiError::make(
         core::ErrorKind::upstream_timeout,
         "The request's deadline of " + std::to_string(options.deadline_budget_ms) +
             " ms passed before a deployment answered.",

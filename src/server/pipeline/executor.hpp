@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,7 +35,6 @@ struct Failure {
   std::optional<core::ApiError> error;
   int status = 0;
   std::string body;
-  bool any() const { return error.has_value() || status != 0; }
 };
 
 /// What one attempt came to. Returned by the port's calls; the executor records it.
@@ -48,7 +48,8 @@ struct AttemptResult {
   double ttft_ms = -1;
   double tokens_per_s = -1;
   health::RateLimitHeaders rate_limits;
-  Failure failure;  ///< set when it failed and says why
+  /// Why it failed, when it did (on the heap: an answer, the common case, moves a null pointer).
+  std::unique_ptr<Failure> failure;
 };
 
 /// The upstream side as the executor sees it: up to two attempts at once, in slots (the primary
@@ -70,8 +71,8 @@ class AttemptPort {
   virtual std::optional<AttemptResult> claim(int slot, std::uint16_t index) = 0;
   /// The candidate's observed p95 time to first byte (ms; < 0: unknown).
   virtual double p95_ttft_ms(std::uint16_t index) = 0;
-  /// Sends the slot's request and waits for the response head (or a failure).
-  virtual net::Task<> start_now(int slot) = 0;
+  /// Sends the slot's request and, once its head is in, `respond`s: one attempt, not raced.
+  virtual net::Task<AttemptResult> run(int slot, bool last) = 0;
   /// Sends the slot's request in the background; `wait` and `started` tell when the head is in.
   virtual void start(int slot) = 0;
   /// Returns when a background start finishes, the client leaves, or the steady clock reaches
@@ -107,7 +108,7 @@ struct Execution {
   /// (the last failure is the answer).
   AttemptEnd end = AttemptEnd::next;
   int answered = -1;  ///< the candidate that answered
-  Failure failure;    ///< the last failure
+  std::unique_ptr<Failure> failure;  ///< the last failure; null when none was recorded
   std::int64_t retry_after_ms = -1;  ///< the shortest retry-after of the request's 429s
   bool hedged = false;
 };

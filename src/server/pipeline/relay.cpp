@@ -107,10 +107,12 @@ net::Task<AttemptResult> Gateway::respond(Chat& chat, const DeploymentRuntime& d
     }
     bool same_dialect = chat.client == upstream && !p.translated;
     if (same_dialect) {
-      result.failure.status = response.status;
-      result.failure.body = std::move(error_body);
+      result.failure = std::make_unique<Failure>();
+      result.failure->status = response.status;
+      result.failure->body = std::move(error_body);
     } else {
-      result.failure.error = dialects::upstream_error(response.status, error_body, d.config->name);
+      result.failure = std::make_unique<Failure>();
+      result.failure->error = dialects::upstream_error(response.status, error_body, d.config->name);
     }
     ex.reply.keep_passed_headers();  // the answer goes out after this exchange ends
     result.end = v.fail_over && !last_candidate ? AttemptEnd::next : AttemptEnd::give_up;

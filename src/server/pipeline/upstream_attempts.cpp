@@ -70,10 +70,12 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
     return d.health ? d.health->read(health::steady_now_ms()).p95_ttft_ms : -1;
   }
 
-  net::Task<> start_now(int slot) override {
+  net::Task<AttemptResult> run(int slot, bool last) override {
     Slot& s = begin(slot);
     s.error = co_await s.up->start(s.prepared->head(), s.prepared->body());
     s.done = true;
+    answering(s);
+    co_return co_await g_.respond(chat_, *s.d, *s.prepared, s.error, last, *s.up, writer_, ex_);
   }
 
   void start(int slot) override {
@@ -114,12 +116,7 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
 
   net::Task<AttemptResult> respond(int slot, bool last) override {
     Slot& s = slots_[slot];
-    ex_.attempts.deployment = s.d->config->name;
-    ex_.attempts.upstream_model = s.d->config->model;
-    ex_.attempts.answered_by = s.d;
-    ex_.attempts.answered_index = s.index;
-    ex_.attempts.set_dropped(s.prepared->sent.dropped);
-    ex_.attempts.first_event_deadline = s.first_event_deadline;
+    answering(s);
     co_return co_await g_.respond(chat_, *s.d, *s.prepared, s.error, last, *s.up, writer_, ex_);
   }
 
@@ -182,6 +179,16 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
       first_event_deadline.reset();
     }
   };
+
+  /// The slot's deployment is the one whose answer the client gets (or whose failure it is told).
+  void answering(const Slot& s) {
+    ex_.attempts.deployment = s.d->config->name;
+    ex_.attempts.upstream_model = s.d->config->model;
+    ex_.attempts.answered_by = s.d;
+    ex_.attempts.answered_index = s.index;
+    ex_.attempts.set_dropped(s.prepared->sent.dropped);
+    ex_.attempts.first_event_deadline = s.first_event_deadline;
+  }
 
   static AttemptResult skipped(std::string what) {
     AttemptResult r;
@@ -295,7 +302,7 @@ net::Task<> Gateway::run_candidates(const RouteRuntime& route, Chat& chat,
     co_return;
   }
   if (done.end == AttemptEnd::answered) co_return;
-  co_await answer_failure(writer, ex, done.failure);
+  co_await answer_failure(writer, ex, done.failure.get());
 }
 
 std::optional<AttemptResult> Gateway::prepare(Chat& chat, const DeploymentRuntime& d, Prepared& p,

@@ -61,11 +61,11 @@ class ScriptedPort final : public AttemptPort {
     return std::nullopt;
   }
   double p95_ttft_ms(std::uint16_t) override { return -1; }
-  net::Task<> start_now(int slot) override {
+  net::Task<AttemptResult> run(int slot, bool last) override {
     begin(slot);
     clock += slots_[slot].script.head_ms;
     slots_[slot].done = true;
-    co_return;
+    co_return co_await respond(slot, last);
   }
   void start(int slot) override { begin(slot); }
   net::Task<> wait(std::int64_t until_ms) override {
@@ -107,19 +107,22 @@ class ScriptedPort final : public AttemptPort {
     log.push_back("respond " + std::to_string(s.index) + (last ? " last" : ""));
     AttemptResult r = head_of(s);
     if (s.script.error != net::UpstreamError::none) {
-      r.failure.error = server::transport_error(s.script.error, "d" + std::to_string(s.index));
+      r.failure = std::make_unique<server::Failure>();
+      r.failure->error = server::transport_error(s.script.error, "d" + std::to_string(s.index));
       co_return r;
     }
     const server::Verdict v = server::verdict(s.script.status);
     if (s.script.status >= 400) {
-      r.failure.status = s.script.status;
+      r.failure = std::make_unique<server::Failure>();
+      r.failure->status = s.script.status;
       r.end = v.fail_over && !last ? AttemptEnd::next : AttemptEnd::give_up;
       co_return r;
     }
     if (s.script.cut_before_first) {
       r.health = health::Outcome::server_error;
       r.what = "stream_failed_before_first_event: reset";
-      r.failure.error = server::transport_error(net::UpstreamError::reset, "d");
+      r.failure = std::make_unique<server::Failure>();
+      r.failure->error = server::transport_error(net::UpstreamError::reset, "d");
       r.end = AttemptEnd::next;
       co_return r;
     }
@@ -228,7 +231,8 @@ TEST(Executor, TheClientsOwnErrorIsTheAnswerNotAFailover) {
   std::vector<routing::AttemptRecord> attempts;
   Execution e = run(port, {0, 1}, {}, attempts);
   EXPECT_EQ(e.end, AttemptEnd::give_up);
-  EXPECT_EQ(e.failure.status, 400);
+  ASSERT_TRUE(e.failure);
+  EXPECT_EQ(e.failure->status, 400);
   EXPECT_EQ(outcomes(attempts), (Strings{"0:http_400"}));
   EXPECT_EQ(port.health.at(0).second, "success") << "a client's 400 says the deployment is fine";
 }
@@ -239,7 +243,8 @@ TEST(Executor, TheLastCandidatesRateLimitGoesToTheClientAsItCame) {
   std::vector<routing::AttemptRecord> attempts;
   Execution e = run(port, {0}, {}, attempts);
   EXPECT_EQ(e.end, AttemptEnd::give_up);
-  EXPECT_EQ(e.failure.status, 429);
+  ASSERT_TRUE(e.failure);
+  EXPECT_EQ(e.failure->status, 429);
   EXPECT_EQ(e.retry_after_ms, 5000);
   EXPECT_EQ(port.log, (Strings{"start 0 @0", "respond 0 last"}));
 }
@@ -269,7 +274,8 @@ TEST(Executor, ARetryAfterLongerThanTheBackoffCapFailsInstead) {
   std::vector<routing::AttemptRecord> attempts;
   Execution e = run(port, {0}, options, attempts);
   EXPECT_EQ(e.end, AttemptEnd::next);
-  EXPECT_EQ(e.failure.status, 429);
+  ASSERT_TRUE(e.failure);
+  EXPECT_EQ(e.failure->status, 429);
   EXPECT_EQ(attempts.size(), 1u) << "no sleep of a minute";
 }
 
@@ -298,9 +304,9 @@ TEST(Executor, TheDeadlineStopsTheWalkAndSaysSo) {
   std::vector<routing::AttemptRecord> attempts;
   Execution e = run(port, {0, 1}, options, attempts);
   EXPECT_EQ(e.end, AttemptEnd::next);
-  ASSERT_TRUE(e.failure.error);
-  EXPECT_EQ(e.failure.error->code, "deadline_exceeded");
-  EXPECT_NE(e.failure.error->message.find("100 ms"), std::string::npos);
+  ASSERT_TRUE(e.failure && e.failure->error);
+  EXPECT_EQ(e.failure->error->code, "deadline_exceeded");
+  EXPECT_NE(e.failure->error->message.find("100 ms"), std::string::npos);
   EXPECT_EQ(outcomes(attempts), (Strings{"0:connection_reset"})) << "the second candidate is not tried after the deadline";
 }
 
