@@ -1,6 +1,7 @@
 #include "core/money.hpp"
 
 #include <charconv>
+#include <cstring>
 
 namespace switchyard::core {
 
@@ -35,22 +36,35 @@ std::optional<std::int64_t> parse_scaled(std::string_view text, int scale, std::
 }  // namespace
 
 void Money::append_decimal(std::string& out) const {
-  std::uint64_t magnitude = nanos_ < 0 ? 0 - static_cast<std::uint64_t>(nanos_) : static_cast<std::uint64_t>(nanos_);
-  if (nanos_ < 0) out += '-';
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, magnitude / 1'000'000'000u);
-  out.append(buf, end);
-  auto frac = magnitude % 1'000'000'000u;
-  if (frac == 0) return;
-  char digits[9];
-  for (int i = 8; i >= 0; --i) {
-    digits[i] = static_cast<char>('0' + frac % 10);
-    frac /= 10;
+  // On the request path (the cost header, the record): written into one buffer, the nine
+  // fraction digits two at a time, then one append.
+  static constexpr char kPairs[] =
+      "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+      "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+      "8081828384858687888990919293949596979899";
+  const std::uint64_t magnitude =
+      nanos_ < 0 ? 0 - static_cast<std::uint64_t>(nanos_) : static_cast<std::uint64_t>(nanos_);
+  char buf[40];
+  char* p = buf;
+  if (nanos_ < 0) *p++ = '-';
+  p = std::to_chars(p, buf + 24, magnitude / 1'000'000'000u).ptr;
+  auto frac = static_cast<std::uint32_t>(magnitude % 1'000'000'000u);
+  if (frac) {
+    *p++ = '.';
+    char digits[10];
+    digits[0] = static_cast<char>('0' + frac / 100'000'000u);
+    frac %= 100'000'000u;
+    for (int i = 0; i < 4; ++i) {
+      const std::uint32_t pair = frac / (i == 0 ? 1'000'000u : i == 1 ? 10'000u : i == 2 ? 100u : 1u) % 100u;
+      digits[1 + 2 * i] = kPairs[2 * pair];
+      digits[2 + 2 * i] = kPairs[2 * pair + 1];
+    }
+    int n = 9;
+    while (digits[n - 1] == '0') --n;
+    std::memcpy(p, digits, static_cast<std::size_t>(n));
+    p += n;
   }
-  int n = 9;
-  while (digits[n - 1] == '0') --n;
-  out += '.';
-  out.append(digits, static_cast<std::size_t>(n));
+  out.append(buf, p);
 }
 
 std::string Money::to_string() const {

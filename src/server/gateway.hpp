@@ -133,9 +133,6 @@ class Gateway final : public net::Handler {
   /// Plans the request, then runs the plan through the executor (`pipeline/executor`) on this
   /// loop's upstream attempts.
   net::Task<> run_candidates(const RouteRuntime& route, Chat& chat, net::ResponseWriter& writer, Exchange& ex);
-  /// The reserve step (governance): true when the request may run; else its refusal is sent.
-  net::Task<bool> reserve_or_refuse(const RouteRuntime& route, Reservation& reservation, net::ResponseWriter& writer,
-                                    Exchange& ex);
   /// The upstream request for one deployment; what not sending it there came to, when it
   /// cannot be sent (skipped; give_up when the request itself cannot be translated).
   std::optional<AttemptResult> prepare(Chat& chat, const DeploymentRuntime& d, Prepared& p, Exchange& ex);

@@ -102,8 +102,6 @@ std::optional<ApiError> read_overrides(const OverrideHeaders& h, const config::K
 
 std::optional<ApiError> check_limits(const config::KeyConfig*, const RouteRuntime&) { return std::nullopt; }
 
-std::optional<ApiError> reserve(const config::KeyConfig*, const RouteRuntime&, const routing::Plan&, Reservation&) {
-  return std::nullopt;
-}
+bool reserve(const config::KeyConfig*, const RouteRuntime&, const routing::Plan&, Reservation&) { return true; }
 
 }  // namespace switchyard::server

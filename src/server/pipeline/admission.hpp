@@ -65,12 +65,14 @@ std::optional<core::ApiError> check_limits(const config::KeyConfig* key, const R
 
 /// What a request holds of its budgets while it runs (the plan's maximum cost, reserved against
 /// every scope it touches). Empty today; the governance issue fills it.
-struct Reservation {};
+struct Reservation {
+  /// Why the reservation was refused (on the heap: it is kept in the frame a stream keeps).
+  std::unique_ptr<core::ApiError> refused;
+};
 
-/// Governance between plan and execution: reserves the plan's maximum cost; the refusal (429)
-/// when a budget cannot cover it. Today it reserves nothing and refuses nothing. What is
-/// reserved is settled (or released) with the request's accounting record.
-std::optional<core::ApiError> reserve(const config::KeyConfig* key, const RouteRuntime& route,
-                                      const routing::Plan& plan, Reservation& out);
+/// Governance between plan and execution: reserves the plan's maximum cost; false with the
+/// refusal (429) in `out.refused` when a budget cannot cover it. Today it reserves nothing and
+/// refuses nothing. What is reserved is settled (or released) with the request's record.
+bool reserve(const config::KeyConfig* key, const RouteRuntime& route, const routing::Plan& plan, Reservation& out);
 
 }  // namespace switchyard::server

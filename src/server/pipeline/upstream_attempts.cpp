@@ -23,7 +23,7 @@ using core::ErrorKind;
 class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::DisconnectWatcher {
  public:
   Attempts(Gateway& gateway, const RouteRuntime& route, Chat& chat, net::ResponseWriter& writer, Exchange& ex)
-      : g_(gateway), route_(route), chat_(chat), writer_(writer), ex_(ex), wake_(gateway.loop_.io()) {
+      : g_(gateway), route_(route), chat_(chat), writer_(writer), ex_(ex) {
     writer_.watch_disconnect(*this);
   }
   ~Attempts() override { writer_.forget_disconnect(); }
@@ -79,6 +79,7 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
   }
 
   void start(int slot) override {
+    if (!wake_) wake_.emplace(g_.loop_.io());  // only a hedge race waits on it
     begin(slot);
     net::spawn(g_.loop_.io(), race(slot), [](std::exception_ptr e) {
       if (!e) return;
@@ -97,9 +98,9 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
       reported_ = done_mask();
       co_return;
     }
-    if (until_ms < 0) wake_.expires_at(net::Timer::time_point::max());
-    else wake_.expires_at(net::Timer::time_point(std::chrono::milliseconds(until_ms)));
-    co_await wake_.async_wait(net::nothrow);
+    if (until_ms < 0) wake_->expires_at(net::Timer::time_point::max());
+    else wake_->expires_at(net::Timer::time_point(std::chrono::milliseconds(until_ms)));
+    co_await wake_->async_wait(net::nothrow);
     reported_ = done_mask();
   }
 
@@ -226,7 +227,7 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
     Slot& s = slots_[slot];
     s.error = co_await s.up->start(s.prepared->head(), s.prepared->body());
     s.done = true;
-    wake_.cancel();
+    wake_->cancel();
   }
 
   unsigned done_mask() const { return (slots_[0].done ? 1u : 0u) | (slots_[1].done ? 2u : 0u); }
@@ -236,7 +237,7 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
   Chat& chat_;
   net::ResponseWriter& writer_;
   Exchange& ex_;
-  net::Timer wake_;
+  std::optional<net::Timer> wake_;  ///< made by the first background start
   unsigned reported_ = 0;
   Slot slots_[2];
   net::UpstreamExchange* current_[2] = {nullptr, nullptr};  ///< what the client leaving cancels
@@ -246,16 +247,6 @@ net::Task<> Gateway::sleep_ms(std::int64_t ms) {
   net::Timer timer(loop_.io());
   timer.expires_after(std::chrono::milliseconds(ms));
   co_await timer.async_wait(net::nothrow);
-}
-
-net::Task<bool> Gateway::reserve_or_refuse(const RouteRuntime& route, Reservation& reservation,
-                                           net::ResponseWriter& writer, Exchange& ex) {
-  // Its own coroutine: a refusal's error object stays out of run_candidates' frame, which every
-  // open stream keeps.
-  auto refused = reserve(ex.identity.key, route, ex.plan.decision->plan, reservation);
-  if (!refused) co_return true;
-  co_await fail(writer, ex, *refused);
-  co_return false;
 }
 
 net::Task<> Gateway::run_candidates(const RouteRuntime& route, Chat& chat,
@@ -280,7 +271,10 @@ net::Task<> Gateway::run_candidates(const RouteRuntime& route, Chat& chat,
   if (decision.plan.deadline_ms)
     ex.plan.deadline = net::Clock::now() + std::chrono::milliseconds(decision.plan.deadline_ms);
   Reservation reservation;
-  if (!co_await reserve_or_refuse(route, reservation, writer, ex)) co_return;
+  if (!reserve(ex.identity.key, route, decision.plan, reservation)) {
+    co_await fail(writer, ex, *reservation.refused);
+    co_return;
+  }
 
   ExecutionOptions options;
   options.retry = rc.retry;

@@ -59,7 +59,7 @@ TEST(OutcomeTable, TransportFailuresAndStatusesDecideKindOriginFailoverAndHealth
 const char* kConfig = R"(
 providers:
   p: {type: openai, base_url: "http://127.0.0.1:9/v1", api_key: sk-provider}
-  off: {type: anthropic, base_url: "http://127.0.0.1:9/v1", api_key: "${NOT_SET:-}", optional: true}
+  off: {type: anthropic, base_url: "http://127.0.0.1:9/v1", api_key: "${SWITCHYARD_TEST_UNSET_KEY}", optional: true}
 deployments:
   d: {provider: p, model: gpt-4o-mini}
   gone: {provider: off, model: claude-sonnet-4-5}
