@@ -43,8 +43,8 @@ struct Gateway::Prepared {
 };
 
 /// Milliseconds of the steady clock, as the executor counts them.
-inline std::int64_t steady_ms(net::Clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+inline double steady_ms(net::Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(t.time_since_epoch()).count();
 }
 
 inline double ms_since(net::Clock::time_point t) {

@@ -57,10 +57,10 @@ struct Run {
 
 net::Task<AttemptEnd> Run::race(std::uint16_t index, std::uint16_t hedge_index, std::int64_t delay_ms, bool last,
                                 bool& hedge_started) {
-  const std::int64_t started = port.now_ms();
+  const double started = port.now_ms();
   port.start(Port::kPrimary);
-  co_await port.wait(started + delay_ms);
-  std::int64_t hedge_at = 0;
+  co_await port.wait(started + static_cast<double>(delay_ms));
+  double hedge_at = 0;
   if (!port.started(Port::kPrimary) && !port.client_gone() && options.budget->try_spend()) {
     // A backup the health does not admit (or the request cannot go to) is not started; the
     // primary goes on alone.
@@ -85,22 +85,22 @@ net::Task<AttemptEnd> Run::race(std::uint16_t index, std::uint16_t hedge_index, 
   if (winner == Port::kPrimary && hedge_started && !port.started(Port::kHedge)) port.cancel(Port::kHedge);
   while (!port.started(Port::kPrimary) || (hedge_started && !port.started(Port::kHedge))) co_await port.wait(-1);
 
-  const std::int64_t raced = port.now_ms();
+  const double raced = port.now_ms();
   if (winner == Port::kPrimary) {
     AttemptResult r = co_await port.respond(Port::kPrimary, last && !hedge_started);
     const AttemptEnd end = r.end;
-    finish(Port::kPrimary, index, r, static_cast<double>(raced - started), false);
+    finish(Port::kPrimary, index, r, raced - started, false);
     if (hedge_started) {
       AttemptResult loser = port.lost(Port::kHedge);
-      finish(Port::kHedge, hedge_index, loser, static_cast<double>(raced - hedge_at), true);
+      finish(Port::kHedge, hedge_index, loser, raced - hedge_at, true);
     }
     co_return end;
   }
   AttemptResult loser = port.lost(Port::kPrimary);
-  finish(Port::kPrimary, index, loser, static_cast<double>(raced - started), false);
+  finish(Port::kPrimary, index, loser, raced - started, false);
   AttemptResult r = co_await port.respond(Port::kHedge, last);
   const AttemptEnd end = r.end;
-  finish(Port::kHedge, hedge_index, r, static_cast<double>(raced - hedge_at), true);
+  finish(Port::kHedge, hedge_index, r, raced - hedge_at, true);
   co_return end;
 }
 
@@ -143,10 +143,10 @@ net::Task<Execution> execute(const std::vector<std::uint16_t>& order, std::size_
         if (delay >= 0) {
           end = co_await run.race(index, static_cast<std::uint16_t>(hedge_index), delay, last, hedge_started);
         } else {
-          const std::int64_t started = port.now_ms();
+          const double started = port.now_ms();
           AttemptResult r = co_await port.run(AttemptPort::kPrimary, last);
           end = r.end;
-          run.finish(AttemptPort::kPrimary, index, r, static_cast<double>(port.now_ms() - started), false);
+          run.finish(AttemptPort::kPrimary, index, r, port.now_ms() - started, false);
         }
       }
       if (hedge_started) tried.set(static_cast<std::size_t>(hedge_index));
@@ -160,7 +160,8 @@ net::Task<Execution> execute(const std::vector<std::uint16_t>& order, std::size_
       }
     }
     // Every entry failed: back off and go round again while retries and the deadline allow.
-    std::int64_t remaining = has_deadline ? options.deadline_ms - port.now_ms() : -1;
+    // Whole milliseconds left (a wait shorter than that would still overrun the deadline).
+    std::int64_t remaining = has_deadline ? static_cast<std::int64_t>(options.deadline_ms - port.now_ms()) : -1;
     std::int64_t wait = routing::retry_wait_ms(options.retry, round, run.uniform(), run.out.retry_after_ms, remaining);
     if (wait < 0) break;
     run.backoff_ms = wait;

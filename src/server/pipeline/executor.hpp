@@ -60,8 +60,8 @@ class AttemptPort {
   static constexpr int kHedge = 1;
 
   virtual ~AttemptPort() = default;
-  /// A steady clock, in milliseconds.
-  virtual std::int64_t now_ms() = 0;
+  /// A steady clock, in milliseconds (fractional: attempts are recorded to the microsecond).
+  virtual double now_ms() = 0;
   virtual bool client_gone() = 0;
   virtual net::Task<> sleep_ms(std::int64_t ms) = 0;
   /// Takes candidate `index` into `slot`: its health re-checked now (open or cooling: skipped;
@@ -77,7 +77,7 @@ class AttemptPort {
   virtual void start(int slot) = 0;
   /// Returns when a background start finishes, the client leaves, or the steady clock reaches
   /// `until_ms` (< 0: no limit), whichever is first.
-  virtual net::Task<> wait(std::int64_t until_ms) = 0;
+  virtual net::Task<> wait(double until_ms) = 0;
   /// The slot's start finished (head in, or failed).
   virtual bool started(int slot) = 0;
   /// It finished with a head whose status is an answer (2xx, or the client's own 4xx).
@@ -97,7 +97,7 @@ struct ExecutionOptions {
   routing::RetryPolicy retry;
   routing::HedgePolicy hedge;
   routing::HedgeBudget* budget = nullptr;  ///< the route's hedge budget; null: no hedging
-  std::int64_t deadline_ms = -1;           ///< steady clock; < 0: none
+  double deadline_ms = -1;                 ///< steady clock; < 0: none
   std::uint32_t deadline_budget_ms = 0;    ///< the deadline as configured (for its message)
   std::uint64_t seed = 0;                  ///< retry jitter
 };

@@ -34,7 +34,7 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
       if (up) up->cancel();
   }
 
-  std::int64_t now_ms() override { return steady_ms(net::Clock::now()); }
+  double now_ms() override { return steady_ms(net::Clock::now()); }
   bool client_gone() override { return writer_.client_gone(); }
   net::Task<> sleep_ms(std::int64_t ms) override { co_await g_.sleep_ms(ms); }
 
@@ -91,7 +91,7 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
     });
   }
 
-  net::Task<> wait(std::int64_t until_ms) override {
+  net::Task<> wait(double until_ms) override {
     // A start that finished since the last look returns at once (it may have finished before
     // anyone waited, when its failure came without suspending).
     if (done_mask() & ~reported_) {
@@ -99,7 +99,9 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
       co_return;
     }
     if (until_ms < 0) wake_->expires_at(net::Timer::time_point::max());
-    else wake_->expires_at(net::Timer::time_point(std::chrono::milliseconds(until_ms)));
+    else
+      wake_->expires_at(net::Timer::time_point(
+          std::chrono::duration_cast<net::Timer::duration>(std::chrono::duration<double, std::milli>(until_ms))));
     co_await wake_->async_wait(net::nothrow);
     reported_ = done_mask();
   }

@@ -35,15 +35,15 @@ class ScriptedPort final : public AttemptPort {
   /// Per candidate, the scripts of its successive tries (the last one repeats).
   std::map<std::uint16_t, std::vector<Script>> scripts;
   std::int64_t gone_at = -1;  ///< when the client leaves; < 0: never
-  std::int64_t clock = 0;
+  double clock = 0;
   std::vector<std::string> log;
   std::vector<std::pair<std::uint16_t, std::string>> health;  ///< what each release recorded
 
-  std::int64_t now_ms() override { return clock; }
-  bool client_gone() override { return gone_at >= 0 && clock >= gone_at; }
+  double now_ms() override { return clock; }
+  bool client_gone() override { return gone_at >= 0 && clock >= static_cast<double>(gone_at); }
   net::Task<> sleep_ms(std::int64_t ms) override {
     log.push_back("sleep " + std::to_string(ms));
-    clock += ms;
+    clock += static_cast<double>(ms);
     co_return;
   }
   std::optional<AttemptResult> claim(int slot, std::uint16_t index) override {
@@ -63,12 +63,12 @@ class ScriptedPort final : public AttemptPort {
   double p95_ttft_ms(std::uint16_t) override { return -1; }
   net::Task<AttemptResult> run(int slot, bool last) override {
     begin(slot);
-    clock += slots_[slot].script.head_ms;
+    clock += static_cast<double>(slots_[slot].script.head_ms);
     slots_[slot].done = true;
     co_return co_await respond(slot, last);
   }
   void start(int slot) override { begin(slot); }
-  net::Task<> wait(std::int64_t until_ms) override {
+  net::Task<> wait(double until_ms) override {
     // The earliest pending start finishes, unless the limit comes first.
     int first = -1;
     for (int i = 0; i < 2; ++i) {
@@ -96,7 +96,7 @@ class ScriptedPort final : public AttemptPort {
   }
   void cancel(int slot) override {
     Slot& s = slots_[slot];
-    log.push_back("cancel " + std::to_string(s.index) + " @" + std::to_string(clock));
+    log.push_back("cancel " + std::to_string(s.index) + " @" + std::to_string(static_cast<long>(clock)));
     if (!s.done) {
       s.done = true;
       s.cancelled = true;
@@ -153,9 +153,9 @@ class ScriptedPort final : public AttemptPort {
     Script script;
     std::uint16_t index = 0;
     bool claimed = false, started = false, done = false, cancelled = false;
-    std::int64_t sent_at = 0;
+    double sent_at = 0;
   };
-  static std::int64_t finish_at(const Slot& s) { return s.sent_at + s.script.head_ms; }
+  static double finish_at(const Slot& s) { return s.sent_at + static_cast<double>(s.script.head_ms); }
   Script next_script(std::uint16_t index) {
     auto& list = scripts[index];
     std::size_t n = tries_[index]++;
@@ -166,7 +166,7 @@ class ScriptedPort final : public AttemptPort {
     EXPECT_TRUE(s.claimed);
     s.started = true;
     s.sent_at = clock;
-    log.push_back("start " + std::to_string(s.index) + " @" + std::to_string(clock));
+    log.push_back("start " + std::to_string(s.index) + " @" + std::to_string(static_cast<long>(clock)));
   }
   static AttemptResult head_of(const Slot& s) {
     AttemptResult r;
