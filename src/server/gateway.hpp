@@ -136,10 +136,12 @@ class Gateway final : public net::Handler {
   /// The upstream request for one deployment; what not sending it there came to, when it
   /// cannot be sent (skipped; give_up when the request itself cannot be translated).
   std::optional<AttemptResult> prepare(Chat& chat, const DeploymentRuntime& d, Prepared& p, Exchange& ex);
-  /// After an attempt's start: the answer, relayed, or why this deployment failed.
-  net::Task<AttemptResult> respond(Chat& chat, const DeploymentRuntime& d, Prepared& p, net::UpstreamError started,
-                                   bool last_candidate, net::UpstreamExchange& up, net::ResponseWriter& writer,
-                                   Exchange& ex);
+  /// After an attempt's start: the answer relayed, or why this deployment failed, completed in
+  /// `result` (the attempt's, in the frame of the port call that returns it: the relays below
+  /// fill it in place rather than pass a copy up through the frames every open stream keeps).
+  net::Task<> respond(Chat& chat, const DeploymentRuntime& d, Prepared& p, net::UpstreamError started,
+                      bool last_candidate, net::UpstreamExchange& up, net::ResponseWriter& writer, Exchange& ex,
+                      AttemptResult& result);
   net::Task<> answer_unavailable(const RouteRuntime& route, net::ResponseWriter& writer, Exchange& ex);
   net::Task<> sleep_ms(std::int64_t ms);
   net::Task<> healthz(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
@@ -149,14 +151,13 @@ class Gateway final : public net::Handler {
   net::Task<> feedback(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
   /// An admin endpoint's answer: its JSON with 200, or its refusal.
   net::Task<> send_report(net::ResponseWriter& writer, Exchange& ex, admin::Report report);
-  net::Task<AttemptResult> relay_translated(Chat& chat, const DeploymentRuntime& d,
-                                            const dialects::UpstreamRequest& sent, net::UpstreamExchange& up,
-                                            net::ResponseWriter& writer, Exchange& ex, AttemptResult result);
-  net::Task<AttemptResult> relay_json(Chat& chat, const DeploymentRuntime& d, net::UpstreamExchange& up,
-                                      net::ResponseWriter& writer, Exchange& ex, AttemptResult result);
-  net::Task<AttemptResult> relay_stream(StreamProcessor& processor, const DeploymentRuntime& d,
-                                        net::UpstreamExchange& up, net::ResponseWriter& writer, Exchange& ex,
-                                        AttemptResult result);
+  net::Task<> relay_translated(Chat& chat, const DeploymentRuntime& d, const dialects::UpstreamRequest& sent,
+                               net::UpstreamExchange& up, net::ResponseWriter& writer, Exchange& ex,
+                               AttemptResult& result);
+  net::Task<> relay_json(Chat& chat, const DeploymentRuntime& d, net::UpstreamExchange& up,
+                         net::ResponseWriter& writer, Exchange& ex, AttemptResult& result);
+  net::Task<> relay_stream(StreamProcessor& processor, const DeploymentRuntime& d, net::UpstreamExchange& up,
+                           net::ResponseWriter& writer, Exchange& ex, AttemptResult& result);
   /// The answer when no deployment answered: the last failure (null: none was recorded).
   net::Task<> answer_failure(net::ResponseWriter& writer, Exchange& ex, const Failure* failure);
   /// Marks `result` failed with `error`; the failed answer's headers are not passed on.

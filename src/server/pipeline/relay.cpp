@@ -44,14 +44,12 @@ dialects::gemini::IdSource tool_call_ids(std::string_view request_id) {
 
 }  // namespace
 
-net::Task<AttemptResult> Gateway::respond(Chat& chat, const DeploymentRuntime& d, Prepared& p,
-                                          net::UpstreamError err, bool last_candidate,
-                                          net::UpstreamExchange& up,
-                                          net::ResponseWriter& writer, Exchange& ex) {
-  AttemptResult result;
+net::Task<> Gateway::respond(Chat& chat, const DeploymentRuntime& d, Prepared& p, net::UpstreamError err,
+                             bool last_candidate, net::UpstreamExchange& up, net::ResponseWriter& writer,
+                             Exchange& ex, AttemptResult& result) {
   if (writer.client_gone()) {
     result.end = AttemptEnd::client_gone;
-    co_return result;
+    co_return;
   }
   chat.anthropic_encoded = p.sent.anthropic;
   const dialects::Dialect upstream = d.provider->dialect();
@@ -62,7 +60,7 @@ net::Task<AttemptResult> Gateway::respond(Chat& chat, const DeploymentRuntime& d
                  d.config->name, net::to_string(err), up.detail().empty() ? "" : " - ",
                  up.detail());
     fail_attempt(ex, result, transport_error(err, d.config->name));
-    co_return result;
+    co_return;
   }
   ex.attempts.ttfb_ms = std::chrono::duration<double, std::milli>(up.time_to_head()).count();
   const auto& response = up.response();
@@ -89,7 +87,7 @@ net::Task<AttemptResult> Gateway::respond(Chat& chat, const DeploymentRuntime& d
                                     "\" answered with a redirect (HTTP " +
                                     std::to_string(response.status) + "); check its base_url.",
                                 {}, "upstream_redirect"));
-    co_return result;
+    co_return;
   }
   if (response.status >= 400) {
     result.what = "http_" + std::to_string(response.status);
@@ -99,11 +97,11 @@ net::Task<AttemptResult> Gateway::respond(Chat& chat, const DeploymentRuntime& d
     net::UpstreamError e2 = co_await up.read_all(error_body, kMaxUpstreamErrorBody);
     if (writer.client_gone()) {
       result.end = AttemptEnd::client_gone;
-      co_return result;
+      co_return;
     }
     if (e2 != net::UpstreamError::none) {
       fail_attempt(ex, result, transport_error(e2, d.config->name));
-      co_return result;
+      co_return;
     }
     bool same_dialect = chat.client == upstream && !p.translated;
     if (same_dialect) {
@@ -116,17 +114,23 @@ net::Task<AttemptResult> Gateway::respond(Chat& chat, const DeploymentRuntime& d
     }
     ex.reply.keep_passed_headers();  // the answer goes out after this exchange ends
     result.end = v.fail_over && !last_candidate ? AttemptEnd::next : AttemptEnd::give_up;
-    co_return result;
+    co_return;
   }
 
   result.ttft_ms = std::chrono::duration<double, std::milli>(up.time_to_head()).count();
   std::string_view content_type = response.find(net::http1::Known::content_type);
   bool sse = chat.stream && content_type.substr(0, 17) == "text/event-stream";
-  if (!sse) co_return co_await relay_json(chat, d, up, writer, ex, std::move(result));
+  if (!sse) {
+    co_await relay_json(chat, d, up, writer, ex, result);
+    co_return;
+  }
 
   // In its own coroutine: the translator's state is in that frame only when a stream is translated
   // (every open stream holds its frames).
-  if (p.translated) co_return co_await relay_translated(chat, d, p.sent, up, writer, ex, std::move(result));
+  if (p.translated) {
+    co_await relay_translated(chat, d, p.sent, up, writer, ex, result);
+    co_return;
+  }
   if (chat.client == dialects::Dialect::anthropic) {
     struct PassAnthropic final : StreamProcessor {
       core::TokenUsage usage;
@@ -146,7 +150,8 @@ net::Task<AttemptResult> Gateway::respond(Chat& chat, const DeploymentRuntime& d
       }
     };
     PassAnthropic processor;
-    co_return co_await relay_stream(processor, d, up, writer, ex, std::move(result));
+    co_await relay_stream(processor, d, up, writer, ex, result);
+    co_return;
   }
   struct PassOpenAI final : StreamProcessor {
     bool client_wants_usage = false;
@@ -172,14 +177,12 @@ net::Task<AttemptResult> Gateway::respond(Chat& chat, const DeploymentRuntime& d
   };
   PassOpenAI processor;
   processor.client_wants_usage = chat.client_wants_usage;
-  co_return co_await relay_stream(processor, d, up, writer, ex, std::move(result));
+  co_await relay_stream(processor, d, up, writer, ex, result);
 }
 
-net::Task<AttemptResult> Gateway::relay_translated(Chat& chat, const DeploymentRuntime& d,
-                                                   const dialects::UpstreamRequest& sent,
-                                                   net::UpstreamExchange& up,
-                                                   net::ResponseWriter& writer, Exchange& ex,
-                                                   AttemptResult result) {
+net::Task<> Gateway::relay_translated(Chat& chat, const DeploymentRuntime& d, const dialects::UpstreamRequest& sent,
+                                      net::UpstreamExchange& up, net::ResponseWriter& writer, Exchange& ex,
+                                      AttemptResult& result) {
   struct Translate final : StreamProcessor {
     dialects::StreamTranslator t;
     explicit Translate(dialects::StreamTranslator tr) : t(std::move(tr)) {}
@@ -206,13 +209,11 @@ net::Task<AttemptResult> Gateway::relay_translated(Chat& chat, const DeploymentR
   Translate processor(dialects::StreamTranslator(chat.client, d.provider->dialect(), sent,
                                                  chat.client_wants_usage, chat.model,
                                                  tool_call_ids(ex.identity.request_id)));
-  co_return co_await relay_stream(processor, d, up, writer, ex, std::move(result));
+  co_await relay_stream(processor, d, up, writer, ex, result);
 }
 
-net::Task<AttemptResult> Gateway::relay_json(Chat& chat, const DeploymentRuntime& d,
-                                             net::UpstreamExchange& up,
-                                             net::ResponseWriter& writer, Exchange& ex,
-                                             AttemptResult result) {
+net::Task<> Gateway::relay_json(Chat& chat, const DeploymentRuntime& d, net::UpstreamExchange& up,
+                                net::ResponseWriter& writer, Exchange& ex, AttemptResult& result) {
   // Usually the whole answer came with its head: relayed from the connection's buffer. Else
   // read into a pooled string.
   std::string_view body;
@@ -226,18 +227,18 @@ net::Task<AttemptResult> Gateway::relay_json(Chat& chat, const DeploymentRuntime
   }
   if (writer.client_gone()) {
     result.end = AttemptEnd::client_gone;
-    co_return result;
+    co_return;
   }
   if (err != net::UpstreamError::none) {
     fail_attempt(ex, result, transport_error(err, d.config->name));
-    co_return result;
+    co_return;
   }
   // A 2xx that is not a JSON object is a broken upstream; nothing was sent yet, so try the next
   // one. (Framing already proved the body complete; a full validation would scan every byte
   // for what upstreams practically never send.)
   if (!looks_like_json_object(body)) {
     fail_attempt(ex, result, transport_error(net::UpstreamError::bad_response, d.config->name));
-    co_return result;
+    co_return;
   }
   const dialects::Dialect upstream = d.provider->dialect();
   ex.reply.status = up.response().status;
@@ -246,7 +247,7 @@ net::Task<AttemptResult> Gateway::relay_json(Chat& chat, const DeploymentRuntime
       auto translated = dialects::gemini::decode_embeddings(body, chat.model, chat.embeddings_base64);
       if (auto* e = std::get_if<ApiError>(&translated)) {
         fail_attempt(ex, result, *e);
-        co_return result;
+        co_return;
       }
       // Gemini's embeddings API reports no tokens: the request's own estimate is billed, and the
       // record says it was estimated.
@@ -257,7 +258,7 @@ net::Task<AttemptResult> Gateway::relay_json(Chat& chat, const DeploymentRuntime
       ex.set_cost_header();
       co_await writer.send(ex.reply.status, "application/json", std::get<std::string>(translated), headers(ex));
       result.end = AttemptEnd::answered;
-      co_return result;
+      co_return;
     }
     if (auto u = openai::probe_usage(body, false).usage) ex.accounting.usage = openai::to_canonical(*u);
   } else if (chat.client != upstream) {
@@ -271,13 +272,13 @@ net::Task<AttemptResult> Gateway::relay_json(Chat& chat, const DeploymentRuntime
       fail_attempt(ex, result, *e);
       // A refusal (a prompt blocked by safety filters) is the client's answer, not a failover.
       if (refusal) result.end = AttemptEnd::give_up;
-      co_return result;
+      co_return;
     }
     if (usage.known) ex.accounting.usage = usage;
     ex.set_cost_header();
     co_await writer.send(ex.reply.status, "application/json", std::get<std::string>(translated), headers(ex));
     result.end = AttemptEnd::answered;
-    co_return result;
+    co_return;
   } else if (upstream == dialects::Dialect::anthropic) {
     core::TokenUsage usage;
     dialects::anthropic::probe_usage(body, usage);
@@ -291,14 +292,12 @@ net::Task<AttemptResult> Gateway::relay_json(Chat& chat, const DeploymentRuntime
                        content_type.empty() ? std::string_view("application/json") : content_type,
                        body, headers(ex));
   result.end = AttemptEnd::answered;
-  co_return result;
+  co_return;
 }
 
-net::Task<AttemptResult> Gateway::relay_stream(StreamProcessor& processor,
-                                               const DeploymentRuntime& d,
-                                               net::UpstreamExchange& up,
-                                               net::ResponseWriter& writer, Exchange& ex,
-                                               AttemptResult result) {
+net::Task<> Gateway::relay_stream(StreamProcessor& processor, const DeploymentRuntime& d,
+                                  net::UpstreamExchange& up, net::ResponseWriter& writer, Exchange& ex,
+                                  AttemptResult& result) {
   // Event by event. Until the first event is ready nothing has reached the client, so a failure
   // up to then still fails over; after it, the stream ends with an error event.
   dialects::SseSplitter splitter;
@@ -317,7 +316,7 @@ net::Task<AttemptResult> Gateway::relay_stream(StreamProcessor& processor,
     net::UpstreamError err = co_await up.read_some(payload, done);
     if (writer.client_gone()) {
       result.end = AttemptEnd::client_gone;
-      co_return result;
+      co_return;
     }
     std::optional<ApiError> broken;
     if (err != net::UpstreamError::none) {
@@ -344,14 +343,14 @@ net::Task<AttemptResult> Gateway::relay_stream(StreamProcessor& processor,
       if (!committed) {
         result.what = "stream_failed_before_first_event: " + broken->code;
         fail_attempt(ex, result, std::move(*broken));
-        co_return result;
+        co_return;
       }
       ex.reply.error = broken->code;
       result.what = "stream_broken: " + broken->code;
       processor.error(*broken, out, ex);
       co_await writer.write_chunk(out, true);
       result.end = AttemptEnd::answered;
-      co_return result;
+      co_return;
     }
     if (done) processor.end(splitter.pending(), out, ex);
     if (!committed) {
@@ -364,7 +363,7 @@ net::Task<AttemptResult> Gateway::relay_stream(StreamProcessor& processor,
     if ((!out.empty() || done) && !co_await writer.write_chunk(out, done)) {
       up.cancel();
       result.end = AttemptEnd::client_gone;
-      co_return result;
+      co_return;
     }
   }
   if (ex.accounting.usage.known && ex.accounting.usage.output > 0) {
@@ -372,7 +371,7 @@ net::Task<AttemptResult> Gateway::relay_stream(StreamProcessor& processor,
     if (seconds > 0.001) result.tokens_per_s = static_cast<double>(ex.accounting.usage.output) / seconds;
   }
   result.end = AttemptEnd::answered;
-  co_return result;
+  co_return;
 }
 
 }  // namespace switchyard::server

@@ -40,7 +40,7 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
 
   std::optional<AttemptResult> claim(int slot, std::uint16_t index) override {
     const DeploymentRuntime& d = *route_.candidates[index];
-    Slot& s = slots_[slot];
+    Slot& s = slot_(slot);
     const std::int64_t now = health::steady_now_ms();
     // Health may have changed since the plan (this request's own failures, or others').
     bool probe = false;
@@ -75,7 +75,9 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
     s.error = co_await s.up->start(s.prepared->head(), s.prepared->body());
     s.done = true;
     answering(s);
-    co_return co_await g_.respond(chat_, *s.d, *s.prepared, s.error, last, *s.up, writer_, ex_);
+    AttemptResult result;
+    co_await g_.respond(chat_, *s.d, *s.prepared, s.error, last, *s.up, writer_, ex_, result);
+    co_return result;
   }
 
   void start(int slot) override {
@@ -106,25 +108,27 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
     reported_ = done_mask();
   }
 
-  bool started(int slot) override { return slots_[slot].done; }
+  bool started(int slot) override { return slot_(slot).done; }
   bool usable(int slot) override {
-    const Slot& s = slots_[slot];
+    const Slot& s = slot_(slot);
     if (!s.done || s.error != net::UpstreamError::none) return false;
     const int status = s.up->response().status;
     return status < 300 || !verdict(status).fail_over;
   }
   void cancel(int slot) override {
-    if (slots_[slot].up) slots_[slot].up->cancel();
+    if (slot_(slot).up) slot_(slot).up->cancel();
   }
 
   net::Task<AttemptResult> respond(int slot, bool last) override {
-    Slot& s = slots_[slot];
+    Slot& s = slot_(slot);
     answering(s);
-    co_return co_await g_.respond(chat_, *s.d, *s.prepared, s.error, last, *s.up, writer_, ex_);
+    AttemptResult result;
+    co_await g_.respond(chat_, *s.d, *s.prepared, s.error, last, *s.up, writer_, ex_, result);
+    co_return result;
   }
 
   AttemptResult lost(int slot) override {
-    Slot& s = slots_[slot];
+    Slot& s = slot_(slot);
     AttemptResult r;
     if (s.error == net::UpstreamError::cancelled) {
       // Cancelled: it tells only that its first byte was later than the winner's.
@@ -142,7 +146,7 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
   }
 
   void release(int slot, const AttemptResult& r) override {
-    Slot& s = slots_[slot];
+    Slot& s = slot_(slot);
     const DeploymentRuntime& d = *s.d;
     if (d.health) {
       const std::int64_t now = health::steady_now_ms();
@@ -201,7 +205,7 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
   }
 
   Slot& begin(int slot) {
-    Slot& s = slots_[slot];
+    Slot& s = slot_(slot);
     ++ex_.attempts.count;
     s.started = net::Clock::now();
     if (slot == kPrimary) {
@@ -226,13 +230,22 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
   }
 
   net::Task<> race(int slot) {
-    Slot& s = slots_[slot];
+    Slot& s = slot_(slot);
     s.error = co_await s.up->start(s.prepared->head(), s.prepared->body());
     s.done = true;
     wake_->cancel();
   }
 
-  unsigned done_mask() const { return (slots_[0].done ? 1u : 0u) | (slots_[1].done ? 2u : 0u); }
+  unsigned done_mask() const { return (primary_.done ? 1u : 0u) | (hedge_ && hedge_->done ? 2u : 0u); }
+
+  /// The primary's slot is part of every attempt; the hedge's (a prepared request and an
+  /// exchange, ~420 bytes) is made by the first hedge claim, so the frame every open stream
+  /// keeps does not carry it.
+  Slot& slot_(int slot) {
+    if (slot == kPrimary) return primary_;
+    if (!hedge_) hedge_ = std::make_unique<Slot>();
+    return *hedge_;
+  }
 
   Gateway& g_;
   const RouteRuntime& route_;
@@ -241,7 +254,8 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
   Exchange& ex_;
   std::optional<net::Timer> wake_;  ///< made by the first background start
   unsigned reported_ = 0;
-  Slot slots_[2];
+  Slot primary_;
+  std::unique_ptr<Slot> hedge_;
   net::UpstreamExchange* current_[2] = {nullptr, nullptr};  ///< what the client leaving cancels
 };
 
