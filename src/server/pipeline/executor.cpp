@@ -10,7 +10,7 @@ using Port = AttemptPort;
 
 /// One execution's state: the executor's coroutines share it (it lives in `execute`'s frame).
 struct Run {
-  ExecutionOptions options;
+  const ExecutionOptions& options;  ///< `execute`'s parameter
   Port& port;
   std::vector<routing::AttemptRecord>& attempts;
   Execution out;
@@ -49,6 +49,18 @@ struct Run {
     if (r.failure) out.failure = std::move(r.failure);
     if (r.end == AttemptEnd::answered) out.answered = index;
     record(index, r, ms, hedge);
+  }
+
+  /// Claims the plan entry for the primary slot; true when it is not tried (what that came to is
+  /// recorded and `end` says whether to go on). A plain function: what claiming returns stays on
+  /// the stack, not in `execute`'s frame, which a stream keeps.
+  bool skipped(std::uint16_t index, AttemptEnd& end) {
+    std::optional<AttemptResult> skipped = port.claim(AttemptPort::kPrimary, index);
+    if (!skipped) return false;
+    end = skipped->end == AttemptEnd::give_up ? AttemptEnd::give_up : AttemptEnd::next;
+    if (skipped->failure) out.failure = std::move(skipped->failure);
+    record(index, *skipped, 0, false);
+    return true;
   }
 
   net::Task<AttemptEnd> race(std::uint16_t index, std::uint16_t hedge_index, std::int64_t delay_ms, bool last,
@@ -130,12 +142,8 @@ net::Task<Execution> execute(const std::vector<std::uint16_t>& order, std::size_
       const bool last = k + 1 == order.size() && round >= options.retry.attempts;
       tried.set(index);
       bool hedge_started = false;
-      AttemptEnd end;
-      if (auto skipped = port.claim(AttemptPort::kPrimary, index)) {
-        end = skipped->end == AttemptEnd::give_up ? AttemptEnd::give_up : AttemptEnd::next;
-        if (skipped->failure) run.out.failure = std::move(skipped->failure);
-        run.record(index, *skipped, 0, false);
-      } else {
+      AttemptEnd end = AttemptEnd::next;
+      if (!run.skipped(index, end)) {
         // Hedging: when the first byte is later than the delay, a backup starts on the next entry.
         std::int64_t delay = -1;
         if (hedge_index >= 0 && options.budget)
