@@ -207,6 +207,15 @@ std::vector<std::string> outcomes(const std::vector<routing::AttemptRecord>& att
 
 using Strings = std::vector<std::string>;
 
+ExecutionOptions retrying(int rounds, std::uint32_t base_ms, std::uint32_t max_ms, std::uint64_t seed) {
+  ExecutionOptions o;
+  o.retry.attempts = rounds;
+  o.retry.base_ms = base_ms;
+  o.retry.max_ms = max_ms;
+  o.seed = seed;
+  return o;
+}
+
 TEST(Executor, FailsOverOnServerErrorsAndResetsToTheFirstAnswer) {
   ScriptedPort port;
   port.scripts[0] = {{.head_ms = 30, .status = 503}};
@@ -282,13 +291,8 @@ TEST(Executor, ARetryAfterLongerThanTheBackoffCapFailsInstead) {
 TEST(Executor, RetryBackoffIsJitteredWithinItsCap) {
   ScriptedPort port;
   port.scripts[0] = {{.status = 503}, {.status = 503}, {.status = 200}};
-  ExecutionOptions options;
-  options.retry.attempts = 2;
-  options.retry.base_ms = 100;
-  options.retry.max_ms = 150;
-  options.seed = 42;
   std::vector<routing::AttemptRecord> attempts;
-  Execution e = run(port, {0}, options, attempts);
+  Execution e = run(port, {0}, retrying(2, 100, 150, 42), attempts);
   EXPECT_EQ(e.end, AttemptEnd::answered);
   ASSERT_EQ(attempts.size(), 3u);
   EXPECT_LE(attempts[1].backoff_ms, 100);  // round 0: up to base
@@ -421,13 +425,8 @@ TEST(Executor, TheClientLeavingDuringABackoffEndsTheRequest) {
   ScriptedPort port;
   port.scripts[0] = {{.status = 503}};
   port.gone_at = 11;  // just after the first answer (10 ms): during the backoff
-  ExecutionOptions options;
-  options.retry.attempts = 3;
-  options.retry.base_ms = 100;
-  options.retry.max_ms = 100;
-  options.seed = 7;
   std::vector<routing::AttemptRecord> attempts;
-  Execution e = run(port, {0}, options, attempts);
+  Execution e = run(port, {0}, retrying(3, 100, 100, 7), attempts);
   ASSERT_GE(port.clock, 11) << "the backoff took it past the client's leaving";
   EXPECT_EQ(e.end, AttemptEnd::client_gone);
   EXPECT_EQ(attempts.size(), 1u);
