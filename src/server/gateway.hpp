@@ -34,6 +34,9 @@ namespace switchyard::server {
 
 /// Strings handed from one request to the next on a loop, so that the per-request buffers
 /// (patched body, upstream head, response) keep their capacity instead of going back to malloc.
+/// Measured (callgrind, 16 connections, 2026-12-07): without it 23.3K / 40.6K instructions per
+/// JSON / SSE request instead of 22.8K / 37.3K — a stream's read and output buffers would grow
+/// from nothing on every request.
 class StringPool {
  public:
   /// A cleared string, with the capacity of an earlier one when there is one. The strings
