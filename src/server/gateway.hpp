@@ -185,7 +185,9 @@ class Gateway final : public net::Handler {
   std::uint64_t generation_ = 0;
   telemetry::AccessLog& log_;
   std::unordered_map<std::string, routing::HedgeBudget> hedge_budgets_;  ///< per route
-  /// Decision records the ring gave back, reused so a request does not allocate its own.
+  /// Decision records the ring gave back, reused so a request does not allocate its own (its
+  /// vectors keep their capacity). Measured 2026-12-07: without it +0.4K instructions per
+  /// request, JSON and SSE (of 22.8K / 37.3K).
   std::vector<std::unique_ptr<routing::Decision>> decision_pool_;
   net::UpstreamPool pool_;
   StringPool strings_;
