@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/error.hpp"
 #include "core/money.hpp"
 #include "core/usage.hpp"
 
@@ -63,6 +64,7 @@ struct AccountingRecord {
 
   int status = 0;          ///< what the client was sent (499: it left before an answer)
   std::string_view error;  ///< short error code when the request failed
+  std::optional<ErrorKind> error_kind;  ///< and its kind (the table in core/error.hpp)
   bool client_cancelled = false;
 };
 

@@ -48,6 +48,25 @@ std::string_view openai_type_of(ErrorKind kind) {
   return "server_error";
 }
 
+std::string_view to_string(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::invalid_request: return "invalid_request";
+    case ErrorKind::authentication: return "authentication";
+    case ErrorKind::permission: return "permission";
+    case ErrorKind::not_found: return "not_found";
+    case ErrorKind::method_not_allowed: return "method_not_allowed";
+    case ErrorKind::payload_too_large: return "payload_too_large";
+    case ErrorKind::headers_too_large: return "headers_too_large";
+    case ErrorKind::rate_limited: return "rate_limited";
+    case ErrorKind::upstream_status: return "upstream_status";
+    case ErrorKind::upstream_connect: return "upstream_connect";
+    case ErrorKind::upstream_timeout: return "upstream_timeout";
+    case ErrorKind::unavailable: return "unavailable";
+    case ErrorKind::internal: return "internal";
+  }
+  return "internal";
+}
+
 bool is_retryable(ErrorKind kind, int status) {
   switch (kind) {
     case ErrorKind::upstream_connect:

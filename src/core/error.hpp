@@ -43,6 +43,8 @@ int status_of(ErrorKind kind);
 
 /// OpenAI `error.type` string for a kind.
 std::string_view openai_type_of(ErrorKind kind);
+/// The kind's own name ("upstream_timeout"), for records and logs.
+std::string_view to_string(ErrorKind kind);
 
 /// Whether a failure of this kind on one deployment may be retried on the next one.
 bool is_retryable(ErrorKind kind, int status);

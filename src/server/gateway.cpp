@@ -73,6 +73,7 @@ std::string_view Gateway::make_request_id(char (&out)[128]) {
 net::Task<> Gateway::fail(net::ResponseWriter& writer, Exchange& ex, const ApiError& error) {
   ex.reply.status = error.status;
   if (ex.reply.error.empty()) ex.reply.error = error.code.empty() ? std::string(core::openai_type_of(error.kind)) : error.code;
+  if (!ex.reply.error_kind) ex.reply.error_kind = error.kind;
   std::string body = dialects::error_body(ex.identity.client, error, ex.identity.request_id);
   co_await writer.send(error.status, "application/json", body, headers(ex));
 }
@@ -180,6 +181,7 @@ net::Task<> Gateway::refuse_endpoint(std::string_view method, std::string_view p
                               {}, "method_not_allowed");
   ex.reply.status = e.status;
   ex.reply.error = e.code;
+  ex.reply.error_kind = e.kind;
   const net::HeaderField allow[] = {{"x-request-id", ex.identity.request_id}, {"Allow", allowed}};
   std::string body = dialects::error_body(ex.identity.client, e, ex.identity.request_id);
   co_await writer.send(e.status, "application/json", body, allow);
@@ -194,6 +196,7 @@ void Gateway::on_refused(const net::http1::RequestHead* head, const ApiError& er
                                   static_cast<std::int64_t>(ms_since(received));
   ex.reply.status = error.status;
   ex.reply.error = error.code;
+  ex.reply.error_kind = error.kind;
   std::string_view target = head ? head->target : std::string_view{};
   const core::AccountingRecord& record =
       settle(head ? head->method : std::string_view{}, target.substr(0, target.find('?')), ex, received);
@@ -234,6 +237,7 @@ const core::AccountingRecord& Gateway::settle(std::string_view method, std::stri
   r.category = ex.route.category;
   r.status = ex.reply.status;
   r.error = ex.reply.error;
+  r.error_kind = ex.reply.error_kind;
   r.client_cancelled = ex.reply.status == 499 || ex.reply.error == "client_closed";
   r.attempts.clear();
   if (ex.plan.decision) {
@@ -374,6 +378,7 @@ net::Task<> Gateway::answer_failure(net::ResponseWriter& writer, Exchange& ex, c
   }
   ex.reply.status = failure.status;
   ex.reply.error = "upstream_" + std::to_string(failure.status);
+  ex.reply.error_kind = ErrorKind::upstream_status;
   bool pass = ex.identity.client == dialects::Dialect::anthropic
                   ? failure.body.find("\"error\"") != std::string::npos && looks_like_json_object(failure.body)
                   : is_openai_error_json(failure.body);

@@ -79,6 +79,7 @@ std::string format_access_line(const core::AccountingRecord& r, std::int64_t uni
   field_ms(out, "latency_ms", r.latency_ms);
   field_ms(out, "upstream_ttfb_ms", r.ttfb_ms);
   field(out, "error", r.error);
+  if (r.error_kind) field(out, "error_kind", core::to_string(*r.error_kind));
   field(out, "policy", r.policy);
   field(out, "plan", r.plan);
   field(out, "excluded", r.excluded);

@@ -96,7 +96,8 @@ struct RequestContext {
 
   struct Reply {
     int status = 0;
-    std::string error;
+    std::string error;  ///< short code of what went wrong
+    std::optional<core::ErrorKind> error_kind;
     bool stream = false;
     /// Upstream headers passed on: views into the live upstream response, or into
     /// `passed_copies` once that is gone.

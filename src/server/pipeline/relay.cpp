@@ -346,6 +346,7 @@ net::Task<> Gateway::relay_stream(StreamProcessor& processor, const DeploymentRu
         co_return;
       }
       ex.reply.error = broken->code;
+      ex.reply.error_kind = broken->kind;
       result.what = "stream_broken: " + broken->code;
       processor.error(*broken, out, ex);
       co_await writer.write_chunk(out, true);

@@ -162,11 +162,14 @@ TEST(AccessLine, IsTheAccountingRecordWithoutKeysOrContent) {
   r.attempts = {{"openai-1", "http_503", 503, 12, false}, {"anthropic-1", "ok", 200, 40, false},
                 {"x", "skipped: open", 0, 0, false}};
   r.tier = 1;
+  r.error = "upstream_529";
+  r.error_kind = core::ErrorKind::upstream_status;
   std::string line = telemetry::format_access_line(r, 1000);
   for (const char* field : {R"("prompt_tokens":12050)", R"("completion_tokens":400)", R"("total_tokens":12450)",
                             R"("cached_tokens":10000)", R"("cache_write_tokens":2000)", R"("cache_write_1h_tokens":500)",
                             R"("cost_usd":0.017775)", R"("attempts":2)", R"("tried":"openai-1:http_503,anthropic-1:ok,x:skipped")",
-                            R"("provider":"anthropic")", R"("tier":1)", R"("key":"team-a")"})
+                            R"("provider":"anthropic")", R"("tier":1)", R"("key":"team-a")",
+                            R"("error":"upstream_529")", R"("error_kind":"upstream_status")"})
     EXPECT_NE(line.find(field), std::string::npos) << field << " in " << line;
   EXPECT_EQ(line.find("unpriced"), std::string::npos);
   r.cost.reset();
