@@ -163,6 +163,10 @@ class Gateway final : public net::Handler {
                            net::ResponseWriter& writer, Exchange& ex, AttemptResult& result);
   /// The answer when no deployment answered: the last failure (null: none was recorded).
   net::Task<> answer_failure(net::ResponseWriter& writer, Exchange& ex, const Failure* failure);
+  /// After reading an upstream body: true when the attempt ends there (the client left, or the
+  /// read failed: `result` says which).
+  static bool read_ended_attempt(const net::ResponseWriter& writer, Exchange& ex, net::UpstreamError read,
+                                 const DeploymentRuntime& d, AttemptResult& result);
   /// Marks `result` failed with `error`; the failed answer's headers are not passed on.
   [[gnu::cold]] static void fail_attempt(Exchange& ex, AttemptResult& result, core::ApiError error);
   net::Task<> models(net::Request& request, net::ResponseWriter& writer, Exchange& ex);

@@ -44,6 +44,17 @@ dialects::gemini::IdSource tool_call_ids(std::string_view request_id) {
 
 }  // namespace
 
+bool Gateway::read_ended_attempt(const net::ResponseWriter& writer, Exchange& ex, net::UpstreamError read,
+                                 const DeploymentRuntime& d, AttemptResult& result) {
+  if (writer.client_gone()) {
+    result.end = AttemptEnd::client_gone;
+    return true;
+  }
+  if (read == net::UpstreamError::none) return false;
+  fail_attempt(ex, result, transport_error(read, d.config->name));
+  return true;
+}
+
 net::Task<> Gateway::respond(Chat& chat, const DeploymentRuntime& d, Prepared& p, net::UpstreamError err,
                              bool last_candidate, net::UpstreamExchange& up, net::ResponseWriter& writer,
                              Exchange& ex, AttemptResult& result) {
@@ -95,14 +106,7 @@ net::Task<> Gateway::respond(Chat& chat, const DeploymentRuntime& d, Prepared& p
     result.health = v.health;
     std::string error_body;
     net::UpstreamError e2 = co_await up.read_all(error_body, kMaxUpstreamErrorBody);
-    if (writer.client_gone()) {
-      result.end = AttemptEnd::client_gone;
-      co_return;
-    }
-    if (e2 != net::UpstreamError::none) {
-      fail_attempt(ex, result, transport_error(e2, d.config->name));
-      co_return;
-    }
+    if (read_ended_attempt(writer, ex, e2, d, result)) co_return;
     bool same_dialect = chat.client == upstream && !p.translated;
     if (same_dialect) {
       result.failure = std::make_unique<Failure>();
@@ -225,14 +229,7 @@ net::Task<> Gateway::relay_json(Chat& chat, const DeploymentRuntime& d, net::Ups
       err = co_await up.read_all(loan->s, kMaxUpstreamBody);
     body = loan->s;
   }
-  if (writer.client_gone()) {
-    result.end = AttemptEnd::client_gone;
-    co_return;
-  }
-  if (err != net::UpstreamError::none) {
-    fail_attempt(ex, result, transport_error(err, d.config->name));
-    co_return;
-  }
+  if (read_ended_attempt(writer, ex, err, d, result)) co_return;
   // A 2xx that is not a JSON object is a broken upstream; nothing was sent yet, so try the next
   // one. (Framing already proved the body complete; a full validation would scan every byte
   // for what upstreams practically never send.)
