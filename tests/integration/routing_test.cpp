@@ -429,6 +429,47 @@ TEST(Routing, ExplainPrintsThePlan) {
   EXPECT_NE(cheap.output().find("needs tools"), std::string::npos) << cheap.output();
 }
 
+TEST(Routing, ExplainAndServeMakeTheSamePlanFromTheSameCode) {
+  // Three candidates ranked by cost, one excluded by a price cap, a tools request; the plan
+  // `explain` prints and the one the gateway made for the same request must be the same.
+  Fake a, b, c;
+  std::string dir = harness::temp_dir();
+  std::string yaml = config({{"a", a.port(), "gpt-4o"}, {"b", b.port(), "gpt-4o-mini"}, {"c", c.port(), "o3"}},
+                            "    policy: {objective: cost, max_output_price: 9}\n");
+  std::ofstream(dir + "/c.yaml") << yaml;
+  const std::string request =
+      R"({"model":"r","max_tokens":200,"messages":[{"role":"user","content":"weather?"}],)"
+      R"("tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]})";
+  std::ofstream(dir + "/req.json") << request;
+  harness::Process explain({SWITCHYARD_BIN, "explain", "--config", dir + "/c.yaml", "--request", dir + "/req.json",
+                            "--json", "-H", "x-switchyard-deadline-ms: 60000"});
+  ASSERT_EQ(explain.wait(10s).value_or(-1), 0) << explain.output();
+  std::string text = explain.output();
+  json::value planned = json::parse(text.substr(text.find('{')));
+
+  Gateway gw(yaml);
+  auto h = auth();
+  h["x-switchyard-deadline-ms"] = "60000";
+  Response r = chat(gw.port(), request, h);
+  ASSERT_EQ(r.status, 200) << r.body;
+  json::value served = decision(gw.port(), r.header("x-request-id"));
+  ASSERT_TRUE(served.is_object()) << served;
+  EXPECT_EQ(served.at("plan"), planned.at("plan"));
+  EXPECT_EQ(served.at("objective"), planned.at("objective"));
+  EXPECT_EQ(served.at("request").at("estimated_input_tokens"), planned.at("request").at("estimated_input_tokens"));
+  const json::array& sc = served.at("candidates").as_array();
+  const json::array& pc = planned.at("candidates").as_array();
+  ASSERT_EQ(sc.size(), pc.size());
+  for (std::size_t i = 0; i < sc.size(); ++i) {
+    EXPECT_EQ(sc[i].at("deployment"), pc[i].at("deployment"));
+    EXPECT_EQ(sc[i].as_object().contains("excluded"), pc[i].as_object().contains("excluded")) << i;
+    if (pc[i].as_object().contains("excluded")) {
+      EXPECT_EQ(sc[i].at("excluded"), pc[i].at("excluded")) << i;
+    }
+  }
+  EXPECT_EQ(planned.at("plan").as_array().size(), 2u) << "o3 is above the output price cap: " << text;
+}
+
 TEST(Routing, ComplexityTiersSendHardAndTrivialPromptsToDifferentTiersAndSayWhy) {
   // A classifier trained here, by the binary, on outcomes where the weak model fails the hard
   // prompts and answers the trivial ones.
