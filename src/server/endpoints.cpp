@@ -66,7 +66,6 @@ net::Task<> Gateway::models(net::Request&, net::ResponseWriter& writer,
   co_await writer.send(200, "application/json", body, headers(ex));
 }
 
-/// The request being served, as far as every attempt needs it.
 const RouteRuntime* Gateway::admit(std::string_view model, const net::Request& request, Exchange& ex,
                                    ApiError& refused) {
   const RouteRuntime* route = resolve_route(*ex.rt, model, ex.identity.key, refused);

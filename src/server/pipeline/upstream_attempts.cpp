@@ -112,8 +112,7 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
   bool usable(int slot) override {
     const Slot& s = slot_(slot);
     if (!s.done || s.error != net::UpstreamError::none) return false;
-    const int status = s.up->response().status;
-    return status < 300 || !verdict(status).fail_over;
+    return !verdict(s.up->response().status).fail_over;
   }
   void cancel(int slot) override {
     if (slot_(slot).up) slot_(slot).up->cancel();
@@ -208,12 +207,6 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
     Slot& s = slot_(slot);
     ++ex_.attempts.count;
     s.started = net::Clock::now();
-    if (slot == kPrimary) {
-      ex_.attempts.deployment = s.d->config->name;
-      ex_.attempts.upstream_model = s.d->config->model;
-      ex_.attempts.answered_by = s.d;
-      ex_.attempts.answered_index = s.index;
-    }
     std::optional<std::chrono::milliseconds> ttft_limit;
     if (route_.config->policy.ttft_ms) {
       ttft_limit = std::chrono::milliseconds(route_.config->policy.ttft_ms);

@@ -173,6 +173,23 @@ TEST(Pricing, PriceEntriesAreCheckedWithTheirPaths) {
   EXPECT_NE(text.find("models[0].price.off_peak[0].from: must be a time of day"), std::string::npos) << text;
 }
 
+TEST(Pricing, TheSumIsExactAndRoundedOnceHalfUp) {
+  // $0.0015 per 1M is 1,500 pico-dollars a token: 1.5 nano-dollars for one, rounded up to 2;
+  // $0.001499 rounds down to 1. Two kinds of 0.5 nano-dollar each make 1 exactly (a per-kind
+  // rounding would make 2).
+  catalog::PriceVersion v;
+  v.base = {1'500, 0};
+  core::TokenUsage u;
+  u.known = true;
+  u.input = 1;
+  EXPECT_EQ(catalog::cost(v, u, 0), Money::nanos(2));
+  v.base = {1'499, 0};
+  EXPECT_EQ(catalog::cost(v, u, 0), Money::nanos(1));
+  v.base = {500, 500};
+  u.output = 1;
+  EXPECT_EQ(catalog::cost(v, u, 0), Money::nanos(1));
+}
+
 TEST(Pricing, SmallRequestsAreExactToTheNanoDollar) {
   // One gpt-4o-mini input token at $0.15 per 1M is 150 nano-dollars.
   core::TokenUsage u;
