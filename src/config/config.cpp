@@ -647,8 +647,10 @@ void read_routes(Reader& r, const YAML::Node& node, Config& c, const std::string
                                  [&](const RouteConfig& rc) { return rc.name == route.name; });
     if (duplicate) r.problem(path, "duplicate route");
     if (!r.check_map(v, path, {"candidates", "policy", "strategy", "retry", "hedge", "max_attempts",
-                               "complexity", "categories"}))
+                               "complexity", "categories", "reference"}))
       continue;
+    if (r.string(v["reference"], path + ".reference", route.reference) && !c.find_deployment(route.reference))
+      r.problem(path + ".reference", "unknown deployment \"" + route.reference + "\"");
     if (!v["candidates"]) {
       r.problem(path + ".candidates", "is required");
       continue;
@@ -683,7 +685,54 @@ void read_routes(Reader& r, const YAML::Node& node, Config& c, const std::string
   }
 }
 
+/// A SHA-256 as 64 hex digits, lowercased in place; false (with the problem reported) otherwise.
+bool read_sha256(Reader& r, const YAML::Node& node, const std::string& path, std::string& out) {
+  if (!node) {
+    r.problem(path, "is required (the SHA-256 of the key, from `switchyard hash-key`)");
+    return false;
+  }
+  if (!r.string(node, path, out)) return false;
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  bool hex = out.size() == 64 && std::all_of(out.begin(), out.end(), [](unsigned char ch) { return std::isxdigit(ch); });
+  if (!hex) r.problem(path, "must be 64 hexadecimal digits");
+  return hex;
+}
+
+void read_governance(Reader& r, const YAML::Node& node, GovernanceConfig& g) {
+  if (!node) return;
+  if (!r.check_map(node, "governance", {"store", "sqlite_path", "durability", "async_window_ms", "admin_keys"}))
+    return;
+  g.enabled = true;
+  if (r.string(node["store"], "governance.store", g.store) && g.store != "sqlite")
+    r.problem("governance.store", "must be sqlite (the embedded store of one node)");
+  r.string(node["sqlite_path"], "governance.sqlite_path", g.sqlite_path);
+  if (g.sqlite_path.empty()) r.problem("governance.sqlite_path", "must not be empty");
+  if (r.string(node["durability"], "governance.durability", g.durability) && g.durability != "sync" &&
+      g.durability != "fsync" && g.durability != "async")
+    r.problem("governance.durability", "must be sync, fsync or async");
+  r.integer(node["async_window_ms"], "governance.async_window_ms", g.async_window_ms, 1, 60'000);
+  const YAML::Node& admins = node["admin_keys"];
+  if (!admins) return;
+  if (!admins.IsSequence()) {
+    r.problem("governance.admin_keys", "must be a list of {name, sha256}");
+    return;
+  }
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < admins.size(); ++i) {
+    std::string path = "governance.admin_keys[" + std::to_string(i) + "]";
+    if (!r.check_map(admins[i], path, {"name", "sha256"})) continue;
+    AdminKeyConfig a;
+    if (!admins[i]["name"]) r.problem(path + ".name", "is required");
+    else r.string(admins[i]["name"], path + ".name", a.name);
+    if (!a.name.empty() && !names.insert(a.name).second) r.problem(path + ".name", "duplicate admin key name");
+    read_sha256(r, admins[i]["sha256"], path + ".sha256", a.sha256);
+    g.admin_keys.push_back(std::move(a));
+  }
+}
+
 void read_keys(Reader& r, const YAML::Node& node, Config& c) {
+  if (!node && c.governance.enabled) return;  // keys may all live in the governance store
   if (!node || !node.IsSequence() || node.size() == 0) {
     r.problem("keys", "at least one key is required (a list; see `switchyard hash-key`)");
     return;
@@ -692,25 +741,19 @@ void read_keys(Reader& r, const YAML::Node& node, Config& c) {
   for (std::size_t i = 0; i < node.size(); ++i) {
     std::string path = "keys[" + std::to_string(i) + "]";
     const YAML::Node& v = node[i];
-    if (!r.check_map(v, path, {"name", "sha256", "routes", "overrides", "admin"})) continue;
+    if (!r.check_map(v, path, {"name", "sha256", "routes", "overrides", "admin", "team", "policy"})) continue;
     KeyConfig k;
+    r.string(v["team"], path + ".team", k.team);
+    if (r.string(v["policy"], path + ".policy", k.policy) && !routing::parse_objective(k.policy))
+      r.problem(path + ".policy", "must be cost, latency, quality, balanced or ordered");
     r.boolean(v["overrides"], path + ".overrides", k.overrides);
     r.boolean(v["admin"], path + ".admin", k.admin);
     if (!v["name"]) r.problem(path + ".name", "is required");
     else r.string(v["name"], path + ".name", k.name);
     if (v["name"] && k.name.empty()) r.problem(path + ".name", "must not be empty");
     if (!k.name.empty() && !names.insert(k.name).second) r.problem(path + ".name", "duplicate key name");
-    if (!v["sha256"]) {
-      r.problem(path + ".sha256", "is required (the SHA-256 of the key, from `switchyard hash-key`)");
-    } else if (r.string(v["sha256"], path + ".sha256", k.sha256)) {
-      std::transform(k.sha256.begin(), k.sha256.end(), k.sha256.begin(),
-                     [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-      bool hex = k.sha256.size() == 64 &&
-                 std::all_of(k.sha256.begin(), k.sha256.end(), [](unsigned char ch) { return std::isxdigit(ch); });
-      if (!hex) r.problem(path + ".sha256", "must be 64 hexadecimal digits");
-      else if (!hashes.insert(k.sha256).second)
-        r.problem(path + ".sha256", "the same key is already listed under another name");
-    }
+    if (read_sha256(r, v["sha256"], path + ".sha256", k.sha256) && !hashes.insert(k.sha256).second)
+      r.problem(path + ".sha256", "the same key is already listed under another name");
     if (v["routes"]) r.string_list(v["routes"], path + ".routes", k.routes);
     else k.routes.push_back("*");
     for (std::size_t j = 0; j < k.routes.size(); ++j) {
@@ -745,7 +788,7 @@ LoadResult load_config_text(const std::string& yaml_text,
   try {
     r.set_warnings(&result.warnings);
     r.check_map(root, "", {"server", "upstream", "health", "models", "providers", "deployments",
-                           "routes", "keys"});
+                           "routes", "keys", "governance"});
     read_server(r, root["server"], result.config.server);
     read_upstream(r, root["upstream"], result.config.upstream);
     read_health(r, root["health"], result.config.health);
@@ -753,6 +796,7 @@ LoadResult load_config_text(const std::string& yaml_text,
     read_providers(r, root["providers"], result.config);
     read_deployments(r, root["deployments"], result.config);
     read_routes(r, root["routes"], result.config, base_dir);
+    read_governance(r, root["governance"], result.config.governance);
     read_keys(r, root["keys"], result.config);
   } catch (const YAML::Exception& e) {
     r.problem("(yaml)", e.what());

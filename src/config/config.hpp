@@ -85,14 +85,47 @@ struct DeploymentConfig {
 struct RouteConfig : routing::RouteRules {
   std::string name;
   std::vector<std::string> candidates;  ///< deployment names
+  /// The deployment savings are measured against (what each request would have cost there);
+  /// empty: the route's dearest candidate.
+  std::string reference;
 };
 
+/// A client key: written in the YAML file (static), or made through the admin API (the
+/// governance store gives its keys the same shape).
 struct KeyConfig {
   std::string name;
   std::string sha256;               ///< lowercase hex of SHA-256(key)
   std::vector<std::string> routes;  ///< allowed routes; "*" = all
   bool overrides = true;            ///< may send x-switchyard-policy / -deadline-ms / -max-cost-usd
   bool admin = false;               ///< may read every decision record
+  /// What budgets and limits name it by: a store key's id ("key_..."); a YAML key's name.
+  std::string id;
+  std::string team;    ///< the team it belongs to (budgets and limits of the team apply); empty: none
+  std::vector<std::string> models;  ///< upstream models it may reach (deployment or catalogue id); empty = any
+  std::string policy;  ///< the objective applied when a request names none; empty: the route's
+  std::int64_t expires_ms = 0;  ///< unix ms after which it is refused; 0 = never
+  bool disabled = false;
+  const std::string& subject() const { return id.empty() ? name : id; }
+};
+
+/// An operator's credential for the admin API (`/admin/v1/`): never a client key.
+struct AdminKeyConfig {
+  std::string name;
+  std::string sha256;
+};
+
+/// Governance: where keys, budgets, limits and the ledger live, and how durable the ledger is.
+/// Absent from the file: governance is off (YAML keys only, no budgets, limits or ledger).
+struct GovernanceConfig {
+  bool enabled = false;
+  std::string store = "sqlite";
+  std::string sqlite_path = "switchyard.db";  ///< relative to the working directory
+  /// "sync": a response's end is released once its ledger row is committed (survives the
+  /// process being killed); "fsync": the same, each commit flushed to disk (survives a power
+  /// cut); "async": rows are committed within `async_window_ms`, nobody waits.
+  std::string durability = "sync";
+  std::uint32_t async_window_ms = 200;
+  std::vector<AdminKeyConfig> admin_keys;
 };
 
 struct HealthConfig {
@@ -114,6 +147,7 @@ struct Config {
   std::vector<DeploymentConfig> deployments;
   std::vector<RouteConfig> routes;
   std::vector<KeyConfig> keys;
+  GovernanceConfig governance;
   HealthConfig health;
   std::vector<catalog::ModelInfo> models;  ///< catalogue overrides and additions
 

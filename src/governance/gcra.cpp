@@ -33,6 +33,11 @@ GcraDecision gcra_take(const GcraLimit& limit, GcraState& state, std::int64_t no
   return d;
 }
 
+void gcra_charge(const GcraLimit& limit, GcraState& state, std::int64_t now_ms, std::int64_t units) {
+  const __int128 now = static_cast<__int128>(now_ms) * limit.rate;
+  state.tat = (state.tat > now ? state.tat : now) + static_cast<__int128>(units) * limit.period_ms;
+}
+
 void gcra_give_back(const GcraLimit& limit, GcraState& state, std::int64_t units) {
   state.tat -= static_cast<__int128>(units) * limit.period_ms;
   if (state.tat < 0) state.tat = 0;

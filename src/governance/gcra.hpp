@@ -5,8 +5,7 @@
 /// Rate limits as GCRA (the generic cell rate algorithm): a limit of `rate` units (requests, or
 /// tokens) per `period`, with bursts of up to `burst` units. Its state is one number, the
 /// theoretical arrival time; refill is exact and continuous (no fixed window that resets at the
-/// minute, so no double burst at a window's edge). Pure: the caller gives the time. The first
-/// part of issue 19's rate limits; not yet wired into admission.
+/// minute, so no double burst at a window's edge). Pure: the caller gives the time.
 namespace switchyard::governance {
 
 struct GcraLimit {
@@ -30,6 +29,10 @@ struct GcraDecision {
 
 /// Takes `units` at `now_ms` if the limit allows it (the state changes only then).
 GcraDecision gcra_take(const GcraLimit& limit, GcraState& state, std::int64_t now_ms, std::int64_t units);
+
+/// Takes `units` whether or not the limit allows it (a settled use above its estimate): the
+/// allowance may go into debt, which later takes wait for.
+void gcra_charge(const GcraLimit& limit, GcraState& state, std::int64_t now_ms, std::int64_t units);
 
 /// Gives `units` back (an estimate that was too high, corrected at settlement); the allowance
 /// never grows beyond full.

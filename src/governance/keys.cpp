@@ -1,5 +1,6 @@
 #include "governance/keys.hpp"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -20,13 +21,21 @@ std::string sha256_hex(std::string_view text) {
 }
 
 KeyStore::KeyStore(const std::vector<config::KeyConfig>& keys) {
-  for (const auto& k : keys) by_hash_.emplace(k.sha256, k);
+  for (const auto& k : keys) by_prefix_[k.sha256.substr(0, 16)].push_back(k);
 }
 
 const config::KeyConfig* KeyStore::find(std::string_view presented) const {
   if (presented.empty() || presented.size() > 512) return nullptr;
-  auto it = by_hash_.find(sha256_hex(presented));
-  return it == by_hash_.end() ? nullptr : &it->second;
+  return find_hash(sha256_hex(presented));
+}
+
+const config::KeyConfig* KeyStore::find_hash(const std::string& hash) const {
+  if (hash.size() != 64) return nullptr;
+  auto it = by_prefix_.find(hash.substr(0, 16));
+  if (it == by_prefix_.end()) return nullptr;
+  for (const auto& k : it->second)
+    if (k.sha256.size() == 64 && CRYPTO_memcmp(k.sha256.data(), hash.data(), 64) == 0) return &k;
+  return nullptr;
 }
 
 bool KeyStore::allows(const config::KeyConfig& key, std::string_view route) {

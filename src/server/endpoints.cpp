@@ -76,10 +76,9 @@ const RouteRuntime* Gateway::admit(std::string_view model, const net::Request& r
     refused = std::move(*e);
     return nullptr;
   }
-  if (auto e = check_limits(ex.identity.key, *route)) {
-    refused = std::move(*e);
-    return nullptr;
-  }
+  // A key's default objective, when the request names none.
+  if (!ex.route.overrides.objective && ex.identity.key && !ex.identity.key->policy.empty())
+    ex.route.overrides.objective = routing::parse_objective(ex.identity.key->policy);
   return route;
 }
 
@@ -137,6 +136,13 @@ const RouteRuntime* Gateway::admit_chat(const net::Request& request, Exchange& e
     refused = std::move(*e);
     return nullptr;
   }
+  std::string_view body_user;  // the end user the body names
+  if (chat.info) body_user = chat.info->user;
+  else if (chat.canonical) body_user = chat.canonical->user;
+  if (auto e = govern(request, ex, traits, body_user)) {
+    refused = std::move(*e);
+    return nullptr;
+  }
   ex.route.category = assessment.category;
   ex.route.pending = std::move(assessment.pending);
   if (traits.tier >= 0) {
@@ -185,6 +191,10 @@ net::Task<> Gateway::embeddings(net::Request& request, net::ResponseWriter& writ
   traits.needs = catalog::kEmbeddings;
   traits.input_tokens = static_cast<std::int64_t>(core::quick_text_tokens(request.body));
   traits.max_output_tokens = 0;
+  if (auto e = govern(request, ex, traits, {})) {
+    co_await fail(writer, ex, *e);
+    co_return;
+  }
   start_decision(ex, *route, traits);
   co_await run_candidates(*route, chat, writer, ex);
 }

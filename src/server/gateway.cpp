@@ -42,6 +42,8 @@ Gateway::Gateway(net::Loop& loop, Shared& shared)
       runtime_(shared.runtime.get()),
       generation_(shared.runtime.generation()),
       log_(shared.log),
+      ledger_sync_(shared.governor &&
+                   shared.governor->ledger().options().durability != governance::LedgerOptions::Durability::async),
       pool_(loop.io(), loop.deadlines(), upstream_options(runtime_->config().upstream)),
       rng_{(static_cast<std::uint64_t>(std::random_device{}()) << 32 | std::random_device{}()) ^
            (static_cast<std::uint64_t>(loop.index()) << 56)} {}
@@ -121,6 +123,9 @@ net::Task<> Gateway::handle(net::Request request, net::ResponseWriter& writer) {
 
   std::string_view path = request.path();
   std::string_view method = request.method();
+  ex.identity.method = method;
+  ex.identity.path = path;
+  ex.identity.received = request.received;
   // Each known path takes one method and has one handler; another method gets a 405 naming the
   // right one, an unknown path a 404.
   using Handler = net::Task<> (Gateway::*)(net::Request&, net::ResponseWriter&, Exchange&);
@@ -141,20 +146,30 @@ net::Task<> Gateway::handle(net::Request request, net::ResponseWriter& writer) {
       {"/healthz", "GET", &Gateway::healthz, false},
       {"/readyz", "GET", &Gateway::readyz, false},
   };
+  static constexpr Endpoint kAdmin{"/admin/v1/", "", &Gateway::admin_api, false};
   const Endpoint* endpoint = nullptr;
   for (const Endpoint& e : kEndpoints)
     if (path == e.path) endpoint = &e;
+  // The admin API: every method, its own credential (checked by the handler).
+  if (!endpoint && (path.substr(0, 10) == "/admin/v1/" || path == "/admin/v1")) endpoint = &kAdmin;
 
   ex.identity.client = client_of(path);
   // Anthropic's SDK lists models at the same path as OpenAI's, with its version header.
   if (path == "/v1/models" && !request.header(net::http1::Known::anthropic_version).empty())
     ex.identity.client = dialects::Dialect::anthropic;
-  if (endpoint && method == endpoint->method) {
+  if (endpoint && (method == endpoint->method || endpoint->method.empty())) {
+    std::optional<ApiError> unusable;
     if (endpoint->needs_key) {
-      ex.identity.key = auth_.find(credentials_of(request), ex.identity.client, *ex.rt);
-      if (ex.identity.key) ex.identity.key_name = ex.identity.key->name;
+      ex.identity.key = auth_.find(credentials_of(request), ex.identity.client, *ex.rt, shared_.governor,
+                                   ex.identity.key_pin);
+      if (ex.identity.key) {
+        ex.identity.key_name = ex.identity.key->name;
+        if (ex.identity.key->disabled || ex.identity.key->expires_ms)
+          unusable = Authenticator::unusable(*ex.identity.key, ex.identity.client, ex.accounting.arrived_unix_ms);
+      }
     }
     if (endpoint->needs_key && !ex.identity.key) co_await refuse_unauthenticated(request, writer, ex);
+    else if (unusable) co_await fail(writer, ex, *unusable);
     else co_await (this->*endpoint->handler)(request, writer, ex);
   } else {
     std::string_view allowed;  // if, not ?: — GCC 12 mishandles conditional temporaries in coroutines
@@ -162,6 +177,7 @@ net::Task<> Gateway::handle(net::Request request, net::ResponseWriter& writer) {
     co_await refuse_endpoint(method, path, allowed, writer, ex);
   }
   const core::AccountingRecord& record = settle(method, path, ex, request.received);
+  finish_governance(ex, record);
   if (log_.enabled()) log_.write(record);
   record_decision(ex, record, std::move(pinned));
 }

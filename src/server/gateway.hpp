@@ -79,6 +79,8 @@ struct Shared {
         feedback_log(std::move(feedback_path)),
         feedback(feedback_log.empty() ? 0 : feedback_kept) {}
   RuntimeSource runtime;
+  /// Governance (keys of the store, budgets, limits, the ledger); null when it is off.
+  governance::Governor* governor = nullptr;
   telemetry::AccessLog& log;
   health::Registry& health;
   routing::DecisionRing decisions;
@@ -170,6 +172,27 @@ class Gateway final : public net::Handler {
   /// Marks `result` failed with `error`; the failed answer's headers are not passed on.
   [[gnu::cold]] static void fail_attempt(Exchange& ex, AttemptResult& result, core::ApiError error);
   net::Task<> models(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
+  /// `/admin/v1/...`: the governance admin API, for admin credentials only.
+  net::Task<> admin_api(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
+
+  // Governance (server/governance.cpp, docs/governance.md).
+  /// Before planning: the end user, and the rate limits of every subject the request touches
+  /// (its token estimate taken from them). The refusal, when a limit holds it back.
+  std::optional<core::ApiError> govern(const net::Request& request, Exchange& ex, const routing::RequestTraits& traits,
+                                       std::string_view body_user);
+  /// After planning: the plan's maximum cost reserved against every budget that applies.
+  std::optional<core::ApiError> reserve_budgets(const RouteRuntime& route, Exchange& ex);
+  /// Before the last bytes of an answer: with the ledger in sync (or fsync) durability, the
+  /// request is settled and its ledger row committed before the end of the response leaves —
+  /// so a response the client saw complete is in the ledger even if the process dies next.
+  /// false when the row could not be committed (the ledger stopped with its store failing):
+  /// the caller then does not send the end.
+  net::Task<bool> commit_answer(Exchange& ex);
+  /// Whether `commit_answer` has anything to do (checked inline: no coroutine frame otherwise).
+  bool waits_for_ledger(const Exchange& ex) const { return ex.governed.billable && ledger_sync_; }
+  /// At the request's end: what governance held settled and the ledger row queued, unless the
+  /// commit gate did both already.
+  void finish_governance(Exchange& ex, const core::AccountingRecord& record);
   net::Task<> fail(net::ResponseWriter& writer, Exchange& ex, const core::ApiError& error);
   /// The response's header fields, in this loop's scratch (valid until the next call here).
   std::span<const net::HeaderField> headers(Exchange& ex) { return ex.headers(header_scratch_); }
@@ -188,6 +211,7 @@ class Gateway final : public net::Handler {
   std::shared_ptr<const Runtime> runtime_;  ///< this loop's copy; requests pin their own
   std::uint64_t generation_ = 0;
   telemetry::AccessLog& log_;
+  bool ledger_sync_ = false;  ///< governance on, its ledger durability sync or fsync
   std::unordered_map<std::string, routing::HedgeBudget> hedge_budgets_;  ///< per route
   /// Decision records the ring gave back, reused so a request does not allocate its own (its
   /// vectors keep their capacity). Measured 2026-12-07: without it +0.4K instructions per

@@ -15,7 +15,9 @@
 
 #include "config/config.hpp"
 #include "core/version.hpp"
+#include "governance/governor.hpp"
 #include "governance/keys.hpp"
+#include "store/sqlite_store.hpp"
 #include "net/server.hpp"
 #include "server/config_load.hpp"
 #include "server/gateway.hpp"
@@ -321,7 +323,34 @@ int cmd_serve(const std::string& path, const std::string& port_file, int threads
     spdlog::error("cannot open server.access_log \"{}\" for appending", sc.access_log);
     return 1;
   }
+  // Governance: its store opened (and migrated) and its definitions loaded before the first
+  // request; its ledger's writer runs until the loops have stopped.
+  std::unique_ptr<governance::Governor> governor;
+  if (const config::GovernanceConfig& gc = runtime->config().governance; gc.enabled) {
+    try {
+      store::SqliteOptions so;
+      so.path = gc.sqlite_path;
+      so.fsync = gc.durability == "fsync";
+      governance::LedgerOptions lo;
+      lo.durability = gc.durability == "async" ? governance::LedgerOptions::Durability::async
+                                               : governance::LedgerOptions::Durability::sync;
+      lo.async_window_ms = gc.async_window_ms;
+      governor = std::make_unique<governance::Governor>(
+          std::make_unique<store::SqliteStore>(so), lo, [](const std::string& e) { spdlog::error("{}", e); },
+          [](const governance::BudgetAlert& a) {
+            spdlog::warn("budget {} ({} {}): {}% of ${} reached, ${} spent this {}", a.budget.id,
+                         governance::to_string(a.budget.scope), a.budget.subject, a.percent,
+                         a.budget.limit.to_string(), a.spent.to_string(), governance::to_string(a.budget.period));
+          });
+    } catch (const std::exception& e) {
+      spdlog::error("governance: {}", e.what());
+      return 1;
+    }
+    spdlog::info("governance: store {} (sqlite), ledger durability {}, {} admin key(s)", gc.sqlite_path,
+                 gc.durability, gc.admin_keys.size());
+  }
   server::Shared shared(runtime, access_log, health_registry, sc.decisions_kept, sc.feedback_log, sc.feedback_kept);
+  shared.governor = governor.get();
   runtime.reset();  // the shared source owns it now (a reload must be able to free it)
   net::Server server(options, [&](net::Loop& loop) -> std::unique_ptr<net::Handler> {
     return std::make_unique<server::Gateway>(loop, shared);
@@ -360,6 +389,9 @@ int cmd_serve(const std::string& path, const std::string& port_file, int threads
     }
   });
   server.run();
+  // The loops have stopped; their io_contexts live on with the server, so the ledger's last
+  // completions still have somewhere to go.
+  if (governor) governor->ledger().stop(sc.drain_timeout_ms);
   pthread_kill(signal_thread.native_handle(), SIGUSR2);
   signal_thread.join();
   spdlog::info("switchyard stopped");

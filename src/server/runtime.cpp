@@ -86,6 +86,20 @@ Runtime::Runtime(config::Config config, health::Registry* health)
       for (const auto& d : deployments_)
         if (d.config->name == name && d.config->enabled && d.provider && d.provider->config->enabled)
           r.candidates.push_back(&d);
+    // The reference: named, or the candidate whose current prompt + completion price is highest.
+    std::int64_t dearest = -1;
+    for (const auto& d : deployments_) {
+      const bool named = route.reference.empty()
+                             ? std::find(route.candidates.begin(), route.candidates.end(), d.config->name) !=
+                                   route.candidates.end()
+                             : d.config->name == route.reference;
+      if (!named || !d.priced()) continue;
+      const catalog::Prices& p = d.pricing->current();
+      if (p.input + p.output > dearest) {
+        dearest = p.input + p.output;
+        r.reference = &d;
+      }
+    }
     r.table.name = route.name;
     r.table.rules = &route;
     std::vector<std::string_view> models;

@@ -49,6 +49,9 @@ struct RouteRuntime {
   const config::RouteConfig* config = nullptr;
   std::vector<const DeploymentRuntime*> candidates;  ///< enabled deployments, in order written
   routing::RouteTable table;                         ///< the same candidates, for the router
+  /// What savings are measured against: the route's `reference`, else its dearest priced
+  /// candidate (enabled or not); null when none is priced.
+  const DeploymentRuntime* reference = nullptr;
 };
 
 /// An immutable snapshot of everything the request path needs, built from a validated config

@@ -78,6 +78,7 @@ constexpr int rule_index(std::string_view name) {
     if (kFieldRules[i].name == name) return static_cast<int>(i);
   throw "no such field rule";
 }
+constexpr int kUserRule = rule_index("user");
 constexpr int kStreamRule = rule_index("stream"), kStreamOptionsRule = rule_index("stream_options"),
               kToolsRule = rule_index("tools"), kResponseFormatRule = rule_index("response_format"),
               kMaxTokensRule = rule_index("max_tokens"),
@@ -255,6 +256,7 @@ InspectResult inspect_chat_request(std::string_view body, const RequestLimits& l
       return false;
     }
     if (i == kStreamRule) info.stream = v.raw == "true";
+    if (i == kUserRule && v.type == json::Type::string) json::unescape_to(v.raw, info.user);
     if (i == kToolsRule) info.content_bytes += v.raw.size();
     if (i == kResponseFormatRule && v.raw.find("\"json_schema\"") != std::string_view::npos)
       info.json_schema = true;

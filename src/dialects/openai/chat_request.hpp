@@ -30,6 +30,7 @@ struct ChatRequestInfo {
   bool has_images = false;        ///< an image_url content part
   bool json_schema = false;       ///< response_format of type json_schema
   std::int64_t max_output_tokens = 0;  ///< max_completion_tokens or max_tokens; 0 = not given
+  std::string user;  ///< the end user the client named (`user`), for attribution and limits
 
   // Byte spans used by `patch_chat_request`.
   std::size_t model_begin = 0, model_end = 0;

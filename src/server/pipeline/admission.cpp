@@ -1,10 +1,13 @@
 #include "server/pipeline/admission.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 
 #include "dialects/translate.hpp"
+#include "governance/admin_api.hpp"
 #include "governance/keys.hpp"
+#include "governance/reservation.hpp"
 
 namespace switchyard::server {
 
@@ -53,6 +56,14 @@ const RouteRuntime* resolve_route(const Runtime& runtime, std::string_view model
                              "model", "model_not_allowed");
     return nullptr;
   }
+  if (key && !key->models.empty() &&
+      std::none_of(route->candidates.begin(), route->candidates.end(),
+                   [&](const DeploymentRuntime* d) { return key_may_reach(*key, *d); })) {
+    refused = ApiError::make(ErrorKind::permission,
+                             "This API key may not use any model behind `" + std::string(model) + "`.", "model",
+                             "model_not_allowed");
+    return nullptr;
+  }
   if (route->candidates.empty()) {
     refused = ApiError::make(ErrorKind::unavailable,
                              "No deployment of `" + std::string(model) + "` is enabled (check the providers' api keys).",
@@ -60,6 +71,12 @@ const RouteRuntime* resolve_route(const Runtime& runtime, std::string_view model
     return nullptr;
   }
   return route;
+}
+
+bool key_may_reach(const config::KeyConfig& key, const DeploymentRuntime& d) {
+  for (const auto& m : key.models)
+    if (m == d.config->model || m == d.config->name || (d.model && m == d.model->id)) return true;
+  return false;
 }
 
 std::optional<ApiError> read_overrides(const OverrideHeaders& h, const config::KeyConfig* key,
@@ -100,8 +117,95 @@ std::optional<ApiError> read_overrides(const OverrideHeaders& h, const config::K
   return std::nullopt;
 }
 
-std::optional<ApiError> check_limits(const config::KeyConfig*, const RouteRuntime&) { return std::nullopt; }
+governance::Subjects subjects_of(const config::KeyConfig& key, std::string_view user, std::string_view route) {
+  governance::Subjects s;
+  s[governance::Scope::key] = key.subject();
+  s[governance::Scope::team] = key.team;
+  s[governance::Scope::user] = user;
+  s[governance::Scope::route] = route;
+  return s;
+}
 
-bool reserve(const config::KeyConfig*, const RouteRuntime&, const routing::Plan&, Reservation&) { return true; }
+namespace {
+
+/// OpenAI's way of writing a wait in its `x-ratelimit-reset-*` headers: "1s", "6m0s", "250ms".
+std::string duration_text(std::int64_t ms) {
+  if (ms < 1000) return std::to_string(ms) + "ms";
+  std::int64_t s = (ms + 999) / 1000;
+  if (s < 60) return std::to_string(s) + "s";
+  if (s < 3600) return std::to_string(s / 60) + "m" + std::to_string(s % 60) + "s";
+  return std::to_string(s / 3600) + "h" + std::to_string(s / 60 % 60) + "m" + std::to_string(s % 60) + "s";
+}
+
+std::string subject_text(governance::Scope scope, const std::string& subject) {
+  return std::string(governance::to_string(scope)) + " '" + subject + "'";
+}
+
+}  // namespace
+
+std::optional<ApiError> check_limits(governance::Governor& g, const governance::Subjects& subjects,
+                                     std::int64_t tokens, std::int64_t now_ms, dialects::Dialect client,
+                                     governance::Admission& held, RefusalHeaders& headers, std::string& retry_after) {
+  auto refused = g.take_limits(subjects, tokens, now_ms, held);
+  if (!refused) return std::nullopt;
+  const governance::LimitRefusal& r = *refused;
+  const std::string what(governance::to_string(r.kind));
+  retry_after = std::to_string((r.retry_after_ms + 999) / 1000);
+  headers.emplace_back("retry-after-ms", std::to_string(r.retry_after_ms));
+  if (client == dialects::Dialect::anthropic) {
+    // Anthropic's names; its reset is an RFC 3339 time.
+    std::string kind = r.kind == governance::LimitKind::tokens ? "tokens" : "requests";
+    headers.emplace_back("anthropic-ratelimit-" + kind + "-limit", std::to_string(r.allowed));
+    headers.emplace_back("anthropic-ratelimit-" + kind + "-remaining", std::to_string(r.remaining));
+    headers.emplace_back("anthropic-ratelimit-" + kind + "-reset",
+                         governance::rfc3339(governance::unix_now_ms() + r.reset_ms));
+  } else if (r.kind != governance::LimitKind::concurrent) {
+    headers.emplace_back("x-ratelimit-limit-" + what, std::to_string(r.allowed));
+    headers.emplace_back("x-ratelimit-remaining-" + what, std::to_string(r.remaining));
+    headers.emplace_back("x-ratelimit-reset-" + what, duration_text(r.reset_ms));
+  }
+  std::string message;
+  if (r.kind == governance::LimitKind::concurrent)
+    message = "Rate limit reached for " + subject_text(r.limit.scope, r.limit.subject) + ": " +
+              std::to_string(r.allowed) + " requests in flight at most. Try again when one has finished.";
+  else
+    message = "Rate limit reached for " + subject_text(r.limit.scope, r.limit.subject) + " on " + what +
+              " per minute: limit " + std::to_string(r.allowed) + ", remaining " + std::to_string(r.remaining) +
+              ". Please try again in " + duration_text(r.retry_after_ms) + ".";
+  return ApiError::make(ErrorKind::rate_limited, std::move(message), {}, "rate_limit_exceeded");
+}
+
+std::optional<core::Money> plan_ceiling(const RouteRuntime& route, const routing::Plan& plan,
+                                        const routing::RequestTraits& traits, std::int64_t unix_s) {
+  // The router's estimate with a margin: 20 % and 16 tokens (its error on ordinary text is
+  // well inside that; a prompt it undercounts further is an overrun, counted at settlement).
+  const std::int64_t input = traits.input_tokens + traits.input_tokens / 5 + 16;
+  std::optional<core::Money> ceiling;
+  for (auto i : plan.order) {
+    const DeploymentRuntime* d = route.candidates[i];
+    if (!d->priced()) continue;
+    std::int64_t max_output = traits.max_output_tokens;
+    if (max_output <= 0) max_output = d->model && d->model->max_output > 0 ? d->model->max_output : 32768;
+    auto c = governance::max_cost(*d->pricing, input, max_output, unix_s);
+    if (c && (!ceiling || *c > *ceiling)) ceiling = c;
+  }
+  return ceiling;
+}
+
+std::optional<ApiError> reserve_budgets(governance::Governor& g, const governance::Subjects& subjects,
+                                        core::Money amount, std::int64_t now_ms, governance::Admission& held,
+                                        RefusalHeaders& headers) {
+  auto refused = g.reserve(subjects, amount, now_ms, held);
+  if (!refused) return std::nullopt;
+  const governance::BudgetRefusal& r = *refused;
+  headers.emplace_back("x-should-retry", "false");
+  std::string message = "Budget exceeded for " + subject_text(r.budget.scope, r.budget.subject) + " (budget " +
+                        r.budget.id + ", " + std::string(governance::to_string(r.budget.period)) + "): limit $" +
+                        r.budget.limit.to_string() + ", spent $" + r.spent.to_string() + ", reserved by requests in flight $" +
+                        r.reserved.to_string() + "; this request may cost up to $" + r.asked.to_string() + ".";
+  if (r.resets_ms > 0) message += " It resets at " + governance::rfc3339(r.resets_ms) + ".";
+  else message += " It does not reset (a total budget).";
+  return ApiError::make(ErrorKind::rate_limited, std::move(message), {}, "budget_exceeded");
+}
 
 }  // namespace switchyard::server

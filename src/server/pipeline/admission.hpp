@@ -12,13 +12,13 @@
 #include "dialects/openai/chat_request.hpp"
 #include "dialects/providers.hpp"
 #include "routing/planner.hpp"
+#include "governance/governor.hpp"
 #include "server/runtime.hpp"
 
 /// The pipeline's admission steps, shared by the server and `switchyard explain`: read the
 /// client's body, resolve the route it names (and whether the key may use it), read the
-/// request's routing overrides, and the governance checks (rate limits and budgets: hooks the
-/// governance issue fills; today they admit everything). Plain functions: a refusal is the
-/// `ApiError` to render in the client's dialect.
+/// request's routing overrides, and governance (rate limits before planning, budgets after).
+/// Plain functions: a refusal is the `ApiError` to render in the client's dialect.
 namespace switchyard::server {
 
 /// A chat request as the pipeline holds it: the client's body, what the fast path's
@@ -47,6 +47,10 @@ std::optional<core::ApiError> read_chat(dialects::Dialect client, std::string_vi
 const RouteRuntime* resolve_route(const Runtime& runtime, std::string_view model, const config::KeyConfig* key,
                                   core::ApiError& refused);
 
+/// Whether a key restricted to some models (`KeyConfig::models`) may reach this deployment:
+/// its upstream model, its catalogue model or its name is listed.
+bool key_may_reach(const config::KeyConfig& key, const DeploymentRuntime& d);
+
 /// The routing overrides a request sent (`x-switchyard-policy`, `-deadline-ms`,
 /// `-max-cost-usd`), as text.
 struct OverrideHeaders {
@@ -59,20 +63,34 @@ struct OverrideHeaders {
 std::optional<core::ApiError> read_overrides(const OverrideHeaders& headers, const config::KeyConfig* key,
                                              routing::Overrides& out);
 
-/// Governance before planning: the key's, team's and user's rate limits and budgets. Empty
-/// today (admits everything); the governance issue fills it, with the refusal (429) it returns.
-std::optional<core::ApiError> check_limits(const config::KeyConfig* key, const RouteRuntime& route);
+/// The subjects governance knows a request by: its key (id, or a static key's name), the key's
+/// team, the end user it names, and its route.
+governance::Subjects subjects_of(const config::KeyConfig& key, std::string_view user, std::string_view route);
 
-/// What a request holds of its budgets while it runs (the plan's maximum cost, reserved against
-/// every scope it touches). Empty today; the governance issue fills it.
-struct Reservation {
-  /// Why the reservation was refused (on the heap: it is kept in the frame a stream keeps).
-  std::unique_ptr<core::ApiError> refused;
-};
+/// Headers of a governance refusal, besides `retry-after` (which goes in `retry_after`).
+using RefusalHeaders = std::vector<std::pair<std::string, std::string>>;
 
-/// Governance between plan and execution: reserves the plan's maximum cost; false with the
-/// refusal (429) in `out.refused` when a budget cannot cover it. Today it reserves nothing and
-/// refuses nothing. What is reserved is settled (or released) with the request's record.
-bool reserve(const config::KeyConfig* key, const RouteRuntime& route, const routing::Plan& plan, Reservation& out);
+/// Rate limits before planning: the request and its token estimate taken from every limit that
+/// applies (into `held`), or the 429 to send — in the client's dialect, with `retry-after` and
+/// the rate-limit headers its SDK backs off by (OpenAI's `x-ratelimit-*`, Anthropic's
+/// `anthropic-ratelimit-*`).
+std::optional<core::ApiError> check_limits(governance::Governor& governor, const governance::Subjects& subjects,
+                                           std::int64_t tokens, std::int64_t now_ms, dialects::Dialect client,
+                                           governance::Admission& held, RefusalHeaders& headers,
+                                           std::string& retry_after);
+
+/// The most the plan can cost: every deployment it may try priced at its ceiling for this
+/// request (`governance::max_cost`: the token estimate with a margin, the output bound — the
+/// request's max tokens, else the model's maximum output), the dearest taken. nullopt when no
+/// deployment of the plan is priced.
+std::optional<core::Money> plan_ceiling(const RouteRuntime& route, const routing::Plan& plan,
+                                        const routing::RequestTraits& traits, std::int64_t unix_s);
+
+/// Budgets between plan and execution: `amount` reserved against every budget that applies
+/// (into `held`), or the 429 `budget_exceeded` naming the budget and when it resets — marked
+/// not to be retried (`x-should-retry: false`: the SDKs would otherwise wait and try again).
+std::optional<core::ApiError> reserve_budgets(governance::Governor& governor, const governance::Subjects& subjects,
+                                              core::Money amount, std::int64_t now_ms, governance::Admission& held,
+                                              RefusalHeaders& headers);
 
 }  // namespace switchyard::server

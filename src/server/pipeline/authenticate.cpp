@@ -1,5 +1,7 @@
 #include "server/pipeline/authenticate.hpp"
 
+#include "governance/admin_api.hpp"
+#include "governance/keys.hpp"
 #include "net/http1.hpp"
 
 namespace switchyard::server {
@@ -7,7 +9,9 @@ namespace switchyard::server {
 using core::ApiError;
 using core::ErrorKind;
 
-const config::KeyConfig* Authenticator::find(const Credentials& c, dialects::Dialect client, const Runtime& runtime) {
+const config::KeyConfig* Authenticator::find(const Credentials& c, dialects::Dialect client, const Runtime& runtime,
+                                             const governance::Governor* governor,
+                                             std::shared_ptr<const governance::KeyDirectory>& pin) {
   std::string_view token;
   if (!c.authorization.empty()) {
     if (c.authorization.size() > 7 && net::http1::iequals(c.authorization.substr(0, 7), "bearer "))
@@ -16,14 +20,41 @@ const config::KeyConfig* Authenticator::find(const Credentials& c, dialects::Dia
   } else if (client == dialects::Dialect::anthropic) {
     token = c.x_api_key;
   }
-  if (token.empty()) return nullptr;
-  if (auto it = cache_.find(token); it != cache_.end()) return it->second;
-  const config::KeyConfig* key = runtime.keys().find(token);
+  if (token.empty() || token.size() > 512) return nullptr;
+  if (governor) {
+    // A change through the admin API made a new directory: what was cached may point into the
+    // old one (and a disabled or rotated key must not stay usable from the cache).
+    if (std::uint64_t g = governor->generation(); g != directory_generation_) {
+      cache_.clear();
+      directory_ = governor->directory();
+      directory_generation_ = g;
+    }
+  }
+  if (auto it = cache_.find(token); it != cache_.end()) {
+    if (directory_ && !it->second->id.empty()) pin = directory_;
+    return it->second;
+  }
+  const std::string hash = governance::sha256_hex(token);
+  const config::KeyConfig* key = runtime.keys().find_hash(hash);
+  if (!key && directory_) {
+    key = directory_->find_hash(hash);
+    if (key) pin = directory_;
+  }
   if (key) {
-    if (cache_.size() >= 4096) cache_.clear();  // bounded; only valid keys get in
+    if (cache_.size() >= 4096) cache_.clear();  // bounded; only known keys get in
     cache_.emplace(token, key);
   }
   return key;
+}
+
+std::optional<ApiError> Authenticator::unusable(const config::KeyConfig& key, dialects::Dialect client,
+                                                std::int64_t now_ms) {
+  std::string why;
+  if (key.disabled) why = "This API key has been disabled.";
+  else if (key.expires_ms > 0 && now_ms >= key.expires_ms) why = "This API key expired at " + governance::rfc3339(key.expires_ms) + ".";
+  else return std::nullopt;
+  (void)client;
+  return ApiError::make(ErrorKind::authentication, std::move(why), {}, "invalid_api_key");
 }
 
 ApiError Authenticator::refusal(const Credentials& c, dialects::Dialect client) {

@@ -7,6 +7,7 @@
 #include "config/config.hpp"
 #include "core/error.hpp"
 #include "dialects/providers.hpp"
+#include "governance/governor.hpp"
 #include "server/runtime.hpp"
 
 /// The pipeline's first step: who is calling. One per event loop.
@@ -21,11 +22,20 @@ struct Credentials {
 class Authenticator {
  public:
   /// The caller's key: a bearer token, or (Anthropic clients) `x-api-key`; nullptr when there is
-  /// none or it is not a key of `runtime`. Keys already seen on this loop are remembered (a hash
-  /// lookup instead of a SHA-256 per request); only valid keys are, at most 4,096 of them.
-  const config::KeyConfig* find(const Credentials& c, dialects::Dialect client, const Runtime& runtime);
+  /// none or it is neither a key of `runtime` nor one of the governance store (`governor`, may
+  /// be null). A store key's directory is pinned in `pin` (the key points into it). Keys already
+  /// seen on this loop are remembered (a hash lookup instead of a SHA-256 per request); only
+  /// known keys are, at most 4,096 of them. Disabled and expired keys are found: see `refusal`.
+  const config::KeyConfig* find(const Credentials& c, dialects::Dialect client, const Runtime& runtime,
+                                const governance::Governor* governor,
+                                std::shared_ptr<const governance::KeyDirectory>& pin);
   /// Forgets the keys seen (a reload: they point into the old runtime).
   void clear() { cache_.clear(); }
+
+  /// The 401 for a key that exists but may not be used now (disabled, expired); nullopt when
+  /// it may.
+  static std::optional<core::ApiError> unusable(const config::KeyConfig& key, dialects::Dialect client,
+                                                std::int64_t now_ms);
 
   /// The 401 for a request without a valid key, worded as the client's API words it.
   static core::ApiError refusal(const Credentials& c, dialects::Dialect client);
@@ -36,6 +46,8 @@ class Authenticator {
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   std::unordered_map<std::string, const config::KeyConfig*, TokenHash, std::equal_to<>> cache_;
+  std::shared_ptr<const governance::KeyDirectory> directory_;  ///< the one cached store keys point into
+  std::uint64_t directory_generation_ = 0;
 };
 
 }  // namespace switchyard::server

@@ -35,6 +35,8 @@ std::span<const net::HeaderField> RequestContext::headers(ReplyHeaders& scratch)
     h[n++] = {"x-switchyard-tier", route.tier_text};
   }
   if (!route.category.empty()) h[n++] = {"x-switchyard-category", route.category};
+  for (std::size_t i = 0; i < governed.headers.size() && n < h.size(); ++i)
+    h[n++] = {governed.headers[i].first, governed.headers[i].second};
   return {h.data(), n};
 }
 

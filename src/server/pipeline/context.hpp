@@ -14,6 +14,7 @@
 #include "core/money.hpp"
 #include "core/usage.hpp"
 #include "dialects/providers.hpp"
+#include "governance/governor.hpp"
 #include "net/server.hpp"
 #include "routing/complexity/feedback.hpp"
 #include "routing/decision.hpp"
@@ -32,7 +33,7 @@ inline constexpr std::size_t kMaxPassedHeaders = 12;
 /// hands it to each send; the writer copies the fields into the response head before anything
 /// can suspend, so one is enough (and a stream's coroutine frames do not carry it).
 struct ReplyHeaders {
-  std::array<net::HeaderField, 13 + kMaxPassedHeaders> fields{};
+  std::array<net::HeaderField, 13 + kMaxPassedHeaders + 6> fields{};
 };
 
 struct RequestContext {
@@ -43,6 +44,10 @@ struct RequestContext {
     char id_storage[128];
     const config::KeyConfig* key = nullptr;
     std::string_view key_name;
+    /// Holds the governance key directory a store key points into, for the request's life.
+    std::shared_ptr<const governance::KeyDirectory> key_pin;
+    std::string_view method, path;
+    net::Clock::time_point received;
     dialects::Dialect client = dialects::Dialect::openai;  ///< the dialect errors are written in
   } identity;
 
@@ -93,6 +98,18 @@ struct RequestContext {
     std::optional<core::Money> cost;
     std::string cost_text;
   } accounting;
+
+  /// What governance holds of the request (docs/governance.md).
+  struct Governed {
+    std::string user;  ///< the end user it names (`x-switchyard-user`, OpenAI `user`, Anthropic metadata.user_id)
+    /// Its place in the rate limits and its budget reservation (null: nothing held).
+    std::unique_ptr<governance::Admission> held;
+    std::optional<core::Money> reserved;  ///< the maximum cost reserved against its budgets
+    bool billable = false;  ///< a model request of a known key: it gets a ledger row
+    bool ledgered = false;  ///< its row is queued (and governance settled) already
+    /// A rate-limit or budget refusal's headers (retry-after aside).
+    std::vector<std::pair<std::string, std::string>> headers;
+  } governed;
 
   struct Reply {
     int status = 0;

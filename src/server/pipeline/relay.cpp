@@ -253,6 +253,11 @@ net::Task<> Gateway::relay_json(Chat& chat, const DeploymentRuntime& d, net::Ups
       ex.accounting.usage.input = ex.plan.decision ? ex.plan.decision->traits.input_tokens : 0;
       ex.accounting.usage_estimated = true;
       ex.set_cost_header();
+      if (waits_for_ledger(ex) && !co_await commit_answer(ex)) {
+        writer.abort();  // not acknowledged: its ledger row could not be committed
+        result.end = AttemptEnd::answered;
+        co_return;
+      }
       co_await writer.send(ex.reply.status, "application/json", std::get<std::string>(translated), headers(ex));
       result.end = AttemptEnd::answered;
       co_return;
@@ -273,6 +278,11 @@ net::Task<> Gateway::relay_json(Chat& chat, const DeploymentRuntime& d, net::Ups
     }
     if (usage.known) ex.accounting.usage = usage;
     ex.set_cost_header();
+    if (waits_for_ledger(ex) && !co_await commit_answer(ex)) {
+      writer.abort();  // not acknowledged: its ledger row could not be committed
+      result.end = AttemptEnd::answered;
+      co_return;
+    }
     co_await writer.send(ex.reply.status, "application/json", std::get<std::string>(translated), headers(ex));
     result.end = AttemptEnd::answered;
     co_return;
@@ -284,6 +294,11 @@ net::Task<> Gateway::relay_json(Chat& chat, const DeploymentRuntime& d, net::Ups
     ex.accounting.usage = openai::to_canonical(*u);
   }
   ex.set_cost_header();
+  if (waits_for_ledger(ex) && !co_await commit_answer(ex)) {
+    writer.abort();  // not acknowledged: its ledger row could not be committed
+    result.end = AttemptEnd::answered;
+    co_return;
+  }
   std::string_view content_type = up.response().find(net::http1::Known::content_type);
   co_await writer.send(ex.reply.status,
                        content_type.empty() ? std::string_view("application/json") : content_type,
@@ -346,6 +361,11 @@ net::Task<> Gateway::relay_stream(StreamProcessor& processor, const DeploymentRu
       ex.reply.error_kind = broken->kind;
       result.what = "stream_broken: " + broken->code;
       processor.error(*broken, out, ex);
+      if (waits_for_ledger(ex) && !co_await commit_answer(ex)) {
+        writer.abort();
+        result.end = AttemptEnd::answered;
+        co_return;
+      }
       co_await writer.write_chunk(out, true);
       result.end = AttemptEnd::answered;
       co_return;
@@ -357,6 +377,12 @@ net::Task<> Gateway::relay_stream(StreamProcessor& processor, const DeploymentRu
       if (ex.attempts.first_event_deadline) up.first_body_by(std::nullopt);
       ex.reply.status = 200;
       co_await writer.start_stream(200, "text/event-stream", headers(ex));
+    }
+    // The end of the stream leaves once its ledger row is committed (sync durability).
+    if (done && waits_for_ledger(ex) && !co_await commit_answer(ex)) {
+      writer.abort();
+      result.end = AttemptEnd::answered;
+      co_return;
     }
     if ((!out.empty() || done) && !co_await writer.write_chunk(out, done)) {
       up.cancel();

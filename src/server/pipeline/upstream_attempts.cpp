@@ -279,9 +279,8 @@ net::Task<> Gateway::run_candidates(const RouteRuntime& route, Chat& chat,
   ex.plan.set_estimated_cost(decision.estimated_cost_usd);
   if (decision.plan.deadline_ms)
     ex.plan.deadline = net::Clock::now() + std::chrono::milliseconds(decision.plan.deadline_ms);
-  Reservation reservation;
-  if (!reserve(ex.identity.key, route, decision.plan, reservation)) {
-    co_await fail(writer, ex, *reservation.refused);
+  if (auto refused = reserve_budgets(route, ex)) {
+    co_await fail(writer, ex, *refused);
     co_return;
   }
 
@@ -316,6 +315,12 @@ std::optional<AttemptResult> Gateway::prepare(Chat& chat, const DeploymentRuntim
   const auto* type = d.provider->type;
   std::optional<ApiError> refused;
   std::vector<std::string>& dropped = p.sent.dropped;  // parameters dropped for this deployment
+  if (ex.identity.key && !ex.identity.key->models.empty() && !key_may_reach(*ex.identity.key, d)) {
+    AttemptResult r;
+    r.end = AttemptEnd::skipped;
+    r.what = "skipped: model not allowed for this key";
+    return r;
+  }
 
   if (chat.endpoint == Endpoint::embeddings) {
     if (d.embeddings_head.empty()) {

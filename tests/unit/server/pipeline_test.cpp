@@ -81,14 +81,15 @@ server::Runtime runtime() {
 TEST(Authenticate, BearerTokensAndAnthropicsHeaderFindTheirKey) {
   server::Runtime rt = runtime();
   server::Authenticator auth;
+  std::shared_ptr<const governance::KeyDirectory> pin;
   using dialects::Dialect;
-  EXPECT_EQ(auth.find({"Bearer foo", ""}, Dialect::openai, rt)->name, "limited");
-  EXPECT_EQ(auth.find({"bearer   bar", ""}, Dialect::openai, rt)->name, "open");
-  EXPECT_EQ(auth.find({"", "foo"}, Dialect::anthropic, rt)->name, "limited");
-  EXPECT_EQ(auth.find({"", "foo"}, Dialect::openai, rt), nullptr) << "x-api-key is Anthropic's header";
-  EXPECT_EQ(auth.find({"Basic foo", ""}, Dialect::openai, rt), nullptr);
-  EXPECT_EQ(auth.find({"Bearer nope", ""}, Dialect::openai, rt), nullptr);
-  EXPECT_EQ(auth.find({"Bearer foo", ""}, Dialect::openai, rt)->name, "limited") << "from the cache";
+  EXPECT_EQ(auth.find({"Bearer foo", ""}, Dialect::openai, rt, nullptr, pin)->name, "limited");
+  EXPECT_EQ(auth.find({"bearer   bar", ""}, Dialect::openai, rt, nullptr, pin)->name, "open");
+  EXPECT_EQ(auth.find({"", "foo"}, Dialect::anthropic, rt, nullptr, pin)->name, "limited");
+  EXPECT_EQ(auth.find({"", "foo"}, Dialect::openai, rt, nullptr, pin), nullptr) << "x-api-key is Anthropic's header";
+  EXPECT_EQ(auth.find({"Basic foo", ""}, Dialect::openai, rt, nullptr, pin), nullptr);
+  EXPECT_EQ(auth.find({"Bearer nope", ""}, Dialect::openai, rt, nullptr, pin), nullptr);
+  EXPECT_EQ(auth.find({"Bearer foo", ""}, Dialect::openai, rt, nullptr, pin)->name, "limited") << "from the cache";
 
   EXPECT_EQ(server::Authenticator::refusal({"", ""}, Dialect::openai).code, "missing_api_key");
   EXPECT_EQ(server::Authenticator::refusal({"Bearer x", ""}, Dialect::openai).code, "invalid_api_key");
