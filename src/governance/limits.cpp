@@ -17,8 +17,14 @@ void LimitBook::set(const std::vector<Limit>& limits) {
   by_subject_.clear();
   for (const Limit& l : limits) {
     std::shared_ptr<State> s;
-    if (auto it = by_id_.find(l.id); it != by_id_.end()) s = it->second;  // keeps its allowance
-    else s = std::make_shared<State>();
+    if (auto it = by_id_.find(l.id); it != by_id_.end()) {
+      s = it->second;  // keeps its allowance, and its requests in flight
+      // A changed figure starts full: the state counts in units of the old rate.
+      if (s->def.rpm != l.rpm) s->requests = {};
+      if (s->def.tpm != l.tpm) s->tokens = {};
+    } else {
+      s = std::make_shared<State>();
+    }
     s->def = l;
     next.emplace(l.id, s);
     by_subject_[subject_key(l.scope, l.subject)].push_back(s);

@@ -19,7 +19,7 @@ struct SqliteOptions {
   bool fsync = false;
 };
 
-class SqliteStore final : public governance::Store {
+class SqliteStore : public governance::Store {
  public:
   /// Opens (or creates) the database and applies the schema's migrations; throws
   /// `governance::StoreError` when it cannot.

@@ -53,6 +53,8 @@ FAKE_PID=$!
 FAKE_PORT=$(wait_port "$TMP/fake.port" "$FAKE_PID" fake)
 
 KEY_HASH=$("$SWITCHYARD" hash-key sk-sdk-test)
+ADMIN_KEY=sk-admin-sdk-test
+ADMIN_HASH=$("$SWITCHYARD" hash-key "$ADMIN_KEY")
 cat >"$TMP/switchyard.yaml" <<YAML
 server:
   host: 127.0.0.1
@@ -89,6 +91,10 @@ deployments:
   fake-openai-embed:
     provider: fake
     model: text-embedding-3-small
+  fake-priced:  # fake-mini with a price, so that a budget has something to reserve
+    provider: fake
+    model: fake-mini-upstream
+    price: {input: 1, output: 2}
 routes:
   auto:
     candidates: [fake-mini]
@@ -100,9 +106,16 @@ routes:
     candidates: [fake-gemini-embed]
   embed-openai:
     candidates: [fake-openai-embed]
+  priced:
+    candidates: [fake-priced]
 keys:
   - name: sdk
     sha256: $KEY_HASH
+governance:
+  sqlite_path: $TMP/governance.db
+  admin_keys:
+    - name: sdk-admin
+      sha256: $ADMIN_HASH
 YAML
 
 "$SWITCHYARD" serve --config "$TMP/switchyard.yaml" --port-file "$TMP/gateway.port" >"$TMP/gateway.log" 2>&1 &
@@ -112,6 +125,8 @@ GATEWAY_PORT=$(wait_port "$TMP/gateway.port" "$GATEWAY_PID" gateway)
 status=0
 SWITCHYARD_BASE_URL="http://127.0.0.1:$GATEWAY_PORT/v1" \
 SWITCHYARD_KEY=sk-sdk-test \
+SWITCHYARD_ADMIN_URL="http://127.0.0.1:$GATEWAY_PORT/admin/v1" \
+SWITCHYARD_ADMIN_KEY="$ADMIN_KEY" \
 FAKE_URL="http://127.0.0.1:$FAKE_PORT" \
   "$NODE" --test --test-reporter=spec ./*.test.mjs || status=$?
 if [[ $status -ne 0 ]]; then
