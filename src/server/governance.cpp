@@ -198,14 +198,18 @@ net::Task<> Gateway::admin_api(net::Request& request, net::ResponseWriter& write
     std::shared_ptr<const governance::KeyDirectory> pin;
     const bool client_key =
         !token.empty() && auth_.find({auth, {}}, dialects::Dialect::openai, *ex.rt, g, pin) != nullptr;
-    co_await fail(writer, ex,
-                  client_key ? ApiError::make(ErrorKind::permission,
-                                              "The admin API needs an admin credential (governance.admin_keys); "
-                                              "a client key may not use it.",
-                                              {}, "admin_only")
-                             : ApiError::make(ErrorKind::authentication,
-                                              "The admin API needs an admin credential: Authorization: Bearer <admin key>.",
-                                              {}, "invalid_admin_key"));
+    // if, not ?: — GCC 12 mishandles conditional temporaries in coroutines.
+    ApiError refused;
+    if (client_key)
+      refused = ApiError::make(ErrorKind::permission,
+                               "The admin API needs an admin credential (governance.admin_keys); a client key may "
+                               "not use it.",
+                               {}, "admin_only");
+    else
+      refused = ApiError::make(ErrorKind::authentication,
+                               "The admin API needs an admin credential: Authorization: Bearer <admin key>.", {},
+                               "invalid_admin_key");
+    co_await fail(writer, ex, refused);
     co_return;
   }
   ex.identity.key_name = admin->name;

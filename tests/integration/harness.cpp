@@ -222,6 +222,7 @@ Response Connection::read_response(std::chrono::milliseconds timeout) {
     std::size_t len = std::stoul(r.header("content-length"));
     while (buf_.size() < len && fill(deadline)) {
     }
+    if (buf_.size() < len) r.closed = true;  // truncated
     r.body = buf_.substr(0, len);
     buf_.erase(0, std::min(len, buf_.size()));
   } else {

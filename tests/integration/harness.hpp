@@ -43,7 +43,7 @@ struct Response {
   int status = 0;
   std::map<std::string, std::string> headers;  ///< lowercase names
   std::string body;                           ///< de-chunked
-  bool closed = false;                        ///< the server closed the connection after it
+  bool closed = false;                        ///< the server closed the connection after it (or cut it short)
   std::string header(const std::string& name) const {
     auto it = headers.find(name);
     return it == headers.end() ? "" : it->second;

@@ -1,0 +1,328 @@
+// Governance through the real binary and the fake provider: budgets under concurrency, no
+// reservation left behind by any failure, rate limits under a burst, the ledger across kill -9,
+// and the admin API's authorisation.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <boost/json.hpp>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "harness.hpp"
+
+using namespace std::chrono_literals;
+using harness::Connection;
+using harness::Fake;
+using harness::Gateway;
+using harness::Response;
+namespace json = boost::json;
+
+namespace {
+
+const std::string kAdmin = "sk-admin-secret-governance";
+const std::string kStatic = "sk-static-governance";
+
+/// A route `solo` over one fake deployment whose model costs $1000 per 1M output tokens (a
+/// tenth of a cent a token; prompts are free), so that reservations and costs are easy to read.
+std::string config(int fake_port, const std::string& db, const std::string& extra = "") {
+  return "server:\n  host: 127.0.0.1\n  port: 0\n  threads: 2\n  access_log: off\n"
+         "upstream:\n  connect_timeout_ms: 1000\n  first_byte_timeout_ms: 700\n"
+         "health:\n  circuit_breaking: false\n"
+         "models:\n  - id: metered\n    vendor: test\n    hosts: [openai]\n"
+         "    price: {input: 0, output: 1000}\n    context_window: 100000\n    max_output: 4000\n"
+         "providers:\n  fake:\n    base_url: http://127.0.0.1:" +
+         std::to_string(fake_port) +
+         "/v1\n    api_key: sk-up\n"
+         "deployments:\n  metered:\n    provider: fake\n    model: metered\n"
+         "routes:\n  solo:\n    candidates: [metered]\n"
+         "keys:\n  - name: static\n    sha256: " +
+         harness::sha256_hex(kStatic) +
+         "\n"
+         "governance:\n  sqlite_path: " +
+         db + "\n" + extra + "  admin_keys:\n    - name: ops\n      sha256: " + harness::sha256_hex(kAdmin) + "\n";
+}
+
+json::value admin(int port, const std::string& method, const std::string& path, const std::string& body = "",
+                  int expect = 200) {
+  Response r = harness::http(port, method, path,
+                             {{"Authorization", "Bearer " + kAdmin}, {"Content-Type", "application/json"}}, body);
+  EXPECT_EQ(r.status, expect) << method << " " << path << ": " << r.body;
+  return r.body.empty() ? json::value() : json::parse(r.body);
+}
+
+std::map<std::string, std::string> as(const std::string& secret) {
+  return {{"Authorization", "Bearer " + secret}, {"Content-Type", "application/json"}};
+}
+
+std::string chat_body(int max_tokens, bool stream = false) {
+  return R"({"model":"solo","messages":[{"role":"user","content":"count my money"}],"max_tokens":)" +
+         std::to_string(max_tokens) + (stream ? R"(,"stream":true)" : "") + "}";
+}
+
+struct Made {
+  std::string key_id, secret;
+};
+
+Made make_key(int port, const std::string& team = "") {
+  if (!team.empty()) admin(port, "POST", "/admin/v1/teams", R"({"id":")" + team + R"("})", 201);
+  json::value k = admin(port, "POST", "/admin/v1/keys",
+                        R"({"name":"svc")" + (team.empty() ? std::string() : R"(,"team":")" + team + "\"") + "}", 201);
+  return {std::string(k.at("id").as_string()), std::string(k.at("secret").as_string())};
+}
+
+std::string make_budget(int port, const std::string& scope, const std::string& subject, const std::string& usd) {
+  json::value b = admin(port, "POST", "/admin/v1/budgets",
+                        R"({"scope":")" + scope + R"(","subject":")" + subject + R"(","period":"day","limit_usd":")" +
+                            usd + R"("})",
+                        201);
+  return std::string(b.at("id").as_string());
+}
+
+json::object budget_state(int port, const std::string& id) {
+  return admin(port, "GET", "/admin/v1/budgets/" + id).as_object();
+}
+
+/// Waits (bounded) until every reservation on the budget has been settled.
+std::string reserved_after_settling(int port, const std::string& id) {
+  std::string reserved;
+  for (int i = 0; i < 100; ++i) {
+    reserved = std::string(budget_state(port, id).at("reserved_usd").as_string());
+    if (reserved == "0") break;
+    std::this_thread::sleep_for(20ms);
+  }
+  return reserved;
+}
+
+std::vector<json::object> ledger(int port) {
+  std::vector<json::object> rows;
+  const json::value page = admin(port, "GET", "/admin/v1/ledger?limit=100000");
+  for (const auto& r : page.at("data").as_array()) rows.push_back(r.as_object());
+  return rows;
+}
+
+std::int64_t nanos(const json::value& usd) {
+  // "0.0123" -> nano-dollars, exactly.
+  std::string s(usd.as_string());
+  auto dot = s.find('.');
+  std::string whole = s.substr(0, dot), frac = dot == std::string::npos ? "" : s.substr(dot + 1);
+  frac.resize(9, '0');
+  return std::stoll(whole) * 1'000'000'000 + std::stoll(frac);
+}
+
+TEST(Governance, TwoHundredConcurrentMaximumsNeverOverspendABudget) {
+  // Every answer bills ~14 output tokens of the 16 allowed: reservations ($0.016) are close to
+  // what is billed, so an admission that ignored in-flight requests would overspend at once.
+  Fake fake(R"({"content":"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789","latency_ms":30})");
+  Gateway gw(config(fake.port(), harness::temp_dir() + "/g.db"));
+  Made key = make_key(gw.port(), "search");
+  const std::string budget = make_budget(gw.port(), "team", "search", "0.2");
+
+  std::atomic<int> ok{0}, refused{0}, other{0};
+  std::mutex m;
+  std::set<std::string> refusal_codes;
+  std::string a_refusal;
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 200; ++i)
+    clients.emplace_back([&] {
+      Response r = harness::http(gw.port(), "POST", "/v1/chat/completions", as(key.secret), chat_body(16));
+      if (r.status == 200) {
+        ++ok;
+      } else if (r.status == 429) {
+        ++refused;
+        std::lock_guard lock(m);
+        refusal_codes.insert(std::string(json::parse(r.body).at("error").at("code").as_string()));
+        if (a_refusal.empty()) a_refusal = r.body + " x-should-retry=" + r.header("x-should-retry");
+      } else {
+        ++other;
+      }
+    });
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(other, 0);
+  EXPECT_GT(ok, 10);
+  EXPECT_GT(refused, 0);
+  EXPECT_EQ(refusal_codes, std::set<std::string>{"budget_exceeded"});
+  EXPECT_NE(a_refusal.find(budget), std::string::npos) << "the refusal names the budget: " << a_refusal;
+  EXPECT_NE(a_refusal.find("resets at"), std::string::npos) << a_refusal;
+  EXPECT_NE(a_refusal.find("x-should-retry=false"), std::string::npos) << a_refusal;
+
+  json::object state = budget_state(gw.port(), budget);
+  EXPECT_EQ(state.at("reserved_usd").as_string(), "0");
+  const std::int64_t spent = nanos(state.at("spent_usd"));
+  EXPECT_LE(spent, 200'000'000) << "spend never exceeds the hard budget";
+  // The spend is exactly what the ledger holds of the answers: nothing lost, nothing counted twice.
+  std::int64_t ledger_cost = 0;
+  int answered = 0, refusals = 0;
+  for (const auto& row : ledger(gw.port())) {
+    if (!row.at("cost_usd").is_null()) ledger_cost += nanos(row.at("cost_usd"));
+    answered += row.at("status").as_int64() == 200;
+    refusals += row.at("status").as_int64() == 429;
+  }
+  EXPECT_EQ(ledger_cost, spent);
+  EXPECT_EQ(answered, ok.load());
+  EXPECT_EQ(refusals, refused.load());
+  EXPECT_EQ(admin(gw.port(), "GET", "/admin/v1/status").at("budget_overruns").as_int64(), 0);
+}
+
+TEST(Governance, NoReservationIsLeftBehindByAnyFailure) {
+  Fake fake(R"({"content":"settled","latency_ms":5})");
+  Gateway gw(config(fake.port(), harness::temp_dir() + "/g.db"));
+  Made key = make_key(gw.port());
+  const std::string budget = make_budget(gw.port(), "key", key.key_id, "10");
+  auto post = [&](const std::string& body) {
+    return harness::http(gw.port(), "POST", "/v1/chat/completions", as(key.secret), body);
+  };
+  fake.script(R"({"status":500})");
+  EXPECT_EQ(post(chat_body(100)).status, 500);
+  fake.script(R"({"reset":true})", 2);  // a reset pooled connection is retried once on a fresh one
+  EXPECT_EQ(post(chat_body(100)).status, 502);
+  fake.reset();  // the second reset, when the first was on a fresh connection
+  fake.script(R"({"latency_ms":2000})");
+  EXPECT_EQ(post(chat_body(100)).status, 504);
+  // A client that leaves mid-stream.
+  fake.script(R"({"chunks":20,"chunk_delay_ms":100,"content":"a long and slow answer that the client will not wait for"})");
+  {
+    Connection c(gw.port());
+    c.send_raw(harness::request("POST", "/v1/chat/completions", as(key.secret), chat_body(100, true)));
+    Response head = c.read_head();
+    EXPECT_EQ(head.status, 200);
+    EXPECT_FALSE(c.read_some(2s).empty());
+    c.close();
+  }
+  // Refused by a rate limit (before any reservation), then one that succeeds.
+  json::value lim = admin(gw.port(), "POST", "/admin/v1/limits",
+                          R"({"scope":"key","subject":")" + key.key_id + R"(","rpm":2})", 201);
+  int limited = 0;
+  for (int i = 0; i < 4; ++i) limited += post(chat_body(100)).status == 429;
+  EXPECT_EQ(limited, 2);
+  EXPECT_EQ(reserved_after_settling(gw.port(), budget), "0");
+  json::object state = budget_state(gw.port(), budget);
+  std::int64_t ledger_cost = 0;
+  std::set<std::int64_t> statuses;
+  for (const auto& row : ledger(gw.port())) {
+    if (!row.at("cost_usd").is_null()) ledger_cost += nanos(row.at("cost_usd"));
+    statuses.insert(row.at("status").as_int64());
+  }
+  EXPECT_EQ(nanos(state.at("spent_usd")), ledger_cost);
+  EXPECT_TRUE(statuses.count(500) && statuses.count(502) && statuses.count(504) && statuses.count(429))
+      << "every failure is in the ledger";
+}
+
+TEST(Governance, ARateLimitHoldsUnderABurst) {
+  Fake fake(R"({"content":"fast"})");
+  Gateway gw(config(fake.port(), harness::temp_dir() + "/g.db"));
+  Made key = make_key(gw.port());
+  admin(gw.port(), "POST", "/admin/v1/limits", R"({"scope":"key","subject":")" + key.key_id + R"(","rpm":30})", 201);
+  std::atomic<int> ok{0}, limited{0};
+  std::mutex m;
+  std::string a_refusal;
+  const auto started = std::chrono::steady_clock::now();
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 100; ++i)
+    clients.emplace_back([&] {
+      Response r = harness::http(gw.port(), "POST", "/v1/chat/completions", as(key.secret), chat_body(10));
+      if (r.status == 200) ++ok;
+      if (r.status == 429) {
+        ++limited;
+        std::lock_guard lock(m);
+        if (a_refusal.empty())
+          a_refusal = r.header("x-ratelimit-limit-requests") + "|" + r.header("x-ratelimit-remaining-requests") +
+                      "|" + r.header("retry-after") + "|" + std::string(json::parse(r.body).at("error").at("code").as_string());
+      }
+    });
+  for (auto& t : clients) t.join();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  // GCRA: a burst of 30, then one every 2 s; the tolerance is what refilled while the burst ran.
+  EXPECT_GE(ok, 30);
+  EXPECT_LE(ok, 30 + static_cast<int>(seconds / 2) + 1);
+  EXPECT_EQ(ok + limited, 100);
+  EXPECT_EQ(a_refusal.substr(0, 5), "30|0|") << a_refusal;
+  EXPECT_NE(a_refusal.find("|rate_limit_exceeded"), std::string::npos) << a_refusal;
+}
+
+TEST(Governance, EveryResponseAClientSawCompleteIsInTheLedgerAfterKill9) {
+  Fake fake(R"({"content":"durable","latency_ms":2})");
+  const std::string db = harness::temp_dir() + "/g.db";
+  const std::string yaml = config(fake.port(), db);
+  std::set<std::string> completed;
+  std::mutex m;
+  {
+    Gateway gw(yaml);
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> clients;
+    for (int t = 0; t < 8; ++t)
+      clients.emplace_back([&, t] {
+        for (int i = 0; !stop; ++i) {
+          std::string id = "kill-" + std::to_string(t) + "-" + std::to_string(i);
+          auto headers = as(kStatic);
+          headers["x-request-id"] = id;
+          Response r = harness::http(gw.port(), "POST", "/v1/chat/completions", headers, chat_body(10, i % 2 == 1));
+          // Complete: the whole response arrived, to a stream's terminating chunk (what an SDK
+          // waits for: a stream cut after its [DONE] event is an error to it).
+          if (r.status == 200 && !r.closed) {
+            std::lock_guard lock(m);
+            completed.insert(id);
+          }
+        }
+      });
+    std::this_thread::sleep_for(1500ms);
+    gw.process().signal(SIGKILL);
+    stop = true;
+    for (auto& th : clients) th.join();
+  }
+  ASSERT_GT(completed.size(), 50u);
+  Gateway again(yaml);
+  std::map<std::string, int> seen;
+  for (const auto& row : ledger(again.port())) ++seen[std::string(row.at("request_id").as_string())];
+  int missing = 0, twice = 0;
+  for (const auto& id : completed) {
+    missing += seen[id] == 0;
+    twice += seen[id] > 1;
+  }
+  EXPECT_EQ(missing, 0) << "of " << completed.size() << " completed responses";
+  EXPECT_EQ(twice, 0);
+}
+
+TEST(Governance, TheAdminApiTakesOnlyItsOwnCredential) {
+  Fake fake(R"({"content":"hi"})");
+  Gateway gw(config(fake.port(), harness::temp_dir() + "/g.db"));
+  Made key = make_key(gw.port());
+  Response r = harness::http(gw.port(), "GET", "/admin/v1/keys", as(key.secret));
+  EXPECT_EQ(r.status, 403) << r.body;
+  EXPECT_NE(r.body.find("admin_only"), std::string::npos);
+  r = harness::http(gw.port(), "GET", "/admin/v1/keys", as(kStatic));
+  EXPECT_EQ(r.status, 403);
+  r = harness::http(gw.port(), "GET", "/admin/v1/keys", {});
+  EXPECT_EQ(r.status, 401);
+  r = harness::http(gw.port(), "GET", "/admin/v1/keys", as("sk-wrong"));
+  EXPECT_EQ(r.status, 401);
+  // The admin credential is not a client key.
+  r = harness::http(gw.port(), "POST", "/v1/chat/completions", as(kAdmin), chat_body(5));
+  EXPECT_EQ(r.status, 401);
+  r = harness::http(gw.port(), "POST", "/v1/messages", {{"x-api-key", kAdmin}, {"anthropic-version", "2023-06-01"}},
+                    chat_body(5));
+  EXPECT_EQ(r.status, 401);
+  EXPECT_NE(r.body.find("\"authentication_error\""), std::string::npos) << "Anthropic's shape: " << r.body;
+  // A key made through the API serves, then is disabled, rotated: every change audited.
+  EXPECT_EQ(harness::http(gw.port(), "POST", "/v1/chat/completions", as(key.secret), chat_body(5)).status, 200);
+  admin(gw.port(), "POST", "/admin/v1/keys/" + key.key_id + "/disable");
+  r = harness::http(gw.port(), "POST", "/v1/chat/completions", as(key.secret), chat_body(5));
+  EXPECT_EQ(r.status, 401);
+  EXPECT_NE(r.body.find("disabled"), std::string::npos) << r.body;
+  admin(gw.port(), "POST", "/admin/v1/keys/" + key.key_id + "/enable");
+  json::value rotated = admin(gw.port(), "POST", "/admin/v1/keys/" + key.key_id + "/rotate");
+  EXPECT_EQ(harness::http(gw.port(), "POST", "/v1/chat/completions", as(key.secret), chat_body(5)).status, 401);
+  EXPECT_EQ(harness::http(gw.port(), "POST", "/v1/chat/completions",
+                          as(std::string(rotated.at("secret").as_string())), chat_body(5))
+                .status,
+            200);
+  std::vector<std::string> actions;
+  const json::value audit = admin(gw.port(), "GET", "/admin/v1/audit");
+  for (const auto& a : audit.at("data").as_array())
+    actions.push_back(std::string(a.at("action").as_string()) + " " + std::string(a.at("object_type").as_string()));
+  EXPECT_EQ(actions, (std::vector<std::string>{"create key", "disable key", "enable key", "rotate key"}));
+  EXPECT_EQ(gw.log().find(std::string(rotated.at("secret").as_string())), std::string::npos) << "secrets are never logged";
+}
+
+}  // namespace
