@@ -29,6 +29,7 @@
 #include "routing/tiers.hpp"
 #include "server/pipeline/admission.hpp"
 #include "server/pipeline/plan.hpp"
+#include "server/admin_cli.hpp"
 #include "server/router_cli.hpp"
 #include "server/runtime.hpp"
 #include "telemetry/access_log.hpp"
@@ -480,7 +481,10 @@ int main(int argc, char** argv) {
   savings->add_option("-c,--config", config_path, "Configuration file (YAML)")->required();
   savings->add_option("--log", savings_log, "Access log (JSON lines)")->required();
 
+  CLI::App* admin = server::add_admin_commands(app);
+
   CLI11_PARSE(app, argc, argv);
+  if (*admin) return server::run_admin();
   if (*savings) return server::router_savings(config_path, savings_log);
   if (*train) return server::router_train(router_options);
   if (*eval) return server::router_eval(router_options);

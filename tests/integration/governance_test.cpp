@@ -326,3 +326,42 @@ TEST(Governance, TheAdminApiTakesOnlyItsOwnCredential) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Governance, TheAdminCommandLineDrivesTheApi) {
+  Fake fake(R"({"content":"hi"})");
+  Gateway gw(config(fake.port(), harness::temp_dir() + "/g.db"));
+  const std::string url = "http://127.0.0.1:" + std::to_string(gw.port());
+  auto run = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv{SWITCHYARD_BIN, "admin", "--url", url};
+    argv.insert(argv.end(), args.begin(), args.end());
+    harness::Process p(argv, {{"SWITCHYARD_ADMIN_KEY", kAdmin}});
+    auto status = p.wait(10s);
+    return std::make_pair(status.value_or(-1), p.output());
+  };
+  auto [rc, out] = run({"teams", "create", "--id", "search"});
+  EXPECT_EQ(rc, 0) << out;
+  std::tie(rc, out) = run({"--json", "keys", "create", "--name", "svc", "--team", "search", "--routes", "solo"});
+  ASSERT_EQ(rc, 0) << out;
+  json::value key = json::parse(out);
+  EXPECT_EQ(key.at("team").as_string(), "search");
+  EXPECT_EQ(key.at("routes"), json::array{"solo"});
+  const std::string secret(key.at("secret").as_string());
+  std::tie(rc, out) = run({"budgets", "create", "--scope", "team", "--subject", "search", "--limit", "5", "--alerts",
+                           "50,80", "--period", "week"});
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("[50,80]"), std::string::npos) << out;
+  EXPECT_EQ(harness::http(gw.port(), "POST", "/v1/chat/completions", as(secret), chat_body(5)).status, 200);
+  std::tie(rc, out) = run({"spend", "--group-by", "team", "--csv"});
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(out.substr(0, 5), "team,");
+  EXPECT_NE(out.find("\nsearch,,1,0,0,"), std::string::npos) << out;
+  std::tie(rc, out) = run({"budgets", "create", "--scope", "team", "--subject", "nope", "--limit", "1"});
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(out.find("error 404 (team_not_found)"), std::string::npos) << out;
+  harness::Process no_key({SWITCHYARD_BIN, "admin", "--url", url, "status"});
+  EXPECT_EQ(no_key.wait(10s), 2);
+}
+
+}  // namespace
