@@ -439,8 +439,10 @@ void read_deployments(Reader& r, const YAML::Node& node, Config& c) {
     const YAML::Node& v = kv.second;
     if (c.find_deployment(d.name)) r.problem(path, "duplicate deployment");
     if (!r.check_map(v, path, {"provider", "model", "max_tokens", "catalog_model", "region",
-                               "weight", "price"}))
+                               "weight", "price", "rpm", "tpm"}))
       continue;
+    r.integer(v["rpm"], path + ".rpm", d.rpm, 0, 1'000'000'000);
+    r.integer(v["tpm"], path + ".tpm", d.tpm, 0, 1'000'000'000'000);
     r.integer(v["max_tokens"], path + ".max_tokens", d.max_tokens, 1, 10'000'000);
     r.string(v["region"], path + ".region", d.region);
     r.integer(v["weight"], path + ".weight", d.weight, 0, 1'000'000);

@@ -78,6 +78,9 @@ struct DeploymentConfig {
   std::string region;           ///< free-form ("eu", "us-east"); for route constraints
   std::uint32_t weight = 1;     ///< share under the `weighted` strategy
   std::optional<catalog::Pricing> price;  ///< this deployment's prices, when not the catalogue's
+  /// The provider's quota for it (requests and tokens per minute; 0 = none known): the router
+  /// prefers other deployments once it is used up, before the provider answers 429.
+  std::int64_t rpm = 0, tpm = 0;
   bool enabled = true;
 };
 

@@ -104,4 +104,43 @@ void LimitBook::settle(Ticket& ticket, std::int64_t actual_tokens, std::int64_t 
   ticket.states.clear();
 }
 
+void DeploymentQuota::set(std::int64_t rpm, std::int64_t tpm) {
+  std::lock_guard lock(mutex_);
+  if (rpm != rpm_) requests_ = {};
+  if (tpm != tpm_) tokens_ = {};
+  rpm_ = rpm;
+  tpm_ = tpm;
+}
+
+bool DeploymentQuota::exhausted(std::int64_t now_ms) const {
+  std::lock_guard lock(mutex_);
+  if (rpm_ > 0) {
+    GcraState probe = requests_;
+    if (!gcra_take({rpm_, 60'000, rpm_}, probe, now_ms, 1).allowed) return true;
+  }
+  if (tpm_ > 0) {
+    GcraState probe = tokens_;
+    if (!gcra_take({tpm_, 60'000, tpm_}, probe, now_ms, 1).allowed) return true;
+  }
+  return false;
+}
+
+void DeploymentQuota::charge_request(std::int64_t tokens, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  if (rpm_ > 0) gcra_charge({rpm_, 60'000, rpm_}, requests_, now_ms, 1);
+  if (tpm_ > 0 && tokens > 0) gcra_charge({tpm_, 60'000, tpm_}, tokens_, now_ms, tokens);
+}
+
+void DeploymentQuota::charge_tokens(std::int64_t tokens, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  if (tpm_ > 0 && tokens > 0) gcra_charge({tpm_, 60'000, tpm_}, tokens_, now_ms, tokens);
+}
+
+DeploymentQuota& QuotaRegistry::get(std::string_view name) {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(std::string(name));
+  if (it == entries_.end()) it = entries_.emplace(std::string(name), std::make_unique<DeploymentQuota>()).first;
+  return *it->second;
+}
+
 }  // namespace switchyard::governance

@@ -64,4 +64,36 @@ struct LimitBook::State {
   GcraLimit token_limit() const { return {def.tpm, 60'000, def.tpm}; }
 };
 
+/// A provider's own quota on one deployment (its configured `rpm` and `tpm`), counted here so
+/// that the router prefers the deployment's siblings before the provider answers 429. It never
+/// refuses a request: when every candidate is out of quota, they are tried as planned.
+class DeploymentQuota {
+ public:
+  /// Sets the figures (0: none); a changed figure starts with a full allowance.
+  void set(std::int64_t rpm, std::int64_t tpm);
+  bool active() const { return rpm_ > 0 || tpm_ > 0; }
+  /// Whether one more request (or any token) would go over the quota now.
+  bool exhausted(std::int64_t now_ms) const;
+  /// An attempt sent: one request and its estimated prompt tokens.
+  void charge_request(std::int64_t tokens, std::int64_t now_ms);
+  /// An answer's output tokens.
+  void charge_tokens(std::int64_t tokens, std::int64_t now_ms);
+
+ private:
+  mutable std::mutex mutex_;
+  std::int64_t rpm_ = 0, tpm_ = 0;
+  GcraState requests_, tokens_;
+};
+
+/// Every deployment's quota by name; entries outlive configuration reloads.
+class QuotaRegistry {
+ public:
+  /// The entry for `name`, created on first use; stays valid for the registry's lifetime.
+  DeploymentQuota& get(std::string_view name);
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<std::string, std::unique_ptr<DeploymentQuota>> entries_;
+};
+
 }  // namespace switchyard::governance

@@ -177,6 +177,8 @@ net::Task<> Gateway::handle(net::Request request, net::ResponseWriter& writer) {
     co_await refuse_endpoint(method, path, allowed, writer, ex);
   }
   const core::AccountingRecord& record = settle(method, path, ex, request.received);
+  if (const DeploymentRuntime* d = ex.attempts.answered_by; d && d->quota && record.usage.known)
+    d->quota->charge_tokens(record.usage.output, governance::unix_now_ms());
   finish_governance(ex, record);
   if (log_.enabled()) log_.write(record);
   record_decision(ex, record, std::move(pinned));

@@ -81,6 +81,8 @@ struct Shared {
   RuntimeSource runtime;
   /// Governance (keys of the store, budgets, limits, the ledger); null when it is off.
   governance::Governor* governor = nullptr;
+  /// Providers' quotas on deployments, counted on this node (outlive reloads).
+  governance::QuotaRegistry* quotas = nullptr;
   telemetry::AccessLog& log;
   health::Registry& health;
   routing::DecisionRing decisions;

@@ -30,6 +30,7 @@
 #include "server/pipeline/admission.hpp"
 #include "server/pipeline/plan.hpp"
 #include "server/admin_cli.hpp"
+#include "server/alerts.hpp"
 #include "server/router_cli.hpp"
 #include "server/runtime.hpp"
 #include "telemetry/access_log.hpp"
@@ -210,7 +211,7 @@ bool reload(const std::string& path, server::Shared& shared) {
       before.upstream.ca_file != after.upstream.ca_file)
     spdlog::warn("reload: changes under server: and upstream: apply at the next restart");
   shared.health.set_options(server::breaker_options(after.health));
-  shared.runtime.set(std::make_shared<const server::Runtime>(std::move(loaded.config), &shared.health));
+  shared.runtime.set(std::make_shared<const server::Runtime>(std::move(loaded.config), &shared.health, shared.quotas));
   spdlog::info("configuration reloaded from {} ({} routes)", path, shared.runtime.get()->routes().size());
   return true;
 }
@@ -279,7 +280,8 @@ int cmd_serve(const std::string& path, const std::string& port_file, int threads
   }
   for (const auto& w : loaded.warnings) spdlog::warn("{}: {}", w.path, w.message);
   health::Registry health_registry(server::breaker_options(loaded.config.health));
-  auto runtime = std::make_shared<const server::Runtime>(std::move(loaded.config), &health_registry);
+  governance::QuotaRegistry quotas;
+  auto runtime = std::make_shared<const server::Runtime>(std::move(loaded.config), &health_registry, &quotas);
   const config::ServerConfig sc = runtime->config().server;
 
   net::ServerOptions options;
@@ -327,6 +329,7 @@ int cmd_serve(const std::string& path, const std::string& port_file, int threads
   // Governance: its store opened (and migrated) and its definitions loaded before the first
   // request; its ledger's writer runs until the loops have stopped.
   std::unique_ptr<governance::Governor> governor;
+  server::AlertNotifier alerts(runtime->config().upstream.ca_file);
   if (const config::GovernanceConfig& gc = runtime->config().governance; gc.enabled) {
     try {
       store::SqliteOptions so;
@@ -338,11 +341,7 @@ int cmd_serve(const std::string& path, const std::string& port_file, int threads
       lo.async_window_ms = gc.async_window_ms;
       governor = std::make_unique<governance::Governor>(
           std::make_unique<store::SqliteStore>(so), lo, [](const std::string& e) { spdlog::error("{}", e); },
-          [](const governance::BudgetAlert& a) {
-            spdlog::warn("budget {} ({} {}): {}% of ${} reached, ${} spent this {}", a.budget.id,
-                         governance::to_string(a.budget.scope), a.budget.subject, a.percent,
-                         a.budget.limit.to_string(), a.spent.to_string(), governance::to_string(a.budget.period));
-          });
+          [&alerts](const governance::BudgetAlert& a) { alerts.notify(a); });
     } catch (const std::exception& e) {
       spdlog::error("governance: {}", e.what());
       return 1;
@@ -352,6 +351,7 @@ int cmd_serve(const std::string& path, const std::string& port_file, int threads
   }
   server::Shared shared(runtime, access_log, health_registry, sc.decisions_kept, sc.feedback_log, sc.feedback_kept);
   shared.governor = governor.get();
+  shared.quotas = &quotas;
   runtime.reset();  // the shared source owns it now (a reload must be able to free it)
   net::Server server(options, [&](net::Loop& loop) -> std::unique_ptr<net::Handler> {
     return std::make_unique<server::Gateway>(loop, shared);
@@ -393,6 +393,7 @@ int cmd_serve(const std::string& path, const std::string& port_file, int threads
   // The loops have stopped; their io_contexts live on with the server, so the ledger's last
   // completions still have somewhere to go.
   if (governor) governor->ledger().stop(sc.drain_timeout_ms);
+  alerts.stop();
   pthread_kill(signal_thread.native_handle(), SIGUSR2);
   signal_thread.join();
   spdlog::info("switchyard stopped");

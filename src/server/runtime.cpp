@@ -7,7 +7,7 @@
 
 namespace switchyard::server {
 
-Runtime::Runtime(config::Config config, health::Registry* health)
+Runtime::Runtime(config::Config config, health::Registry* health, governance::QuotaRegistry* quotas)
     : config_(std::move(config)), health_(health), catalog_(catalog::builtin()), keys_(config_.keys) {
   for (const auto& m : config_.models) catalog_.add(m);
   providers_.reserve(config_.providers.size());
@@ -76,6 +76,12 @@ Runtime::Runtime(config::Config config, health::Registry* health)
     if (d.price) r.pricing = &*d.price;
     else if (r.model) r.pricing = &r.model->pricing;
     if (health_) r.health = &health_->get(d.name);
+    if (quotas && (d.rpm > 0 || d.tpm > 0)) {
+      r.quota = &quotas->get(d.name);
+      r.quota->set(d.rpm, d.tpm);
+    } else if (quotas) {
+      quotas->get(d.name).set(0, 0);  // a quota removed by a reload
+    }
     deployments_.push_back(std::move(r));
   }
   routes_.reserve(config_.routes.size());
@@ -120,6 +126,7 @@ Runtime::Runtime(config::Config config, health::Registry* health)
       r.table.candidates.push_back(c);
     }
     r.table.groups = static_cast<std::uint16_t>(models.size());
+    for (const DeploymentRuntime* d : r.candidates) r.has_quotas = r.has_quotas || d->quota;
     routing::prepare_route(r.table);
     routes_.push_back(std::move(r));
   }

@@ -11,6 +11,7 @@
 #include "config/config.hpp"
 #include "dialects/providers.hpp"
 #include "governance/keys.hpp"
+#include "governance/limits.hpp"
 #include "health/registry.hpp"
 #include "net/upstream.hpp"
 #include "routing/planner.hpp"
@@ -43,12 +44,15 @@ struct DeploymentRuntime {
   const catalog::Pricing* pricing = nullptr;
   bool priced() const { return pricing && pricing->priced(); }
   health::DeploymentHealth* health = nullptr;  ///< null without a registry (check, explain)
+  /// The provider's quota on it, counted on this node; null when none is configured.
+  governance::DeploymentQuota* quota = nullptr;
 };
 
 struct RouteRuntime {
   const config::RouteConfig* config = nullptr;
   std::vector<const DeploymentRuntime*> candidates;  ///< enabled deployments, in order written
   routing::RouteTable table;                         ///< the same candidates, for the router
+  bool has_quotas = false;  ///< a candidate has a quota (the plan then puts exhausted ones last)
   /// What savings are measured against: the route's `reference`, else its dearest priced
   /// candidate (enabled or not); null when none is priced.
   const DeploymentRuntime* reference = nullptr;
@@ -58,8 +62,8 @@ struct RouteRuntime {
 /// and shared by every event loop.
 class Runtime {
  public:
-  /// `health` (may be null: no live state) must outlive the runtime.
-  Runtime(config::Config config, health::Registry* health);
+  /// `health` and `quotas` (may be null: no live state) must outlive the runtime.
+  Runtime(config::Config config, health::Registry* health, governance::QuotaRegistry* quotas = nullptr);
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
 

@@ -365,3 +365,60 @@ TEST(Governance, TheAdminCommandLineDrivesTheApi) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Governance, ADeploymentsOwnQuotaSendsTrafficToItsSiblingsBeforeTheProviderRefuses) {
+  Fake fake(R"({"content":"hi"})");
+  const std::string yaml =
+      "server:\n  host: 127.0.0.1\n  port: 0\n  threads: 1\n  access_log: off\n"
+      "providers:\n  fake:\n    base_url: http://127.0.0.1:" + std::to_string(fake.port()) + "/v1\n    api_key: sk-up\n"
+      "deployments:\n  primary:\n    provider: fake\n    model: m1\n    rpm: 2\n"
+      "  secondary:\n    provider: fake\n    model: m2\n"
+      "routes:\n  solo:\n    candidates: [primary, secondary]\n"
+      "keys:\n  - name: static\n    sha256: " + harness::sha256_hex(kStatic) + "\n";
+  Gateway gw(yaml);
+  std::vector<std::string> served;
+  for (int i = 0; i < 4; ++i) {
+    Response r = harness::http(gw.port(), "POST", "/v1/chat/completions", as(kStatic), chat_body(5));
+    ASSERT_EQ(r.status, 200) << r.body;
+    served.push_back(r.header("x-switchyard-deployment"));
+  }
+  EXPECT_EQ(served, (std::vector<std::string>{"primary", "primary", "secondary", "secondary"}));
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Governance, ASoftLimitCrossedPostsItsWebhookOnce) {
+  Fake fake(R"({"content":"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789"})");
+  Gateway gw(config(fake.port(), harness::temp_dir() + "/g.db"));
+  Made key = make_key(gw.port());
+  // Each answer bills ~14 output tokens at $0.001: the 50 % alert of $0.02 comes with the first.
+  admin(gw.port(), "POST", "/admin/v1/budgets",
+        R"({"scope":"key","subject":")" + key.key_id + R"(","limit_usd":"0.02","alerts":[50],"hard":false,)"
+        R"("webhook":"http://127.0.0.1:)" + std::to_string(fake.port()) + R"(/_fake/webhook"})",
+        201);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(harness::http(gw.port(), "POST", "/v1/chat/completions", as(key.secret), chat_body(16)).status, 200)
+        << "a soft budget never refuses";
+  std::vector<json::object> hooks;
+  for (int i = 0; i < 100 && hooks.size() < 2; ++i) {
+    hooks.clear();
+    const json::value recorded = json::parse(fake.requests_json());
+    for (const auto& r : recorded.as_array())
+      if (r.at("path").as_string() == "/_fake/webhook")
+        hooks.push_back(json::parse(std::string(r.at("body").as_string())).as_object());
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_EQ(hooks.size(), 2u) << "50 %, then 100 %, each once";
+  EXPECT_EQ(hooks[0].at("type").as_string(), "budget_alert");
+  EXPECT_EQ(hooks[0].at("percent").as_int64(), 50);
+  EXPECT_EQ(hooks[0].at("budget").at("subject").as_string(), key.key_id);
+  EXPECT_NE(std::string(hooks[0].at("text").as_string()).find("50% of $0.02"), std::string::npos);
+  EXPECT_EQ(hooks[1].at("percent").as_int64(), 100);
+  EXPECT_NE(gw.log().find("budget "), std::string::npos) << "alerts are logged too";
+}
+
+}  // namespace

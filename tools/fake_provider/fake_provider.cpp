@@ -151,6 +151,8 @@ net::Task<> FakeProvider::sleep(std::uint32_t ms) {
   co_await timer.async_wait(net::nothrow);
 }
 
+static RecordedRequest recorded(const net::Request& request);
+
 namespace {
 
 std::string openai_error(int status, std::string_view message) {
@@ -190,6 +192,10 @@ net::Task<> FakeProvider::handle(net::Request request, net::ResponseWriter& writ
     std::string error;
     if (path == "/_fake/requests" && method == "GET") {
       co_await writer.send(200, "application/json", state_->requests_json());
+    } else if (path == "/_fake/webhook" && method == "POST") {
+      // A webhook receiver for the gateway's alerts: recorded like any request.
+      state_->record(recorded(request));
+      co_await writer.send(200, "application/json", R"({"ok":true})");
     } else if (path == "/_fake/requests" && method == "DELETE") {
       state_->reset();
       co_await writer.send(200, "application/json", R"({"ok":true})");

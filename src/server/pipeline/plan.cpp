@@ -1,5 +1,6 @@
 #include "server/pipeline/plan.hpp"
 
+#include <algorithm>
 #include <vector>
 
 #include "dialects/translate.hpp"
@@ -57,6 +58,18 @@ void plan_request(const RouteRuntime& route, const ChatInput* in, const routing:
                                    : dialects::estimate_tokens(*in->canonical, true);
     routing::make_plan(route.table, traits, overrides, snapshots, ctx, out);
   }
+  if (route.has_quotas) prefer_quota_left(route, out, governance::unix_now_ms());
+}
+
+void prefer_quota_left(const RouteRuntime& route, routing::Plan& plan, std::int64_t unix_ms) {
+  // Deployments whose provider quota is used up go last, in plan order; when all are, the plan
+  // stands (the provider may still serve: never refuse what it might answer).
+  auto left = [&](std::uint16_t i) {
+    const DeploymentRuntime* d = route.candidates[i];
+    return !d->quota || !d->quota->exhausted(unix_ms);
+  };
+  if (std::none_of(plan.order.begin(), plan.order.end(), left)) return;
+  std::stable_partition(plan.order.begin(), plan.order.end(), left);
 }
 
 }  // namespace switchyard::server

@@ -37,4 +37,8 @@ void plan_request(const RouteRuntime& route, const ChatInput* in, const routing:
                   bool circuit_breaking, const routing::PlanContext& ctx, routing::RequestTraits& traits,
                   routing::Plan& out);
 
+/// Moves the plan's deployments whose provider quota (`rpm`/`tpm` on the deployment) is used up
+/// behind the others, unless all of them are out of quota.
+void prefer_quota_left(const RouteRuntime& route, routing::Plan& plan, std::int64_t unix_ms);
+
 }  // namespace switchyard::server

@@ -207,6 +207,7 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
     Slot& s = slot_(slot);
     ++ex_.attempts.count;
     s.started = net::Clock::now();
+    if (s.d->quota) s.d->quota->charge_request(ex_.plan.decision->traits.input_tokens, governance::unix_now_ms());
     std::optional<std::chrono::milliseconds> ttft_limit;
     if (route_.config->policy.ttft_ms) {
       ttft_limit = std::chrono::milliseconds(route_.config->policy.ttft_ms);
