@@ -15,6 +15,8 @@
 #
 # Knobs (environment; lists take commas or spaces):
 #   SYSTEMS=direct,nginx,switchyard,switchyard-anthropic,switchyard-gemini  MODES=json,sse  CONNS=1,16,64
+#     (switchyard-governed: Switchyard with governance on — a key with a budget and two rate
+#     limits, the ledger on SQLite, sync durability — on GOVERNED_PORT=18410; for `pairs`)
 #   DURATION=10 (s per wrk run)  WARMUP=3 (s, 16 connections, not recorded)  REPS=3 (medians)
 #   STREAMS=10000 (0 skips the streams test)  STREAM_SYSTEMS=switchyard (nginx, direct too)
 #   STREAM_INTERVAL=1 (s between the 20 events of a paced stream)  STREAM_RATE=2000 (opened/s)
@@ -66,6 +68,7 @@ WRK_THREADS=${WRK_THREADS:-1}
 SWITCHYARD_BIN=${SWITCHYARD_BIN:-$ROOT/build/switchyard}
 SWITCHYARD_CONFIG=${SWITCHYARD_CONFIG:-$BENCH_DIR/switchyard.yaml}   # its routes and models are the bench's
 export SWITCHYARD_PORT=${SWITCHYARD_PORT:-18400}   # read by bench/switchyard.yaml
+export GOVERNED_PORT=${GOVERNED_PORT:-18410}       # switchyard-governed (bench/switchyard-governed.yaml)
 OUT=${OUT:-$ROOT/build/bench/results}
 UPSTREAM=http://127.0.0.1:18080
 AUTH="Authorization: Bearer sk-bench"   # sent to every system, so requests are byte-identical
@@ -77,7 +80,12 @@ else
 fi
 
 # ------------------------------------------------------------------------- systems ---
-sys_port() { case $1 in direct) echo 18080 ;; nginx) echo 18090 ;; switchyard*) echo "$SWITCHYARD_PORT" ;; esac; }
+sys_port() {
+  case $1 in
+    direct) echo 18080 ;; nginx) echo 18090 ;;
+    switchyard-governed) echo "$GOVERNED_PORT" ;; switchyard*) echo "$SWITCHYARD_PORT" ;;
+  esac
+}
 
 # sys_url SYSTEM KIND : the chat URL for KIND fast (/v1), slow (/slow/v1) or paced (/paced/v1).
 # Switchyard has one URL and picks the upstream by model (routes in switchyard.yaml).
@@ -88,7 +96,7 @@ sys_url() {
   case $1 in
     direct) echo "$UPSTREAM$prefix/chat/completions" ;;
     nginx) echo "http://127.0.0.1:18090$prefix/chat/completions" ;;
-    switchyard*) echo "http://127.0.0.1:$SWITCHYARD_PORT/v1/chat/completions" ;;
+    switchyard*) echo "http://127.0.0.1:$(sys_port "$1")/v1/chat/completions" ;;
   esac
 }
 # sys_model SYSTEM KIND : the "model" to send (only Switchyard routes by it)
@@ -103,6 +111,22 @@ sys_start() {
     nginx)
       ngx_start nginx-proxy "${NGX_PROXY_CONF:-$BENCH_DIR/nginx-proxy.conf}" "${PIN_SUT[@]}" &&
         wait_http http://127.0.0.1:18090/health 10 ;;
+    switchyard-governed)
+      # Governance on: the bench key in a team, a budget and two rate limits that apply to
+      # every request (set far above what a run spends or sends, so nothing is refused), the
+      # ledger on SQLite with the default (sync) durability.
+      rm -f "$RUN_DIR"/governed.db*
+      GOVERNED_DB=$RUN_DIR/governed.db proc_start switchyard-governed "$RUN_DIR/switchyard-governed.log" \
+        "${PIN_SUT[@]}" "$SWITCHYARD_BIN" serve --config "$BENCH_DIR/switchyard-governed.yaml" &&
+        wait_http "http://127.0.0.1:$GOVERNED_PORT/healthz" 10 || return 1
+      local admin=(curl -sf -o /dev/null -H "Authorization: Bearer sk-bench-admin" -H 'Content-Type: application/json')
+      "${admin[@]}" "http://127.0.0.1:$GOVERNED_PORT/admin/v1/teams" -d '{"id":"bench"}' &&
+        "${admin[@]}" "http://127.0.0.1:$GOVERNED_PORT/admin/v1/budgets" \
+          -d '{"scope":"key","subject":"bench","period":"month","limit_usd":"1000000"}' &&
+        "${admin[@]}" "http://127.0.0.1:$GOVERNED_PORT/admin/v1/limits" \
+          -d '{"scope":"key","subject":"bench","rpm":1000000000}' &&
+        "${admin[@]}" "http://127.0.0.1:$GOVERNED_PORT/admin/v1/limits" \
+          -d '{"scope":"team","subject":"bench","tpm":1000000000000}' ;;
     switchyard*)
       proc_start switchyard "$RUN_DIR/switchyard.log" "${PIN_SUT[@]}" \
         "$SWITCHYARD_BIN" serve --config "$SWITCHYARD_CONFIG"
@@ -112,6 +136,7 @@ sys_start() {
 sys_stop() {
   case $1 in
     nginx) proc_stop nginx-proxy ;;
+    switchyard-governed) proc_stop switchyard-governed ;;
     switchyard*) proc_stop switchyard ;;
   esac
   [[ $1 == direct ]] || wait_port_free "$(sys_port "$1")" || log "port $(sys_port "$1") still busy"
@@ -120,6 +145,7 @@ sys_stop() {
 sys_pid() {
   case $1 in
     nginx) cat "$RUN_DIR/nginx-proxy.pid" 2>/dev/null ;;
+    switchyard-governed) cat "$RUN_DIR/switchyard-governed.pid" 2>/dev/null ;;
     switchyard*) cat "$RUN_DIR/switchyard.pid" 2>/dev/null ;;
   esac
 }
@@ -311,8 +337,8 @@ halt_poll_set() {
 preflight() {
   local missing=() t
   for t in $SYSTEMS $STREAM_SYSTEMS; do
-    [[ $t =~ ^(direct|nginx|switchyard|switchyard-anthropic|switchyard-gemini)$ ]] ||
-      { log "unknown system '$t' (direct, nginx, switchyard, switchyard-anthropic, switchyard-gemini)"; return 1; }
+    [[ $t =~ ^(direct|nginx|switchyard|switchyard-anthropic|switchyard-gemini|switchyard-governed)$ ]] ||
+      { log "unknown system '$t' (direct, nginx, switchyard, switchyard-anthropic, switchyard-gemini, switchyard-governed)"; return 1; }
   done
   for t in $MODES; do [[ $t =~ ^(json|sse)$ ]] || { log "unknown mode '$t' (json, sse)"; return 1; }; done
   for t in wrk node python3 curl taskset ps; do command -v "$t" >/dev/null || missing+=("$t"); done
