@@ -843,7 +843,11 @@ AdminResponse status(Governor& g) {
   return ok(json::object{
       {"object", "governance_status"},
       {"ledger",
-       json::object{{"durability", g.ledger().options().durability == LedgerOptions::Durability::sync ? "sync" : "async"},
+       json::object{{"durability", g.ledger().options().durability == LedgerOptions::Durability::sync    ? "sync"
+                                   : g.ledger().options().durability == LedgerOptions::Durability::fsync ? "fsync"
+                                                                                                         : "async"},
+                    {"replayed", s.replayed},
+                    {"spool_bytes", s.spool_bytes},
                     {"appended", s.appended},
                     {"committed", s.committed},
                     {"queued", s.depth},

@@ -42,8 +42,8 @@ Gateway::Gateway(net::Loop& loop, Shared& shared)
       runtime_(shared.runtime.get()),
       generation_(shared.runtime.generation()),
       log_(shared.log),
-      ledger_sync_(shared.governor &&
-                   shared.governor->ledger().options().durability != governance::LedgerOptions::Durability::async),
+      ledger_before_end_(shared.governor && shared.governor->ledger().options().durability !=
+                                                governance::LedgerOptions::Durability::async),
       pool_(loop.io(), loop.deadlines(), upstream_options(runtime_->config().upstream)),
       rng_{(static_cast<std::uint64_t>(std::random_device{}()) << 32 | std::random_device{}()) ^
            (static_cast<std::uint64_t>(loop.index()) << 56)} {}

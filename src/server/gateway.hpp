@@ -185,13 +185,13 @@ class Gateway final : public net::Handler {
   /// After planning: the plan's maximum cost reserved against every budget that applies.
   std::optional<core::ApiError> reserve_budgets(const RouteRuntime& route, Exchange& ex);
   /// Before the last bytes of an answer: with the ledger in sync (or fsync) durability, the
-  /// request is settled and its ledger row committed before the end of the response leaves —
-  /// so a response the client saw complete is in the ledger even if the process dies next.
-  /// false when the row could not be committed (the ledger stopped with its store failing):
-  /// the caller then does not send the end.
+  /// request is settled and its ledger row appended to the spool (and flushed, fsync) before
+  /// the end of the response leaves — so a response the client saw complete is in the ledger
+  /// even if the process dies next. false when the row could not be made durable (the spool
+  /// could not be written): the caller then does not send the end.
   net::Task<bool> commit_answer(Exchange& ex);
   /// Whether `commit_answer` has anything to do (checked inline: no coroutine frame otherwise).
-  bool waits_for_ledger(const Exchange& ex) const { return ex.governed.billable && ledger_sync_; }
+  bool waits_for_ledger(const Exchange& ex) const { return ex.governed.billable && ledger_before_end_; }
   /// At the request's end: what governance held settled and the ledger row queued, unless the
   /// commit gate did both already.
   void finish_governance(Exchange& ex, const core::AccountingRecord& record);
@@ -213,7 +213,7 @@ class Gateway final : public net::Handler {
   std::shared_ptr<const Runtime> runtime_;  ///< this loop's copy; requests pin their own
   std::uint64_t generation_ = 0;
   telemetry::AccessLog& log_;
-  bool ledger_sync_ = false;  ///< governance on, its ledger durability sync or fsync
+  bool ledger_before_end_ = false;  ///< governance on, its ledger durability sync or fsync
   std::unordered_map<std::string, routing::HedgeBudget> hedge_budgets_;  ///< per route
   /// Decision records the ring gave back, reused so a request does not allocate its own (its
   /// vectors keep their capacity). Measured 2026-12-07: without it +0.4K instructions per

@@ -142,22 +142,30 @@ void settle_held(governance::Governor& g, RequestContext& ex, const core::Accoun
 
 net::Task<bool> Gateway::commit_answer(Exchange& ex) {
   governance::Governor* g = shared_.governor;
-  if (!g || !ex.governed.billable || ex.governed.ledgered ||
-      g->ledger().options().durability == governance::LedgerOptions::Durability::async)
-    co_return true;
+  if (!g || !ex.governed.billable || ex.governed.ledgered) co_return true;
+  const auto durability = g->ledger().options().durability;
+  if (durability == governance::LedgerOptions::Durability::async) co_return true;
   const core::AccountingRecord& record = settle(ex.identity.method, ex.identity.path, ex, ex.identity.received);
   governance::LedgerRow row = ledger_row(*g, ex, record);
   settle_held(*g, ex, record, row);
   ex.governed.ledgered = true;
-  auto gate = std::make_shared<CommitGate>(loop_.io().get_executor());
-  g->ledger().append(std::move(row), [gate](bool committed) { gate->fire(committed); });
-  const bool committed = co_await wait_commit(gate);
-  if (!committed) {
-    spdlog::error("{}: its ledger row could not be committed; the end of its response is withheld",
+  bool durable;
+  if (durability == governance::LedgerOptions::Durability::sync) {
+    // One append to the spool, on this loop: the row is in the kernel's hands when it returns.
+    durable = g->ledger().append(std::move(row));
+  } else {
+    // fsync: the writer thread flushes the spool for every append waiting, then posts each
+    // waiting request back to its loop.
+    auto gate = std::make_shared<CommitGate>(loop_.io().get_executor());
+    g->ledger().append(std::move(row), [gate](bool flushed) { gate->fire(flushed); });
+    durable = co_await wait_commit(gate);
+  }
+  if (!durable) {
+    spdlog::error("{}: its ledger row could not be made durable; the end of its response is withheld",
                   ex.identity.request_id);
     ex.reply.error = "ledger_unavailable";
   }
-  co_return committed;
+  co_return durable;
 }
 
 void Gateway::finish_governance(Exchange& ex, const core::AccountingRecord& record) {

@@ -336,9 +336,11 @@ int cmd_serve(const std::string& path, const std::string& port_file, int threads
       so.path = gc.sqlite_path;
       so.fsync = gc.durability == "fsync";
       governance::LedgerOptions lo;
-      lo.durability = gc.durability == "async" ? governance::LedgerOptions::Durability::async
-                                               : governance::LedgerOptions::Durability::sync;
+      lo.durability = gc.durability == "async"   ? governance::LedgerOptions::Durability::async
+                      : gc.durability == "fsync" ? governance::LedgerOptions::Durability::fsync
+                                                 : governance::LedgerOptions::Durability::sync;
       lo.async_window_ms = gc.async_window_ms;
+      lo.spool_dir = gc.sqlite_path + ".spool";
       governor = std::make_unique<governance::Governor>(
           std::make_unique<store::SqliteStore>(so), lo, [](const std::string& e) { spdlog::error("{}", e); },
           [&alerts](const governance::BudgetAlert& a) { alerts.notify(a); });

@@ -95,7 +95,19 @@ std::string reserved_after_settling(int port, const std::string& id) {
   return reserved;
 }
 
+/// Waits (bounded) until every row appended to the ledger is in its store: rows are durable in
+/// the spool at once and reach the store within its window.
+void wait_ledger_committed(int port) {
+  for (int i = 0; i < 200; ++i) {
+    json::value s = admin(port, "GET", "/admin/v1/status");
+    if (s.at("ledger").at("appended") == s.at("ledger").at("committed")) return;
+    std::this_thread::sleep_for(10ms);
+  }
+  ADD_FAILURE() << "the ledger did not catch up";
+}
+
 std::vector<json::object> ledger(int port) {
+  wait_ledger_committed(port);
   std::vector<json::object> rows;
   const json::value page = admin(port, "GET", "/admin/v1/ledger?limit=100000");
   for (const auto& r : page.at("data").as_array()) rows.push_back(r.as_object());
@@ -353,6 +365,7 @@ TEST(Governance, TheAdminCommandLineDrivesTheApi) {
   EXPECT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("[50,80]"), std::string::npos) << out;
   EXPECT_EQ(harness::http(gw.port(), "POST", "/v1/chat/completions", as(secret), chat_body(5)).status, 200);
+  wait_ledger_committed(gw.port());
   std::tie(rc, out) = run({"spend", "--group-by", "team", "--csv"});
   EXPECT_EQ(rc, 0) << out;
   EXPECT_EQ(out.substr(0, 5), "team,");

@@ -157,7 +157,10 @@ TEST(Ledger, KeepsRowsThroughAFailingStoreAndCommitsThemInOrder) {
   std::mutex m;
   std::atomic<int> committed{0};
   {
-    Ledger ledger(s, {}, [&](const std::string& e) {
+    LedgerOptions async;
+    async.durability = LedgerOptions::Durability::async;
+    async.async_window_ms = 1;
+    Ledger ledger(s, async, [&](const std::string& e) {
       std::lock_guard lock(m);
       errors.push_back(e);
     });
@@ -178,7 +181,9 @@ TEST(Ledger, KeepsRowsThroughAFailingStoreAndCommitsThemInOrder) {
 TEST(Ledger, StoppingWithTheStoreStillFailingTellsEveryWaiter) {
   FlakyStore s({temp_db()});
   std::atomic<int> told{0}, committed{0};
-  Ledger ledger(s, {});
+  LedgerOptions async;
+  async.durability = LedgerOptions::Durability::async;
+  Ledger ledger(s, async);
   for (int i = 0; i < 3; ++i)
     ledger.append(row("r" + std::to_string(i), kDec7, "0.001"), [&](bool ok) {
       ++told;
@@ -189,9 +194,90 @@ TEST(Ledger, StoppingWithTheStoreStillFailingTellsEveryWaiter) {
   EXPECT_EQ(committed, 0);
 }
 
+std::string temp_spool() {
+  std::string dir = temp_db() + ".spool";
+  std::filesystem::remove_all(dir);
+  return dir;
+}
+
+TEST(Ledger, ASpooledRowIsDurableAtOnceAndReplayedAfterACrash) {
+  const std::string db = temp_db(), spool = temp_spool();
+  LedgerOptions sync;
+  sync.spool_dir = spool;
+  {
+    FlakyStore s({db});  // the store never takes the rows before the "crash"
+    Ledger ledger(s, sync);
+    std::atomic<int> durable{0};
+    for (int i = 0; i < 5; ++i) {
+      LedgerRow r = row("s" + std::to_string(i), kDec7 + i, "0.001");
+      r.charges = {{"bud_1", kDec7}};
+      r.user = "tab\there\nand newline";  // escaped in the spool
+      EXPECT_TRUE(ledger.append(r, [&](bool ok) { durable += ok; }));
+    }
+    EXPECT_EQ(durable, 5) << "sync: durable when append returns";
+    ledger.abandon();  // as if killed: nothing reached the store
+    EXPECT_EQ(s.ledger_count(), 0);
+  }
+  {
+    store::SqliteStore s({db});
+    Ledger ledger(s, sync);  // replays the spool
+    EXPECT_EQ(ledger.stats().replayed, 5u);
+    EXPECT_EQ(s.ledger_count(), 5);
+    EXPECT_EQ(s.budget_spent("bud_1", kDec7), *Money::parse("0.005"));
+    auto rows = s.ledger_rows(0, 0, 10);
+    ASSERT_EQ(rows.size(), 5u);
+    EXPECT_EQ(rows[0].user, "tab\there\nand newline");
+    ledger.append(row("s5", kDec7 + 9, "0.001"));
+    ledger.stop();
+    EXPECT_EQ(s.ledger_count(), 6);
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(spool)) << "a clean stop leaves nothing to replay";
+}
+
+TEST(Ledger, ASpoolLineCarriesEveryField) {
+  LedgerRow r = row("x\ty", kDec7, "0.25");
+  r.user = "a\tb\nc";
+  r.error = "upstream_500";
+  r.error_kind = "api_error";
+  r.usage.cache_creation = 7;
+  r.usage.cache_creation_1h = 3;
+  r.usage.reasoning = 11;
+  r.unpriced = false;
+  r.reserved = *Money::parse("1.5");
+  r.reference_cost.reset();
+  r.latency_ms = 12.345;
+  r.ttft_ms = -1;
+  r.attempts = 2;
+  r.tier = 1;
+  r.cancelled = true;
+  r.stream = true;
+  r.charges = {{"bud_a", 1}, {"bud_b@x", 2}};
+  std::string line;
+  Ledger::encode(r, line);
+  EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1);
+  LedgerRow back;
+  ASSERT_TRUE(Ledger::decode(line, back));
+  EXPECT_EQ(back.id, r.id);
+  EXPECT_EQ(back.user, r.user);
+  EXPECT_EQ(back.cost, r.cost);
+  EXPECT_EQ(back.reserved, r.reserved);
+  EXPECT_FALSE(back.reference_cost);
+  EXPECT_EQ(back.usage.cache_creation_1h, 3);
+  EXPECT_EQ(back.usage.reasoning, 11);
+  EXPECT_DOUBLE_EQ(back.latency_ms, 12.345);
+  EXPECT_TRUE(back.cancelled && back.stream);
+  ASSERT_EQ(back.charges.size(), 2u);
+  EXPECT_EQ(back.charges[1].budget_id, "bud_b@x");
+  EXPECT_EQ(back.charges[1].period_start_ms, 2);
+  EXPECT_FALSE(Ledger::decode(line.substr(0, line.size() / 2), back)) << "a torn line is not a row";
+}
+
 TEST(Ledger, GroupCommitPutsConcurrentRowsInFewTransactions) {
   store::SqliteStore s({temp_db()});
-  Ledger ledger(s, {});
+  LedgerOptions async;
+  async.durability = LedgerOptions::Durability::async;
+  async.async_window_ms = 5;
+  Ledger ledger(s, async);
   std::atomic<int> done{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t)
@@ -212,8 +298,12 @@ TEST(Ledger, GroupCommitPutsConcurrentRowsInFewTransactions) {
 // ---- the admin API over a governor
 
 struct Admin : ::testing::Test {
-  Admin()
-      : governor(std::make_unique<store::SqliteStore>(store::SqliteOptions{temp_db()}), LedgerOptions{}) {
+  static LedgerOptions async() {
+    LedgerOptions o;
+    o.durability = LedgerOptions::Durability::async;
+    return o;
+  }
+  Admin() : governor(std::make_unique<store::SqliteStore>(store::SqliteOptions{temp_db()}), async()) {
     ctx.routes = {"auto", "cheap"};
     ctx.deployments = {"mini"};
     static_key.name = "static";
