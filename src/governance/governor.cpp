@@ -115,10 +115,14 @@ std::string Governor::new_secret() {
 
 std::string Governor::next_ledger_id(std::int64_t unix_ms) {
   // 12 hex digits of milliseconds first: ids sort by time (the ledger's B-tree appends).
-  char out[40];
-  std::snprintf(out, sizeof out, "%012llx%s%06llx", static_cast<unsigned long long>(unix_ms), node_tag_.c_str(),
-                static_cast<unsigned long long>(ledger_seq_.fetch_add(1, std::memory_order_relaxed) & 0xFFFFFF));
-  return out;
+  std::string id(26, '0');
+  auto hex = [&](std::size_t at, std::size_t digits, std::uint64_t v) {
+    for (std::size_t i = 0; i < digits; ++i) id[at + digits - 1 - i] = kHex[(v >> (4 * i)) & 15];
+  };
+  hex(0, 12, static_cast<std::uint64_t>(unix_ms));
+  id.replace(12, 8, node_tag_);
+  hex(20, 6, ledger_seq_.fetch_add(1, std::memory_order_relaxed));
+  return id;
 }
 
 }  // namespace switchyard::governance

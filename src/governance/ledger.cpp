@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -36,6 +37,11 @@ bool write_all(int fd, std::string_view data) {
 }
 
 void put(std::string& out, std::string_view s) {
+  if (s.find_first_of("\\\t\n\r") == std::string_view::npos) {  // the usual case: nothing to escape
+    out += s;
+    out += '\t';
+    return;
+  }
   for (char c : s) {
     switch (c) {
       case '\\': out += "\\\\"; break;
@@ -53,12 +59,8 @@ void put(std::string& out, std::int64_t n) {
   out.append(buf, p);
   out += '\t';
 }
-void put(std::string& out, double d) {
-  char buf[32];
-  int n = std::snprintf(buf, sizeof buf, "%.3f", d);
-  out.append(buf, static_cast<std::size_t>(n));
-  out += '\t';
-}
+/// Milliseconds as integer microseconds (printf's floating point is a tenth of an append).
+void put_ms(std::string& out, double ms) { put(out, static_cast<std::int64_t>(std::llround(ms * 1000))); }
 void put(std::string& out, const std::optional<core::Money>& m) {
   if (m) put(out, m->nanos());
   else out += '\t';
@@ -118,8 +120,8 @@ void Ledger::encode(const LedgerRow& r, std::string& line) {
   put(line, r.price_since_ms);
   put(line, r.reference_cost);
   put(line, r.reserved);
-  put(line, r.latency_ms);
-  put(line, r.ttft_ms);
+  put_ms(line, r.latency_ms);
+  put_ms(line, r.ttft_ms);
   put(line, static_cast<std::int64_t>(r.attempts));
   put(line, static_cast<std::int64_t>(r.tier));
   put(line, static_cast<std::int64_t>(r.cancelled));
@@ -145,8 +147,8 @@ bool Ledger::decode(std::string_view line, LedgerRow& r) {
     b = e + 1;
   }
   if (f.size() != kFields || f[0] != kVersion) return false;
-  std::int64_t n[21];
-  const std::size_t ints[] = {3, 13, 14, 17, 18, 19, 20, 21, 22, 23, 24, 26, 27, 32, 33, 34};
+  std::int64_t n[18];
+  const std::size_t ints[] = {3, 13, 14, 17, 18, 19, 20, 21, 22, 23, 24, 26, 27, 32, 33, 34, 30, 31};
   for (std::size_t i = 0; i < std::size(ints); ++i)
     if (!to_int(f[ints[i]], n[i])) return false;
   r = LedgerRow{};
@@ -185,8 +187,8 @@ bool Ledger::decode(std::string_view line, LedgerRow& r) {
   r.unpriced = n[11] != 0;
   r.price_since_ms = n[12];
   if (!money(f[28], r.reference_cost) || !money(f[29], r.reserved)) return false;
-  r.latency_ms = std::strtod(std::string(f[30]).c_str(), nullptr);
-  r.ttft_ms = std::strtod(std::string(f[31]).c_str(), nullptr);
+  r.latency_ms = static_cast<double>(n[16]) / 1000;
+  r.ttft_ms = static_cast<double>(n[17]) / 1000;
   r.attempts = static_cast<int>(n[13]);
   r.tier = static_cast<int>(n[14]);
   r.cancelled = n[15] != 0;

@@ -145,7 +145,6 @@ CREATE TABLE ledger(
   cost_nanos INTEGER, unpriced INTEGER NOT NULL, price_since_ms INTEGER NOT NULL,
   reference_nanos INTEGER, reserved_nanos INTEGER, latency_ms REAL NOT NULL, ttft_ms REAL NOT NULL,
   attempts INTEGER NOT NULL, tier INTEGER NOT NULL, cancelled INTEGER NOT NULL) WITHOUT ROWID;
-CREATE INDEX ledger_time ON ledger(unix_ms);
 CREATE TABLE spend_daily(
   day INTEGER NOT NULL, key_id TEXT NOT NULL, team TEXT NOT NULL, user TEXT NOT NULL,
   route TEXT NOT NULL, model TEXT NOT NULL, deployment TEXT NOT NULL,
@@ -538,8 +537,13 @@ std::vector<LedgerRow> SqliteStore::ledger_rows(std::int64_t from_ms, std::int64
          "stream, status, error, error_kind, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, "
          "cache_write_1h_tokens, reasoning_tokens, usage_known, usage_estimated, cost_nanos, unpriced, "
          "price_since_ms, reference_nanos, reserved_nanos, latency_ms, ttft_ms, attempts, tier, cancelled "
-         "FROM ledger WHERE unix_ms >= ? AND unix_ms < ? ORDER BY unix_ms, id LIMIT ?");
-  s.bind(1, from_ms).bind(2, to_ms > 0 ? to_ms : INT64_MAX).bind(3, static_cast<std::int64_t>(limit));
+         "FROM ledger WHERE id >= ? AND id < ? ORDER BY id LIMIT ?");
+  // Ids begin with their time (12 hex digits of unix ms): a time range is a range of the
+  // primary key, with no index of its own to keep.
+  char from[16], to[16] = "~";  // "~" sorts after every id
+  std::snprintf(from, sizeof from, "%012llx", static_cast<unsigned long long>(std::max<std::int64_t>(from_ms, 0)));
+  if (to_ms > 0) std::snprintf(to, sizeof to, "%012llx", static_cast<unsigned long long>(to_ms));
+  s.bind(1, std::string_view(from)).bind(2, std::string_view(to)).bind(3, static_cast<std::int64_t>(limit));
   std::vector<LedgerRow> out;
   while (s.step()) {
     LedgerRow r;
