@@ -9,6 +9,14 @@ std::string subject_key(Scope scope, std::string_view subject) {
   return k;
 }
 
+std::string_view subject_key_view(Scope scope, std::string_view subject) {
+  thread_local std::string k;
+  k.assign(to_string(scope));
+  k += '\x1f';
+  k += subject;
+  return k;
+}
+
 void BudgetBook::roll(State& s, std::int64_t now_ms) {
   if (now_ms >= s.period_start_ms && now_ms < s.period_end_ms) return;
   PeriodBounds b = period_bounds(s.def.period, s.def.utc_offset_minutes, now_ms);
@@ -48,7 +56,7 @@ bool BudgetBook::applies(const Subjects& subjects) const {
   std::lock_guard lock(mutex_);
   if (by_subject_.empty()) return false;
   for (std::size_t i = 0; i < kScopes; ++i)
-    if (!subjects.of[i].empty() && by_subject_.count(subject_key(static_cast<Scope>(i), subjects.of[i])))
+    if (!subjects.of[i].empty() && by_subject_.count(subject_key_view(static_cast<Scope>(i), subjects.of[i])))
       return true;
   return false;
 }
@@ -61,7 +69,7 @@ std::optional<BudgetRefusal> BudgetBook::reserve(const Subjects& subjects, core:
   if (by_subject_.empty()) return std::nullopt;
   for (std::size_t i = 0; i < kScopes; ++i) {
     if (subjects.of[i].empty()) continue;
-    auto it = by_subject_.find(subject_key(static_cast<Scope>(i), subjects.of[i]));
+    auto it = by_subject_.find(subject_key_view(static_cast<Scope>(i), subjects.of[i]));
     if (it == by_subject_.end()) continue;
     for (const auto& s : it->second) {
       roll(*s, now_ms);

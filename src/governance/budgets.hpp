@@ -33,6 +33,19 @@ struct Subjects {
   std::string_view operator[](Scope s) const { return of[static_cast<std::size_t>(s)]; }
 };
 
+/// The subject index key of a budget or limit: "scope\x1fsubject".
+std::string subject_key(Scope scope, std::string_view subject);
+/// The same in a per-thread buffer (a lookup allocates nothing); valid until the next call.
+std::string_view subject_key_view(Scope scope, std::string_view subject);
+
+/// Hashing for maps keyed by std::string and looked up by std::string_view.
+struct SubjectHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+template <class T>
+using SubjectMap = std::unordered_map<std::string, T, SubjectHash, std::equal_to<>>;
+
 /// Why a request was refused: the budget, and when its period resets.
 struct BudgetRefusal {
   Budget budget;
@@ -99,7 +112,7 @@ class BudgetBook {
   mutable std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<State>> by_id_;
   /// "scope\x1fsubject" -> budgets.
-  std::unordered_map<std::string, std::vector<std::shared_ptr<State>>> by_subject_;
+  SubjectMap<std::vector<std::shared_ptr<State>>> by_subject_;
   std::int64_t overruns_ = 0;
 };
 
@@ -110,7 +123,6 @@ struct BudgetBook::State {
   std::uint32_t alerted = 0;  ///< bit i: alert_percents[i] raised this period (bit 31: the limit)
 };
 
-/// The subject index key of a budget or limit.
-std::string subject_key(Scope scope, std::string_view subject);
+
 
 }  // namespace switchyard::governance

@@ -45,7 +45,7 @@ std::optional<LimitRefusal> LimitBook::take(const Subjects& subjects, std::int64
   if (by_subject_.empty()) return std::nullopt;
   for (std::size_t i = 0; i < kScopes; ++i) {
     if (subjects.of[i].empty()) continue;
-    auto it = by_subject_.find(subject_key(static_cast<Scope>(i), subjects.of[i]));
+    auto it = by_subject_.find(subject_key_view(static_cast<Scope>(i), subjects.of[i]));
     if (it != by_subject_.end()) ticket.states.insert(ticket.states.end(), it->second.begin(), it->second.end());
   }
   // Check every limit on copies of their state first: a refusal takes nothing from any.

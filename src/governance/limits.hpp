@@ -53,7 +53,7 @@ class LimitBook {
  private:
   mutable std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<State>> by_id_;
-  std::unordered_map<std::string, std::vector<std::shared_ptr<State>>> by_subject_;
+  SubjectMap<std::vector<std::shared_ptr<State>>> by_subject_;
 };
 
 struct LimitBook::State {

@@ -422,6 +422,7 @@ void SqliteStore::write_ledger(const std::vector<LedgerRow>& rows) {
                  reasoning = 0, cost = 0, reference = 0;
   };
   std::map<RollupKey, Sums> rollups;
+  std::pair<const RollupKey, Sums>* last = nullptr;
   std::map<std::pair<std::string, std::int64_t>, std::int64_t> budget_spend;
   for (const LedgerRow& r : rows) {
     insert.reset();
@@ -436,7 +437,15 @@ void SqliteStore::write_ledger(const std::vector<LedgerRow>& rows) {
     insert.bind(32, r.attempts).bind(33, r.tier).bind(34, r.cancelled);
     insert.run();
     if (sqlite3_changes(db) == 0) continue;  // already in the ledger: a replay counts nothing twice
-    Sums& s = rollups[{day_of(r.unix_ms), r.key_id, r.team, r.user, r.route, r.model, r.deployment}];
+    // Rows of a batch mostly share their group: the last one's sums are tried first (no key
+    // built, no lookup).
+    const std::int64_t day = day_of(r.unix_ms);
+    if (!last || !(std::get<0>(last->first) == day && std::get<1>(last->first) == r.key_id &&
+                   std::get<2>(last->first) == r.team && std::get<3>(last->first) == r.user &&
+                   std::get<4>(last->first) == r.route && std::get<5>(last->first) == r.model &&
+                   std::get<6>(last->first) == r.deployment))
+      last = &*rollups.try_emplace({day, r.key_id, r.team, r.user, r.route, r.model, r.deployment}).first;
+    Sums& s = last->second;
     ++s.requests;
     s.errors += r.status >= 400 || r.status == 0;
     s.unpriced += r.unpriced;
