@@ -429,8 +429,9 @@ do_pairs() {
   local sys=($SYSTEMS) mode c i a b s v
   ((${#sys[@]} == 2)) || { log "pairs compares two systems: SYSTEMS=A,B (got '$SYSTEMS')"; exit 2; }
   [[ " $SYSTEMS " == *" direct "* ]] && { log "pairs compares two proxies (direct has no CPU to measure)"; exit 2; }
-  [[ ${sys[0]} == switchyard* && ${sys[1]} == switchyard* ]] &&
-    { log "pairs: the Switchyard variants share one process; compare one of them with nginx"; exit 2; }
+  # switchyard-governed is a process of its own (its own port); the other variants share one.
+  [[ ${sys[0]} == switchyard* && ${sys[1]} == switchyard* && " $SYSTEMS " != *" switchyard-governed "* ]] &&
+    { log "pairs: those Switchyard variants share one process; compare one of them with nginx"; exit 2; }
   preflight || exit 1
   begin_run
   echo "pairs: PAIRS=$PAIRS PAIR_SECONDS=${PAIR_SECONDS}s, A=${sys[0]} B=${sys[1]}, both up for the whole run" >>"$RUN_DIR/env.txt"

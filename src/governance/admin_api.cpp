@@ -917,6 +917,7 @@ std::optional<std::int64_t> parse_time(std::string_view text) {
 }
 
 AdminResponse handle_admin(Governor& g, const AdminContext& ctx, const AdminRequest& r) {
+  std::lock_guard one_at_a_time(g.admin_mutex());
   try {
     std::vector<std::string_view> seg = segments(r.path);
     if (seg.empty()) refuse(404, "unknown_url", "Unknown admin URL: " + std::string(r.path) + ".");

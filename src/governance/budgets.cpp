@@ -1,5 +1,7 @@
 #include "governance/budgets.hpp"
 
+#include <algorithm>
+
 namespace switchyard::governance {
 
 std::string subject_key(Scope scope, std::string_view subject) {
@@ -39,6 +41,9 @@ void BudgetBook::set(const std::vector<Budget>& budgets, std::int64_t now_ms) {
     if (auto it = by_id_.find(b.id); it != by_id_.end()) {
       s = it->second;
       const bool same_period = s->def.period == b.period && s->def.utc_offset_minutes == b.utc_offset_minutes;
+      // The raised-alert marks are by position in the list: a new list starts unmarked (a
+      // threshold already passed is raised again at the next settlement).
+      if (s->def.alert_percents != b.alert_percents) s->alerted = 0;
       s->def = b;
       if (!same_period) s->period_start_ms = s->period_end_ms = -1;
     } else {
@@ -114,7 +119,8 @@ void BudgetBook::settle(Hold& hold, std::optional<core::Money> actual, std::int6
         alerts.push_back({s.def, percents[i], s.spent, s.period_start_ms});
       }
     }
-    if (!(s.alerted & (1u << 31)) && s.spent >= s.def.limit) {
+    const bool listed_100 = std::any_of(percents.begin(), percents.end(), [](int p) { return p >= 100; });
+    if (!listed_100 && !(s.alerted & (1u << 31)) && s.spent >= s.def.limit) {
       s.alerted |= 1u << 31;
       alerts.push_back({s.def, 100, s.spent, s.period_start_ms});
     }
@@ -129,6 +135,9 @@ std::vector<BudgetBook::View> BudgetBook::view(std::int64_t now_ms) {
     roll(*s, now_ms);
     out.push_back({s->def, s->period_start_ms, s->period_end_ms, s->spent, s->reserved});
   }
+  std::sort(out.begin(), out.end(), [](const View& a, const View& b) {
+    return a.budget.created_ms != b.budget.created_ms ? a.budget.created_ms < b.budget.created_ms : a.budget.id < b.budget.id;
+  });
   return out;
 }
 

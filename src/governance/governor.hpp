@@ -62,6 +62,10 @@ class Governor {
   BudgetBook& budgets() { return budgets_; }
   LimitBook& limits() { return limits_; }
 
+  /// Held by the admin API around each request: a change validates against the store and
+  /// writes to it as one step (two concurrent creations of the same team cannot both pass).
+  std::mutex& admin_mutex() { return admin_mutex_; }
+
   /// The key directory in force, and its generation (which a change moves on).
   std::shared_ptr<const KeyDirectory> directory() const;
   std::uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
@@ -97,6 +101,7 @@ class Governor {
   AlertSink on_alert_;
   BudgetBook budgets_;
   LimitBook limits_;
+  std::mutex admin_mutex_;
   mutable std::mutex directory_mutex_;
   std::shared_ptr<const KeyDirectory> directory_;
   std::atomic<std::uint64_t> generation_{0};

@@ -27,7 +27,7 @@ std::string_view to_string(Period p);
 std::optional<Period> parse_period(std::string_view s);
 
 struct Team {
-  std::string id;    ///< a slug chosen at creation ([a-z0-9_.-], at most 64); never changes
+  std::string id;    ///< a slug chosen at creation ([A-Za-z0-9_.-], at most 64); never changes
   std::string name;  ///< for people
   std::string metadata_json = "{}";  ///< free-form tags, a JSON object
   bool disabled = false;             ///< its keys are refused
@@ -83,7 +83,7 @@ struct AuditEntry {
   std::int64_t id = 0;
   std::int64_t unix_ms = 0;
   std::string actor;   ///< the admin credential's name
-  std::string action;  ///< "create", "update", "disable", "rotate", "delete"
+  std::string action;  ///< "create", "update", "disable", "enable", "rotate", "delete"
   std::string object_type;  ///< "team", "key", "budget", "limit"
   std::string object_id;
   std::string before_json;  ///< "null" on create

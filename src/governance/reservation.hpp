@@ -11,7 +11,7 @@
 /// output is bounded: every prompt token billed at the dearest rate a prompt token can bill at
 /// (a one-hour cache write, at Anthropic), every output token at the dearer of the output and
 /// reasoning rates, the long-context tier when the prompt could reach it, no off-peak discount.
-/// Not yet wired into the pipeline's reserve step.
+/// The pipeline's reserve step prices every deployment of a plan with it (`plan_ceiling`).
 namespace switchyard::governance {
 
 /// The ceiling for `input_tokens` of prompt (an estimate: the caller adds its margin) and at most

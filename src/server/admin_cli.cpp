@@ -8,6 +8,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 
+#include <cctype>
 #include <cstdlib>
 #include <iomanip>
 #include <iostream>
@@ -48,6 +49,22 @@ struct State {
 State& state() {
   static State s;
   return s;
+}
+
+/// A query value, percent-encoded ("+05:30" would otherwise arrive as " 05:30").
+std::string encode(const std::string& v) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : v) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == ':') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
 }
 
 void set_strings(json::object& o, const char* name, const std::vector<std::string>& v) {
@@ -187,7 +204,7 @@ CLI::App* add_admin_commands(CLI::App& app) {
   CLI::App* keys = admin->add_subcommand("keys", "Virtual keys");
   keys->require_subcommand(1);
   auto* kl = command(keys, "list", "List keys", [](State& s) {
-    s.call = {"GET", "/keys", {}, false, s.team.empty() ? "" : "team=" + s.team, "list:id,name,team,prefix,routes,disabled,expires_at"};
+    s.call = {"GET", "/keys", {}, false, s.team.empty() ? "" : "team=" + encode(s.team), "list:id,name,team,prefix,routes,disabled,expires_at"};
   });
   kl->add_option("--team", s.team, "Only this team's");
   auto key_options = [&](CLI::App* c) {
@@ -280,10 +297,10 @@ CLI::App* add_admin_commands(CLI::App& app) {
   id_arg(command(limits, "delete", "Delete a rate limit", [](State& s) { s.call = {"DELETE", "/limits/" + s.id, {}, false, {}, "object"}; }), "limit id");
 
   auto* spend = command(admin, "spend", "Spend (and savings) by key, team, user, model, route, deployment or day", [](State& s) {
-    std::string q = "group_by=" + (s.group_by.empty() ? std::string("key") : s.group_by);
-    if (!s.from.empty()) q += "&from=" + s.from;
-    if (!s.to.empty()) q += "&to=" + s.to;
-    if (!s.team.empty()) q += "&team=" + s.team;
+    std::string q = "group_by=" + encode(s.group_by.empty() ? std::string("key") : s.group_by);
+    if (!s.from.empty()) q += "&from=" + encode(s.from);
+    if (!s.to.empty()) q += "&to=" + encode(s.to);
+    if (!s.team.empty()) q += "&team=" + encode(s.team);
     if (s.csv) q += "&format=csv";
     s.call = {"GET", "/spend", {}, false, q, s.csv ? "raw" : "spend"};
   });

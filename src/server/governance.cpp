@@ -68,7 +68,11 @@ std::optional<ApiError> Gateway::govern(const net::Request& request, Exchange& e
   ex.governed.billable = true;
   std::string_view user = request.header("x-switchyard-user");
   if (user.empty()) user = body_user;
-  if (user.size() > 256) user = user.substr(0, 256);
+  if (user.size() > 256) {
+    std::size_t cut = 256;
+    while (cut > 0 && (static_cast<unsigned char>(user[cut]) & 0xC0) == 0x80) --cut;  // not inside a character
+    user = user.substr(0, cut);
+  }
   ex.governed.user.assign(user);
   governance::Subjects subjects = subjects_of(*ex.identity.key, ex.governed.user, ex.route.name);
   if (!g->governs(subjects)) return std::nullopt;
@@ -112,7 +116,7 @@ governance::LedgerRow ledger_row(governance::Governor& g, const RequestContext& 
   row.stream = r.stream;
   row.status = r.status;
   row.error.assign(r.error);
-  if (r.error_kind) row.error_kind = core::openai_type_of(*r.error_kind);
+  if (r.error_kind) row.error_kind = core::to_string(*r.error_kind);  // as the access log names it
   row.usage = r.usage;
   row.usage_estimated = r.usage_estimated;
   row.cost = r.cost;
@@ -133,7 +137,9 @@ governance::LedgerRow ledger_row(governance::Governor& g, const RequestContext& 
 void settle_held(governance::Governor& g, RequestContext& ex, const core::AccountingRecord& r,
                  governance::LedgerRow& row) {
   if (!ex.governed.held) return;
-  const std::int64_t tokens = r.usage.known ? r.usage.input + r.usage.output : -1;
+  // Tokens used: as reported; none when nothing went upstream (refused by a budget, say);
+  // unknown otherwise (the estimate taken at admission stands).
+  const std::int64_t tokens = r.usage.known ? r.usage.input + r.usage.output : ex.attempts.count == 0 ? 0 : -1;
   // A request that got no answer costs nothing: its reservation is released (cost nullopt).
   g.settle(*ex.governed.held, r.cost, tokens, governance::unix_now_ms(), row.charges);
 }

@@ -210,6 +210,11 @@ bool reload(const std::string& path, server::Shared& shared) {
       before.upstream.total_timeout_ms != after.upstream.total_timeout_ms ||
       before.upstream.ca_file != after.upstream.ca_file)
     spdlog::warn("reload: changes under server: and upstream: apply at the next restart");
+  const auto& g0 = before.governance;
+  const auto& g1 = after.governance;
+  if (g0.enabled != g1.enabled || g0.store != g1.store || g0.sqlite_path != g1.sqlite_path ||
+      g0.durability != g1.durability || g0.async_window_ms != g1.async_window_ms)
+    spdlog::warn("reload: changes under governance: (other than admin_keys) apply at the next restart");
   shared.health.set_options(server::breaker_options(after.health));
   shared.runtime.set(std::make_shared<const server::Runtime>(std::move(loaded.config), &shared.health, shared.quotas));
   spdlog::info("configuration reloaded from {} ({} routes)", path, shared.runtime.get()->routes().size());

@@ -34,6 +34,11 @@ class Stmt {
     return *this;
   }
   Stmt& bind(int i, const std::string& v) { return bind(i, std::string_view(v)); }
+  /// Text that outlives the statement's next step: bound without a copy.
+  Stmt& bind_static(int i, const std::string& v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    return *this;
+  }
   Stmt& bind(int i, const char* v) { return bind(i, std::string_view(v)); }
   Stmt& bind(int i, std::int64_t v) {
     sqlite3_bind_int64(s_, i, v);
@@ -427,10 +432,12 @@ void SqliteStore::write_ledger(const std::vector<LedgerRow>& rows) {
   for (const LedgerRow& r : rows) {
     insert.reset();
     const core::TokenUsage& u = r.usage;
-    insert.bind(1, r.id).bind(2, r.request_id).bind(3, r.unix_ms).bind(4, r.key_id).bind(5, r.key_name);
-    insert.bind(6, r.team).bind(7, r.user).bind(8, r.route).bind(9, r.model).bind(10, r.deployment);
-    insert.bind(11, r.provider).bind(12, r.dialect).bind(13, r.stream).bind(14, r.status).bind(15, r.error);
-    insert.bind(16, r.error_kind).bind(17, u.input).bind(18, u.output).bind(19, u.cache_read);
+    // The rows outlive their step: their text is bound without copies.
+    insert.bind_static(1, r.id).bind_static(2, r.request_id).bind(3, r.unix_ms).bind_static(4, r.key_id);
+    insert.bind_static(5, r.key_name).bind_static(6, r.team).bind_static(7, r.user).bind_static(8, r.route);
+    insert.bind_static(9, r.model).bind_static(10, r.deployment).bind_static(11, r.provider);
+    insert.bind_static(12, r.dialect).bind(13, r.stream).bind(14, r.status).bind_static(15, r.error);
+    insert.bind_static(16, r.error_kind).bind(17, u.input).bind(18, u.output).bind(19, u.cache_read);
     insert.bind(20, u.cache_creation).bind(21, u.cache_creation_1h).bind(22, u.reasoning).bind(23, u.known);
     insert.bind(24, r.usage_estimated).bind(25, r.cost).bind(26, r.unpriced).bind(27, r.price_since_ms);
     insert.bind(28, r.reference_cost).bind(29, r.reserved).bind(30, r.latency_ms).bind(31, r.ttft_ms);
@@ -456,7 +463,8 @@ void SqliteStore::write_ledger(const std::vector<LedgerRow>& rows) {
     s.reasoning += u.reasoning;
     const std::int64_t cost = r.cost ? r.cost->nanos() : 0;
     s.cost += cost;
-    s.reference += r.reference_cost ? r.reference_cost->nanos() : cost;
+    // Savings are counted where the cost is known: an unpriced answer saves nothing.
+    if (r.cost) s.reference += r.reference_cost ? r.reference_cost->nanos() : cost;
     if (cost != 0)
       for (const auto& c : r.charges) budget_spend[{c.budget_id, c.period_start_ms}] += cost;
   }

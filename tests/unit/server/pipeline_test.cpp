@@ -2,9 +2,15 @@
 // formatted from an accounting record.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <map>
 #include <string>
+#include <unistd.h>
 
+#include "dialects/translate.hpp"
+#include "governance/governor.hpp"
 #include "server/config_load.hpp"
+#include "store/sqlite_store.hpp"
 #include "server/pipeline/admission.hpp"
 #include "server/pipeline/authenticate.hpp"
 #include "server/pipeline/outcome.hpp"
@@ -178,6 +184,98 @@ TEST(AccessLine, IsTheAccountingRecordWithoutKeysOrContent) {
   line = telemetry::format_access_line(r, 1000);
   EXPECT_EQ(line.find("cost_usd"), std::string::npos) << "unpriced is not $0";
   EXPECT_NE(line.find(R"("unpriced":true)"), std::string::npos);
+}
+
+}  // namespace
+
+namespace {
+
+/// A governor over a store in a temporary file, with async ledger (nothing to spool here).
+std::unique_ptr<governance::Governor> temp_governor() {
+  static int n = 0;
+  std::string path = std::filesystem::temp_directory_path() /
+                     ("switchyard-pipeline-test-" + std::to_string(getpid()) + "-" + std::to_string(++n) + ".db");
+  std::filesystem::remove(path);
+  governance::LedgerOptions o;
+  o.durability = governance::LedgerOptions::Durability::async;
+  return std::make_unique<governance::Governor>(std::make_unique<store::SqliteStore>(store::SqliteOptions{path}), o);
+}
+
+TEST(GovernanceRefusals, ARateLimitIsA429InTheClientsDialectWithItsSdksHeaders) {
+  auto g = temp_governor();
+  governance::AuditEntry audit;
+  governance::Limit l;
+  l.id = "lim_1";
+  l.scope = governance::Scope::key;
+  l.subject = "svc";
+  l.rpm = 1;
+  g->store().put_limit(l, audit);
+  g->reload();
+  config::KeyConfig key;
+  key.name = "svc";
+  governance::Subjects s = server::subjects_of(key, "", "auto");
+  for (auto dialect : {dialects::Dialect::openai, dialects::Dialect::anthropic}) {
+    governance::Admission first, second;
+    server::RefusalHeaders headers;
+    std::string retry_after;
+    const std::int64_t now = dialect == dialects::Dialect::openai ? 1'000'000 : 2'000'000;
+    ASSERT_FALSE(server::check_limits(*g, s, 10, now, dialect, first, headers, retry_after));
+    auto refused = server::check_limits(*g, s, 10, now, dialect, second, headers, retry_after);
+    ASSERT_TRUE(refused);
+    EXPECT_EQ(refused->status, 429);
+    EXPECT_EQ(refused->code, "rate_limit_exceeded");
+    EXPECT_EQ(retry_after, "60");
+    std::map<std::string, std::string> h(headers.begin(), headers.end());
+    const std::string body = dialects::error_body(dialect, *refused, "req_1");
+    if (dialect == dialects::Dialect::openai) {
+      EXPECT_EQ(h["x-ratelimit-limit-requests"], "1");
+      EXPECT_EQ(h["x-ratelimit-remaining-requests"], "0");
+      EXPECT_EQ(h["x-ratelimit-reset-requests"], "1m0s");
+      EXPECT_NE(body.find(R"("type":"rate_limit_error")"), std::string::npos) << body;
+      EXPECT_NE(body.find(R"("code":"rate_limit_exceeded")"), std::string::npos) << body;
+    } else {
+      EXPECT_EQ(h["anthropic-ratelimit-requests-limit"], "1");
+      EXPECT_EQ(h["anthropic-ratelimit-requests-remaining"], "0");
+      EXPECT_EQ(h.count("x-ratelimit-limit-requests"), 0u);
+      EXPECT_EQ(body.substr(0, 15), R"({"type":"error")") << body;
+      EXPECT_NE(body.find(R"("type":"rate_limit_error")"), std::string::npos) << body;
+    }
+    EXPECT_EQ(h["retry-after-ms"], "60000");
+    std::vector<governance::BudgetCharge> charges;
+    g->settle(first, std::nullopt, 0, now, charges);
+  }
+}
+
+TEST(GovernanceRefusals, ABudgetRefusalNamesItsBudgetAndIsNotToBeRetried) {
+  auto g = temp_governor();
+  governance::AuditEntry audit;
+  governance::Budget b;
+  b.id = "bud_1";
+  b.scope = governance::Scope::team;
+  b.subject = "search";
+  b.period = governance::Period::day;
+  b.limit = *core::Money::parse("1");
+  g->store().put_budget(b, audit);
+  g->reload();
+  config::KeyConfig key;
+  key.name = "svc";
+  key.team = "search";
+  governance::Admission held;
+  server::RefusalHeaders headers;
+  auto refused = server::reserve_budgets(*g, server::subjects_of(key, "", "auto"), *core::Money::parse("1.5"),
+                                         governance::unix_now_ms(), held, headers);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 429);
+  EXPECT_EQ(refused->code, "budget_exceeded");
+  EXPECT_NE(refused->message.find("team 'search' (budget bud_1, day): limit $1, spent $0"), std::string::npos)
+      << refused->message;
+  EXPECT_NE(refused->message.find("may cost up to $1.5"), std::string::npos);
+  EXPECT_NE(refused->message.find("It resets at "), std::string::npos);
+  ASSERT_EQ(headers.size(), 1u);
+  EXPECT_EQ(headers[0], (std::pair<std::string, std::string>{"x-should-retry", "false"}));
+  EXPECT_FALSE(held.hold.active()) << "nothing reserved";
+  const std::string body = dialects::error_body(dialects::Dialect::anthropic, *refused, "req_1");
+  EXPECT_NE(body.find(R"("type":"rate_limit_error")"), std::string::npos) << body;
 }
 
 }  // namespace
