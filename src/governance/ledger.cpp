@@ -422,12 +422,19 @@ void Ledger::run() {
       stats_.last_commit_ms = took;
       stats_.max_commit_ms = std::max(stats_.max_commit_ms, took);
       stats_.depth = queue_.size();
-      // Segments whose every row is now in the store go; the current one is rotated once large.
+      // Segments whose every row is now in the store go (unlinked outside the lock: freeing a
+      // large file's blocks must not hold up an append); the current one is rotated once large.
+      std::vector<std::string> done_segments;
       std::erase_if(retired_, [&](const Retired& r) {
         if (r.last_seq > last_seq) return false;
-        fs::remove(r.path);
+        done_segments.push_back(r.path);
         return true;
       });
+      if (!done_segments.empty()) {
+        lock.unlock();
+        for (const auto& path : done_segments) fs::remove(path);
+        lock.lock();
+      }
       if (!async && stats_.spool_bytes >= options_.segment_bytes && unflushed_.empty()) {
         const int old_fd = spool_fd_;
         const std::string old_path = segment_path_;
