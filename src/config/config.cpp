@@ -473,8 +473,10 @@ void read_deployments(Reader& r, const YAML::Node& node, Config& c) {
                   "unknown model \"" + d.catalog_model + "\" (not in the catalogue nor under models)");
     } else if (!d.model.empty() && !find_model(c, d.model)) {
       r.warning(path + ".model",
-                "\"" + d.model + "\" is not in the model catalogue: no price, context window or "
-                "capabilities are known for it (set catalog_model, or add it under models)");
+                "\"" + d.model + "\" is not in the model catalogue: " +
+                    std::string(d.price ? "its context window and capabilities are unknown"
+                                        : "no price, context window or capabilities are known for it") +
+                    " (set catalog_model, or add it under models)");
     }
     c.deployments.push_back(std::move(d));
   }
@@ -733,6 +735,17 @@ void read_governance(Reader& r, const YAML::Node& node, GovernanceConfig& g) {
   }
 }
 
+}  // namespace
+
+std::uint8_t override_bit(std::string_view name) {
+  if (name == "policy") return kOverridePolicy;
+  if (name == "deadline_ms") return kOverrideDeadline;
+  if (name == "max_cost_usd") return kOverrideMaxCost;
+  return 0;
+}
+
+namespace {
+
 void read_keys(Reader& r, const YAML::Node& node, Config& c) {
   if (!node && c.governance.enabled) return;  // keys may all live in the governance store
   if (!node || !node.IsSequence() || node.size() == 0) {
@@ -748,7 +761,21 @@ void read_keys(Reader& r, const YAML::Node& node, Config& c) {
     r.string(v["team"], path + ".team", k.team);
     if (r.string(v["policy"], path + ".policy", k.policy) && !routing::parse_objective(k.policy))
       r.problem(path + ".policy", "must be cost, latency, quality, balanced or ordered");
-    r.boolean(v["overrides"], path + ".overrides", k.overrides);
+    if (const YAML::Node& o = v["overrides"]; o && o.IsSequence()) {
+      std::vector<std::string> names;
+      r.string_list(o, path + ".overrides", names);
+      k.overrides = 0;
+      for (std::size_t j = 0; j < names.size(); ++j) {
+        std::uint8_t bit = override_bit(names[j]);
+        if (!bit)
+          r.problem(path + ".overrides[" + std::to_string(j) + "]", "must be policy, deadline_ms or max_cost_usd");
+        k.overrides |= bit;
+      }
+    } else if (o) {
+      bool all = true;
+      r.boolean(o, path + ".overrides", all);
+      k.overrides = all ? kAllOverrides : 0;
+    }
     r.boolean(v["admin"], path + ".admin", k.admin);
     if (!v["name"]) r.problem(path + ".name", "is required");
     else r.string(v["name"], path + ".name", k.name);

@@ -93,13 +93,24 @@ struct RouteConfig : routing::RouteRules {
   std::string reference;
 };
 
+/// The routing overrides a key may send (`x-switchyard-policy`, `-deadline-ms`,
+/// `-max-cost-usd`), as bits.
+enum OverrideBits : std::uint8_t {
+  kOverridePolicy = 1,
+  kOverrideDeadline = 2,
+  kOverrideMaxCost = 4,
+  kAllOverrides = 7,
+};
+/// "policy", "deadline_ms", "max_cost_usd" → its bit; 0 for anything else.
+std::uint8_t override_bit(std::string_view name);
+
 /// A client key: written in the YAML file (static), or made through the admin API (the
 /// governance store gives its keys the same shape).
 struct KeyConfig {
   std::string name;
   std::string sha256;               ///< lowercase hex of SHA-256(key)
   std::vector<std::string> routes;  ///< allowed routes; "*" = all
-  bool overrides = true;            ///< may send x-switchyard-policy / -deadline-ms / -max-cost-usd
+  std::uint8_t overrides = kAllOverrides;  ///< `OverrideBits` of the overrides it may send
   bool admin = false;               ///< may read every decision record
   /// What budgets and limits name it by: a store key's id ("key_..."); a YAML key's name.
   std::string id;

@@ -151,6 +151,13 @@ json::object to_json(const Team& t) {
           {"disabled", t.disabled}, {"created_at", rfc3339(t.created_ms)}};
 }
 
+json::array override_names(std::uint8_t bits) {
+  json::array a;
+  for (const char* name : {"policy", "deadline_ms", "max_cost_usd"})
+    if (bits & config::override_bit(name)) a.emplace_back(name);
+  return a;
+}
+
 json::object to_json(const Key& k) {
   json::object o{{"id", k.id},
                  {"object", "key"},
@@ -160,7 +167,7 @@ json::object to_json(const Key& k) {
                  {"routes", strings(k.routes)},
                  {"models", strings(k.models)},
                  {"policy", k.policy.empty() ? json::value(nullptr) : json::value(k.policy)},
-                 {"overrides", k.overrides},
+                 {"overrides", override_names(k.overrides)},
                  {"expires_at", k.expires_ms ? json::value(rfc3339(k.expires_ms)) : json::value(nullptr)},
                  {"disabled", k.disabled},
                  {"metadata", parse_or_null(k.metadata_json)},
@@ -439,7 +446,23 @@ void apply_key_fields(const json::object& o, const AdminContext& ctx, Governor& 
         refuse(400, "invalid_value", "'policy' must be cost, latency, quality, balanced or ordered.", "policy");
     }
   }
-  if (auto v = opt_bool(o, "overrides")) k.overrides = *v;
+  if (const json::value* v = o.if_contains("overrides"); v && !v->is_null()) {
+    // true (all), false (none), or the list of those it may send.
+    if (v->is_bool()) {
+      k.overrides = v->as_bool() ? config::kAllOverrides : 0;
+    } else if (v->is_array()) {
+      k.overrides = 0;
+      for (const auto& e : v->as_array()) {
+        std::uint8_t bit = e.is_string() ? config::override_bit(std::string_view(e.as_string())) : 0;
+        if (!bit)
+          refuse(400, "invalid_value", "'overrides' lists policy, deadline_ms or max_cost_usd.", "overrides");
+        k.overrides |= bit;
+      }
+    } else {
+      refuse(400, "invalid_type", "'overrides' must be true, false or a list (policy, deadline_ms, max_cost_usd).",
+             "overrides");
+    }
+  }
   if (const json::value* e = o.if_contains("expires_at")) {
     if (e->is_null()) {
       k.expires_ms = 0;

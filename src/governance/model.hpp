@@ -45,7 +45,7 @@ struct Key {
   std::vector<std::string> routes{"*"};  ///< routes it may use; "*" = all
   std::vector<std::string> models;       ///< upstream models it may reach; empty = any
   std::string policy;                    ///< default objective when the request names none
-  bool overrides = true;                 ///< may send x-switchyard-* routing overrides
+  std::uint8_t overrides = 7;            ///< `config::OverrideBits` of the routing overrides it may send
   std::int64_t expires_ms = 0;           ///< unix ms; 0 = never
   bool disabled = false;
   std::string metadata_json = "{}";

@@ -41,7 +41,7 @@ struct State {
   // Option values, read when the command's callback builds the call.
   std::string id, name, team, policy, expires, scope, subject, period = "month", limit, timezone, webhook, group_by,
       from, to, metadata;
-  std::vector<std::string> routes, models, alerts;
+  std::vector<std::string> routes, models, alerts, overrides;
   std::int64_t rpm = -1, tpm = -1, concurrent = -1, after = 0, count = 100;
   bool soft = false, csv = false, no_overrides = false;
 };
@@ -82,6 +82,7 @@ void key_fields(State& s, json::object& o) {
   if (!s.policy.empty()) o["policy"] = s.policy;
   if (!s.expires.empty()) o["expires_at"] = s.expires;
   if (s.no_overrides) o["overrides"] = false;
+  set_strings(o, "overrides", s.overrides);
   if (!s.metadata.empty()) {
     boost::system::error_code ec;
     json::value m = json::parse(s.metadata, ec);
@@ -215,6 +216,7 @@ CLI::App* add_admin_commands(CLI::App& app) {
     c->add_option("--policy", s.policy, "Default objective: cost, latency, quality, balanced, ordered");
     c->add_option("--expires", s.expires, "When it stops working (2027-01-31T00:00:00Z)");
     c->add_flag("--no-overrides", s.no_overrides, "May not send x-switchyard-* routing overrides");
+    c->add_option("--overrides", s.overrides, "Only these overrides: policy, deadline_ms, max_cost_usd")->delimiter(',');
     c->add_option("--metadata", s.metadata, "Tags, a JSON object");
   };
   auto* kc = command(keys, "create", "Create a key (its secret is printed once)", [](State& s) {

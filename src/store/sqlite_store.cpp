@@ -279,7 +279,7 @@ std::vector<Key> SqliteStore::keys() {
     k.routes = parse_list(s.text(5));
     k.models = parse_list(s.text(6));
     k.policy = s.text(7);
-    k.overrides = s.i64(8) != 0;
+    k.overrides = static_cast<std::uint8_t>(s.i64(8));
     k.expires_ms = s.i64(9);
     k.disabled = s.i64(10) != 0;
     k.metadata_json = s.text(11);
@@ -348,7 +348,7 @@ void SqliteStore::put_key(const Key& k, const AuditEntry& audit) {
          "INSERT OR REPLACE INTO keys(id, name, team, sha256, prefix, routes, models, policy, overrides, "
          "expires_ms, disabled, metadata, created_ms, updated_ms) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   s.bind(1, k.id).bind(2, k.name).bind(3, k.team).bind(4, k.sha256).bind(5, k.prefix);
-  s.bind(6, json_list(k.routes)).bind(7, json_list(k.models)).bind(8, k.policy).bind(9, k.overrides);
+  s.bind(6, json_list(k.routes)).bind(7, json_list(k.models)).bind(8, k.policy).bind(9, static_cast<std::int64_t>(k.overrides));
   s.bind(10, k.expires_ms).bind(11, k.disabled).bind(12, k.metadata_json).bind(13, k.created_ms);
   s.bind(14, k.updated_ms).run();
   write_audit(defs_.db, audit);

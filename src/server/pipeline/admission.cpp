@@ -82,12 +82,14 @@ bool key_may_reach(const config::KeyConfig& key, const DeploymentRuntime& d) {
 std::optional<ApiError> read_overrides(const OverrideHeaders& h, const config::KeyConfig* key,
                                        routing::Overrides& out) {
   if (!h.any()) return std::nullopt;
-  if (key && !key->overrides) {
-    std::string which = !h.policy.empty()        ? "x-switchyard-policy"
-                        : !h.deadline_ms.empty() ? "x-switchyard-deadline-ms"
-                                                 : "x-switchyard-max-cost-usd";
-    return ApiError::make(ErrorKind::permission, "This API key may not override routing (" + which + ").", which,
-                          "override_not_allowed");
+  if (key && key->overrides != config::kAllOverrides) {
+    std::string which;
+    if (!h.policy.empty() && !(key->overrides & config::kOverridePolicy)) which = "x-switchyard-policy";
+    else if (!h.deadline_ms.empty() && !(key->overrides & config::kOverrideDeadline)) which = "x-switchyard-deadline-ms";
+    else if (!h.max_cost_usd.empty() && !(key->overrides & config::kOverrideMaxCost)) which = "x-switchyard-max-cost-usd";
+    if (!which.empty())
+      return ApiError::make(ErrorKind::permission, "This API key may not override routing (" + which + ").", which,
+                            "override_not_allowed");
   }
   if (!h.policy.empty() && !(out.objective = routing::parse_objective(h.policy)))
     return ApiError::make(ErrorKind::invalid_request,

@@ -146,6 +146,34 @@ TEST(Admission, OverridesAreValidatedAndPermittedPerKey) {
     EXPECT_EQ(refused->code, "invalid_header");
     EXPECT_EQ(refused->status, 400);
   }
+
+  // A key may be allowed some overrides only.
+  config::KeyConfig policy_only;
+  policy_only.overrides = config::kOverridePolicy;
+  routing::Overrides p;
+  EXPECT_FALSE(server::read_overrides({"quality", "", ""}, &policy_only, p));
+  EXPECT_EQ(p.objective, routing::Objective::quality);
+  auto refused = server::read_overrides({"quality", "", "0.5"}, &policy_only, p);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->param, "x-switchyard-max-cost-usd");
+}
+
+TEST(Admission, AStaticKeyListsTheOverridesItMaySend) {
+  const std::string yaml = std::string(R"(
+providers:
+  p: {base_url: "http://127.0.0.1:1/v1"}
+deployments:
+  d: {provider: p, model: m}
+routes:
+  auto: {candidates: [d]}
+keys:
+  - {name: a, sha256: 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae, overrides: [policy, deadline_ms]}
+  - {name: b, sha256: fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9, overrides: [speed]}
+)");
+  config::LoadResult loaded = server::load_config_text(yaml, {});
+  ASSERT_EQ(loaded.problems.size(), 1u) << config::format_problems(loaded.problems);
+  EXPECT_EQ(loaded.problems[0].path, "keys[1].overrides[0]");
+  EXPECT_EQ(loaded.config.keys[0].overrides, config::kOverridePolicy | config::kOverrideDeadline);
 }
 
 TEST(AccessLine, IsTheAccountingRecordWithoutKeysOrContent) {

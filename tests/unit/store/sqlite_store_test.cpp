@@ -351,6 +351,10 @@ TEST_F(Admin, ATeamAKeyABudgetAndALimitAreMadeFoundAndAudited) {
   EXPECT_EQ(budget.at("alerts").as_array().size(), 2u);
   call("POST", "/admin/v1/limits", R"({"scope":"key","subject":")" + id + R"(","rpm":60,"tpm":100000})", 201);
   call("POST", "/admin/v1/budgets", R"({"scope":"key","subject":"static","limit_usd":5})", 201);
+  json::value some = call("POST", "/admin/v1/keys", R"({"name":"narrow","overrides":["policy","max_cost_usd"]})", 201);
+  EXPECT_EQ(some.at("overrides"), (json::array{"policy", "max_cost_usd"}));
+  EXPECT_EQ(governor.directory()->find_hash(sha256_hex(std::string(some.at("secret").as_string())))->overrides,
+            config::kOverridePolicy | config::kOverrideMaxCost);
 
   // Rotation: a new secret for the same key; the old one is found no more.
   json::value rotated = call("POST", "/admin/v1/keys/" + id + "/rotate");
@@ -360,14 +364,14 @@ TEST_F(Admin, ATeamAKeyABudgetAndALimitAreMadeFoundAndAudited) {
   EXPECT_TRUE(governor.directory()->find_hash(sha256_hex(std::string(rotated.at("secret").as_string())))->disabled);
 
   json::array audit = call("GET", "/admin/v1/audit").at("data").as_array();
-  ASSERT_EQ(audit.size(), 7u);
+  ASSERT_EQ(audit.size(), 8u);
   EXPECT_EQ(audit[0].at("actor").as_string(), "ops");
   EXPECT_EQ(audit[0].at("object_type").as_string(), "team");
   EXPECT_TRUE(audit[0].at("before").is_null());
-  EXPECT_EQ(audit[5].at("action").as_string(), "rotate");
-  EXPECT_NE(audit[5].at("before").at("prefix"), audit[5].at("after").at("prefix"));
-  EXPECT_EQ(audit[6].at("after").at("disabled").as_bool(), true);
-  EXPECT_EQ(audit[6].at("before").at("disabled").as_bool(), false);
+  EXPECT_EQ(audit[6].at("action").as_string(), "rotate");
+  EXPECT_NE(audit[6].at("before").at("prefix"), audit[6].at("after").at("prefix"));
+  EXPECT_EQ(audit[7].at("after").at("disabled").as_bool(), true);
+  EXPECT_EQ(audit[7].at("before").at("disabled").as_bool(), false);
   for (const auto& a : audit) EXPECT_EQ(json::serialize(a).find(secret), std::string::npos) << "no secret in the audit";
 }
 
@@ -383,6 +387,7 @@ TEST_F(Admin, BadInputIsRefusedClearlyAndWritesNothing) {
   EXPECT_EQ(code(call("POST", "/admin/v1/keys", R"({"name":"x","routes":["nope"]})", 404)), "route_not_found");
   EXPECT_EQ(code(call("POST", "/admin/v1/keys", R"({"name":"x","policy":"fastest"})", 400)), "invalid_value");
   EXPECT_EQ(code(call("POST", "/admin/v1/keys", R"({"name":"x","expires_at":"tomorrow"})", 400)), "invalid_value");
+  EXPECT_EQ(code(call("POST", "/admin/v1/keys", R"({"name":"x","overrides":["speed"]})", 400)), "invalid_value");
   EXPECT_EQ(code(call("POST", "/admin/v1/budgets", R"({"scope":"team","subject":"nope","limit_usd":"1"})", 404)),
             "team_not_found");
   EXPECT_EQ(code(call("POST", "/admin/v1/budgets", R"({"scope":"team","subject":"search","limit_usd":"-1"})", 400)),
