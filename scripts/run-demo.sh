@@ -28,6 +28,9 @@ cat <<MSG
     curl http://127.0.0.1:$SWITCHYARD_PORT/v1/chat/completions \\
       -H 'Authorization: Bearer sk-switchyard-demo' -H 'Content-Type: application/json' \\
       -d '{"model":"auto","messages":[{"role":"user","content":"Hello!"}]}'
+  Teams, keys, budgets and spend (docs/governance.md):
+    SWITCHYARD_URL=http://127.0.0.1:$SWITCHYARD_PORT SWITCHYARD_ADMIN_KEY=sk-switchyard-admin \
+      $BUILD/switchyard admin spend --group-by key
   Ctrl-C stops it.
 
 MSG

@@ -54,6 +54,10 @@ int cmd_check(const std::string& path) {
             << " routes, " << c.keys.size() << " keys)\n";
   for (const auto& p : c.providers)
     if (!p.enabled) std::cout << "  provider " << p.name << ": disabled (its api key is not set)\n";
+  if (c.governance.enabled)
+    std::cout << "  governance: store " << c.governance.sqlite_path << " (sqlite), ledger durability "
+              << c.governance.durability << ", " << c.governance.admin_keys.size() << " admin key(s)"
+              << (c.governance.admin_keys.empty() ? ": the admin API refuses every request" : "") << "\n";
   for (const auto& w : loaded.warnings) std::cout << "  warning: " << w.path << ": " << w.message << "\n";
   server::Runtime runtime(c, nullptr);
   for (const auto& route : runtime.routes())
