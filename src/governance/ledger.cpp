@@ -38,7 +38,9 @@ bool write_all(int fd, std::string_view data) {
 }
 
 void put(std::string& out, std::string_view s) {
-  if (s.find_first_of("\\\t\n\r") == std::string_view::npos) {  // the usual case: nothing to escape
+  bool plain = true;
+  for (char c : s) plain &= c != '\\' && static_cast<unsigned char>(c) >= 0x20;
+  if (plain) {  // the usual case: nothing to escape
     out += s;
     out += '\t';
     return;
@@ -298,13 +300,14 @@ bool Ledger::append(LedgerRow row, Done on_durable) {
       stats_.spool_bytes += line.size();
     }
     wake = queue_.empty();
-    Entry e{std::move(row), {}, next_seq_++};
-    if (mode == LedgerOptions::Durability::async) e.done = std::move(on_durable);
-    else if (mode == LedgerOptions::Durability::fsync && on_durable) {
+    ++next_seq_;
+    if (mode == LedgerOptions::Durability::async) {
+      queue_dones_.push_back(std::move(on_durable));
+    } else if (mode == LedgerOptions::Durability::fsync && on_durable) {
       wake = wake || unflushed_.empty();
       unflushed_.push_back(std::move(on_durable));
     }
-    queue_.push_back(std::move(e));
+    queue_.push_back(std::move(row));
     ++stats_.appended;
     stats_.depth = queue_.size();
     stats_.max_depth = std::max(stats_.max_depth, stats_.depth);
@@ -347,8 +350,8 @@ void Ledger::run() {
   ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
   const bool async = options_.durability == LedgerOptions::Durability::async;
   const std::int64_t window = async ? options_.async_window_ms : options_.store_window_ms;
-  std::vector<Entry> batch;
   std::vector<LedgerRow> rows;
+  std::vector<Done> dones;
   std::int64_t backoff_ms = 50;
   std::int64_t first_queued_at = 0;  ///< when the oldest row now queued was appended
   std::unique_lock lock(mutex_);
@@ -394,13 +397,23 @@ void Ledger::run() {
       if (!stopping_ && queue_.size() < options_.max_batch && steady_ms() < first_queued_at + window) continue;
     }
     const std::size_t n = std::min(queue_.size(), options_.max_batch);
-    batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + n));
-    queue_.erase(queue_.begin(), queue_.begin() + n);
+    rows.clear();
+    dones.clear();
+    if (n == queue_.size()) {
+      rows.swap(queue_);
+      dones.swap(queue_dones_);
+    } else {
+      rows.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + n));
+      queue_.erase(queue_.begin(), queue_.begin() + n);
+      if (!queue_dones_.empty()) {
+        dones.assign(std::make_move_iterator(queue_dones_.begin()), std::make_move_iterator(queue_dones_.begin() + n));
+        queue_dones_.erase(queue_dones_.begin(), queue_dones_.begin() + n);
+      }
+    }
+    const std::uint64_t last_seq = next_seq_ - 1 - queue_.size();
     first_queued_at = queue_.empty() ? 0 : steady_ms();
     lock.unlock();
 
-    rows.clear();
-    for (auto& e : batch) rows.push_back(std::move(e.row));
     std::string failure;
     const auto started = std::chrono::steady_clock::now();
     try {
@@ -411,10 +424,8 @@ void Ledger::run() {
     const double took = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     if (failure.empty()) {
       backoff_ms = 50;
-      const std::uint64_t last_seq = batch.back().seq;
-      for (auto& e : batch)
-        if (e.done) e.done(true);
-      batch.clear();
+      for (auto& d : dones)
+        if (d) d(true);
       lock.lock();
       stats_.committed += n;
       ++stats_.batches;
@@ -452,16 +463,20 @@ void Ledger::run() {
     lock.lock();
     ++stats_.failures;
     // Nothing is dropped: the batch goes back to the head of the queue, in order.
-    for (std::size_t i = 0; i < batch.size(); ++i) batch[i].row = std::move(rows[i]);
-    queue_.insert(queue_.begin(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
-    batch.clear();
+    queue_.insert(queue_.begin(), std::make_move_iterator(rows.begin()), std::make_move_iterator(rows.end()));
+    if (!dones.empty())
+      queue_dones_.insert(queue_dones_.begin(), std::make_move_iterator(dones.begin()), std::make_move_iterator(dones.end()));
+    rows.clear();
+    dones.clear();
     stats_.depth = queue_.size();
     if (!first_queued_at) first_queued_at = steady_ms();
     if (stopping_ && steady_ms() >= stop_deadline_ms_) {
       // Stopping with the store still failing. Spooled rows stay in the spool: the next start
       // replays them. Without a spool (async) they are lost, and their waiters told so.
-      std::vector<Entry> left;
-      left.swap(queue_);
+      const std::size_t left = queue_.size();
+      std::vector<Done> waiting;
+      waiting.swap(queue_dones_);
+      queue_.clear();
       stats_.depth = 0;
       if (spool_fd_ >= 0) {
         ::close(spool_fd_);
@@ -469,10 +484,10 @@ void Ledger::run() {
       }
       lock.unlock();
       if (on_error_)
-        on_error_("ledger stopped with " + std::to_string(left.size()) + " rows not in the store" +
+        on_error_("ledger stopped with " + std::to_string(left) + " rows not in the store" +
                   (async ? " (lost: async durability has no spool)" : " (kept in the spool for the next start)"));
-      for (auto& e : left)
-        if (e.done) e.done(false);
+      for (auto& d : waiting)
+        if (d) d(false);
       return;
     }
     wake_.wait_for(lock, std::chrono::milliseconds(backoff_ms), [&] { return abandoned_ || !unflushed_.empty(); });

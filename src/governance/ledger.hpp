@@ -85,12 +85,12 @@ class Ledger {
   OnError on_error_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
-  struct Entry {
-    LedgerRow row;
-    Done done;
-    std::uint64_t seq = 0;
-  };
-  std::vector<Entry> queue_;
+  // Rows waiting for the store, in spool order; with async durability their callbacks
+  // alongside (the spooled modes have none to keep). A batch that takes them all swaps the
+  // vectors: no row is moved one by one. Row k of the queue has sequence number
+  // next_seq_ - size + k.
+  std::vector<LedgerRow> queue_;
+  std::vector<Done> queue_dones_;
   std::uint64_t next_seq_ = 1;
   // The spool: the segment appended to now, and older ones still awaiting their rows' commit.
   int spool_fd_ = -1;

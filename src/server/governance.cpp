@@ -78,7 +78,8 @@ std::optional<ApiError> Gateway::govern(const net::Request& request, Exchange& e
   if (!g->governs(subjects)) return std::nullopt;
   ex.governed.held = std::make_unique<governance::Admission>();
   const std::int64_t tokens = traits.input_tokens + std::max<std::int64_t>(traits.max_output_tokens, 0);
-  return check_limits(*g, subjects, tokens, governance::unix_now_ms(), ex.identity.client, *ex.governed.held,
+  // The request's arrival time (read once for the request) is "now" for its admission.
+  return check_limits(*g, subjects, tokens, ex.accounting.arrived_unix_ms, ex.identity.client, *ex.governed.held,
                       ex.governed.headers, ex.reply.retry_after_text);
 }
 
@@ -87,7 +88,7 @@ std::optional<ApiError> Gateway::reserve_budgets(const RouteRuntime& route, Exch
   if (!ex.governed.held) return std::nullopt;  // nothing governs this request
   const routing::Decision& d = *ex.plan.decision;
   governance::Subjects subjects = subjects_of(*ex.identity.key, ex.governed.user, ex.route.name);
-  const std::int64_t now = governance::unix_now_ms();
+  const std::int64_t now = ex.accounting.arrived_unix_ms;
   // Unpriced deployments reserve nothing (their cost is unknown): counted in the ledger as
   // unpriced, and said in docs/governance.md.
   core::Money amount = plan_ceiling(route, d.plan, d.traits, now / 1000).value_or(core::Money{});
