@@ -871,6 +871,8 @@ AdminResponse status(Governor& g) {
                                                                                                          : "async"},
                     {"replayed", s.replayed},
                     {"spool_bytes", s.spool_bytes},
+                    {"spool_only", s.spool_only},
+                    {"dropped", s.dropped},
                     {"appended", s.appended},
                     {"committed", s.committed},
                     {"queued", s.depth},

@@ -285,6 +285,9 @@ bool Ledger::append(LedgerRow row, Done on_durable) {
   thread_local std::string line;
   if (mode != LedgerOptions::Durability::async) encode(row, line);
   bool wake;
+  bool first_spool_only = false;
+  bool dropped = false;
+  std::size_t behind = 0;
   {
     std::lock_guard lock(mutex_);
     if (mode != LedgerOptions::Durability::async) {
@@ -301,17 +304,36 @@ bool Ledger::append(LedgerRow row, Done on_durable) {
     }
     wake = queue_.empty();
     ++next_seq_;
-    if (mode == LedgerOptions::Durability::async) {
-      queue_dones_.push_back(std::move(on_durable));
-    } else if (mode == LedgerOptions::Durability::fsync && on_durable) {
+    ++stats_.appended;
+    if (mode == LedgerOptions::Durability::fsync && on_durable) {
       wake = wake || unflushed_.empty();
       unflushed_.push_back(std::move(on_durable));
     }
-    queue_.push_back(std::move(row));
-    ++stats_.appended;
-    stats_.depth = queue_.size();
-    stats_.max_depth = std::max(stats_.max_depth, stats_.depth);
+    if (mode == LedgerOptions::Durability::async && queue_.size() >= options_.max_queued) {
+      // No spool to fall back on: past the bound the row is dropped, and counted (async trades
+      // durability for latency; a store this far behind is failing).
+      ++stats_.dropped;
+      dropped = true;
+    } else if (mode != LedgerOptions::Durability::async && queue_.size() >= options_.max_queued) {
+      // The store is that far behind: this row waits in the spool only (replayed into the store
+      // at the next start), and from now on no segment is deleted.
+      keep_spool_ = true;
+      first_spool_only = stats_.spool_only++ == 0;
+      behind = queue_.size();
+    } else {
+      if (mode == LedgerOptions::Durability::async) queue_dones_.push_back(std::move(on_durable));
+      queue_.push_back(std::move(row));
+      stats_.depth = queue_.size();
+      stats_.max_depth = std::max(stats_.max_depth, stats_.depth);
+    }
   }
+  if (dropped) {
+    if (on_durable) on_durable(false);
+    return false;
+  }
+  if (first_spool_only && on_error_)
+    on_error_("ledger: the store is " + std::to_string(behind) +
+              " rows behind; rows wait in the spool only until the next start");
   if (mode == LedgerOptions::Durability::sync && on_durable) on_durable(true);
   if (wake) wake_.notify_one();
   return true;
@@ -373,13 +395,15 @@ void Ledger::run() {
     }
     if (queue_.empty()) {
       if (!stopping_) continue;
-      // Everything committed: the spool holds nothing the store lacks.
+      // Everything queued is committed: unless rows went to the spool only, the spool holds
+      // nothing the store lacks.
       if (spool_fd_ >= 0) {
         ::close(spool_fd_);
         spool_fd_ = -1;
-        fs::remove(segment_path_);
+        if (!keep_spool_) fs::remove(segment_path_);
       }
-      for (const auto& r : retired_) fs::remove(r.path);
+      if (!keep_spool_)
+        for (const auto& r : retired_) fs::remove(r.path);
       retired_.clear();
       return;
     }
@@ -437,7 +461,7 @@ void Ledger::run() {
       // large file's blocks must not hold up an append); the current one is rotated once large.
       std::vector<std::string> done_segments;
       std::erase_if(retired_, [&](const Retired& r) {
-        if (r.last_seq > last_seq) return false;
+        if (keep_spool_ || r.last_seq > last_seq) return false;
         done_segments.push_back(r.path);
         return true;
       });

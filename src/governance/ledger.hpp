@@ -31,6 +31,11 @@ struct LedgerOptions {
   /// are durable already; only reports see them this much later).
   std::int64_t store_window_ms = 100;
   std::size_t max_batch = 4096;                 ///< rows per store transaction at most
+  /// Rows kept in memory for the store at most (about 700 bytes each). Beyond, when the store
+  /// has fallen that far behind: with a spool (sync, fsync) rows wait in the spool only, which is
+  /// then kept whole and replayed into the store at the next start (memory bounded, nothing
+  /// lost); without (async) they are dropped and counted.
+  std::size_t max_queued = 200'000;
   std::size_t segment_bytes = 16 * 1024 * 1024;  ///< a spool segment is rotated past this size
 };
 
@@ -67,6 +72,8 @@ class Ledger {
     std::size_t largest_batch = 0;
     double last_commit_ms = 0, max_commit_ms = 0;
     std::uint64_t spool_bytes = 0;  ///< in the current segment
+    std::uint64_t spool_only = 0;   ///< rows left in the spool only (the store too far behind)
+    std::uint64_t dropped = 0;      ///< async: rows dropped past `max_queued` (no spool to keep them)
   };
   Stats stats() const;
   const LedgerOptions& options() const { return options_; }
@@ -102,6 +109,7 @@ class Ledger {
   std::vector<Retired> retired_;
   std::string segment_path_;
   std::vector<Done> unflushed_;  ///< fsync: waiting for the next fdatasync
+  bool keep_spool_ = false;      ///< rows went to the spool only: keep every segment for replay
   bool stopping_ = false, abandoned_ = false;
   std::int64_t stop_deadline_ms_ = 0;
   Stats stats_;

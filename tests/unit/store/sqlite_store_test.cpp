@@ -234,6 +234,29 @@ TEST(Ledger, ASpooledRowIsDurableAtOnceAndReplayedAfterACrash) {
   EXPECT_TRUE(std::filesystem::is_empty(spool)) << "a clean stop leaves nothing to replay";
 }
 
+TEST(Ledger, RowsBeyondItsMemoryBoundWaitInTheSpoolAndReachTheStoreAtTheNextStart) {
+  const std::string db = temp_db(), spool = temp_spool();
+  LedgerOptions sync;
+  sync.spool_dir = spool;
+  sync.max_queued = 2;
+  sync.store_window_ms = 60'000;  // nothing reaches the store before stop()
+  {
+    store::SqliteStore s({db});
+    Ledger ledger(s, sync);
+    for (int i = 0; i < 5; ++i) EXPECT_TRUE(ledger.append(row("b" + std::to_string(i), kDec7 + i, "0.001")));
+    auto stats = ledger.stats();
+    EXPECT_EQ(stats.depth, 2u) << "memory holds at most max_queued rows";
+    EXPECT_EQ(stats.spool_only, 3u);
+    ledger.stop();
+    EXPECT_EQ(s.ledger_count(), 2);
+  }
+  EXPECT_FALSE(std::filesystem::is_empty(spool)) << "the spool is kept for the rows only it holds";
+  store::SqliteStore s({db});
+  Ledger ledger(s, sync);
+  EXPECT_EQ(ledger.stats().replayed, 5u);
+  EXPECT_EQ(s.ledger_count(), 5) << "every row once: the two already there were not counted again";
+}
+
 TEST(Ledger, ASpoolLineCarriesEveryField) {
   LedgerRow r = row("x\ty", kDec7, "0.25");
   r.user = "a\tb\nc";
