@@ -18,9 +18,9 @@ using core::ErrorKind;
 
 namespace {
 
-/// A ledger commit awaited on an event loop. The ledger's writer thread calls `fire` once the
-/// row's transaction has committed; the waiting coroutine's handler is then posted back to its
-/// loop (handlers are only ever run, and destroyed, there).
+/// A ledger flush awaited on an event loop (fsync durability). The ledger's thread calls `fire`
+/// once the spool holding the row has been flushed to disk; the waiting coroutine's handler is
+/// then posted back to its loop (handlers are only ever run, and destroyed, there).
 struct CommitGate {
   using Handler = net::detail::OpAwaiter<bool>::Handler;
   explicit CommitGate(net::Executor e) : executor(e) {}
@@ -38,7 +38,7 @@ struct CommitGate {
   }
 };
 
-/// Awaits the gate: true once committed.
+/// Awaits the gate: true once flushed.
 auto wait_commit(const std::shared_ptr<CommitGate>& gate) {
   return boost::asio::async_initiate<const net::UseTask&, void(bool)>(
       [gate](CommitGate::Handler handler) {

@@ -435,3 +435,26 @@ TEST(Governance, ASoftLimitCrossedPostsItsWebhookOnce) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Governance, WithFsyncDurabilityAnswersWaitForTheSpoolsFlush) {
+  Fake fake(R"({"content":"flushed"})");
+  const std::string db = harness::temp_dir() + "/g.db";
+  Gateway gw(config(fake.port(), db, "  durability: fsync\n"));
+  for (int i = 0; i < 3; ++i) {
+    auto headers = as(kStatic);
+    headers["x-request-id"] = "fsync-" + std::to_string(i);
+    Response r = harness::http(gw.port(), "POST", "/v1/chat/completions", headers, chat_body(5, i == 1));
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_FALSE(r.closed) << "the whole answer arrived";
+    EXPECT_NE(r.body.find("flushed"), std::string::npos) << r.body;
+  }
+  json::value status = admin(gw.port(), "GET", "/admin/v1/status");
+  EXPECT_EQ(status.at("ledger").at("durability").as_string(), "fsync");
+  std::set<std::string> ids;
+  for (const auto& row : ledger(gw.port())) ids.insert(std::string(row.at("request_id").as_string()));
+  EXPECT_EQ(ids, (std::set<std::string>{"fsync-0", "fsync-1", "fsync-2"}));
+}
+
+}  // namespace

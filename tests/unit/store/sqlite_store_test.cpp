@@ -257,6 +257,21 @@ TEST(Ledger, RowsBeyondItsMemoryBoundWaitInTheSpoolAndReachTheStoreAtTheNextStar
   EXPECT_EQ(s.ledger_count(), 5) << "every row once: the two already there were not counted again";
 }
 
+TEST(Ledger, FsyncTellsEachAppendOnceTheSpoolIsFlushed) {
+  store::SqliteStore s({temp_db()});
+  LedgerOptions fsync;
+  fsync.durability = LedgerOptions::Durability::fsync;
+  fsync.spool_dir = temp_spool();
+  Ledger ledger(s, fsync);
+  std::atomic<int> flushed{0};
+  for (int i = 0; i < 4; ++i)
+    EXPECT_TRUE(ledger.append(row("f" + std::to_string(i), kDec7 + i, "0.001"), [&](bool ok) { flushed += ok; }));
+  for (int i = 0; i < 500 && flushed < 4; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_EQ(flushed, 4) << "every append told, on the ledger's thread, after its flush";
+  ledger.stop();
+  EXPECT_EQ(s.ledger_count(), 4);
+}
+
 TEST(Ledger, ASpoolLineCarriesEveryField) {
   LedgerRow r = row("x\ty", kDec7, "0.25");
   r.user = "a\tb\nc";
