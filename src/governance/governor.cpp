@@ -17,7 +17,10 @@ void random_bytes(unsigned char* out, int n) {
 
 KeyDirectory::KeyDirectory(const std::vector<Key>& keys, const std::vector<Team>& teams) {
   std::unordered_map<std::string_view, bool> team_disabled;
-  for (const Team& t : teams) team_disabled[t.id] = t.disabled;
+  for (const Team& t : teams) {
+    team_disabled[t.id] = t.disabled;
+    if (t.disabled) disabled_teams_.insert(t.id);
+  }
   for (const Key& k : keys) {
     config::KeyConfig c;
     c.name = k.name;

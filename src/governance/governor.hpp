@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "config/config.hpp"
@@ -33,8 +34,13 @@ class KeyDirectory {
   /// them with the reason.
   const config::KeyConfig* find_hash(std::string_view sha256_hex) const;
   std::size_t size() const { return count_; }
+  /// Whether a team of the store is disabled (its static keys are refused too).
+  bool team_disabled(std::string_view team) const {
+    return !team.empty() && disabled_teams_.count(std::string(team)) > 0;
+  }
 
  private:
+  std::unordered_set<std::string> disabled_teams_;
   std::unordered_map<std::string, std::vector<config::KeyConfig>> by_prefix_;
   std::size_t count_ = 0;
 };

@@ -164,8 +164,8 @@ net::Task<> Gateway::handle(net::Request request, net::ResponseWriter& writer) {
                                    ex.identity.key_pin);
       if (ex.identity.key) {
         ex.identity.key_name = ex.identity.key->name;
-        if (ex.identity.key->disabled || ex.identity.key->expires_ms)
-          unusable = Authenticator::unusable(*ex.identity.key, ex.identity.client, ex.accounting.arrived_unix_ms);
+        if (ex.identity.key->disabled || ex.identity.key->expires_ms || !ex.identity.key->team.empty())
+          unusable = auth_.unusable(*ex.identity.key, ex.identity.client, ex.accounting.arrived_unix_ms);
       }
     }
     if (endpoint->needs_key && !ex.identity.key) co_await refuse_unauthenticated(request, writer, ex);

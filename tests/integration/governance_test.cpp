@@ -458,3 +458,24 @@ TEST(Governance, WithFsyncDurabilityAnswersWaitForTheSpoolsFlush) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Governance, DisablingATeamRefusesItsStaticKeysToo) {
+  Fake fake(R"({"content":"hi"})");
+  std::string yaml = config(fake.port(), harness::temp_dir() + "/g.db");
+  const std::string static_key = "keys:\n  - name: static\n";
+  ASSERT_NE(yaml.find(static_key), std::string::npos);
+  yaml.replace(yaml.find(static_key), static_key.size(), static_key + "    team: ops\n");
+  Gateway gw(yaml);
+  admin(gw.port(), "POST", "/admin/v1/teams", R"({"id":"ops"})", 201);
+  EXPECT_EQ(harness::http(gw.port(), "POST", "/v1/chat/completions", as(kStatic), chat_body(5)).status, 200);
+  admin(gw.port(), "PATCH", "/admin/v1/teams/ops", R"({"disabled":true})");
+  Response r = harness::http(gw.port(), "POST", "/v1/chat/completions", as(kStatic), chat_body(5));
+  EXPECT_EQ(r.status, 401);
+  EXPECT_NE(r.body.find("team has been disabled"), std::string::npos) << r.body;
+  admin(gw.port(), "PATCH", "/admin/v1/teams/ops", R"({"disabled":false})");
+  EXPECT_EQ(harness::http(gw.port(), "POST", "/v1/chat/completions", as(kStatic), chat_body(5)).status, 200);
+}
+
+}  // namespace

@@ -48,9 +48,10 @@ const config::KeyConfig* Authenticator::find(const Credentials& c, dialects::Dia
 }
 
 std::optional<ApiError> Authenticator::unusable(const config::KeyConfig& key, dialects::Dialect client,
-                                                std::int64_t now_ms) {
+                                                std::int64_t now_ms) const {
   std::string why;
   if (key.disabled) why = "This API key has been disabled.";
+  else if (directory_ && directory_->team_disabled(key.team)) why = "This API key's team has been disabled.";
   else if (key.expires_ms > 0 && now_ms >= key.expires_ms) why = "This API key expired at " + governance::rfc3339(key.expires_ms) + ".";
   else return std::nullopt;
   (void)client;

@@ -32,10 +32,10 @@ class Authenticator {
   /// Forgets the keys seen (a reload: they point into the old runtime).
   void clear() { cache_.clear(); }
 
-  /// The 401 for a key that exists but may not be used now (disabled, expired); nullopt when
-  /// it may.
-  static std::optional<core::ApiError> unusable(const config::KeyConfig& key, dialects::Dialect client,
-                                                std::int64_t now_ms);
+  /// The 401 for a key that exists but may not be used now (disabled, expired, or — a static
+  /// key — its team disabled in the governance store); nullopt when it may.
+  std::optional<core::ApiError> unusable(const config::KeyConfig& key, dialects::Dialect client,
+                                         std::int64_t now_ms) const;
 
   /// The 401 for a request without a valid key, worded as the client's API words it.
   static core::ApiError refusal(const Credentials& c, dialects::Dialect client);
