@@ -857,7 +857,10 @@ AdminResponse ledger(Governor& g, const AdminRequest& r) {
   }
   limit = std::clamp<std::int64_t>(limit, 1, 100000);
   json::array data;
-  for (const auto& row : g.store().ledger_rows(from, to, static_cast<std::size_t>(limit))) data.push_back(to_json(row));
+  const std::string order = p.count("order") ? p["order"] : "asc";
+  if (order != "asc" && order != "desc") refuse(400, "invalid_value", "'order' must be asc or desc.", "order");
+  for (const auto& row : g.store().ledger_rows(from, to, static_cast<std::size_t>(limit), order == "desc"))
+    data.push_back(to_json(row));
   return ok(json::object{{"object", "list"}, {"data", data}});
 }
 

@@ -92,9 +92,10 @@ class Store {
   /// What a budget has spent in the period that starts at `period_start_ms`.
   virtual core::Money budget_spent(const std::string& budget_id, std::int64_t period_start_ms) = 0;
   virtual std::vector<SpendRow> spend(const SpendQuery& q) = 0;
-  /// Rows of the ledger that arrived in [from_ms, to_ms) (to_ms 0: no end), in time order, at
-  /// most `limit`.
-  virtual std::vector<LedgerRow> ledger_rows(std::int64_t from_ms, std::int64_t to_ms, std::size_t limit) = 0;
+  /// Rows of the ledger that arrived in [from_ms, to_ms) (to_ms 0: no end), in time order (the
+  /// newest first when `newest_first`), at most `limit`.
+  virtual std::vector<LedgerRow> ledger_rows(std::int64_t from_ms, std::int64_t to_ms, std::size_t limit,
+                                             bool newest_first = false) = 0;
   virtual std::int64_t ledger_count() = 0;
 };
 

@@ -554,14 +554,17 @@ std::vector<governance::SpendRow> SqliteStore::spend(const governance::SpendQuer
   return out;
 }
 
-std::vector<LedgerRow> SqliteStore::ledger_rows(std::int64_t from_ms, std::int64_t to_ms, std::size_t limit) {
+std::vector<LedgerRow> SqliteStore::ledger_rows(std::int64_t from_ms, std::int64_t to_ms, std::size_t limit,
+                                                bool newest_first) {
   std::lock_guard lock(defs_.mutex);
-  Stmt s(defs_.db,
-         "SELECT id, request_id, unix_ms, key_id, key_name, team, user, route, model, deployment, provider, dialect, "
-         "stream, status, error, error_kind, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, "
-         "cache_write_1h_tokens, reasoning_tokens, usage_known, usage_estimated, cost_nanos, unpriced, "
-         "price_since_ms, reference_nanos, reserved_nanos, latency_ms, ttft_ms, attempts, tier, cancelled "
-         "FROM ledger WHERE id >= ? AND id < ? ORDER BY id LIMIT ?");
+  const std::string sql =
+      "SELECT id, request_id, unix_ms, key_id, key_name, team, user, route, model, deployment, provider, dialect, "
+      "stream, status, error, error_kind, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, "
+      "cache_write_1h_tokens, reasoning_tokens, usage_known, usage_estimated, cost_nanos, unpriced, "
+      "price_since_ms, reference_nanos, reserved_nanos, latency_ms, ttft_ms, attempts, tier, cancelled "
+      "FROM ledger WHERE id >= ? AND id < ? ORDER BY id" +
+      std::string(newest_first ? " DESC" : "") + " LIMIT ?";
+  Stmt s(defs_.db, sql.c_str());
   // Ids begin with their time (12 hex digits of unix ms): a time range is a range of the
   // primary key, with no index of its own to keep.
   char from[16], to[16] = "~";  // "~" sorts after every id

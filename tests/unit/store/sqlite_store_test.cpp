@@ -85,6 +85,9 @@ TEST(SqliteStore, LedgerRowsAreWrittenOnceWithTheirRollupsAndBudgetSpend) {
   auto rows = s.ledger_rows(0, 0, 10);
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[0].id, "a");
+  auto newest = s.ledger_rows(0, 0, 1, true);
+  ASSERT_EQ(newest.size(), 1u);
+  EXPECT_EQ(newest[0].id, "c");
   EXPECT_EQ(rows[0].cost, *Money::parse("0.001"));
   EXPECT_EQ(rows[0].usage.cache_read, 40);
   EXPECT_EQ(rows[2].id, "c");
