@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <boost/json.hpp>
+#include <filesystem>
 #include <map>
 #include <thread>
 #include <tuple>
@@ -180,6 +181,9 @@ void migrate(sqlite3* db) {
 }
 
 sqlite3* open(const SqliteOptions& o) {
+  // The file's folder is made when missing (a fresh checkout has no build/ yet).
+  std::error_code ec;
+  if (auto dir = std::filesystem::path(o.path).parent_path(); !dir.empty()) std::filesystem::create_directories(dir, ec);
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(o.path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                       nullptr) != SQLITE_OK) {
