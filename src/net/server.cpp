@@ -811,6 +811,23 @@ bool Server::bind(std::string& error) {
       return false;
     }
     tcp::endpoint endpoint(address, options_.port);
+    if (options_.port != 0) {
+      // The loops listen with SO_REUSEPORT, which would let a second gateway on the same port
+      // (the same user's) share it and silently split its traffic. A socket without it cannot
+      // be bound where anything listens: a plain bind first says whether the port is taken.
+      int probe = ::socket(address.is_v6() ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      int one = 1;
+      ::setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // TIME_WAIT is no owner
+      const bool taken = probe >= 0 && ::bind(probe, endpoint.data(), static_cast<socklen_t>(endpoint.size())) != 0 &&
+                         errno == EADDRINUSE;
+      if (probe >= 0) ::close(probe);
+      if (taken) {
+        error = "cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
+                ": the port is already in use by another process (another Switchyard would share it and split its "
+                "traffic; stop it, or choose another port)";
+        return false;
+      }
+    }
     for (int i = 0; i < options_.threads; ++i) {
       auto loop = std::make_unique<Loop>(static_cast<std::size_t>(i), options_, connections_);
       loop->listen(endpoint, true);

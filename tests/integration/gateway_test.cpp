@@ -702,3 +702,23 @@ TEST(Cli, CheckReportsEveryProblemAndVersionPrints) {
   harness::Process serve_bad({SWITCHYARD_BIN, "serve", "--config", dir + "/bad.yaml"});
   EXPECT_EQ(serve_bad.wait(10s), 1);
 }
+
+namespace {
+
+TEST(GatewayStart, ASecondGatewayOnATakenPortRefusesToStartInsteadOfSharingIt) {
+  Fake up;
+  Gateway first(config({{"a", up.port(), "m"}}));
+  std::string yaml = config({{"a", up.port(), "m"}});
+  const std::string any_port = "port: 0\n";
+  ASSERT_NE(yaml.find(any_port), std::string::npos);
+  yaml.replace(yaml.find(any_port), any_port.size(), "port: " + std::to_string(first.port()) + "\n");
+  const std::string dir = harness::temp_dir();
+  std::ofstream(dir + "/taken.yaml") << yaml;
+  harness::Process second({SWITCHYARD_BIN, "serve", "--config", dir + "/taken.yaml"});
+  EXPECT_EQ(second.wait(10s), 1);
+  EXPECT_NE(second.output().find("the port is already in use by another process"), std::string::npos)
+      << second.output();
+  EXPECT_EQ(chat(first.port(), chat_body("still mine")).status, 200) << "the first one keeps its port";
+}
+
+}  // namespace

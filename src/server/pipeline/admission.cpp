@@ -46,9 +46,21 @@ const RouteRuntime* resolve_route(const Runtime& runtime, std::string_view model
                                   ApiError& refused) {
   const RouteRuntime* route = runtime.find_route(model);
   if (!route) {
-    refused = ApiError::make(ErrorKind::not_found,
-                             "The model `" + std::string(model) + "` does not exist or you do not have access to it.",
-                             "model", "model_not_found");
+    // Say what the key may ask for instead (at most 20 routes' names).
+    std::string known;
+    std::size_t listed = 0, more = 0;
+    for (const auto& r : runtime.routes()) {
+      if (key && !governance::KeyStore::allows(*key, r.config->name)) continue;
+      if (listed == 20) {
+        ++more;
+        continue;
+      }
+      known += (listed++ ? ", " : "") + r.config->name;
+    }
+    if (more) known += " and " + std::to_string(more) + " more";
+    std::string message = "The model `" + std::string(model) + "` does not exist or you do not have access to it.";
+    if (!known.empty()) message += " The models (routes) this key may use: " + known + ".";
+    refused = ApiError::make(ErrorKind::not_found, std::move(message), "model", "model_not_found");
     return nullptr;
   }
   if (key && !governance::KeyStore::allows(*key, route->config->name)) {

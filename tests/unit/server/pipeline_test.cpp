@@ -113,6 +113,9 @@ TEST(Admission, RoutesArePermittedPerKeyAndNeedAnEnabledDeployment) {
   EXPECT_EQ(server::resolve_route(rt, "nope", limited, refused), nullptr);
   EXPECT_EQ(refused.status, 404);
   EXPECT_EQ(refused.code, "model_not_found");
+  // It says what this key may ask for (its routes: auto and dark; not `other`).
+  EXPECT_NE(refused.message.find("The models (routes) this key may use: auto, dark."), std::string::npos)
+      << refused.message;
   EXPECT_EQ(server::resolve_route(rt, "other", limited, refused), nullptr);
   EXPECT_EQ(refused.status, 403);
   EXPECT_EQ(server::resolve_route(rt, "dark", limited, refused), nullptr);
