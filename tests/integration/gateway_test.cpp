@@ -306,6 +306,39 @@ TEST_F(GatewayTest, DoesNotRetryClientErrorsAndPassesThemOn) {
   EXPECT_EQ(json::parse(second.stats_json()).at("requests").as_int64(), 0);
 }
 
+TEST_F(GatewayTest, AProvidersRefusalOfItsOwnKeyOrModelFailsOverAndIsNeverTheClients401) {
+  Fake second;
+  Gateway gw(config({{"a", fake_.port(), "m"}, {"b", second.port(), "m"}}));
+  // A revoked provider key on the first deployment: the second serves.
+  fake_.script(R"({"status":401,"error_body":"{\"error\":{\"message\":\"Incorrect API key provided: sk-ups***123\",\"type\":\"invalid_request_error\",\"code\":\"invalid_api_key\"}}"})");
+  Response r = chat(gw.port(), chat_body("x"));
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-switchyard-deployment"), "b-dep");
+  EXPECT_EQ(r.header("x-switchyard-attempts"), "2");
+
+  // Only one deployment, its key refused: a 502 naming the provider's credential, not a 401.
+  Gateway solo(config({{"a", fake_.port(), "m"}}));
+  fake_.script(R"({"status":401,"error_body":"{\"error\":{\"message\":\"Incorrect API key provided: sk-ups***123\",\"type\":\"invalid_request_error\",\"code\":\"invalid_api_key\"}}"})");
+  r = chat(solo.port(), chat_body("x"));
+  EXPECT_EQ(r.status, 502) << r.body;
+  EXPECT_EQ(error_of(r).at("code").as_string(), "upstream_credentials_refused");
+  EXPECT_NE(r.body.find("check providers.a.api_key"), std::string::npos) << r.body;
+  EXPECT_EQ(r.body.find("sk-ups"), std::string::npos) << "the provider's (masked) key is not shown";
+  fake_.script(R"({"status":404})");
+  r = chat(solo.port(), chat_body("x"));
+  EXPECT_EQ(r.status, 502) << r.body;
+  EXPECT_EQ(error_of(r).at("code").as_string(), "upstream_model_not_found");
+  EXPECT_NE(r.body.find("check deployments.a-dep.model"), std::string::npos) << r.body;
+  // Anthropic's clients get it in Anthropic's shape.
+  fake_.script(R"({"status":403})");
+  r = harness::http(solo.port(), "POST", "/v1/messages",
+                    {{"x-api-key", kKey}, {"anthropic-version", "2023-06-01"}, {"Content-Type", "application/json"}},
+                    R"({"model":"auto","max_tokens":5,"messages":[{"role":"user","content":"x"}]})");
+  EXPECT_EQ(r.status, 502) << r.body;
+  EXPECT_NE(r.body.find(R"("type":"error")"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("access to the model"), std::string::npos) << r.body;
+}
+
 TEST_F(GatewayTest, ReportsTheLastFailureWhenEveryCandidateFails) {
   Gateway gw(config({{"a", fake_.port(), "m"}}, "", "  first_byte_timeout_ms: 200\n"));
   fake_.script(R"({"status":429,"headers":{"retry-after":"7","x-ratelimit-remaining-requests":"0","x-internal":"no"}})");

@@ -30,6 +30,10 @@ Verdict verdict(int status) {
   if (status >= 300 && status < 400) return {ErrorKind::upstream_connect, Origin::upstream, true, Outcome::server_error};
   if (status == 429) return {ErrorKind::upstream_status, Origin::upstream, true, Outcome::rate_limited};
   if (status >= 500) return {ErrorKind::upstream_status, Origin::upstream, true, Outcome::server_error};
+  // The deployment's credentials (401, 403) or model id (404) are refused: the deployment is
+  // misconfigured, not the request (its model is the gateway's choice). Another may serve it.
+  if (status == 401 || status == 403 || status == 404)
+    return {ErrorKind::upstream_connect, Origin::upstream, true, Outcome::server_error};
   if (status >= 400) return {ErrorKind::upstream_status, Origin::upstream, false, Outcome::success};
   return {ErrorKind::internal, Origin::upstream, false, Outcome::success};
 }

@@ -107,6 +107,26 @@ net::Task<> Gateway::respond(Chat& chat, const DeploymentRuntime& d, Prepared& p
     std::string error_body;
     net::UpstreamError e2 = co_await up.read_all(error_body, kMaxUpstreamErrorBody);
     if (read_ended_attempt(writer, ex, e2, d, result)) co_return;
+    if (response.status == 401 || response.status == 403 || response.status == 404) {
+      // The provider refused the gateway's own credentials, or the deployment's model: when no
+      // other deployment serves, the client hears it was the provider's key or model — never
+      // the provider's 401, which would read as its own key refused (nor its masked key).
+      const std::string& provider = d.provider->config->name;
+      std::string why = response.status == 404
+                            ? "its model \"" + d.config->model + "\" was not found (check deployments." +
+                                  d.config->name + ".model)"
+                            : "the gateway's credentials for provider \"" + provider +
+                                  "\" were refused (check providers." + provider + ".api_key" +
+                                  (response.status == 403 ? ", and the account's access to the model)" : ")");
+      result.failure = std::make_unique<Failure>();
+      result.failure->error = ApiError::make(
+          v.kind, "Upstream deployment \"" + d.config->name + "\" answered HTTP " + std::to_string(response.status) +
+                      ": " + why + ".",
+          {}, response.status == 404 ? "upstream_model_not_found" : "upstream_credentials_refused");
+      ex.reply.passed_count = 0;  // the refusal's headers do not describe the answer
+      result.end = last_candidate ? AttemptEnd::give_up : AttemptEnd::next;
+      co_return;
+    }
     bool same_dialect = chat.client == upstream && !p.translated;
     if (same_dialect) {
       result.failure = std::make_unique<Failure>();

@@ -45,6 +45,10 @@ TEST(OutcomeTable, TransportFailuresAndStatusesDecideKindOriginFailoverAndHealth
       {server::verdict(429), ErrorKind::upstream_status, Origin::upstream, true, Outcome::rate_limited},
       {server::verdict(503), ErrorKind::upstream_status, Origin::upstream, true, Outcome::server_error},
       {server::verdict(400), ErrorKind::upstream_status, Origin::upstream, false, Outcome::success},
+      {server::verdict(401), ErrorKind::upstream_connect, Origin::upstream, true, Outcome::server_error},
+      {server::verdict(403), ErrorKind::upstream_connect, Origin::upstream, true, Outcome::server_error},
+      {server::verdict(404), ErrorKind::upstream_connect, Origin::upstream, true, Outcome::server_error},
+      {server::verdict(422), ErrorKind::upstream_status, Origin::upstream, false, Outcome::success},
       {server::verdict(200), ErrorKind::internal, Origin::upstream, false, Outcome::success},
   };
   for (std::size_t i = 0; i < std::size(rows); ++i) {
