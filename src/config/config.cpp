@@ -361,6 +361,16 @@ bool valid_name(const std::string& name) {
   });
 }
 
+/// A key copied from an example rather than a provider's console: "YOUR_API_KEY", "sk-...",
+/// "<key>", "changeme", "xxxx".
+bool looks_like_placeholder(std::string_view key) {
+  std::string lower(key);
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (std::string_view marker : {"your", "xxxx", "changeme", "placeholder", "replace", "...", "<", ">", "todo"})
+    if (lower.find(marker) != std::string::npos) return true;
+  return false;
+}
+
 void read_providers(Reader& r, const YAML::Node& node, Config& c) {
   if (!node) return;
   if (!node.IsMap()) {
@@ -407,6 +417,9 @@ void read_providers(Reader& r, const YAML::Node& node, Config& c) {
             r.problem(path + ".api_key", "environment variable " + name +
                                              " is not set (mark the provider optional: true to "
                                              "skip it when unset)");
+      } else if (looks_like_placeholder(p.api_key)) {
+        // Never echoed: what it looks like is said, not what it is.
+        r.warning(path + ".api_key", "looks like a placeholder, not a real key (the provider will refuse it)");
       }
     }
     if (c.find_provider(p.name)) r.problem(path, "duplicate provider");

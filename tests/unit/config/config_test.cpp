@@ -123,6 +123,22 @@ TEST(Config, UnsetSecretIsAnErrorUnlessTheProviderIsOptional) {
   EXPECT_TRUE(r.config.deployments[1].enabled);
 }
 
+TEST(Config, APlaceholderProviderKeyIsAWarningThatDoesNotEchoIt) {
+  for (const std::string placeholder : {"YOUR_OPENAI_API_KEY", "sk-...", "<api key>", "changeme"}) {
+    LoadResult r = load_config_text(valid_yaml(), {{"OPENAI_API_KEY", placeholder}});
+    ASSERT_TRUE(r.ok()) << format_problems(r.problems);
+    bool warned = false;
+    for (const auto& w : r.warnings)
+      if (w.path == "providers.openai.api_key") {
+        warned = true;
+        EXPECT_EQ(w.message.find(placeholder), std::string::npos) << "the key is not echoed";
+      }
+    EXPECT_TRUE(warned) << placeholder;
+  }
+  LoadResult real = load_config_text(valid_yaml(), {{"OPENAI_API_KEY", "sk-proj-Ab3dE5fG7hJ9kL1mN3pQ5rS7"}});
+  for (const auto& w : real.warnings) EXPECT_NE(w.path, "providers.openai.api_key");
+}
+
 TEST(Config, ReportsDuplicatesAndEmptyValues) {
   std::string yaml = valid_yaml();
   yaml.replace(yaml.find("routes:"), 0, "  gpt:\n    provider: local\n    model: other\n");
