@@ -236,19 +236,32 @@ InspectResult inspect_chat_request(std::string_view body, const RequestLimits& l
   std::size_t messages_entry = 0;
   std::optional<ApiError> error;
   std::string storage;
+  // A member the gateway reads, given twice, is refused: parsers disagree on which one counts
+  // (the gateway would route by one while an upstream read the other).
+  std::uint32_t seen_rules = 0;
+  auto duplicate = [&](std::string_view key) {
+    error = ApiError::make(ErrorKind::invalid_request,
+                           "The request body gives '" + std::string(key) + "' more than once.", std::string(key),
+                           "duplicate_member");
+    return false;
+  };
   tape.for_each_child(body, 0, [&](std::string_view raw, const json::Value& v, std::size_t entry) {
     std::string_view key = key_text(tape, raw, storage);
     if (key == "model") {
+      if (model) return duplicate(key);
       model = v;
       return true;
     }
     if (key == "messages") {
+      if (messages) return duplicate(key);
       messages = v;
       messages_entry = entry;
       return true;
     }
     const int i = find_rule(key);
     if (i < 0) return true;
+    if (seen_rules & (1u << i)) return duplicate(key);
+    seen_rules |= 1u << i;
     const FieldRule& rule = kFieldRules[static_cast<std::size_t>(i)];
     if (v.type != json::Type::null) info.params |= 1u << i;
     if (v.type != json::Type::null && !matches(rule.expect, v)) {

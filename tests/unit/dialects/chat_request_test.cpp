@@ -113,6 +113,22 @@ TEST(ChatRequest, RejectsBadBodiesInOpenAIsWords) {
   EXPECT_NE(e.message.find("nests deeper than 4"), std::string::npos);
 }
 
+TEST(ChatRequest, AMemberTheGatewayReadsMayNotBeGivenTwice) {
+  // {"model":"nope","model":"auto"}: the gateway and an upstream could each read another one.
+  for (const char* body : {R"({"model":"nope","model":"auto","messages":[{"role":"user","content":"x"}]})",
+                           R"({"model":"a","messages":[{"role":"user","content":"x"}],"messages":[]})",
+                           R"({"model":"a","stream":false,"messages":[{"role":"user","content":"x"}],"stream":true})",
+                           R"({"model":"a","max_tokens":1,"messages":[{"role":"user","content":"x"}],"max_tokens":9})"}) {
+    auto e = inspect_error(body);
+    EXPECT_EQ(e.status, 400) << body;
+    EXPECT_EQ(e.code, "duplicate_member") << body;
+  }
+  EXPECT_EQ(inspect_error(R"({"model":"nope","model":"auto","messages":[{"role":"user","content":"x"}]})").message,
+            "The request body gives 'model' more than once.");
+  // Members the gateway does not read are the upstream's business.
+  inspect_ok(R"({"model":"a","messages":[{"role":"user","content":"x"}],"x_vendor":1,"x_vendor":2})");
+}
+
 TEST(ChatRequest, EveryCheckedMemberIsFoundByItsNameAlone) {
   // Each optional member the gateway type-checks (found through a hashed table, not a scan):
   // its own bit, a wrong type refused under its name, and names that differ only slightly
