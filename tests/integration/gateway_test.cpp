@@ -337,6 +337,8 @@ TEST_F(GatewayTest, AProvidersRefusalOfItsOwnKeyOrModelFailsOverAndIsNeverTheCli
   EXPECT_EQ(r.status, 502) << r.body;
   EXPECT_NE(r.body.find(R"("type":"error")"), std::string::npos) << r.body;
   EXPECT_NE(r.body.find("access to the model"), std::string::npos) << r.body;
+  EXPECT_EQ(r.header("request-id"), r.header("x-request-id")) << "Anthropic's SDKs read request-id";
+  EXPECT_FALSE(r.header("request-id").empty());
 }
 
 TEST_F(GatewayTest, ReportsTheLastFailureWhenEveryCandidateFails) {

@@ -17,6 +17,8 @@ std::span<const net::HeaderField> RequestContext::headers(ReplyHeaders& scratch)
   std::size_t n = 0;
   for (std::size_t i = 0; i < reply.passed_count; ++i) h[n++] = reply.passed[i];
   h[n++] = {"x-request-id", identity.request_id};
+  // Anthropic's SDKs read the id from their API's own header (`err.requestID`, `_request_id`).
+  if (identity.client == dialects::Dialect::anthropic) h[n++] = {"request-id", identity.request_id};
   if (!route.name.empty()) h[n++] = {"x-switchyard-route", route.name};
   if (!attempts.deployment.empty()) h[n++] = {"x-switchyard-deployment", attempts.deployment};
   if (attempts.count > 0) {

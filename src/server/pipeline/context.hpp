@@ -33,7 +33,7 @@ inline constexpr std::size_t kMaxPassedHeaders = 12;
 /// hands it to each send; the writer copies the fields into the response head before anything
 /// can suspend, so one is enough (and a stream's coroutine frames do not carry it).
 struct ReplyHeaders {
-  std::array<net::HeaderField, 13 + kMaxPassedHeaders + 6> fields{};
+  std::array<net::HeaderField, 14 + kMaxPassedHeaders + 6> fields{};
 };
 
 struct RequestContext {
