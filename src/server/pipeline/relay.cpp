@@ -259,6 +259,10 @@ net::Task<> Gateway::relay_json(Chat& chat, const DeploymentRuntime& d, net::Ups
   }
   const dialects::Dialect upstream = d.provider->dialect();
   ex.reply.status = up.response().status;
+  // What the client gets: the upstream's body as it came, or its translation (kept here).
+  std::string_view out = body;
+  std::string_view content_type = "application/json";
+  std::string translated_body;
   if (chat.endpoint == Endpoint::embeddings) {
     if (upstream == dialects::Dialect::gemini) {
       auto translated = dialects::gemini::decode_embeddings(body, chat.model, chat.embeddings_base64);
@@ -272,17 +276,11 @@ net::Task<> Gateway::relay_json(Chat& chat, const DeploymentRuntime& d, net::Ups
       ex.accounting.usage.known = true;
       ex.accounting.usage.input = ex.plan.decision ? ex.plan.decision->traits.input_tokens : 0;
       ex.accounting.usage_estimated = true;
-      ex.set_cost_header();
-      if (waits_for_ledger(ex) && !co_await commit_answer(ex)) {
-        writer.abort();  // not acknowledged: its ledger row could not be committed
-        result.end = AttemptEnd::answered;
-        co_return;
-      }
-      co_await writer.send(ex.reply.status, "application/json", std::get<std::string>(translated), headers(ex));
-      result.end = AttemptEnd::answered;
-      co_return;
+      translated_body = std::move(std::get<std::string>(translated));
+      out = translated_body;
+    } else if (auto u = openai::probe_usage(body, false).usage) {
+      ex.accounting.usage = openai::to_canonical(*u);
     }
-    if (auto u = openai::probe_usage(body, false).usage) ex.accounting.usage = openai::to_canonical(*u);
   } else if (chat.client != upstream) {
     dialects::gemini::IdSource ids = tool_call_ids(ex.identity.request_id);
     dialects::UpstreamRequest sent;
@@ -297,34 +295,28 @@ net::Task<> Gateway::relay_json(Chat& chat, const DeploymentRuntime& d, net::Ups
       co_return;
     }
     if (usage.known) ex.accounting.usage = usage;
-    ex.set_cost_header();
-    if (waits_for_ledger(ex) && !co_await commit_answer(ex)) {
-      writer.abort();  // not acknowledged: its ledger row could not be committed
-      result.end = AttemptEnd::answered;
-      co_return;
+    translated_body = std::move(std::get<std::string>(translated));
+    out = translated_body;
+  } else {
+    if (upstream == dialects::Dialect::anthropic) {
+      core::TokenUsage usage;
+      dialects::anthropic::probe_usage(body, usage);
+      if (usage.known) ex.accounting.usage = usage;
+    } else if (auto u = openai::probe_usage(body, false).usage) {
+      ex.accounting.usage = openai::to_canonical(*u);
     }
-    co_await writer.send(ex.reply.status, "application/json", std::get<std::string>(translated), headers(ex));
-    result.end = AttemptEnd::answered;
-    co_return;
-  } else if (upstream == dialects::Dialect::anthropic) {
-    core::TokenUsage usage;
-    dialects::anthropic::probe_usage(body, usage);
-    if (usage.known) ex.accounting.usage = usage;
-  } else if (auto u = openai::probe_usage(body, false).usage) {
-    ex.accounting.usage = openai::to_canonical(*u);
   }
+  if (out.data() == body.data())  // relayed as it came: with the upstream's content type
+    if (std::string_view ct = up.response().find(net::http1::Known::content_type); !ct.empty()) content_type = ct;
   ex.set_cost_header();
+  // The end of the answer leaves once its ledger row is durable (sync and fsync durability).
   if (waits_for_ledger(ex) && !co_await commit_answer(ex)) {
-    writer.abort();  // not acknowledged: its ledger row could not be committed
+    writer.abort();  // not acknowledged: its ledger row could not be made durable
     result.end = AttemptEnd::answered;
     co_return;
   }
-  std::string_view content_type = up.response().find(net::http1::Known::content_type);
-  co_await writer.send(ex.reply.status,
-                       content_type.empty() ? std::string_view("application/json") : content_type,
-                       body, headers(ex));
+  co_await writer.send(ex.reply.status, content_type, out, headers(ex));
   result.end = AttemptEnd::answered;
-  co_return;
 }
 
 net::Task<> Gateway::relay_stream(StreamProcessor& processor, const DeploymentRuntime& d,
