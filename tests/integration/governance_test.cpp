@@ -388,7 +388,7 @@ TEST(Governance, ADeploymentsOwnQuotaSendsTrafficToItsSiblingsBeforeTheProviderR
       "providers:\n  fake:\n    base_url: http://127.0.0.1:" + std::to_string(fake.port()) + "/v1\n    api_key: sk-up\n"
       "deployments:\n  primary:\n    provider: fake\n    model: m1\n    rpm: 2\n"
       "  secondary:\n    provider: fake\n    model: m2\n"
-      "routes:\n  solo:\n    candidates: [primary, secondary]\n"
+      "routes:\n  solo:\n    candidates: [primary, secondary]\n  alone:\n    candidates: [primary]\n"
       "keys:\n  - name: static\n    sha256: " + harness::sha256_hex(kStatic) + "\n";
   Gateway gw(yaml);
   std::vector<std::string> served;
@@ -398,6 +398,11 @@ TEST(Governance, ADeploymentsOwnQuotaSendsTrafficToItsSiblingsBeforeTheProviderR
     served.push_back(r.header("x-switchyard-deployment"));
   }
   EXPECT_EQ(served, (std::vector<std::string>{"primary", "primary", "secondary", "secondary"}));
+  // Out of quota with no sibling: still tried (the provider may serve), never refused here.
+  Response r = harness::http(gw.port(), "POST", "/v1/chat/completions", as(kStatic),
+                             R"({"model":"alone","messages":[{"role":"user","content":"x"}],"max_tokens":5})");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-switchyard-deployment"), "primary");
 }
 
 }  // namespace
