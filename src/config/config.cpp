@@ -716,15 +716,116 @@ bool read_sha256(Reader& r, const YAML::Node& node, const std::string& path, std
   return hex;
 }
 
+/// `redis:` — a URL (redis://[user:password@]host[:port][/db], rediss:// for TLS) or the
+/// parts, which override what the URL says.
+void read_redis(Reader& r, const YAML::Node& node, RedisConfig& c) {
+  if (!r.check_map(node, "governance.redis",
+                   {"url", "host", "port", "username", "password", "database", "tls", "key_prefix", "timeout_ms",
+                    "lease_ms", "on_unavailable"}))
+    return;
+  c.enabled = true;
+  std::string url;
+  if (r.string(node["url"], "governance.redis.url", url)) {
+    std::string_view u = url;
+    if (u.rfind("rediss://", 0) == 0) {
+      c.tls = true;
+      u.remove_prefix(9);
+    } else if (u.rfind("redis://", 0) == 0) {
+      u.remove_prefix(8);
+    } else {
+      r.problem("governance.redis.url", "must start with redis:// or rediss://");
+      u = {};
+    }
+    if (auto at = u.rfind('@'); at != std::string_view::npos) {
+      std::string_view cred = u.substr(0, at);
+      u.remove_prefix(at + 1);
+      if (auto colon = cred.find(':'); colon != std::string_view::npos) {
+        c.username = std::string(cred.substr(0, colon));
+        c.password = std::string(cred.substr(colon + 1));
+      } else {
+        c.password = std::string(cred);
+      }
+    }
+    if (auto slash = u.find('/'); slash != std::string_view::npos) {
+      std::string_view db = u.substr(slash + 1);
+      u = u.substr(0, slash);
+      if (!db.empty()) {
+        auto [p, ec] = std::from_chars(db.data(), db.data() + db.size(), c.database);
+        if (ec != std::errc{} || p != db.data() + db.size() || c.database < 0)
+          r.problem("governance.redis.url", "the database number after / must be an integer");
+      }
+    }
+    if (auto colon = u.rfind(':'); colon != std::string_view::npos && u.find(']') == std::string_view::npos) {
+      std::string_view port = u.substr(colon + 1);
+      unsigned v = 0;
+      auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), v);
+      if (ec != std::errc{} || p != port.data() + port.size() || v == 0 || v > 65535)
+        r.problem("governance.redis.url", "the port must be 1..65535");
+      c.port = static_cast<std::uint16_t>(v);
+      u = u.substr(0, colon);
+    }
+    if (!u.empty()) c.host = std::string(u);
+  }
+  r.string(node["host"], "governance.redis.host", c.host);
+  r.integer(node["port"], "governance.redis.port", c.port, 1, 65535);
+  r.string(node["username"], "governance.redis.username", c.username);
+  r.string(node["password"], "governance.redis.password", c.password);
+  r.integer(node["database"], "governance.redis.database", c.database, 0, 1'000'000);
+  r.boolean(node["tls"], "governance.redis.tls", c.tls);
+  r.string(node["key_prefix"], "governance.redis.key_prefix", c.key_prefix);
+  r.integer(node["timeout_ms"], "governance.redis.timeout_ms", c.timeout_ms, 1, 60'000);
+  r.integer(node["lease_ms"], "governance.redis.lease_ms", c.lease_ms, 1'000, 86'400'000);
+  const YAML::Node& modes = node["on_unavailable"];
+  auto mode_of = [&](const YAML::Node& n, const std::string& path, Unavailable& out) {
+    std::string text;
+    if (!r.string(n, path, text)) return;
+    if (text == "fail_open") out = Unavailable::fail_open;
+    else if (text == "fail_closed") out = Unavailable::fail_closed;
+    else r.problem(path, "must be fail_open or fail_closed");
+  };
+  if (modes && modes.IsMap()) {
+    // Per scope: {key: fail_open, team: fail_closed, ...}
+    for (const auto& kv : modes) {
+      const std::string scope = kv.first.as<std::string>();
+      const std::string path = "governance.redis.on_unavailable." + scope;
+      static constexpr const char* kScopeNames[] = {"key", "team", "user", "route", "deployment"};
+      auto it = std::find(std::begin(kScopeNames), std::end(kScopeNames), scope);
+      if (it == std::end(kScopeNames)) {
+        r.problem(path, "unknown scope (key, team, user, route or deployment)");
+        continue;
+      }
+      mode_of(kv.second, path, c.on_unavailable[static_cast<std::size_t>(it - std::begin(kScopeNames))]);
+    }
+  } else if (modes) {
+    Unavailable all = Unavailable::fail_open;
+    mode_of(modes, "governance.redis.on_unavailable", all);
+    c.on_unavailable.fill(all);
+  }
+}
+
 void read_governance(Reader& r, const YAML::Node& node, GovernanceConfig& g) {
   if (!node) return;
-  if (!r.check_map(node, "governance", {"store", "sqlite_path", "durability", "async_window_ms", "admin_keys"}))
+  if (!r.check_map(node, "governance",
+                   {"store", "sqlite_path", "postgres", "redis", "spool_dir", "durability", "async_window_ms",
+                    "admin_keys"}))
     return;
   g.enabled = true;
-  if (r.string(node["store"], "governance.store", g.store) && g.store != "sqlite")
-    r.problem("governance.store", "must be sqlite (the embedded store of one node)");
+  if (r.string(node["store"], "governance.store", g.store) && g.store != "sqlite" && g.store != "postgres")
+    r.problem("governance.store", "must be sqlite (embedded, one node) or postgres (shared by many nodes)");
   r.string(node["sqlite_path"], "governance.sqlite_path", g.sqlite_path);
   if (g.sqlite_path.empty()) r.problem("governance.sqlite_path", "must not be empty");
+  if (const YAML::Node& pg = node["postgres"]; pg && r.check_map(pg, "governance.postgres", {"url", "refresh_ms"})) {
+    r.string(pg["url"], "governance.postgres.url", g.postgres.url);
+    r.integer(pg["refresh_ms"], "governance.postgres.refresh_ms", g.postgres.refresh_ms, 100, 3'600'000);
+  }
+  if (g.store == "postgres" && g.postgres.url.empty())
+    r.problem("governance.postgres.url", "is required with store: postgres (a libpq connection string or URI)");
+  if (const YAML::Node& rd = node["redis"]) read_redis(r, rd, g.redis);
+  if (g.redis.enabled && g.store != "postgres")
+    r.problem("governance.redis",
+              "needs store: postgres (counters shared by many nodes are reconciled from a shared ledger)");
+  r.string(node["spool_dir"], "governance.spool_dir", g.spool_dir);
+  if (g.spool_dir.empty()) g.spool_dir = g.store == "postgres" ? "switchyard.spool" : g.sqlite_path + ".spool";
   if (r.string(node["durability"], "governance.durability", g.durability) && g.durability != "sync" &&
       g.durability != "fsync" && g.durability != "async")
     r.problem("governance.durability", "must be sync, fsync or async");

@@ -128,12 +128,48 @@ struct AdminKeyConfig {
   std::string sha256;
 };
 
+/// PostgreSQL as governance's store (many nodes share it): definitions, audit log, ledger.
+struct PostgresConfig {
+  /// A libpq connection string or URI ("postgresql://user:${PGPASSWORD}@db/switchyard?sslmode=
+  /// verify-full"); TLS and everything else as libpq reads them.
+  std::string url;
+  /// Definitions changed by another node arrive by LISTEN/NOTIFY at once; a full re-read every
+  /// `refresh_ms` covers a notification lost with a broken connection.
+  std::uint32_t refresh_ms = 30000;
+};
+
+/// What a shared scope does while Redis cannot be reached.
+enum class Unavailable : std::uint8_t { fail_open, fail_closed };
+
+/// Redis: the counters shared by every node (budget reservations, rate limits).
+struct RedisConfig {
+  bool enabled = false;
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 6379;
+  std::string username, password;
+  int database = 0;
+  bool tls = false;
+  std::string key_prefix = "switchyard:";
+  /// An admission waits this long for Redis before the scope's failure mode applies.
+  std::uint32_t timeout_ms = 250;
+  /// A reservation's lease: a node that dies holding it gives it back after this long.
+  std::uint32_t lease_ms = 600000;
+  /// Per scope (key, team, user, route, deployment): what happens while Redis is unreachable.
+  std::array<Unavailable, 5> on_unavailable{Unavailable::fail_open, Unavailable::fail_open, Unavailable::fail_open,
+                                            Unavailable::fail_open, Unavailable::fail_open};
+};
+
 /// Governance: where keys, budgets, limits and the ledger live, and how durable the ledger is.
 /// Absent from the file: governance is off (YAML keys only, no budgets, limits or ledger).
 struct GovernanceConfig {
   bool enabled = false;
-  std::string store = "sqlite";
+  std::string store = "sqlite";  ///< "sqlite" (one node) or "postgres" (many)
   std::string sqlite_path = "switchyard.db";  ///< relative to the working directory
+  PostgresConfig postgres;
+  RedisConfig redis;
+  /// The ledger's local spool (one per node, on its own disk); empty: `<sqlite_path>.spool`, or
+  /// `switchyard.spool` with PostgreSQL.
+  std::string spool_dir;
   /// "sync": a response's end is released once its ledger row is committed (survives the
   /// process being killed); "fsync": the same, each commit flushed to disk (survives a power
   /// cut); "async": rows are committed within `async_window_ms`, nobody waits.

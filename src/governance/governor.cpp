@@ -60,9 +60,14 @@ Governor::Governor(std::unique_ptr<Store> store, LedgerOptions ledger, Ledger::O
     node_tag_ += kHex[b & 15];
   }
   reload();
+  // A store shared with other nodes says when they changed a definition.
+  store_->watch([this] { reload(); });
 }
 
-Governor::~Governor() { ledger_.stop(); }
+Governor::~Governor() {
+  store_->stop_watching();
+  ledger_.stop();
+}
 
 void Governor::reload() {
   auto directory = std::make_shared<const KeyDirectory>(store_->keys(), store_->teams());

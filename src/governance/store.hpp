@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -97,6 +98,15 @@ class Store {
   virtual std::vector<LedgerRow> ledger_rows(std::int64_t from_ms, std::int64_t to_ms, std::size_t limit,
                                              bool newest_first = false) = 0;
   virtual std::int64_t ledger_count() = 0;
+
+  // Sharing. A store several processes write to tells each of them when definitions may have
+  // changed elsewhere: `on_change` is called from a thread of the store's (at once for a change
+  // announced, and periodically as a fallback). A store of one process calls nothing.
+  virtual void watch(std::function<void()> on_change) { (void)on_change; }
+  /// Stops calling `on_change` (returns once no call is running).
+  virtual void stop_watching() {}
+  /// For the log: the engine and where it is, never a password.
+  virtual std::string describe() const = 0;
 };
 
 struct StoreError : std::runtime_error {

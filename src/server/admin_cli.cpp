@@ -15,6 +15,8 @@
 #include <sstream>
 
 #include "config/config.hpp"
+#include "store/postgres_store.hpp"
+#include "store/sqlite_store.hpp"
 
 namespace switchyard::server {
 
@@ -39,6 +41,7 @@ struct State {
   bool json_out = false;
   Call call;
   // Option values, read when the command's callback builds the call.
+  std::string config_path;
   std::string id, name, team, policy, expires, scope, subject, period = "month", limit, timezone, webhook, group_by,
       from, to, metadata;
   std::vector<std::string> routes, models, alerts, overrides;
@@ -320,11 +323,51 @@ CLI::App* add_admin_commands(CLI::App& app) {
   command(admin, "status", "The ledger's state and the budgets' overruns", [](State& s) {
     s.call = {"GET", "/status", {}, false, {}, "raw"};
   });
+  // Not an API call: the store itself, as the configuration names it (nodes also migrate at
+  // start-up; this lets an operator do it first, once, before rolling the nodes).
+  auto* migrate = command(admin, "migrate", "Apply the store's schema migrations (reads --config, not the API)",
+                          [](State& s) { s.call = {"", "", {}, false, {}, "migrate"}; });
+  migrate->add_option("--config", s.config_path, "The gateway's configuration file")->required();
   return admin;
 }
 
+namespace {
+
+int migrate_store(const std::string& path) {
+  config::LoadResult loaded = config::load_config_file(path);
+  if (!loaded.problems.empty()) {
+    for (const auto& p : loaded.problems) std::cerr << path << ": " << p.path << ": " << p.message << "\n";
+    return 1;
+  }
+  const config::GovernanceConfig& g = loaded.config.governance;
+  if (!g.enabled) {
+    std::cerr << path << ": governance is off (no `governance:` section): there is no store to migrate\n";
+    return 1;
+  }
+  try {
+    if (g.store == "postgres") {
+      store::PostgresOptions o;
+      o.conninfo = g.postgres.url;
+      store::PostgresStore st(o);
+      std::cout << st.describe() << ": schema at version " << store::PostgresStore::schema_version() << "\n";
+    } else {
+      store::SqliteOptions o;
+      o.path = g.sqlite_path;
+      store::SqliteStore st(o);
+      std::cout << st.describe() << ": schema up to date\n";
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "migrate: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
 int run_admin() {
   State& s = state();
+  if (s.call.kind == "migrate") return migrate_store(s.config_path);
   if (s.key.empty()) {
     std::cerr << "an admin credential is needed: --admin-key or $SWITCHYARD_ADMIN_KEY\n";
     return 2;

@@ -17,6 +17,7 @@
 #include "core/version.hpp"
 #include "governance/governor.hpp"
 #include "governance/keys.hpp"
+#include "store/postgres_store.hpp"
 #include "store/sqlite_store.hpp"
 #include "net/server.hpp"
 #include "server/config_load.hpp"
@@ -349,16 +350,25 @@ int cmd_serve(const std::string& path, const std::string& port_file, int threads
                       : gc.durability == "fsync" ? governance::LedgerOptions::Durability::fsync
                                                  : governance::LedgerOptions::Durability::sync;
       lo.async_window_ms = gc.async_window_ms;
-      lo.spool_dir = gc.sqlite_path + ".spool";
+      lo.spool_dir = gc.spool_dir;
+      std::unique_ptr<governance::Store> st;
+      if (gc.store == "postgres") {
+        store::PostgresOptions po;
+        po.conninfo = gc.postgres.url;
+        po.refresh_ms = gc.postgres.refresh_ms;
+        st = std::make_unique<store::PostgresStore>(po);
+      } else {
+        st = std::make_unique<store::SqliteStore>(so);
+      }
       governor = std::make_unique<governance::Governor>(
-          std::make_unique<store::SqliteStore>(so), lo, [](const std::string& e) { spdlog::error("{}", e); },
+          std::move(st), lo, [](const std::string& e) { spdlog::error("{}", e); },
           [&alerts](const governance::BudgetAlert& a) { alerts.notify(a); });
     } catch (const std::exception& e) {
       spdlog::error("governance: {}", e.what());
       return 1;
     }
-    spdlog::info("governance: store {} (sqlite), ledger durability {}, {} admin key(s)", gc.sqlite_path,
-                 gc.durability, gc.admin_keys.size());
+    spdlog::info("governance: store {}, ledger durability {} (spool {}), {} admin key(s)",
+                 governor->store().describe(), gc.durability, gc.spool_dir, gc.admin_keys.size());
   }
   server::Shared shared(runtime, access_log, health_registry, sc.decisions_kept, sc.feedback_log, sc.feedback_kept);
   shared.governor = governor.get();

@@ -244,7 +244,7 @@ std::int64_t day_of(std::int64_t unix_ms) { return unix_ms >= 0 ? unix_ms / kDay
 
 }  // namespace
 
-SqliteStore::SqliteStore(const SqliteOptions& options) {
+SqliteStore::SqliteStore(const SqliteOptions& options) : path_(options.path) {
   defs_.db = open(options);
   try {
     migrate(defs_.db);
@@ -571,7 +571,7 @@ std::vector<LedgerRow> SqliteStore::ledger_rows(std::int64_t from_ms, std::int64
   Stmt s(defs_.db, sql.c_str());
   // Ids begin with their time (12 hex digits of unix ms): a time range is a range of the
   // primary key, with no index of its own to keep.
-  char from[16], to[16] = "~";  // "~" sorts after every id
+  char from[24], to[24] = "~";  // "~" sorts after every id
   std::snprintf(from, sizeof from, "%012llx", static_cast<unsigned long long>(std::max<std::int64_t>(from_ms, 0)));
   if (to_ms > 0) std::snprintf(to, sizeof to, "%012llx", static_cast<unsigned long long>(to_ms));
   s.bind(1, std::string_view(from)).bind(2, std::string_view(to)).bind(3, static_cast<std::int64_t>(limit));

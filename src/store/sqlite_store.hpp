@@ -44,6 +44,7 @@ class SqliteStore : public governance::Store {
   std::vector<governance::LedgerRow> ledger_rows(std::int64_t from_ms, std::int64_t to_ms, std::size_t limit,
                                                  bool newest_first = false) override;
   std::int64_t ledger_count() override;
+  std::string describe() const override { return "sqlite " + path_; }
 
  private:
   /// One connection per use: definitions and reports (callers' threads) and the ledger's
@@ -53,6 +54,7 @@ class SqliteStore : public governance::Store {
     std::mutex mutex;
   };
   Connection defs_, ledger_;
+  std::string path_;
 };
 
 }  // namespace switchyard::store
