@@ -585,13 +585,13 @@ AdminResponse budgets(Governor& g, const AdminContext& ctx, const AdminRequest& 
                       const std::vector<std::string_view>& seg) {
   const std::int64_t now = unix_now_ms();
   auto live = [&](const std::string& id) -> json::object {
-    for (const auto& v : g.budgets().view(now))
+    for (const auto& v : g.budget_views(now))
       if (v.budget.id == id) return to_json(v);
     refuse(404, "budget_not_found", "No budget '" + id + "'.");
   };
   if (seg.size() == 1 && r.method == "GET") {
     json::array data;
-    for (const auto& v : g.budgets().view(now)) data.push_back(to_json(v));
+    for (const auto& v : g.budget_views(now)) data.push_back(to_json(v));
     return ok(json::object{{"object", "list"}, {"data", data}});
   }
   if (seg.size() == 1 && r.method == "POST") {

@@ -69,21 +69,68 @@ Governor::~Governor() {
   ledger_.stop();
 }
 
+Definitions::Definitions(std::vector<Budget> b, std::vector<Limit> l) : budgets(std::move(b)), limits(std::move(l)) {
+  for (std::size_t i = 0; i < budgets.size(); ++i)
+    budgets_by_subject[subject_key(budgets[i].scope, budgets[i].subject)].push_back(i);
+  for (std::size_t i = 0; i < limits.size(); ++i)
+    limits_by_subject[subject_key(limits[i].scope, limits[i].subject)].push_back(i);
+}
+
+void Definitions::match(const Subjects& s, std::vector<const Budget*>& budgets_out,
+                        std::vector<const Limit*>& limits_out) const {
+  for (std::size_t i = 0; i < kScopes; ++i) {
+    if (s.of[i].empty()) continue;
+    const std::string_view key = subject_key_view(static_cast<Scope>(i), s.of[i]);
+    if (auto it = budgets_by_subject.find(key); it != budgets_by_subject.end())
+      for (std::size_t k : it->second) budgets_out.push_back(&budgets[k]);
+    if (auto it = limits_by_subject.find(key); it != limits_by_subject.end())
+      for (std::size_t k : it->second) limits_out.push_back(&limits[k]);
+  }
+}
+
 void Governor::reload() {
   auto directory = std::make_shared<const KeyDirectory>(store_->keys(), store_->teams());
   const std::int64_t now = unix_now_ms();
-  budgets_.set(store_->budgets(), now);
-  limits_.set(store_->limits());
+  std::vector<Budget> budgets = store_->budgets();
+  std::vector<Limit> limits = store_->limits();
+  budgets_.set(budgets, now);
+  limits_.set(limits);
+  auto definitions = std::make_shared<const Definitions>(std::move(budgets), std::move(limits));
+  std::function<void()> told;
   {
     std::lock_guard lock(directory_mutex_);
     directory_ = std::move(directory);
+    definitions_ = std::move(definitions);
+    told = on_reload_;
   }
   generation_.fetch_add(1, std::memory_order_release);
+  if (told) told();
 }
 
 std::shared_ptr<const KeyDirectory> Governor::directory() const {
   std::lock_guard lock(directory_mutex_);
   return directory_;
+}
+
+std::vector<BudgetBook::View> Governor::budget_views(std::int64_t now_ms) {
+  std::vector<BudgetBook::View> views = budgets_.view(now_ms);
+  if (!shared_view_) return views;
+  for (auto& v : views)
+    if (!shared_view_(v.budget, v.period_start_ms, v.spent, v.reserved)) {
+      v.spent = store_->budget_spent(v.budget.id, v.period_start_ms);
+      v.reserved = core::Money{};
+    }
+  return views;
+}
+
+std::shared_ptr<const Definitions> Governor::definitions() const {
+  std::lock_guard lock(directory_mutex_);
+  return definitions_;
+}
+
+void Governor::on_reload(std::function<void()> f) {
+  std::lock_guard lock(directory_mutex_);
+  on_reload_ = std::move(f);
 }
 
 void Governor::settle(Admission& held, std::optional<core::Money> cost, std::int64_t tokens, std::int64_t now_ms,

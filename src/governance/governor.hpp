@@ -45,12 +45,46 @@ class KeyDirectory {
   std::size_t count_ = 0;
 };
 
+/// The budgets and limits in force, as one immutable snapshot indexed by subject (what a request
+/// admitted against shared counters pins while it runs).
+struct Definitions {
+  std::vector<Budget> budgets;
+  std::vector<Limit> limits;
+  SubjectMap<std::vector<std::size_t>> budgets_by_subject, limits_by_subject;  ///< indexes into the above
+  Definitions(std::vector<Budget> b, std::vector<Limit> l);
+  /// The budgets and the limits that apply to these subjects, in scope order.
+  void match(const Subjects& s, std::vector<const Budget*>& budgets_out, std::vector<const Limit*>& limits_out) const;
+};
+
+/// One node's own books while the shared counters cannot be reached (their figures are this
+/// node's share); a request admitted there settles there.
+struct FallbackBooks {
+  BudgetBook budgets{nullptr};
+  LimitBook limits;
+};
+
+/// A request admitted against the counters every node shares (Redis, `shared/counters`): what
+/// to settle there. `local`: admitted by this node's share alone while Redis was unreachable.
+struct SharedHold {
+  std::shared_ptr<const Definitions> defs;  ///< keeps the pointers below alive
+  std::string lease;                        ///< its lease in Redis (the ledger row's id)
+  std::vector<const Budget*> budgets;
+  std::vector<std::int64_t> period_start_ms, period_end_ms;  ///< per budget
+  std::vector<const Limit*> limits;
+  core::Money amount;
+  std::int64_t tokens = 0;  ///< the estimate taken from token limits
+  bool admitted = false;    ///< in Redis (to settle there)
+  std::shared_ptr<FallbackBooks> local;  ///< admitted in this node's fallback books (settled there)
+};
+
 /// What one request holds while it runs: its place in the rate limits and its reservation
-/// against the budgets. Settled once; both parts are idempotent.
+/// against the budgets — in this node's books, or in the shared counters. Settled once; every
+/// part is idempotent.
 struct Admission {
   LimitBook::Ticket ticket;
   BudgetBook::Hold hold;
-  bool active() const { return ticket.active() || hold.active(); }
+  SharedHold shared;
+  bool active() const { return ticket.active() || hold.active() || shared.admitted; }
 };
 
 class Governor {
@@ -71,6 +105,11 @@ class Governor {
   /// Held by the admin API around each request: a change validates against the store and
   /// writes to it as one step (two concurrent creations of the same team cannot both pass).
   std::mutex& admin_mutex() { return admin_mutex_; }
+
+  /// The budgets and limits in force (a snapshot; a change makes a new one).
+  std::shared_ptr<const Definitions> definitions() const;
+  /// Told after every reload (the shared counters rebuild what they derive from definitions).
+  void on_reload(std::function<void()> f);
 
   /// The key directory in force, and its generation (which a change moves on).
   std::shared_ptr<const KeyDirectory> directory() const;
@@ -94,6 +133,19 @@ class Governor {
   void settle(Admission& held, std::optional<core::Money> cost, std::int64_t tokens, std::int64_t now_ms,
               std::vector<BudgetCharge>& charges);
 
+  /// What a budget has spent and has reserved in a period, read from counters shared with other
+  /// nodes: false when they cannot say (then the ledger's figure is reported).
+  using SharedView = std::function<bool(const Budget&, std::int64_t period_start_ms, core::Money& spent,
+                                        core::Money& reserved)>;
+  void set_shared_view(SharedView f) { shared_view_ = std::move(f); }
+  /// Every budget's state now: this node's books, or the shared counters when there are.
+  std::vector<BudgetBook::View> budget_views(std::int64_t now_ms);
+
+  /// Raises an alert (the shared counters' settlements cross them).
+  void alert(const BudgetAlert& a) {
+    if (on_alert_) on_alert_(a);
+  }
+
   /// A fresh id: `prefix` + 16 random hex digits.
   static std::string new_id(std::string_view prefix);
   /// A fresh client key secret ("sk-sy-" + 48 random characters).
@@ -110,6 +162,9 @@ class Governor {
   std::mutex admin_mutex_;
   mutable std::mutex directory_mutex_;
   std::shared_ptr<const KeyDirectory> directory_;
+  std::shared_ptr<const Definitions> definitions_;
+  std::function<void()> on_reload_;
+  SharedView shared_view_;
   std::atomic<std::uint64_t> generation_{0};
   std::string node_tag_;  ///< random, per process: ledger ids from two processes never collide
   std::atomic<std::uint64_t> ledger_seq_{0};

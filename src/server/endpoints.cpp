@@ -84,6 +84,22 @@ const RouteRuntime* Gateway::admit(std::string_view model, const net::Request& r
 
 net::Task<> Gateway::health_report(net::Request&, net::ResponseWriter& writer, Exchange& ex) {
   std::string body = admin::health_json(*ex.rt, health::steady_now_ms());
+  if (shared_.counters) {
+    // The shared counters' state: Redis reachable or not, and what the failure modes did.
+    const shared::SharedCounters::Stats s = shared_.counters->stats();
+    body.pop_back();  // the closing brace
+    body += R"(,"shared_counters":{"redis":)";
+    body += s.redis_up ? R"("up")" : R"("unreachable")";
+    body += R"(,"nodes":)" + std::to_string(s.nodes);
+    body += R"(,"unavailable_events":)" + std::to_string(s.unavailable_events);
+    body += R"(,"unavailable_calls":)" + std::to_string(s.unavailable_calls);
+    body += R"(,"fail_open_admissions":)" + std::to_string(s.fail_open_admissions);
+    body += R"(,"fail_open_refusals":)" + std::to_string(s.fail_open_refusals);
+    body += R"(,"fail_closed_refusals":)" + std::to_string(s.fail_closed_refusals);
+    body += R"(,"missed_settlements":)" + std::to_string(s.missed_settlements);
+    body += R"(,"reconciliations":)" + std::to_string(s.reconciliations);
+    body += "}}";
+  }
   ex.reply.status = 200;
   co_await writer.send(200, "application/json", body, headers(ex));
 }

@@ -46,7 +46,11 @@ Gateway::Gateway(net::Loop& loop, Shared& shared)
                                                 governance::LedgerOptions::Durability::async),
       pool_(loop.io(), loop.deadlines(), upstream_options(runtime_->config().upstream)),
       rng_{(static_cast<std::uint64_t>(std::random_device{}()) << 32 | std::random_device{}()) ^
-           (static_cast<std::uint64_t>(loop.index()) << 56)} {}
+           (static_cast<std::uint64_t>(loop.index()) << 56)} {
+  if (shared.counters)
+    redis_ = std::make_unique<shared::RedisClient>(loop.io(),
+                                                   shared.counters->endpoint(runtime_->config().upstream.ca_file));
+}
 
 void Gateway::on_drain() { pool_.close_idle(); }
 

@@ -21,6 +21,8 @@
 #include "server/pipeline/context.hpp"
 #include "server/pipeline/executor.hpp"
 #include "server/runtime.hpp"
+#include "shared/counters.hpp"
+#include "shared/redis_client.hpp"
 #include "telemetry/access_log.hpp"
 
 namespace switchyard::dialects {
@@ -81,6 +83,8 @@ struct Shared {
   RuntimeSource runtime;
   /// Governance (keys of the store, budgets, limits, the ledger); null when it is off.
   governance::Governor* governor = nullptr;
+  /// Budgets and limits shared by every node through Redis; null: counted on this node.
+  shared::SharedCounters* counters = nullptr;
   /// Providers' quotas on deployments, counted on this node (outlive reloads).
   governance::QuotaRegistry* quotas = nullptr;
   telemetry::AccessLog& log;
@@ -184,6 +188,19 @@ class Gateway final : public net::Handler {
                                        std::string_view body_user);
   /// After planning: the plan's maximum cost reserved against every budget that applies.
   std::optional<core::ApiError> reserve_budgets(const RouteRuntime& route, Exchange& ex);
+  /// The same with counters shared by every node (Redis): rate limits and budgets checked and
+  /// taken in one script, one round trip; Redis unreachable: the scopes' failure modes.
+  net::Task<std::optional<core::ApiError>> reserve_shared(const RouteRuntime& route, Exchange& ex);
+  /// Whether admission goes through the shared counters.
+  bool shared_counters(const Exchange& ex) const { return redis_ && ex.governed.held; }
+  /// A script's call to Redis (sent again as EVAL when Redis does not have the script).
+  net::Task<std::optional<shared::RedisReply>> call_script(std::vector<std::string> argv);
+  /// Settles a shared admission in Redis, after the request (retried; idempotent by its lease).
+  net::Task<> settle_shared(governance::SharedHold hold, std::optional<core::Money> cost, std::int64_t tokens);
+  /// Adds to Redis's counters what was spent while it was unreachable.
+  net::Task<> reconcile(std::vector<std::string> argv);
+  /// Settles what a request held, into its ledger row's budget charges.
+  void settle_held(RequestContext& ex, const core::AccountingRecord& r, governance::LedgerRow& row);
   /// Before the last bytes of an answer: with the ledger in sync (or fsync) durability, the
   /// request is settled and its ledger row appended to the spool (and flushed, fsync) before
   /// the end of the response leaves — so a response the client saw complete is in the ledger
@@ -220,6 +237,8 @@ class Gateway final : public net::Handler {
   /// request, JSON and SSE (of 22.8K / 37.3K).
   std::vector<std::unique_ptr<routing::Decision>> decision_pool_;
   net::UpstreamPool pool_;
+  /// This loop's connection to Redis (governance with shared counters; null otherwise).
+  std::unique_ptr<shared::RedisClient> redis_;
   StringPool strings_;
   core::AccountingRecord record_;  ///< the last settled request's record (reused)
   ReplyHeaders header_scratch_;

@@ -78,6 +78,9 @@ std::optional<ApiError> Gateway::govern(const net::Request& request, Exchange& e
   if (!g->governs(subjects)) return std::nullopt;
   ex.governed.held = std::make_unique<governance::Admission>();
   const std::int64_t tokens = traits.input_tokens + std::max<std::int64_t>(traits.max_output_tokens, 0);
+  ex.governed.tokens = tokens;
+  // Shared counters: rate limits are taken with the budgets, after planning, in one round trip.
+  if (redis_) return std::nullopt;
   // The request's arrival time (read once for the request) is "now" for its admission.
   return check_limits(*g, subjects, tokens, ex.accounting.arrived_unix_ms, ex.identity.client, *ex.governed.held,
                       ex.governed.headers, ex.reply.retry_after_text);
@@ -95,6 +98,106 @@ std::optional<ApiError> Gateway::reserve_budgets(const RouteRuntime& route, Exch
   if (auto e = server::reserve_budgets(*g, subjects, amount, now, *ex.governed.held, ex.governed.headers)) return e;
   if (ex.governed.held->hold.active()) ex.governed.reserved = amount;
   return std::nullopt;
+}
+
+net::Task<std::optional<shared::RedisReply>> Gateway::call_script(std::vector<std::string> argv) {
+  shared::SharedCounters& c = *shared_.counters;
+  std::optional<shared::RedisReply> reply = co_await redis_->call(argv, c.timeout());
+  if (reply && reply->is_error() && reply->str.rfind("NOSCRIPT", 0) == 0) {
+    // Redis restarted (or its scripts were flushed): the script goes with the call, once.
+    shared::SharedCounters::as_eval(argv);
+    reply = co_await redis_->call(std::move(argv), c.timeout());
+  }
+  if (!reply) c.mark_down(redis_->last_error());
+  co_return reply;
+}
+
+net::Task<std::optional<ApiError>> Gateway::reserve_shared(const RouteRuntime& route, Exchange& ex) {
+  governance::Governor& g = *shared_.governor;
+  shared::SharedCounters& c = *shared_.counters;
+  const routing::Decision& d = *ex.plan.decision;
+  governance::Subjects subjects = subjects_of(*ex.identity.key, ex.governed.user, ex.route.name);
+  const std::int64_t now = ex.accounting.arrived_unix_ms;
+  const core::Money amount = plan_ceiling(route, d.plan, d.traits, now / 1000).value_or(core::Money{});
+  governance::SharedHold& hold = ex.governed.held->shared;
+  // The lease's name is the ledger row's id: unique, and it says which row settled it.
+  c.prepare(subjects, amount, ex.governed.tokens, now, g.next_ledger_id(now), hold);
+  if (hold.budgets.empty() && hold.limits.empty()) co_return std::nullopt;
+  std::optional<shared::SharedRefusal> refusal;
+  std::optional<shared::RedisReply> reply = co_await call_script(c.admit_command(hold));
+  bool unavailable = !reply;
+  if (reply) refusal = c.read_admit(hold, *reply, unavailable);
+  if (unavailable) {
+    if (reply) c.mark_down(c.stats().last_error);
+    if (c.fails_closed(hold)) {
+      c.count_fail_closed();
+      ex.reply.retry_after_text = "1";
+      co_return ApiError::make(
+          ErrorKind::unavailable,
+          "Budgets and rate limits are counted across the gateway's nodes in Redis, which cannot be reached now; "
+          "a budget or limit this request is subject to is configured to refuse meanwhile (fail_closed). Try again "
+          "shortly.",
+          {}, "budget_unverifiable");
+    }
+    refusal = c.admit_locally(hold, subjects, now, *ex.governed.held);
+  } else {
+    c.mark_up();
+    if (auto batch = c.take_reconcile()) net::spawn(loop_.io(), reconcile(std::move(*batch)));
+  }
+  if (refusal && refusal->limit)
+    co_return limit_refused(*refusal->limit, ex.identity.client, ex.governed.headers, ex.reply.retry_after_text);
+  if (refusal && refusal->budget) co_return budget_refused(*refusal->budget, ex.governed.headers);
+  if (!hold.budgets.empty()) ex.governed.reserved = amount;
+  co_return std::nullopt;
+}
+
+net::Task<> Gateway::reconcile(std::vector<std::string> argv) {
+  std::optional<shared::RedisReply> reply = co_await call_script(std::move(argv));
+  shared_.counters->reconcile_done(reply && !reply->is_error());
+}
+
+net::Task<> Gateway::settle_shared(governance::SharedHold hold, std::optional<core::Money> cost, std::int64_t tokens) {
+  shared::SharedCounters& c = *shared_.counters;
+  // A settlement that timed out may have been applied: sent again, it counts once (the lease's
+  // settlement mark). Tried for about 6 s; then its cost waits for Redis with this node's other
+  // unsynced spend (and its reservation ends with the lease).
+  for (int attempt = 0; attempt < 7; ++attempt) {
+    std::optional<shared::RedisReply> reply = co_await call_script(c.settle_command(hold, cost, tokens));
+    if (reply && !reply->is_error()) {
+      std::vector<governance::BudgetAlert> alerts;
+      c.read_settle(hold, *reply, alerts);
+      for (const auto& a : alerts) shared_.governor->alert(a);
+      co_return;
+    }
+    co_await sleep_ms(50 << attempt);
+  }
+  c.settle_missed(hold, cost);
+}
+
+void Gateway::settle_held(RequestContext& ex, const core::AccountingRecord& r, governance::LedgerRow& row) {
+  if (!ex.governed.held) return;
+  governance::Governor& g = *shared_.governor;
+  // Tokens used: as reported; none when nothing went upstream (refused by a budget, say);
+  // unknown otherwise (the estimate taken at admission stands).
+  const std::int64_t tokens = r.usage.known ? r.usage.input + r.usage.output : ex.attempts.count == 0 ? 0 : -1;
+  governance::Admission& held = *ex.governed.held;
+  governance::SharedHold& shared = held.shared;
+  if (shared.admitted) {
+    row.id = shared.lease;
+    if (r.cost)
+      for (std::size_t i = 0; i < shared.budgets.size(); ++i)
+        row.charges.push_back({shared.budgets[i]->id, shared.period_start_ms[i]});
+    shared.admitted = false;
+    // After the request, off its path: one more round trip, on this loop.
+    net::spawn(loop_.io(), settle_shared(std::move(shared), r.cost, tokens));
+    return;
+  }
+  if (shared.local) {
+    shared_.counters->settle_locally(held, r.cost, tokens, governance::unix_now_ms(), row.charges);
+    return;
+  }
+  // A request that got no answer costs nothing: its reservation is released (cost nullopt).
+  g.settle(held, r.cost, tokens, governance::unix_now_ms(), row.charges);
 }
 
 namespace {
@@ -134,17 +237,6 @@ governance::LedgerRow ledger_row(governance::Governor& g, const RequestContext& 
   return row;
 }
 
-/// Settles what the request held, into the row's budget charges.
-void settle_held(governance::Governor& g, RequestContext& ex, const core::AccountingRecord& r,
-                 governance::LedgerRow& row) {
-  if (!ex.governed.held) return;
-  // Tokens used: as reported; none when nothing went upstream (refused by a budget, say);
-  // unknown otherwise (the estimate taken at admission stands).
-  const std::int64_t tokens = r.usage.known ? r.usage.input + r.usage.output : ex.attempts.count == 0 ? 0 : -1;
-  // A request that got no answer costs nothing: its reservation is released (cost nullopt).
-  g.settle(*ex.governed.held, r.cost, tokens, governance::unix_now_ms(), row.charges);
-}
-
 }  // namespace
 
 net::Task<bool> Gateway::commit_answer(Exchange& ex) {
@@ -154,7 +246,7 @@ net::Task<bool> Gateway::commit_answer(Exchange& ex) {
   if (durability == governance::LedgerOptions::Durability::async) co_return true;
   const core::AccountingRecord& record = settle(ex.identity.method, ex.identity.path, ex, ex.identity.received);
   governance::LedgerRow row = ledger_row(*g, ex, record);
-  settle_held(*g, ex, record, row);
+  settle_held(ex, record, row);
   ex.governed.ledgered = true;
   bool durable;
   if (durability == governance::LedgerOptions::Durability::sync) {
@@ -183,7 +275,7 @@ void Gateway::finish_governance(Exchange& ex, const core::AccountingRecord& reco
     return;
   }
   governance::LedgerRow row = ledger_row(*g, ex, record);
-  settle_held(*g, ex, record, row);
+  settle_held(ex, record, row);
   ex.governed.ledgered = true;
   g->ledger().append(std::move(row));
 }

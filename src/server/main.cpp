@@ -17,6 +17,7 @@
 #include "core/version.hpp"
 #include "governance/governor.hpp"
 #include "governance/keys.hpp"
+#include "shared/counters.hpp"
 #include "store/postgres_store.hpp"
 #include "store/sqlite_store.hpp"
 #include "net/server.hpp"
@@ -370,8 +371,22 @@ int cmd_serve(const std::string& path, const std::string& port_file, int threads
     spdlog::info("governance: store {}, ledger durability {} (spool {}), {} admin key(s)",
                  governor->store().describe(), gc.durability, gc.spool_dir, gc.admin_keys.size());
   }
+  // Budgets and limits counted across nodes in Redis (its connections are the loops' own).
+  std::unique_ptr<shared::SharedCounters> counters;
+  if (governor) {
+    const config::GovernanceConfig& gc = runtime->config().governance;
+    if (gc.redis.enabled) {
+      counters = std::make_unique<shared::SharedCounters>(gc.redis, *governor);
+      spdlog::info("governance: budgets and rate limits shared through redis {}:{} (db {}{})", gc.redis.host,
+                   gc.redis.port, gc.redis.database, gc.redis.tls ? ", tls" : "");
+    } else if (gc.store == "postgres") {
+      spdlog::warn("governance: store postgres without redis: budgets and rate limits are counted by each node "
+                   "on its own (add governance.redis to share them; docs/scaling.md)");
+    }
+  }
   server::Shared shared(runtime, access_log, health_registry, sc.decisions_kept, sc.feedback_log, sc.feedback_kept);
   shared.governor = governor.get();
+  shared.counters = counters.get();
   shared.quotas = &quotas;
   runtime.reset();  // the shared source owns it now (a reload must be able to free it)
   net::Server server(options, [&](net::Loop& loop) -> std::unique_ptr<net::Handler> {

@@ -280,4 +280,373 @@ TEST(MultiNode, AKeyMadeOrDisabledOnOneNodeTakesEffectOnTheOthers) {
   EXPECT_EQ(spend_a.at("data").as_array().size(), 2u);
 }
 
+// --- budgets and limits shared through Redis ---
+
+harness::Redis& redis() {
+  static harness::Redis r;
+  return r;
+}
+
+std::string redis_extra(const std::string& more = "") {
+  return "  redis:\n    url: " + redis().url() + "\n    key_prefix: \"" + harness::sha256_hex(std::to_string(std::rand())).substr(0, 8) +
+         ":\"\n    lease_ms: 3000\n    timeout_ms: 200\n" + more;
+}
+
+/// Three gateway processes on one PostgreSQL and one Redis (the same key prefix).
+struct Fleet {
+  Fleet(int fake_port, const std::string& more = "") : db(postgres().new_database()), extra(redis_extra(more)) {
+    for (int i = 0; i < 3; ++i) {
+      spools.push_back(harness::temp_dir() + "/spool");
+      nodes.push_back(std::make_unique<Gateway>(yaml(fake_port, i)));
+    }
+  }
+  std::string yaml(int fake_port, int i) const {
+    std::string y = node_config(fake_port, db, extra);
+    // Each node its own spool.
+    auto at = y.find("  spool_dir: ");
+    auto end = y.find('\n', at);
+    return y.replace(at, end - at, "  spool_dir: " + spools[static_cast<std::size_t>(i)]);
+  }
+  int port(std::size_t i) const { return nodes[i]->port(); }
+  std::string db, extra;
+  std::vector<std::string> spools;
+  std::vector<std::unique_ptr<Gateway>> nodes;
+};
+
+/// Waits (bounded) until the node's ledger has put every row it took into PostgreSQL.
+void wait_ledger_committed(int port) {
+  for (int i = 0; i < 500; ++i) {
+    json::value s = admin(port, "GET", "/admin/v1/status");
+    if (s.at("ledger").at("appended") == s.at("ledger").at("committed")) return;
+    std::this_thread::sleep_for(10ms);
+  }
+  ADD_FAILURE() << "the ledger did not catch up";
+}
+
+std::int64_t nanos(const json::value& usd) {
+  std::string s(usd.as_string());
+  auto dot = s.find('.');
+  std::string whole = s.substr(0, dot), frac = dot == std::string::npos ? "" : s.substr(dot + 1);
+  frac.resize(9, '0');
+  return std::stoll(whole) * 1'000'000'000 + std::stoll(frac);
+}
+
+std::vector<json::object> ledger_rows(int port) {
+  std::vector<json::object> rows;
+  const json::value page = admin(port, "GET", "/admin/v1/ledger?limit=100000");
+  for (const auto& r : page.at("data").as_array()) rows.push_back(r.as_object());
+  return rows;
+}
+
+struct Made {
+  std::string id, secret;
+};
+Made make_key(int port, const std::string& team) {
+  admin(port, "POST", "/admin/v1/teams", R"({"id":")" + team + R"("})", 201);
+  json::value k = admin(port, "POST", "/admin/v1/keys", R"({"name":"svc","team":")" + team + R"("})", 201);
+  return {std::string(k.at("id").as_string()), std::string(k.at("secret").as_string())};
+}
+
+/// Until every node can serve the key (the key was made on one; the others hear of it).
+void wait_key_everywhere(const Fleet& f, const std::string& secret) {
+  for (std::size_t n = 0; n < f.nodes.size(); ++n)
+    for (int i = 0; i < 400; ++i) {
+      Response r = harness::http(f.port(n), "GET", "/v1/models", as(secret));
+      if (r.status == 200) break;
+      std::this_thread::sleep_for(5ms);
+    }
+}
+
+json::object health(int port, const std::string& secret) {
+  Response r = harness::http(port, "GET", "/v1/switchyard/health", as(secret));
+  EXPECT_EQ(r.status, 200) << r.body;
+  return json::parse(r.body).at("shared_counters").as_object();
+}
+
+TEST(SharedCounters, ThreeNodesNeverOverspendOneBudget) {
+  Fake fake(R"({"content":"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789","latency_ms":30})");
+  Fleet f(fake.port());
+  Made key = make_key(f.port(0), "search");
+  json::value b = admin(f.port(1), "POST", "/admin/v1/budgets",
+                        R"({"scope":"team","subject":"search","period":"day","limit_usd":"0.5"})", 201);
+  const std::string budget(b.at("id").as_string());
+  wait_key_everywhere(f, key.secret);
+  std::this_thread::sleep_for(200ms);  // the budget, too
+  std::atomic<int> ok{0}, refused{0}, other{0};
+  std::mutex m;
+  std::string other_body;
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 300; ++i)
+    clients.emplace_back([&, i] {
+      Response r = harness::http(f.port(static_cast<std::size_t>(i % 3)), "POST", "/v1/chat/completions",
+                                 as(key.secret), chat_body(16));
+      if (r.status == 200) ++ok;
+      else if (r.status == 429 && r.body.find("budget_exceeded") != std::string::npos) ++refused;
+      else {
+        ++other;
+        std::lock_guard lock(m);
+        other_body = std::to_string(r.status) + " " + r.body;
+      }
+    });
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(other, 0) << other_body;
+  EXPECT_GT(ok, 10);
+  EXPECT_GT(refused, 0);
+  for (std::size_t n = 0; n < 3; ++n) wait_ledger_committed(f.port(n));
+  std::int64_t ledger_cost = 0;
+  int answered = 0;
+  for (const auto& row : ledger_rows(f.port(2))) {
+    if (!row.at("cost_usd").is_null()) ledger_cost += nanos(row.at("cost_usd"));
+    answered += row.at("status").as_int64() == 200;
+  }
+  EXPECT_EQ(answered, ok.load()) << "every answer of every node is in the one ledger";
+  EXPECT_LE(ledger_cost, 500'000'000) << "three nodes together never spend more than the budget";
+  // The shared counter agrees with the ledger, and nothing stays reserved once settled.
+  json::object state;
+  for (int i = 0; i < 100; ++i) {
+    state = admin(f.port(0), "GET", "/admin/v1/budgets/" + budget).as_object();
+    if (state.at("reserved_usd").as_string() == "0") break;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(state.at("reserved_usd").as_string(), "0");
+  EXPECT_EQ(nanos(state.at("spent_usd")), ledger_cost);
+  EXPECT_EQ(health(f.port(0), key.secret).at("nodes").as_int64(), 3) << "every node is counted as serving";
+}
+
+TEST(SharedCounters, OneRateLimitHoldsAcrossTheFleetNotPerNode) {
+  Fake fake(R"({"content":"fast"})");
+  Fleet f(fake.port());
+  Made key = make_key(f.port(0), "burst");
+  admin(f.port(0), "POST", "/admin/v1/limits", R"({"scope":"key","subject":")" + key.id + R"(","rpm":30})", 201);
+  wait_key_everywhere(f, key.secret);
+  std::this_thread::sleep_for(200ms);
+  std::atomic<int> ok{0}, limited{0};
+  const auto started = std::chrono::steady_clock::now();
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 150; ++i)
+    clients.emplace_back([&, i] {
+      Response r = harness::http(f.port(static_cast<std::size_t>(i % 3)), "POST", "/v1/chat/completions",
+                                 as(key.secret), chat_body(10));
+      ok += r.status == 200;
+      limited += r.status == 429;
+    });
+  for (auto& t : clients) t.join();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  // GCRA: a burst of 30, then one every 2 s — for the fleet (per node it would be 90).
+  EXPECT_GE(ok, 30);
+  EXPECT_LE(ok, 30 + static_cast<int>(seconds / 2) + 1);
+  EXPECT_EQ(ok + limited, 150);
+}
+
+TEST(SharedCounters, ADeadNodesReservationsExpireAndItsSpoolIsReplayedOnce) {
+  Fake fake(R"({"content":"slow answer","latency_ms":20})");
+  Fleet f(fake.port());
+  Made key = make_key(f.port(0), "crash");
+  json::value b = admin(f.port(0), "POST", "/admin/v1/budgets",
+                        R"({"scope":"key","subject":")" + key.id + R"(","period":"day","limit_usd":"100"})", 201);
+  const std::string budget(b.at("id").as_string());
+  wait_key_everywhere(f, key.secret);
+  std::this_thread::sleep_for(200ms);
+  // Node 1 takes fast requests (their answers seen complete), then slow ones it dies holding.
+  std::set<std::string> completed;
+  std::mutex m;
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 4; ++c)
+    clients.emplace_back([&] {
+      while (!stop) {
+        Response r = harness::http(f.port(1), "POST", "/v1/chat/completions", as(key.secret), chat_body(100));
+        if (r.status == 200) {
+          std::lock_guard lock(m);
+          completed.insert(r.header("x-request-id"));
+        }
+      }
+    });
+  std::this_thread::sleep_for(400ms);
+  fake.script(R"({"content":"never answered","latency_ms":5000})", 8);
+  std::vector<std::thread> stuck;
+  for (int c = 0; c < 4; ++c)
+    stuck.emplace_back([&] { harness::http(f.port(1), "POST", "/v1/chat/completions", as(key.secret), chat_body(100)); });
+  std::this_thread::sleep_for(300ms);
+  json::object held = admin(f.port(0), "GET", "/admin/v1/budgets/" + budget).as_object();
+  EXPECT_GT(nanos(held.at("reserved_usd")), 0) << "node 1's requests in flight hold reservations";
+  f.nodes[1]->process().signal(SIGKILL);
+  stop = true;
+  for (auto& t : clients) t.join();
+  for (auto& t : stuck) t.join();
+  // Its leases end (3 s); the next admission anywhere gives them back.
+  std::this_thread::sleep_for(3200ms);
+  fake.reset();
+  EXPECT_EQ(harness::http(f.port(2), "POST", "/v1/chat/completions", as(key.secret), chat_body(100)).status, 200);
+  for (int i = 0; i < 100; ++i) {
+    held = admin(f.port(0), "GET", "/admin/v1/budgets/" + budget).as_object();
+    if (held.at("reserved_usd").as_string() == "0") break;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(held.at("reserved_usd").as_string(), "0") << "a dead node's reservations expire with their lease";
+  // Restarted on its spool: every answer it gave is in the ledger, once.
+  f.nodes[1] = std::make_unique<Gateway>(f.yaml(fake.port(), 1));
+  wait_ledger_committed(f.port(1));
+  wait_ledger_committed(f.port(2));
+  std::map<std::string, int> seen;
+  for (const auto& row : ledger_rows(f.port(0))) ++seen[std::string(row.at("request_id").as_string())];
+  ASSERT_GT(completed.size(), 5u);
+  for (const auto& id : completed) EXPECT_EQ(seen[id], 1) << id;
+}
+
+TEST(SharedCounters, RedisDownFailOpenKeepsServingWithinSharesAndIsReconciledFromTheLedger) {
+  Fake fake(R"({"content":"0123456789abcdefghij","latency_ms":5})");
+  Fleet f(fake.port());
+  Made key = make_key(f.port(0), "open");
+  json::value b = admin(f.port(0), "POST", "/admin/v1/budgets",
+                        R"({"scope":"team","subject":"open","period":"day","limit_usd":"0.6"})", 201);
+  const std::string budget(b.at("id").as_string());
+  wait_key_everywhere(f, key.secret);
+  std::this_thread::sleep_for(200ms);
+  auto post = [&](std::size_t n) {
+    return harness::http(f.port(n), "POST", "/v1/chat/completions", as(key.secret), chat_body(16)).status;
+  };
+  // Spend a third of it through Redis, from every node.
+  int ok = 0;
+  for (int i = 0; i < 12; ++i) ok += post(static_cast<std::size_t>(i % 3)) == 200;
+  EXPECT_EQ(ok, 12);
+  redis().stop();
+  // Without Redis each node admits within its share of what was left: together, never more
+  // than the budget.
+  int open_ok = 0, open_refused = 0;
+  for (int i = 0; i < 180; ++i) {
+    int s = post(static_cast<std::size_t>(i % 3));
+    open_ok += s == 200;
+    open_refused += s == 429;
+  }
+  EXPECT_GT(open_ok, 0);
+  EXPECT_GT(open_refused, 0) << "each node stops at its share";
+  json::object h = health(f.port(0), key.secret);
+  EXPECT_EQ(h.at("redis").as_string(), "unreachable");
+  EXPECT_GE(h.at("unavailable_events").as_int64(), 1);
+  EXPECT_GT(h.at("fail_open_admissions").as_int64(), 0);
+  for (std::size_t n = 0; n < 3; ++n) wait_ledger_committed(f.port(n));
+  std::int64_t ledger_cost = 0;
+  for (const auto& row : ledger_rows(f.port(0)))
+    if (!row.at("cost_usd").is_null()) ledger_cost += nanos(row.at("cost_usd"));
+  EXPECT_LE(ledger_cost, 600'000'000) << "shares of what was left never add up to more than the budget";
+  // Redis back, empty: its counter is made again from the ledger, not guessed.
+  redis().start();
+  std::this_thread::sleep_for(1500ms);  // the seeds' refresh (1 s)
+  post(0);
+  for (std::size_t n = 0; n < 3; ++n) wait_ledger_committed(f.port(n));
+  std::int64_t total = 0;
+  for (const auto& row : ledger_rows(f.port(0)))
+    if (!row.at("cost_usd").is_null()) total += nanos(row.at("cost_usd"));
+  json::object state;
+  for (int i = 0; i < 100; ++i) {
+    state = admin(f.port(1), "GET", "/admin/v1/budgets/" + budget).as_object();
+    if (state.at("reserved_usd").as_string() == "0") break;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(nanos(state.at("spent_usd")), total) << "the counter equals the ledger";
+  EXPECT_EQ(health(f.port(0), key.secret).at("redis").as_string(), "up");
+}
+
+TEST(SharedCounters, RedisDownFailClosedRefusesWithBudgetUnverifiable) {
+  Fake fake(R"({"content":"fine"})");
+  Fleet f(fake.port(), "    on_unavailable: {team: fail_closed}\n");
+  Made key = make_key(f.port(0), "strict");
+  admin(f.port(0), "POST", "/admin/v1/budgets", R"({"scope":"team","subject":"strict","period":"day","limit_usd":"5"})",
+        201);
+  wait_key_everywhere(f, key.secret);
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(harness::http(f.port(0), "POST", "/v1/chat/completions", as(key.secret), chat_body(5)).status, 200);
+  redis().stop();
+  Response r = harness::http(f.port(1), "POST", "/v1/chat/completions", as(key.secret), chat_body(5));
+  EXPECT_EQ(r.status, 503);
+  EXPECT_NE(r.body.find("budget_unverifiable"), std::string::npos) << r.body;
+  EXPECT_GE(health(f.port(1), key.secret).at("fail_closed_refusals").as_int64(), 1);
+  redis().start();
+  int status = 0;
+  for (int i = 0; i < 100 && status != 200; ++i) {
+    status = harness::http(f.port(1), "POST", "/v1/chat/completions", as(key.secret), chat_body(5)).status;
+    if (status != 200) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(status, 200) << "served again once Redis is back";
+}
+
+TEST(SharedCounters, PostgresDownMidLoadLosesAndDuplicatesNothing) {
+  Fake fake(R"({"content":"kept","latency_ms":2})");
+  Fleet f(fake.port());
+  Made key = make_key(f.port(0), "pgdown");
+  wait_key_everywhere(f, key.secret);
+  std::set<std::string> completed;
+  std::mutex m;
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 3; ++c)
+    clients.emplace_back([&, c] {
+      while (!stop) {
+        Response r = harness::http(f.port(static_cast<std::size_t>(c)), "POST", "/v1/chat/completions",
+                                   as(key.secret), chat_body(5));
+        if (r.status == 200) {
+          std::lock_guard lock(m);
+          completed.insert(r.header("x-request-id"));
+        }
+      }
+    });
+  std::this_thread::sleep_for(300ms);
+  postgres().stop();
+  std::this_thread::sleep_for(700ms);
+  postgres().start();
+  std::this_thread::sleep_for(300ms);
+  stop = true;
+  for (auto& t : clients) t.join();
+  for (std::size_t n = 0; n < 3; ++n) wait_ledger_committed(f.port(n));
+  std::map<std::string, int> seen;
+  for (const auto& row : ledger_rows(f.port(0))) ++seen[std::string(row.at("request_id").as_string())];
+  ASSERT_GT(completed.size(), 20u);
+  int missing = 0, twice = 0;
+  for (const auto& id : completed) {
+    missing += seen[id] == 0;
+    twice += seen[id] > 1;
+  }
+  EXPECT_EQ(missing, 0);
+  EXPECT_EQ(twice, 0);
+}
+
+TEST(SharedCounters, RedisUnreachableButNotLostIsToldWhatWasSpentMeanwhileOnce) {
+  Fake fake(R"({"content":"0123456789abcdefghij","latency_ms":5})");
+  Fleet f(fake.port());
+  Made key = make_key(f.port(0), "pause");
+  json::value b = admin(f.port(0), "POST", "/admin/v1/budgets",
+                        R"({"scope":"team","subject":"pause","period":"day","limit_usd":"50"})", 201);
+  const std::string budget(b.at("id").as_string());
+  wait_key_everywhere(f, key.secret);
+  std::this_thread::sleep_for(200ms);
+  auto post = [&](std::size_t n) {
+    return harness::http(f.port(n), "POST", "/v1/chat/completions", as(key.secret), chat_body(16)).status;
+  };
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(post(static_cast<std::size_t>(i % 3)), 200);
+  // Redis stops answering for 2 s (its data kept): the nodes time out, serve on their shares,
+  // and tell Redis what they spent once it answers again.
+  redis().cli("CLIENT PAUSE 2000 ALL");
+  int open_ok = 0;
+  for (int i = 0; i < 9; ++i) open_ok += post(static_cast<std::size_t>(i % 3)) == 200;
+  EXPECT_EQ(open_ok, 9);
+  EXPECT_GT(health(f.port(0), key.secret).at("fail_open_admissions").as_int64() +
+                health(f.port(1), key.secret).at("fail_open_admissions").as_int64() +
+                health(f.port(2), key.secret).at("fail_open_admissions").as_int64(),
+            0);
+  std::this_thread::sleep_for(2500ms);  // the pause ends; a settlement that was retried lands
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(post(static_cast<std::size_t>(i % 3)), 200);
+  for (std::size_t n = 0; n < 3; ++n) wait_ledger_committed(f.port(n));
+  std::int64_t total = 0;
+  for (const auto& row : ledger_rows(f.port(0)))
+    if (!row.at("cost_usd").is_null()) total += nanos(row.at("cost_usd"));
+  json::object state;
+  for (int i = 0; i < 200; ++i) {
+    state = admin(f.port(1), "GET", "/admin/v1/budgets/" + budget).as_object();
+    if (nanos(state.at("spent_usd")) == total) break;
+    std::this_thread::sleep_for(25ms);
+  }
+  EXPECT_EQ(nanos(state.at("spent_usd")), total) << "the counter has every cost once";
+}
+
 }  // namespace

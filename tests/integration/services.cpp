@@ -8,6 +8,8 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <string_view>
 #include <filesystem>
 #include <stdexcept>
 #include <thread>
@@ -106,8 +108,20 @@ Redis::Redis() : dir_(temp_dir()), port_(free_port()) { start(); }
 Redis::~Redis() { stop(); }
 
 void Redis::start() {
+  // The harness execs by path: redis-server is found on PATH here.
+  std::string bin = "redis-server";
+  if (const char* path = std::getenv("PATH"))
+    for (std::string_view rest = path; !rest.empty();) {
+      auto colon = rest.find(':');
+      std::string dir(rest.substr(0, colon));
+      rest = colon == std::string_view::npos ? std::string_view{} : rest.substr(colon + 1);
+      if (std::filesystem::exists(dir + "/redis-server")) {
+        bin = dir + "/redis-server";
+        break;
+      }
+    }
   process_ = std::make_unique<Process>(std::vector<std::string>{
-      "redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+      bin, "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
       "--dir", dir_, "--protected-mode", "no"});
   for (int i = 0; i < 200; ++i) {
     if (cli("PING").find("PONG") != std::string::npos) return;

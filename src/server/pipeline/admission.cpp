@@ -162,7 +162,11 @@ std::optional<ApiError> check_limits(governance::Governor& g, const governance::
                                      governance::Admission& held, RefusalHeaders& headers, std::string& retry_after) {
   auto refused = g.take_limits(subjects, tokens, now_ms, held);
   if (!refused) return std::nullopt;
-  const governance::LimitRefusal& r = *refused;
+  return limit_refused(*refused, client, headers, retry_after);
+}
+
+ApiError limit_refused(const governance::LimitRefusal& r, dialects::Dialect client, RefusalHeaders& headers,
+                       std::string& retry_after) {
   const std::string what(governance::to_string(r.kind));
   retry_after = std::to_string((r.retry_after_ms + 999) / 1000);
   headers.emplace_back("retry-after-ms", std::to_string(r.retry_after_ms));
@@ -211,7 +215,10 @@ std::optional<ApiError> reserve_budgets(governance::Governor& g, const governanc
                                         RefusalHeaders& headers) {
   auto refused = g.reserve(subjects, amount, now_ms, held);
   if (!refused) return std::nullopt;
-  const governance::BudgetRefusal& r = *refused;
+  return budget_refused(*refused, headers);
+}
+
+ApiError budget_refused(const governance::BudgetRefusal& r, RefusalHeaders& headers) {
   headers.emplace_back("x-should-retry", "false");
   std::string message = "Budget exceeded for " + subject_text(r.budget.scope, r.budget.subject) + " (budget " +
                         r.budget.id + ", " + std::string(governance::to_string(r.budget.period)) + "): limit $" +

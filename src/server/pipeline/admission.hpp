@@ -79,6 +79,12 @@ std::optional<core::ApiError> check_limits(governance::Governor& governor, const
                                            governance::Admission& held, RefusalHeaders& headers,
                                            std::string& retry_after);
 
+/// A rate limit's refusal as the client's SDK reads it (the 429, its headers).
+core::ApiError limit_refused(const governance::LimitRefusal& r, dialects::Dialect client, RefusalHeaders& headers,
+                             std::string& retry_after);
+/// A budget's refusal: the 429 `budget_exceeded`.
+core::ApiError budget_refused(const governance::BudgetRefusal& r, RefusalHeaders& headers);
+
 /// The most the plan can cost: every deployment it may try priced at its ceiling for this
 /// request (`governance::max_cost`: the token estimate with a margin, the output bound — the
 /// request's max tokens, else the model's maximum output), the dearest taken. nullopt when no

@@ -105,6 +105,7 @@ struct RequestContext {
     /// Its place in the rate limits and its budget reservation (null: nothing held).
     std::unique_ptr<governance::Admission> held;
     std::optional<core::Money> reserved;  ///< the maximum cost reserved against its budgets
+    std::int64_t tokens = 0;  ///< the token estimate taken from token limits (input + output ceiling)
     bool billable = false;  ///< a model request of a known key: it gets a ledger row
     bool ledgered = false;  ///< its row is queued (and governance settled) already
     /// A rate-limit or budget refusal's headers (retry-after aside).

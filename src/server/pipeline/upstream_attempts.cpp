@@ -280,7 +280,13 @@ net::Task<> Gateway::run_candidates(const RouteRuntime& route, Chat& chat,
   ex.plan.set_estimated_cost(decision.estimated_cost_usd);
   if (decision.plan.deadline_ms)
     ex.plan.deadline = net::Clock::now() + std::chrono::milliseconds(decision.plan.deadline_ms);
-  if (auto refused = reserve_budgets(route, ex)) {
+  if (shared_counters(ex)) {
+    std::optional<ApiError> refused = co_await reserve_shared(route, ex);
+    if (refused) {
+      co_await fail(writer, ex, *refused);
+      co_return;
+    }
+  } else if (auto refused = reserve_budgets(route, ex)) {
     co_await fail(writer, ex, *refused);
     co_return;
   }
