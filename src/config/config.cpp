@@ -806,8 +806,8 @@ void read_redis(Reader& r, const YAML::Node& node, RedisConfig& c) {
 void read_governance(Reader& r, const YAML::Node& node, GovernanceConfig& g) {
   if (!node) return;
   if (!r.check_map(node, "governance",
-                   {"store", "sqlite_path", "postgres", "redis", "spool_dir", "durability", "async_window_ms",
-                    "admin_keys"}))
+                   {"store", "sqlite_path", "postgres", "redis", "spool_dir", "spool_max_mb", "durability",
+                    "async_window_ms", "admin_keys"}))
     return;
   g.enabled = true;
   if (r.string(node["store"], "governance.store", g.store) && g.store != "sqlite" && g.store != "postgres")
@@ -825,6 +825,7 @@ void read_governance(Reader& r, const YAML::Node& node, GovernanceConfig& g) {
     r.problem("governance.redis",
               "needs store: postgres (counters shared by many nodes are reconciled from a shared ledger)");
   r.string(node["spool_dir"], "governance.spool_dir", g.spool_dir);
+  r.integer(node["spool_max_mb"], "governance.spool_max_mb", g.spool_max_mb, 1, 1'000'000);
   if (g.spool_dir.empty()) g.spool_dir = g.store == "postgres" ? "switchyard.spool" : g.sqlite_path + ".spool";
   if (r.string(node["durability"], "governance.durability", g.durability) && g.durability != "sync" &&
       g.durability != "fsync" && g.durability != "async")

@@ -170,6 +170,9 @@ struct GovernanceConfig {
   /// The ledger's local spool (one per node, on its own disk); empty: `<sqlite_path>.spool`, or
   /// `switchyard.spool` with PostgreSQL.
   std::string spool_dir;
+  /// The spool's size at most (the store unreachable for long); past it billable requests are
+  /// refused with 503 `ledger_unavailable` until the store has caught up.
+  std::uint32_t spool_max_mb = 1024;
   /// "sync": a response's end is released once its ledger row is committed (survives the
   /// process being killed); "fsync": the same, each commit flushed to disk (survives a power
   /// cut); "async": rows are committed within `async_window_ms`, nobody waits.

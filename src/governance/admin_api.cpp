@@ -873,8 +873,11 @@ AdminResponse status(Governor& g) {
                                    : g.ledger().options().durability == LedgerOptions::Durability::fsync ? "fsync"
                                                                                                          : "async"},
                     {"replayed", s.replayed},
-                    {"spool_bytes", s.spool_bytes},
+                    {"spool_bytes", s.spool_total_bytes},
+                    {"spool_max_bytes", g.ledger().options().max_spool_bytes},
+                    {"accepting", g.ledger().accepting()},
                     {"spool_only", s.spool_only},
+                    {"catch_ups", s.catch_ups},
                     {"dropped", s.dropped},
                     {"appended", s.appended},
                     {"committed", s.committed},

@@ -239,10 +239,20 @@ void Ledger::replay() {
       segments.emplace_back(number, e.path());
   }
   std::sort(segments.begin(), segments.end());
-  std::vector<LedgerRow> batch;
-  std::size_t bad = 0;
+  std::vector<std::string> paths;
   for (const auto& [number, path] : segments) {
     segment_number_ = std::max(segment_number_, number + 1);
+    paths.push_back(path.string());
+  }
+  // Throws: the gateway does not start over a spool it cannot replay.
+  stats_.replayed += replay_segments(paths);
+  for (const auto& p : paths) fs::remove(p);
+}
+
+std::size_t Ledger::replay_segments(const std::vector<std::string>& paths) {
+  std::vector<LedgerRow> batch;
+  std::size_t bad = 0, written = 0;
+  for (const std::string& path : paths) {
     std::ifstream in(path, std::ios::binary);
     std::stringstream ss;
     ss << in.rdbuf();
@@ -255,18 +265,30 @@ void Ledger::replay() {
       else ++bad;
       b = e + 1;
       if (batch.size() >= options_.max_batch) {
-        store_.write_ledger(batch);  // throws: the gateway does not start over a spool it cannot replay
-        stats_.replayed += batch.size();
+        store_.write_ledger(batch);
+        written += batch.size();
         batch.clear();
       }
     }
   }
   if (!batch.empty()) {
     store_.write_ledger(batch);
-    stats_.replayed += batch.size();
+    written += batch.size();
   }
   if (bad && on_error_) on_error_("ledger spool: " + std::to_string(bad) + " unreadable lines skipped");
-  for (const auto& s : segments) fs::remove(s.second);
+  return written;
+}
+
+void Ledger::update_accepting() {
+  // Under mutex_.
+  stats_.spool_total_bytes = retired_bytes_ + stats_.spool_bytes;
+  const bool room = stats_.spool_total_bytes < options_.max_spool_bytes;
+  if (room != accepting_.load(std::memory_order_relaxed)) {
+    accepting_.store(room, std::memory_order_relaxed);
+    if (!room && on_error_)
+      on_error_("ledger: the spool is full (" + std::to_string(stats_.spool_total_bytes) +
+                " bytes): billable requests are refused until the store has caught up");
+  }
 }
 
 void Ledger::open_segment() {
@@ -301,6 +323,7 @@ bool Ledger::append(LedgerRow row, Done on_durable) {
         return false;
       }
       stats_.spool_bytes += line.size();
+      if (stats_.spool_bytes + retired_bytes_ >= options_.max_spool_bytes) update_accepting();
     }
     wake = queue_.empty();
     ++next_seq_;
@@ -457,29 +480,84 @@ void Ledger::run() {
       stats_.last_commit_ms = took;
       stats_.max_commit_ms = std::max(stats_.max_commit_ms, took);
       stats_.depth = queue_.size();
-      // Segments whose every row is now in the store go (unlinked outside the lock: freeing a
-      // large file's blocks must not hold up an append); the current one is rotated once large.
+      // The current segment is rotated once large (or once the spool is full: its rows may all
+      // be in the store now, and only a retired segment can be deleted). Then segments whose
+      // every row is in the store go (unlinked outside the lock: freeing a large file's blocks
+      // must not hold up an append).
+      if (!async && (stats_.spool_bytes >= options_.segment_bytes || !accepting_) && stats_.spool_bytes > 0 &&
+          unflushed_.empty()) {
+        const int old_fd = spool_fd_;
+        const std::string old_path = segment_path_;
+        const std::uint64_t old_bytes = stats_.spool_bytes;
+        try {
+          open_segment();
+          ::close(old_fd);
+          retired_.push_back({old_path, next_seq_ - 1, old_bytes});
+          retired_bytes_ += old_bytes;
+        } catch (const std::exception& e) {
+          if (on_error_) on_error_(std::string("ledger spool rotation failed (kept appending): ") + e.what());
+        }
+      }
       std::vector<std::string> done_segments;
       std::erase_if(retired_, [&](const Retired& r) {
         if (keep_spool_ || r.last_seq > last_seq) return false;
         done_segments.push_back(r.path);
+        retired_bytes_ -= r.bytes;
         return true;
       });
+      update_accepting();
       if (!done_segments.empty()) {
         lock.unlock();
         for (const auto& path : done_segments) fs::remove(path);
         lock.lock();
       }
-      if (!async && stats_.spool_bytes >= options_.segment_bytes && unflushed_.empty()) {
+      if (keep_spool_ && queue_.empty() && !stopping_ && !async) {
+        // The store has caught up with what was queued; rows that went to the spool only are
+        // written now, from the segments (idempotent: rows already there count nothing twice),
+        // and the segments go — without waiting for a restart.
         const int old_fd = spool_fd_;
         const std::string old_path = segment_path_;
+        const std::uint64_t old_bytes = stats_.spool_bytes;
         try {
           open_segment();
           ::close(old_fd);
-          retired_.push_back({old_path, next_seq_ - 1});
+          retired_.push_back({old_path, next_seq_ - 1, old_bytes});
+          retired_bytes_ += old_bytes;
         } catch (const std::exception& e) {
           if (on_error_) on_error_(std::string("ledger spool rotation failed (kept appending): ") + e.what());
+          continue;
         }
+        std::vector<Retired> catching = retired_;
+        const std::uint64_t spool_only_before = stats_.spool_only;
+        lock.unlock();
+        std::vector<std::string> paths;
+        for (const auto& r : catching) paths.push_back(r.path);
+        std::string why;
+        std::size_t written = 0;
+        try {
+          written = replay_segments(paths);
+        } catch (const std::exception& e) {
+          why = e.what();
+        }
+        lock.lock();
+        if (!why.empty()) {
+          ++stats_.failures;
+          if (on_error_) on_error_("ledger catch-up from the spool failed (kept, retrying): " + why);
+          continue;
+        }
+        ++stats_.catch_ups;
+        stats_.replayed += written;
+        std::erase_if(retired_, [&](const Retired& r) {
+          const bool caught = std::any_of(catching.begin(), catching.end(), [&](const Retired& c) { return c.path == r.path; });
+          if (caught) retired_bytes_ -= r.bytes;
+          return caught;
+        });
+        // Rows spooled only while this ran are in the current segment: kept for the next catch-up.
+        keep_spool_ = stats_.spool_only != spool_only_before;
+        update_accepting();
+        lock.unlock();
+        for (const auto& p : paths) fs::remove(p);
+        lock.lock();
       }
       continue;
     }

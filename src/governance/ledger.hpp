@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -37,6 +38,10 @@ struct LedgerOptions {
   /// lost); without (async) they are dropped and counted.
   std::size_t max_queued = 200'000;
   std::size_t segment_bytes = 16 * 1024 * 1024;  ///< a spool segment is rotated past this size
+  /// The spool's size on disk at most (the store unreachable for long): past it `accepting()`
+  /// is false and the gateway refuses billable requests (503) until the store has caught up —
+  /// it never answers what it could not account for.
+  std::uint64_t max_spool_bytes = 1024ull * 1024 * 1024;
 };
 
 class Ledger {
@@ -66,12 +71,17 @@ class Ledger {
   /// Tests: stops the writer at once without committing anything (as if the process had died).
   void abandon();
 
+  /// Whether the spool has room (see `LedgerOptions::max_spool_bytes`); lock-free.
+  bool accepting() const { return accepting_.load(std::memory_order_relaxed); }
+
   struct Stats {
     std::uint64_t appended = 0, committed = 0, batches = 0, failures = 0, replayed = 0;
     std::size_t depth = 0, max_depth = 0;  ///< rows queued for the store now, and at most so far
     std::size_t largest_batch = 0;
     double last_commit_ms = 0, max_commit_ms = 0;
     std::uint64_t spool_bytes = 0;  ///< in the current segment
+    std::uint64_t spool_total_bytes = 0;  ///< every segment on disk
+    std::uint64_t catch_ups = 0;  ///< spool-only rows replayed into the store while running
     std::uint64_t spool_only = 0;   ///< rows left in the spool only (the store too far behind)
     std::uint64_t dropped = 0;      ///< async: rows dropped past `max_queued` (no spool to keep them)
   };
@@ -85,7 +95,10 @@ class Ledger {
  private:
   void run();
   void replay();
+  /// Writes every row of these segments into the store (idempotent); throws on a store failure.
+  std::size_t replay_segments(const std::vector<std::string>& paths);
   void open_segment();
+  void update_accepting();
 
   Store& store_;
   LedgerOptions options_;
@@ -105,7 +118,10 @@ class Ledger {
   struct Retired {
     std::string path;
     std::uint64_t last_seq;  ///< deleted once every row up to this one is committed
+    std::uint64_t bytes = 0;
   };
+  std::uint64_t retired_bytes_ = 0;
+  std::atomic<bool> accepting_{true};
   std::vector<Retired> retired_;
   std::string segment_path_;
   std::vector<Done> unflushed_;  ///< fsync: waiting for the next fdatasync

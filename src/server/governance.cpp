@@ -65,6 +65,15 @@ std::optional<ApiError> Gateway::govern(const net::Request& request, Exchange& e
                                         const routing::RequestTraits& traits, std::string_view body_user) {
   governance::Governor* g = shared_.governor;
   if (!g || !ex.identity.key) return std::nullopt;
+  if (!g->ledger().accepting()) {
+    // The spool is full (the store unreachable for long): nothing is answered that the ledger
+    // could not account for. Refused before anything is held or sent upstream.
+    ex.reply.retry_after_text = "5";
+    return ApiError::make(ErrorKind::unavailable,
+                          "The gateway cannot record spend now (its ledger's store has been unreachable for long and "
+                          "the local spool is full). Try again later.",
+                          {}, "ledger_unavailable");
+  }
   ex.governed.billable = true;
   std::string_view user = request.header("x-switchyard-user");
   if (user.empty()) user = body_user;

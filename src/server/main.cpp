@@ -352,6 +352,7 @@ int cmd_serve(const std::string& path, const std::string& port_file, int threads
                                                  : governance::LedgerOptions::Durability::sync;
       lo.async_window_ms = gc.async_window_ms;
       lo.spool_dir = gc.spool_dir;
+      lo.max_spool_bytes = static_cast<std::uint64_t>(gc.spool_max_mb) * 1024 * 1024;
       std::unique_ptr<governance::Store> st;
       if (gc.store == "postgres") {
         store::PostgresOptions po;

@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <fstream>
 #include <boost/json.hpp>
 #include <mutex>
 #include <set>
@@ -250,6 +251,19 @@ std::map<std::string, std::string> as(const std::string& secret) {
 std::string chat_body(int max_tokens) {
   return R"({"model":"solo","messages":[{"role":"user","content":"count my money"}],"max_tokens":)" +
          std::to_string(max_tokens) + "}";
+}
+
+TEST(MultiNode, AdminMigrateAppliesTheSchemaBeforeAnyNodeStarts) {
+  const std::string db = postgres().new_database();
+  const std::string path = harness::temp_dir() + "/switchyard.yaml";
+  std::ofstream(path) << node_config(1, db);
+  harness::Process p({SWITCHYARD_BIN, "admin", "migrate", "--config", path});
+  EXPECT_EQ(p.wait(30s), 0) << p.output();
+  EXPECT_NE(p.output().find("schema at version 1"), std::string::npos) << p.output();
+  EXPECT_EQ(p.output().find("password"), std::string::npos);
+  // Again: nothing to do, same answer.
+  harness::Process again({SWITCHYARD_BIN, "admin", "migrate", "--config", path});
+  EXPECT_EQ(again.wait(30s), 0) << again.output();
 }
 
 TEST(MultiNode, AKeyMadeOrDisabledOnOneNodeTakesEffectOnTheOthers) {

@@ -179,6 +179,58 @@ TEST(Config, ParsesUrls) {
   EXPECT_FALSE(parse_url("http://:80", u, why));
 }
 
+TEST(Config, SharedStoreAndRedisAreReadWithSecretsFromTheEnvironment) {
+  LoadResult r = load_config_text(valid_yaml() + R"(governance:
+  store: postgres
+  postgres:
+    url: "postgresql://gw:${PGPASS}@db.internal/switchyard?sslmode=verify-full"
+    refresh_ms: 5000
+  redis:
+    url: rediss://ops:${REDIS_PASS}@cache.internal:6380/2
+    key_prefix: "sy:"
+    lease_ms: 120000
+    on_unavailable: {team: fail_closed, route: fail_open}
+  spool_dir: /var/lib/switchyard/spool
+  spool_max_mb: 256
+)",
+                                  {{"OPENAI_API_KEY", "sk-real"}, {"PGPASS", "pg-secret"}, {"REDIS_PASS", "r-secret"}});
+  ASSERT_TRUE(r.ok()) << format_problems(r.problems);
+  const GovernanceConfig& g = r.config.governance;
+  EXPECT_EQ(g.store, "postgres");
+  EXPECT_EQ(g.postgres.url, "postgresql://gw:pg-secret@db.internal/switchyard?sslmode=verify-full");
+  EXPECT_EQ(g.postgres.refresh_ms, 5000u);
+  ASSERT_TRUE(g.redis.enabled);
+  EXPECT_TRUE(g.redis.tls);
+  EXPECT_EQ(g.redis.host, "cache.internal");
+  EXPECT_EQ(g.redis.port, 6380);
+  EXPECT_EQ(g.redis.username, "ops");
+  EXPECT_EQ(g.redis.password, "r-secret");
+  EXPECT_EQ(g.redis.database, 2);
+  EXPECT_EQ(g.redis.key_prefix, "sy:");
+  EXPECT_EQ(g.redis.lease_ms, 120000u);
+  EXPECT_EQ(g.redis.on_unavailable[1], Unavailable::fail_closed);  // team
+  EXPECT_EQ(g.redis.on_unavailable[0], Unavailable::fail_open);    // key: the default
+  EXPECT_EQ(g.spool_dir, "/var/lib/switchyard/spool");
+  EXPECT_EQ(g.spool_max_mb, 256u);
+}
+
+TEST(Config, SharedCountersNeedTheSharedStore) {
+  LoadResult r = load_config_text(valid_yaml() + R"(governance:
+  redis:
+    host: 127.0.0.1
+    on_unavailable: maybe
+)",
+                                  {{"OPENAI_API_KEY", "sk-real"}});
+  EXPECT_TRUE(has_problem(r, "governance.redis", "needs store: postgres"));
+  EXPECT_TRUE(has_problem(r, "governance.redis.on_unavailable", "fail_open or fail_closed"));
+  LoadResult p = load_config_text(valid_yaml() + "governance:\n  store: postgres\n", {{"OPENAI_API_KEY", "sk-real"}});
+  EXPECT_TRUE(has_problem(p, "governance.postgres.url", "is required"));
+  LoadResult u = load_config_text(
+      valid_yaml() + "governance:\n  store: postgres\n  postgres: {url: x}\n  redis: {url: \"http://h:1\"}\n",
+      {{"OPENAI_API_KEY", "sk-real"}});
+  EXPECT_TRUE(has_problem(u, "governance.redis.url", "redis://"));
+}
+
 TEST(EnvExpand, ExpandsReferencesAndDefaults) {
   std::map<std::string, std::string> env{{"A", "1"}, {"EMPTY", ""}};
   EXPECT_EQ(expand_env("x${A}y", env).value, "x1y");

@@ -260,6 +260,53 @@ TEST(Ledger, RowsBeyondItsMemoryBoundWaitInTheSpoolAndReachTheStoreAtTheNextStar
   EXPECT_EQ(s.ledger_count(), 5) << "every row once: the two already there were not counted again";
 }
 
+TEST(Ledger, RowsSpooledOnlyReachTheStoreOnceItCatchesUpWithoutARestart) {
+  FlakyStore s({temp_db()});
+  LedgerOptions o;
+  o.spool_dir = temp_spool();
+  o.max_queued = 3;
+  o.store_window_ms = 1;
+  Ledger ledger(s, o);
+  for (int i = 0; i < 20; ++i) EXPECT_TRUE(ledger.append(row("c" + std::to_string(i), kDec7 + i, "0.001")));
+  EXPECT_EQ(ledger.stats().spool_only, 17u);
+  s.failing = false;  // the store is back: the queued rows, then the spooled ones
+  for (int i = 0; i < 500 && s.ledger_count() < 20; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(s.ledger_count(), 20);
+  EXPECT_GE(ledger.stats().catch_ups, 1u);
+  // And the spool is not kept for them any more: new rows flow as usual, their segments go.
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(ledger.append(row("d" + std::to_string(i), kDec7 + 100 + i, "0.001")));
+  for (int i = 0; i < 500 && s.ledger_count() < 23; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(s.ledger_count(), 23);
+}
+
+TEST(Ledger, AFullSpoolStopsAcceptingUntilTheStoreHasCaughtUp) {
+  FlakyStore s({temp_db()});
+  LedgerOptions o;
+  o.spool_dir = temp_spool();
+  o.store_window_ms = 1;
+  o.max_spool_bytes = 4096;
+  std::vector<std::string> errors;
+  std::mutex m;
+  Ledger ledger(s, o, [&](const std::string& e) {
+    std::lock_guard lock(m);
+    errors.push_back(e);
+  });
+  int appended = 0;
+  while (ledger.accepting() && appended < 1000) {
+    ASSERT_TRUE(ledger.append(row("f" + std::to_string(appended), kDec7 + appended, "0.001")));
+    ++appended;
+  }
+  EXPECT_FALSE(ledger.accepting()) << "the spool's size is bounded";
+  EXPECT_LT(appended, 100);
+  EXPECT_GE(ledger.stats().spool_total_bytes, 4096u);
+  s.failing = false;
+  for (int i = 0; i < 500 && !ledger.accepting(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_TRUE(ledger.accepting()) << "room again once the store has every row";
+  EXPECT_EQ(s.ledger_count(), appended);
+  std::lock_guard lock(m);
+  EXPECT_TRUE(std::any_of(errors.begin(), errors.end(), [](const std::string& e) { return e.find("spool is full") != std::string::npos; }));
+}
+
 TEST(Ledger, FsyncTellsEachAppendOnceTheSpoolIsFlushed) {
   store::SqliteStore s({temp_db()});
   LedgerOptions fsync;
