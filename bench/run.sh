@@ -17,6 +17,9 @@
 #   SYSTEMS=direct,nginx,switchyard,switchyard-anthropic,switchyard-gemini  MODES=json,sse  CONNS=1,16,64
 #     (switchyard-governed: Switchyard with governance on — a key with a budget and two rate
 #     limits, the ledger on SQLite, sync durability — on GOVERNED_PORT=18410; for `pairs`)
+#     (switchyard-shared: the same on PostgreSQL and Redis, the engines many nodes share — started
+#     by run.sh on SHARED_PG_PORT=18420 and SHARED_REDIS_PORT=18430, pinned with the load — on
+#     SHARED_PORT=18415; for `pairs`)
 #   DURATION=10 (s per wrk run)  WARMUP=3 (s, 16 connections, not recorded)  REPS=3 (medians)
 #   STREAMS=10000 (0 skips the streams test)  STREAM_SYSTEMS=switchyard (nginx, direct too)
 #   STREAM_INTERVAL=1 (s between the 20 events of a paced stream)  STREAM_RATE=2000 (opened/s)
@@ -69,6 +72,8 @@ SWITCHYARD_BIN=${SWITCHYARD_BIN:-$ROOT/build/switchyard}
 SWITCHYARD_CONFIG=${SWITCHYARD_CONFIG:-$BENCH_DIR/switchyard.yaml}   # its routes and models are the bench's
 export SWITCHYARD_PORT=${SWITCHYARD_PORT:-18400}   # read by bench/switchyard.yaml
 export GOVERNED_PORT=${GOVERNED_PORT:-18410}       # switchyard-governed (bench/switchyard-governed.yaml)
+export SHARED_PORT=${SHARED_PORT:-18415}           # switchyard-shared (bench/switchyard-shared.yaml)
+export SHARED_PG_PORT=${SHARED_PG_PORT:-18420} SHARED_REDIS_PORT=${SHARED_REDIS_PORT:-18430}
 OUT=${OUT:-$ROOT/build/bench/results}
 UPSTREAM=http://127.0.0.1:18080
 AUTH="Authorization: Bearer sk-bench"   # sent to every system, so requests are byte-identical
@@ -83,7 +88,8 @@ fi
 sys_port() {
   case $1 in
     direct) echo 18080 ;; nginx) echo 18090 ;;
-    switchyard-governed) echo "$GOVERNED_PORT" ;; switchyard*) echo "$SWITCHYARD_PORT" ;;
+    switchyard-governed) echo "$GOVERNED_PORT" ;; switchyard-shared) echo "$SHARED_PORT" ;;
+    switchyard*) echo "$SWITCHYARD_PORT" ;;
   esac
 }
 
@@ -119,24 +125,62 @@ sys_start() {
       GOVERNED_DB=$RUN_DIR/governed.db proc_start switchyard-governed "$RUN_DIR/switchyard-governed.log" \
         "${PIN_SUT[@]}" "$SWITCHYARD_BIN" serve --config "$BENCH_DIR/switchyard-governed.yaml" &&
         wait_http "http://127.0.0.1:$GOVERNED_PORT/healthz" 10 || return 1
-      local admin=(curl -sf -o /dev/null -H "Authorization: Bearer sk-bench-admin" -H 'Content-Type: application/json')
-      "${admin[@]}" "http://127.0.0.1:$GOVERNED_PORT/admin/v1/teams" -d '{"id":"bench"}' &&
-        "${admin[@]}" "http://127.0.0.1:$GOVERNED_PORT/admin/v1/budgets" \
-          -d '{"scope":"key","subject":"bench","period":"month","limit_usd":"1000000"}' &&
-        "${admin[@]}" "http://127.0.0.1:$GOVERNED_PORT/admin/v1/limits" \
-          -d '{"scope":"key","subject":"bench","rpm":1000000000}' &&
-        "${admin[@]}" "http://127.0.0.1:$GOVERNED_PORT/admin/v1/limits" \
-          -d '{"scope":"team","subject":"bench","tpm":1000000000000}' ;;
+      governance_setup "$GOVERNED_PORT" ;;
+    switchyard-shared)
+      shared_engines_start || return 1
+      SHARED_SPOOL=$RUN_DIR/shared.spool proc_start switchyard-shared "$RUN_DIR/switchyard-shared.log" \
+        "${PIN_SUT[@]}" "$SWITCHYARD_BIN" serve --config "$BENCH_DIR/switchyard-shared.yaml" &&
+        wait_http "http://127.0.0.1:$SHARED_PORT/healthz" 10 || return 1
+      governance_setup "$SHARED_PORT" ;;
     switchyard*)
       proc_start switchyard "$RUN_DIR/switchyard.log" "${PIN_SUT[@]}" \
         "$SWITCHYARD_BIN" serve --config "$SWITCHYARD_CONFIG"
       wait_http "http://127.0.0.1:$SWITCHYARD_PORT/healthz" 10 ;;
   esac
 }
+
+# governance_setup PORT : the bench key's team, a budget and two rate limits, far above what a
+# run spends or sends (nothing is refused), through the admin API.
+governance_setup() {
+  local admin=(curl -sf -o /dev/null -H "Authorization: Bearer sk-bench-admin" -H 'Content-Type: application/json')
+  "${admin[@]}" "http://127.0.0.1:$1/admin/v1/teams" -d '{"id":"bench"}' &&
+    "${admin[@]}" "http://127.0.0.1:$1/admin/v1/budgets" \
+      -d '{"scope":"key","subject":"bench","period":"month","limit_usd":"1000000"}' &&
+    "${admin[@]}" "http://127.0.0.1:$1/admin/v1/limits" -d '{"scope":"key","subject":"bench","rpm":1000000000}' &&
+    "${admin[@]}" "http://127.0.0.1:$1/admin/v1/limits" -d '{"scope":"team","subject":"bench","tpm":1000000000000}'
+}
+
+# shared_engines_start : a throwaway PostgreSQL (as the postgres user when root) and Redis, on the
+# load's CPU (what they cost is theirs, not the gateway's: reported apart in shared-engines.txt).
+shared_engines_start() {
+  local pgbin dir=$RUN_DIR/shared-pg as=()
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [[ -x $pgbin/initdb ]] || { log "switchyard-shared needs PostgreSQL (apt-get install postgresql)"; return 1; }
+  command -v redis-server >/dev/null || { log "switchyard-shared needs redis-server"; return 1; }
+  rm -rf "$dir"; mkdir -p "$dir"
+  if [[ $(id -u) == 0 ]]; then chown postgres "$dir"; chmod 755 "$RUN_DIR"; as=(runuser -u postgres --); fi
+  "${as[@]}" "$pgbin/initdb" -D "$dir/data" -U postgres -A trust --no-sync >"$RUN_DIR/shared-pg-init.log" 2>&1 ||
+    { log "initdb failed: $(tail -3 "$RUN_DIR/shared-pg-init.log")"; return 1; }
+  "${PIN_LOAD[@]}" "${as[@]}" "$pgbin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
+    -o "-p $SHARED_PG_PORT -k $dir -c listen_addresses=127.0.0.1" start >/dev/null ||
+    { log "PostgreSQL did not start: $(tail -3 "$dir/log")"; return 1; }
+  proc_start shared-redis "$RUN_DIR/shared-redis.log" "${PIN_LOAD[@]}" redis-server --port "$SHARED_REDIS_PORT" \
+    --bind 127.0.0.1 --save "" --appendonly no --dir "$RUN_DIR"
+  local i; for i in $(seq 50); do redis-cli -p "$SHARED_REDIS_PORT" ping 2>/dev/null | grep -q PONG && return 0; sleep 0.1; done
+  log "redis-server did not start"; return 1
+}
+shared_engines_stop() {
+  local pgbin dir=$RUN_DIR/shared-pg as=()
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [[ $(id -u) == 0 ]] && as=(runuser -u postgres --)
+  [[ -d $dir/data ]] && "${as[@]}" "$pgbin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1
+  proc_stop shared-redis
+}
 sys_stop() {
   case $1 in
     nginx) proc_stop nginx-proxy ;;
     switchyard-governed) proc_stop switchyard-governed ;;
+    switchyard-shared) proc_stop switchyard-shared; shared_engines_stop ;;
     switchyard*) proc_stop switchyard ;;
   esac
   [[ $1 == direct ]] || wait_port_free "$(sys_port "$1")" || log "port $(sys_port "$1") still busy"
@@ -146,6 +190,7 @@ sys_pid() {
   case $1 in
     nginx) cat "$RUN_DIR/nginx-proxy.pid" 2>/dev/null ;;
     switchyard-governed) cat "$RUN_DIR/switchyard-governed.pid" 2>/dev/null ;;
+    switchyard-shared) cat "$RUN_DIR/switchyard-shared.pid" 2>/dev/null ;;
     switchyard*) cat "$RUN_DIR/switchyard.pid" 2>/dev/null ;;
   esac
 }
@@ -337,8 +382,8 @@ halt_poll_set() {
 preflight() {
   local missing=() t
   for t in $SYSTEMS $STREAM_SYSTEMS; do
-    [[ $t =~ ^(direct|nginx|switchyard|switchyard-anthropic|switchyard-gemini|switchyard-governed)$ ]] ||
-      { log "unknown system '$t' (direct, nginx, switchyard, switchyard-anthropic, switchyard-gemini, switchyard-governed)"; return 1; }
+    [[ $t =~ ^(direct|nginx|switchyard|switchyard-anthropic|switchyard-gemini|switchyard-governed|switchyard-shared)$ ]] ||
+      { log "unknown system '$t' (direct, nginx, switchyard, switchyard-anthropic, switchyard-gemini, switchyard-governed, switchyard-shared)"; return 1; }
   done
   for t in $MODES; do [[ $t =~ ^(json|sse)$ ]] || { log "unknown mode '$t' (json, sse)"; return 1; }; done
   for t in wrk node python3 curl taskset ps; do command -v "$t" >/dev/null || missing+=("$t"); done
@@ -429,8 +474,9 @@ do_pairs() {
   local sys=($SYSTEMS) mode c i a b s v
   ((${#sys[@]} == 2)) || { log "pairs compares two systems: SYSTEMS=A,B (got '$SYSTEMS')"; exit 2; }
   [[ " $SYSTEMS " == *" direct "* ]] && { log "pairs compares two proxies (direct has no CPU to measure)"; exit 2; }
-  # switchyard-governed is a process of its own (its own port); the other variants share one.
-  [[ ${sys[0]} == switchyard* && ${sys[1]} == switchyard* && " $SYSTEMS " != *" switchyard-governed "* ]] &&
+  # switchyard-governed and -shared are processes of their own (own ports); the other variants share one.
+  [[ ${sys[0]} == switchyard* && ${sys[1]} == switchyard* && " $SYSTEMS " != *" switchyard-governed "* &&
+     " $SYSTEMS " != *" switchyard-shared "* ]] &&
     { log "pairs: those Switchyard variants share one process; compare one of them with nginx"; exit 2; }
   preflight || exit 1
   begin_run

@@ -41,6 +41,11 @@ local id, lease = ARGV[1], tonumber(ARGV[2])
 local nb, nl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local amount, tokens = tonumber(ARGV[5]), tonumber(ARGV[6])
 local a = 8
+-- This node is serving (a refusal counts too): registered before anything is checked.
+local nodes = KEYS[#KEYS - 1]
+redis.call('ZADD', nodes, now, ARGV[7])
+redis.call('ZREMRANGEBYSCORE', nodes, '-inf', now - 10000)
+redis.call('PEXPIRE', nodes, 60000)
 local rem, ttls = {}, {}
 for i = 1, nb do
   local h, z = KEYS[2 * i - 1], KEYS[2 * i]
@@ -118,10 +123,6 @@ for j = 1, nl do
     redis.call('PEXPIRE', z, lease)
   end
 end
-local nodes = KEYS[#KEYS - 1]
-redis.call('ZADD', nodes, now, ARGV[7])
-redis.call('ZREMRANGEBYSCORE', nodes, '-inf', now - 10000)
-redis.call('PEXPIRE', nodes, 60000)
 local epoch = redis.call('GET', KEYS[#KEYS])
 if not epoch then
   epoch = ARGV[7] .. ':' .. now

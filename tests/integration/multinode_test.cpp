@@ -424,6 +424,11 @@ TEST(SharedCounters, ThreeNodesNeverOverspendOneBudget) {
   }
   EXPECT_EQ(state.at("reserved_usd").as_string(), "0");
   EXPECT_EQ(nanos(state.at("spent_usd")), ledger_cost);
+  // Every node that served in the last 10 s is counted (as the next admission on node 0 hears
+  // from Redis; a key of its own, with a limit, so that it is admitted).
+  Made second = make_key(f.port(0), "other");
+  admin(f.port(0), "POST", "/admin/v1/limits", R"({"scope":"key","subject":")" + second.id + R"(","rpm":1000})", 201);
+  EXPECT_EQ(harness::http(f.port(0), "POST", "/v1/chat/completions", as(second.secret), chat_body(5)).status, 200);
   EXPECT_EQ(health(f.port(0), key.secret).at("nodes").as_int64(), 3) << "every node is counted as serving";
 }
 
