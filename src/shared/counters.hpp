@@ -148,6 +148,7 @@ class SharedCounters {
   std::string epoch_;  ///< Redis's epoch as its last answer said
   std::atomic<bool> has_unsynced_{false};
   std::atomic<bool> redis_up_{true};
+  std::atomic<std::int64_t> registered_ms_{0};  ///< when this node last wrote itself in the registry
   /// This node's books while Redis is unreachable (made at the outage's first admission).
   std::shared_ptr<governance::FallbackBooks> fallback_;
 
