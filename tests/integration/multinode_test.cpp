@@ -14,6 +14,7 @@
 #include "governance/ledger.hpp"
 #include "harness.hpp"
 #include "services.hpp"
+#include "tls_server.hpp"
 #include "store/postgres_store.hpp"
 
 using namespace std::chrono_literals;
@@ -666,6 +667,47 @@ TEST(SharedCounters, RedisUnreachableButNotLostIsToldWhatWasSpentMeanwhileOnce) 
     std::this_thread::sleep_for(25ms);
   }
   EXPECT_EQ(nanos(state.at("spent_usd")), total) << "the counter has every cost once";
+}
+
+TEST(SharedCounters, RedisOverTlsWithAPasswordAndTheCertificateVerified) {
+  const std::string dir = harness::temp_dir();
+  harness::TestCert cert = harness::make_cert(dir, "localhost");
+  harness::Redis tls_redis(cert.cert_path, cert.key_path, "s3cret-redis");
+  Fake fake(R"({"content":"0123456789abcdefghij0123456789"})");
+  const std::string db = postgres().new_database();
+  auto node = [&](const std::string& ca) {
+    std::string y = node_config(fake.port(), db,
+                                "  redis:\n    url: rediss://:s3cret-redis@localhost:" + std::to_string(tls_redis.port()) +
+                                    "\n    timeout_ms: 500\n    on_unavailable: fail_closed\n");
+    return y.replace(y.find("health:"), 0, "upstream:\n  ca_file: " + ca + "\n");
+  };
+  Gateway gw(node(cert.cert_path));
+  Made key = make_key(gw.port(), "tls");
+  admin(gw.port(), "POST", "/admin/v1/budgets",
+        R"({"scope":"key","subject":")" + key.id + R"(","period":"day","limit_usd":"0.03"})", 201);
+  // The budget holds one maximum-cost request (16 tokens at $0.001): counted in Redis over TLS.
+  EXPECT_EQ(harness::http(gw.port(), "POST", "/v1/chat/completions", as(key.secret), chat_body(16)).status, 200);
+  Response second = harness::http(gw.port(), "POST", "/v1/chat/completions", as(key.secret), chat_body(16));
+  EXPECT_EQ(second.status, 429) << second.body;
+  EXPECT_NE(second.body.find("budget_exceeded"), std::string::npos) << second.body;
+  json::object h = health(gw.port(), key.secret);
+  EXPECT_EQ(h.at("redis").as_string(), "up");
+  EXPECT_EQ(h.at("unavailable_calls").as_int64(), 0);
+  EXPECT_NE(tls_redis.cli("--scan --pattern 'switchyard:budget:*'").find("switchyard:budget:"), std::string::npos)
+      << "the counter is in the TLS Redis";
+  // A node that does not trust Redis's certificate does not talk to it (fail_closed: 503).
+  harness::TestCert other = harness::make_cert(dir, "other.example");
+  Gateway untrusting(node(other.cert_path));
+  Response r;
+  for (int i = 0; i < 100; ++i) {
+    r = harness::http(untrusting.port(), "POST", "/v1/chat/completions", as(key.secret), chat_body(1));
+    if (r.status != 401) break;  // the key, made on the first node, arrives by notification
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_NE(r.body.find("budget_unverifiable"), std::string::npos) << r.body;
+  EXPECT_EQ(untrusting.log().find("s3cret-redis"), std::string::npos) << "the password is never logged";
+  EXPECT_EQ(gw.log().find("s3cret-redis"), std::string::npos);
 }
 
 }  // namespace

@@ -103,7 +103,18 @@ std::string Postgres::new_database() {
   return "host=127.0.0.1 port=" + std::to_string(port_) + " user=postgres dbname=" + name + " connect_timeout=2";
 }
 
-Redis::Redis() : dir_(temp_dir()), port_(free_port()) { start(); }
+Redis::Redis() : dir_(temp_dir()), port_(free_port()) {
+  server_args_ = {"--port", std::to_string(port_)};
+  start();
+}
+
+Redis::Redis(const std::string& cert, const std::string& key, const std::string& password)
+    : dir_(temp_dir()), port_(free_port()) {
+  server_args_ = {"--port", "0", "--tls-port", std::to_string(port_), "--tls-cert-file", cert, "--tls-key-file", key,
+                  "--tls-ca-cert-file", cert, "--tls-auth-clients", "no", "--requirepass", password};
+  cli_args_ = {"--tls", "--cacert", cert, "-a", password, "--no-auth-warning"};
+  start();
+}
 
 Redis::~Redis() { stop(); }
 
@@ -120,9 +131,10 @@ void Redis::start() {
         break;
       }
     }
-  process_ = std::make_unique<Process>(std::vector<std::string>{
-      bin, "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-      "--dir", dir_, "--protected-mode", "no"});
+  std::vector<std::string> argv{bin, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                                "--dir", dir_, "--protected-mode", "no"};
+  argv.insert(argv.end(), server_args_.begin(), server_args_.end());
+  process_ = std::make_unique<Process>(argv);
   for (int i = 0; i < 200; ++i) {
     if (cli("PING").find("PONG") != std::string::npos) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
@@ -138,7 +150,9 @@ void Redis::stop() {
 }
 
 std::string Redis::cli(const std::string& args) {
-  return shell("redis-cli -h 127.0.0.1 -p " + std::to_string(port_) + " " + args).second;
+  std::string flags;
+  for (const auto& a : cli_args_) flags += " '" + a + "'";
+  return shell("redis-cli -h 127.0.0.1 -p " + std::to_string(port_) + flags + " " + args).second;
 }
 
 }  // namespace harness

@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "harness.hpp"
 
@@ -37,6 +38,8 @@ class Redis {
  public:
   /// Starts redis-server without persistence; throws when it cannot.
   Redis();
+  /// With TLS only (this certificate and key; clients not asked for one) and a password.
+  Redis(const std::string& cert, const std::string& key, const std::string& password);
   ~Redis();
   int port() const { return port_; }
   std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
@@ -49,6 +52,7 @@ class Redis {
  private:
   std::string dir_;
   int port_ = 0;
+  std::vector<std::string> server_args_, cli_args_;
   std::unique_ptr<Process> process_;
 };
 
