@@ -775,7 +775,7 @@ Task<> Loop::sweep_loop() {
       ticks = 0;
       refresh_date();
     }
-    if (draining_ && sessions_.empty()) {
+    if (draining_ && sessions_.empty() && !(handler_ && handler_->busy())) {
       io_.stop();
       co_return;
     }

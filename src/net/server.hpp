@@ -122,6 +122,9 @@ class Handler {
                           Clock::time_point /*received*/) {}
   /// Called once when draining begins.
   virtual void on_drain() {}
+  /// Whether work of the handler's own, outside any request, still runs (a drained loop stops
+  /// once it is done, or at the drain's deadline).
+  virtual bool busy() const { return false; }
 };
 
 using HandlerFactory = std::function<std::unique_ptr<Handler>(Loop&)>;

@@ -107,6 +107,8 @@ class Gateway final : public net::Handler {
 
   net::Task<> handle(net::Request request, net::ResponseWriter& writer) override;
   void on_drain() override;
+  /// Settlements of shared counters not yet sent or answered: a drained loop waits for them.
+  bool busy() const override { return settle_scheduled_ || settles_in_flight_ > 0; }
   void on_refused(const net::http1::RequestHead* head, const core::ApiError& error,
                   net::Clock::time_point received) override;
   /// A refusal before the request reached a handler (limits, framing), in the path's dialect.
@@ -195,8 +197,9 @@ class Gateway final : public net::Handler {
   bool shared_counters(const Exchange& ex) const { return redis_ && ex.governed.held; }
   /// A script's call to Redis (sent again as EVAL when Redis does not have the script).
   net::Task<std::optional<shared::RedisReply>> call_script(std::vector<std::string> argv);
-  /// Settles a shared admission in Redis, after the request (retried; idempotent by its lease).
-  net::Task<> settle_shared(governance::SharedHold hold, std::optional<core::Money> cost, std::int64_t tokens);
+  /// Settles this loop's shared admissions in Redis, a millisecond's worth in one call, after
+  /// their requests (retried; idempotent by each lease).
+  net::Task<> settle_shared();
   /// Adds to Redis's counters what was spent while it was unreachable.
   net::Task<> reconcile(std::vector<std::string> argv);
   /// Settles what a request held, into its ledger row's budget charges.
@@ -239,6 +242,9 @@ class Gateway final : public net::Handler {
   net::UpstreamPool pool_;
   /// This loop's connection to Redis (governance with shared counters; null otherwise).
   std::unique_ptr<shared::RedisClient> redis_;
+  std::vector<shared::SharedCounters::Settlement> settling_;  ///< waiting for the next batch
+  bool settle_scheduled_ = false;
+  int settles_in_flight_ = 0;  ///< batches on their way (a drained loop waits for them)
   StringPool strings_;
   core::AccountingRecord record_;  ///< the last settled request's record (reused)
   ReplyHeaders header_scratch_;

@@ -165,22 +165,31 @@ net::Task<> Gateway::reconcile(std::vector<std::string> argv) {
   shared_.counters->reconcile_done(reply && !reply->is_error());
 }
 
-net::Task<> Gateway::settle_shared(governance::SharedHold hold, std::optional<core::Money> cost, std::int64_t tokens) {
+net::Task<> Gateway::settle_shared() {
   shared::SharedCounters& c = *shared_.counters;
-  // A settlement that timed out may have been applied: sent again, it counts once (the lease's
-  // settlement mark). Tried for about 6 s; then its cost waits for Redis with this node's other
-  // unsynced spend (and its reservation ends with the lease).
+  // A millisecond's settlements go together: one script call (one Lua invocation in Redis) for
+  // all. Measured before batching (3 scopes, 16 connections): settlements cost 7 µs of the
+  // gateway's CPU and 22 µs of Redis's per request.
+  co_await sleep_ms(1);
+  std::vector<shared::SharedCounters::Settlement> batch;
+  batch.swap(settling_);
+  settle_scheduled_ = false;
+  ++settles_in_flight_;
+  // A batch that timed out may have been applied: sent again, each settlement counts once (its
+  // lease's mark). Tried for about 6 s; then the costs wait for Redis with this node's other
+  // unsynced spend (and the reservations end with their leases).
   for (int attempt = 0; attempt < 7; ++attempt) {
-    std::optional<shared::RedisReply> reply = co_await call_script(c.settle_command(hold, cost, tokens));
-    if (reply && !reply->is_error()) {
-      std::vector<governance::BudgetAlert> alerts;
-      c.read_settle(hold, *reply, alerts);
+    std::optional<shared::RedisReply> reply = co_await call_script(c.settle_command(batch));
+    std::vector<governance::BudgetAlert> alerts;
+    if (reply && c.read_settle(batch, *reply, alerts)) {
       for (const auto& a : alerts) shared_.governor->alert(a);
+      --settles_in_flight_;
       co_return;
     }
     co_await sleep_ms(50 << attempt);
   }
-  c.settle_missed(hold, cost);
+  for (const auto& st : batch) c.settle_missed(st.hold, st.cost);
+  --settles_in_flight_;
 }
 
 void Gateway::settle_held(RequestContext& ex, const core::AccountingRecord& r, governance::LedgerRow& row) {
@@ -197,8 +206,12 @@ void Gateway::settle_held(RequestContext& ex, const core::AccountingRecord& r, g
       for (std::size_t i = 0; i < shared.budgets.size(); ++i)
         row.charges.push_back({shared.budgets[i]->id, shared.period_start_ms[i]});
     shared.admitted = false;
-    // After the request, off its path: one more round trip, on this loop.
-    net::spawn(loop_.io(), settle_shared(std::move(shared), r.cost, tokens));
+    // After the request, off its path, with the loop's other settlements of this millisecond.
+    settling_.push_back({std::move(shared), r.cost, tokens});
+    if (!settle_scheduled_) {
+      settle_scheduled_ = true;
+      net::spawn(loop_.io(), settle_shared());
+    }
     return;
   }
   if (shared.local) {

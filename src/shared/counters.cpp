@@ -136,61 +136,76 @@ for i = 1, nb do out[#out + 1] = rem[i] end
 return out
 )lua";
 
-// KEYS: as the admission's (budgets, limits), then the lease's settlement mark.
-// ARGV: lease, budgets, limits, cost ("" none), token correction, mark_ttl_ms; per budget its
-// alert thresholds ("bit:nanos,..."); per limit its tpm.
-// Returns {0} when settled already; else {1, per budget: spent after ("-1": no counter), alert
-// bits newly raised}.
+// Settlements, many in one call (a loop's settlements of the last millisecond). KEYS: per
+// settlement its budgets' counters and leases, its limits' states and requests in flight, then
+// its lease's settlement mark. ARGV: mark_ttl_ms, then per settlement: lease, budgets, limits,
+// cost ("" none), token correction; per budget its alert thresholds ("bit:nanos,..."); per
+// limit its tpm. Returns per settlement {0} when it was settled already, else {1, per budget:
+// spent after ("-1": no counter), alert bits newly raised}.
 constexpr const char* kSettleScript = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if not redis.call('SET', KEYS[#KEYS], '1', 'NX', 'PX', ARGV[6]) then return {0} end
-local id, nb, nl, cost, delta = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
-local out = {1}
-local a = 7
-for i = 1, nb do
-  local h, z = KEYS[2 * i - 1], KEYS[2 * i]
-  local thresholds = ARGV[a]
-  a = a + 1
-  local held = redis.call('HGET', h, 'l:' .. id)
-  if held then
-    redis.call('HINCRBY', h, 'r', -tonumber(held))
-    redis.call('HDEL', h, 'l:' .. id)
-    redis.call('ZREM', z, id)
-  end
-  local spent, raised = '-1', 0
-  if cost ~= '' and redis.call('EXISTS', h) == 1 then
-    local s = redis.call('HINCRBY', h, 's', cost)
-    spent = string.format('%.0f', s)
-    if thresholds ~= '' then
-      local bits = tonumber(redis.call('HGET', h, 'a') or '0')
-      local now_bits = bits
-      for bit, th in string.gmatch(thresholds, '(%d+):(%d+)') do
-        local v = 2 ^ tonumber(bit)
-        if s >= tonumber(th) and math.floor(now_bits / v) % 2 == 0 then now_bits = now_bits + v end
+local ttl = ARGV[1]
+local all = {}
+local k, a = 1, 2
+while a <= #ARGV do
+  local id, nb, nl, cost, delta = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3], tonumber(ARGV[a + 4])
+  a = a + 5
+  local mark = KEYS[k + 2 * (nb + nl)]
+  local out = {0}
+  if redis.call('SET', mark, '1', 'NX', 'PX', ttl) then
+    out = {1}
+    for i = 1, nb do
+      local h, z = KEYS[k], KEYS[k + 1]
+      k = k + 2
+      local thresholds = ARGV[a]
+      a = a + 1
+      local held = redis.call('HGET', h, 'l:' .. id)
+      if held then
+        redis.call('HINCRBY', h, 'r', -tonumber(held))
+        redis.call('HDEL', h, 'l:' .. id)
+        redis.call('ZREM', z, id)
       end
-      if now_bits ~= bits then
-        redis.call('HSET', h, 'a', string.format('%.0f', now_bits))
-        raised = now_bits - bits
+      local spent, raised = '-1', 0
+      if cost ~= '' and redis.call('EXISTS', h) == 1 then
+        local s = redis.call('HINCRBY', h, 's', cost)
+        spent = string.format('%.0f', s)
+        if thresholds ~= '' then
+          local bits = tonumber(redis.call('HGET', h, 'a') or '0')
+          local now_bits = bits
+          for bit, th in string.gmatch(thresholds, '(%d+):(%d+)') do
+            local v = 2 ^ tonumber(bit)
+            if s >= tonumber(th) and math.floor(now_bits / v) % 2 == 0 then now_bits = now_bits + v end
+          end
+          if now_bits ~= bits then
+            redis.call('HSET', h, 'a', string.format('%.0f', now_bits))
+            raised = now_bits - bits
+          end
+        end
+      end
+      out[#out + 1] = spent
+      out[#out + 1] = string.format('%.0f', raised)
+    end
+    for j = 1, nl do
+      local h, z = KEYS[k], KEYS[k + 1]
+      k = k + 2
+      local tpm = tonumber(ARGV[a])
+      a = a + 1
+      redis.call('ZREM', z, id)
+      if tpm > 0 and delta ~= 0 then
+        local tat = tonumber(redis.call('HGET', h, 't') or '0')
+        if delta > 0 then tat = math.max(tat, now) + delta * 60000 / tpm else tat = math.max(tat + delta * 60000 / tpm, 0) end
+        redis.call('HSET', h, 't', string.format('%.3f', tat))
       end
     end
+  else
+    k = k + 2 * (nb + nl)
+    a = a + nb + nl
   end
-  out[#out + 1] = spent
-  out[#out + 1] = string.format('%.0f', raised)
+  k = k + 1
+  all[#all + 1] = out
 end
-local b = 2 * nb
-for j = 1, nl do
-  local h, z = KEYS[b + 2 * j - 1], KEYS[b + 2 * j]
-  local tpm = tonumber(ARGV[a])
-  a = a + 1
-  redis.call('ZREM', z, id)
-  if tpm > 0 and delta ~= 0 then
-    local tat = tonumber(redis.call('HGET', h, 't') or '0')
-    if delta > 0 then tat = math.max(tat, now) + delta * 60000 / tpm else tat = math.max(tat + delta * 60000 / tpm, 0) end
-    redis.call('HSET', h, 't', string.format('%.3f', tat))
-  end
-end
-return out
+return all
 )lua";
 
 // KEYS: Redis's epoch, then per cost its lease's settlement mark and its counters. ARGV:
@@ -497,52 +512,57 @@ std::optional<SharedRefusal> SharedCounters::read_admit(SharedHold& hold, const 
   return r;
 }
 
-std::vector<std::string> SharedCounters::settle_command(const SharedHold& hold, std::optional<Money> cost,
-                                                        std::int64_t tokens) {
-  const std::size_t nb = hold.budgets.size(), nl = hold.limits.size();
-  std::vector<std::string> argv;
-  argv.reserve(3 + 2 * (nb + nl) + 1 + 6 + nb + nl);
-  argv.emplace_back("EVALSHA");
-  argv.push_back(settle_sha_);
-  argv.push_back(std::to_string(2 * (nb + nl) + 1));
-  for (std::size_t i = 0; i < nb; ++i) {
-    std::string k = budget_key(*hold.budgets[i], hold.period_start_ms[i]);
-    argv.push_back(k);
-    argv.push_back(k + ":leases");
+std::vector<std::string> SharedCounters::settle_command(const std::vector<Settlement>& batch) {
+  std::vector<std::string> keys, args{std::to_string(static_cast<std::int64_t>(config_.lease_ms) + 60'000)};
+  for (const Settlement& st : batch) {
+    const SharedHold& hold = st.hold;
+    for (std::size_t i = 0; i < hold.budgets.size(); ++i) {
+      std::string k = budget_key(*hold.budgets[i], hold.period_start_ms[i]);
+      keys.push_back(k);
+      keys.push_back(k + ":leases");
+    }
+    for (const Limit* l : hold.limits) {
+      std::string k = limit_key(*l);
+      keys.push_back(k);
+      keys.push_back(k + ":inflight");
+    }
+    keys.push_back(config_.key_prefix + "settled:" + hold.lease);
+    args.push_back(hold.lease);
+    args.push_back(std::to_string(hold.budgets.size()));
+    args.push_back(std::to_string(hold.limits.size()));
+    args.push_back(st.cost ? std::to_string(st.cost->nanos()) : std::string());
+    // Tokens: the estimate taken is corrected to what was used (unknown: it stands).
+    args.push_back(std::to_string(st.tokens >= 0 ? st.tokens - hold.tokens : 0));
+    for (const Budget* b : hold.budgets) args.push_back(thresholds(*b));
+    for (const Limit* l : hold.limits) args.push_back(std::to_string(l->tpm));
   }
-  for (const Limit* l : hold.limits) {
-    std::string k = limit_key(*l);
-    argv.push_back(k);
-    argv.push_back(k + ":inflight");
-  }
-  argv.push_back(config_.key_prefix + "settled:" + hold.lease);
-  argv.push_back(hold.lease);
-  argv.push_back(std::to_string(nb));
-  argv.push_back(std::to_string(nl));
-  argv.push_back(cost ? std::to_string(cost->nanos()) : std::string());
-  // Tokens: the estimate taken is corrected to what was used (unknown: it stands).
-  argv.push_back(std::to_string(tokens >= 0 ? tokens - hold.tokens : 0));
-  argv.push_back(std::to_string(static_cast<std::int64_t>(config_.lease_ms) + 60'000));
-  for (const Budget* b : hold.budgets) argv.push_back(thresholds(*b));
-  for (const Limit* l : hold.limits) argv.push_back(std::to_string(l->tpm));
+  std::vector<std::string> argv{"EVALSHA", settle_sha_, std::to_string(keys.size())};
+  argv.reserve(3 + keys.size() + args.size());
+  argv.insert(argv.end(), std::make_move_iterator(keys.begin()), std::make_move_iterator(keys.end()));
+  argv.insert(argv.end(), std::make_move_iterator(args.begin()), std::make_move_iterator(args.end()));
   return argv;
 }
 
-void SharedCounters::read_settle(const SharedHold& hold, const RedisReply& reply,
+bool SharedCounters::read_settle(const std::vector<Settlement>& batch, const RedisReply& reply,
                                  std::vector<governance::BudgetAlert>& alerts) {
-  const auto& e = reply.elements;
-  if (reply.type != RedisReply::Type::array || e.empty() || e[0].as_int() != 1) return;
-  for (std::size_t i = 0; i < hold.budgets.size() && 2 + 2 * i < e.size(); ++i) {
-    const std::int64_t spent = e[1 + 2 * i].as_int(-1);
-    const std::int64_t raised = e[2 + 2 * i].as_int(0);
-    if (spent < 0 || raised == 0) continue;
-    const Budget& b = *hold.budgets[i];
-    for (std::size_t bit = 0; bit < 32; ++bit) {
-      if (!(raised & (std::int64_t{1} << bit))) continue;
-      const int percent = bit == 31 ? 100 : b.alert_percents[bit];
-      alerts.push_back({b, percent, Money::nanos(spent), hold.period_start_ms[i]});
+  if (reply.type != RedisReply::Type::array || reply.elements.size() != batch.size()) return false;
+  for (std::size_t n = 0; n < batch.size(); ++n) {
+    const SharedHold& hold = batch[n].hold;
+    const auto& e = reply.elements[n].elements;
+    if (e.empty() || e[0].as_int() != 1) continue;  // settled already (a retry)
+    for (std::size_t i = 0; i < hold.budgets.size() && 2 + 2 * i < e.size(); ++i) {
+      const std::int64_t spent = e[1 + 2 * i].as_int(-1);
+      const std::int64_t raised = e[2 + 2 * i].as_int(0);
+      if (spent < 0 || raised == 0) continue;
+      const Budget& b = *hold.budgets[i];
+      for (std::size_t bit = 0; bit < 32; ++bit) {
+        if (!(raised & (std::int64_t{1} << bit))) continue;
+        const int percent = bit == 31 ? 100 : b.alert_percents[bit];
+        alerts.push_back({b, percent, Money::nanos(spent), hold.period_start_ms[i]});
+      }
     }
   }
+  return true;
 }
 
 void SharedCounters::settle_missed(const SharedHold& hold, std::optional<Money> cost) {

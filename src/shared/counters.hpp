@@ -61,12 +61,18 @@ class SharedCounters {
   /// that is not the script's (an error) counts as Redis being unavailable: `unavailable` is set.
   std::optional<SharedRefusal> read_admit(governance::SharedHold& hold, const RedisReply& reply, bool& unavailable);
 
-  /// The settlement script's command (the cost actually billed, nullopt: none; the tokens
-  /// actually used, < 0: unknown).
-  std::vector<std::string> settle_command(const governance::SharedHold& hold, std::optional<core::Money> cost,
-                                          std::int64_t tokens);
+  /// Settlements of one loop, sent together: each request's hold, the cost actually billed
+  /// (nullopt: none) and the tokens actually used (< 0: unknown).
+  struct Settlement {
+    governance::SharedHold hold;
+    std::optional<core::Money> cost;
+    std::int64_t tokens = -1;
+  };
+  /// The settlement script's command for a batch.
+  std::vector<std::string> settle_command(const std::vector<Settlement>& batch);
   /// Reads its reply: alerts crossed (raised by the one node whose settlement crossed them).
-  void read_settle(const governance::SharedHold& hold, const RedisReply& reply,
+  /// false when the reply is not the script's (the batch is to be sent again).
+  bool read_settle(const std::vector<Settlement>& batch, const RedisReply& reply,
                    std::vector<governance::BudgetAlert>& alerts);
   /// A settlement that could not reach Redis: its cost is added to the counters when Redis is
   /// back (the reservation itself ends with its lease).

@@ -684,8 +684,9 @@ TEST(SharedCounters, RedisOverTlsWithAPasswordAndTheCertificateVerified) {
   Gateway gw(node(cert.cert_path));
   Made key = make_key(gw.port(), "tls");
   admin(gw.port(), "POST", "/admin/v1/budgets",
-        R"({"scope":"key","subject":")" + key.id + R"(","period":"day","limit_usd":"0.03"})", 201);
-  // The budget holds one maximum-cost request (16 tokens at $0.001): counted in Redis over TLS.
+        R"({"scope":"key","subject":")" + key.id + R"(","period":"day","limit_usd":"0.018"})", 201);
+  // The budget holds one maximum-cost request (16 tokens at $0.001; it costs 4), not two:
+  // counted in Redis over TLS.
   EXPECT_EQ(harness::http(gw.port(), "POST", "/v1/chat/completions", as(key.secret), chat_body(16)).status, 200);
   Response second = harness::http(gw.port(), "POST", "/v1/chat/completions", as(key.secret), chat_body(16));
   EXPECT_EQ(second.status, 429) << second.body;
