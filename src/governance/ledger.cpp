@@ -279,6 +279,23 @@ std::size_t Ledger::replay_segments(const std::vector<std::string>& paths) {
   return written;
 }
 
+bool Ledger::rotate_segment() {
+  // Under mutex_, on the writer's thread.
+  const int old_fd = spool_fd_;
+  const std::string old_path = segment_path_;
+  const std::uint64_t old_bytes = stats_.spool_bytes;
+  try {
+    open_segment();
+  } catch (const std::exception& e) {
+    if (on_error_) on_error_(std::string("ledger spool rotation failed (kept appending): ") + e.what());
+    return false;
+  }
+  ::close(old_fd);
+  retired_.push_back({old_path, next_seq_ - 1, old_bytes});
+  retired_bytes_ += old_bytes;
+  return true;
+}
+
 void Ledger::update_accepting() {
   // Under mutex_.
   stats_.spool_total_bytes = retired_bytes_ + stats_.spool_bytes;
@@ -486,17 +503,7 @@ void Ledger::run() {
       // must not hold up an append).
       if (!async && (stats_.spool_bytes >= options_.segment_bytes || !accepting_) && stats_.spool_bytes > 0 &&
           unflushed_.empty()) {
-        const int old_fd = spool_fd_;
-        const std::string old_path = segment_path_;
-        const std::uint64_t old_bytes = stats_.spool_bytes;
-        try {
-          open_segment();
-          ::close(old_fd);
-          retired_.push_back({old_path, next_seq_ - 1, old_bytes});
-          retired_bytes_ += old_bytes;
-        } catch (const std::exception& e) {
-          if (on_error_) on_error_(std::string("ledger spool rotation failed (kept appending): ") + e.what());
-        }
+        rotate_segment();
       }
       std::vector<std::string> done_segments;
       std::erase_if(retired_, [&](const Retired& r) {
@@ -515,18 +522,7 @@ void Ledger::run() {
         // The store has caught up with what was queued; rows that went to the spool only are
         // written now, from the segments (idempotent: rows already there count nothing twice),
         // and the segments go — without waiting for a restart.
-        const int old_fd = spool_fd_;
-        const std::string old_path = segment_path_;
-        const std::uint64_t old_bytes = stats_.spool_bytes;
-        try {
-          open_segment();
-          ::close(old_fd);
-          retired_.push_back({old_path, next_seq_ - 1, old_bytes});
-          retired_bytes_ += old_bytes;
-        } catch (const std::exception& e) {
-          if (on_error_) on_error_(std::string("ledger spool rotation failed (kept appending): ") + e.what());
-          continue;
-        }
+        if (!rotate_segment()) continue;
         std::vector<Retired> catching = retired_;
         const std::uint64_t spool_only_before = stats_.spool_only;
         lock.unlock();

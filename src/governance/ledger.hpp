@@ -98,6 +98,8 @@ class Ledger {
   /// Writes every row of these segments into the store (idempotent); throws on a store failure.
   std::size_t replay_segments(const std::vector<std::string>& paths);
   void open_segment();
+  /// Starts a new segment; the current one is retired (deleted once its rows are committed).
+  bool rotate_segment();
   void update_accepting();
 
   Store& store_;

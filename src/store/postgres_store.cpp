@@ -3,11 +3,12 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
-#include <boost/json.hpp>
 #include <chrono>
 #include <map>
 #include <tuple>
 #include <unordered_set>
+
+#include "store/json_columns.hpp"
 
 namespace switchyard::store {
 
@@ -88,34 +89,6 @@ class Result {
   PGresult* r_;
 };
 
-std::string json_list(const std::vector<std::string>& v) {
-  boost::json::array a;
-  for (const auto& s : v) a.emplace_back(s);
-  return boost::json::serialize(a);
-}
-std::vector<std::string> parse_list(const std::string& text) {
-  std::vector<std::string> out;
-  boost::system::error_code ec;
-  auto v = boost::json::parse(text, ec);
-  if (!ec && v.is_array())
-    for (const auto& e : v.as_array())
-      if (e.is_string()) out.emplace_back(e.as_string());
-  return out;
-}
-std::string json_ints(const std::vector<int>& v) {
-  boost::json::array a;
-  for (int i : v) a.emplace_back(i);
-  return boost::json::serialize(a);
-}
-std::vector<int> parse_ints(const std::string& text) {
-  std::vector<int> out;
-  boost::system::error_code ec;
-  auto v = boost::json::parse(text, ec);
-  if (!ec && v.is_array())
-    for (const auto& e : v.as_array())
-      if (e.is_int64()) out.push_back(static_cast<int>(e.as_int64()));
-  return out;
-}
 
 constexpr std::int64_t kDayMs = 86'400'000;
 std::int64_t day_of(std::int64_t unix_ms) { return unix_ms >= 0 ? unix_ms / kDayMs : (unix_ms - kDayMs + 1) / kDayMs; }

@@ -2,11 +2,12 @@
 
 #include <sqlite3.h>
 
-#include <boost/json.hpp>
 #include <filesystem>
 #include <map>
 #include <thread>
 #include <tuple>
+
+#include "store/json_columns.hpp"
 
 namespace switchyard::store {
 
@@ -202,34 +203,6 @@ sqlite3* open(const SqliteOptions& o) {
   return db;
 }
 
-std::string json_list(const std::vector<std::string>& v) {
-  boost::json::array a;
-  for (const auto& s : v) a.emplace_back(s);
-  return boost::json::serialize(a);
-}
-std::vector<std::string> parse_list(const std::string& text) {
-  std::vector<std::string> out;
-  boost::system::error_code ec;
-  auto v = boost::json::parse(text, ec);
-  if (!ec && v.is_array())
-    for (const auto& e : v.as_array())
-      if (e.is_string()) out.emplace_back(e.as_string());
-  return out;
-}
-std::string json_ints(const std::vector<int>& v) {
-  boost::json::array a;
-  for (int i : v) a.emplace_back(i);
-  return boost::json::serialize(a);
-}
-std::vector<int> parse_ints(const std::string& text) {
-  std::vector<int> out;
-  boost::system::error_code ec;
-  auto v = boost::json::parse(text, ec);
-  if (!ec && v.is_array())
-    for (const auto& e : v.as_array())
-      if (e.is_int64()) out.push_back(static_cast<int>(e.as_int64()));
-  return out;
-}
 
 void write_audit(sqlite3* db, const AuditEntry& a) {
   Stmt s(db,
