@@ -83,8 +83,8 @@ const RouteRuntime* Gateway::admit(std::string_view model, const net::Request& r
 }
 
 net::Task<> Gateway::health_report(net::Request&, net::ResponseWriter& writer, Exchange& ex) {
-  std::string body = admin::health_json(*ex.rt, health::steady_now_ms());
-  if (shared_.counters) {
+  std::string body = admin::health_json(*ex.rt, health::steady_now_ms(), ex.identity.key);
+  if (shared_.counters && ex.identity.key && ex.identity.key->admin) {
     // The shared counters' state: Redis reachable or not, and what the failure modes did.
     const shared::SharedCounters::Stats s = shared_.counters->stats();
     body.pop_back();  // the closing brace

@@ -757,3 +757,28 @@ TEST(GatewayStart, ASecondGatewayOnATakenPortRefusesToStartInsteadOfSharingIt) {
 }
 
 }  // namespace
+
+TEST(HealthReport, ShowsAClientKeyOnlyItsOwnRoutesDeployments) {
+  // Route `auto` over a and b; route `private` over c only, which the client key may not use.
+  Fake a, b, c;
+  std::string y = config({{"a", a.port(), "m"}, {"b", b.port(), "m"}});
+  y.replace(y.find("deployments:\n"), 0,
+            "  c:\n    base_url: http://127.0.0.1:" + std::to_string(c.port()) + "/v1\n    api_key: sk-up\n");
+  y.replace(y.find("routes:\n"), 0, "  c-dep:\n    provider: c\n    model: m\n");
+  y.replace(y.find("  other:\n    candidates: [a-dep]\n"), std::string("  other:\n    candidates: [a-dep]\n").size(),
+            "  private:\n    candidates: [c-dep]\n");
+  const std::string admin_key = "sk-test-admin-client";
+  y += "  - name: operator\n    admin: true\n    sha256: " + harness::sha256_hex(admin_key) + "\n";
+  Gateway gw(y);
+  auto deployments = [&](const std::string& key) {
+    Response r = harness::http(gw.port(), "GET", "/v1/switchyard/health", {{"Authorization", "Bearer " + key}});
+    EXPECT_EQ(r.status, 200) << r.body;
+    std::set<std::string> names;
+    const json::value report = json::parse(r.body);
+    for (const auto& d : report.at("deployments").as_array()) names.insert(std::string(d.at("deployment").as_string()));
+    return names;
+  };
+  EXPECT_EQ(deployments(kKey), (std::set<std::string>{"a-dep", "b-dep"})) << "nothing of a route it may not use";
+  EXPECT_EQ(deployments(admin_key), (std::set<std::string>{"a-dep", "b-dep", "c-dep"}));
+  EXPECT_EQ(harness::http(gw.port(), "GET", "/v1/switchyard/health", {}).status, 401);
+}

@@ -29,6 +29,8 @@ using switchyard::core::Money;
 namespace {
 
 const std::string kAdmin = "sk-admin-secret-multinode";
+/// A static client key with admin rights: it reads the node's whole health report.
+const std::string kOps = "sk-ops-client-multinode";
 
 /// One PostgreSQL for the whole file (a server start is a second or two); a database per test.
 harness::Postgres& postgres() {
@@ -232,6 +234,9 @@ std::string node_config(int fake_port, const std::string& conninfo, const std::s
          "/v1\n    api_key: sk-up\n"
          "deployments:\n  metered:\n    provider: fake\n    model: metered\n"
          "routes:\n  solo:\n    candidates: [metered]\n"
+         "keys:\n  - name: ops-client\n    admin: true\n    sha256: " +
+         harness::sha256_hex(kOps) +
+         "\n"
          "governance:\n  store: postgres\n  postgres:\n    url: \"" +
          conninfo + "\"\n  spool_dir: " + harness::temp_dir() + "/spool\n" + extra +
          "  admin_keys:\n    - name: ops\n      sha256: " + harness::sha256_hex(kAdmin) + "\n";
@@ -372,8 +377,8 @@ void wait_key_everywhere(const Fleet& f, const std::string& secret) {
     }
 }
 
-json::object health(int port, const std::string& secret) {
-  Response r = harness::http(port, "GET", "/v1/switchyard/health", as(secret));
+json::object health(int port) {
+  Response r = harness::http(port, "GET", "/v1/switchyard/health", as(kOps));
   EXPECT_EQ(r.status, 200) << r.body;
   return json::parse(r.body).at("shared_counters").as_object();
 }
@@ -430,7 +435,7 @@ TEST(SharedCounters, ThreeNodesNeverOverspendOneBudget) {
   Made second = make_key(f.port(0), "other");
   admin(f.port(0), "POST", "/admin/v1/limits", R"({"scope":"key","subject":")" + second.id + R"(","rpm":1000})", 201);
   EXPECT_EQ(harness::http(f.port(0), "POST", "/v1/chat/completions", as(second.secret), chat_body(5)).status, 200);
-  EXPECT_EQ(health(f.port(0), key.secret).at("nodes").as_int64(), 3) << "every node is counted as serving";
+  EXPECT_EQ(health(f.port(0)).at("nodes").as_int64(), 3) << "every node is counted as serving";
 }
 
 TEST(SharedCounters, OneRateLimitHoldsAcrossTheFleetNotPerNode) {
@@ -541,7 +546,7 @@ TEST(SharedCounters, RedisDownFailOpenKeepsServingWithinSharesAndIsReconciledFro
   }
   EXPECT_GT(open_ok, 0);
   EXPECT_GT(open_refused, 0) << "each node stops at its share";
-  json::object h = health(f.port(0), key.secret);
+  json::object h = health(f.port(0));
   EXPECT_EQ(h.at("redis").as_string(), "unreachable");
   EXPECT_GE(h.at("unavailable_events").as_int64(), 1);
   EXPECT_GT(h.at("fail_open_admissions").as_int64(), 0);
@@ -565,7 +570,7 @@ TEST(SharedCounters, RedisDownFailOpenKeepsServingWithinSharesAndIsReconciledFro
     std::this_thread::sleep_for(20ms);
   }
   EXPECT_EQ(nanos(state.at("spent_usd")), total) << "the counter equals the ledger";
-  EXPECT_EQ(health(f.port(0), key.secret).at("redis").as_string(), "up");
+  EXPECT_EQ(health(f.port(0)).at("redis").as_string(), "up");
 }
 
 TEST(SharedCounters, RedisDownFailClosedRefusesWithBudgetUnverifiable) {
@@ -581,7 +586,7 @@ TEST(SharedCounters, RedisDownFailClosedRefusesWithBudgetUnverifiable) {
   Response r = harness::http(f.port(1), "POST", "/v1/chat/completions", as(key.secret), chat_body(5));
   EXPECT_EQ(r.status, 503);
   EXPECT_NE(r.body.find("budget_unverifiable"), std::string::npos) << r.body;
-  EXPECT_GE(health(f.port(1), key.secret).at("fail_closed_refusals").as_int64(), 1);
+  EXPECT_GE(health(f.port(1)).at("fail_closed_refusals").as_int64(), 1);
   redis().start();
   int status = 0;
   for (int i = 0; i < 100 && status != 200; ++i) {
@@ -650,9 +655,9 @@ TEST(SharedCounters, RedisUnreachableButNotLostIsToldWhatWasSpentMeanwhileOnce) 
   int open_ok = 0;
   for (int i = 0; i < 9; ++i) open_ok += post(static_cast<std::size_t>(i % 3)) == 200;
   EXPECT_EQ(open_ok, 9);
-  EXPECT_GT(health(f.port(0), key.secret).at("fail_open_admissions").as_int64() +
-                health(f.port(1), key.secret).at("fail_open_admissions").as_int64() +
-                health(f.port(2), key.secret).at("fail_open_admissions").as_int64(),
+  EXPECT_GT(health(f.port(0)).at("fail_open_admissions").as_int64() +
+                health(f.port(1)).at("fail_open_admissions").as_int64() +
+                health(f.port(2)).at("fail_open_admissions").as_int64(),
             0);
   std::this_thread::sleep_for(2500ms);  // the pause ends; a settlement that was retried lands
   for (int i = 0; i < 6; ++i) EXPECT_EQ(post(static_cast<std::size_t>(i % 3)), 200);
@@ -691,7 +696,7 @@ TEST(SharedCounters, RedisOverTlsWithAPasswordAndTheCertificateVerified) {
   Response second = harness::http(gw.port(), "POST", "/v1/chat/completions", as(key.secret), chat_body(16));
   EXPECT_EQ(second.status, 429) << second.body;
   EXPECT_NE(second.body.find("budget_exceeded"), std::string::npos) << second.body;
-  json::object h = health(gw.port(), key.secret);
+  json::object h = health(gw.port());
   EXPECT_EQ(h.at("redis").as_string(), "up");
   EXPECT_EQ(h.at("unavailable_calls").as_int64(), 0);
   EXPECT_NE(tls_redis.cli("--scan --pattern 'switchyard:budget:*'").find("switchyard:budget:"), std::string::npos)

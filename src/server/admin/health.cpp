@@ -2,16 +2,25 @@
 
 #include <algorithm>
 #include <cmath>
+#include <unordered_set>
 
 #include "core/error.hpp"
+#include "governance/keys.hpp"
 #include "routing/decision.hpp"
 
 namespace switchyard::server::admin {
 
-std::string health_json(const Runtime& runtime, std::int64_t now) {
+std::string health_json(const Runtime& runtime, std::int64_t now, const config::KeyConfig* key) {
   std::string body = R"({"object":"switchyard.health","deployments":[)";
   bool first = true;
+  // A key that is not an admin sees the deployments of its own routes only.
+  std::unordered_set<const DeploymentRuntime*> visible;
+  const bool filtered = key && !key->admin;
+  if (filtered)
+    for (const auto& r : runtime.routes())
+      if (governance::KeyStore::allows(*key, r.config->name)) visible.insert(r.candidates.begin(), r.candidates.end());
   for (const auto& d : runtime.deployments()) {
+    if (filtered && !visible.count(&d)) continue;
     if (!first) body += ',';
     first = false;
     body += R"({"deployment":)";
