@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "governance_client.hpp"
 #include "harness.hpp"
 
 using namespace std::chrono_literals;
@@ -44,17 +45,10 @@ std::string config(int fake_port, const std::string& db, const std::string& extr
          db + "\n" + extra + "  admin_keys:\n    - name: ops\n      sha256: " + harness::sha256_hex(kAdmin) + "\n";
 }
 
-json::value admin(int port, const std::string& method, const std::string& path, const std::string& body = "",
-                  int expect = 200) {
-  Response r = harness::http(port, method, path,
-                             {{"Authorization", "Bearer " + kAdmin}, {"Content-Type", "application/json"}}, body);
-  EXPECT_EQ(r.status, expect) << method << " " << path << ": " << r.body;
-  return r.body.empty() ? json::value() : json::parse(r.body);
-}
+const harness::AdminClient admin(kAdmin);
+using harness::usd_nanos;
 
-std::map<std::string, std::string> as(const std::string& secret) {
-  return {{"Authorization", "Bearer " + secret}, {"Content-Type", "application/json"}};
-}
+std::map<std::string, std::string> as(const std::string& secret) { return harness::bearer(secret); }
 
 std::string chat_body(int max_tokens, bool stream = false) {
   return R"({"model":"solo","messages":[{"role":"user","content":"count my money"}],"max_tokens":)" +
@@ -97,31 +91,14 @@ std::string reserved_after_settling(int port, const std::string& id) {
 
 /// Waits (bounded) until every row appended to the ledger is in its store: rows are durable in
 /// the spool at once and reach the store within its window.
-void wait_ledger_committed(int port) {
-  for (int i = 0; i < 200; ++i) {
-    json::value s = admin(port, "GET", "/admin/v1/status");
-    if (s.at("ledger").at("appended") == s.at("ledger").at("committed")) return;
-    std::this_thread::sleep_for(10ms);
-  }
-  ADD_FAILURE() << "the ledger did not catch up";
-}
+void wait_ledger_committed(int port) { admin.wait_ledger_committed(port); }
 
 std::vector<json::object> ledger(int port) {
-  wait_ledger_committed(port);
-  std::vector<json::object> rows;
-  const json::value page = admin(port, "GET", "/admin/v1/ledger?limit=100000");
-  for (const auto& r : page.at("data").as_array()) rows.push_back(r.as_object());
-  return rows;
+  admin.wait_ledger_committed(port);
+  return admin.ledger_rows(port);
 }
 
-std::int64_t nanos(const json::value& usd) {
-  // "0.0123" -> nano-dollars, exactly.
-  std::string s(usd.as_string());
-  auto dot = s.find('.');
-  std::string whole = s.substr(0, dot), frac = dot == std::string::npos ? "" : s.substr(dot + 1);
-  frac.resize(9, '0');
-  return std::stoll(whole) * 1'000'000'000 + std::stoll(frac);
-}
+std::int64_t nanos(const json::value& usd) { return usd_nanos(usd); }
 
 TEST(Governance, TwoHundredConcurrentMaximumsNeverOverspendABudget) {
   // Every answer bills ~14 output tokens of the 16 allowed: reservations ($0.016) are close to

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "governance/ledger.hpp"
+#include "governance_client.hpp"
 #include "harness.hpp"
 #include "services.hpp"
 #include "tls_server.hpp"
@@ -242,17 +243,9 @@ std::string node_config(int fake_port, const std::string& conninfo, const std::s
          "  admin_keys:\n    - name: ops\n      sha256: " + harness::sha256_hex(kAdmin) + "\n";
 }
 
-json::value admin(int port, const std::string& method, const std::string& path, const std::string& body = "",
-                  int expect = 200) {
-  Response r = harness::http(port, method, path,
-                             {{"Authorization", "Bearer " + kAdmin}, {"Content-Type", "application/json"}}, body);
-  EXPECT_EQ(r.status, expect) << method << " " << path << ": " << r.body;
-  return r.body.empty() ? json::value() : json::parse(r.body);
-}
+const harness::AdminClient admin(kAdmin);
 
-std::map<std::string, std::string> as(const std::string& secret) {
-  return {{"Authorization", "Bearer " + secret}, {"Content-Type", "application/json"}};
-}
+std::map<std::string, std::string> as(const std::string& secret) { return harness::bearer(secret); }
 
 std::string chat_body(int max_tokens) {
   return R"({"model":"solo","messages":[{"role":"user","content":"count my money"}],"max_tokens":)" +
@@ -333,30 +326,9 @@ struct Fleet {
   std::vector<std::unique_ptr<Gateway>> nodes;
 };
 
-/// Waits (bounded) until the node's ledger has put every row it took into PostgreSQL.
-void wait_ledger_committed(int port) {
-  for (int i = 0; i < 500; ++i) {
-    json::value s = admin(port, "GET", "/admin/v1/status");
-    if (s.at("ledger").at("appended") == s.at("ledger").at("committed")) return;
-    std::this_thread::sleep_for(10ms);
-  }
-  ADD_FAILURE() << "the ledger did not catch up";
-}
-
-std::int64_t nanos(const json::value& usd) {
-  std::string s(usd.as_string());
-  auto dot = s.find('.');
-  std::string whole = s.substr(0, dot), frac = dot == std::string::npos ? "" : s.substr(dot + 1);
-  frac.resize(9, '0');
-  return std::stoll(whole) * 1'000'000'000 + std::stoll(frac);
-}
-
-std::vector<json::object> ledger_rows(int port) {
-  std::vector<json::object> rows;
-  const json::value page = admin(port, "GET", "/admin/v1/ledger?limit=100000");
-  for (const auto& r : page.at("data").as_array()) rows.push_back(r.as_object());
-  return rows;
-}
+void wait_ledger_committed(int port) { admin.wait_ledger_committed(port); }
+std::int64_t nanos(const json::value& usd) { return harness::usd_nanos(usd); }
+std::vector<json::object> ledger_rows(int port) { return admin.ledger_rows(port); }
 
 struct Made {
   std::string id, secret;
