@@ -309,9 +309,18 @@ bool SharedCounters::read_budget(const Budget& b, std::int64_t period_start_ms, 
   if (!admin_redis_) {
     // hiredis's blocking client has no TLS here: with TLS the admin API reports the ledger's figure.
     if (config_.tls) return false;
+    // The admin API runs on an event loop: while Redis is unreachable, one connection attempt a
+    // second at most (a list of budgets would otherwise wait a timeout for each).
+    const auto now = std::chrono::steady_clock::now();
+    if (now - admin_failed_at_ < std::chrono::seconds(1)) return false;
     timeval tv{0, static_cast<suseconds_t>(std::min<std::uint32_t>(config_.timeout_ms, 999) * 1000)};
     admin_redis_ = redisConnectWithTimeout(config_.host.c_str(), config_.port, tv);
-    if (!admin_redis_ || admin_redis_->err) return false;
+    if (!admin_redis_ || admin_redis_->err) {
+      if (admin_redis_) redisFree(admin_redis_);
+      admin_redis_ = nullptr;
+      admin_failed_at_ = now;
+      return false;
+    }
     redisSetTimeout(admin_redis_, tv);
     std::vector<std::vector<std::string>> setup;
     if (!config_.password.empty())
@@ -330,7 +339,10 @@ bool SharedCounters::read_budget(const Budget& b, std::int64_t period_start_ms, 
     }
   }
   redisReply* r = command({"HMGET", budget_key(b, period_start_ms), "s", "r"});
-  if (!r) return false;
+  if (!r) {
+    admin_failed_at_ = std::chrono::steady_clock::now();  // timed out or broke: reconnect later
+    return false;
+  }
   bool found = false;
   if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING) {
     spent = Money::nanos(std::strtoll(r->element[0]->str, nullptr, 10));

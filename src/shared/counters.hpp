@@ -160,6 +160,7 @@ class SharedCounters {
 
   std::mutex admin_mutex_;
   ::redisContext* admin_redis_ = nullptr;  ///< the admin API's blocking connection
+  std::chrono::steady_clock::time_point admin_failed_at_{};
   std::mutex seed_mutex_;
   std::condition_variable seed_wake_;
   bool stopping_ = false;
