@@ -19,7 +19,9 @@ $(BUILD_DIR)/build.ninja:
 build: deps $(BUILD_DIR)/build.ninja
 	ninja -C $(BUILD_DIR) -j$(JOBS)
 
-run: build
+# Only what it runs: the gateway and the demo provider (not the tests and benchmarks).
+run: deps $(BUILD_DIR)/build.ninja
+	ninja -C $(BUILD_DIR) -j$(JOBS) switchyard switchyard-fake-provider
 	./scripts/run-demo.sh
 
 test: build
