@@ -50,6 +50,13 @@ struct LedgerRow {
   std::vector<BudgetCharge> charges;  ///< budgets this row's cost counts against
 };
 
+/// What a budget spent in one period (the ledger's `budget_spend`).
+struct BudgetSpend {
+  std::string budget_id;
+  std::int64_t period_start_ms = 0;
+  core::Money spent;
+};
+
 /// A spend report's grouping and range.
 struct SpendQuery {
   std::string group_by = "key";  ///< key, team, user, model, route, deployment, day
@@ -92,6 +99,9 @@ class Store {
   virtual void write_ledger(const std::vector<LedgerRow>& rows) = 0;
   /// What a budget has spent in the period that starts at `period_start_ms`.
   virtual core::Money budget_spent(const std::string& budget_id, std::int64_t period_start_ms) = 0;
+  /// What every budget spent in the periods starting at these times: one query, however many
+  /// budgets (the shared counters' seeds, refreshed every second).
+  virtual std::vector<BudgetSpend> budget_spends(const std::vector<std::int64_t>& period_starts_ms) = 0;
   virtual std::vector<SpendRow> spend(const SpendQuery& q) = 0;
   /// Rows of the ledger that arrived in [from_ms, to_ms) (to_ms 0: no end), in time order (the
   /// newest first when `newest_first`), at most `limit`.

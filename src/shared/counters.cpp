@@ -395,11 +395,17 @@ void SharedCounters::refresh_seeds() {
   if (!defs) return;
   const std::int64_t now = governance::unix_now_ms();
   std::map<std::string, Money> next;
+  std::vector<std::int64_t> starts;
+  for (const Budget& b : defs->budgets) {
+    const governance::PeriodBounds p = governance::period_bounds(b.period, b.utc_offset_minutes, now);
+    next[b.id + '\x1f' + std::to_string(p.start_ms)] = Money{};  // nothing in the ledger yet: 0
+    if (std::find(starts.begin(), starts.end(), p.start_ms) == starts.end()) starts.push_back(p.start_ms);
+  }
   try {
-    for (const Budget& b : defs->budgets) {
-      const governance::PeriodBounds p = governance::period_bounds(b.period, b.utc_offset_minutes, now);
-      next[b.id + '\x1f' + std::to_string(p.start_ms)] = governor_.store().budget_spent(b.id, p.start_ms);
-    }
+    // One query for every budget (their periods start at a handful of times).
+    for (const governance::BudgetSpend& s : governor_.store().budget_spends(starts))
+      if (auto it = next.find(s.budget_id + '\x1f' + std::to_string(s.period_start_ms)); it != next.end())
+        it->second = s.spent;
   } catch (const std::exception&) {
     return;  // the store is down: the seeds known stay
   }

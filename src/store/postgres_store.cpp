@@ -602,6 +602,20 @@ core::Money PostgresStore::budget_spent(const std::string& budget_id, std::int64
   return core::Money::nanos(r.rows() ? r.i64(0, 0) : 0);
 }
 
+std::vector<governance::BudgetSpend> PostgresStore::budget_spends(const std::vector<std::int64_t>& starts) {
+  std::vector<governance::BudgetSpend> out;
+  if (starts.empty()) return out;
+  std::string array = "{";
+  for (std::size_t i = 0; i < starts.size(); ++i) array += (i ? "," : "") + std::to_string(starts[i]);
+  array += "}";
+  std::lock_guard lock(defs_->mutex);
+  Result r = defs_->exec(
+      "SELECT budget_id, period_start_ms, spent_nanos FROM budget_spend WHERE period_start_ms = ANY($1::bigint[])",
+      Params().add(array));
+  for (int i = 0; i < r.rows(); ++i) out.push_back({r.text(i, 0), r.i64(i, 1), core::Money::nanos(r.i64(i, 2))});
+  return out;
+}
+
 std::vector<governance::SpendRow> PostgresStore::spend(const governance::SpendQuery& q) {
   static const std::map<std::string, std::string> kGroups = {
       {"key", "key_id"},  {"team", "team"}, {"user", "end_user"}, {"model", "model"},

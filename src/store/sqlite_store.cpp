@@ -487,6 +487,19 @@ core::Money SqliteStore::budget_spent(const std::string& budget_id, std::int64_t
   return core::Money::nanos(s.step() ? s.i64(0) : 0);
 }
 
+std::vector<governance::BudgetSpend> SqliteStore::budget_spends(const std::vector<std::int64_t>& starts) {
+  std::vector<governance::BudgetSpend> out;
+  if (starts.empty()) return out;
+  std::string sql = "SELECT budget_id, period_start_ms, spent_nanos FROM budget_spend WHERE period_start_ms IN (";
+  for (std::size_t i = 0; i < starts.size(); ++i) sql += i ? ",?" : "?";
+  sql += ")";
+  std::lock_guard lock(defs_.mutex);
+  Stmt s(defs_.db, sql.c_str());
+  for (std::size_t i = 0; i < starts.size(); ++i) s.bind(static_cast<int>(i + 1), starts[i]);
+  while (s.step()) out.push_back({s.text(0), s.i64(1), core::Money::nanos(s.i64(2))});
+  return out;
+}
+
 std::vector<governance::SpendRow> SqliteStore::spend(const governance::SpendQuery& q) {
   static const std::map<std::string, std::string> kGroups = {
       {"key", "key_id"}, {"team", "team"},   {"user", "user"}, {"model", "model"},

@@ -40,6 +40,7 @@ class SqliteStore : public governance::Store {
 
   void write_ledger(const std::vector<governance::LedgerRow>& rows) override;
   core::Money budget_spent(const std::string& budget_id, std::int64_t period_start_ms) override;
+  std::vector<governance::BudgetSpend> budget_spends(const std::vector<std::int64_t>& period_starts_ms) override;
   std::vector<governance::SpendRow> spend(const governance::SpendQuery& q) override;
   std::vector<governance::LedgerRow> ledger_rows(std::int64_t from_ms, std::int64_t to_ms, std::size_t limit,
                                                  bool newest_first = false) override;

@@ -171,6 +171,10 @@ TEST(PostgresStore, LedgerBatchesFromTwoNodesLandOnceWithTheirRollups) {
   a.write_ledger(first);  // a whole replay: nothing counted twice
   EXPECT_EQ(a.ledger_count(), 1000);
   EXPECT_EQ(b.budget_spent("bud_x", 0), Money::nanos(1'000'000));
+  auto spends = b.budget_spends({0, 123});
+  ASSERT_EQ(spends.size(), 1u) << "every budget of those periods, in one query";
+  EXPECT_EQ(spends[0].budget_id, "bud_x");
+  EXPECT_EQ(spends[0].spent, Money::nanos(1'000'000));
   gov::SpendQuery q;
   q.group_by = "team";
   auto rows = b.spend(q);
