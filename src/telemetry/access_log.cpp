@@ -1,5 +1,9 @@
 #include "telemetry/access_log.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cinttypes>
 
@@ -104,67 +108,122 @@ std::string format_access_line(const core::AccountingRecord& r, std::int64_t uni
   return out;
 }
 
-AccessLog::AccessLog(const std::string& target) {
-  if (target == "off" || target.empty()) return;
-  if (target == "stdout") file_ = stdout;
-  else if (target == "stderr") file_ = stderr;
-  else {
-    file_ = std::fopen(target.c_str(), "a");
-    owns_file_ = file_ != nullptr;
-    ok_ = file_ != nullptr;
+struct AccessLog::State {
+  // A descriptor, not a FILE: a writer blocked on it holds no stdio lock that the process's exit
+  // (which flushes stdout) would wait on.
+  int fd = -1;
+  bool owns_fd = false;
+  std::size_t max_bytes = 0;
+  std::mutex mutex;
+  std::condition_variable wake, finished_cv;
+  std::string buffer;
+  std::uint64_t dropped = 0, dropped_reported = 0;
+  bool stop = false, finished = false;
+
+  ~State() {
+    if (owns_fd) ::close(fd);
   }
-  if (file_) thread_ = std::thread([this] { run(); });
+
+  /// Writes out what is buffered (blocking on the file: this thread's alone).
+  void flush() {
+    std::string out;
+    std::uint64_t newly_dropped = 0;
+    {
+      std::lock_guard lock(mutex);
+      out.swap(buffer);
+      newly_dropped = dropped - dropped_reported;
+      dropped_reported = dropped;
+    }
+    if (newly_dropped) {
+      const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
+      out += "{\"ts\":" + std::to_string(now) + ",\"type\":\"access_log_dropped\",\"lines\":" +
+             std::to_string(newly_dropped) + "}\n";
+    }
+    for (std::size_t done = 0; done < out.size();) {
+      const ssize_t n = ::write(fd, out.data() + done, out.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;  // the log cannot be written: these lines are lost with it
+      done += static_cast<std::size_t>(n);
+    }
+  }
+
+  void run() {
+    std::unique_lock lock(mutex);
+    while (!stop) {
+      wake.wait_for(lock, std::chrono::milliseconds(100));
+      lock.unlock();
+      flush();
+      lock.lock();
+    }
+    lock.unlock();
+    flush();
+    lock.lock();
+    finished = true;
+    finished_cv.notify_all();
+  }
+};
+
+AccessLog::AccessLog(const std::string& target, std::size_t max_buffer_bytes, std::chrono::milliseconds stop_wait)
+    : stop_wait_(stop_wait) {
+  if (target == "off" || target.empty()) return;
+  int fd = -1;
+  bool owns = false;
+  if (target == "stdout") fd = STDOUT_FILENO;
+  else if (target == "stderr") fd = STDERR_FILENO;
+  else {
+    fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    owns = fd >= 0;
+    ok_ = fd >= 0;
+  }
+  if (fd < 0) return;
+  state_ = std::make_shared<State>();
+  state_->fd = fd;
+  state_->owns_fd = owns;
+  state_->max_bytes = max_buffer_bytes;
+  thread_ = std::thread([s = state_] { s->run(); });
 }
 
 AccessLog::~AccessLog() {
-  if (thread_.joinable()) {
-    {
-      std::lock_guard lock(mutex_);
-      stop_ = true;
-    }
-    wake_.notify_one();
+  if (!thread_.joinable()) return;
+  std::unique_lock lock(state_->mutex);
+  state_->stop = true;
+  state_->wake.notify_one();
+  if (state_->finished_cv.wait_for(lock, stop_wait_, [&] { return state_->finished; })) {
+    lock.unlock();
     thread_.join();
+  } else {
+    // The writer is blocked on the file (nothing reads it): it keeps its state and ends with
+    // the process.
+    lock.unlock();
+    thread_.detach();
   }
-  if (owns_file_) std::fclose(file_);
 }
 
 void AccessLog::write(const core::AccountingRecord& record) {
-  if (!file_) return;
+  if (!state_) return;
   auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
                  std::chrono::system_clock::now().time_since_epoch())
                  .count();
   std::string line = format_access_line(record, now);
   bool big;
   {
-    std::lock_guard lock(mutex_);
-    buffer_ += line;
-    big = buffer_.size() > 64 * 1024;
+    std::lock_guard lock(state_->mutex);
+    if (state_->buffer.size() + line.size() > state_->max_bytes) {
+      ++state_->dropped;
+      return;
+    }
+    state_->buffer += line;
+    big = state_->buffer.size() > 64 * 1024;
   }
-  if (big) wake_.notify_one();
+  if (big) state_->wake.notify_one();
 }
 
-void AccessLog::flush() {
-  std::string out;
-  {
-    std::lock_guard lock(mutex_);
-    out.swap(buffer_);
-  }
-  if (!out.empty() && file_) {
-    std::fwrite(out.data(), 1, out.size(), file_);
-    std::fflush(file_);
-  }
-}
-
-void AccessLog::run() {
-  std::unique_lock lock(mutex_);
-  while (!stop_) {
-    wake_.wait_for(lock, std::chrono::milliseconds(100));
-    lock.unlock();
-    flush();
-    lock.lock();
-  }
-  lock.unlock();
-  flush();
+std::uint64_t AccessLog::dropped() const {
+  if (!state_) return 0;
+  std::lock_guard lock(state_->mutex);
+  return state_->dropped;
 }
 
 }  // namespace switchyard::telemetry

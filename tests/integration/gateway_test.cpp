@@ -4,6 +4,8 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
@@ -781,4 +783,67 @@ TEST(HealthReport, ShowsAClientKeyOnlyItsOwnRoutesDeployments) {
   EXPECT_EQ(deployments(kKey), (std::set<std::string>{"a-dep", "b-dep"})) << "nothing of a route it may not use";
   EXPECT_EQ(deployments(admin_key), (std::set<std::string>{"a-dep", "b-dep", "c-dep"}));
   EXPECT_EQ(harness::http(gw.port(), "GET", "/v1/switchyard/health", {}).status, 401);
+}
+
+TEST(AccessLogBackpressure, AStdoutNobodyReadsNeitherGrowsMemoryNorBlocksShutdown) {
+  // The access log on stdout, a pipe that is never read (a stalled log shipper, `serve | less`).
+  const std::string dir = harness::temp_dir();
+  std::ofstream(dir + "/config.yaml")
+      << "server:\n  host: 127.0.0.1\n  port: 0\n  threads: 1\n  access_log: stdout\n  drain_timeout_ms: 1000\n"
+         "providers:\n  p:\n    base_url: http://127.0.0.1:9/v1\n    api_key: sk-up\n"
+         "deployments:\n  d:\n    provider: p\n    model: m\n"
+         "routes:\n  auto:\n    candidates: [d]\n"
+         "keys:\n  - name: k\n    sha256: "
+      << harness::sha256_hex(kKey) << "\n";
+  int out[2];
+  ASSERT_EQ(::pipe(out), 0);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out[1], 1);
+    const int err = ::open((dir + "/stderr.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(err, 2);
+    ::close(out[0]);
+    ::execl(SWITCHYARD_BIN, SWITCHYARD_BIN, "serve", "--config", (dir + "/config.yaml").c_str(), "--port-file",
+            (dir + "/port").c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(out[1]);  // out[0] stays open and is never read
+  int port = 0;
+  for (int i = 0; i < 200 && port == 0; ++i) {
+    std::ifstream f(dir + "/port");
+    if (!(f >> port)) std::this_thread::sleep_for(25ms);
+  }
+  ASSERT_GT(port, 0);
+  auto rss_kb = [&] {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(status, line))
+      if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    return 0L;
+  };
+  // Far more lines than the pipe holds (64 KiB: a few hundred): the writer blocks at once.
+  {
+    Connection c(port);
+    const std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    for (int i = 0; i < 30000; ++i) {
+      ASSERT_TRUE(c.send_raw(request));
+      ASSERT_EQ(c.read_response().status, 200) << "request " << i;
+    }
+  }
+  EXPECT_LT(rss_kb(), 96 * 1024) << "the log's buffer is bounded (8 MiB); lines beyond it are dropped";
+  // SIGTERM: drained (nothing in flight) and gone within the drain deadline and the log's own
+  // stop wait (2 s), though its writer is still blocked.
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  bool exited = false;
+  for (int i = 0; i < 100 && !exited; ++i) {
+    exited = ::waitpid(pid, &status, WNOHANG) == pid;
+    if (!exited) std::this_thread::sleep_for(50ms);
+  }
+  if (!exited) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+  }
+  ::close(out[0]);
+  EXPECT_TRUE(exited) << "the gateway did not exit within 5 s of SIGTERM with its stdout blocked";
 }
