@@ -338,7 +338,7 @@ bool SharedCounters::read_budget(const Budget& b, std::int64_t period_start_ms, 
       }
     }
   }
-  redisReply* r = command({"HMGET", budget_key(b, period_start_ms), "s", "r"});
+  redisReply* r = command({"HMGET", budget_key(b.id, period_start_ms), "s", "r"});
   if (!r) {
     admin_failed_at_ = std::chrono::steady_clock::now();  // timed out or broke: reconnect later
     return false;
@@ -398,13 +398,13 @@ void SharedCounters::refresh_seeds() {
   std::vector<std::int64_t> starts;
   for (const Budget& b : defs->budgets) {
     const governance::PeriodBounds p = governance::period_bounds(b.period, b.utc_offset_minutes, now);
-    next[b.id + '\x1f' + std::to_string(p.start_ms)] = Money{};  // nothing in the ledger yet: 0
+    next[budget_key(b.id, p.start_ms)] = Money{};  // nothing in the ledger yet: 0
     if (std::find(starts.begin(), starts.end(), p.start_ms) == starts.end()) starts.push_back(p.start_ms);
   }
   try {
     // One query for every budget (their periods start at a handful of times).
     for (const governance::BudgetSpend& s : governor_.store().budget_spends(starts))
-      if (auto it = next.find(s.budget_id + '\x1f' + std::to_string(s.period_start_ms)); it != next.end())
+      if (auto it = next.find(budget_key(s.budget_id, s.period_start_ms)); it != next.end())
         it->second = s.spent;
   } catch (const std::exception&) {
     return;  // the store is down: the seeds known stay
@@ -413,8 +413,8 @@ void SharedCounters::refresh_seeds() {
   seeds_ = std::move(next);
 }
 
-std::string SharedCounters::budget_key(const Budget& b, std::int64_t period_start_ms) const {
-  return config_.key_prefix + "budget:" + b.id + ":" + std::to_string(period_start_ms);
+std::string SharedCounters::budget_key(std::string_view budget_id, std::int64_t period_start_ms) const {
+  return config_.key_prefix + "budget:" + std::string(budget_id) + ":" + std::to_string(period_start_ms);
 }
 
 std::string SharedCounters::limit_key(const Limit& l) const { return config_.key_prefix + "limit:" + l.id; }
@@ -446,7 +446,7 @@ std::vector<std::string> SharedCounters::admit_command(const SharedHold& hold) {
   argv.push_back(admit_sha_);
   argv.push_back(std::to_string(2 * (nb + nl) + 2));
   for (std::size_t i = 0; i < nb; ++i) {
-    std::string k = budget_key(*hold.budgets[i], hold.period_start_ms[i]);
+    std::string k = budget_key(hold.budgets[i]->id, hold.period_start_ms[i]);
     argv.push_back(k);
     argv.push_back(k + ":leases");
   }
@@ -475,7 +475,7 @@ std::vector<std::string> SharedCounters::admit_command(const SharedHold& hold) {
     const Budget& b = *hold.budgets[i];
     argv.push_back(std::to_string(b.limit.nanos()));
     argv.push_back(b.hard ? "1" : "0");
-    auto seed = seeds_.find(b.id + '\x1f' + std::to_string(hold.period_start_ms[i]));
+    auto seed = seeds_.find(argv[3 + 2 * i]);  // the counter's key, pushed above
     argv.push_back(std::to_string(seed == seeds_.end() ? 0 : seed->second.nanos()));
     argv.push_back(std::to_string(counter_ttl_ms(b, hold.period_end_ms[i], now)));
   }
@@ -535,7 +535,7 @@ std::vector<std::string> SharedCounters::settle_command(const std::vector<Settle
   for (const Settlement& st : batch) {
     const SharedHold& hold = st.hold;
     for (std::size_t i = 0; i < hold.budgets.size(); ++i) {
-      std::string k = budget_key(*hold.budgets[i], hold.period_start_ms[i]);
+      std::string k = budget_key(hold.budgets[i]->id, hold.period_start_ms[i]);
       keys.push_back(k);
       keys.push_back(k + ":leases");
     }
@@ -594,7 +594,7 @@ void SharedCounters::add_unsynced(const SharedHold& hold, std::optional<Money> c
   if (!cost || cost->nanos() == 0 || hold.budgets.empty()) return;
   Unsynced u{hold.lease, *cost, {}, epoch_};
   for (std::size_t i = 0; i < hold.budgets.size(); ++i)
-    u.counters.push_back(budget_key(*hold.budgets[i], hold.period_start_ms[i]));
+    u.counters.push_back(budget_key(hold.budgets[i]->id, hold.period_start_ms[i]));
   unsynced_.push_back(std::move(u));
   has_unsynced_ = true;
 }
@@ -626,7 +626,7 @@ void SharedCounters::build_fallback(std::int64_t now_ms) {
         left = it->second;
       } else {
         const governance::PeriodBounds p = governance::period_bounds(b.period, b.utc_offset_minutes, now_ms);
-        auto seed = seeds_.find(b.id + '\x1f' + std::to_string(p.start_ms));
+        auto seed = seeds_.find(budget_key(b.id, p.start_ms));
         left = b.limit - (seed == seeds_.end() ? Money{} : seed->second);
       }
       b.limit = Money::nanos(std::max<std::int64_t>(left.nanos(), 0) / n);

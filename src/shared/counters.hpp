@@ -123,7 +123,8 @@ class SharedCounters {
   void seed_loop();
   void build_fallback(std::int64_t now_ms);
   void add_unsynced(const governance::SharedHold& hold, std::optional<core::Money> cost);
-  std::string budget_key(const governance::Budget& b, std::int64_t period_start_ms) const;
+  /// A budget's counter in Redis for one period (also what the seeds are keyed by).
+  std::string budget_key(std::string_view budget_id, std::int64_t period_start_ms) const;
   std::string limit_key(const governance::Limit& l) const;
 
   config::RedisConfig config_;
@@ -133,7 +134,7 @@ class SharedCounters {
 
   mutable std::mutex mutex_;
   Stats stats_;
-  /// Per budget and period ("id\x1fstart"): what the ledger says it spent (the seed of a counter
+  /// Per budget and period (by its counter's key): what the ledger says it spent (the seed of a counter
   /// Redis does not have), refreshed in the background.
   std::map<std::string, core::Money> seeds_;
   /// Per budget: what was left of it when Redis last answered an admission (the fail-open share

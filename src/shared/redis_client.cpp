@@ -283,8 +283,6 @@ RedisClient::~RedisClient() {
   state_->fail("the client is closed");
 }
 
-bool RedisClient::up() const { return state_->link == State::Link::up; }
-
 const std::string& RedisClient::last_error() const { return state_->last_error; }
 
 namespace {

@@ -50,8 +50,6 @@ class RedisClient {
   /// failure) is a reply of type error.
   net::Task<std::optional<RedisReply>> call(std::vector<std::string> argv, std::chrono::milliseconds timeout);
 
-  /// Whether the last attempt to talk to Redis worked.
-  bool up() const;
   /// Why the last connection failed (for the log), empty when none did.
   const std::string& last_error() const;
 

@@ -220,10 +220,4 @@ void AccessLog::write(const core::AccountingRecord& record) {
   if (big) state_->wake.notify_one();
 }
 
-std::uint64_t AccessLog::dropped() const {
-  if (!state_) return 0;
-  std::lock_guard lock(state_->mutex);
-  return state_->dropped;
-}
-
 }  // namespace switchyard::telemetry

@@ -38,8 +38,6 @@ class AccessLog {
   /// False when a file target could not be opened.
   bool ok() const { return ok_; }
   void write(const core::AccountingRecord& record);
-  /// Lines dropped so far (the buffer full).
-  std::uint64_t dropped() const;
 
   /// What the writer thread shares with the log (it may outlive the log: see above).
   struct State;
