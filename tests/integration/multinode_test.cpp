@@ -19,6 +19,7 @@
 #include "store/postgres_store.hpp"
 
 using namespace std::chrono_literals;
+using harness::Connection;
 using harness::Fake;
 using harness::Gateway;
 using harness::Response;
@@ -267,6 +268,49 @@ TEST(MultiNode, AdminMigrateAppliesTheSchemaBeforeAnyNodeStarts) {
   // Again: nothing to do, same answer.
   harness::Process again({SWITCHYARD_BIN, "admin", "migrate", "--config", path});
   EXPECT_EQ(again.wait(30s), 0) << again.output();
+}
+
+TEST(MultiNode, AFullSpoolRefusesBeforeAnythingGoesUpstreamAndRecovers) {
+  // PostgreSQL down for long: rows wait in the spool, bounded at 1 MiB here. Past it a request is
+  // refused with 503 ledger_unavailable and the provider never sees it; once PostgreSQL is back
+  // and has the rows, requests are served again.
+  Fake fake(R"({"content":"kept"})");
+  const std::string db = postgres().new_database();
+  Gateway gw(node_config(fake.port(), db, "  spool_max_mb: 1\n"));
+  json::value k = admin(gw.port(), "POST", "/admin/v1/keys", R"({"name":"svc"})", 201);
+  const std::string secret(k.at("secret").as_string());
+  postgres().stop();
+  int served = 0;
+  Response refused;
+  {
+    Connection c(gw.port());
+    const std::string request = harness::request("POST", "/v1/chat/completions", as(secret), chat_body(5));
+    for (int i = 0; i < 20000; ++i) {
+      ASSERT_TRUE(c.send_raw(request));
+      Response r = c.read_response();
+      if (r.status != 200) {
+        refused = r;
+        break;
+      }
+      ++served;
+    }
+  }
+  const std::int64_t upstream_before = json::parse(fake.stats_json()).at("requests").as_int64();
+  EXPECT_EQ(refused.status, 503) << refused.body;
+  EXPECT_NE(refused.body.find("ledger_unavailable"), std::string::npos) << refused.body;
+  EXPECT_GT(served, 500) << "a megabyte of spool holds well over a thousand rows";
+  EXPECT_EQ(harness::http(gw.port(), "POST", "/v1/chat/completions", as(secret), chat_body(5)).status, 503);
+  EXPECT_EQ(json::parse(fake.stats_json()).at("requests").as_int64(), upstream_before)
+      << "nothing refused went upstream";
+  postgres().start();
+  int status = 0;
+  for (int i = 0; i < 300 && status != 200; ++i) {
+    status = harness::http(gw.port(), "POST", "/v1/chat/completions", as(secret), chat_body(5)).status;
+    if (status != 200) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(status, 200) << "served again once the store has the spooled rows";
+  admin.wait_ledger_committed(gw.port());
+  EXPECT_GE(static_cast<int>(admin.ledger_rows(gw.port()).size()), served) << "every answered request is in the ledger";
 }
 
 TEST(MultiNode, AKeyMadeOrDisabledOnOneNodeTakesEffectOnTheOthers) {
