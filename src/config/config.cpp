@@ -253,7 +253,8 @@ void read_server(Reader& r, const YAML::Node& node, ServerConfig& s) {
                    {"host", "port", "threads", "max_connections", "max_body_bytes",
                     "max_header_bytes", "max_json_depth", "header_timeout_ms", "body_timeout_ms",
                     "idle_timeout_ms", "write_timeout_ms", "drain_timeout_ms", "access_log",
-                    "decisions_kept", "feedback_log", "feedback_kept"}))
+                    "decisions_kept", "feedback_log", "feedback_kept", "body_memory_mb", "per_address",
+                    "admin"}))
     return;
   if (r.string(node["host"], "server.host", s.host)) {
     if (s.host == "localhost") s.host = "127.0.0.1";
@@ -277,6 +278,26 @@ void read_server(Reader& r, const YAML::Node& node, ServerConfig& s) {
   r.integer(node["decisions_kept"], "server.decisions_kept", s.decisions_kept, 0, 10'000'000);
   r.string(node["feedback_log"], "server.feedback_log", s.feedback_log);
   r.integer(node["feedback_kept"], "server.feedback_kept", s.feedback_kept, 0, 10'000'000);
+  r.integer(node["body_memory_mb"], "server.body_memory_mb", s.body_memory_mb, 0, 1 << 20);
+  if (const YAML::Node pa = node["per_address"]; pa &&
+      r.check_map(pa, "server.per_address", {"unauthenticated_connections", "unauthenticated_rps"})) {
+    r.integer(pa["unauthenticated_connections"], "server.per_address.unauthenticated_connections",
+              s.per_address_connections, 0, 10'000'000);
+    r.integer(pa["unauthenticated_rps"], "server.per_address.unauthenticated_rps", s.per_address_rps, 0,
+              10'000'000);
+  }
+  if (const YAML::Node a = node["admin"]; a && r.check_map(a, "server.admin", {"host", "port"})) {
+    s.admin.enabled = true;
+    if (r.string(a["host"], "server.admin.host", s.admin.host)) {
+      if (s.admin.host == "localhost") s.admin.host = "127.0.0.1";
+      if (!is_ip_address(s.admin.host))
+        r.problem("server.admin.host", "must be an IP address to listen on (for example 127.0.0.1)");
+    }
+    if (!a["port"]) r.problem("server.admin.port", "is required (0 = any free port)");
+    r.integer(a["port"], "server.admin.port", s.admin.port, 0, 65535);
+    if (s.admin.port != 0 && s.admin.port == s.port && s.admin.host == s.host)
+      r.problem("server.admin.port", "must differ from server.port");
+  }
 }
 
 void read_health(Reader& r, const YAML::Node& node, HealthConfig& h) {

@@ -45,6 +45,20 @@ struct ServerConfig {
   std::size_t decisions_kept = 10000;       ///< decision records kept in memory
   std::string feedback_log;                 ///< where feedback rows go (JSONL); empty = feedback off
   std::size_t feedback_kept = 10000;        ///< complexity-routed requests awaiting feedback
+  /// Request bodies buffered at once by every connection together, MiB; 0 = an eighth of the
+  /// machine's memory (at least 64 MiB).
+  std::size_t body_memory_mb = 0;
+  /// Per client address, until a request of the connection authenticates: connections (0 = no
+  /// limit), and refused requests a second (a missing or wrong key, an unknown path; 0 = no limit).
+  std::size_t per_address_connections = 256;
+  std::uint32_t per_address_rps = 100;
+  /// The operators' listener (health, decisions, admin API): when set, those are served there
+  /// and the admin API is no longer served on the public listener.
+  struct Admin {
+    bool enabled = false;
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 0;
+  } admin;
 };
 
 struct UpstreamConfig {

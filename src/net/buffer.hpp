@@ -1,12 +1,26 @@
 #pragma once
 
+#include <sys/mman.h>
+
 #include <cstddef>
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <string_view>
 
 namespace switchyard::net {
+
+namespace detail {
+/// Frees a ByteBuffer's allocation: mapped (ByteBuffer::kMapped), or from operator new.
+struct BufferFree {
+  std::size_t mapped = 0;  ///< bytes mapped; 0: from operator new
+  void operator()(char* p) const {
+    if (mapped) ::munmap(p, mapped);
+    else delete[] p;
+  }
+};
+}  // namespace detail
 
 /// A growable byte buffer that does not zero what it allocates. Its data starts at an offset
 /// into the allocation: [data(), data() + size()) holds data, and free() bytes after it are
@@ -60,11 +74,30 @@ class ByteBuffer {
     if (capacity_ <= limit || size_ > capacity) return;
     reallocate(capacity);
   }
+  /// Frees the allocation (the buffer is empty and has no capacity afterwards).
+  void release() {
+    data_.reset();
+    begin_ = size_ = capacity_ = 0;
+  }
+
+  /// Allocations of this size or more come from the kernel and go back to it when freed: a
+  /// burst of large request bodies leaves nothing resident. (Through the allocator, 200 clients
+  /// sending 4 MiB bodies against a 32 MiB budget left the gateway's RSS 29 MiB above where it
+  /// started: mimalloc keeps freed spans committed until the thread allocates again.)
+  static constexpr std::size_t kMapped = 256 * 1024;
 
  private:
+  using Free = detail::BufferFree;
   /// A new allocation of `capacity` bytes with the data at its front.
   void reallocate(std::size_t capacity) {
-    std::unique_ptr<char[]> next(new char[capacity]);
+    std::unique_ptr<char[], Free> next;
+    if (capacity >= kMapped) {
+      void* p = ::mmap(nullptr, capacity, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+      next = std::unique_ptr<char[], Free>(static_cast<char*>(p), Free{capacity});
+    } else {
+      next = std::unique_ptr<char[], Free>(new char[capacity], Free{});
+    }
     if (size_) std::memcpy(next.get(), data(), size_);
     data_ = std::move(next);
     capacity_ = capacity;
@@ -76,7 +109,7 @@ class ByteBuffer {
     begin_ = 0;
   }
 
-  std::unique_ptr<char[]> data_;
+  std::unique_ptr<char[], Free> data_;
   std::size_t begin_ = 0;  ///< where the data starts in the allocation
   std::size_t size_ = 0;
   std::size_t capacity_ = 0;

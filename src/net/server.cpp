@@ -93,8 +93,11 @@ void drop_received(Socket& socket) {
 /// the loop's handler and writes its response.
 class Session final : public Deadline {
  public:
-  Session(Loop& loop, Socket socket)
-      : loop_(loop), socket_(std::move(socket)), buf_(kInitialBuffer) {
+  /// `unauthenticated`: the connection is counted in the address table until it authenticates.
+  Session(Loop& loop, Socket socket, const AddressTable::Address& address = {}, bool unauthenticated = false,
+          bool admin = false)
+      : loop_(loop), socket_(std::move(socket)), buf_(kInitialBuffer), address_(address),
+        unauthenticated_(unauthenticated), admin_(admin) {
     loop_.deadlines_.add(*this);
     slot_ = loop_.sessions_.size();
     loop_.sessions_.push_back(this);
@@ -106,7 +109,59 @@ class Session final : public Deadline {
     v[slot_] = v.back();
     v[slot_]->slot_ = slot_;
     v.pop_back();
-    loop_.connections_.fetch_sub(1, std::memory_order_relaxed);
+    loop_.shared_.connections.fetch_sub(1, std::memory_order_relaxed);
+    authenticate();
+    release_body();
+  }
+
+  /// The handler vouched for the connection: it leaves its address's unauthenticated count.
+  void authenticate() {
+    if (!unauthenticated_) return;
+    unauthenticated_ = false;
+    loop_.shared_.addresses.release(address_);
+  }
+
+  /// Gives the body's bytes back to the memory budget (and large buffers to the allocator).
+  void release_body() {
+    if (body_held_ == 0) return;
+    loop_.shared_.bodies.give(body_held_);
+    body_held_ = 0;
+    body_.release();
+  }
+
+  /// Takes what a body of `bytes` needs beyond what is held already; false when the budget
+  /// cannot give it.
+  bool hold_body(std::size_t bytes) {
+    if (bytes <= MemoryBudget::kExempt || bytes <= body_held_) return true;
+    if (!loop_.shared_.bodies.take(bytes - body_held_)) return false;
+    body_held_ = bytes;
+    return true;
+  }
+
+  /// The drain's deadline or a second signal: a stream under way, between two chunks, ends
+  /// with the handler's cut event and the last chunk (best effort, without waiting); then the
+  /// connection closes. A stream whose write is under way is only closed: a chunk cannot be
+  /// put in the middle of another.
+  void cut() {
+    if (closed_) return;
+    if (streaming_ && !write_waiting_ && current_target_) {
+      std::string event = loop_.handler().stream_cut_event(*current_target_);
+      if (!event.empty()) {
+        char size_line[24];
+        auto [p, ec] = std::to_chars(size_line, size_line + 20, event.size(), 16);
+        *p++ = '\r';
+        *p++ = '\n';
+        std::string_view head;
+        if (head_pending_) head = out_;
+        std::array<asio::const_buffer, 4> bufs{
+            asio::buffer(head.data(), head.size()),
+            asio::buffer(size_line, static_cast<std::size_t>(p - size_line)),
+            asio::buffer(event.data(), event.size()), asio::buffer("\r\n0\r\n\r\n", 7)};
+        boost::system::error_code wec;
+        send_now(socket_, bufs, wec);
+      }
+    }
+    close();
   }
 
   Task<> run();
@@ -157,6 +212,7 @@ class Session final : public Deadline {
   }
 
   void begin_head(int status, std::string_view content_type) {
+    status_ = status;
     if (status == 200) {
       out_.assign(loop_.ok_head());  // status line, Server and Date in one copy
     } else {
@@ -363,6 +419,20 @@ class Session final : public Deadline {
                                         std::to_string(loop_.options().max_body_bytes) + " bytes).",
                                     {}, "body_too_large"));
   }
+  Task<bool> refuse_body_memory(const http1::RequestHead& head) {
+    auto e = core::ApiError::make(core::ErrorKind::unavailable,
+                                  "The gateway is holding as many request bodies as its memory budget allows "
+                                  "(server.body_memory_mb); retry shortly.",
+                                  {}, "body_memory_exhausted");
+    co_return co_await refuse(&head, e);
+  }
+  Task<bool> refuse_address_rate(const http1::RequestHead& head) {
+    auto e = core::ApiError::make(core::ErrorKind::rate_limited,
+                                  "Too many refused requests from this address before one authenticated; retry shortly.", {},
+                                  "too_many_requests_from_address");
+    e.status = 429;
+    co_return co_await send_error(&head, e);
+  }
   Task<bool> refuse_no_response(const http1::RequestHead& head) {
     co_return co_await send_error(
         &head, core::ApiError::make(core::ErrorKind::internal, "The handler produced no response."));
@@ -377,15 +447,21 @@ class Session final : public Deadline {
     http1::ChunkedDecoder decoder;
     std::size_t pos = head.head_size;
     bool too_large = false;
+    bool no_memory = false;
     for (;;) {
       std::size_t used = 0;
       auto st = decoder.feed(buf_.view().substr(pos), used, [&](std::string_view piece) {
         if (body_.size() + piece.size() > opt.max_body_bytes) too_large = true;
+        else if (!hold_body(std::min(opt.max_body_bytes, (body_.size() + piece.size()) * 2))) no_memory = true;
         else body_.append(piece);
       });
       pos += used;
       if (too_large) {
         co_await refuse_body_too_large(head);
+        co_return false;
+      }
+      if (no_memory) {
+        co_await refuse_body_memory(head);
         co_return false;
       }
       if (st == http1::ChunkedDecoder::Status::error) {
@@ -457,7 +533,11 @@ class Session final : public Deadline {
     // starts with one: only to pick the dialect of the answer.
     std::string_view target = head ? head->target : target_in_buffer();
     std::string body = loop_.handler().render_error(target, error);
-    co_return co_await send(error.status, "application/json", body, {});
+    // A refusal for want of room (connections, memory, an address's rate) passes soon.
+    static constexpr HeaderField kRetry[] = {{"Retry-After", "1"}};
+    std::span<const HeaderField> headers;
+    if (error.status == 503 || error.status == 429) headers = kRetry;
+    co_return co_await send(error.status, "application/json", body, headers);
   }
 
   Loop& loop_;
@@ -465,7 +545,7 @@ class Session final : public Deadline {
   std::optional<detail::OpAwaiter<>::Handler> ahead_waiter_;  ///< see await_read_ahead
   ByteBuffer buf_;
   std::string out_;
-  std::string body_;
+  ByteBuffer body_;                   ///< a chunked request's body, decoded
   std::string stash_;                 ///< bytes the read-ahead received (a pipelined request)
   /// Side buffer of the read-ahead when the session buffer is nearly full (rare: allocated
   /// then, not carried by every connection).
@@ -490,6 +570,13 @@ class Session final : public Deadline {
   std::size_t ahead_bytes_ = 0;    ///< read into buf_'s tail, committed after the handler
   std::size_t request_end_ = 0;    ///< end of the current request in buf_
   bool gone_ = false;
+  AddressTable::Address address_;  ///< the client's address (per-address limits)
+  bool unauthenticated_ = false;   ///< counted in the address table (see authenticate)
+  bool admin_ = false;             ///< accepted on the admin listener
+  bool served_ = false;            ///< a request was handled on this connection
+  int status_ = 0;                 ///< the status of the last response sent
+  std::size_t body_held_ = 0;      ///< bytes taken from the memory budget for the current body
+  const std::string_view* current_target_ = nullptr;  ///< the request being handled (cut())
 };
 
 Task<> Session::run() {
@@ -498,7 +585,9 @@ Task<> Session::run() {
   while (!closed_) {
     // Read a request head.
     idle_ = buf_.size() == 0;
-    set(Clock::now() + (idle_ ? opt.idle_timeout : opt.header_timeout));
+    // A new connection gets only the head's allowance to send its first request, not a
+    // keep-alive connection's idle time (many silent connections would hold slots a minute).
+    set(Clock::now() + (idle_ && served_ ? opt.idle_timeout : opt.header_timeout));
     http1::ParseStatus status = http1::ParseStatus::incomplete;
     for (;;) {
       if (buf_.size() > 0) {
@@ -506,7 +595,7 @@ Task<> Session::run() {
         if (status != http1::ParseStatus::incomplete) break;
         if (idle_) {
           idle_ = false;
-          set(Clock::now() + opt.header_timeout);
+          if (served_) set(Clock::now() + opt.header_timeout);
         }
       }
       if (idle_ && loop_.draining()) co_return;
@@ -528,6 +617,14 @@ Task<> Session::run() {
     set(received + opt.body_timeout);
     if (head.content_length && *head.content_length > opt.max_body_bytes) {
       co_await refuse_body_too_large(head);
+      co_return;
+    }
+    if (unauthenticated_ && loop_.shared_.addresses.over_rate(address_, received)) {
+      co_await refuse_address_rate(head);
+      co_return;
+    }
+    if (head.content_length && !hold_body(static_cast<std::size_t>(*head.content_length))) {
+      co_await refuse_body_memory(head);
       co_return;
     }
     bool need_more_body =
@@ -553,19 +650,24 @@ Task<> Session::run() {
       consumed = total;
     } else if (head.chunked) {
       if (!co_await read_chunked_body(head, consumed)) co_return;
-      body = body_;
+      body = body_.view();
     }
     clear();
 
     // Handle.
     started_ = false;
+    status_ = 0;
     streaming_ = false;
     if (!head.keep_alive()) close_after_ = true;
     request_end_ = consumed;
     {
       ResponseWriter writer(*this);
-      Request request{&head, body, received};
+      Request request{&head, body, received, admin_};
+      current_target_ = &head.target;
       co_await loop_.handler().handle(request, writer);
+      current_target_ = nullptr;
+      served_ = true;
+      if (unauthenticated_ && status_ >= 400) loop_.shared_.addresses.charge_refusal(address_, received);
       end_watch();
       if (!started_ && !closed_) {
         co_await refuse_no_response(head);
@@ -575,6 +677,7 @@ Task<> Session::run() {
         close();
       }
     }
+    release_body();
     if (closed_ || close_after_ || loop_.draining()) co_return;
     if (ahead_pending_) {
       // The read-ahead is this connection's wait for its next request.
@@ -623,6 +726,7 @@ Task<bool> ResponseWriter::flush() {
 
 bool ResponseWriter::started() const { return session_.started_; }
 void ResponseWriter::close_after() { session_.close_after_ = true; }
+void ResponseWriter::authenticated() { session_.authenticate(); }
 void ResponseWriter::watch_disconnect(DisconnectWatcher& watcher) { session_.watch_disconnect(watcher); }
 void ResponseWriter::abort() {
   boost::system::error_code ec;
@@ -638,10 +742,17 @@ std::string Handler::render_error(std::string_view, const core::ApiError& error)
   return core::openai_error_body(error);
 }
 
+std::string Handler::stream_cut_event(std::string_view) {
+  auto e = core::ApiError::make(core::ErrorKind::unavailable,
+                                "The gateway is shutting down; the stream was cut. Retry the request.", {},
+                                "switchyard_draining");
+  return "data: " + core::openai_error_body(e) + "\n\n";
+}
+
 // ---- Loop -------------------------------------------------------------------------------------
 
-Loop::Loop(std::size_t index, const ServerOptions& options, std::atomic<std::size_t>& connections)
-    : index_(index), options_(options), connections_(connections) {
+Loop::Loop(std::size_t index, const ServerOptions& options, ServerShared& shared)
+    : index_(index), options_(options), shared_(shared) {
   auto smallest = std::min({options.header_timeout, options.body_timeout, options.idle_timeout,
                             options.write_timeout});
   sweep_interval_ = std::clamp(smallest / 4, std::chrono::milliseconds(10),
@@ -667,27 +778,37 @@ void Loop::refresh_date() {
   ok_head_ += "\r\n"sv;
 }
 
-void Loop::listen(const tcp::endpoint& endpoint, bool reuse_port) {
-  acceptor_.open(endpoint.protocol());
-  acceptor_.set_option(tcp::acceptor::reuse_address(true));
+void Loop::listen(Acceptor& acceptor, const tcp::endpoint& endpoint, bool reuse_port) {
+  acceptor.open(endpoint.protocol());
+  acceptor.set_option(tcp::acceptor::reuse_address(true));
   if (reuse_port) {
     int one = 1;
-    ::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    ::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   }
-  acceptor_.bind(endpoint);
-  acceptor_.listen(4096);
+  acceptor.bind(endpoint);
+  acceptor.listen(4096);
 }
 
-Task<> Loop::accept_loop() {
+namespace {
+
+AddressTable::Address address_of(const tcp::endpoint& peer) {
+  const auto a = peer.address();
+  return a.is_v6() ? a.to_v6().to_bytes() : asio::ip::make_address_v6(asio::ip::v4_mapped, a.to_v4()).to_bytes();
+}
+
+}  // namespace
+
+Task<> Loop::accept_loop(Acceptor& listener, bool admin) {
+  tcp::endpoint peer;
   for (;;) {
-    auto [ec, socket] = co_await acceptor_.async_accept(nothrow);
+    auto [ec, socket] = co_await listener.async_accept(peer, nothrow);
     if (ec && is_out_of_descriptors(ec) && spare_fd_ >= 0) {
       // The spare makes room for the next connection. (Linux reports the shortage before it
       // looks for a connection, so the accept may then still wait for one.)
       const boost::system::error_code shortage = ec;
       ::close(spare_fd_);
       spare_fd_ = -1;
-      std::tie(ec, socket) = co_await acceptor_.async_accept(nothrow);
+      std::tie(ec, socket) = co_await listener.async_accept(peer, nothrow);
       hold_spare();
       if (!ec && spare_fd_ < 0) {  // still short: this connection is told so (a 503)
         log_accept_failure(shortage);
@@ -697,7 +818,7 @@ Task<> Loop::accept_loop() {
       // Else descriptors came back meanwhile: served as usual.
     }
     if (ec) {
-      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+      if (ec == asio::error::operation_aborted || !listener.is_open()) co_return;
       // Back off briefly instead of spinning.
       log_accept_failure(ec);
       Timer pause(io_, std::chrono::milliseconds(50));
@@ -705,13 +826,23 @@ Task<> Loop::accept_loop() {
       continue;
     }
     tune_client_socket(socket);
-    std::size_t open = connections_.fetch_add(1, std::memory_order_relaxed) + 1;
-    auto session = std::make_unique<Session>(*this, std::move(socket));
+    std::size_t open = shared_.connections.fetch_add(1, std::memory_order_relaxed) + 1;
+    const AddressTable::Address address = address_of(peer);
+    const bool counted = open <= options_.max_connections && shared_.addresses.open(address);
+    auto session = std::make_unique<Session>(*this, std::move(socket), address, counted, admin);
     if (open > options_.max_connections) {
       spawn(io_, refuse_connection(std::move(session),
                                    core::ApiError::make(core::ErrorKind::unavailable,
                                                         "Too many connections; try again later.", {},
                                                         "too_many_connections")));
+      continue;
+    }
+    if (!counted) {
+      spawn(io_, refuse_connection(std::move(session),
+                                   core::ApiError::make(core::ErrorKind::unavailable,
+                                                        "Too many unauthenticated connections from this address; "
+                                                        "try again later.",
+                                                        {}, "too_many_connections_from_address")));
       continue;
     }
     Session* s = session.release();
@@ -750,7 +881,7 @@ Task<> Loop::refuse_connection(std::unique_ptr<Session> session, core::ApiError 
 
 Task<> Loop::refuse_out_of_descriptors(Socket socket) {
   tune_client_socket(socket);
-  connections_.fetch_add(1, std::memory_order_relaxed);  // the session's end takes it back
+  shared_.connections.fetch_add(1, std::memory_order_relaxed);  // the session's end takes it back
   co_await refuse_connection(std::make_unique<Session>(*this, std::move(socket)),
                              core::ApiError::make(core::ErrorKind::unavailable,
                                                   "The gateway is out of file descriptors; try again later.",
@@ -775,6 +906,7 @@ Task<> Loop::sweep_loop() {
       ticks = 0;
       refresh_date();
     }
+
     if (draining_ && sessions_.empty() && !(handler_ && handler_->busy())) {
       io_.stop();
       co_return;
@@ -787,10 +919,17 @@ void Loop::begin_drain() {
   draining_ = true;
   boost::system::error_code ec;
   acceptor_.close(ec);
+  admin_acceptor_.close(ec);
   handler_->on_drain();
   // Copy: closing may not remove entries synchronously, but be safe against reentrancy.
   std::vector<Session*> sessions = sessions_;
   for (Session* s : sessions) s->drain();
+}
+
+void Loop::cut_off() {
+  std::vector<Session*> sessions = sessions_;
+  for (Session* s : sessions) s->cut();
+  io_.stop();
 }
 
 // ---- Server -----------------------------------------------------------------------------------
@@ -829,8 +968,8 @@ bool Server::bind(std::string& error) {
       }
     }
     for (int i = 0; i < options_.threads; ++i) {
-      auto loop = std::make_unique<Loop>(static_cast<std::size_t>(i), options_, connections_);
-      loop->listen(endpoint, true);
+      auto loop = std::make_unique<Loop>(static_cast<std::size_t>(i), options_, shared_);
+      loop->listen(loop->acceptor_, endpoint, true);
       if (i == 0) {
         port_ = loop->acceptor_.local_endpoint().port();
         endpoint.port(port_);  // the other loops share the port picked for loop 0
@@ -843,6 +982,27 @@ bool Server::bind(std::string& error) {
     loops_.clear();
     return false;
   }
+  if (options_.admin_listener) {
+    // The operators' listener: loop 0 alone accepts on it (its traffic is light), without
+    // SO_REUSEPORT (nothing else may share it).
+    try {
+      boost::system::error_code ec;
+      auto address = asio::ip::make_address(options_.admin_host, ec);
+      if (ec) {
+        error = "invalid admin listen address \"" + options_.admin_host + "\"";
+        loops_.clear();
+        return false;
+      }
+      Loop& loop = *loops_[0];
+      loop.listen(loop.admin_acceptor_, tcp::endpoint(address, options_.admin_port), false);
+      admin_port_ = loop.admin_acceptor_.local_endpoint().port();
+    } catch (const boost::system::system_error& e) {
+      error = "cannot listen on " + options_.admin_host + ":" + std::to_string(options_.admin_port) +
+              " (server.admin): " + e.code().message();
+      loops_.clear();
+      return false;
+    }
+  }
   return true;
 }
 
@@ -850,7 +1010,8 @@ void Server::run() {
   std::vector<std::thread> threads;
   auto run_loop = [this](Loop& loop) {
     loop.handler_ = factory_(loop);
-    spawn(loop.io_, [&loop] { return loop.accept_loop(); });
+    spawn(loop.io_, [&loop] { return loop.accept_loop(loop.acceptor_, false); });
+    if (loop.admin_acceptor_.is_open()) spawn(loop.io_, [&loop] { return loop.accept_loop(loop.admin_acceptor_, true); });
     spawn(loop.io_, [&loop] { return loop.sweep_loop(); });
     if (draining_) loop.begin_drain();
     loop.io_.run();
@@ -874,13 +1035,16 @@ void Server::drain() {
       if (l->handler_) l->begin_drain();
       // The deadline: whatever is still running then is cut off.
       auto timer = std::make_shared<Timer>(l->io_, deadline);
-      timer->async_wait([l, timer](const boost::system::error_code&) { l->io_.stop(); });
+      timer->async_wait([l, timer](const boost::system::error_code&) { l->cut_off(); });
     });
   }
 }
 
 void Server::stop() {
-  for (auto& loop : loops_) loop->io_.stop();
+  for (auto& loop : loops_) {
+    Loop* l = loop.get();
+    asio::post(l->io_, [l] { l->cut_off(); });
+  }
 }
 
 }  // namespace switchyard::net

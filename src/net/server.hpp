@@ -18,6 +18,7 @@
 #include "net/task.hpp"
 #include "net/deadline.hpp"
 #include "net/http1.hpp"
+#include "net/client_limits.hpp"
 
 namespace switchyard::net {
 
@@ -36,6 +37,14 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{60000};
   std::chrono::milliseconds write_timeout{30000};
   std::chrono::milliseconds drain_timeout{10000};
+  /// Per client address, before authentication (see AddressTable).
+  AddressTable::Limits per_address;
+  /// Request bodies buffered by every connection together (see MemoryBudget); 0 = no budget.
+  std::size_t body_memory_bytes = 0;
+  /// A second listener for operators (accepted by loop 0): its requests carry `admin_listener`.
+  std::string admin_host = "127.0.0.1";
+  std::uint16_t admin_port = 0;
+  bool admin_listener = false;
 };
 
 struct HeaderField {
@@ -48,6 +57,7 @@ struct Request {
   const http1::RequestHead* head = nullptr;
   std::string_view body;
   Clock::time_point received;
+  bool admin_listener = false;  ///< came through the admin listener
 
   std::string_view method() const { return head->method; }
   std::string_view target() const { return head->target; }
@@ -85,6 +95,9 @@ class ResponseWriter {
   bool started() const;
   /// Close the connection after this response.
   void close_after();
+  /// The request carried a valid credential: the connection no longer counts against its
+  /// address's unauthenticated limits (ServerOptions::per_address).
+  void authenticated();
 
   /// Told when the client of the request leaves while the handler waits on something else.
   class DisconnectWatcher {
@@ -120,6 +133,9 @@ class Handler {
   /// Called when the server refused a request before the handler saw it (`head` may be null).
   virtual void on_refused(const http1::RequestHead* /*head*/, const core::ApiError& /*error*/,
                           Clock::time_point /*received*/) {}
+  /// The last event of a stream cut by the drain's deadline or a second signal (an SSE error event
+  /// in the dialect of `target`, code `switchyard_draining`), so its client knows to retry.
+  virtual std::string stream_cut_event(std::string_view target);
   /// Called once when draining begins.
   virtual void on_drain() {}
   /// Whether work of the handler's own, outside any request, still runs (a drained loop stops
@@ -129,10 +145,19 @@ class Handler {
 
 using HandlerFactory = std::function<std::unique_ptr<Handler>(Loop&)>;
 
+/// What every loop of a server shares: the connection count and the limits across connections.
+struct ServerShared {
+  explicit ServerShared(const ServerOptions& options)
+      : addresses(options.per_address), bodies(options.body_memory_bytes) {}
+  std::atomic<std::size_t> connections{0};
+  AddressTable addresses;
+  MemoryBudget bodies;
+};
+
 /// One single-threaded event loop with its own listener (SO_REUSEPORT), sessions and deadlines.
 class Loop {
  public:
-  Loop(std::size_t index, const ServerOptions& options, std::atomic<std::size_t>& connections);
+  Loop(std::size_t index, const ServerOptions& options, ServerShared& shared);
   ~Loop();
 
   asio::io_context& io() { return io_; }
@@ -151,8 +176,9 @@ class Loop {
   friend class Server;
   friend class Session;
 
-  void listen(const tcp::endpoint& endpoint, bool reuse_port);
-  Task<> accept_loop();
+  void listen(Acceptor& acceptor, const tcp::endpoint& endpoint, bool reuse_port);
+  /// Accepts on `acceptor` (the public listener, or the admin listener of loop 0).
+  Task<> accept_loop(Acceptor& acceptor, bool admin);
   /// Answers a connection that will not be served (503) and closes it.
   Task<> refuse_connection(std::unique_ptr<Session> session, core::ApiError error);
   /// Refuses a connection taken with the spare descriptor, then takes the spare back.
@@ -163,11 +189,14 @@ class Loop {
   void log_accept_failure(const boost::system::error_code& ec);
   Task<> sweep_loop();
   void begin_drain();
+  /// The drain's deadline or a second signal: streams under way end with the handler's cut
+  /// event, every connection closes, the loop stops.
+  void cut_off();
   void refresh_date();
 
   std::size_t index_;
   const ServerOptions& options_;
-  std::atomic<std::size_t>& connections_;
+  ServerShared& shared_;
   // One thread runs this context and only it touches its sockets: no per-descriptor locks.
   // Posting from other threads (drain) stays safe: the scheduler keeps its lock.
   /// An io_context whose pending operations (and so every suspended coroutine) can be destroyed
@@ -180,6 +209,7 @@ class Loop {
   };
   Context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   Acceptor acceptor_{io_};
+  Acceptor admin_acceptor_{io_};  ///< loop 0 only, when an admin listener is configured
   std::unique_ptr<Handler> handler_;
   DeadlineList deadlines_;
   std::vector<Session*> sessions_;
@@ -203,6 +233,9 @@ class Server {
   /// Binds every loop's listener; returns false (with a reason) when the address is unusable.
   bool bind(std::string& error);
   std::uint16_t port() const { return port_; }
+  /// The admin listener's port (0 without one).
+  std::uint16_t admin_port() const { return admin_port_; }
+  const ServerShared& shared() const { return shared_; }
 
   /// Runs the loops until drained or stopped. Blocks; uses the calling thread as loop 0.
   void run();
@@ -218,9 +251,10 @@ class Server {
  private:
   ServerOptions options_;
   HandlerFactory factory_;
-  std::atomic<std::size_t> connections_{0};
+  ServerShared shared_{options_};
   std::vector<std::unique_ptr<Loop>> loops_;
   std::uint16_t port_ = 0;
+  std::uint16_t admin_port_ = 0;
   std::atomic<bool> draining_{false};
 };
 

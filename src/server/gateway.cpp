@@ -94,6 +94,27 @@ net::Task<> Gateway::refuse_unauthenticated(const net::Request& request, net::Re
   co_await fail(writer, ex, Authenticator::refusal(credentials_of(request), ex.identity.client));
 }
 
+const config::KeyConfig& Gateway::admin_listener_key() {
+  static const config::KeyConfig key = [] {
+    config::KeyConfig k;
+    k.name = "(admin listener)";
+    k.admin = true;
+    return k;
+  }();
+  return key;
+}
+
+std::string Gateway::stream_cut_event(std::string_view target) {
+  const std::string_view path = target.substr(0, target.find('?'));
+  ApiError e = ApiError::make(ErrorKind::unavailable,
+                              "The gateway is shutting down and cut this stream; retry the request.", {},
+                              "switchyard_draining");
+  const dialects::Dialect client = client_of(path);
+  std::string body = dialects::error_body(client, e, {});
+  if (client == dialects::Dialect::anthropic) return "event: error\ndata: " + body + "\n\n";
+  return "data: " + body + "\n\n";
+}
+
 std::string Gateway::render_error(std::string_view target, const ApiError& error) {
   std::string_view path = target.substr(0, target.find('?'));
   return dialects::error_body(client_of(path), error, {});
@@ -133,29 +154,38 @@ net::Task<> Gateway::handle(net::Request request, net::ResponseWriter& writer) {
   // Each known path takes one method and has one handler; another method gets a 405 naming the
   // right one, an unknown path a 404.
   using Handler = net::Task<> (Gateway::*)(net::Request&, net::ResponseWriter&, Exchange&);
+  // Where each endpoint is served when an admin listener is configured (server.admin): the
+  // operators' reports on both (a client key sees only its own routes and decisions; the admin
+  // listener sees everything, without a key), the admin API on the admin listener only, the
+  // client API on the public listener only. Without an admin listener, all on the public one.
+  enum Where : std::uint8_t { kPublic = 1, kAdminListener = 2, kBoth = 3 };
   struct Endpoint {
     std::string_view path, method;
     Handler handler;
     bool needs_key;
+    Where where;
   };
   static constexpr Endpoint kEndpoints[] = {
-      {"/v1/chat/completions", "POST", &Gateway::chat, true},
-      {"/v1/messages", "POST", &Gateway::chat, true},
-      {"/v1/messages/count_tokens", "POST", &Gateway::count_tokens, true},
-      {"/v1/embeddings", "POST", &Gateway::embeddings, true},
-      {"/v1/models", "GET", &Gateway::models, true},
-      {"/v1/switchyard/health", "GET", &Gateway::health_report, true},
-      {"/v1/switchyard/feedback", "POST", &Gateway::feedback, true},
-      {"/v1/switchyard/decisions", "GET", &Gateway::decision_report, true},
-      {"/healthz", "GET", &Gateway::healthz, false},
-      {"/readyz", "GET", &Gateway::readyz, false},
+      {"/v1/chat/completions", "POST", &Gateway::chat, true, kPublic},
+      {"/v1/messages", "POST", &Gateway::chat, true, kPublic},
+      {"/v1/messages/count_tokens", "POST", &Gateway::count_tokens, true, kPublic},
+      {"/v1/embeddings", "POST", &Gateway::embeddings, true, kPublic},
+      {"/v1/models", "GET", &Gateway::models, true, kPublic},
+      {"/v1/switchyard/health", "GET", &Gateway::health_report, true, kBoth},
+      {"/v1/switchyard/feedback", "POST", &Gateway::feedback, true, kPublic},
+      {"/v1/switchyard/decisions", "GET", &Gateway::decision_report, true, kBoth},
+      {"/healthz", "GET", &Gateway::healthz, false, kBoth},
+      {"/readyz", "GET", &Gateway::readyz, false, kBoth},
   };
-  static constexpr Endpoint kAdmin{"/admin/v1/", "", &Gateway::admin_api, false};
+  static constexpr Endpoint kAdmin{"/admin/v1/", "", &Gateway::admin_api, false, kAdminListener};
   const Endpoint* endpoint = nullptr;
   for (const Endpoint& e : kEndpoints)
     if (path == e.path) endpoint = &e;
   // The admin API: every method, its own credential (checked by the handler).
   if (!endpoint && (path.substr(0, 10) == "/admin/v1/" || path == "/admin/v1")) endpoint = &kAdmin;
+  if (endpoint && ex.rt->config().server.admin.enabled &&
+      !(endpoint->where & (request.admin_listener ? kAdminListener : kPublic)))
+    endpoint = nullptr;  // not served on this listener: a 404 like any unknown path
 
   ex.identity.client = client_of(path);
   // Anthropic's SDK lists models at the same path as OpenAI's, with its version header.
@@ -163,13 +193,18 @@ net::Task<> Gateway::handle(net::Request request, net::ResponseWriter& writer) {
     ex.identity.client = dialects::Dialect::anthropic;
   if (endpoint && (method == endpoint->method || endpoint->method.empty())) {
     std::optional<ApiError> unusable;
-    if (endpoint->needs_key) {
+    if (endpoint->needs_key && request.admin_listener) {
+      // The admin listener's network position is its credential: the reports' whole view.
+      ex.identity.key = &admin_listener_key();
+      ex.identity.key_name = ex.identity.key->name;
+    } else if (endpoint->needs_key) {
       ex.identity.key = auth_.find(credentials_of(request), ex.identity.client, *ex.rt, shared_.governor,
                                    ex.identity.key_pin);
       if (ex.identity.key) {
         ex.identity.key_name = ex.identity.key->name;
         if (ex.identity.key->disabled || ex.identity.key->expires_ms || !ex.identity.key->team.empty())
           unusable = auth_.unusable(*ex.identity.key, ex.identity.client, ex.accounting.arrived_unix_ms);
+        if (!unusable) writer.authenticated();
       }
     }
     if (endpoint->needs_key && !ex.identity.key) co_await refuse_unauthenticated(request, writer, ex);

@@ -113,6 +113,7 @@ class Gateway final : public net::Handler {
                   net::Clock::time_point received) override;
   /// A refusal before the request reached a handler (limits, framing), in the path's dialect.
   std::string render_error(std::string_view target, const core::ApiError& error) override;
+  std::string stream_cut_event(std::string_view target) override;
 
  private:
   using Exchange = RequestContext;
@@ -136,6 +137,8 @@ class Gateway final : public net::Handler {
   static OverrideHeaders override_headers(const net::Request& request);
   /// The client's dialect from the path (`/v1/messages...`: Anthropic's).
   static dialects::Dialect client_of(std::string_view path);
+  /// Who a request of the admin listener is to the reports: an admin key of no one.
+  static const config::KeyConfig& admin_listener_key();
   /// 404 for an unknown path (`allowed` empty), else 405 naming the method `allowed`.
   net::Task<> refuse_endpoint(std::string_view method, std::string_view path, std::string_view allowed,
                               net::ResponseWriter& writer, Exchange& ex);

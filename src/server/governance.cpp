@@ -342,6 +342,7 @@ net::Task<> Gateway::admin_api(net::Request& request, net::ResponseWriter& write
     co_return;
   }
   ex.identity.key_name = admin->name;
+  writer.authenticated();
   governance::AdminContext ctx;
   for (const auto& r : ex.rt->routes()) ctx.routes.push_back(r.config->name);
   for (const auto& d : ex.rt->config().deployments) ctx.deployments.push_back(d.name);

@@ -309,6 +309,13 @@ int cmd_serve(const std::string& path, const std::string& port_file, int threads
   options.idle_timeout = std::chrono::milliseconds(sc.idle_timeout_ms);
   options.write_timeout = std::chrono::milliseconds(sc.write_timeout_ms);
   options.drain_timeout = std::chrono::milliseconds(sc.drain_timeout_ms);
+  options.per_address.max_connections = sc.per_address_connections;
+  options.per_address.requests_per_second = sc.per_address_rps;
+  options.body_memory_bytes =
+      sc.body_memory_mb ? sc.body_memory_mb * 1024 * 1024 : net::MemoryBudget::machine_default();
+  options.admin_listener = sc.admin.enabled;
+  options.admin_host = sc.admin.host;
+  options.admin_port = sc.admin.port;
 
   // Each proxied request holds two descriptors: take the whole hard limit, and say so when even
   // that cannot hold max_connections.
@@ -399,11 +406,17 @@ int cmd_serve(const std::string& path, const std::string& port_file, int threads
     return 1;
   }
   if (!port_file.empty()) {
-    std::ofstream(port_file + ".tmp") << server.port() << "\n";
+    // The public port; the admin listener's on a second line when there is one.
+    std::ofstream out(port_file + ".tmp");
+    out << server.port() << "\n";
+    if (options.admin_listener) out << server.admin_port() << "\n";
+    out.close();
     std::rename((port_file + ".tmp").c_str(), port_file.c_str());
   }
   spdlog::info("switchyard {} listening on {}:{} with {} event loop(s), {} route(s)", core::version(),
                options.host, server.port(), options.threads, shared.runtime.get()->routes().size());
+  if (options.admin_listener)
+    spdlog::info("admin listener on {}:{} (health, decisions, admin API)", options.admin_host, server.admin_port());
   std::optional<ConfigWatcher> watcher;
   if (watch) watcher.emplace(path, shared);
 

@@ -113,8 +113,18 @@ int wait_port_file(const std::string& path, Process& process) {
 
 // ---- Connection ----------------------------------------------------------------------------------
 
-Connection::Connection(int port) {
+Connection::Connection(int port, const std::string& from) {
   fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (!from.empty()) {
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    ::inet_pton(AF_INET, from.c_str(), &local.sin_addr);
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
+      ::close(fd_);
+      fd_ = -1;
+      return;
+    }
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
@@ -284,6 +294,9 @@ Gateway::Gateway(const std::string& config_yaml) {
   process_ = std::make_unique<Process>(std::vector<std::string>{
       SWITCHYARD_BIN, "serve", "--config", dir_ + "/config.yaml", "--port-file", dir_ + "/port"});
   port_ = wait_port_file(dir_ + "/port", *process_);
+  std::ifstream in(dir_ + "/port");
+  int first = 0;
+  in >> first >> admin_port_;
 }
 
 DescriptorSqueeze::DescriptorSqueeze(int pid, int free) : pid_(pid) {

@@ -53,7 +53,9 @@ struct Response {
 /// A client connection.
 class Connection {
  public:
-  explicit Connection(int port);
+  /// `from`: the local address to connect from (another loopback address, 127.0.0.2, is
+  /// another client to the gateway); empty: any.
+  explicit Connection(int port, const std::string& from = "");
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -105,6 +107,8 @@ class Gateway {
  public:
   explicit Gateway(const std::string& config_yaml);
   int port() const { return port_; }
+  /// The admin listener's port (server.admin), 0 without one.
+  int admin_port() const { return admin_port_; }
   Process& process() { return *process_; }
   std::string log() const { return process_->output(); }
 
@@ -112,6 +116,7 @@ class Gateway {
   std::string dir_;
   std::unique_ptr<Process> process_;
   int port_ = 0;
+  int admin_port_ = 0;
 };
 
 /// Lowers a process's open files limit (soft) so that exactly `free` more descriptors fit: the

@@ -396,3 +396,29 @@ TEST(ConfigRouting, ComplexityQualityFloorPicksTheWeakestTierThatReachesIt) {
   text = format_problems(with("      tiers: [[fake], [gpt]]\n      quality_floor: 1.5\n").problems);
   EXPECT_NE(text.find("routes.auto.complexity.quality_floor: must be between 0 and 1"), std::string::npos) << text;
 }
+
+TEST(Config, ReadsTheAdminListenerAndTheLimitsOnClients) {
+  std::string y = valid_yaml();
+  y.replace(y.find("  max_body_bytes: 1048576\n"), 0,
+            "  body_memory_mb: 512\n  per_address:\n    unauthenticated_connections: 50\n    unauthenticated_rps: 20\n"
+            "  admin:\n    host: localhost\n    port: 9091\n");
+  LoadResult r = load_config_text(y, {{"OPENAI_API_KEY", "sk-real"}});
+  ASSERT_TRUE(r.ok()) << format_problems(r.problems);
+  EXPECT_EQ(r.config.server.body_memory_mb, 512u);
+  EXPECT_EQ(r.config.server.per_address_connections, 50u);
+  EXPECT_EQ(r.config.server.per_address_rps, 20u);
+  EXPECT_TRUE(r.config.server.admin.enabled);
+  EXPECT_EQ(r.config.server.admin.host, "127.0.0.1");
+  EXPECT_EQ(r.config.server.admin.port, 9091);
+
+  LoadResult defaults = load_config_text(valid_yaml(), {{"OPENAI_API_KEY", "sk-real"}});
+  EXPECT_FALSE(defaults.config.server.admin.enabled) << "no admin listener unless configured";
+  EXPECT_EQ(defaults.config.server.per_address_connections, 256u);
+
+  std::string bad = valid_yaml();
+  bad.replace(bad.find("  max_body_bytes: 1048576\n"), 0,
+              "  admin:\n    host: example.com\n    port: 9000\n  per_address:\n    connections: 5\n");
+  LoadResult b = load_config_text(bad, {{"OPENAI_API_KEY", "sk-real"}});
+  EXPECT_TRUE(has_problem(b, "server.admin.host", "must be an IP address")) << format_problems(b.problems);
+  EXPECT_TRUE(has_problem(b, "server.per_address.connections", "")) << format_problems(b.problems);
+}
