@@ -15,8 +15,8 @@ namespace switchyard::net {
 /// What one client address may hold before any of its requests authenticated: connections, and
 /// refused requests a second. A connection counts here from its accept until the handler vouches for it
 /// (`Session::authenticate`, a valid key) or it closes; so one address opening thousands of slow
-/// connections takes at most `max_connections` slots, while authenticated traffic from the same
-/// address (a proxy, a NAT) is limited only by the server's own connection cap.
+/// connections cannot take the slots left (see `open`), while authenticated traffic from the
+/// same address (a proxy, a NAT) is limited only by the server's own connection cap.
 /// Shared by every event loop (connections of one address land on different loops):
 /// sharded maps under mutexes, touched once per connection and once per unauthenticated request,
 /// never on the requests of an authenticated keep-alive connection.
@@ -31,9 +31,11 @@ class AddressTable {
 
   explicit AddressTable(Limits limits) : limits_(limits) {}
 
-  /// A new connection from `address`: counted, or false (not counted) when the address already
-  /// holds its limit of unauthenticated connections.
-  bool open(const Address& address);
+  /// A new connection from `address`: counted, or false (not counted) when `enforce` and the
+  /// address already holds its limit of unauthenticated connections. The server enforces the
+  /// limit only under pressure (more than half its connection slots taken): a large client pool
+  /// opening all its connections at once is never refused while slots are plentiful.
+  bool open(const Address& address, bool enforce = true);
   /// An unauthenticated connection of `address` authenticated or closed.
   void release(const Address& address);
   /// Whether `address` is over its rate of refused unauthenticated requests (a request of an

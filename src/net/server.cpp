@@ -828,7 +828,9 @@ Task<> Loop::accept_loop(Acceptor& listener, bool admin) {
     tune_client_socket(socket);
     std::size_t open = shared_.connections.fetch_add(1, std::memory_order_relaxed) + 1;
     const AddressTable::Address address = address_of(peer);
-    const bool counted = open <= options_.max_connections && shared_.addresses.open(address);
+    // Each address's unauthenticated connections are capped once half the slots are taken.
+    const bool counted =
+        open <= options_.max_connections && shared_.addresses.open(address, open > options_.max_connections / 2);
     auto session = std::make_unique<Session>(*this, std::move(socket), address, counted, admin);
     if (open > options_.max_connections) {
       spawn(io_, refuse_connection(std::move(session),

@@ -29,6 +29,8 @@ TEST(AddressTable, HoldsAnAddressToItsUnauthenticatedConnectionsAndForgetsItWhen
   EXPECT_TRUE(table.open(a));
   EXPECT_FALSE(table.open(a)) << "the fourth of one address";
   EXPECT_TRUE(table.open(b)) << "another address is not affected";
+  EXPECT_TRUE(table.open(a, /*enforce=*/false)) << "counted, not refused, while slots are plentiful";
+  table.release(a);
   table.release(a);  // one authenticated (or closed)
   EXPECT_TRUE(table.open(a));
   for (int i = 0; i < 3; ++i) table.release(a);
