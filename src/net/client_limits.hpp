@@ -94,6 +94,27 @@ class MemoryBudget {
   /// A default from the machine: an eighth of its physical memory, at least 64 MiB.
   static std::size_t machine_default();
 
+  /// What one body holds of the budget, given back when it ends.
+  class Hold {
+   public:
+    explicit Hold(MemoryBudget& budget) : budget_(budget) {}
+    ~Hold() { budget_.give(held_); }
+    Hold(const Hold&) = delete;
+    Hold& operator=(const Hold&) = delete;
+    /// The body now needs `bytes` in all: takes what that adds (bodies under kExempt take
+    /// nothing); false, holding what it held, when the budget cannot give it.
+    bool grow(std::size_t bytes) {
+      if (bytes <= kExempt || bytes <= held_) return true;
+      if (!budget_.take(bytes - held_)) return false;
+      held_ = bytes;
+      return true;
+    }
+
+   private:
+    MemoryBudget& budget_;
+    std::size_t held_ = 0;
+  };
+
  private:
   std::size_t limit_;
   std::atomic<std::size_t> used_{0};

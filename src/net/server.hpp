@@ -166,6 +166,8 @@ class Loop {
   const ServerOptions& options() const { return options_; }
   bool draining() const { return draining_; }
   Handler& handler() { return *handler_; }
+  /// The budget for buffered bodies that every loop of the server shares.
+  MemoryBudget& body_budget() { return shared_.bodies; }
 
   /// Cached `Date` header value, refreshed by the sweep.
   std::string_view http_date() const { return date_; }

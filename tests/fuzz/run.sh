@@ -1,27 +1,36 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets with clang (ASan + UBSan) and runs each for FUZZ_SECONDS.
-# Not part of `make test` (CI builds with GCC); run by hand or with `make fuzz`.
+# Runs every libFuzzer target for FUZZ_SECONDS (default 30) on its committed corpus,
+# tests/fuzz/seeds/<target>/ (seeds and regression cases), copied to a scratch corpus so that
+# what a run finds stays out of the repository. The targets are built by the clang sanitizer
+# build (ASan + UBSan + fuzzer instrumentation; SWITCHYARD_SANITIZE in CMakeLists.txt) in
+# FUZZ_BUILD_DIR (default build-fuzz), configured here when it is not.
+# A crash, leak, timeout or sanitizer report fails the run; the input is kept as
+# <build>/fuzz-runs/<target>-crash-* and, once fixed, belongs in tests/fuzz/seeds/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-out=${BUILD_DIR:-build}/fuzz
-seconds=${FUZZ_SECONDS:-60}
+build=${FUZZ_BUILD_DIR:-build-fuzz}
+seconds=${FUZZ_SECONDS:-30}
+targets=(${FUZZ_TARGETS:-http1 json translate complexity config model admin})
+out=$build/fuzz-runs
 mkdir -p "$out"
-common=(src/core/json_scan.cpp src/core/error.cpp src/core/token_estimate.cpp src/net/http1.cpp src/dialects/openai/chat_request.cpp
-        src/dialects/openai/usage.cpp src/dialects/sse.cpp src/dialects/openai/translate.cpp
-        src/dialects/anthropic/translate.cpp src/dialects/gemini/translate.cpp
-        src/dialects/translate.cpp src/dialects/providers.cpp src/dialects/upstream_error.cpp
-        src/routing/complexity/features.cpp src/routing/complexity/category.cpp)
-flags=(-std=c++20 -O1 -g -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
-for target in http1 json translate complexity; do
-  clang++ "${flags[@]}" "tests/fuzz/${target}_fuzz.cpp" "${common[@]}" -lboost_json -o "$out/${target}_fuzz"
-  mkdir -p "$out/corpus-$target"
-  cp tests/fuzz/seeds/$target/* "$out/corpus-$target/" 2>/dev/null || true
-  echo "== $target: ${seconds}s"
-  if ! "$out/${target}_fuzz" -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 \
-      -artifact_prefix="$out/$target-" "$out/corpus-$target" > "$out/$target.log" 2>&1; then
-    grep -E "ERROR|SUMMARY|runtime error" "$out/$target.log" | head -5
-    echo "$target: failure; reproducer in $out/$target-crash-*"
+if [ ! -f "$build/build.ninja" ]; then
+  CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DSWITCHYARD_SANITIZE=address,undefined -DSWITCHYARD_BENCH=OFF -DSWITCHYARD_MIMALLOC=OFF >/dev/null
+fi
+ninja -C "$build" -j"${JOBS:-2}" "${targets[@]/%/_fuzz}" >/dev/null
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+for target in "${targets[@]}"; do
+  corpus=$out/corpus-$target
+  rm -rf "$corpus"
+  mkdir -p "$corpus"
+  cp tests/fuzz/seeds/"$target"/* "$corpus"/ 2>/dev/null || true
+  if ! "$build/fuzz/${target}_fuzz" -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+      -print_final_stats=1 -artifact_prefix="$out/$target-" "$corpus" >"$out/$target.log" 2>&1; then
+    grep -E "ERROR|SUMMARY|runtime error|Test unit written" "$out/$target.log" | head -8
+    echo "fuzz $target: FAILED (log: $out/$target.log)"
     exit 1
   fi
-  grep -E "stat::number_of_executed_units|stat::new_units_added" "$out/$target.log"
+  runs=$(grep -oE "stat::number_of_executed_units: [0-9]+" "$out/$target.log" | grep -oE "[0-9]+$")
+  echo "fuzz $target: ${seconds}s, $runs inputs, corpus $(ls "$corpus" | wc -l) (from $(ls tests/fuzz/seeds/"$target" | wc -l) committed)"
 done

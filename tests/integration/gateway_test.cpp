@@ -557,6 +557,11 @@ TEST_F(GatewayTest, AClientSendingAWholeBodyOverTheLimitStillReadsThe413) {
 }
 
 TEST_F(GatewayTest, ANewClientIsToldWhenTheGatewayIsOutOfDescriptors) {
+#ifdef SWITCHYARD_SANITIZED
+  // UBSan checks a pointer's target with a pipe (sanitizer_common's IsAccessibleMemoryRange):
+  // with no descriptor free it finds none and reports a false "invalid vptr" in the gateway.
+  GTEST_SKIP() << "runs out of descriptors on purpose; the sanitizer runtime needs one";
+#endif
   Gateway gw(config({{"a", fake_.port(), "m"}}));
   {
     // Not one descriptor left: the next connection cannot be accepted the usual way.
@@ -830,7 +835,9 @@ TEST(AccessLogBackpressure, AStdoutNobodyReadsNeitherGrowsMemoryNorBlocksShutdow
       ASSERT_EQ(c.read_response().status, 200) << "request " << i;
     }
   }
+#ifndef SWITCHYARD_SANITIZED  // AddressSanitizer's quarantine keeps freed memory resident
   EXPECT_LT(rss_kb(), 96 * 1024) << "the log's buffer is bounded (8 MiB); lines beyond it are dropped";
+#endif
   // SIGTERM: drained (nothing in flight) and gone within the drain deadline and the log's own
   // stop wait (2 s), though its writer is still blocked.
   ::kill(pid, SIGTERM);

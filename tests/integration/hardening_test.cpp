@@ -268,7 +268,8 @@ TEST(BodyMemory, ManyLargeBodiesInFlightStayWithinTheBudgetAndTheRestAreRefused)
     if (got.rfind("HTTP/1.1 503", 0) == 0 && got.find("body_memory_exhausted") != std::string::npos) ++refused;
   }
   EXPECT_EQ(refused, 200 - 8) << "32 MiB holds eight 4 MiB bodies";
-  // Memory: the budget and the gateway's own, not 200 bodies (800 MiB).
+  // Memory: the budget and the gateway's own, not 200 bodies (800 MiB). (Large buffers are mapped
+  // outside any allocator, so this holds under AddressSanitizer too.)
   EXPECT_LT(peak_kb - before_kb, 32 * 1024 + 24 * 1024) << before_kb << " -> " << peak_kb;
 
   // The bodies end (their clients leave): memory comes back down, and new bodies fit again.
@@ -278,4 +279,16 @@ TEST(BodyMemory, ManyLargeBodiesInFlightStayWithinTheBudgetAndTheRestAreRefused)
   EXPECT_LT(after_kb - before_kb, 16 * 1024) << before_kb << " -> " << peak_kb << " -> " << after_kb;
   const std::string body = R"({"model":"auto","messages":[{"role":"user","content":")" + std::string(1u << 20, 'y') + "\"}]}";
   EXPECT_EQ(harness::http(gw.port(), "POST", "/v1/chat/completions", auth(), body).status, 200);
+}
+
+TEST(BodyMemory, AnUpstreamAnswerThatDoesNotFitTheBudgetIsRefusedNotBuffered) {
+  Fake fake;
+  Gateway gw(config(fake.port(), "  body_memory_mb: 1\n"));
+  // A 3 MiB answer against a 1 MiB budget; then a small one.
+  fake.script(R"({"content":")" + std::string(3u << 20, 'z') + R"("})");
+  Response big = harness::http(gw.port(), "POST", "/v1/chat/completions", auth(), chat_body(false));
+  EXPECT_EQ(big.status, 503) << big.body.substr(0, 300);
+  EXPECT_NE(big.body.find("body_memory_exhausted"), std::string::npos) << big.body.substr(0, 300);
+  EXPECT_EQ(harness::http(gw.port(), "POST", "/v1/chat/completions", auth(), chat_body(false)).status, 200)
+      << "the budget was given back";
 }

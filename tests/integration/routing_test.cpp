@@ -86,6 +86,11 @@ void set_default(Fake& f, const std::string& behavior) {
 }  // namespace
 
 TEST(Routing, AGatewayOutOfDescriptorsDoesNotBlameTheDeployment) {
+#ifdef SWITCHYARD_SANITIZED
+  // UBSan checks a pointer's target with a pipe (sanitizer_common's IsAccessibleMemoryRange):
+  // with no descriptor free it finds none and reports a false "invalid vptr" in the gateway.
+  GTEST_SKIP() << "runs out of descriptors on purpose; the sanitizer runtime needs one";
+#endif
   Fake a;
   Gateway gw(config({{"a", a.port(), ""}}, ""));
   // A connection accepted before the squeeze keeps its descriptor; the upstream has none yet.

@@ -19,7 +19,10 @@ std::optional<Behavior> parse_behavior(const std::string& text, std::string& err
     return std::nullopt;
   }
   Behavior b;
-  for (const auto& [key, val] : v.as_object()) {
+  for (const auto& member : v.as_object()) {
+    // Named, not a structured binding: lambdas capture them (clang 14 cannot capture bindings).
+    const std::string_view key = member.key();
+    const json::value& val = member.value();
     auto as_uint = [&](std::uint32_t& out) {
       if (val.is_int64() && val.as_int64() >= 0) out = static_cast<std::uint32_t>(val.as_int64());
       else error = std::string(key) + " must be a non-negative integer";

@@ -16,7 +16,7 @@ constexpr char kMagic[8] = {'S', 'W', 'Y', 'D', 'R', 'T', 'R', '\n'};
 
 double sigmoid(double z) { return 1.0 / (1.0 + std::exp(-z)); }
 
-std::uint32_t crc32(const std::string& data) {
+std::uint32_t crc32(std::string_view data) {
   std::uint32_t crc = 0xFFFFFFFFu;
   for (unsigned char c : data) {
     crc ^= c;
@@ -143,7 +143,12 @@ std::optional<Model> load(const std::string& path, std::string& error) {
   }
   std::stringstream ss;
   ss << in.rdbuf();
-  const std::string data = ss.str();
+  return parse(ss.str(), path, error);
+}
+
+std::uint32_t checksum(std::string_view bytes) { return crc32(bytes); }
+
+std::optional<Model> parse(std::string_view data, const std::string& path, std::string& error) {
   if (data.size() < sizeof kMagic + 8 || std::memcmp(data.data(), kMagic, sizeof kMagic) != 0) {
     error = path + " is not a Switchyard router model";
     return std::nullopt;
@@ -154,7 +159,7 @@ std::optional<Model> load(const std::string& path, std::string& error) {
     error = path + " is corrupt (checksum mismatch)";
     return std::nullopt;
   }
-  Reader r{std::string_view(data).substr(0, data.size() - 4), sizeof kMagic};
+  Reader r{data.substr(0, data.size() - 4), sizeof kMagic};
   std::uint32_t version = r.u32();
   if (version != Model::kVersion) {
     error = path + " is a version " + std::to_string(version) + " model; this build reads version " +
@@ -196,7 +201,9 @@ std::optional<Model> load(const std::string& path, std::string& error) {
     return std::nullopt;
   }
   m.calibration.resize(quantiles);
-  std::memcpy(m.calibration.data(), r.data.data() + r.pos, quantiles * 4u);
+  // Not with 0: memcpy's pointers must not be null even for no bytes (an empty vector's data()
+  // is; found by the model fuzzer).
+  if (quantiles != 0) std::memcpy(m.calibration.data(), r.data.data() + r.pos, quantiles * 4u);
   r.pos += quantiles * 4u;
   if (r.pos != r.data.size()) {
     error = path + " is corrupt (trailing bytes)";

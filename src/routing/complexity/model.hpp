@@ -50,6 +50,10 @@ struct Model {
 bool save(const Model& m, const std::string& path, std::string& error);
 /// Reads a model; nullopt with a clear `error` for a missing, foreign, newer or corrupt file.
 std::optional<Model> load(const std::string& path, std::string& error);
+/// A model from the bytes of a model file (`path` names it in errors); the same checks as `load`.
+std::optional<Model> parse(std::string_view bytes, const std::string& path, std::string& error);
+/// The checksum a model file ends with (CRC-32 of the bytes before it).
+std::uint32_t checksum(std::string_view bytes);
 
 /// One training example for one head.
 struct Example {

@@ -243,11 +243,31 @@ net::Task<> Gateway::relay_json(Chat& chat, const DeploymentRuntime& d, net::Ups
   std::string_view body;
   std::optional<StringPool::Loan> loan;
   net::UpstreamError err = net::UpstreamError::none;
+  // A body read in pieces holds its share of the memory budget for bodies (server.body_memory_mb)
+  // as a request's body does, until the answer is sent.
+  net::MemoryBudget::Hold hold(loop_.body_budget());
+  bool no_memory = false;
   if (!up.buffered_body(body, kMaxUpstreamBody)) {
     loan.emplace(strings_);
-    if (!up.read_buffered(loan->s, kMaxUpstreamBody, err))
-      err = co_await up.read_all(loan->s, kMaxUpstreamBody);
+    if (!up.read_buffered(loan->s, kMaxUpstreamBody, err)) {
+      for (bool done = false; !done && err == net::UpstreamError::none;) {
+        err = co_await up.read_some(loan->s, done);
+        if (loan->s.size() > kMaxUpstreamBody) err = net::UpstreamError::bad_response;
+        else if (!hold.grow(loan->s.capacity())) no_memory = true;
+        if (no_memory) break;
+      }
+    }
     body = loan->s;
+  }
+  if (no_memory) {
+    // Not failed over: another deployment's answer would need the same memory.
+    fail_attempt(ex, result,
+                 ApiError::make(ErrorKind::unavailable,
+                                "The gateway is holding as many bodies as its memory budget allows "
+                                "(server.body_memory_mb); retry shortly.",
+                                {}, "body_memory_exhausted"));
+    result.end = AttemptEnd::give_up;
+    co_return;
   }
   if (read_ended_attempt(writer, ex, err, d, result)) co_return;
   // A 2xx that is not a JSON object is a broken upstream; nothing was sent yet, so try the next

@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <initializer_list>
+#include <thread>
+#include <vector>
 #include <utility>
 
 using namespace switchyard::health;
@@ -203,4 +206,31 @@ TEST(RateLimits, ParsesRetryAfterAndOpenAIDurations) {
   EXPECT_EQ(retry, 3000);
   read_answer_field("retry-after", "not a number", f, retry);
   EXPECT_EQ(retry, 3000);  // unreadable: the value before stays
+}
+
+// Every loop records outcomes and reads snapshots of the same deployments; the registry hands
+// out entries to loops that look them up at once. (Run under ThreadSanitizer in CI.)
+TEST(Registry, LoopsRecordingAndReadingAtOnceAgreeOnTheCounts) {
+  Registry r(options());
+  std::vector<std::thread> loops;
+  std::atomic<int> probes{0};
+  for (int t = 0; t < 3; ++t)
+    loops.emplace_back([&r, &probes, t] {
+      for (int i = 0; i < 3000; ++i) {
+        DeploymentHealth& h = r.get(i % 2 ? "a" : "b");
+        h.begin();
+        if (t == 0 && i % 100 == 0) h.record(Outcome::server_error, i);
+        else h.record(Outcome::success, i, -1, 100.0 + i % 7, 50.0);
+        h.end();
+        if (h.try_probe(i)) {
+          probes.fetch_add(1);
+          h.release_probe(i);
+        }
+        (void)h.read(i);
+        (void)r.all();
+      }
+    });
+  for (auto& l : loops) l.join();
+  ASSERT_EQ(r.all().size(), 2u);
+  for (const DeploymentHealth* h : r.all()) EXPECT_EQ(h->read(3000).in_flight, 0);
 }

@@ -9,8 +9,12 @@ using namespace switchyard::net::http1;
 
 namespace {
 
+/// Parses `text` into `head`. The head's views point into the text, so it is kept here until the
+/// next parse (callers pass temporaries; AddressSanitizer found the views outliving them).
 ParseStatus parse(const std::string& text, RequestHead& head, std::size_t limit = 8192) {
-  return parse_request(text, limit, head);
+  static std::string kept;
+  kept = text;
+  return parse_request(kept, limit, head);
 }
 
 ParseStatus status_of(const std::string& text) {

@@ -75,6 +75,11 @@ TEST(Task, AnExceptionLeavingTheRootReachesItsDoneCallback) {
 // Tasks that finish without suspending hand control back by transfer, not by a nested call: a
 // million of them in a loop would overflow the stack otherwise.
 TEST(Task, AMillionTasksThatCompleteAtOnceDoNotGrowTheStack) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // Symmetric transfer is a tail call; the sanitizers' instrumentation keeps GCC from making it,
+  // so under them each transfer is a nested call. What this asserts holds in the real builds.
+  GTEST_SKIP() << "needs the tail calls that sanitizer builds do not make";
+#endif
   asio::io_context io;
   long count = 0;
   spawn(io, [&]() -> Task<> {

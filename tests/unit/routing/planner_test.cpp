@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+#include <vector>
+
 #include <charconv>
 
 #include <cmath>
@@ -615,4 +618,27 @@ TEST(Execution, CandidateSetRemembersEachCandidateAloneAtEverySize) {
     for (std::size_t i = 0; i < n; ++i) all.set(i);
     for (std::size_t i = 0; i < n; ++i) EXPECT_TRUE(all.has(i)) << n << " " << i;
   }
+}
+
+// Every loop adds its requests' records while admin requests read them. (Run under
+// ThreadSanitizer in CI.)
+TEST(Decision, TheRingTakesRecordsFromSeveralLoopsWhileBeingRead) {
+  Fixture f;
+  f.add("b", "big");
+  DecisionRing ring(64);
+  // The records are made first (the fixture's planner is not shared); the loops only add them.
+  std::vector<std::unique_ptr<Decision>> made[2];
+  for (int t = 0; t < 2; ++t)
+    for (int i = 0; i < 500; ++i) made[t].push_back(std::make_unique<Decision>(full_decision(f, t * 1000 + i)));
+  std::vector<std::thread> loops;
+  for (int t = 0; t < 2; ++t)
+    loops.emplace_back([&, t] {
+      for (auto& d : made[t]) ring.add(std::move(d), nullptr);
+    });
+  std::thread reader([&] {
+    for (int i = 0; i < 500; ++i) (void)ring.find("req-" + std::to_string(i), {}, 0);
+  });
+  for (auto& l : loops) l.join();
+  reader.join();
+  EXPECT_EQ(ring.size(), 64u);
 }
