@@ -819,13 +819,6 @@ TEST(AccessLogBackpressure, AStdoutNobodyReadsNeitherGrowsMemoryNorBlocksShutdow
     if (!(f >> port)) std::this_thread::sleep_for(25ms);
   }
   ASSERT_GT(port, 0);
-  auto rss_kb = [&] {
-    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-    std::string line;
-    while (std::getline(status, line))
-      if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-    return 0L;
-  };
   // Far more lines than the pipe holds (64 KiB: a few hundred): the writer blocks at once.
   {
     Connection c(port);
@@ -836,7 +829,7 @@ TEST(AccessLogBackpressure, AStdoutNobodyReadsNeitherGrowsMemoryNorBlocksShutdow
     }
   }
 #ifndef SWITCHYARD_SANITIZED  // AddressSanitizer's quarantine keeps freed memory resident
-  EXPECT_LT(rss_kb(), 96 * 1024) << "the log's buffer is bounded (8 MiB); lines beyond it are dropped";
+  EXPECT_LT(harness::rss_kb(pid), 96 * 1024) << "the log's buffer is bounded (8 MiB); lines beyond it are dropped";
 #endif
   // SIGTERM: drained (nothing in flight) and gone within the drain deadline and the log's own
   // stop wait (2 s), though its writer is still blocked.

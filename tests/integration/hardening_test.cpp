@@ -65,14 +65,6 @@ std::string read_to_close(Connection& c, std::chrono::milliseconds within) {
   return all;
 }
 
-long rss_kb(int pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  return 0;
-}
-
 std::set<std::string> health_deployments(const Response& r) {
   std::set<std::string> names;
   const json::value report = json::parse(r.body);  // named: a temporary would die before the loop
@@ -246,7 +238,7 @@ TEST(BodyMemory, ManyLargeBodiesInFlightStayWithinTheBudgetAndTheRestAreRefused)
   Gateway gw(config(fake.port(), "  max_body_bytes: 4194304\n  body_memory_mb: 32\n"));
   const int pid = gw.process().pid();
   ASSERT_EQ(harness::http(gw.port(), "POST", "/v1/chat/completions", auth(), chat_body(false)).status, 200);
-  const long before_kb = rss_kb(pid);
+  const long before_kb = harness::rss_kb(pid);
 
   // 200 clients each send a 4 MiB body but its last byte, and wait.
   const std::size_t length = 4u << 20;
@@ -262,7 +254,7 @@ TEST(BodyMemory, ManyLargeBodiesInFlightStayWithinTheBudgetAndTheRestAreRefused)
     clients.push_back(std::move(c));
   }
   std::this_thread::sleep_for(300ms);
-  const long peak_kb = rss_kb(pid);
+  const long peak_kb = harness::rss_kb(pid);
   for (auto& c : clients) {
     const std::string got = c->read_some(5ms);
     if (got.rfind("HTTP/1.1 503", 0) == 0 && got.find("body_memory_exhausted") != std::string::npos) ++refused;
@@ -275,7 +267,7 @@ TEST(BodyMemory, ManyLargeBodiesInFlightStayWithinTheBudgetAndTheRestAreRefused)
   // The bodies end (their clients leave): memory comes back down, and new bodies fit again.
   clients.clear();
   std::this_thread::sleep_for(1500ms);
-  const long after_kb = rss_kb(pid);
+  const long after_kb = harness::rss_kb(pid);
   EXPECT_LT(after_kb - before_kb, 16 * 1024) << before_kb << " -> " << peak_kb << " -> " << after_kb;
   const std::string body = R"({"model":"auto","messages":[{"role":"user","content":")" + std::string(1u << 20, 'y') + "\"}]}";
   EXPECT_EQ(harness::http(gw.port(), "POST", "/v1/chat/completions", auth(), body).status, 200);

@@ -299,6 +299,14 @@ Gateway::Gateway(const std::string& config_yaml) {
   in >> first >> admin_port_;
 }
 
+long rss_kb(int pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return 0;
+}
+
 DescriptorSqueeze::DescriptorSqueeze(int pid, int free) : pid_(pid) {
   // Descriptors held across two looks a moment apart: one open only for an instant (the config
   // watcher reads its file once a second) would leave a free number behind once closed.

@@ -135,6 +135,9 @@ class DescriptorSqueeze {
 
 std::string sha256_hex(const std::string& text);
 
+/// A process's resident memory (VmRSS), KiB; 0 when it cannot be read.
+long rss_kb(int pid);
+
 /// Parses SSE `data:` payloads out of a body.
 std::vector<std::string> sse_data(const std::string& body);
 
