@@ -304,7 +304,8 @@ void read_health(Reader& r, const YAML::Node& node, HealthConfig& h) {
   if (!node) return;
   if (!r.check_map(node, "health",
                    {"circuit_breaking", "window_ms", "min_requests", "error_rate", "consecutive_failures",
-                    "cooldown_ms", "max_cooldown_ms", "rate_limit_cooldown_ms", "exploration"}))
+                    "cooldown_ms", "max_cooldown_ms", "rate_limit_cooldown_ms", "exploration",
+                    "panic_threshold"}))
     return;
   r.boolean(node["circuit_breaking"], "health.circuit_breaking", h.circuit_breaking);
   r.integer(node["window_ms"], "health.window_ms", h.window_ms, 100, kMaxMs);
@@ -315,6 +316,7 @@ void read_health(Reader& r, const YAML::Node& node, HealthConfig& h) {
   r.integer(node["max_cooldown_ms"], "health.max_cooldown_ms", h.max_cooldown_ms, 1, kMaxMs);
   r.integer(node["rate_limit_cooldown_ms"], "health.rate_limit_cooldown_ms", h.rate_limit_cooldown_ms, 1, kMaxMs);
   r.number(node["exploration"], "health.exploration", h.exploration, 0, 0.5);
+  r.integer(node["panic_threshold"], "health.panic_threshold", h.panic_threshold, 0, 100);
   if (h.max_cooldown_ms < h.cooldown_ms)
     r.problem("health.max_cooldown_ms", "must not be below health.cooldown_ms");
 }
@@ -585,6 +587,7 @@ void read_complexity(Reader& r, const YAML::Node& node, const std::string& path,
 void read_route_policy(Reader& r, const YAML::Node& v, const std::string& path, const Config& c,
                        RouteConfig& route) {
   r.integer(v["max_attempts"], path + ".max_attempts", route.max_attempts, 0, 1000);
+  r.integer(v["panic_threshold"], path + ".panic_threshold", route.panic_threshold, 0, 100);
   std::string text;
   if (r.string(v["strategy"], path + ".strategy", text)) {
     if (auto s = parse_strategy(text)) route.strategy = *s;
@@ -685,7 +688,7 @@ void read_routes(Reader& r, const YAML::Node& node, Config& c, const std::string
                                  [&](const RouteConfig& rc) { return rc.name == route.name; });
     if (duplicate) r.problem(path, "duplicate route");
     if (!r.check_map(v, path, {"candidates", "policy", "strategy", "retry", "hedge", "max_attempts",
-                               "complexity", "categories", "reference"}))
+                               "panic_threshold", "complexity", "categories", "reference"}))
       continue;
     if (r.string(v["reference"], path + ".reference", route.reference) && !c.find_deployment(route.reference))
       r.problem(path + ".reference", "unknown deployment \"" + route.reference + "\"");

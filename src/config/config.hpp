@@ -205,6 +205,9 @@ struct HealthConfig {
   std::uint32_t max_cooldown_ms = 60000;
   std::uint32_t rate_limit_cooldown_ms = 1000;
   double exploration = 0.02;  ///< share of latency-ranked requests that try another deployment
+  /// Percent (routing::PlanContext::panic_threshold): below this share of healthy candidates, the
+  /// ones waiting on health are tried last instead of left out. Routes may set their own.
+  int panic_threshold = 50;
 };
 
 struct Config {

@@ -74,6 +74,7 @@ struct SharedHold {
   core::Money amount;
   std::int64_t tokens = 0;  ///< the estimate taken from token limits
   bool admitted = false;    ///< in Redis (to settle there)
+  std::string epoch;        ///< Redis's epoch when it was admitted there (see the settlement script)
   std::shared_ptr<FallbackBooks> local;  ///< admitted in this node's fallback books (settled there)
 };
 

@@ -170,6 +170,7 @@ std::string decision_json(const Decision& d, std::int64_t now_ms) {
       if (s.excluded != Exclusion::none) {
         str(out, "excluded", to_string(s.excluded));
         str(out, "reason", exclusion_reason(c, s, d.traits, d.plan, now_ms));
+        if (s.last_resort) out += "\"last_resort\":true,";
       } else {
         num(out, "score", s.score);
       }
@@ -203,6 +204,7 @@ std::string decision_json(const Decision& d, std::int64_t now_ms) {
     if (d.chosen >= 0) str(out, "deployment", d.table->candidates[d.chosen].deployment);
   }
   if (d.plan.explored) out += "\"explored\":true,";
+  if (d.plan.panic) out += "\"panic\":true,";
   if (d.hedged) out += "\"hedged\":true,";
   if (d.estimated_cost_usd >= 0) num(out, "estimated_cost_usd", d.estimated_cost_usd);
   if (d.cost) {

@@ -103,8 +103,11 @@ std::int64_t expected_output_tokens(const RequestTraits& traits) {
   return traits.max_output_tokens > 0 ? std::min<std::int64_t>(traits.max_output_tokens, 1000) : 500;
 }
 
-void make_plan(const RouteTable& route, const RequestTraits& traits, const Overrides& overrides,
-               std::span<const health::Snapshot> health, const PlanContext& ctx, Plan& out) {
+namespace {
+
+/// The plan by the route's rules: the eligible candidates, ranked.
+void rank(const RouteTable& route, const RequestTraits& traits, const Overrides& overrides,
+          std::span<const health::Snapshot> health, const PlanContext& ctx, Plan& out) {
   const RouteRules& rc = *route.rules;
   const routing::Policy& policy = rc.policy;
   const std::size_t n = route.candidates.size();
@@ -375,6 +378,39 @@ void make_plan(const RouteTable& route, const RequestTraits& traits, const Overr
     out.explored = true;
   }
   if (rc.max_attempts && out.order.size() > rc.max_attempts) out.order.resize(rc.max_attempts);
+}
+
+/// The panic threshold (PlanContext::panic_threshold): candidates that only health keeps out
+/// join the plan's tail when too few are healthy, the soonest to recover first.
+void add_last_resort(Plan& out, int threshold_pct) {
+  out.panic = false;
+  if (threshold_pct <= 0) return;
+  std::size_t healthy = 0;
+  thread_local std::vector<std::uint16_t> waiting;
+  waiting.clear();
+  for (std::size_t i = 0; i < out.scores.size(); ++i) {
+    const Exclusion e = out.scores[i].excluded;
+    if (e == Exclusion::none) ++healthy;
+    else if (e == Exclusion::circuit_open || e == Exclusion::rate_limited) waiting.push_back(static_cast<std::uint16_t>(i));
+  }
+  if (waiting.empty() || healthy * 100 >= static_cast<std::size_t>(threshold_pct) * (healthy + waiting.size())) return;
+  std::stable_sort(waiting.begin(), waiting.end(), [&out](std::uint16_t a, std::uint16_t b) {
+    return out.scores[a].recovers_at_ms < out.scores[b].recovers_at_ms;
+  });
+  for (std::uint16_t i : waiting) {
+    out.scores[i].last_resort = true;
+    out.order.push_back(i);
+  }
+  out.panic = true;
+}
+
+}  // namespace
+
+void make_plan(const RouteTable& route, const RequestTraits& traits, const Overrides& overrides,
+               std::span<const health::Snapshot> health, const PlanContext& ctx, Plan& out) {
+  rank(route, traits, overrides, health, ctx, out);
+  const int own = route.rules->panic_threshold;
+  add_last_resort(out, own >= 0 ? own : ctx.panic_threshold);
 }
 
 std::string exclusion_reason(const Candidate& c, const CandidateScore& s, const RequestTraits& traits,

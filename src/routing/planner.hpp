@@ -112,6 +112,9 @@ struct CandidateScore {
   bool live_latency = false; ///< from observed traffic rather than the catalogue prior
   float quality = 0.5f;
   double score = 0;          ///< of its model under the objective; lower is better
+  /// Kept out by health alone, yet in the plan's tail: too few candidates were healthy (see
+  /// PlanContext::panic_threshold). Tried after every healthy one, breaker or not.
+  bool last_resort = false;
 };
 
 struct Plan {
@@ -125,6 +128,7 @@ struct Plan {
   std::vector<std::uint16_t> order;    ///< eligible candidates, first choice first
   std::int64_t earliest_recovery_ms = 0;  ///< when everything waits on health: the soonest
   bool explored = false;                  ///< a random exploration step reordered the plan
+  bool panic = false;                     ///< candidates waiting on health were added as a last resort
   /// Some candidate's context window is within 20% of what the request needs (or excluded it):
   /// a rough token estimate should be replaced by the precise one and the plan made again.
   bool context_tight = false;
@@ -134,6 +138,11 @@ struct PlanContext {
   std::int64_t now_ms = 0;
   std::uint64_t seed = 0;    ///< randomness for weighted / power-of-two / exploration
   double exploration = 0;    ///< share of latency-ranked plans that explore
+  /// Envoy's panic threshold, in percent: when fewer of the candidates that may serve the request
+  /// are healthy than this, the ones only health keeps out (circuit open, cooling after a 429)
+  /// join the plan after the healthy ones, soonest recovery first — the gateway never refuses a
+  /// request a provider might serve. 0: never.
+  int panic_threshold = 50;
 };
 
 /// Output tokens assumed for cost and latency estimates: the client's max_tokens capped at

@@ -95,6 +95,7 @@ struct RouteRules {
   RetryPolicy retry;
   HedgePolicy hedge;
   std::uint32_t max_attempts = 0;  ///< 0 = every eligible deployment
+  int panic_threshold = -1;        ///< percent (routing::PlanContext::panic_threshold); -1: health's
   std::optional<TierPolicy> complexity;
   /// `categories: {code: [...]}`: requests of a category may use only the deployments listed for
   /// it (categories without a rule: any candidate).

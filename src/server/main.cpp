@@ -139,6 +139,7 @@ int cmd_explain(const std::string& path, const std::string& request_path,
   d.table = &route->table;
   routing::PlanContext ctx;
   ctx.seed = 1;
+  ctx.panic_threshold = runtime.config().health.panic_threshold;
   server::plan_request(*route, &input, overrides, runtime.config().health.circuit_breaking, ctx, traits, d.plan);
   d.traits = traits;
   if (!d.plan.order.empty()) d.estimated_cost_usd = d.plan.scores[d.plan.order[0]].est_cost_usd;

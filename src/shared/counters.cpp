@@ -138,19 +138,24 @@ return out
 
 // Settlements, many in one call (a loop's settlements of the last millisecond). KEYS: per
 // settlement its budgets' counters and leases, its limits' states and requests in flight, then
-// its lease's settlement mark. ARGV: mark_ttl_ms, then per settlement: lease, budgets, limits,
-// cost ("" none), token correction; per budget its alert thresholds ("bit:nanos,..."); per
-// limit its tpm. Returns per settlement {0} when it was settled already, else {1, per budget:
+// its lease's settlement mark; last, Redis's epoch. ARGV: mark_ttl_ms, then per settlement:
+// lease, budgets, limits, cost ("" none), token correction, the epoch it was admitted in; per
+// budget its alert thresholds ("bit:nanos,..."); per limit its tpm. A settlement admitted before
+// Redis lost its data (another epoch) adds no cost: the counters were made again from the
+// ledger, which holds the request already (a settlement retried across a Redis restart counted
+// it twice). Returns per settlement {0} when it was settled already, else {1, per budget:
 // spent after ("-1": no counter), alert bits newly raised}.
 constexpr const char* kSettleScript = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = ARGV[1]
+local current = redis.call('GET', KEYS[#KEYS])
 local all = {}
 local k, a = 1, 2
 while a <= #ARGV do
   local id, nb, nl, cost, delta = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3], tonumber(ARGV[a + 4])
-  a = a + 5
+  if ARGV[a + 5] ~= current then cost = '' end
+  a = a + 6
   local mark = KEYS[k + 2 * (nb + nl)]
   local out = {0}
   if redis.call('SET', mark, '1', 'NX', 'PX', ttl) then
@@ -498,6 +503,7 @@ std::optional<SharedRefusal> SharedCounters::read_admit(SharedHold& hold, const 
   }
   if (e[0].as_int() == 1) {
     hold.admitted = true;
+    if (e.size() > 2) hold.epoch = e[2].str;
     std::lock_guard lock(mutex_);
     stats_.nodes = std::max<std::int64_t>(e[1].as_int(1), 1);
     if (e.size() > 2 && epoch_ != e[2].str) epoch_ = e[2].str;
@@ -551,9 +557,11 @@ std::vector<std::string> SharedCounters::settle_command(const std::vector<Settle
     args.push_back(st.cost ? std::to_string(st.cost->nanos()) : std::string());
     // Tokens: the estimate taken is corrected to what was used (unknown: it stands).
     args.push_back(std::to_string(st.tokens >= 0 ? st.tokens - hold.tokens : 0));
+    args.push_back(hold.epoch);
     for (const Budget* b : hold.budgets) args.push_back(thresholds(*b));
     for (const Limit* l : hold.limits) args.push_back(std::to_string(l->tpm));
   }
+  keys.push_back(config_.key_prefix + "epoch");
   std::vector<std::string> argv{"EVALSHA", settle_sha_, std::to_string(keys.size())};
   argv.reserve(3 + keys.size() + args.size());
   argv.insert(argv.end(), std::make_move_iterator(keys.begin()), std::make_move_iterator(keys.end()));
@@ -592,7 +600,9 @@ void SharedCounters::settle_missed(const SharedHold& hold, std::optional<Money> 
 void SharedCounters::add_unsynced(const SharedHold& hold, std::optional<Money> cost) {
   // Under mutex_.
   if (!cost || cost->nanos() == 0 || hold.budgets.empty()) return;
-  Unsynced u{hold.lease, *cost, {}, epoch_};
+  // The epoch the cost belongs to: its admission's when Redis admitted it, else the one this node
+  // knew while it booked the cost on its own.
+  Unsynced u{hold.lease, *cost, {}, hold.admitted && !hold.epoch.empty() ? hold.epoch : epoch_};
   for (std::size_t i = 0; i < hold.budgets.size(); ++i)
     u.counters.push_back(budget_key(hold.budgets[i]->id, hold.period_start_ms[i]));
   unsynced_.push_back(std::move(u));

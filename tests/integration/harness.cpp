@@ -276,9 +276,10 @@ Fake::Fake(const std::string& default_behavior, int idle_timeout_ms) {
   port_ = wait_port_file(dir + "/port", *process_);
 }
 
-void Fake::script(const std::string& behavior, int times, const std::string& model) {
+void Fake::script(const std::string& behavior, int times, const std::string& model, const std::string& contains) {
   std::string body = "{\"behavior\":" + behavior + ",\"times\":" + std::to_string(times);
   if (!model.empty()) body += ",\"model\":\"" + model + "\"";
+  if (!contains.empty()) body += ",\"contains\":\"" + contains + "\"";
   body += "}";
   Response r = http(port_, "POST", "/_fake/script", {{"Content-Type", "application/json"}}, body);
   if (r.status != 200) throw std::runtime_error("fake script refused: " + r.body);

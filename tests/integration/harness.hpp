@@ -91,7 +91,10 @@ class Fake {
  public:
   explicit Fake(const std::string& default_behavior = "{}", int idle_timeout_ms = 60000);
   int port() const { return port_; }
-  void script(const std::string& behavior, int times = 1, const std::string& model = "");
+  /// The next `times` requests (of `model`, and whose body holds `contains`, when given) get
+  /// `behavior`.
+  void script(const std::string& behavior, int times = 1, const std::string& model = "",
+              const std::string& contains = "");
   void reset();
   std::string requests_json();
   std::string stats_json();

@@ -209,7 +209,8 @@ TEST(Routing, EveryFaultFailsOverBeforeTheFirstByte) {
 
 TEST(Routing, EveryCandidateUnavailableIsA503WithReasonsAndRetryAfter) {
   Fake a, b;
-  Gateway gw(config({{"a", a.port(), ""}, {"b", b.port(), ""}}, "",
+  // Without the last resort (docs/routing.md): what a route does when it is turned off.
+  Gateway gw(config({{"a", a.port(), ""}, {"b", b.port(), ""}}, "    panic_threshold: 0\n",
                     "  consecutive_failures: 1\n  cooldown_ms: 5000\n"));
   set_default(a, R"({"status":500})");
   b.script(R"({"status":429,"headers":{"retry-after":"3"}})");
@@ -643,4 +644,59 @@ TEST(Routing, CategoryRulesSendCodeElsewhereAndSayWhy) {
   Response small_talk = chat(gw.port(), R"({"model":"r","messages":[{"role":"user","content":"hello! how are you?"}]})");
   EXPECT_EQ(small_talk.header("x-switchyard-category"), "chat");
   EXPECT_EQ(small_talk.header("x-switchyard-deployment"), "a");
+}
+
+// Who is blamed for a failure (docs/routing.md): a request that fails on every deployment it
+// tried is the request's fault, and benches none of them; a deployment that fails where another
+// serves is benched as before.
+TEST(Blame, RequestsThatFailEverywhereBenchNoDeploymentAndHealthyClientsSeeNoError) {
+  Fake a, b;
+  Gateway gw(config({{"a", a.port(), ""}, {"b", b.port(), ""}}, ""));
+  // Any request holding POISON makes both providers answer 500.
+  a.script(R"({"status":500})", 1000, "", "POISON");
+  b.script(R"({"status":500})", 1000, "", "POISON");
+  const std::string poison = R"({"model":"r","messages":[{"role":"user","content":"POISON"}]})";
+  int healthy_errors = 0;
+  for (int i = 0; i < 40; ++i) {
+    if (i % 4 == 0) {
+      Response r = harness::http(gw.port(), "POST", "/v1/chat/completions", auth(), poison);
+      EXPECT_EQ(r.status, 500) << "the provider's own answer: " << r.body;
+    } else {
+      Response r = harness::http(gw.port(), "POST", "/v1/chat/completions", auth(), body());
+      if (r.status != 200) ++healthy_errors;
+    }
+  }
+  EXPECT_EQ(healthy_errors, 0);
+  Response health = harness::http(gw.port(), "GET", "/v1/switchyard/health", auth());
+  EXPECT_EQ(health.body.find("\"open\""), std::string::npos) << health.body;
+
+  // A failure another deployment does not share is the deployment's: `a` is benched.
+  a.script(R"({"status":500})", 3);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(harness::http(gw.port(), "POST", "/v1/chat/completions", auth(), body()).status, 200);
+  health = harness::http(gw.port(), "GET", "/v1/switchyard/health", auth());
+  EXPECT_NE(health.body.find("\"open\""), std::string::npos) << health.body;
+}
+
+// Never refuse what the provider would serve: a route's last deployment, cooling after a 429 or
+// open after server errors, is still asked (a last resort) instead of a gateway-made 503.
+TEST(Panic, AOneDeploymentRouteKeepsReachingItsProviderThroughA429AndServerErrors) {
+  Fake a;
+  Gateway gw(config({{"a", a.port(), ""}}, ""));
+  a.script(R"({"status":429,"headers":{"retry-after":"30"}})", 1);
+  Response limited = harness::http(gw.port(), "POST", "/v1/chat/completions", auth(), body());
+  EXPECT_EQ(limited.status, 429) << "the provider's own 429: " << limited.body;
+  EXPECT_EQ(limited.header("retry-after"), "30");
+  Response next = harness::http(gw.port(), "POST", "/v1/chat/completions", auth(), body());
+  EXPECT_EQ(next.status, 200) << "asked again, not refused for 30 s: " << next.body;
+
+  a.script(R"({"status":503})", 3);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(harness::http(gw.port(), "POST", "/v1/chat/completions", auth(), body()).status, 503);
+  Response after = harness::http(gw.port(), "POST", "/v1/chat/completions", auth(), body());
+  EXPECT_EQ(after.status, 200) << after.body;
+  Response decision = harness::http(gw.port(), "GET",
+                                    "/v1/switchyard/decisions?request_id=" + after.header("x-request-id"), auth());
+  EXPECT_NE(decision.body.find("\"panic\":true"), std::string::npos) << decision.body;
+  EXPECT_NE(decision.body.find("\"last_resort\":true"), std::string::npos) << decision.body;
 }

@@ -84,11 +84,12 @@ std::optional<Behavior> parse_behavior(const std::string& text, std::string& err
   return b;
 }
 
-Behavior FakeProviderState::next_behavior(const std::string& model) {
+Behavior FakeProviderState::next_behavior(const std::string& model, std::string_view body) {
   std::lock_guard lock(mutex_);
   ++request_count_;
   for (auto it = scripts_.begin(); it != scripts_.end(); ++it) {
     if (!it->model.empty() && it->model != model) continue;
+    if (!it->contains.empty() && body.find(it->contains) == std::string_view::npos) continue;
     Behavior b = it->behavior;
     if (--it->times <= 0) scripts_.erase(it);
     return b;
@@ -135,9 +136,9 @@ void FakeProviderState::set_default(Behavior b) {
   default_ = std::move(b);
 }
 
-void FakeProviderState::add_script(Behavior b, int times, std::string model) {
+void FakeProviderState::add_script(Behavior b, int times, std::string model, std::string contains) {
   std::lock_guard lock(mutex_);
-  scripts_.push_back({std::move(b), std::max(1, times), std::move(model)});
+  scripts_.push_back({std::move(b), std::max(1, times), std::move(model), std::move(contains)});
 }
 
 void FakeProviderState::stream_finished(bool aborted) {
@@ -216,8 +217,10 @@ net::Task<> FakeProvider::handle(net::Request request, net::ResponseWriter& writ
       json::value v = json::parse(request.body, ec);
       std::optional<Behavior> b;
       int times = 1;
-      std::string model;
+      std::string model, contains;
       if (!ec && v.is_object() && v.as_object().contains("behavior")) {
+        if (auto* c = v.as_object().if_contains("contains"); c && c->is_string())
+          contains = std::string(c->as_string());
         b = parse_behavior(json::serialize(v.at("behavior")), error);
         if (auto* t = v.as_object().if_contains("times"); t && t->is_int64())
           times = static_cast<int>(t->as_int64());
@@ -226,7 +229,7 @@ net::Task<> FakeProvider::handle(net::Request request, net::ResponseWriter& writ
       } else {
         error = "expected {\"behavior\": {...}, \"times\": n, \"model\": \"...\"}";
       }
-      if (b) state_->add_script(*b, times, model);
+      if (b) state_->add_script(*b, times, model, contains);
       std::string reply = b ? std::string(R"({"ok":true})") : openai_error(400, error);
       co_await writer.send(b ? 200 : 400, "application/json", reply);
     } else {
@@ -728,7 +731,7 @@ net::Task<> FakeProvider::chat(net::Request& request, net::ResponseWriter& write
     co_return;
   }
 
-  Behavior b = state_->next_behavior(model);
+  Behavior b = state_->next_behavior(model, request.body);
   co_await sleep(b.latency_ms);
   if (b.reset) {
     writer.abort();

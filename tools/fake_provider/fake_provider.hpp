@@ -20,7 +20,8 @@
 /// test can say "the next two requests get a 503, then answer slowly". Every request is recorded.
 ///
 /// Control API (JSON):
-///   POST   /_fake/script     {"behavior": {...}, "times": 1, "model": "optional upstream model"}
+///   POST   /_fake/script     {"behavior": {...}, "times": 1, "model": "optional upstream model",
+///                             "contains": "optional text the request body must hold"}
 ///   POST   /_fake/default    {...behavior...}
 ///   GET    /_fake/requests   recorded requests [{method, path, headers, body}]
 ///   DELETE /_fake/requests   clear recordings, scripts and counters
@@ -71,13 +72,14 @@ class FakeProviderState {
  public:
   explicit FakeProviderState(Behavior default_behavior) : default_(std::move(default_behavior)) {}
 
-  Behavior next_behavior(const std::string& model);
+  Behavior next_behavior(const std::string& model, std::string_view body = {});
   void record(RecordedRequest r);
   std::string requests_json();
   std::string stats_json();
   void reset();
   void set_default(Behavior b);
-  void add_script(Behavior b, int times, std::string model);
+  /// `contains`: the script applies only to requests whose body holds this text (empty: any).
+  void add_script(Behavior b, int times, std::string model, std::string contains = {});
   void stream_finished(bool aborted);
 
  private:
@@ -85,6 +87,7 @@ class FakeProviderState {
     Behavior behavior;
     int times;
     std::string model;
+    std::string contains;
   };
   std::mutex mutex_;
   Behavior default_;

@@ -107,6 +107,11 @@ net::Task<> Gateway::respond(Chat& chat, const DeploymentRuntime& d, Prepared& p
     std::string error_body;
     net::UpstreamError e2 = co_await up.read_all(error_body, kMaxUpstreamErrorBody);
     if (read_ended_attempt(writer, ex, e2, d, result)) co_return;
+    // A 429 that says the request itself is over a limit (OpenAI: "Request too large for ...
+    // tokens per min") is the request's fault: another deployment may have room for it, but
+    // this one's health says nothing about other requests.
+    if (response.status == 429 && error_body.find("Request too large") != std::string::npos)
+      result.health.reset();
     if (response.status == 401 || response.status == 403 || response.status == 404) {
       // The provider refused the gateway's own credentials, or the deployment's model: when no
       // other deployment serves, the client hears it was the provider's key or model — never

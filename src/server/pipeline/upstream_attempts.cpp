@@ -26,7 +26,10 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
       : g_(gateway), route_(route), chat_(chat), writer_(writer), ex_(ex) {
     writer_.watch_disconnect(*this);
   }
-  ~Attempts() override { writer_.forget_disconnect(); }
+  ~Attempts() override {
+    writer_.forget_disconnect();
+    settle_blame();
+  }
 
   /// The client left: whatever upstream exchanges are in progress (two while hedging) stop.
   void on_client_gone() override {
@@ -44,7 +47,10 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
     const std::int64_t now = health::steady_now_ms();
     // Health may have changed since the plan (this request's own failures, or others').
     bool probe = false;
-    if (d.health && ex_.rt->config().health.circuit_breaking) {
+    // A last resort (the plan's panic tail) is tried whatever its breaker says.
+    const bool last_resort = ex_.plan.decision && index < ex_.plan.decision->plan.scores.size() &&
+                             ex_.plan.decision->plan.scores[index].last_resort;
+    if (d.health && ex_.rt->config().health.circuit_breaking && !last_resort) {
       const health::State state = d.health->read(now).state;
       if (state == health::State::open || state == health::State::cooling)
         return skipped("skipped: " + std::string(health::to_string(state)));
@@ -149,10 +155,15 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
     const DeploymentRuntime& d = *s.d;
     if (d.health) {
       const std::int64_t now = health::steady_now_ms();
-      if (r.health) {
+      if (r.rate_limits.remaining_requests >= 0 || r.rate_limits.remaining_tokens >= 0)
+        d.health->observe_rate_limits(r.rate_limits, now);
+      if (r.health && maybe_the_requests(*r.health, r.status)) {
+        // Whose fault it is shows only at the request's end (settle_blame).
+        deferred_.push_back({&d, *r.health, r.retry_after_ms});
+        if (s.probe) d.health->release_probe(now);
+      } else if (r.health) {
         d.health->record(*r.health, now, r.retry_after_ms, r.ttft_ms, r.tokens_per_s);
-        if (r.rate_limits.remaining_requests >= 0 || r.rate_limits.remaining_tokens >= 0)
-          d.health->observe_rate_limits(r.rate_limits, now);
+        if (*r.health == health::Outcome::success) served_ = true;
       } else if (s.probe) {
         d.health->release_probe(now);
       }
@@ -163,6 +174,36 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
   }
 
  private:
+  /// A 5xx may be the request's fault rather than the deployment's: a request that makes every
+  /// provider fail must not bench deployments that serve everyone else. Connect errors, timeouts,
+  /// configuration faults (401, 403, 404, redirects) and rate limits (a 429 is the deployment's
+  /// state; one that blames the request itself records nothing: relay.cpp) are the deployment's
+  /// whatever the request.
+  static bool maybe_the_requests(health::Outcome o, int status) {
+    return o == health::Outcome::server_error && status >= 500;
+  }
+
+  /// The request is over: its deferred 5xx are the deployments' when another deployment served
+  /// it, or when only one deployment answered one (nothing to compare with); when two or more
+  /// deployments answered it with a 5xx and none served it, the request is blamed and health
+  /// records nothing. (docs/routing.md, "Who is blamed")
+  void settle_blame() {
+    if (deferred_.empty()) return;
+    bool several = false;
+    for (const Deferred& f : deferred_) several |= f.d != deferred_.front().d;
+    if (!served_ && several) return;
+    const std::int64_t now = health::steady_now_ms();
+    for (const Deferred& f : deferred_) f.d->health->record(f.outcome, now, f.retry_after_ms);
+  }
+
+  struct Deferred {
+    const DeploymentRuntime* d;
+    health::Outcome outcome;
+    std::int64_t retry_after_ms;
+  };
+  std::vector<Deferred> deferred_;  ///< failures whose blame waits for the request's end
+  bool served_ = false;             ///< an attempt of this request succeeded
+
   struct Slot {
     const DeploymentRuntime* d = nullptr;
     std::uint16_t index = 0;
@@ -267,6 +308,7 @@ net::Task<> Gateway::run_candidates(const RouteRuntime& route, Chat& chat,
   ctx.now_ms = health::steady_now_ms();
   ctx.seed = rng_();
   ctx.exploration = ex.rt->config().health.exploration;
+  ctx.panic_threshold = ex.rt->config().health.panic_threshold;
   const ChatInput* input = nullptr;  // if, not ?: — GCC 12 mishandles conditional temporaries in coroutines
   if (chat.info || chat.canonical) input = &chat;
   plan_request(route, input, ex.route.overrides, ex.rt->config().health.circuit_breaking, ctx, decision.traits,

@@ -232,6 +232,7 @@ TEST(Planner, DeadlineUsesObservedLatencyOverThePrior) {
 
 TEST(Planner, OpenCircuitsAndRateLimitsAreExcludedWithTheEarliestRecovery) {
   Fixture f;
+  f.config.panic_threshold = 0;  // no last resort (below)
   f.add("b", "big");
   f.add("s", "small");
   f.health[0].state = health::State::open;
@@ -245,6 +246,41 @@ TEST(Planner, OpenCircuitsAndRateLimitsAreExcludedWithTheEarliestRecovery) {
             "circuit open after failures; recovers in 4.0 s");
   f.health[1].state = health::State::half_open;  // a probe may go
   EXPECT_EQ(f.names(f.plan()), (Names{"s"}));
+}
+
+TEST(Planner, BelowThePanicThresholdWhatWaitsOnHealthIsTriedLastSoonestRecoveryFirst) {
+  Fixture f;
+  f.add("b", "big");
+  f.add("m", "mid");
+  f.add("s", "small");
+  f.health[0].state = health::State::open;
+  f.health[0].recovers_at_ms = 14000;
+  f.health[2].state = health::State::cooling;
+  f.health[2].recovers_at_ms = 12500;
+  // One healthy of three (33 % < 50 %): the two waiting join the tail, the sooner first.
+  Plan p = f.plan();
+  EXPECT_EQ(f.names(p), (Names{"m", "s", "b"}));
+  EXPECT_TRUE(p.panic);
+  EXPECT_FALSE(p.scores[1].last_resort);
+  EXPECT_TRUE(p.scores[2].last_resort);
+  EXPECT_TRUE(p.scores[0].last_resort);
+  EXPECT_EQ(p.scores[0].excluded, Exclusion::circuit_open) << "still said why";
+  // Two healthy of three (67 %): the open one stays out.
+  f.health[2].state = health::State::closed;
+  Plan enough = f.plan();
+  EXPECT_EQ(f.names(enough), (Names{"m", "s"}));
+  EXPECT_FALSE(enough.panic);
+  // None healthy: everything, soonest recovery first; a route's own threshold 0 turns it off.
+  f.health[1].state = health::State::open;
+  f.health[1].recovers_at_ms = 20000;
+  f.health[2].state = health::State::cooling;
+  EXPECT_EQ(f.names(f.plan()), (Names{"s", "b", "m"}));
+  f.config.panic_threshold = 0;
+  EXPECT_TRUE(f.plan().order.empty());
+  // Excluded by the request's own needs: never a last resort.
+  f.config.panic_threshold = 100;
+  RequestTraits too_long{10'000'000, 0, 0};  // over every context window
+  EXPECT_TRUE(f.plan(too_long).order.empty());
 }
 
 TEST(Planner, StrategiesOrderDeploymentsOfOneModel) {
