@@ -30,6 +30,9 @@ struct Gateway::StreamProcessor {
   virtual void end(std::string_view pending, std::string& out, Exchange& ex) = 0;
   /// The upstream failed after the client's stream started.
   virtual void error(const core::ApiError& e, std::string& out, Exchange& ex) = 0;
+  /// Once the stream is over: whether it told against the deployment though it was relayed
+  /// whole — an error event of the upstream's own mid-stream, or no end marker before the end.
+  virtual bool faulted() const { return false; }
 };
 
 /// The request bytes for one deployment, in pooled strings.

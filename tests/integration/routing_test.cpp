@@ -700,3 +700,41 @@ TEST(Panic, AOneDeploymentRouteKeepsReachingItsProviderThroughA429AndServerError
   EXPECT_NE(decision.body.find("\"panic\":true"), std::string::npos) << decision.body;
   EXPECT_NE(decision.body.find("\"last_resort\":true"), std::string::npos) << decision.body;
 }
+
+// Failures after the response head (docs/routing.md, "Who is blamed"): a malformed event is
+// never relayed as it came — before the first event it fails over, after it the stream ends with
+// the gateway's error event — and it, like the upstream's own error event mid-stream, counts
+// against the deployment.
+TEST(StreamFaults, MalformedEventsAreNeverRelayedAndErrorEventsCountAgainstTheDeployment) {
+  Fake a, b;
+  Gateway gw(config({{"a", a.port(), ""}, {"b", b.port(), ""}}, "", "  consecutive_failures: 2\n  cooldown_ms: 60000\n"));
+  // Broken at once: failed over to b, the client sees b's whole stream.
+  a.script(R"({"malformed_after":0})");
+  Response first = harness::http(gw.port(), "POST", "/v1/chat/completions", auth(), body("", true));
+  ASSERT_EQ(first.status, 200);
+  EXPECT_EQ(first.body.find("chatcmpl-broken"), std::string::npos) << first.body;
+  EXPECT_NE(first.body.find("[DONE]"), std::string::npos) << first.body;
+  // Broken after two content events: they were relayed; then the gateway's error event.
+  a.script(R"({"malformed_after":2,"chunks":5})");
+  Response second = harness::http(gw.port(), "POST", "/v1/chat/completions", auth(), body("", true));
+  ASSERT_EQ(second.status, 200);
+  EXPECT_EQ(second.body.find("chatcmpl-broken"), std::string::npos) << second.body;
+  EXPECT_NE(second.body.find(R"("code":"bad_response")"), std::string::npos) << second.body;
+  EXPECT_EQ(second.body.find("[DONE]"), std::string::npos) << second.body;
+  // Two faults: a is benched, the next stream goes to b at once.
+  Response health = harness::http(gw.port(), "GET", "/v1/switchyard/health", auth());
+  EXPECT_NE(health.body.find("\"open\""), std::string::npos) << health.body;
+
+  // The upstream's own error event mid-stream, passed through: relayed as the provider sent it,
+  // and counted.
+  Fake c;
+  Gateway solo(config({{"c", c.port(), ""}}, "    panic_threshold: 0\n", "  consecutive_failures: 2\n  cooldown_ms: 60000\n"));
+  c.script(R"({"error_after":1})", 2);
+  for (int i = 0; i < 2; ++i) {
+    Response r = harness::http(solo.port(), "POST", "/v1/chat/completions", auth(), body("", true));
+    ASSERT_EQ(r.status, 200);
+    EXPECT_NE(r.body.find("The server had an error while processing your request."), std::string::npos) << r.body;
+  }
+  Response benched = harness::http(solo.port(), "POST", "/v1/chat/completions", auth(), body("", true));
+  EXPECT_EQ(benched.status, 503) << "two error events opened its circuit: " << benched.body;
+}

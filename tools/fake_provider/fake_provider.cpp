@@ -50,6 +50,8 @@ std::optional<Behavior> parse_behavior(const std::string& text, std::string& err
     else if (key == "reset") as_bool(b.reset);
     else if (key == "cut_after_chunks") as_int(b.cut_after_chunks);
     else if (key == "malformed") as_bool(b.malformed);
+    else if (key == "malformed_after") as_int(b.malformed_after);
+    else if (key == "error_after") as_int(b.error_after);
     else if (key == "error_body") as_string(b.error_body);
     else if (key == "finish_reason") as_string(b.finish_reason);
     else if (key == "reasoning") as_string(b.reasoning);
@@ -769,6 +771,22 @@ net::Task<> FakeProvider::chat(net::Request& request, net::ResponseWriter& write
       if (b.cut_after_chunks >= 0 && pieces_sent >= b.cut_after_chunks) {
         writer.abort();
         state_->stream_finished(true);
+        co_return;
+      }
+      if (pieces_sent == b.malformed_after || pieces_sent == b.error_after) {
+        // A broken line, or the API's own error event mid-stream (each dialect's shape); then
+        // the stream ends, as a provider's would.
+        std::string last = pieces_sent == b.malformed_after
+                               ? std::string("data: {\"id\":\"chatcmpl-broken\",\"choices\":[{\"del\n\n")
+                           : wire == Wire::anthropic
+                               ? std::string("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":"
+                                             "\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n")
+                               : std::string("data: {\"error\":{\"message\":\"The server had an error while "
+                                             "processing your request.\",\"type\":\"server_error\",\"param\":null,"
+                                             "\"code\":null}}\n\n");
+        ok = co_await writer.write_chunk(last);
+        if (ok) ok = co_await writer.end_stream();
+        state_->stream_finished(!ok);
         co_return;
       }
       if (pieces_sent > 0) co_await sleep(b.chunk_delay_ms);

@@ -3,6 +3,7 @@
 // status means).
 #include <spdlog/spdlog.h>
 
+#include "core/json_scan.hpp"
 #include "dialects/openai/usage.hpp"
 #include "dialects/sse.hpp"
 #include "dialects/translate.hpp"
@@ -160,10 +161,17 @@ net::Task<> Gateway::respond(Chat& chat, const DeploymentRuntime& d, Prepared& p
     co_await relay_translated(chat, d, p.sent, up, writer, ex, result);
     co_return;
   }
+  // Passed through, an event is still checked: its data must be JSON (a malformed line relayed
+  // as it came makes the client's SDK throw a parse error of its own), and the upstream's own
+  // error event, or a stream without its end marker, counts against the deployment.
   if (chat.client == dialects::Dialect::anthropic) {
     struct PassAnthropic final : StreamProcessor {
       core::TokenUsage usage;
+      bool ended = false, upstream_error = false;
       bool event(const dialects::SseEvent& e, std::string& out, Exchange& ex) override {
+        if (!e.data.empty() && !core::json::validate(e.data, 64)) return false;
+        if (e.name == "message_stop") ended = true;
+        else if (e.name == "error") upstream_error = true;
         if (e.name == "message_start" || e.name == "message_delta") {
           dialects::anthropic::probe_usage(e.data, usage);
           if (usage.known) ex.accounting.usage = usage;
@@ -177,6 +185,7 @@ net::Task<> Gateway::respond(Chat& chat, const DeploymentRuntime& d, Prepared& p
         out += dialects::anthropic::error_body(e, ex.identity.request_id);
         out += "\n\n";
       }
+      bool faulted() const override { return upstream_error || !ended; }
     };
     PassAnthropic processor;
     co_await relay_stream(processor, d, up, writer, ex, result);
@@ -184,8 +193,15 @@ net::Task<> Gateway::respond(Chat& chat, const DeploymentRuntime& d, Prepared& p
   }
   struct PassOpenAI final : StreamProcessor {
     bool client_wants_usage = false;
+    bool ended = false, upstream_error = false;
     bool event(const dialects::SseEvent& e, std::string& out, Exchange& ex) override {
-      if (e.data != "[DONE]") {
+      if (e.data == "[DONE]") {
+        ended = true;
+      } else if (!e.data.empty()) {
+        // Measured: 0.2 µs for a usual 226-byte chunk (the usage probe beside it: 0.09 µs), so
+        // about 4 µs on a 20-event stream; paired runs against nginx did not tell it from noise.
+        if (!core::json::validate(e.data, 64)) return false;
+        if (e.data.starts_with("{\"error\"")) upstream_error = true;
         openai::UsageProbe probe = openai::probe_usage(e.data);
         if (probe.usage) {
           ex.accounting.usage = openai::to_canonical(*probe.usage);
@@ -203,6 +219,7 @@ net::Task<> Gateway::respond(Chat& chat, const DeploymentRuntime& d, Prepared& p
       out += core::openai_error_body(e);
       out += "\n\n";
     }
+    bool faulted() const override { return upstream_error || !ended; }
   };
   PassOpenAI processor;
   processor.client_wants_usage = chat.client_wants_usage;
@@ -427,6 +444,8 @@ net::Task<> Gateway::relay_stream(StreamProcessor& processor, const DeploymentRu
       co_return;
     }
   }
+  // Relayed whole, yet the upstream's own error event or a missing end marker: the deployment's.
+  if (processor.faulted()) result.health = health::Outcome::server_error;
   if (ex.accounting.usage.known && ex.accounting.usage.output > 0) {
     double seconds = std::chrono::duration<double>(net::Clock::now() - head_at).count();
     if (seconds > 0.001) result.tokens_per_s = static_cast<double>(ex.accounting.usage.output) / seconds;
