@@ -738,3 +738,17 @@ TEST(StreamFaults, MalformedEventsAreNeverRelayedAndErrorEventsCountAgainstTheDe
   Response benched = harness::http(solo.port(), "POST", "/v1/chat/completions", auth(), body("", true));
   EXPECT_EQ(benched.status, 503) << "two error events opened its circuit: " << benched.body;
 }
+
+// An answer that is not JSON (or is cut short) is failed over and counts against the deployment
+// that sent it, not as a success.
+TEST(BodyFaults, AnAnswerThatIsNoAnswerCountsAgainstItsDeployment) {
+  Fake a, b;
+  Gateway gw(config({{"a", a.port(), ""}, {"b", b.port(), ""}}, "", "  consecutive_failures: 2\n  cooldown_ms: 60000\n"));
+  a.script(R"({"malformed":true})", 2);
+  for (int i = 0; i < 2; ++i) {
+    Response r = harness::http(gw.port(), "POST", "/v1/chat/completions", auth(), body());
+    EXPECT_EQ(r.status, 200) << "failed over to b: " << r.body;
+  }
+  Response health = harness::http(gw.port(), "GET", "/v1/switchyard/health", auth());
+  EXPECT_NE(health.body.find("\"open\""), std::string::npos) << health.body;
+}

@@ -767,7 +767,8 @@ net::Task<> FakeProvider::chat(net::Request& request, net::ResponseWriter& write
   bool ok = true;
   int pieces_sent = 0;
   for (std::size_t i = 0; ok && i < plan.events.size(); ++i) {
-    if (plan.is_piece[i]) {
+    // malformed_after / error_after 0: before any event (the role chunk included).
+    if (plan.is_piece[i] || (i == 0 && (b.malformed_after == 0 || b.error_after == 0))) {
       if (b.cut_after_chunks >= 0 && pieces_sent >= b.cut_after_chunks) {
         writer.abort();
         state_->stream_finished(true);

@@ -40,8 +40,8 @@ struct Behavior {
   std::string content;                ///< the answer; empty = echo of the last user message
   bool reset = false;                 ///< close the connection without answering
   int cut_after_chunks = -1;          ///< streams: close mid-way after this many chunks
-  int malformed_after = -1;           ///< streams: after this many chunks, a line that is not JSON, then the end
-  int error_after = -1;               ///< streams: after this many chunks, the API's own error event, then the end
+  int malformed_after = -1;           ///< streams: after this many chunks (0: before any event), a line that is not JSON, then the end
+  int error_after = -1;               ///< streams: after this many chunks (0: before any event), the API's own error event, then the end
   bool malformed = false;             ///< answer 200 with a body that is not JSON
   std::string error_body;             ///< body for error statuses (default: OpenAI error JSON)
   std::map<std::string, std::string> headers;  ///< extra response headers

@@ -52,6 +52,8 @@ bool Gateway::read_ended_attempt(const net::ResponseWriter& writer, Exchange& ex
     return true;
   }
   if (read == net::UpstreamError::none) return false;
+  // A body cut short or over its limit is the deployment's failure, whatever its head said.
+  result.health = verdict(read).health;
   fail_attempt(ex, result, transport_error(read, d.config->name));
   return true;
 }
@@ -296,6 +298,7 @@ net::Task<> Gateway::relay_json(Chat& chat, const DeploymentRuntime& d, net::Ups
   // one. (Framing already proved the body complete; a full validation would scan every byte
   // for what upstreams practically never send.)
   if (!looks_like_json_object(body)) {
+    result.health = health::Outcome::server_error;  // a 2xx that is no answer: the deployment's
     fail_attempt(ex, result, transport_error(net::UpstreamError::bad_response, d.config->name));
     co_return;
   }
