@@ -714,8 +714,10 @@ TEST(StreamFaults, MalformedEventsAreNeverRelayedAndErrorEventsCountAgainstTheDe
   ASSERT_EQ(first.status, 200);
   EXPECT_EQ(first.body.find("chatcmpl-broken"), std::string::npos) << first.body;
   EXPECT_NE(first.body.find("[DONE]"), std::string::npos) << first.body;
-  // Broken after two content events: they were relayed; then the gateway's error event.
-  a.script(R"({"malformed_after":2,"chunks":5})");
+  // Broken after two content events: they were relayed; then the gateway's error event. (200 ms
+  // apart, so that the first is relayed before the broken line arrives: had they come in one
+  // read, nothing would have reached the client yet and the gateway would rightly fail over.)
+  a.script(R"({"malformed_after":2,"chunks":5,"chunk_delay_ms":200})");
   Response second = harness::http(gw.port(), "POST", "/v1/chat/completions", auth(), body("", true));
   ASSERT_EQ(second.status, 200);
   EXPECT_EQ(second.body.find("chatcmpl-broken"), std::string::npos) << second.body;
