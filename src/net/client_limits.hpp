@@ -109,6 +109,12 @@ class MemoryBudget {
       held_ = bytes;
       return true;
     }
+    /// Gives back what it holds (the body ended; the hold may grow again for the next one).
+    void release() {
+      budget_.give(held_);
+      held_ = 0;
+    }
+    bool holds() const { return held_ != 0; }
 
    private:
     MemoryBudget& budget_;

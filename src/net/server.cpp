@@ -96,8 +96,8 @@ class Session final : public Deadline {
   /// `unauthenticated`: the connection is counted in the address table until it authenticates.
   Session(Loop& loop, Socket socket, const AddressTable::Address& address = {}, bool unauthenticated = false,
           bool admin = false)
-      : loop_(loop), socket_(std::move(socket)), buf_(kInitialBuffer), address_(address),
-        unauthenticated_(unauthenticated), admin_(admin) {
+      : loop_(loop), socket_(std::move(socket)), buf_(kInitialBuffer), body_hold_(loop.shared_.bodies),
+        address_(address), unauthenticated_(unauthenticated), admin_(admin) {
     loop_.deadlines_.add(*this);
     slot_ = loop_.sessions_.size();
     loop_.sessions_.push_back(this);
@@ -121,21 +121,12 @@ class Session final : public Deadline {
     loop_.shared_.addresses.release(address_);
   }
 
-  /// Gives the body's bytes back to the memory budget (and large buffers to the allocator).
+  /// Gives the body's bytes back to the memory budget (and a large decoded body's buffer to the
+  /// system).
   void release_body() {
-    if (body_held_ == 0) return;
-    loop_.shared_.bodies.give(body_held_);
-    body_held_ = 0;
+    if (!body_hold_.holds()) return;
+    body_hold_.release();
     body_.release();
-  }
-
-  /// Takes what a body of `bytes` needs beyond what is held already; false when the budget
-  /// cannot give it.
-  bool hold_body(std::size_t bytes) {
-    if (bytes <= MemoryBudget::kExempt || bytes <= body_held_) return true;
-    if (!loop_.shared_.bodies.take(bytes - body_held_)) return false;
-    body_held_ = bytes;
-    return true;
   }
 
   /// The drain's deadline or a second signal: a stream under way, between two chunks, ends
@@ -452,7 +443,7 @@ class Session final : public Deadline {
       std::size_t used = 0;
       auto st = decoder.feed(buf_.view().substr(pos), used, [&](std::string_view piece) {
         if (body_.size() + piece.size() > opt.max_body_bytes) too_large = true;
-        else if (!hold_body(std::min(opt.max_body_bytes, (body_.size() + piece.size()) * 2))) no_memory = true;
+        else if (!body_hold_.grow(std::min(opt.max_body_bytes, (body_.size() + piece.size()) * 2))) no_memory = true;
         else body_.append(piece);
       });
       pos += used;
@@ -544,6 +535,7 @@ class Session final : public Deadline {
   Socket socket_;
   std::optional<detail::OpAwaiter<>::Handler> ahead_waiter_;  ///< see await_read_ahead
   ByteBuffer buf_;
+  MemoryBudget::Hold body_hold_;   ///< the current request body's share of the memory budget
   std::string out_;
   ByteBuffer body_;                   ///< a chunked request's body, decoded
   std::string stash_;                 ///< bytes the read-ahead received (a pipelined request)
@@ -575,7 +567,6 @@ class Session final : public Deadline {
   bool admin_ = false;             ///< accepted on the admin listener
   bool served_ = false;            ///< a request was handled on this connection
   int status_ = 0;                 ///< the status of the last response sent
-  std::size_t body_held_ = 0;      ///< bytes taken from the memory budget for the current body
   const std::string_view* current_target_ = nullptr;  ///< the request being handled (cut())
 };
 
@@ -623,7 +614,7 @@ Task<> Session::run() {
       co_await refuse_address_rate(head);
       co_return;
     }
-    if (head.content_length && !hold_body(static_cast<std::size_t>(*head.content_length))) {
+    if (head.content_length && !body_hold_.grow(static_cast<std::size_t>(*head.content_length))) {
       co_await refuse_body_memory(head);
       co_return;
     }
