@@ -67,6 +67,14 @@ void append_number(std::string& out, std::uint64_t n) {
   out.append(buf, p);
 }
 
+/// A chunk's size line ("1a2\r\n") written into `buf`.
+std::string_view chunk_size_line(std::size_t n, char (&buf)[24]) {
+  auto [p, ec] = std::to_chars(buf, buf + 20, n, 16);
+  *p++ = '\r';
+  *p++ = '\n';
+  return {buf, static_cast<std::size_t>(p - buf)};
+}
+
 void tune_client_socket(Socket& socket) {
   boost::system::error_code ec;
   socket.set_option(tcp::no_delay(true), ec);
@@ -139,14 +147,11 @@ class Session final : public Deadline {
       std::string event = loop_.handler().stream_cut_event(*current_target_);
       if (!event.empty()) {
         char size_line[24];
-        auto [p, ec] = std::to_chars(size_line, size_line + 20, event.size(), 16);
-        *p++ = '\r';
-        *p++ = '\n';
+        const std::string_view size = chunk_size_line(event.size(), size_line);
         std::string_view head;
         if (head_pending_) head = out_;
         std::array<asio::const_buffer, 4> bufs{
-            asio::buffer(head.data(), head.size()),
-            asio::buffer(size_line, static_cast<std::size_t>(p - size_line)),
+            asio::buffer(head.data(), head.size()), asio::buffer(size.data(), size.size()),
             asio::buffer(event.data(), event.size()), asio::buffer("\r\n0\r\n\r\n", 7)};
         boost::system::error_code wec;
         send_now(socket_, bufs, wec);
@@ -282,13 +287,8 @@ class Session final : public Deadline {
   Task<bool> write_chunk(std::string_view data, bool last) {
     if (data.empty() && !last) co_return !closed_;
     char size_line[24];
-    std::size_t size_len = 0;
-    if (!data.empty()) {
-      auto [p, ec] = std::to_chars(size_line, size_line + 20, data.size(), 16);
-      *p++ = '\r';
-      *p++ = '\n';
-      size_len = static_cast<std::size_t>(p - size_line);
-    }
+    std::string_view size;
+    if (!data.empty()) size = chunk_size_line(data.size(), size_line);
     std::string_view tail = data.empty() ? std::string_view("0\r\n\r\n")
                             : last       ? std::string_view("\r\n0\r\n\r\n")
                                          : std::string_view("\r\n");
@@ -298,7 +298,7 @@ class Session final : public Deadline {
       head_pending_ = false;
     }
     if (last) streaming_ = false;
-    co_return co_await write_buffers(head, std::string_view(size_line, size_len), data, tail);
+    co_return co_await write_buffers(head, size, data, tail);
   }
 
   /// Arms the disconnect watch for the current request: a read of what comes after the request
