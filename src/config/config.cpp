@@ -305,7 +305,7 @@ void read_health(Reader& r, const YAML::Node& node, HealthConfig& h) {
   if (!r.check_map(node, "health",
                    {"circuit_breaking", "window_ms", "min_requests", "error_rate", "consecutive_failures",
                     "cooldown_ms", "max_cooldown_ms", "rate_limit_cooldown_ms", "exploration",
-                    "panic_threshold"}))
+                    "panic_threshold", "misconfigured_cooldown_ms", "stall_ms", "stale_after_ms"}))
     return;
   r.boolean(node["circuit_breaking"], "health.circuit_breaking", h.circuit_breaking);
   r.integer(node["window_ms"], "health.window_ms", h.window_ms, 100, kMaxMs);
@@ -317,6 +317,10 @@ void read_health(Reader& r, const YAML::Node& node, HealthConfig& h) {
   r.integer(node["rate_limit_cooldown_ms"], "health.rate_limit_cooldown_ms", h.rate_limit_cooldown_ms, 1, kMaxMs);
   r.number(node["exploration"], "health.exploration", h.exploration, 0, 0.5);
   r.integer(node["panic_threshold"], "health.panic_threshold", h.panic_threshold, 0, 100);
+  r.integer(node["misconfigured_cooldown_ms"], "health.misconfigured_cooldown_ms", h.misconfigured_cooldown_ms, 1,
+            kMaxMs);
+  r.integer(node["stall_ms"], "health.stall_ms", h.stall_ms, 0, kMaxMs);
+  r.integer(node["stale_after_ms"], "health.stale_after_ms", h.stale_after_ms, 1, kMaxMs);
   if (h.max_cooldown_ms < h.cooldown_ms)
     r.problem("health.max_cooldown_ms", "must not be below health.cooldown_ms");
 }
@@ -362,11 +366,12 @@ void read_upstream(Reader& r, const YAML::Node& node, UpstreamConfig& u) {
   if (!r.check_map(node, "upstream",
                    {"connect_timeout_ms", "first_byte_timeout_ms", "total_timeout_ms",
                     "max_idle_per_host", "max_connections_per_host", "idle_ttl_ms",
-                    "dns_cache_ttl_ms", "ca_file"}))
+                    "dns_cache_ttl_ms", "ca_file", "idle_timeout_ms"}))
     return;
   r.integer(node["connect_timeout_ms"], "upstream.connect_timeout_ms", u.connect_timeout_ms, 1, kMaxMs);
   r.integer(node["first_byte_timeout_ms"], "upstream.first_byte_timeout_ms", u.first_byte_timeout_ms, 1, kMaxMs);
   r.integer(node["total_timeout_ms"], "upstream.total_timeout_ms", u.total_timeout_ms, 1, kMaxMs);
+  r.integer(node["idle_timeout_ms"], "upstream.idle_timeout_ms", u.idle_timeout_ms, 1, kMaxMs);
   r.integer(node["max_idle_per_host"], "upstream.max_idle_per_host", u.max_idle_per_host, 0, 100000);
   r.integer(node["max_connections_per_host"], "upstream.max_connections_per_host", u.max_connections_per_host, 1, 1000000);
   r.integer(node["idle_ttl_ms"], "upstream.idle_ttl_ms", u.idle_ttl_ms, 1, kMaxMs);

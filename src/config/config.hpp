@@ -65,6 +65,9 @@ struct UpstreamConfig {
   std::uint32_t connect_timeout_ms = 5000;
   std::uint32_t first_byte_timeout_ms = 120000;
   std::uint32_t total_timeout_ms = 600000;
+  /// Once content flows (a stream's first content event, a JSON body's first bytes), the longest
+  /// wait for the next bytes.
+  std::uint32_t idle_timeout_ms = 30000;
   std::size_t max_idle_per_host = 64;          ///< per event loop
   std::size_t max_connections_per_host = 10000; ///< per event loop
   std::uint32_t idle_ttl_ms = 30000;           ///< a pooled connection older than this is closed
@@ -204,7 +207,17 @@ struct HealthConfig {
   std::uint32_t cooldown_ms = 5000;
   std::uint32_t max_cooldown_ms = 60000;
   std::uint32_t rate_limit_cooldown_ms = 1000;
-  double exploration = 0.02;  ///< share of latency-ranked requests that try another deployment
+  /// After a provider refuses a deployment's key, access, model id or base_url (401, 403, 404, a
+  /// redirect): out of rotation this long, then one probe.
+  std::uint32_t misconfigured_cooldown_ms = 300000;
+  /// When another candidate remains, an attempt that has produced no content (JSON: no body;
+  /// stream: no event with content) after max(stall_ms, 4 x its deployment's p95 time to first
+  /// content) is failed over. 0: only `policy.ttft_ms` and the upstream timeouts bound it.
+  std::uint32_t stall_ms = 10000;
+  /// A deployment with no latency measurement newer than this is measured again: the next
+  /// latency-ranked request it could serve tries it first (when none is in flight on it).
+  std::uint32_t stale_after_ms = 60000;
+  double exploration = 0;  ///< share of latency-ranked requests that try the runner-up first
   /// Percent (routing::PlanContext::panic_threshold): below this share of healthy candidates, the
   /// ones waiting on health are tried last instead of left out. Routes may set their own.
   int panic_threshold = 50;

@@ -1,6 +1,7 @@
 #include "dialects/sse.hpp"
 
 #include "core/byte_scan.hpp"
+#include "dialects/json_view.hpp"
 
 #include <cstring>
 
@@ -82,6 +83,35 @@ bool SseSplitter::parse_event(std::string_view raw, SseEvent& event) {
     }
   }
   return true;
+}
+
+bool carries_content(Dialect dialect, const SseEvent& event) {
+  if (event.data.empty()) return false;  // a comment or a keep-alive
+  switch (dialect) {
+    case Dialect::anthropic:
+      return event.name != "message_start" && event.name != "content_block_start" && event.name != "ping";
+    case Dialect::gemini: return true;  // each chunk is a candidate's parts
+    case Dialect::openai: break;
+  }
+  if (event.data == "[DONE]") return true;
+  // Read only until the first content (a few events per stream): a chunk whose every choice's
+  // delta holds nothing but a role or empty text, without a finish reason, opens the stream.
+  JsonView view;
+  if (!view.parse(event.data)) return true;
+  JsonView::Node root = view.root();
+  if (root["error"] || (root["usage"] && !root["usage"].is_null())) return true;
+  JsonView::Node choices = root["choices"];
+  if (!choices.is_array()) return true;
+  bool content = false;
+  choices.each([&](JsonView::Node choice) {
+    if (choice["finish_reason"] && !choice["finish_reason"].is_null()) content = true;
+    choice["delta"].each_member([&](std::string_view key, JsonView::Node value) {
+      if (key == "role") return;
+      if (value.is_null() || (value.is_string() && !value.has_text())) return;
+      content = true;  // text, reasoning, a refusal, tool calls, audio...
+    });
+  });
+  return content;
 }
 
 }  // namespace switchyard::dialects

@@ -4,6 +4,8 @@
 #include <string>
 #include <string_view>
 
+#include "dialects/providers.hpp"
+
 /// Server-sent events (text/event-stream) split incrementally, as bytes arrive.
 namespace switchyard::dialects {
 
@@ -12,6 +14,12 @@ struct SseEvent {
   std::string_view name;   ///< the `event:` field, empty when absent
   std::string_view data;   ///< the `data:` lines joined with '\n'
 };
+
+/// Whether an upstream stream event of `dialect` carries content — text, reasoning, a tool call,
+/// a finish, usage, an error, the end — rather than only opening the stream (OpenAI's role
+/// chunk, Anthropic's message_start, content_block_start and ping, keep-alive comments). A
+/// time to first token is measured to the first event that does. Unsure means content.
+bool carries_content(Dialect dialect, const SseEvent& event);
 
 /// Splits a byte stream into events. Complete events are handed out as they are found; an
 /// incomplete tail is kept until the rest arrives. Views passed to the callback are valid only

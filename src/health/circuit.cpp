@@ -11,8 +11,18 @@ std::string_view to_string(Outcome o) {
     case Outcome::server_error: return "server_error";
     case Outcome::timeout: return "timeout";
     case Outcome::connect_error: return "connect_error";
+    case Outcome::misconfigured: return "misconfigured";
   }
   return "unknown";
+}
+
+std::string_view misconfiguration(int status) {
+  switch (status) {
+    case 401: return "the provider refused the deployment's API key (HTTP 401)";
+    case 403: return "the provider refused the account's access to the model (HTTP 403)";
+    case 404: return "the provider does not know the deployment's model id (HTTP 404)";
+    default: return "the provider redirected the request: check the provider's base_url";
+  }
 }
 
 std::string_view to_string(State s) {
@@ -32,6 +42,7 @@ int penalty(Outcome o) {
     case Outcome::server_error:
     case Outcome::timeout: return 1;
     case Outcome::connect_error: return 2;
+    case Outcome::misconfigured: return 1;  // opens the circuit by itself (Breaker::record)
   }
   return 0;
 }
@@ -125,6 +136,12 @@ void Breaker::record(Outcome o, std::int64_t now_ms, std::int64_t retry_after_ms
   }
   last_failure_ = o;
   consecutive_ += penalty(o);
+  if (o == Outcome::misconfigured) {
+    // Every request would get the same refusal: out at once, for long, whatever the state. Its
+    // probe after the cooldown finds out whether an operator fixed it.
+    open(now_ms, options_.misconfigured_cooldown_ms);
+    return;
+  }
   auto next_cooldown = [&] {
     std::int64_t c = options_.cooldown_ms << std::min(opens_, 16);
     ++opens_;

@@ -15,8 +15,15 @@ enum class Outcome : std::uint8_t {
   server_error,  ///< 5xx or a malformed answer
   timeout,       ///< connect, first-byte or total deadline
   connect_error, ///< refused, reset, DNS, TLS
+  /// The provider refused the deployment's configuration: its key (401), the account's access
+  /// (403), its model id (404), or its base_url (a redirect). No retry helps until an operator
+  /// fixes it: the circuit opens at once for `misconfigured_cooldown_ms`.
+  misconfigured,
 };
 std::string_view to_string(Outcome o);
+/// What a provider's refusal of a deployment's configuration means, for operators: "the
+/// provider refused the key (HTTP 401)".
+std::string_view misconfiguration(int status);
 
 enum class State : std::uint8_t {
   closed,     ///< serving
@@ -34,6 +41,7 @@ struct BreakerOptions {
   std::int64_t cooldown_ms = 5000;       ///< first open period; doubles per re-open
   std::int64_t max_cooldown_ms = 60000;
   std::int64_t rate_limit_cooldown_ms = 1000;  ///< a 429 without retry-after; doubles per repeat
+  std::int64_t misconfigured_cooldown_ms = 300000;  ///< after a 401/403/404/redirect; not doubled
 };
 
 /// Failure points of one outcome: a connection error is surer evidence of a dead deployment

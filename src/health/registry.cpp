@@ -51,9 +51,23 @@ void DeploymentHealth::record(Outcome o, std::int64_t now_ms, std::int64_t retry
   std::lock_guard lock(mutex_);
   if (o == Outcome::success) observe_locked(ttft_ms, tokens_per_s);
   breaker_.record(o, now_ms, retry_after_ms);
-  if (o == Outcome::success) ++successes_;
-  else ++failures_;
+  if (o == Outcome::success) {
+    ++successes_;
+    misconfigured_status_ = 0;
+  } else {
+    ++failures_;
+  }
   publish(now_ms);
+}
+
+bool DeploymentHealth::misconfigured(int status, std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  const bool already = misconfigured_status_ == status && breaker_.state(now_ms) == State::open;
+  breaker_.record(Outcome::misconfigured, now_ms);
+  ++failures_;
+  misconfigured_status_ = status;
+  publish(now_ms);
+  return !already;
 }
 
 void DeploymentHealth::observe_latency(double ttft_ms, double tokens_per_s) {
@@ -72,6 +86,8 @@ void DeploymentHealth::observe_locked(double ttft_ms, double tokens_per_s) {
     ttft_.add(bounded, kAlpha);
     hot_.ttft_ms.store(static_cast<float>(ttft_.value), std::memory_order_relaxed);
     ttft_samples_[ttft_count_++ % ttft_samples_.size()] = static_cast<float>(ttft_ms);
+    // Rounded up: a sample taken now is never read as older than it is.
+    hot_.sampled_at_s.store(static_cast<std::int32_t>(steady_now_ms() / 1000 + 1), std::memory_order_relaxed);
     std::size_t n = std::min(ttft_count_, ttft_samples_.size());
     // While the window fills, after every sample; then after every 16th (a selection over 64
     // samples per answer would cost more than the rest of this bookkeeping together).
@@ -111,6 +127,7 @@ DeploymentHealth::Details DeploymentHealth::details(std::int64_t now_ms) const {
   d.last_failure = breaker_.last_failure();
   d.successes = successes_;
   d.failures = failures_;
+  d.misconfigured_status = misconfigured_status_;
   return d;
 }
 

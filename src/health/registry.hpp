@@ -21,6 +21,7 @@ struct Snapshot {
   float ttft_ms = -1;               ///< EWMA of time to first byte; -1 before any sample
   float tokens_per_s = -1;          ///< EWMA of output speed; -1 before any sample
   float p95_ttft_ms = -1;           ///< over the last samples; -1 before enough of them
+  std::int64_t sampled_at_ms = 0;   ///< the last latency sample (steady ms); 0: none yet
   int in_flight = 0;
   std::int64_t rl_remaining_requests = -1;  ///< from x-ratelimit-remaining-requests; -1 unknown
   std::int64_t rl_remaining_tokens = -1;
@@ -55,6 +56,7 @@ class DeploymentHealth {
     s.tokens_per_s = hot_.tokens_per_s.load(std::memory_order_relaxed);
     s.p95_ttft_ms = hot_.p95_ms.load(std::memory_order_relaxed);
     s.in_flight = hot_.in_flight.load(std::memory_order_relaxed);
+    s.sampled_at_ms = static_cast<std::int64_t>(hot_.sampled_at_s.load(std::memory_order_relaxed)) * 1000;
     s.rl_reset_at_ms = hot_.rl_reset_at_ms.load(std::memory_order_relaxed);
     if (s.rl_reset_at_ms == 0 || now_ms < s.rl_reset_at_ms) {
       s.rl_remaining_requests = hot_.rl_requests.load(std::memory_order_relaxed);
@@ -73,6 +75,10 @@ class DeploymentHealth {
               double tokens_per_s = -1);
   /// A successful answer's timing: time to the first byte, and for streams the output speed.
   void observe_latency(double ttft_ms, double tokens_per_s);
+  /// The provider refused the deployment's configuration (HTTP `status`: 401, 403, 404, or a
+  /// redirect): out of rotation for the long cooldown. True when this took it out (it was not
+  /// already out for that reason), so the caller logs it once.
+  bool misconfigured(int status, std::int64_t now_ms);
   void observe_rate_limits(const RateLimitHeaders& h, std::int64_t now_ms);
   void begin() { hot_.in_flight.fetch_add(1, std::memory_order_relaxed); }
   void end() { hot_.in_flight.fetch_sub(1, std::memory_order_relaxed); }
@@ -87,6 +93,7 @@ class DeploymentHealth {
     Outcome last_failure = Outcome::success;
     std::uint64_t successes = 0;
     std::uint64_t failures = 0;
+    int misconfigured_status = 0;  ///< the refusal that took it out; 0 once it served again
   };
   Details details(std::int64_t now_ms) const;
 
@@ -101,6 +108,7 @@ class DeploymentHealth {
   std::array<float, 64> ttft_samples_{};
   std::size_t ttft_count_ = 0;
   std::uint64_t successes_ = 0, failures_ = 0;
+  int misconfigured_status_ = 0;
 
   /// What `read` loads, in one cache line: the router reads it for every candidate of every
   /// request.
@@ -113,6 +121,7 @@ class DeploymentHealth {
     std::atomic<float> tokens_per_s{-1};
     std::atomic<float> p95_ms{-1};
     std::atomic<int> in_flight{0};
+    std::atomic<std::int32_t> sampled_at_s{0};  ///< seconds fit the line; staleness is coarse
     std::atomic<std::uint8_t> state{0};
   };
   static_assert(sizeof(Hot) == 64);

@@ -32,6 +32,7 @@ std::string_view to_string(UpstreamError error) {
     case UpstreamError::bad_response: return "bad_response";
     case UpstreamError::connect_timeout: return "connect_timeout";
     case UpstreamError::first_byte_timeout: return "first_byte_timeout";
+    case UpstreamError::idle_timeout: return "idle_timeout";
     case UpstreamError::total_timeout: return "total_timeout";
     case UpstreamError::pool_exhausted: return "pool_exhausted";
     case UpstreamError::local_resources: return "local_resources_exhausted";
@@ -275,6 +276,7 @@ UpstreamError UpstreamExchange::classify(const boost::system::error_code&) const
       case Phase::wait_head:
       case Phase::wait_first_body: return UpstreamError::first_byte_timeout;
       case Phase::body: return UpstreamError::total_timeout;
+      case Phase::idle: return UpstreamError::idle_timeout;
     }
   }
   return UpstreamError::reset;
@@ -431,6 +433,8 @@ Task<UpstreamError> UpstreamExchange::read_some(std::string& out, bool& done) {
   // Keep the head (its views are in use) and read after it, into what the buffer already has
   // (it only grows when nearly full: every open stream holds one).
   ByteBuffer& buf = conn_->buf_;
+  // A store, not a timer (net/deadline.hpp): the next bytes are due within the idle timeout.
+  if (phase_ == Phase::idle) set(std::min(Clock::now() + pool_.options().idle_timeout, total_deadline_));
   buf.truncate(response_->head_size);
   if (buf.free() < 1024) buf.reserve_free(pool_.options().read_buffer_bytes);
   std::size_t asked = buf.free();

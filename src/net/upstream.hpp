@@ -28,6 +28,7 @@ struct UpstreamOptions {
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds first_byte_timeout{120000};
   std::chrono::milliseconds total_timeout{600000};
+  std::chrono::milliseconds idle_timeout{30000};  ///< between body reads, once `bound_idle` is on
   std::size_t max_idle_per_host = 64;
   std::size_t max_connections_per_host = 10000;
   std::chrono::milliseconds idle_ttl{30000};
@@ -57,6 +58,7 @@ enum class UpstreamError {
   bad_response,      ///< not HTTP/1.1, malformed framing, head too large
   connect_timeout,
   first_byte_timeout,
+  idle_timeout,      ///< content had begun, then nothing came for the idle timeout
   total_timeout,
   pool_exhausted,    ///< max_connections_per_host reached on this loop
   local_resources,   ///< the gateway itself is out of descriptors, socket buffers or ports
@@ -189,6 +191,13 @@ class UpstreamExchange final : public Deadline {
   /// `first_byte_timeout`.
   void first_body_by(std::optional<Clock::time_point> at);
 
+  /// From now on, each body read must bring bytes within the pool's idle timeout (its expiry:
+  /// `idle_timeout`). Turned on once content flows: before a stream's first content a model may
+  /// think in silence for minutes, which only a time-to-first-content limit may bound.
+  void bound_idle() {
+    if (phase_ == Phase::body) phase_ = Phase::idle;
+  }
+
   /// Aborts whatever is pending (client disconnect).
   void cancel();
 
@@ -201,7 +210,7 @@ class UpstreamExchange final : public Deadline {
   void expire() override;
 
  private:
-  enum class Phase { connect, wait_head, wait_first_body, body };
+  enum class Phase { connect, wait_head, wait_first_body, body, idle };
   /// Appends body bytes (decoded when chunked) to `out`; marks the end of the body.
   UpstreamError consume(std::string_view bytes, std::string& out);
   /// Moves the body bytes read together with the head into `out`; false if there are none.

@@ -171,12 +171,14 @@ std::string decision_json(const Decision& d, std::int64_t now_ms) {
         str(out, "excluded", to_string(s.excluded));
         str(out, "reason", exclusion_reason(c, s, d.traits, d.plan, now_ms));
         if (s.last_resort) out += "\"last_resort\":true,";
+        if (s.tried_last) out += "\"tried_last\":true,";
       } else {
         num(out, "score", s.score);
       }
       if (s.est_cost_usd >= 0) num(out, "estimated_cost_usd", s.est_cost_usd);
       num(out, "expected_latency_ms", static_cast<double>(static_cast<long long>(s.est_latency_ms)));
       str(out, "latency_source", s.live_latency ? "observed" : "prior");
+      if (s.measuring && d.plan.latency_ranked) out += "\"measuring\":true,";
       num(out, "quality_prior", std::round(s.quality * 1000) / 1000);
       close(out, '}');
       out += ',';

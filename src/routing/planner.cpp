@@ -105,6 +105,13 @@ std::int64_t expected_output_tokens(const RequestTraits& traits) {
 
 namespace {
 
+/// The latency a candidate is ranked by: its estimate; while it is being measured, its prior
+/// divided by 1,000 — ahead of anything measured (no answer is estimated under a few ms), and
+/// several unmeasured ones still in their priors' order.
+double ranking_latency(const CandidateScore& s) {
+  return s.measuring ? static_cast<double>(s.est_latency_ms) * 1e-3 : static_cast<double>(s.est_latency_ms);
+}
+
 /// The plan by the route's rules: the eligible candidates, ranked.
 void rank(const RouteTable& route, const RequestTraits& traits, const Overrides& overrides,
           std::span<const health::Snapshot> health, const PlanContext& ctx, Plan& out) {
@@ -129,8 +136,11 @@ void rank(const RouteTable& route, const RequestTraits& traits, const Overrides&
   out.order.clear();
   out.earliest_recovery_ms = 0;
   out.explored = false;
+  out.latency_ranked = false;
   out.context_tight = false;
 
+  // Routes ranked by latency alone measure what they do not know (CandidateScore::measuring).
+  const bool latency_first = out.objective == Objective::latency || rc.strategy == Strategy::least_latency;
   const double out_tokens = static_cast<double>(out.expected_output_tokens);
   const double in_tokens = static_cast<double>(traits.input_tokens);
   const std::int64_t needed_window = traits.input_tokens + std::max<std::int64_t>(traits.max_output_tokens, 0);
@@ -165,16 +175,20 @@ void rank(const RouteTable& route, const RequestTraits& traits, const Overrides&
       s.excluded = static_cast<Exclusion>(c.static_exclusion);
     } else if (out.max_cost_usd >= 0 && s.est_cost_usd > out.max_cost_usd) {
       s.excluded = Exclusion::max_cost;
-    } else if ((s.live_latency || c.known_model) &&  // a model nothing is known of is not presumed slow
-               ((out.deadline_ms && latency > out.deadline_ms) || (policy.ttft_ms && ttft > policy.ttft_ms))) {
-      s.excluded = Exclusion::deadline;
     } else if (h.state == health::State::open) {
       s.excluded = Exclusion::circuit_open;
       s.recovers_at_ms = h.recovers_at_ms;
     } else if (h.state == health::State::cooling) {
       s.excluded = Exclusion::rate_limited;
       s.recovers_at_ms = h.recovers_at_ms;
+    } else if ((s.live_latency || c.known_model) &&  // a model nothing is known of is not presumed slow
+               ((out.deadline_ms && latency > out.deadline_ms) || (policy.ttft_ms && ttft > policy.ttft_ms))) {
+      s.excluded = Exclusion::deadline;  // ordered last (add_tried_last), not left out
     }
+    // Optimism under uncertainty: a deployment not measured yet, or not lately, is ranked as the
+    // fastest by latency until one request (none in flight on it) measures it.
+    s.measuring = latency_first && h.in_flight == 0 &&
+                  (!s.live_latency || (ctx.stale_after_ms > 0 && ctx.now_ms - h.sampled_at_ms > ctx.stale_after_ms));
     if (s.recovers_at_ms &&
         (!out.earliest_recovery_ms || s.recovers_at_ms < out.earliest_recovery_ms))
       out.earliest_recovery_ms = s.recovers_at_ms;
@@ -191,7 +205,7 @@ void rank(const RouteTable& route, const RequestTraits& traits, const Overrides&
     switch (out.objective) {
       case Objective::ordered: s.score = 0; break;
       case Objective::cost: s.score = priced ? s.est_cost_usd : 1e9; break;
-      case Objective::latency: s.score = s.est_latency_ms; break;
+      case Objective::latency: s.score = ranking_latency(s); break;
       case Objective::quality: s.score = -s.quality; break;
       case Objective::balanced:
         s.score = (policy.weight_quality * 0.0 + policy.weight_cost * (priced ? 0.0 : 1.0) +
@@ -233,7 +247,7 @@ void rank(const RouteTable& route, const RequestTraits& traits, const Overrides&
       g.cost = std::min(g.cost, s.est_cost_usd);
       g.priced = true;
     }
-    g.latency = std::min(g.latency, static_cast<double>(s.est_latency_ms));
+    g.latency = std::min(g.latency, ranking_latency(s));
     g.quality = s.quality;
   }
   double cmin = 1e300, cmax = -1e300, lmin = 1e300, lmax = -1e300, qmin = 1e300, qmax = -1e300;
@@ -323,7 +337,7 @@ void rank(const RouteTable& route, const RequestTraits& traits, const Overrides&
         else if (c.weight == 1) key = -1.0;
         else key = -std::pow(rng.uniform(), 1.0 / c.weight);
         break;
-      case Strategy::least_latency: key = s.est_latency_ms; break;
+      case Strategy::least_latency: key = ranking_latency(s); break;
       case Strategy::least_busy: key = h.in_flight; break;
       case Strategy::lowest_cost: key = s.est_cost_usd >= 0 ? s.est_cost_usd : 1e9; break;
       case Strategy::rate_limit_aware: {
@@ -371,13 +385,31 @@ void rank(const RouteTable& route, const RequestTraits& traits, const Overrides&
 
   // Exploration: latency statistics only stay true for deployments that get traffic, so a
   // small share of latency-ranked requests tries the runner-up first.
-  bool latency_ranked = out.objective == Objective::latency || out.objective == Objective::balanced ||
-                        rc.strategy == Strategy::least_latency;
-  if (latency_ranked && out.order.size() > 1 && ctx.exploration > 0 && rng.uniform() < ctx.exploration) {
+  out.latency_ranked = out.objective == Objective::latency || out.objective == Objective::balanced ||
+                       rc.strategy == Strategy::least_latency;
+  if (out.latency_ranked && out.order.size() > 1 && ctx.exploration > 0 && rng.uniform() < ctx.exploration) {
     std::swap(out.order[0], out.order[1]);
     out.explored = true;
   }
   if (rc.max_attempts && out.order.size() > rc.max_attempts) out.order.resize(rc.max_attempts);
+}
+
+/// Candidates expected too slow for the request's ttft_ms or deadline follow every candidate
+/// expected in time, fastest first: the estimate may be wrong, and the attempt's own limits cut
+/// it if it is right.
+void add_tried_last(Plan& out) {
+  thread_local std::vector<std::uint16_t> slow;
+  slow.clear();
+  for (std::size_t i = 0; i < out.scores.size(); ++i)
+    if (out.scores[i].excluded == Exclusion::deadline) slow.push_back(static_cast<std::uint16_t>(i));
+  if (slow.empty()) return;
+  std::stable_sort(slow.begin(), slow.end(), [&out](std::uint16_t a, std::uint16_t b) {
+    return out.scores[a].est_latency_ms < out.scores[b].est_latency_ms;
+  });
+  for (std::uint16_t i : slow) {
+    out.scores[i].tried_last = true;
+    out.order.push_back(i);
+  }
 }
 
 /// The panic threshold (PlanContext::panic_threshold): candidates that only health keeps out
@@ -390,7 +422,7 @@ void add_last_resort(Plan& out, int threshold_pct) {
   waiting.clear();
   for (std::size_t i = 0; i < out.scores.size(); ++i) {
     const Exclusion e = out.scores[i].excluded;
-    if (e == Exclusion::none) ++healthy;
+    if (e == Exclusion::none || e == Exclusion::deadline) ++healthy;
     else if (e == Exclusion::circuit_open || e == Exclusion::rate_limited) waiting.push_back(static_cast<std::uint16_t>(i));
   }
   if (waiting.empty() || healthy * 100 >= static_cast<std::size_t>(threshold_pct) * (healthy + waiting.size())) return;
@@ -409,6 +441,7 @@ void add_last_resort(Plan& out, int threshold_pct) {
 void make_plan(const RouteTable& route, const RequestTraits& traits, const Overrides& overrides,
                std::span<const health::Snapshot> health, const PlanContext& ctx, Plan& out) {
   rank(route, traits, overrides, health, ctx, out);
+  add_tried_last(out);
   const int own = route.rules->panic_threshold;
   add_last_resort(out, own >= 0 ? own : ctx.panic_threshold);
 }
@@ -445,7 +478,7 @@ std::string exclusion_reason(const Candidate& c, const CandidateScore& s, const 
     case Exclusion::region:
       return "region \"" + std::string(c.region) + "\" not allowed by the policy";
     case Exclusion::deadline:
-      std::snprintf(buf, sizeof buf, "expected %.0f ms (first byte %.0f ms, %s) exceeds the deadline",
+      std::snprintf(buf, sizeof buf, "expected %.0f ms (first byte %.0f ms, %s) exceeds the deadline: tried last",
                     s.est_latency_ms, s.ttft_ms, s.live_latency ? "observed" : "catalogue prior");
       return buf;
     case Exclusion::circuit_open:

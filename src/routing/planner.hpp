@@ -115,6 +115,13 @@ struct CandidateScore {
   /// Kept out by health alone, yet in the plan's tail: too few candidates were healthy (see
   /// PlanContext::panic_threshold). Tried after every healthy one, breaker or not.
   bool last_resort = false;
+  /// Expected slower than the request's ttft_ms or deadline (Exclusion::deadline), yet in the
+  /// plan's tail after every candidate expected in time: an estimate orders, it never leaves a
+  /// request without a deployment that might serve it.
+  bool tried_last = false;
+  /// No latency measurement yet (or only stale ones): latency ranking tries it first, so that
+  /// it is measured instead of judged by its catalogue prior.
+  bool measuring = false;
 };
 
 struct Plan {
@@ -128,6 +135,7 @@ struct Plan {
   std::vector<std::uint16_t> order;    ///< eligible candidates, first choice first
   std::int64_t earliest_recovery_ms = 0;  ///< when everything waits on health: the soonest
   bool explored = false;                  ///< a random exploration step reordered the plan
+  bool latency_ranked = false;            ///< latency ranks its candidates (measuring matters)
   bool panic = false;                     ///< candidates waiting on health were added as a last resort
   /// Some candidate's context window is within 20% of what the request needs (or excluded it):
   /// a rough token estimate should be replaced by the precise one and the plan made again.
@@ -138,6 +146,9 @@ struct PlanContext {
   std::int64_t now_ms = 0;
   std::uint64_t seed = 0;    ///< randomness for weighted / power-of-two / exploration
   double exploration = 0;    ///< share of latency-ranked plans that explore
+  /// A deployment whose last latency measurement is older than this (ms) is measured again
+  /// (CandidateScore::measuring); 0: measurements never go stale.
+  std::int64_t stale_after_ms = 60000;
   /// Envoy's panic threshold, in percent: when fewer of the candidates that may serve the request
   /// are healthy than this, the ones only health keeps out (circuit open, cooling after a 429)
   /// join the plan after the healthy ones, soonest recovery first — the gateway never refuses a

@@ -215,6 +215,7 @@ bool reload(const std::string& path, server::Shared& shared) {
       before.upstream.connect_timeout_ms != after.upstream.connect_timeout_ms ||
       before.upstream.first_byte_timeout_ms != after.upstream.first_byte_timeout_ms ||
       before.upstream.total_timeout_ms != after.upstream.total_timeout_ms ||
+      before.upstream.idle_timeout_ms != after.upstream.idle_timeout_ms ||
       before.upstream.ca_file != after.upstream.ca_file)
     spdlog::warn("reload: changes under server: and upstream: apply at the next restart");
   const auto& g0 = before.governance;

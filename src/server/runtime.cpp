@@ -143,6 +143,7 @@ net::UpstreamOptions upstream_options(const config::UpstreamConfig& c) {
   o.connect_timeout = std::chrono::milliseconds(c.connect_timeout_ms);
   o.first_byte_timeout = std::chrono::milliseconds(c.first_byte_timeout_ms);
   o.total_timeout = std::chrono::milliseconds(c.total_timeout_ms);
+  o.idle_timeout = std::chrono::milliseconds(c.idle_timeout_ms);
   o.max_idle_per_host = c.max_idle_per_host;
   o.max_connections_per_host = c.max_connections_per_host;
   o.idle_ttl = std::chrono::milliseconds(c.idle_ttl_ms);
@@ -160,6 +161,7 @@ health::BreakerOptions breaker_options(const config::HealthConfig& c) {
   o.cooldown_ms = c.cooldown_ms;
   o.max_cooldown_ms = c.max_cooldown_ms;
   o.rate_limit_cooldown_ms = c.rate_limit_cooldown_ms;
+  o.misconfigured_cooldown_ms = c.misconfigured_cooldown_ms;
   return o;
 }
 

@@ -178,6 +178,11 @@ TEST(Routing, EveryFaultFailsOverBeforeTheFirstByte) {
   Fake a, b;
   Gateway gw(config({{"a", a.port(), ""}, {"b", b.port(), ""}}, "    policy: {ttft_ms: 300}\n",
                     "  circuit_breaking: false\n"));
+  // Within the limit, a slow first token is just slow. (First: the stalls below are cut at the
+  // limit and recorded as at least that slow, which orders `a` after `b` from then on.)
+  a.script(R"({"ttft_ms":100})");
+  Response slow = chat(gw.port(), body("", true));
+  EXPECT_EQ(slow.header("x-switchyard-deployment"), "a");
   for (const std::string fault : {R"({"status":503})", R"({"status":502})", R"({"latency_ms":1000})",
                                   R"({"reset":true})", R"({"malformed":true})"}) {
     for (bool stream : {false, true}) {
@@ -199,10 +204,6 @@ TEST(Routing, EveryFaultFailsOverBeforeTheFirstByte) {
   ASSERT_EQ(late.status, 200);
   EXPECT_EQ(late.header("x-switchyard-deployment"), "b");
   EXPECT_NE(late.body.find("data: [DONE]"), std::string::npos);
-  // Within the limit, a slow first token is just slow.
-  a.script(R"({"ttft_ms":100})");
-  Response slow = chat(gw.port(), body("", true));
-  EXPECT_EQ(slow.header("x-switchyard-deployment"), "a");
   // (A reset with stream: true above is a stream cut before its first byte. A cut after the
   // first relayed event cannot fail over: gateway_test covers its error event.)
 }

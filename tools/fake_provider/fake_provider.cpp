@@ -45,6 +45,8 @@ std::optional<Behavior> parse_behavior(const std::string& text, std::string& err
     else if (key == "stall_ms") as_uint(b.stall_ms);
     else if (key == "ttft_ms") as_uint(b.ttft_ms);
     else if (key == "chunk_delay_ms") as_uint(b.chunk_delay_ms);
+    else if (key == "content_delay_ms") as_uint(b.content_delay_ms);
+    else if (key == "trickle_ms") as_uint(b.trickle_ms);
     else if (key == "chunks") as_int(b.chunks);
     else if (key == "content") as_string(b.content);
     else if (key == "reset") as_bool(b.reset);
@@ -753,6 +755,16 @@ net::Task<> FakeProvider::chat(net::Request& request, net::ResponseWriter& write
   }
 
   Plan plan = plan_answer(wire, model, stream, include_usage, b, body, loop_.index(), ++counter_);
+  if (!stream && b.trickle_ms) {
+    // A slow upstream that is not stalled: bytes keep coming, few at a time.
+    bool ok = co_await writer.start_stream(200, "application/json", headers) && co_await writer.flush();
+    for (std::size_t at = 0; ok && at < plan.whole.size(); at += 16) {
+      co_await sleep(b.trickle_ms);
+      ok = co_await writer.write_chunk(std::string_view(plan.whole).substr(at, 16));
+    }
+    if (ok) co_await writer.end_stream();
+    co_return;
+  }
   if (!stream) {
     co_await writer.send(200, "application/json", plan.whole, headers);
     co_return;
@@ -791,6 +803,14 @@ net::Task<> FakeProvider::chat(net::Request& request, net::ResponseWriter& write
         co_return;
       }
       if (pieces_sent > 0) co_await sleep(b.chunk_delay_ms);
+      else if (b.content_delay_ms) {
+        // What came so far (a role chunk, a message_start) reaches the client before the wait.
+        if (!co_await writer.flush()) {
+          ok = false;
+          break;
+        }
+        co_await sleep(b.content_delay_ms);
+      }
       ++pieces_sent;
     }
     ok = co_await writer.write_chunk(plan.events[i]);

@@ -36,6 +36,8 @@ struct Behavior {
   std::uint32_t stall_ms = 0;
   std::uint32_t ttft_ms = 0;          ///< streams: after the head, before the first chunk
   std::uint32_t chunk_delay_ms = 0;   ///< streams: between chunks
+  std::uint32_t content_delay_ms = 0; ///< streams: after the events without content (role, message_start), before the first content
+  std::uint32_t trickle_ms = 0;       ///< answers: the JSON body in 16-byte pieces, this far apart
   int chunks = 5;                     ///< streams: content chunks
   std::string content;                ///< the answer; empty = echo of the last user message
   bool reset = false;                 ///< close the connection without answering

@@ -54,6 +54,11 @@ std::string health_json(const Runtime& runtime, std::int64_t now, const config::
         body += health::to_string(x.last_failure);
         body += '"';
       }
+      if (x.misconfigured_status) {
+        // Loud on purpose: no retry fixes it, an operator must (docs/routing.md, "Who is blamed").
+        body += R"(,"misconfigured":)";
+        core::append_json_string(body, health::misconfiguration(x.misconfigured_status));
+      }
       if (s.ttft_ms >= 0) {
         body += R"(,"ttft_ms_ewma":)";
         routing::append_decimal(body, std::round(s.ttft_ms * 10) / 10);

@@ -64,20 +64,20 @@ struct Run {
   }
 
   net::Task<AttemptEnd> race(std::uint16_t index, std::uint16_t hedge_index, std::int64_t delay_ms, bool last,
-                             bool& hedge_started);
+                             bool hedge_last, bool& hedge_started);
 };
 
 net::Task<AttemptEnd> Run::race(std::uint16_t index, std::uint16_t hedge_index, std::int64_t delay_ms, bool last,
-                                bool& hedge_started) {
+                                bool hedge_last, bool& hedge_started) {
   const double started = port.now_ms();
-  port.start(Port::kPrimary);
+  port.start(Port::kPrimary, false);  // its hedge follows it
   co_await port.wait(started + static_cast<double>(delay_ms));
   double hedge_at = 0;
   if (!port.started(Port::kPrimary) && !port.client_gone() && options.budget->try_spend()) {
     // A backup the health does not admit (or the request cannot go to) is not started; the
     // primary goes on alone.
     if (!port.claim(Port::kHedge, hedge_index)) {
-      port.start(Port::kHedge);
+      port.start(Port::kHedge, hedge_last);
       hedge_started = true;
       out.hedged = true;
       hedge_at = port.now_ms();
@@ -133,10 +133,12 @@ net::Task<Execution> execute(const std::vector<std::uint16_t>& order, std::size_
       if (has_deadline && port.now_ms() >= options.deadline_ms) break;
       // The next entry not yet tried is the hedge, when the route hedges.
       int hedge_index = -1;
+      bool hedge_last = false;
       if (options.hedge.enabled)
         for (std::size_t j = k + 1; j < order.size(); ++j)
           if (!tried.has(order[j])) {
             hedge_index = order[j];
+            hedge_last = j + 1 == order.size() && round >= options.retry.attempts;
             break;
           }
       const bool last = k + 1 == order.size() && round >= options.retry.attempts;
@@ -149,7 +151,8 @@ net::Task<Execution> execute(const std::vector<std::uint16_t>& order, std::size_
         if (hedge_index >= 0 && options.budget)
           delay = routing::hedge_delay_ms(options.hedge, port.p95_ttft_ms(index));
         if (delay >= 0) {
-          end = co_await run.race(index, static_cast<std::uint16_t>(hedge_index), delay, last, hedge_started);
+          end = co_await run.race(index, static_cast<std::uint16_t>(hedge_index), delay, last, hedge_last,
+                                 hedge_started);
         } else {
           const double started = port.now_ms();
           AttemptResult r = co_await port.run(AttemptPort::kPrimary, last);

@@ -72,9 +72,10 @@ class AttemptPort {
   /// The candidate's observed p95 time to first byte (ms; < 0: unknown).
   virtual double p95_ttft_ms(std::uint16_t index) = 0;
   /// Sends the slot's request and, once its head is in, `respond`s: one attempt, not raced.
+  /// `last`: no plan entry follows it, so nothing bounds a stall but the client's own limits.
   virtual net::Task<AttemptResult> run(int slot, bool last) = 0;
   /// Sends the slot's request in the background; `wait` and `started` tell when the head is in.
-  virtual void start(int slot) = 0;
+  virtual void start(int slot, bool last) = 0;
   /// Returns when a background start finishes, the client leaves, or the steady clock reaches
   /// `until_ms` (< 0: no limit), whichever is first.
   virtual net::Task<> wait(double until_ms) = 0;

@@ -18,6 +18,7 @@ Verdict verdict(net::UpstreamError e) {
     case E::bad_response: return {ErrorKind::upstream_connect, Origin::upstream, true, Outcome::server_error};
     case E::connect_timeout:
     case E::first_byte_timeout:
+    case E::idle_timeout:
     case E::total_timeout: return {ErrorKind::upstream_timeout, Origin::upstream, true, Outcome::timeout};
     case E::pool_exhausted:
     case E::local_resources: return {ErrorKind::unavailable, Origin::local, true, std::nullopt};
@@ -27,13 +28,13 @@ Verdict verdict(net::UpstreamError e) {
 }
 
 Verdict verdict(int status) {
-  if (status >= 300 && status < 400) return {ErrorKind::upstream_connect, Origin::upstream, true, Outcome::server_error};
+  if (status >= 300 && status < 400) return {ErrorKind::upstream_connect, Origin::upstream, true, Outcome::misconfigured};
   if (status == 429) return {ErrorKind::upstream_status, Origin::upstream, true, Outcome::rate_limited};
   if (status >= 500) return {ErrorKind::upstream_status, Origin::upstream, true, Outcome::server_error};
   // The deployment's credentials (401, 403) or model id (404) are refused: the deployment is
   // misconfigured, not the request (its model is the gateway's choice). Another may serve it.
   if (status == 401 || status == 403 || status == 404)
-    return {ErrorKind::upstream_connect, Origin::upstream, true, Outcome::server_error};
+    return {ErrorKind::upstream_connect, Origin::upstream, true, Outcome::misconfigured};
   if (status >= 400) return {ErrorKind::upstream_status, Origin::upstream, false, Outcome::success};
   return {ErrorKind::internal, Origin::upstream, false, Outcome::success};
 }

@@ -271,6 +271,7 @@ net::Task<> Gateway::relay_json(Chat& chat, const DeploymentRuntime& d, net::Ups
   // as a request's body does, until the answer is sent.
   net::MemoryBudget::Hold hold(loop_.body_budget());
   bool no_memory = false;
+  up.bound_idle();  // an answer's head came: its body's bytes are due without long pauses
   if (!up.buffered_body(body, kMaxUpstreamBody)) {
     loan.emplace(strings_);
     if (!up.read_buffered(loan->s, kMaxUpstreamBody, err)) {
@@ -375,13 +376,20 @@ net::Task<> Gateway::relay_stream(StreamProcessor& processor, const DeploymentRu
   std::string& out = out_loan.s;
   bool committed = false;
   bool done = false;
+  bool content = false;  // an event with content (not only a role, a message_start, a ping) came
   const auto head_at = net::Clock::now();
-  // A head that came early does not count as the first token: the route's time-to-first-token
-  // limit holds until the first event is ready (and failover is still possible).
-  if (ex.attempts.first_event_deadline) up.first_body_by(ex.attempts.first_event_deadline);
+  const dialects::Dialect upstream = d.provider->dialect();
+  // A head that came early is not the first token, nor is an event without content: while the
+  // attempt's first-content limit holds (a route's ttft_ms, or the stall limit when another
+  // deployment could serve), events without content are held back, so that failing over is still
+  // possible; the client's stream starts with the first content. Without a limit the stream
+  // starts with the first event, as it always did.
+  const bool hold = ex.attempts.first_event_deadline.has_value();
+  if (hold) up.first_body_by(ex.attempts.first_event_deadline);
+  result.ttft_ms = -1;  // for a stream: the time to its first content, set below
   while (!done) {
     payload.clear();
-    out.clear();
+    if (committed) out.clear();
     net::UpstreamError err = co_await up.read_some(payload, done);
     if (writer.client_gone()) {
       result.end = AttemptEnd::client_gone;
@@ -394,6 +402,7 @@ net::Task<> Gateway::relay_stream(StreamProcessor& processor, const DeploymentRu
       bool malformed = false;
       bool within_limit = splitter.feed(payload, [&](const dialects::SseEvent& event) {
         if (!processor.event(event, out, ex)) malformed = true;
+        else if (!content && dialects::carries_content(upstream, event)) content = true;
       });
       if (!within_limit) {
         up.cancel();
@@ -428,10 +437,19 @@ net::Task<> Gateway::relay_stream(StreamProcessor& processor, const DeploymentRu
       co_return;
     }
     if (done) processor.end(splitter.pending(), out, ex);
+    if (content && result.ttft_ms < 0) {
+      // Content flows: from now on each read must bring bytes within the idle timeout.
+      result.ttft_ms = std::chrono::duration<double, std::milli>(up.time_to_head() + (net::Clock::now() - head_at)).count();
+      if (hold) up.first_body_by(std::nullopt);
+      up.bound_idle();
+    }
     if (!committed) {
-      if (out.empty() && !done) continue;
+      // What is held back is small (a role chunk, a message_start, pings): 64 KiB of it starts
+      // the stream anyway.
+      constexpr std::size_t kMaxHeld = 64 * 1024;
+      if (!done && (out.empty() || (hold && !content && out.size() < kMaxHeld))) continue;
       committed = true;
-      if (ex.attempts.first_event_deadline) up.first_body_by(std::nullopt);
+      if (hold && !content) up.first_body_by(std::nullopt);
       ex.reply.status = 200;
       co_await writer.start_stream(200, "text/event-stream", headers(ex));
     }

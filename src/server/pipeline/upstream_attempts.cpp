@@ -77,7 +77,7 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
   }
 
   net::Task<AttemptResult> run(int slot, bool last) override {
-    Slot& s = begin(slot);
+    Slot& s = begin(slot, last);
     s.error = co_await s.up->start(s.prepared->head(), s.prepared->body());
     s.done = true;
     answering(s);
@@ -86,9 +86,9 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
     co_return result;
   }
 
-  void start(int slot) override {
+  void start(int slot, bool last) override {
     if (!wake_) wake_.emplace(g_.loop_.io());  // only a hedge race waits on it
-    begin(slot);
+    begin(slot, last);
     net::spawn(g_.loop_.io(), race(slot), [](std::exception_ptr e) {
       if (!e) return;
       try {
@@ -161,7 +161,17 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
         // Whose fault it is shows only at the request's end (settle_blame).
         deferred_.push_back({&d, *r.health, r.retry_after_ms});
         if (s.probe) d.health->release_probe(now);
+      } else if (r.health == health::Outcome::misconfigured) {
+        if (d.health->misconfigured(r.status, now))
+          spdlog::error("deployment \"{}\" is misconfigured: {}; it is out of rotation for {} s (a probe then "
+                        "checks whether it was fixed)",
+                        d.config->name, health::misconfiguration(r.status),
+                        ex_.rt->config().health.misconfigured_cooldown_ms / 1000);
       } else if (r.health) {
+        // A stall cut by the first-content limit: its wait is a lower bound of the deployment's
+        // latency, so a slow deployment's limit grows (and latency routing sees it slow).
+        if (*r.health == health::Outcome::timeout && s.first_event_deadline && r.ttft_ms < 0)
+          d.health->observe_latency(ms_since(s.started), -1);
         d.health->record(*r.health, now, r.retry_after_ms, r.ttft_ms, r.tokens_per_s);
         if (*r.health == health::Outcome::success) served_ = true;
       } else if (s.probe) {
@@ -244,16 +254,13 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
     return r;
   }
 
-  Slot& begin(int slot) {
+  Slot& begin(int slot, bool last) {
     Slot& s = slot_(slot);
     ++ex_.attempts.count;
     s.started = net::Clock::now();
     if (s.d->quota) s.d->quota->charge_request(ex_.plan.decision->traits.input_tokens, governance::unix_now_ms());
-    std::optional<std::chrono::milliseconds> ttft_limit;
-    if (route_.config->policy.ttft_ms) {
-      ttft_limit = std::chrono::milliseconds(route_.config->policy.ttft_ms);
-      s.first_event_deadline = s.started + *ttft_limit;
-    }
+    const std::optional<std::chrono::milliseconds> ttft_limit = first_content_limit(*s.d, last);
+    if (ttft_limit) s.first_event_deadline = s.started + *ttft_limit;
     s.up.emplace(g_.pool_, s.d->provider->origin);
     s.up->limit(ttft_limit, ex_.plan.deadline);
     current_[slot] = &*s.up;
@@ -262,6 +269,23 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
       s.in_flight = true;
     }
     return s;
+  }
+
+  /// How long the attempt may go without content (the response head, and a stream's first event
+  /// with content) before it is failed over: the route's `policy.ttft_ms`; else, when another
+  /// plan entry follows, max(health.stall_ms, 4 x the deployment's p95 time to first content)
+  /// within upstream.first_byte_timeout_ms —
+  /// a stalled deployment is left well before the upstream timeouts, a slow one that answers
+  /// is not (its p95 grows with its answers, and with the stalls it was cut at: `release`). The
+  /// last entry has no such limit: nothing would serve the client instead.
+  std::optional<std::chrono::milliseconds> first_content_limit(const DeploymentRuntime& d, bool last) const {
+    if (route_.config->policy.ttft_ms) return std::chrono::milliseconds(route_.config->policy.ttft_ms);
+    const std::uint32_t stall = ex_.rt->config().health.stall_ms;
+    if (last || stall == 0) return std::nullopt;
+    double p95 = d.health ? d.health->read(health::steady_now_ms()).p95_ttft_ms : -1;
+    return std::chrono::milliseconds(std::min<std::int64_t>(
+        ex_.rt->config().upstream.first_byte_timeout_ms,
+        std::max<std::int64_t>(stall, static_cast<std::int64_t>(4 * p95))));
   }
 
   net::Task<> race(int slot) {
@@ -308,6 +332,7 @@ net::Task<> Gateway::run_candidates(const RouteRuntime& route, Chat& chat,
   ctx.now_ms = health::steady_now_ms();
   ctx.seed = rng_();
   ctx.exploration = ex.rt->config().health.exploration;
+  ctx.stale_after_ms = ex.rt->config().health.stale_after_ms;
   ctx.panic_threshold = ex.rt->config().health.panic_threshold;
   const ChatInput* input = nullptr;  // if, not ?: — GCC 12 mishandles conditional temporaries in coroutines
   if (chat.info || chat.canonical) input = &chat;

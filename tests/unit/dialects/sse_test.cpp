@@ -74,3 +74,28 @@ TEST(Sse, RefusesAnEventBeyondTheLimit) {
   EXPECT_TRUE(splitter.feed("data: 0123456", [](const SseEvent&) {}));
   EXPECT_FALSE(splitter.feed("789abcdef", [](const SseEvent&) {}));
 }
+
+TEST(SseContent, EventsThatOnlyOpenAStreamAreNotContent) {
+  using switchyard::dialects::carries_content;
+  using switchyard::dialects::Dialect;
+  auto ev = [](std::string_view name, std::string_view data) { return SseEvent{{}, name, data}; };
+  // OpenAI: the role chunk (with or without empty text), then what counts.
+  EXPECT_FALSE(carries_content(Dialect::openai, ev("", R"({"id":"c","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]})")));
+  EXPECT_FALSE(carries_content(Dialect::openai, ev("", R"({"id":"c","choices":[{"index":0,"delta":{"role":"assistant"}}],"usage":null})")));
+  EXPECT_FALSE(carries_content(Dialect::openai, ev("", "")));  // a keep-alive comment
+  EXPECT_TRUE(carries_content(Dialect::openai, ev("", R"({"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]})")));
+  EXPECT_TRUE(carries_content(Dialect::openai, ev("", R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","function":{"name":"f","arguments":""}}]}}]})")));
+  EXPECT_TRUE(carries_content(Dialect::openai, ev("", R"({"choices":[{"index":0,"delta":{"reasoning_content":"Let me"}}]})")));
+  EXPECT_TRUE(carries_content(Dialect::openai, ev("", R"({"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})")));
+  EXPECT_TRUE(carries_content(Dialect::openai, ev("", R"({"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":0}})")));
+  EXPECT_TRUE(carries_content(Dialect::openai, ev("", R"({"error":{"message":"boom"}})")));
+  EXPECT_TRUE(carries_content(Dialect::openai, ev("", "[DONE]")));
+  EXPECT_TRUE(carries_content(Dialect::openai, ev("", "not json"))) << "unsure means content";
+  // Anthropic: by event name.
+  EXPECT_FALSE(carries_content(Dialect::anthropic, ev("message_start", R"({"type":"message_start"})")));
+  EXPECT_FALSE(carries_content(Dialect::anthropic, ev("content_block_start", R"({"type":"content_block_start"})")));
+  EXPECT_FALSE(carries_content(Dialect::anthropic, ev("ping", R"({"type":"ping"})")));
+  EXPECT_TRUE(carries_content(Dialect::anthropic, ev("content_block_delta", R"({"type":"content_block_delta"})")));
+  EXPECT_TRUE(carries_content(Dialect::anthropic, ev("error", R"({"type":"error"})")));
+  EXPECT_TRUE(carries_content(Dialect::gemini, ev("", R"({"candidates":[]})")));
+}

@@ -234,3 +234,35 @@ TEST(Registry, LoopsRecordingAndReadingAtOnceAgreeOnTheCounts) {
   ASSERT_EQ(r.all().size(), 2u);
   for (const DeploymentHealth* h : r.all()) EXPECT_EQ(h->read(3000).in_flight, 0);
 }
+
+TEST(Breaker, AMisconfiguredDeploymentIsOutAtOnceForTheLongCooldownUntilAProbeServes) {
+  BreakerOptions o = options();
+  o.misconfigured_cooldown_ms = 300000;
+  Breaker b(o);
+  b.record(Outcome::success, 0);
+  b.record(Outcome::misconfigured, 100);  // one 401 is enough: every request would get it
+  EXPECT_EQ(b.state(100), State::open);
+  EXPECT_EQ(b.recovers_at(100), 300100) << "not the 1 s cooldown of a fault";
+  EXPECT_EQ(b.state(300099), State::open);
+  ASSERT_TRUE(b.try_probe(300100));
+  b.record(Outcome::misconfigured, 300200);  // still refused: out again for as long
+  EXPECT_EQ(b.recovers_at(300200), 600200);
+  ASSERT_TRUE(b.try_probe(600200));
+  b.record(Outcome::success, 600300);  // fixed by an operator
+  EXPECT_EQ(b.state(600300), State::closed);
+}
+
+TEST(DeploymentHealth, SaysOnceThatItTookAMisconfiguredDeploymentOutAndForgetsItWhenItServes) {
+  BreakerOptions o = options();
+  o.misconfigured_cooldown_ms = 60000;
+  DeploymentHealth h("a", o);
+  EXPECT_TRUE(h.misconfigured(401, 1000));
+  EXPECT_FALSE(h.misconfigured(401, 1500)) << "already out for that: not logged again";
+  EXPECT_EQ(h.details(1500).misconfigured_status, 401);
+  EXPECT_EQ(h.read(1500).state, State::open);
+  EXPECT_TRUE(h.misconfigured(404, 2000)) << "another refusal is news";
+  ASSERT_TRUE(h.try_probe(62000));
+  h.record(Outcome::success, 62100, -1, 50);
+  EXPECT_EQ(h.details(62100).misconfigured_status, 0);
+  EXPECT_EQ(h.read(62100).state, State::closed);
+}

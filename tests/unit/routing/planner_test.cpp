@@ -214,15 +214,23 @@ TEST(Planner, HardConstraintsExcludeWithReasons) {
   EXPECT_EQ(p.scores[0].excluded, Exclusion::max_cost);
 }
 
-TEST(Planner, DeadlineUsesObservedLatencyOverThePrior) {
+TEST(Planner, AnEstimateOverTheDeadlineOrdersLastAndUsesObservedLatencyOverThePrior) {
   Fixture f;
   f.add("b", "big");
   f.add("s", "small");
   Overrides o;
   o.deadline_ms = 5000;  // big's prior: 900 + 12500 ms
   Plan p = f.plan({1000, 0, 0}, o);
-  EXPECT_EQ(f.names(p), (Names{"s"}));
+  EXPECT_EQ(f.names(p), (Names{"s", "b"})) << "tried last, not left out";
   EXPECT_EQ(p.scores[0].excluded, Exclusion::deadline);
+  EXPECT_TRUE(p.scores[0].tried_last);
+  // Alone (the others unhealthy), it is still tried: an estimate never empties a plan.
+  f.health[1].state = health::State::open;
+  f.health[1].recovers_at_ms = 50000;
+  f.config.panic_threshold = 0;
+  p = f.plan({1000, 0, 0}, o);
+  EXPECT_EQ(f.names(p), (Names{"b"}));
+  f.health[1] = {};
   f.health[0].ttft_ms = 200;
   f.health[0].tokens_per_s = 500;  // observed: 200 + 1000 ms
   p = f.plan({1000, 0, 0}, o);
@@ -334,6 +342,43 @@ TEST(Planner, LeastLatencyPicksTheFasterOfTwoRandomDeployments) {
   EXPECT_NEAR(firsts["b"] / 6000.0, 1.0 / 3, 0.03);
   EXPECT_NEAR(firsts["c"] / 6000.0, 1.0 / 6, 0.03);
   EXPECT_EQ(firsts["d"], 0);
+}
+
+TEST(Planner, ALatencyRouteMeasuresWhatItHasNotMeasuredBeforeTrustingAPrior) {
+  Fixture f;
+  f.config.policy.objective = Objective::latency;
+  f.add("slow", "big");   // listed first; measured below
+  f.add("fast", "small");  // catalogue prior says fast too, but it is the measuring that counts
+  f.add("other", "mid");
+  f.health[0].ttft_ms = 300;
+  f.health[0].tokens_per_s = 500;  // measured: 300 + 1000 ms, faster than any prior
+  f.health[0].sampled_at_ms = 9000;
+  Plan p = f.plan();
+  // Not measured yet, none in flight: tried first, in their priors' order.
+  EXPECT_EQ(f.names(p), (Names{"fast", "other", "slow"}));
+  EXPECT_TRUE(p.scores[1].measuring);
+  EXPECT_FALSE(p.scores[0].measuring);
+  // One request on it is measuring already: the others do not pile on.
+  f.health[1].in_flight = 1;
+  f.health[2].in_flight = 1;
+  EXPECT_EQ(f.names(f.plan())[0], "slow");
+  // Measured, and slower than the first: the measurement ranks.
+  f.health[1] = {};
+  f.health[2] = {};
+  f.health[1].ttft_ms = 900;
+  f.health[1].tokens_per_s = 100;
+  f.health[1].sampled_at_ms = 9000;
+  f.health[2].ttft_ms = 50;
+  f.health[2].tokens_per_s = 1000;
+  f.health[2].sampled_at_ms = 9000;
+  EXPECT_EQ(f.names(f.plan()), (Names{"other", "slow", "fast"}));
+  // A measurement older than stale_after_ms is taken again: the next request measures it.
+  f.health[1].sampled_at_ms = -60000;
+  EXPECT_EQ(f.names(f.plan())[0], "fast");
+  // Other objectives do not measure: cost ranks by cost.
+  f.config.policy.objective = Objective::cost;
+  EXPECT_EQ(f.names(f.plan())[0], "fast");
+  EXPECT_FALSE(f.plan().scores[1].measuring);
 }
 
 TEST(Planner, ExplorationSwapsTheLeaderOnlyAtItsRate) {

@@ -67,7 +67,7 @@ class ScriptedPort final : public AttemptPort {
     slots_[slot].done = true;
     co_return co_await respond(slot, last);
   }
-  void start(int slot) override { begin(slot); }
+  void start(int slot, bool) override { begin(slot); }
   net::Task<> wait(double until_ms) override {
     // The earliest pending start finishes, unless the limit comes first.
     int first = -1;
