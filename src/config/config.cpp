@@ -305,7 +305,8 @@ void read_health(Reader& r, const YAML::Node& node, HealthConfig& h) {
   if (!r.check_map(node, "health",
                    {"circuit_breaking", "window_ms", "min_requests", "error_rate", "consecutive_failures",
                     "cooldown_ms", "max_cooldown_ms", "rate_limit_cooldown_ms", "exploration",
-                    "panic_threshold", "misconfigured_cooldown_ms", "stall_ms", "stale_after_ms"}))
+                    "panic_threshold", "misconfigured_cooldown_ms", "stall_ms", "stale_after_ms",
+                    "synthetic_probes"}))
     return;
   r.boolean(node["circuit_breaking"], "health.circuit_breaking", h.circuit_breaking);
   r.integer(node["window_ms"], "health.window_ms", h.window_ms, 100, kMaxMs);
@@ -321,6 +322,7 @@ void read_health(Reader& r, const YAML::Node& node, HealthConfig& h) {
             kMaxMs);
   r.integer(node["stall_ms"], "health.stall_ms", h.stall_ms, 0, kMaxMs);
   r.integer(node["stale_after_ms"], "health.stale_after_ms", h.stale_after_ms, 1, kMaxMs);
+  r.boolean(node["synthetic_probes"], "health.synthetic_probes", h.synthetic_probes);
   if (h.max_cooldown_ms < h.cooldown_ms)
     r.problem("health.max_cooldown_ms", "must not be below health.cooldown_ms");
 }

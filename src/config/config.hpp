@@ -217,6 +217,10 @@ struct HealthConfig {
   /// A deployment with no latency measurement newer than this is measured again: the next
   /// latency-ranked request it could serve tries it first (when none is in flight on it).
   std::uint32_t stale_after_ms = 60000;
+  /// A half-open deployment is tested by a one-token request of the gateway's own while the
+  /// request that found it goes on to the next deployment; false (or a deployment that is the
+  /// request's last option): that request is the probe.
+  bool synthetic_probes = true;
   double exploration = 0;  ///< share of latency-ranked requests that try the runner-up first
   /// Percent (routing::PlanContext::panic_threshold): below this share of healthy candidates, the
   /// ones waiting on health are tried last instead of left out. Routes may set their own.

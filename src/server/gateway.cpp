@@ -52,7 +52,10 @@ Gateway::Gateway(net::Loop& loop, Shared& shared)
                                                    shared.counters->endpoint(runtime_->config().upstream.ca_file));
 }
 
-void Gateway::on_drain() { pool_.close_idle(); }
+void Gateway::on_drain() {
+  pool_.close_idle();
+  for (net::UpstreamExchange* probe : probes_) probe->cancel();
+}
 
 std::string_view Gateway::make_request_id(char (&out)[128]) {
   // 64 random bits and a per-loop counter: unique without coordination between loops.

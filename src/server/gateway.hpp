@@ -108,7 +108,7 @@ class Gateway final : public net::Handler {
   net::Task<> handle(net::Request request, net::ResponseWriter& writer) override;
   void on_drain() override;
   /// Settlements of shared counters not yet sent or answered: a drained loop waits for them.
-  bool busy() const override { return settle_scheduled_ || settles_in_flight_ > 0; }
+  bool busy() const override { return settle_scheduled_ || settles_in_flight_ > 0 || !probes_.empty(); }
   void on_refused(const net::http1::RequestHead* head, const core::ApiError& error,
                   net::Clock::time_point received) override;
   /// A refusal before the request reached a handler (limits, framing), in the path's dialect.
@@ -160,6 +160,9 @@ class Gateway final : public net::Handler {
                       AttemptResult& result);
   net::Task<> answer_unavailable(const RouteRuntime& route, net::ResponseWriter& writer, Exchange& ex);
   net::Task<> sleep_ms(std::int64_t ms);
+  /// Tests a half-open deployment with a one-token request of the gateway's own and records the
+  /// outcome (its probe claimed by the caller). pipeline/probe.cpp.
+  net::Task<> probe(std::string deployment);
   net::Task<> healthz(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
   net::Task<> readyz(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
   net::Task<> health_report(net::Request& request, net::ResponseWriter& writer, Exchange& ex);
@@ -248,6 +251,7 @@ class Gateway final : public net::Handler {
   std::vector<shared::SharedCounters::Settlement> settling_;  ///< waiting for the next batch
   bool settle_scheduled_ = false;
   int settles_in_flight_ = 0;  ///< batches on their way (a drained loop waits for them)
+  std::vector<net::UpstreamExchange*> probes_;  ///< probes on their way (a drain cancels them)
   StringPool strings_;
   core::AccountingRecord record_;  ///< the last settled request's record (reused)
   ReplyHeaders header_scratch_;

@@ -140,14 +140,38 @@ TEST(Routing, CircuitOpensOnFailuresAndARecoveredDeploymentGetsTrafficBack) {
   EXPECT_EQ(d.at("candidates").at(0).at("excluded").as_string(), "circuit_open");
   EXPECT_NE(std::string(d.at("candidates").at(0).at("reason").as_string()).find("recovers in"), std::string::npos);
 
-  // a recovers; after the cooldown one probe finds it healthy and it serves again.
+  // a recovers; after the cooldown the request that finds it half-open goes on to b, and the
+  // gateway's own one-token probe finds a healthy: it serves again.
   set_default(a, "{}");
+  a.reset();
   std::this_thread::sleep_for(700ms);
   r = chat(gw.port());
   ASSERT_EQ(r.status, 200);
-  EXPECT_EQ(r.header("x-switchyard-deployment"), "a");
+  EXPECT_EQ(r.header("x-switchyard-deployment"), "b") << "not the probe";
+  for (int i = 0; i < 100 && health_of(gw.port(), "a").at("state").as_string() != "closed"; ++i)
+    std::this_thread::sleep_for(20ms);
   EXPECT_EQ(health_of(gw.port(), "a").at("state").as_string(), "closed");
+  json::value probes = json::parse(a.requests_json());
+  ASSERT_EQ(probes.as_array().size(), 1u);
+  json::value probe = json::parse(probes.at(0).at("body").as_string());
+  EXPECT_EQ(probe.at("max_tokens").as_int64(), 1);
+  EXPECT_EQ(probe.at("model").as_string(), "m-a");
   EXPECT_EQ(chat(gw.port()).header("x-switchyard-deployment"), "a");
+
+  // A probe that fails costs no client an error: a still fails, the request goes to b, and the
+  // probe keeps a out for a doubled cooldown.
+  set_default(a, R"({"status":500})");
+  for (int i = 0; i < 3; ++i) chat(gw.port());
+  ASSERT_EQ(health_of(gw.port(), "a").at("state").as_string(), "open");
+  std::this_thread::sleep_for(700ms);
+  r = chat(gw.port());
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("x-switchyard-deployment"), "b");
+  for (int i = 0; i < 100 && health_of(gw.port(), "a").at("state").as_string() != "open"; ++i)
+    std::this_thread::sleep_for(20ms);
+  json::object h2 = health_of(gw.port(), "a");
+  EXPECT_EQ(h2.at("state").as_string(), "open");
+  EXPECT_GT(h2.at("recovers_in_ms").as_int64(), 700) << "doubled: 1.2 s";
 }
 
 TEST(Routing, RateLimitBurstHonoursRetryAfterThenReturns) {

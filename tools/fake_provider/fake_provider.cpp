@@ -52,6 +52,7 @@ std::optional<Behavior> parse_behavior(const std::string& text, std::string& err
     else if (key == "reset") as_bool(b.reset);
     else if (key == "cut_after_chunks") as_int(b.cut_after_chunks);
     else if (key == "malformed") as_bool(b.malformed);
+    else if (key == "cut_body") as_bool(b.cut_body);
     else if (key == "malformed_after") as_int(b.malformed_after);
     else if (key == "error_after") as_int(b.error_after);
     else if (key == "error_body") as_string(b.error_body);
@@ -755,6 +756,12 @@ net::Task<> FakeProvider::chat(net::Request& request, net::ResponseWriter& write
   }
 
   Plan plan = plan_answer(wire, model, stream, include_usage, b, body, loop_.index(), ++counter_);
+  if (!stream && b.cut_body) {
+    if (co_await writer.start_stream(200, "application/json", headers))
+      co_await writer.write_chunk(std::string_view(plan.whole).substr(0, plan.whole.size() / 2));
+    writer.abort();
+    co_return;
+  }
   if (!stream && b.trickle_ms) {
     // A slow upstream that is not stalled: bytes keep coming, few at a time.
     bool ok = co_await writer.start_stream(200, "application/json", headers) && co_await writer.flush();

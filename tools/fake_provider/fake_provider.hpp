@@ -45,6 +45,7 @@ struct Behavior {
   int malformed_after = -1;           ///< streams: after this many chunks (0: before any event), a line that is not JSON, then the end
   int error_after = -1;               ///< streams: after this many chunks (0: before any event), the API's own error event, then the end
   bool malformed = false;             ///< answer 200 with a body that is not JSON
+  bool cut_body = false;              ///< answers: half the JSON body, then the connection closes
   std::string error_body;             ///< body for error statuses (default: OpenAI error JSON)
   std::map<std::string, std::string> headers;  ///< extra response headers
   std::string finish_reason = "stop";

@@ -56,6 +56,11 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
         return skipped("skipped: " + std::string(health::to_string(state)));
       if (state == health::State::half_open) {
         if (!d.health->try_probe(now)) return skipped("skipped: half_open probe in flight");
+        if (ex_.rt->config().health.synthetic_probes && !last_in_plan(index)) {
+          // Another deployment may serve this request: the gateway's own request tests this one.
+          net::spawn(g_.loop_.io(), g_.probe(d.config->name));
+          return skipped("skipped: half_open, probed by the gateway");
+        }
         probe = true;
       }
     }
@@ -269,6 +274,12 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
       s.in_flight = true;
     }
     return s;
+  }
+
+  /// No plan entry follows `index`.
+  bool last_in_plan(std::uint16_t index) const {
+    const std::vector<std::uint16_t>& order = ex_.plan.decision->plan.order;
+    return order.empty() || order.back() == index;
   }
 
   /// How long the attempt may go without content (the response head, and a stream's first event
