@@ -429,11 +429,21 @@ net::Task<> Gateway::answer_unavailable(const RouteRuntime& route, net::Response
 }
 
 net::Task<> Gateway::answer_failure(net::ResponseWriter& writer, Exchange& ex, const Failure* failed) {
-  static const Failure kNone{ApiError::make(ErrorKind::internal, "No attempt was made."), 0, {}};
-  const Failure& failure = failed ? *failed : kNone;
-  if (failure.status == 0) {
+  if (!failed) {
+    // Every entry of the plan was skipped when its turn came: health changed since planning
+    // (a circuit opened by other requests, a probe in flight). Unavailable for a moment, not an
+    // internal error.
+    ex.reply.retry_after_text = "1";
     co_await fail(writer, ex,
-                  failure.error ? *failure.error : *kNone.error);
+                  ApiError::make(ErrorKind::unavailable,
+                                 "Every deployment this request could use became unavailable before it was tried "
+                                 "(a circuit opened, or a recovery probe is in flight); retry shortly.",
+                                 {}, "no_deployment_available"));
+    co_return;
+  }
+  const Failure& failure = *failed;
+  if (failure.status == 0) {
+    co_await fail(writer, ex, failure.error ? *failure.error : ApiError::make(ErrorKind::internal, "The attempt failed."));
     co_return;
   }
   ex.reply.status = failure.status;
