@@ -8,7 +8,9 @@
 /// names differently. Data, not code: adding an OpenAI-compatible vendor is adding a row.
 namespace switchyard::dialects {
 
-enum class Dialect { openai, anthropic, gemini };
+/// A wire dialect. Providers speak the first three; `responses` is OpenAI's Responses API, a
+/// client dialect (served by OpenAI deployments as it is, by the others translated).
+enum class Dialect { openai, anthropic, gemini, responses };
 
 enum class Auth {
   bearer,          ///< Authorization: Bearer KEY

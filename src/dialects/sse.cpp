@@ -91,6 +91,15 @@ bool carries_content(Dialect dialect, const SseEvent& event) {
     case Dialect::anthropic:
       return event.name != "message_start" && event.name != "content_block_start" && event.name != "ping";
     case Dialect::gemini: return true;  // each chunk is a candidate's parts
+    case Dialect::responses: {
+      // Typed events: the ones that open the response, an item or a part carry nothing yet.
+      static constexpr std::string_view kOpening[] = {"response.created", "response.in_progress",
+                                                      "response.output_item.added", "response.content_part.added",
+                                                      "response.reasoning_summary_part.added"};
+      for (auto name : kOpening)
+        if (event.name == name) return false;
+      return true;
+    }
     case Dialect::openai: break;
   }
   if (event.data == "[DONE]") return true;

@@ -13,6 +13,7 @@ using core::ApiError;
 std::variant<core::ChatRequest, ApiError> decode_client_request(Dialect client, std::string_view body,
                                                                 std::size_t max_depth) {
   if (client == Dialect::anthropic) return anthropic::decode_request(body, max_depth);
+  if (client == Dialect::responses) return responses::decode_request(body, max_depth);
   return openai::decode_request(body, max_depth);
 }
 
@@ -39,6 +40,8 @@ std::optional<ApiError> encode_upstream_request(const core::ChatRequest& request
     case Dialect::gemini:
       gemini::encode_request(request, out.body, unsupported);
       break;
+    case Dialect::responses:  // a client dialect: OpenAI deployments take it as it is
+      return ApiError::make(core::ErrorKind::internal, "No provider speaks only the Responses API.");
   }
   if (unsupported.params.empty()) return std::nullopt;
   std::sort(unsupported.params.begin(), unsupported.params.end());
@@ -68,12 +71,14 @@ std::variant<std::string, ApiError> translate_response(Dialect client, Dialect u
     case Dialect::openai: decoded = openai::decode_response(body); break;
     case Dialect::anthropic: decoded = anthropic::decode_response(body, sent.anthropic); break;
     case Dialect::gemini: decoded = gemini::decode_response(body, ids); break;
+    case Dialect::responses: return ApiError::make(core::ErrorKind::internal, "No provider speaks only the Responses API.");
   }
   if (auto* e = std::get_if<ApiError>(&decoded)) return *e;
   const core::ChatResponse& r = std::get<core::ChatResponse>(decoded);
   usage = r.usage;
   std::string out;
   if (client == Dialect::anthropic) anthropic::encode_response(r, out);
+  else if (client == Dialect::responses) responses::encode_response(r, out);
   else openai::encode_response(r, out);
   return out;
 }
@@ -85,8 +90,10 @@ StreamTranslator::StreamTranslator(Dialect client, Dialect upstream, const Upstr
     case Dialect::openai: openai_in_.emplace(); break;
     case Dialect::anthropic: anthropic_in_.emplace(sent.anthropic); break;
     case Dialect::gemini: gemini_in_.emplace(std::move(ids)); break;
+    case Dialect::responses: break;  // not an upstream's
   }
   if (client == Dialect::anthropic) anthropic_out_.emplace(std::move(model));
+  else if (client == Dialect::responses) responses_out_.emplace(std::move(model));
   else openai_out_.emplace(client_wants_usage);
 }
 
@@ -96,6 +103,7 @@ void StreamTranslator::on_event(const core::StreamEvent& event) {
   if (event.kind == core::StreamEvent::Kind::finish) finish_seen_ = true;
   if (event.kind == core::StreamEvent::Kind::error) failed_ = true;
   if (anthropic_out_) anthropic_out_->on_event(event);
+  else if (responses_out_) responses_out_->on_event(event);
   else openai_out_->on_event(event);
 }
 
@@ -111,6 +119,7 @@ bool StreamTranslator::feed(const SseEvent& event) {
     case Dialect::gemini:
       if (event.data.empty()) return true;
       return gemini_in_->feed(event.data, *this);
+    case Dialect::responses: break;
   }
   return false;
 }
@@ -120,6 +129,7 @@ bool StreamTranslator::complete() const {
     case Dialect::openai: return done_;
     case Dialect::anthropic: return anthropic_in_->stopped();
     case Dialect::gemini: return finish_seen_;
+    case Dialect::responses: break;
   }
   return false;
 }
@@ -143,11 +153,14 @@ void StreamTranslator::finish() {
   if (openai_in_) openai_in_->finish(*this);
   if (gemini_in_) gemini_in_->finish(*this);
   if (anthropic_out_) anthropic_out_->end();
+  else if (responses_out_) responses_out_->end();
   else openai_out_->end();
 }
 
 std::string& StreamTranslator::out() {
-  return anthropic_out_ ? anthropic_out_->out() : openai_out_->out();
+  if (anthropic_out_) return anthropic_out_->out();
+  if (responses_out_) return responses_out_->out();
+  return openai_out_->out();
 }
 
 std::string error_body(Dialect dialect, const ApiError& error, std::string_view request_id) {

@@ -12,6 +12,7 @@
 #include "dialects/gemini/translate.hpp"
 #include "dialects/openai/translate.hpp"
 #include "dialects/providers.hpp"
+#include "dialects/responses/translate.hpp"
 #include "dialects/sse.hpp"
 
 /// A client in one dialect served by an upstream in another: request, answer and stream, each
@@ -79,6 +80,7 @@ class StreamTranslator final : public core::StreamSink {
   std::optional<gemini::ChunkDecoder> gemini_in_;
   std::optional<openai::ChunkEncoder> openai_out_;
   std::optional<anthropic::EventEncoder> anthropic_out_;
+  std::optional<responses::EventEncoder> responses_out_;
   bool done_ = false;        ///< [DONE] (OpenAI) seen
   bool finish_seen_ = false;
   bool failed_ = false;

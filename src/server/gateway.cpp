@@ -124,7 +124,9 @@ std::string Gateway::render_error(std::string_view target, const ApiError& error
 }
 
 dialects::Dialect Gateway::client_of(std::string_view path) {
-  return path.substr(0, 12) == "/v1/messages" ? dialects::Dialect::anthropic : dialects::Dialect::openai;
+  if (path.substr(0, 12) == "/v1/messages") return dialects::Dialect::anthropic;
+  if (path.substr(0, 13) == "/v1/responses") return dialects::Dialect::responses;
+  return dialects::Dialect::openai;
 }
 
 net::Task<> Gateway::handle(net::Request request, net::ResponseWriter& writer) {
@@ -171,6 +173,7 @@ net::Task<> Gateway::handle(net::Request request, net::ResponseWriter& writer) {
   static constexpr Endpoint kEndpoints[] = {
       {"/v1/chat/completions", "POST", &Gateway::chat, true, kPublic},
       {"/v1/messages", "POST", &Gateway::chat, true, kPublic},
+      {"/v1/responses", "POST", &Gateway::chat, true, kPublic},
       {"/v1/messages/count_tokens", "POST", &Gateway::count_tokens, true, kPublic},
       {"/v1/embeddings", "POST", &Gateway::embeddings, true, kPublic},
       {"/v1/models", "GET", &Gateway::models, true, kPublic},
@@ -443,7 +446,13 @@ net::Task<> Gateway::answer_failure(net::ResponseWriter& writer, Exchange& ex, c
   }
   const Failure& failure = *failed;
   if (failure.status == 0) {
-    co_await fail(writer, ex, failure.error ? *failure.error : ApiError::make(ErrorKind::internal, "The attempt failed."));
+    // if, not ?: — GCC 12 mishandles conditional temporaries in coroutines (a double free).
+    if (failure.error) {
+      co_await fail(writer, ex, *failure.error);
+    } else {
+      const ApiError unknown = ApiError::make(ErrorKind::internal, "The attempt failed.");
+      co_await fail(writer, ex, unknown);
+    }
     co_return;
   }
   ex.reply.status = failure.status;

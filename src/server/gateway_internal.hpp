@@ -19,6 +19,7 @@ struct Gateway::Chat : ChatInput {
   Endpoint endpoint = Endpoint::chat;
   bool embeddings_base64 = false;
   dialects::anthropic::EncodeResult anthropic_encoded;  ///< of the current attempt
+  bool responses_passed = false;  ///< the current attempt passes a Responses body to OpenAI as it is
 };
 
 /// Turns upstream SSE events into the client's bytes.
@@ -33,6 +34,8 @@ struct Gateway::StreamProcessor {
   /// Once the stream is over: whether it told against the deployment though it was relayed
   /// whole — an error event of the upstream's own mid-stream, or no end marker before the end.
   virtual bool faulted() const { return false; }
+  /// The dialect of the upstream's events (what counts as content: `dialects::carries_content`).
+  dialects::Dialect events = dialects::Dialect::openai;
 };
 
 /// The request bytes for one deployment, in pooled strings.
@@ -43,6 +46,7 @@ struct Gateway::Prepared {
   std::string& head() { return head_loan.s; }
   dialects::UpstreamRequest sent;  ///< `sent.dropped`: parameters left out for this deployment
   bool translated = false;
+  bool responses_passed = false;  ///< a Responses body to OpenAI's own Responses API
 };
 
 /// Milliseconds of the steady clock, as the executor counts them.

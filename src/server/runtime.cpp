@@ -68,7 +68,11 @@ Runtime::Runtime(config::Config config, health::Registry* health, governance::Qu
             r.stream_head = line(base + "/models/" + d.model + ":streamGenerateContent?alt=sse");
             r.embeddings_head = line(base + "/models/" + d.model + ":batchEmbedContents");
             break;
+          case dialects::Dialect::responses: break;  // no provider type speaks only it
         }
+        // OpenAI's own API takes the Responses API as it is (the pass-through); OpenAI-compatible
+        // vendors get it translated to chat completions.
+        if (r.provider->type->name == "openai") r.responses_head = line(base + "/responses");
       }
     }
     core::append_json_string(r.model_json, d.model);

@@ -38,6 +38,7 @@ struct DeploymentRuntime {
   std::string chat_head;        ///< chat, JSON answer
   std::string stream_head;      ///< chat, streamed answer (differs for Gemini)
   std::string embeddings_head;  ///< embeddings
+  std::string responses_head;   ///< the Responses API, passed through (OpenAI's own API only)
   std::string model_json;       ///< the upstream model name as a JSON string literal (quoted)
   const catalog::ModelInfo* model = nullptr;  ///< its catalogue entry, when known
   /// The deployment's prices, else its catalogue entry's; null or empty: unpriced.

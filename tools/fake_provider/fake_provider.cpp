@@ -243,6 +243,7 @@ net::Task<> FakeProvider::handle(net::Request request, net::ResponseWriter& writ
     co_return;
   }
   if (method == "POST" && (path.ends_with("/chat/completions") || path.ends_with("/messages") ||
+                           path.ends_with("/responses") ||
                            path.ends_with(":generateContent") ||
                            path.ends_with(":streamGenerateContent"))) {
     co_await chat(request, writer);
@@ -262,7 +263,7 @@ net::Task<> FakeProvider::handle(net::Request request, net::ResponseWriter& writ
 
 namespace {
 
-enum class Wire { openai, anthropic, gemini };
+enum class Wire { openai, anthropic, gemini, responses };
 
 std::string error_for(Wire wire, int status, std::string_view message) {
   if (wire == Wire::anthropic) {
@@ -316,6 +317,31 @@ std::string gemini_schema_problem(const json::value& v, const std::string& path)
 
 /// What the real API would refuse in this request ("" when it is acceptable).
 std::string validate(Wire wire, const net::Request& request, const json::object& body) {
+  if (wire == Wire::responses) {
+    // OpenAI refuses members it does not know ("Unknown parameter: 'x'.").
+    static constexpr std::string_view kKnown[] = {
+        "model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "max_output_tokens",
+        "temperature", "top_p", "stream", "store", "metadata", "previous_response_id", "reasoning", "text",
+        "include", "truncation", "user", "service_tier", "background", "prompt_cache_key", "safety_identifier",
+        "max_tool_calls", "top_logprobs", "stream_options", "prompt", "conversation"};
+    for (const auto& [k, v] : body) {
+      bool known = false;
+      for (auto name : kKnown) known = known || name == k;
+      if (!known) return "Unknown parameter: '" + std::string(k) + "'.";
+    }
+    const auto* input = body.if_contains("input");
+    if (!input || !(input->is_string() || input->is_array())) return "Missing required parameter: 'input'.";
+    if (input->is_array())
+      for (const auto& item : input->as_array()) {
+        if (!item.is_object()) return "Invalid type for 'input[]': expected an object.";
+        const json::object& o = item.as_object();
+        const json::value* type = o.if_contains("type");
+        if (type && type->is_string() && type->as_string() == "function_call_output" &&
+            (!o.contains("call_id") || !o.contains("output")))
+          return "Missing required parameter: 'input[].call_id'.";
+      }
+    return {};
+  }
   if (wire == Wire::anthropic) {
     if (request.header("anthropic-version").empty()) return "anthropic-version: header is required";
     if (request.header("x-api-key").empty() && request.header("authorization").empty())
@@ -439,6 +465,27 @@ std::string last_user_text(Wire wire, const json::object& body, std::size_t& pro
       }
     return last;
   }
+  if (wire == Wire::responses) {
+    // input: a string, or items (messages with a role; function_call_output answers a call).
+    const json::value* input = body.if_contains("input");
+    if (input && input->is_string()) {
+      prompt_chars += input->as_string().size();
+      return std::string(input->as_string());
+    }
+    if (input && input->is_array())
+      for (const auto& item : input->as_array()) {
+        if (!item.is_object()) continue;
+        const json::object& o = item.as_object();
+        if (o.contains("content") && o.contains("role")) {
+          std::string t = text_of(o.at("content"));
+          prompt_chars += t.size();
+          if (o.at("role").is_string() && o.at("role").as_string() == "user" && !t.empty()) last = t;
+        } else if (o.contains("output")) {
+          prompt_chars += text_of(o.at("output")).size();
+        }
+      }
+    return last;
+  }
   if (const auto* messages = body.if_contains("messages"); messages && messages->is_array())
     for (const auto& m : messages->as_array()) {
       if (!m.is_object() || !m.as_object().contains("content")) continue;
@@ -559,6 +606,98 @@ Plan plan_answer(Wire wire, const std::string& model, bool stream, bool include_
       plan.add("data: " + json::serialize(u) + "\n\n");
     }
     plan.add("data: [DONE]\n\n");
+    return plan;
+  }
+
+  if (wire == Wire::responses) {
+    // The Responses API: a Response object, or its typed events (each with a sequence number).
+    json::object usage{{"input_tokens", prompt_tokens},
+                       {"input_tokens_details", json::object{{"cached_tokens", b.cached_tokens}}},
+                       {"output_tokens", completion_tokens + reasoning_tokens},
+                       {"output_tokens_details", json::object{{"reasoning_tokens", reasoning_tokens}}},
+                       {"total_tokens", prompt_tokens + completion_tokens + reasoning_tokens}};
+    const std::string resp_id = "resp_" + id;
+    json::array output;
+    if (!b.reasoning.empty())
+      output.push_back(json::object{{"type", "reasoning"}, {"id", "rs_" + id},
+                                    {"summary", json::array{json::object{{"type", "summary_text"}, {"text", b.reasoning}}}}});
+    if (!content.empty())
+      output.push_back(json::object{
+          {"type", "message"}, {"id", "msg_" + id}, {"status", "completed"}, {"role", "assistant"},
+          {"content", json::array{json::object{{"type", "output_text"}, {"text", content}, {"annotations", json::array{}}}}}});
+    for (std::size_t i = 0; i < b.tool_calls.size(); ++i)
+      output.push_back(json::object{{"type", "function_call"}, {"id", "fc_" + id + "_" + std::to_string(i)},
+                                    {"call_id", tool_id(i)}, {"name", b.tool_calls[i].name},
+                                    {"arguments", b.tool_calls[i].arguments}, {"status", "completed"}});
+    const bool incomplete = finish == "length";
+    auto response = [&](std::string_view status, bool with_output) {
+      return json::object{{"id", resp_id}, {"object", "response"}, {"created_at", created}, {"status", status},
+                          {"model", model}, {"output", with_output ? output : json::array{}},
+                          {"error", nullptr},
+                          {"incomplete_details", incomplete && with_output
+                                                     ? json::value(json::object{{"reason", "max_output_tokens"}})
+                                                     : json::value(nullptr)},
+                          {"usage", with_output ? json::value(usage) : json::value(nullptr)}};
+    };
+    if (!stream) {
+      plan.whole = json::serialize(response(incomplete ? "incomplete" : "completed", true));
+      return plan;
+    }
+    int seq = 0;
+    auto event = [&](std::string_view type, json::object data, bool piece = false) {
+      data["type"] = type;
+      data["sequence_number"] = seq++;
+      plan.add(sse(type, data), piece);
+    };
+    event("response.created", json::object{{"response", response("in_progress", false)}});
+    event("response.in_progress", json::object{{"response", response("in_progress", false)}});
+    std::size_t index = 0;
+    if (!b.reasoning.empty()) {
+      json::object item = output[index].as_object();
+      event("response.output_item.added",
+            json::object{{"output_index", index}, {"item", json::object{{"type", "reasoning"}, {"id", "rs_" + id}, {"summary", json::array{}}}}});
+      event("response.reasoning_summary_text.delta",
+            json::object{{"item_id", "rs_" + id}, {"output_index", index}, {"summary_index", 0}, {"delta", b.reasoning}});
+      event("response.output_item.done", json::object{{"output_index", index}, {"item", item}});
+      ++index;
+    }
+    if (!content.empty()) {
+      const std::string item_id = "msg_" + id;
+      event("response.output_item.added",
+            json::object{{"output_index", index},
+                         {"item", json::object{{"type", "message"}, {"id", item_id}, {"status", "in_progress"},
+                                               {"role", "assistant"}, {"content", json::array{}}}}});
+      event("response.content_part.added",
+            json::object{{"item_id", item_id}, {"output_index", index}, {"content_index", 0},
+                         {"part", json::object{{"type", "output_text"}, {"text", ""}, {"annotations", json::array{}}}}});
+      for (const auto& piece : pieces)
+        event("response.output_text.delta",
+              json::object{{"item_id", item_id}, {"output_index", index}, {"content_index", 0}, {"delta", piece},
+                           {"logprobs", json::array{}}},
+              true);
+      event("response.output_text.done",
+            json::object{{"item_id", item_id}, {"output_index", index}, {"content_index", 0}, {"text", content}});
+      event("response.output_item.done", json::object{{"output_index", index}, {"item", output[index]}});
+      ++index;
+    }
+    for (std::size_t i = 0; i < b.tool_calls.size(); ++i, ++index) {
+      const auto& call = b.tool_calls[i];
+      const std::string item_id = "fc_" + id + "_" + std::to_string(i);
+      event("response.output_item.added",
+            json::object{{"output_index", index},
+                         {"item", json::object{{"type", "function_call"}, {"id", item_id}, {"call_id", tool_id(i)},
+                                               {"name", call.name}, {"arguments", ""}, {"status", "in_progress"}}}});
+      std::size_t half = call.arguments.size() / 2;
+      for (const std::string& piece : {call.arguments.substr(0, half), call.arguments.substr(half)})
+        if (!piece.empty())
+          event("response.function_call_arguments.delta",
+                json::object{{"item_id", item_id}, {"output_index", index}, {"delta", piece}});
+      event("response.function_call_arguments.done",
+            json::object{{"item_id", item_id}, {"output_index", index}, {"arguments", call.arguments}});
+      event("response.output_item.done", json::object{{"output_index", index}, {"item", output[index]}});
+    }
+    event(incomplete ? "response.incomplete" : "response.completed",
+          json::object{{"response", response(incomplete ? "incomplete" : "completed", true)}});
     return plan;
   }
 
@@ -697,8 +836,9 @@ net::Task<> FakeProvider::chat(net::Request& request, net::ResponseWriter& write
   state_->record(recorded(request));
 
   std::string_view path = request.path();
-  Wire wire = path.ends_with("/messages") ? Wire::anthropic
+  Wire wire = path.ends_with("/messages")           ? Wire::anthropic
               : path.ends_with("/chat/completions") ? Wire::openai
+              : path.ends_with("/responses")        ? Wire::responses
                                                     : Wire::gemini;
   boost::system::error_code ec;
   json::value parsed = json::parse(request.body, ec);
@@ -798,6 +938,10 @@ net::Task<> FakeProvider::chat(net::Request& request, net::ResponseWriter& write
         // the stream ends, as a provider's would.
         std::string last = pieces_sent == b.malformed_after
                                ? std::string("data: {\"id\":\"chatcmpl-broken\",\"choices\":[{\"del\n\n")
+                           : wire == Wire::responses
+                               ? std::string("event: error\ndata: {\"type\":\"error\",\"code\":\"server_error\","
+                                             "\"message\":\"The server had an error.\",\"param\":null,"
+                                             "\"sequence_number\":99}\n\n")
                            : wire == Wire::anthropic
                                ? std::string("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":"
                                              "\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n")

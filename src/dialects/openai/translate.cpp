@@ -534,7 +534,12 @@ void encode_request(const ChatRequest& r, std::string_view model, const EncodeOp
     o["reasoning_effort"] = b < 4096 ? "low" : b < 16384 ? "medium" : "high";
   }
   if (!r.user.empty()) o["user"] = r.user;
-  for (const auto& kv : r.extra) o[kv.key()] = kv.value();
+  // Members of another dialect the canonical form does not model (an Anthropic beta field, a
+  // Responses hosted tool): OpenAI-compatible APIs refuse unknown members, so they are refused
+  // (or dropped) here by name like every encoder does, never copied into the body.
+  for (const auto& kv : r.extra)
+    if (!kv.value().is_null() && !(kv.value().is_bool() && !kv.value().get_bool()))
+      unsupported.params.push_back(std::string(kv.key()));
   out += json::serialize(o);
 }
 

@@ -20,6 +20,7 @@ std::string probe_body(dialects::Dialect dialect, std::string_view model) {
   std::string body;
   switch (dialect) {
     case dialects::Dialect::openai:
+    case dialects::Dialect::responses:
       body = R"({"model":)";
       core::append_json_string(body, model);
       body += R"(,"messages":[{"role":"user","content":"Reply with OK."}],"max_tokens":1})";

@@ -66,6 +66,7 @@ net::Task<> Gateway::respond(Chat& chat, const DeploymentRuntime& d, Prepared& p
     co_return;
   }
   chat.anthropic_encoded = p.sent.anthropic;
+  chat.responses_passed = p.responses_passed;
   const dialects::Dialect upstream = d.provider->dialect();
   if (err != net::UpstreamError::none) {
     result.what = std::string(net::to_string(err));
@@ -135,7 +136,8 @@ net::Task<> Gateway::respond(Chat& chat, const DeploymentRuntime& d, Prepared& p
       result.end = last_candidate ? AttemptEnd::give_up : AttemptEnd::next;
       co_return;
     }
-    bool same_dialect = chat.client == upstream && !p.translated;
+    // A passed-through Responses request's errors are OpenAI's, in the Responses API's shape.
+    bool same_dialect = (chat.client == upstream && !p.translated) || p.responses_passed;
     if (same_dialect) {
       result.failure = std::make_unique<Failure>();
       result.failure->status = response.status;
@@ -166,10 +168,42 @@ net::Task<> Gateway::respond(Chat& chat, const DeploymentRuntime& d, Prepared& p
   // Passed through, an event is still checked: its data must be JSON (a malformed line relayed
   // as it came makes the client's SDK throw a parse error of its own), and the upstream's own
   // error event, or a stream without its end marker, counts against the deployment.
+  if (p.responses_passed) {
+    // The Responses API's typed events: usage from the terminal event, which must come.
+    struct PassResponses final : StreamProcessor {
+      bool ended = false, upstream_error = false;
+      PassResponses() { events = dialects::Dialect::responses; }
+      bool event(const dialects::SseEvent& e, std::string& out, Exchange& ex) override {
+        if (!e.data.empty() && !core::json::validate(e.data, 64)) return false;
+        if (dialects::responses::is_terminal_event(e.name)) {
+          ended = true;
+          core::TokenUsage usage;
+          dialects::responses::probe_usage(e.data, usage);
+          if (usage.known) ex.accounting.usage = usage;
+        }
+        if (dialects::responses::is_error_event(e.name)) upstream_error = true;
+        out.append(e.raw);
+        return true;
+      }
+      void end(std::string_view pending, std::string& out, Exchange&) override { out.append(pending); }
+      void error(const ApiError& e, std::string& out, Exchange&) override {
+        out += "event: error\ndata: {\"type\":\"error\",\"code\":";
+        core::append_json_string(out, e.code.empty() ? std::string_view("server_error") : std::string_view(e.code));
+        out += ",\"message\":";
+        core::append_json_string(out, e.message);
+        out += ",\"param\":null}\n\n";
+      }
+      bool faulted() const override { return upstream_error || !ended; }
+    };
+    PassResponses processor;
+    co_await relay_stream(processor, d, up, writer, ex, result);
+    co_return;
+  }
   if (chat.client == dialects::Dialect::anthropic) {
     struct PassAnthropic final : StreamProcessor {
       core::TokenUsage usage;
       bool ended = false, upstream_error = false;
+      PassAnthropic() { events = dialects::Dialect::anthropic; }
       bool event(const dialects::SseEvent& e, std::string& out, Exchange& ex) override {
         if (!e.data.empty() && !core::json::validate(e.data, 64)) return false;
         if (e.name == "message_stop") ended = true;
@@ -254,9 +288,12 @@ net::Task<> Gateway::relay_translated(Chat& chat, const DeploymentRuntime& d, co
       if (t.usage().known) ex.accounting.usage = t.usage();
     }
   };
-  Translate processor(dialects::StreamTranslator(chat.client, d.provider->dialect(), sent,
-                                                 chat.client_wants_usage, chat.model,
-                                                 tool_call_ids(ex.identity.request_id)));
+  // Built in steps, not from temporaries in one expression: GCC 12 mishandles those in
+  // coroutines (seen: a heap corrupted when the translator was a constructor argument).
+  dialects::gemini::IdSource ids = tool_call_ids(ex.identity.request_id);
+  Translate processor(dialects::StreamTranslator(chat.client, d.provider->dialect(), sent, chat.client_wants_usage,
+                                                 chat.model, std::move(ids)));
+  processor.events = d.provider->dialect();
   co_await relay_stream(processor, d, up, writer, ex, result);
 }
 
@@ -327,6 +364,10 @@ net::Task<> Gateway::relay_json(Chat& chat, const DeploymentRuntime& d, net::Ups
     } else if (auto u = openai::probe_usage(body, false).usage) {
       ex.accounting.usage = openai::to_canonical(*u);
     }
+  } else if (chat.responses_passed) {
+    core::TokenUsage usage;
+    dialects::responses::probe_usage(body, usage);
+    if (usage.known) ex.accounting.usage = usage;
   } else if (chat.client != upstream) {
     dialects::gemini::IdSource ids = tool_call_ids(ex.identity.request_id);
     dialects::UpstreamRequest sent;
@@ -378,7 +419,7 @@ net::Task<> Gateway::relay_stream(StreamProcessor& processor, const DeploymentRu
   bool done = false;
   bool content = false;  // an event with content (not only a role, a message_start, a ping) came
   const auto head_at = net::Clock::now();
-  const dialects::Dialect upstream = d.provider->dialect();
+  const dialects::Dialect upstream = processor.events;
   // A head that came early is not the first token, nor is an event without content: while the
   // attempt's first-content limit holds (a route's ttft_ms, or the stall limit when another
   // deployment could serve), events without content are held back, so that failing over is still

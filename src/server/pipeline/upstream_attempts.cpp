@@ -430,6 +430,12 @@ std::optional<AttemptResult> Gateway::prepare(Chat& chat, const DeploymentRuntim
                                          type->renamed, type->name,
                                          d.provider->config->drop_unsupported_params, body, dropped);
     }
+  } else if (chat.client == dialects::Dialect::responses && !d.responses_head.empty()) {
+    // Responses → OpenAI's own Responses API: the client's body with the model replaced (hosted
+    // tools, previous_response_id and encrypted reasoning all reach the API that has them).
+    if (!dialects::anthropic::patch_model(chat.request.body, d.config->model, body))
+      refused = ApiError::make(ErrorKind::invalid_request, "The request body is not valid JSON.");
+    p.responses_passed = true;
   } else if (chat.client == upstream) {
     // Anthropic → Anthropic: the client's body with the model replaced.
     if (!dialects::anthropic::patch_model(chat.request.body, d.config->model, body))
@@ -463,6 +469,7 @@ std::optional<AttemptResult> Gateway::prepare(Chat& chat, const DeploymentRuntim
   }
 
   if (chat.endpoint == Endpoint::embeddings) head += d.embeddings_head;
+  else if (p.responses_passed) head += d.responses_head;
   else if (chat.stream) head += d.stream_head;
   else head += d.chat_head;
   head += "X-Request-Id: "sv;
