@@ -595,6 +595,11 @@ void read_route_policy(Reader& r, const YAML::Node& v, const std::string& path, 
                        RouteConfig& route) {
   r.integer(v["max_attempts"], path + ".max_attempts", route.max_attempts, 0, 1000);
   r.integer(v["panic_threshold"], path + ".panic_threshold", route.panic_threshold, 0, 100);
+  if (v["clamp_max_tokens"]) {
+    bool clamp = false;
+    r.boolean(v["clamp_max_tokens"], path + ".clamp_max_tokens", clamp);
+    route.clamp_max_tokens = clamp;
+  }
   std::string text;
   if (r.string(v["strategy"], path + ".strategy", text)) {
     if (auto s = parse_strategy(text)) route.strategy = *s;
@@ -695,7 +700,7 @@ void read_routes(Reader& r, const YAML::Node& node, Config& c, const std::string
                                  [&](const RouteConfig& rc) { return rc.name == route.name; });
     if (duplicate) r.problem(path, "duplicate route");
     if (!r.check_map(v, path, {"candidates", "policy", "strategy", "retry", "hedge", "max_attempts",
-                               "panic_threshold", "complexity", "categories", "reference"}))
+                               "panic_threshold", "complexity", "categories", "reference", "clamp_max_tokens"}))
       continue;
     if (r.string(v["reference"], path + ".reference", route.reference) && !c.find_deployment(route.reference))
       r.problem(path + ".reference", "unknown deployment \"" + route.reference + "\"");

@@ -17,8 +17,15 @@ std::variant<core::ChatRequest, ApiError> decode_client_request(Dialect client, 
   return openai::decode_request(body, max_depth);
 }
 
-std::optional<ApiError> encode_upstream_request(const core::ChatRequest& request, const Target& t,
+std::optional<ApiError> encode_upstream_request(const core::ChatRequest& original, const Target& t,
                                                 UpstreamRequest& out) {
+  // Clamping is rare (a ceiling above the model's maximum): a copy then, none otherwise.
+  std::optional<core::ChatRequest> clamped;
+  if (t.max_tokens_cap > 0 && original.max_tokens && *original.max_tokens > t.max_tokens_cap) {
+    clamped = original;
+    clamped->max_tokens = t.max_tokens_cap;
+  }
+  const core::ChatRequest& request = clamped ? *clamped : original;
   core::Unsupported unsupported;
   out.body.clear();
   switch (t.dialect) {

@@ -31,6 +31,7 @@ struct Target {
   const ProviderType* type = nullptr;  ///< for the vendor's parameter table; may be null
   std::string_view model;              ///< the upstream model id
   std::int64_t default_max_tokens = 0; ///< 0: the built-in default for the model
+  std::int64_t max_tokens_cap = 0;     ///< > 0: a larger max_tokens is lowered to it (clamping)
   bool drop_unsupported = false;
 };
 

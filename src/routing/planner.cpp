@@ -143,9 +143,11 @@ void rank(const RouteTable& route, const RequestTraits& traits, const Overrides&
   const bool latency_first = out.objective == Objective::latency || rc.strategy == Strategy::least_latency;
   const double out_tokens = static_cast<double>(out.expected_output_tokens);
   const double in_tokens = static_cast<double>(traits.input_tokens);
-  const std::int64_t needed_window = traits.input_tokens + std::max<std::int64_t>(traits.max_output_tokens, 0);
   for (std::size_t i = 0; i < n; ++i) {
     const CandidateHot& c = route.hot[i];
+    std::int64_t max_output = std::max<std::int64_t>(traits.max_output_tokens, 0);
+    if (traits.clamp_max_tokens && c.max_output > 0) max_output = std::min(max_output, c.max_output);
+    const std::int64_t needed_window = traits.input_tokens + max_output;
     CandidateScore& s = out.scores[i];
     const health::Snapshot& h = health[i];
 
@@ -164,7 +166,7 @@ void rank(const RouteTable& route, const RequestTraits& traits, const Overrides&
     if (traits.needs & ~c.capabilities) {
       s.excluded = Exclusion::capability;
       s.missing = traits.needs & ~c.capabilities;
-    } else if (c.max_output > 0 && traits.max_output_tokens > c.max_output) {
+    } else if (c.max_output > 0 && traits.max_output_tokens > c.max_output && !traits.clamp_max_tokens) {
       s.excluded = Exclusion::max_output;
     } else if (c.context_window > 0 && needed_window > c.context_window) {
       s.excluded = Exclusion::context_window;

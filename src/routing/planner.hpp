@@ -28,6 +28,9 @@ struct RequestTraits {
   float quality_floor = -1;
   std::uint8_t tier_quality_count = 0;
   std::array<float, 8> tier_quality{};
+  /// A max_tokens above a model's maximum output is lowered to it (RouteRules::clamp_max_tokens)
+  /// rather than excluding the model.
+  bool clamp_max_tokens = false;
 };
 
 /// Per-request overrides from `x-switchyard-*` headers (already validated and permitted).

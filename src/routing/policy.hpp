@@ -96,6 +96,10 @@ struct RouteRules {
   HedgePolicy hedge;
   std::uint32_t max_attempts = 0;  ///< 0 = every eligible deployment
   int panic_threshold = -1;        ///< percent (routing::PlanContext::panic_threshold); -1: health's
+  /// A client's max_tokens above a model's maximum output is lowered to that maximum instead of
+  /// leaving the model out. Unset: on for the Anthropic ingress (whose clients send large
+  /// ceilings by habit: Claude Code asks 32,000 and more), off for the others.
+  std::optional<bool> clamp_max_tokens;
   std::optional<TierPolicy> complexity;
   /// `categories: {code: [...]}`: requests of a category may use only the deployments listed for
   /// it (categories without a rule: any candidate).

@@ -47,6 +47,7 @@ struct Gateway::Prepared {
   dialects::UpstreamRequest sent;  ///< `sent.dropped`: parameters left out for this deployment
   bool translated = false;
   bool responses_passed = false;  ///< a Responses body to OpenAI's own Responses API
+  std::int64_t max_tokens_cap = 0;  ///< > 0: the client's max_tokens was lowered to it
 };
 
 /// Milliseconds of the steady clock, as the executor counts them.

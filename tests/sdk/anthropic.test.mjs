@@ -115,3 +115,51 @@ test('count_tokens estimates', async () => {
   const r = await client.messages.countTokens({ model: 'auto', messages: [{ role: 'user', content: 'hello world, how are you today?' }] });
   assert.ok(r.input_tokens > 5 && r.input_tokens < 30, `${r.input_tokens}`);
 });
+
+// What Claude Code sends: large max_tokens ceilings, beta fields with their anthropic-beta
+// header, adaptive thinking with an effort.
+describe('the Anthropic ingress, as Claude Code uses it', () => {
+  const lastUpstream = async () => {
+    const all = await fake('GET', '/_fake/requests');
+    const last = all.at(-1);
+    return { ...last, body: JSON.parse(last.body), headers: Object.fromEntries(last.headers.map ? [] : Object.entries(last.headers).map(([k, v]) => [k.toLowerCase(), v])) };
+  };
+  const betaBody = { context_management: { edits: [{ type: 'clear_tool_uses_20250919' }] } };
+
+  test('a max_tokens above the model maximum is lowered to it, and said in a header', async () => {
+    // Streamed, as Claude Code does (the SDK refuses such a ceiling without streaming).
+    const { data: stream, response } = await client.messages
+      .create({ model: 'claude', max_tokens: 128000, stream: true, messages: [{ role: 'user', content: 'hi' }] })
+      .withResponse();
+    let text = '';
+    for await (const event of stream) if (event.type === 'content_block_delta') text += event.delta.text ?? '';
+    assert.equal(text, "Hello from Switchyard's demo provider! You said: hi");
+    assert.equal(response.headers.get('x-switchyard-max-tokens-clamped'), '64000');
+    assert.equal((await lastUpstream()).body.max_tokens, 64000);
+  });
+
+  test('anthropic-beta reaches Anthropic with the beta fields that need it', async () => {
+    await client.messages.create(
+      { model: 'claude', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }], ...betaBody },
+      { headers: { 'anthropic-beta': 'context-management-2025-06-27' } });
+    const up = await lastUpstream();
+    assert.equal(up.headers['anthropic-beta'], 'context-management-2025-06-27');
+    assert.deepEqual(up.body.context_management, betaBody.context_management);
+  });
+
+  for (const route of ['auto', 'gemini']) {
+    test(`beta fields without an equivalent are not sent to ${route}; adaptive thinking and effort are mapped`, async () => {
+      const m = await client.messages.create(
+        { model: route, max_tokens: 1000, messages: [{ role: 'user', content: 'hi' }], thinking: { type: 'adaptive' },
+          output_config: { effort: 'high' }, ...betaBody },
+        { headers: { 'anthropic-beta': 'context-management-2025-06-27' } });
+      assert.equal(m.content.at(-1).text, "Hello from Switchyard's demo provider! You said: hi");
+      const up = await lastUpstream();
+      assert.equal(up.body.context_management, undefined);
+      assert.equal(up.body.output_config, undefined);
+      assert.equal(up.headers['anthropic-beta'], undefined);
+      if (route === 'auto') assert.equal(up.body.reasoning_effort, 'high');
+      else assert.ok(up.body.generationConfig.thinkingConfig, JSON.stringify(up.body.generationConfig));
+    });
+  }
+});

@@ -82,7 +82,11 @@ std::optional<ApiError> decode_blocks(const json::value& content, std::vector<Bl
 bool is_modelled(std::string_view key) {
   static constexpr std::string_view kKnown[] = {
       "model", "messages", "system", "max_tokens", "temperature", "top_p", "top_k",
-      "stop_sequences", "stream", "tools", "tool_choice", "thinking", "metadata"};
+      "stop_sequences", "stream", "tools", "tool_choice", "thinking", "metadata", "output_config",
+      // Asks nothing another provider can do, and is dropped for them (docs/translation.md):
+      // context editing (old tool results cleared on Anthropic's side; elsewhere the whole
+      // context is sent, as the client gave it) and Anthropic's service tier.
+      "context_management", "service_tier"};
   for (auto k : kKnown)
     if (k == key) return true;
   return false;
@@ -120,10 +124,13 @@ std::int64_t default_max_tokens(std::string_view model) {
   return 8192;
 }
 
-bool patch_model(std::string_view body, std::string_view model, std::string& out) {
+bool patch_model(std::string_view body, std::string_view model, std::string& out, std::int64_t max_tokens_cap) {
   auto parsed = parse_json(body, 256);
   if (!parsed || !parsed->is_object()) return false;
   parsed->get_object()["model"] = model;
+  if (max_tokens_cap > 0)
+    if (auto given = int_of(parsed->get_object().if_contains("max_tokens")); given && *given > max_tokens_cap)
+      parsed->get_object()["max_tokens"] = max_tokens_cap;
   out += json::serialize(*parsed);
   return true;
 }
@@ -225,8 +232,24 @@ std::variant<ChatRequest, ApiError> decode_request(std::string_view body, std::s
     if (const json::value* d = member(*tc, "disable_parallel_tool_use"); d && d->is_bool() && d->get_bool())
       r.parallel_tool_calls = false;
   }
-  if (const json::object* th = object_at(o, "thinking"))
-    if (str_or(*th, "type") == "enabled") r.thinking_budget = int_or(*th, "budget_tokens", 1024);
+  if (const json::object* th = object_at(o, "thinking")) {
+    const std::string_view type = str_or(*th, "type");
+    if (type == "enabled") r.thinking_budget = int_or(*th, "budget_tokens", 1024);
+    // Adaptive: the model decides how much to think; elsewhere that is a reasoning effort (the
+    // request's own `output_config.effort` below, else medium).
+    else if (type == "adaptive") r.reasoning_effort = "medium";
+  }
+  if (const json::object* oc = object_at(o, "output_config")) {
+    // effort: low | medium | high | max → the reasoning controls of other providers.
+    const std::string_view effort = str_or(*oc, "effort");
+    if (effort == "max") r.reasoning_effort = "high";
+    else if (effort == "low" || effort == "medium" || effort == "high") r.reasoning_effort = std::string(effort);
+    if (const json::object* format = object_at(*oc, "format"); format && str_or(*format, "type") == "json_schema") {
+      r.response_format.kind = core::ResponseFormat::Kind::json_schema;
+      r.response_format.name = "response";
+      if (const json::value* schema = member(*format, "schema")) r.response_format.schema = *schema;
+    }
+  }
   if (const json::object* md = object_at(o, "metadata")) r.user = std::string(str_or(*md, "user_id"));
   for (const auto& kv : o)
     if (!is_modelled(kv.key())) r.extra.emplace(kv.key(), kv.value());

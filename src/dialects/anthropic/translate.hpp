@@ -18,8 +18,9 @@ std::variant<core::ChatRequest, core::ApiError> decode_request(std::string_view 
                                                                std::size_t max_depth,
                                                                bool require_max_tokens = true);
 
-/// A Messages body for an Anthropic upstream: the client's own, with `model` replaced.
-bool patch_model(std::string_view body, std::string_view model, std::string& out);
+/// A Messages body for an Anthropic upstream: the client's own, with `model` replaced (and
+/// `max_tokens` lowered to `max_tokens_cap` when that is positive and lower).
+bool patch_model(std::string_view body, std::string_view model, std::string& out, std::int64_t max_tokens_cap = 0);
 
 /// Usage of a Message body, or of one streamed event (message_start / message_delta).
 void probe_usage(std::string_view json, core::TokenUsage& usage);

@@ -26,6 +26,7 @@ std::span<const net::HeaderField> RequestContext::headers(ReplyHeaders& scratch)
     h[n++] = {"x-switchyard-attempts", reply.attempts_text};
   }
   if (!attempts.dropped.empty()) h[n++] = {"x-switchyard-dropped-params", attempts.dropped};
+  if (!attempts.clamped_max_tokens.empty()) h[n++] = {"x-switchyard-max-tokens-clamped", attempts.clamped_max_tokens};
   if (const DeploymentRuntime* d = attempts.answered_by; d && !attempts.deployment.empty())
     h[n++] = {"x-switchyard-model", d->model ? std::string_view(d->model->id) : attempts.upstream_model};
   if (!plan.policy.empty()) h[n++] = {"x-switchyard-policy", plan.policy};

@@ -80,6 +80,7 @@ struct RequestContext {
     std::string_view deployment;
     std::string_view upstream_model;
     std::string dropped;  ///< parameters dropped for the deployment that answered
+    std::string clamped_max_tokens;  ///< the max_tokens sent, when the client's was lowered to the model's maximum
     double ttfb_ms = -1;
     void set_dropped(const std::vector<std::string>& names) {
       dropped.clear();

@@ -15,6 +15,7 @@ std::optional<core::ApiError> assess_chat(const RouteRuntime& route, ChatInput& 
                                           bool keep_features, routing::RequestTraits& traits, Assessment& out) {
   traits = in.info ? traits_of(*in.info, in.body) : traits_of(*in.canonical);
   const config::RouteConfig& rc = *route.config;
+  traits.clamp_max_tokens = rc.clamp_max_tokens.value_or(in.client == dialects::Dialect::anthropic);
   if (!rc.complexity && !rc.needs_category()) return std::nullopt;
   // The classifiers read the conversation's text: decoded once (a translation reuses it).
   if (auto e = in.decode(max_depth)) return e;

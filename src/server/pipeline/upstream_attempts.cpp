@@ -249,6 +249,8 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
     ex_.attempts.answered_by = s.d;
     ex_.attempts.answered_index = s.index;
     ex_.attempts.set_dropped(s.prepared->sent.dropped);
+    ex_.attempts.clamped_max_tokens.clear();
+    if (s.prepared->max_tokens_cap > 0) ex_.attempts.clamped_max_tokens = std::to_string(s.prepared->max_tokens_cap);
     ex_.attempts.first_event_deadline = s.first_event_deadline;
   }
 
@@ -400,6 +402,12 @@ std::optional<AttemptResult> Gateway::prepare(Chat& chat, const DeploymentRuntim
   const auto* type = d.provider->type;
   std::optional<ApiError> refused;
   std::vector<std::string>& dropped = p.sent.dropped;  // parameters dropped for this deployment
+  // A max_tokens above this model's maximum output, lowered to it (RouteRules::clamp_max_tokens).
+  std::int64_t cap = 0;
+  if (const routing::RequestTraits& traits = ex.plan.decision->traits;
+      traits.clamp_max_tokens && d.model && d.model->max_output > 0 && traits.max_output_tokens > d.model->max_output)
+    cap = d.model->max_output;
+  p.max_tokens_cap = cap;
   if (ex.identity.key && !ex.identity.key->models.empty() && !key_may_reach(*ex.identity.key, d)) {
     AttemptResult r;
     r.end = AttemptEnd::skipped;
@@ -438,7 +446,7 @@ std::optional<AttemptResult> Gateway::prepare(Chat& chat, const DeploymentRuntim
     p.responses_passed = true;
   } else if (chat.client == upstream) {
     // Anthropic → Anthropic: the client's body with the model replaced.
-    if (!dialects::anthropic::patch_model(chat.request.body, d.config->model, body))
+    if (!dialects::anthropic::patch_model(chat.request.body, d.config->model, body, cap))
       refused = ApiError::make(ErrorKind::invalid_request, "The request body is not valid JSON.");
   } else {
     p.translated = true;
@@ -455,6 +463,7 @@ std::optional<AttemptResult> Gateway::prepare(Chat& chat, const DeploymentRuntim
     target.type = type;
     target.model = d.config->model;
     target.default_max_tokens = d.config->max_tokens;
+    target.max_tokens_cap = cap;
     target.drop_unsupported = d.provider->config->drop_unsupported_params;
     refused = dialects::encode_upstream_request(*chat.canonical, target, p.sent);
     body = std::move(p.sent.body);
@@ -472,6 +481,15 @@ std::optional<AttemptResult> Gateway::prepare(Chat& chat, const DeploymentRuntim
   else if (p.responses_passed) head += d.responses_head;
   else if (chat.stream) head += d.stream_head;
   else head += d.chat_head;
+  if (chat.client == dialects::Dialect::anthropic && upstream == dialects::Dialect::anthropic) {
+    // The client's beta features reach Anthropic with the body that uses them (a beta field
+    // without its header is a 400 there). Another provider never sees them (docs/translation.md).
+    if (std::string_view beta = chat.request.header("anthropic-beta"); !beta.empty()) {
+      head += "anthropic-beta: "sv;
+      head += beta;
+      head += "\r\n"sv;
+    }
+  }
   head += "X-Request-Id: "sv;
   head += ex.identity.request_id;
   head += chat.stream ? "\r\nAccept: text/event-stream\r\nContent-Length: "sv

@@ -381,6 +381,20 @@ TEST(Planner, ALatencyRouteMeasuresWhatItHasNotMeasuredBeforeTrustingAPrior) {
   EXPECT_FALSE(f.plan().scores[1].measuring);
 }
 
+TEST(Planner, AMaxTokensAboveAModelsMaximumExcludesItUnlessTheRouteClamps) {
+  Fixture f;
+  f.add("s", "small");  // maximum output 4,000; context 16,000
+  f.add("m", "mid");
+  RequestTraits big{1000, 12000, 0};
+  Plan p = f.plan(big);
+  EXPECT_EQ(f.names(p), (Names{"m"}));
+  EXPECT_EQ(p.scores[0].excluded, Exclusion::max_output);
+  big.clamp_max_tokens = true;  // lowered to 4,000: 1,000 + 4,000 fit the context window
+  EXPECT_EQ(f.names(f.plan(big)), (Names{"s", "m"}));
+  big.input_tokens = 13000;  // 13,000 + 4,000 do not
+  EXPECT_EQ(f.plan(big).scores[0].excluded, Exclusion::context_window);
+}
+
 TEST(Planner, ExplorationSwapsTheLeaderOnlyAtItsRate) {
   Fixture f;
   f.add("fast", "small");
