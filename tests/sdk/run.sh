@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the official `openai` and `@anthropic-ai/sdk` npm clients (on Node 22) against a real gateway and fake provider.
+# Runs the official `openai` and `@anthropic-ai/sdk` npm clients (on Node 22) and the Codex CLI
+# (`@openai/codex`, `codex exec`) against a real gateway and fake provider.
 # Usage: run.sh <path-to-switchyard> <path-to-switchyard-fake-provider>
 set -euo pipefail
 

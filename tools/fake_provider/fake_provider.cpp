@@ -323,7 +323,7 @@ std::string validate(Wire wire, const net::Request& request, const json::object&
         "model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "max_output_tokens",
         "temperature", "top_p", "stream", "store", "metadata", "previous_response_id", "reasoning", "text",
         "include", "truncation", "user", "service_tier", "background", "prompt_cache_key", "safety_identifier",
-        "max_tool_calls", "top_logprobs", "stream_options", "prompt", "conversation"};
+        "max_tool_calls", "top_logprobs", "stream_options", "prompt", "conversation", "client_metadata"};
     for (const auto& [k, v] : body) {
       bool known = false;
       for (auto name : kKnown) known = known || name == k;

@@ -19,7 +19,8 @@ namespace {
 bool is_ignored(std::string_view key) {
   static constexpr std::string_view kIgnored[] = {"store", "metadata", "include", "truncation", "service_tier",
                                                   "prompt_cache_key", "safety_identifier", "stream_options",
-                                                  "user", "top_logprobs", "text", "reasoning", "max_tool_calls"};
+                                                  "user", "top_logprobs", "text", "reasoning", "max_tool_calls",
+                                                  "client_metadata"};
   for (auto k : kIgnored)
     if (k == key) return true;
   return false;
@@ -149,6 +150,17 @@ std::optional<ApiError> read_input(const json::value& input, ChatRequest& r) {
   return std::nullopt;
 }
 
+std::optional<ApiError> read_function(const json::object& t, const std::string& path, ChatRequest& r) {
+  core::Tool tool;
+  tool.name = std::string(str_or(t, "name"));
+  if (tool.name.empty()) return bad_request(path + ".name is required", path + ".name");
+  tool.description = std::string(str_or(t, "description"));
+  if (const json::value* p = member(t, "parameters"); p && p->is_object()) tool.parameters = *p;
+  if (const json::value* s = member(t, "strict"); s && s->is_bool()) tool.strict = s->get_bool();
+  r.tools.push_back(std::move(tool));
+  return std::nullopt;
+}
+
 std::optional<ApiError> read_tools(const json::object& o, ChatRequest& r) {
   if (const json::array* tools = array_at(o, "tools")) {
     std::size_t i = 0;
@@ -157,17 +169,23 @@ std::optional<ApiError> read_tools(const json::object& o, ChatRequest& r) {
       if (!v.is_object()) return bad_request(path + " must be an object", path);
       const json::object& t = v.get_object();
       const std::string_view type = str_or(t, "type");
+      if (type == "namespace") {
+        // A group of functions (Codex's multi_agent_v1): offered to the model as the plain
+        // functions it holds; a call comes back under the function's own name.
+        if (const json::array* inner = array_at(t, "tools"))
+          for (const json::value& f : *inner)
+            if (f.is_object() && str_or(f.get_object(), "type") == "function") {
+              if (auto e = read_function(f.get_object(), path + ".tools", r)) return e;
+            } else {
+              r.extra[std::string(f.is_object() ? str_or(f.get_object(), "type", "tool without a type") : "tool")] = true;
+            }
+        continue;
+      }
       if (type != "function") {
         r.extra[std::string(type.empty() ? "tool without a type" : type)] = true;  // a hosted tool
         continue;
       }
-      core::Tool tool;
-      tool.name = std::string(str_or(t, "name"));
-      if (tool.name.empty()) return bad_request(path + ".name is required", path + ".name");
-      tool.description = std::string(str_or(t, "description"));
-      if (const json::value* p = member(t, "parameters"); p && p->is_object()) tool.parameters = *p;
-      if (const json::value* s = member(t, "strict"); s && s->is_bool()) tool.strict = s->get_bool();
-      r.tools.push_back(std::move(tool));
+      if (auto e = read_function(t, path, r)) return e;
     }
   }
   if (const json::value* tc = member(o, "tool_choice")) {

@@ -218,3 +218,15 @@ TEST(ResponsesStream, CanonicalEventsBecomeTypedEventsWithSequenceNumbers) {
   EXPECT_EQ(failed.back().at("type").as_string(), "response.failed");
   EXPECT_EQ(failed.back().at("response").at("error").at("code").as_string(), "upstream_stream_incomplete");
 }
+
+TEST(ResponsesDecode, CodexsNamespaceOfFunctionsAndClientMetadataAreNotRefused) {
+  core::ChatRequest r = decode(R"({"model":"m","input":"hi","client_metadata":{"session_id":"s"},
+    "tools":[{"type":"function","name":"exec_command","parameters":{"type":"object"}},
+             {"type":"namespace","name":"multi_agent_v1","description":"agents","tools":[
+               {"type":"function","name":"spawn_agent","parameters":{"type":"object"}},
+               {"type":"function","name":"wait_agent","parameters":{"type":"object"}}]}]})");
+  std::vector<std::string> names;
+  for (const auto& t : r.tools) names.push_back(t.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"exec_command", "spawn_agent", "wait_agent"}));
+  EXPECT_TRUE(r.extra.empty()) << json::serialize(r.extra);
+}
