@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the official `openai` and `@anthropic-ai/sdk` npm clients (on Node 22) and the Codex CLI
-# (`@openai/codex`, `codex exec`) against a real gateway and fake provider.
+# Runs real clients on Node 22 — the official `openai` and `@anthropic-ai/sdk` npm clients, the
+# OpenAI Agents SDK (`@openai/agents`), the Codex CLI (`codex exec`) and Claude Code (`claude -p`),
+# each pinned in package.json and run hermetically — against a real gateway and fake provider.
 # Usage: run.sh <path-to-switchyard> <path-to-switchyard-fake-provider>
 set -euo pipefail
 

@@ -348,6 +348,12 @@ std::string validate(Wire wire, const net::Request& request, const json::object&
       return "x-api-key: header is required";
     const auto* mt = body.if_contains("max_tokens");
     if (!mt || !mt->is_int64() || mt->as_int64() < 1) return "max_tokens: Field required";
+    // Beta fields need their beta named in anthropic-beta.
+    static constexpr std::pair<std::string_view, std::string_view> kBetaFields[] = {
+        {"context_management", "context-management-"}, {"mcp_servers", "mcp-client-"}, {"container", "code-execution-"}};
+    for (const auto& [field, beta] : kBetaFields)
+      if (body.contains(field) && request.header("anthropic-beta").find(beta) == std::string_view::npos)
+        return std::string(field) + ": Extra inputs are not permitted";
     const auto* messages = body.if_contains("messages");
     if (!messages || !messages->is_array() || messages->as_array().empty()) return "messages: Field required";
     std::vector<std::string> open_tool_ids;
@@ -356,6 +362,9 @@ std::string validate(Wire wire, const net::Request& request, const json::object&
       std::string path = "messages." + std::to_string(i++);
       if (!m.is_object()) return path + ": Input should be an object";
       auto role = m.as_object().if_contains("role");
+      // A system message in the conversation needs its beta.
+      const bool system_ok = request.header("anthropic-beta").find("mid-conversation-tool-changes") != std::string_view::npos;
+      if (role && role->is_string() && role->as_string() == "system" && system_ok) continue;
       if (!role || !role->is_string() || (role->as_string() != "user" && role->as_string() != "assistant"))
         return path + ".role: Input should be 'user' or 'assistant'";
       const auto* content = m.as_object().if_contains("content");
@@ -403,6 +412,27 @@ std::string validate(Wire wire, const net::Request& request, const json::object&
   }
   if (wire == Wire::gemini) {
     if (request.header("x-goog-api-key").empty()) return "API key not valid. Please pass a valid API key.";
+    // Gemini 3 wants the thought signature of each step's first function call back.
+    const bool gemini3 = request.path().find("/models/gemini-3") != std::string_view::npos;
+    if (const auto* contents = body.if_contains("contents"); gemini3 && contents && contents->is_array()) {
+      std::size_t position = 0;
+      for (const auto& c : contents->as_array()) {
+        ++position;
+        const auto* role = c.as_object().if_contains("role");
+        const auto* parts = c.as_object().if_contains("parts");
+        if (!role || role->as_string() != "model" || !parts || !parts->is_array()) continue;
+        for (const auto& p : parts->as_array()) {
+          const auto* fc = p.as_object().if_contains("functionCall");
+          if (!fc) continue;
+          if (!p.as_object().contains("thoughtSignature"))
+            return "Function call is missing a thought_signature in functionCall parts. This is required for tools to "
+                   "work correctly, and missing thought_signature may lead to degraded model performance. Additional "
+                   "data, function call `default_api:" + std::string(fc->at("name").as_string()) + "` , position " +
+                   std::to_string(position) + ".";
+          break;  // the step's first call carries it
+        }
+      }
+    }
     const auto* contents = body.if_contains("contents");
     if (!contents || !contents->is_array() || contents->as_array().empty())
       return "* GenerateContentRequest.contents: contents is not specified";
@@ -439,6 +469,20 @@ std::string validate(Wire wire, const net::Request& request, const json::object&
   }
   const auto* messages = body.if_contains("messages");
   if (!messages || !messages->is_array()) return "Missing required parameter: 'messages'.";
+  // OpenAI refuses members it does not know; OpenAI-compatible vendors' own ones are let through.
+  static constexpr std::string_view kKnownChat[] = {
+      "model", "messages", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "max_tokens",
+      "max_completion_tokens", "n", "presence_penalty", "response_format", "seed", "service_tier", "stop", "stream",
+      "stream_options", "temperature", "top_p", "tools", "tool_choice", "parallel_tool_calls", "user", "functions",
+      "function_call", "reasoning_effort", "metadata", "store", "modalities", "audio", "prediction",
+      "web_search_options", "verbosity", "prompt_cache_key", "safety_identifier",
+      // vendors (Together, Fireworks, vLLM, Mistral, DeepSeek, ...)
+      "top_k", "min_p", "repetition_penalty", "safe_prompt", "random_seed", "thinking", "enable_thinking"};
+  for (const auto& [k, v] : body) {
+    bool known = false;
+    for (auto name : kKnownChat) known = known || name == k;
+    if (!known) return "Unrecognized request argument supplied: " + std::string(k);
+  }
   return {};
 }
 

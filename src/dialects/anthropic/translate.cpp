@@ -68,6 +68,10 @@ std::optional<ApiError> decode_blocks(const json::value& content, std::vector<Bl
       if (const json::value* c = member(o, "content"); c && !c->is_null())
         if (auto e = decode_blocks(*c, b.content, bpath + ".content")) return e;
       if (const json::value* err = member(o, "is_error"); err && err->is_bool()) b.is_error = err->get_bool();
+    } else if (type == "tool_reference") {
+      // Tool search's answer (a deferred tool loaded): Anthropic gets the body as it is; for
+      // another provider, which is sent every tool in full, it is the tool's name as text.
+      b.text = "Tool reference: " + std::string(str_or(o, "tool_name"));
     } else {
       return bad_request(bpath + ": content block type \"" + std::string(type) +
                              "\" cannot be translated for this deployment's provider",
@@ -175,11 +179,19 @@ std::variant<ChatRequest, ApiError> decode_request(std::string_view body, std::s
     const json::object& m = mv.get_object();
     std::string_view role = str_or(m, "role");
     Message msg;
+    const json::value* content = member(m, "content");
+    if (role == "system") {
+      // A system message mid-conversation (Claude Code, beta mid-conversation-tool-changes):
+      // Anthropic gets it where it is (the body passes as it is); for another provider it joins
+      // the system prompt.
+      if (!content) return bad_request(path + ".content: Field required", path + ".content");
+      if (auto e = decode_blocks(*content, r.system, path + ".content")) return *e;
+      continue;
+    }
     if (role == "user") msg.role = Role::user;
     else if (role == "assistant") msg.role = Role::assistant;
     else
-      return bad_request(path + ".role: Input should be 'user' or 'assistant'", path + ".role");
-    const json::value* content = member(m, "content");
+      return bad_request(path + ".role: Input should be 'user', 'assistant' or 'system'", path + ".role");
     if (!content) return bad_request(path + ".content: Field required", path + ".content");
     if (auto e = decode_blocks(*content, msg.content, path + ".content")) return *e;
     if (!r.messages.empty() && r.messages.back().role == msg.role) {

@@ -233,6 +233,13 @@ std::string item_id(std::string_view prefix, std::string_view base, std::size_t 
   return id;
 }
 
+/// The Response's id from the upstream's: `resp_…`.
+std::string response_id(std::string_view base) {
+  std::string id = item_id("resp", base, 0);
+  id.resize(id.size() - 2);  // no item number
+  return id;
+}
+
 void write_message(JsonWriter& w, std::string_view id, std::string_view text, std::string_view status) {
   w.begin_object().key("type").string("message").key("id").string(id).key("status").string(status);
   w.key("role").string("assistant").key("content").begin_array();
@@ -332,7 +339,7 @@ void encode_response(const core::ChatResponse& r, std::string& out) {
   const std::int64_t created = r.created ? r.created : static_cast<std::int64_t>(std::time(nullptr));
   const std::string_view reason = incomplete_reason(r.finish);
   w.begin_object();
-  write_head(w, "resp_" + item_id("", r.id, 0).substr(1), created, reason.empty() ? "completed" : "incomplete",
+  write_head(w, response_id(r.id), created, reason.empty() ? "completed" : "incomplete",
              r.model);
   w.key("output").begin_array();
   std::size_t n = 0;
@@ -433,8 +440,8 @@ std::string EventEncoder::response_json(std::string_view status, const core::Api
 void EventEncoder::start(const core::StreamEvent* start) {
   if (started_) return;
   started_ = true;
-  std::string base = start ? start->id : std::string("stream");
-  id_ = "resp_" + item_id("", base, 0).substr(1);
+  base_ = start ? start->id : std::string("stream");
+  id_ = response_id(base_);
   created_ = start && start->created ? start->created : static_cast<std::int64_t>(std::time(nullptr));
   if (start && !start->model.empty()) model_ = start->model;
   const std::string response = "\"response\":" + response_json("in_progress", nullptr);
@@ -453,15 +460,15 @@ EventEncoder::Item& EventEncoder::open(Item::Kind kind, const core::StreamEvent*
   JsonWriter w(s);
   switch (kind) {
     case Item::Kind::message:
-      it.id = item_id("msg", id_, n);
+      it.id = item_id("msg", base_, n);
       write_message(w, it.id, "", "in_progress");
       break;
     case Item::Kind::reasoning:
-      it.id = item_id("rs", id_, n);
+      it.id = item_id("rs", base_, n);
       write_reasoning(w, it.id, "", "");
       break;
     case Item::Kind::function_call:
-      it.id = item_id("fc", id_, n);
+      it.id = item_id("fc", base_, n);
       it.call_id = tool ? tool->id : std::string();
       it.name = tool ? tool->name : std::string();
       write_call(w, it.id, it.call_id, it.name, "", "in_progress");

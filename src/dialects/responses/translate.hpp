@@ -62,7 +62,8 @@ class EventEncoder final : public core::StreamSink {
   std::string response_json(std::string_view status, const core::ApiError* error) const;
 
   std::string model_;
-  std::string id_;
+  std::string id_;    ///< the response's: resp_<base>
+  std::string base_;  ///< the upstream's id, as the items' ids carry it
   std::int64_t created_ = 0;
   bool started_ = false;
   bool ended_ = false;

@@ -1,5 +1,6 @@
-// The golden conformance suite: every case in tests/golden/cases, for every upstream dialect that
-// differs from the client's, is run through the same translation code the gateway uses:
+// The golden conformance suite: every case in tests/golden/cases (clients: OpenAI chat
+// completions, Anthropic Messages, the Responses API), for every upstream dialect that differs
+// from the client's, is run through the same translation code the gateway uses:
 //   client request → upstream wire request
 //   recorded upstream answer (tests/golden/upstream/<answer>.<dialect>.json) → client answer
 //   recorded upstream stream (.sse) → client stream
@@ -37,6 +38,7 @@ std::string_view name_of(Dialect d) {
     case Dialect::openai: return "openai";
     case Dialect::anthropic: return "anthropic";
     case Dialect::gemini: return "gemini";
+    case Dialect::responses: return "responses";
   }
   return "";
 }
@@ -45,7 +47,8 @@ std::string_view name_of(Dialect d) {
 void normalise(json::value& v) {
   if (v.is_object()) {
     auto& o = v.get_object();
-    if (auto* c = o.if_contains("created"); c && c->is_int64()) *c = 0;
+    for (std::string_view key : {"created", "created_at"})
+      if (auto* c = o.if_contains(key); c && c->is_int64()) *c = 0;
     for (auto& kv : o) normalise(kv.value());
   } else if (v.is_array()) {
     for (auto& e : v.get_array()) normalise(e);
@@ -74,7 +77,10 @@ json::array stream_events(std::string_view sse) {
 }
 
 json::value run_case(const json::object& c, Dialect upstream) {
-  Dialect client = c.at("client").as_string() == "anthropic" ? Dialect::anthropic : Dialect::openai;
+  const std::string_view client_name = c.at("client").as_string();
+  Dialect client = client_name == "anthropic"   ? Dialect::anthropic
+                   : client_name == "responses" ? Dialect::responses
+                                                : Dialect::openai;
   std::string request = json::serialize(c.at("request"));
   json::object result;
   auto decoded = dialects::decode_client_request(client, request, 64);
@@ -169,10 +175,13 @@ std::vector<Param> all_params() {
   std::sort(files.begin(), files.end());
   for (const auto& f : files) {
     json::value c = json::parse(read(f));
-    bool anthropic_client = c.at("client").as_string() == "anthropic";
+    const std::string_view client = c.at("client").as_string();
     for (Dialect d : {Dialect::openai, Dialect::anthropic, Dialect::gemini}) {
-      if ((d == Dialect::openai && !anthropic_client) || (d == Dialect::anthropic && anthropic_client))
-        continue;  // same dialect: the byte-patching fast path, tested elsewhere
+      // Same dialect: the byte-patching fast path, tested elsewhere. A Responses client is
+      // translated for every upstream dialect (to OpenAI's chat completions: the OpenAI-compatible
+      // vendors; OpenAI's own API takes it as it is).
+      if ((d == Dialect::openai && client == "openai") || (d == Dialect::anthropic && client == "anthropic"))
+        continue;
       params.push_back({f.stem().string(), d});
     }
   }

@@ -243,8 +243,22 @@ TEST(Translate, AnthropicIngressValidatesLikeTheRealApi) {
   EXPECT_EQ(v.at("type").as_string(), "error");
   EXPECT_EQ(v.at("error").at("type").as_string(), "invalid_request_error");
   r = dialects::decode_client_request(Dialect::anthropic,
-                                      R"({"model":"a","max_tokens":5,"messages":[{"role":"system","content":"x"}]})", 64);
+                                      R"({"model":"a","max_tokens":5,"messages":[{"role":"robot","content":"x"}]})", 64);
   ASSERT_TRUE(std::holds_alternative<core::ApiError>(r));
+  // A system message in the conversation (Claude Code's, with its beta) joins the system prompt
+  // for other providers; a tool_reference (tool search's answer) is the tool's name as text.
+  r = dialects::decode_client_request(
+      Dialect::anthropic,
+      R"({"model":"a","max_tokens":5,"system":"s1","messages":[{"role":"user","content":"hi"},{"role":"system","content":"env"},
+          {"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"ToolSearch","input":{}}]},
+          {"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":[{"type":"tool_reference","tool_name":"WebFetch"}]}]}]})",
+      64);
+  ASSERT_TRUE(std::holds_alternative<core::ChatRequest>(r));
+  const core::ChatRequest& c = std::get<core::ChatRequest>(r);
+  ASSERT_EQ(c.system.size(), 2u);
+  EXPECT_EQ(c.system[1].text, "env");
+  ASSERT_EQ(c.messages.size(), 3u);
+  EXPECT_EQ(c.messages[2].content[0].content[0].text, "Tool reference: WebFetch");
 }
 
 TEST(Translate, GeminiSchemaSubset) {
