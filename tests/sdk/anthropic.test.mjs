@@ -162,4 +162,27 @@ describe('the Anthropic ingress, as Claude Code uses it', () => {
       else assert.ok(up.body.generationConfig.thinkingConfig, JSON.stringify(up.body.generationConfig));
     });
   }
+
+  for (const stream of [false, true]) {
+    test(`a Gemini 3 call's thought signature comes back through the tool_use id${stream ? ' (streamed)' : ''}`, async () => {
+      await script({ tool_calls: [calls[0]] });
+      const messages = [{ role: 'user', content: 'weather?' }];
+      let content;
+      if (stream) {
+        const s = client.messages.stream({ model: 'gemini3', max_tokens: 200, tools, messages });
+        content = (await s.finalMessage()).content;
+      } else {
+        content = (await client.messages.create({ model: 'gemini3', max_tokens: 200, tools, messages })).content;
+      }
+      const use = content.find((b) => b.type === 'tool_use');
+      assert.match(use.id, /__sig_/);
+      // The next turn, as Claude Code sends it: the call and its result, ids unchanged.
+      const next = await client.messages.create({ model: 'gemini3', max_tokens: 200, tools, messages: [
+        ...messages, { role: 'assistant', content }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: 'sunny' }] }] });
+      assert.equal(next.content.at(-1).text, "Hello from Switchyard's demo provider! You said: weather?");
+      const up = await lastUpstream();
+      const call = up.body.contents[1].parts.find((p) => p.functionCall);
+      assert.match(call.thoughtSignature, /^gsig_/, 'Gemini 3 gets its signature back');
+    });
+  }
 });

@@ -407,7 +407,8 @@ for (const route of ['claude', 'auto', 'gemini']) {
         // replayed: the assistant turn holds the call alone.
         assert.equal(thinking.signature, '');
         if (route === 'auto') assert.deepEqual(Object.keys(assistant).sort(), ['content', 'role', 'tool_calls']);
-        else assert.deepEqual(assistant.parts.map((p) => Object.keys(p)), [['functionCall']]);
+        // Gemini's thought signature of the call came back in the tool_use id (docs/translation.md).
+        else assert.deepEqual(assistant.parts.map((p) => Object.keys(p)), [['functionCall', 'thoughtSignature']]);
       }
     });
 

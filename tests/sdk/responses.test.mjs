@@ -144,3 +144,26 @@ describe('Responses API: what only OpenAI has', () => {
     assert.deepEqual(up.body.tools, [{ type: 'web_search' }]);
   });
 });
+
+describe('Responses API → Gemini 3', () => {
+  for (const stream of [false, true]) {
+    test(`a call's thought signature comes back through its call_id${stream ? ' (streamed)' : ''}`, async () => {
+      await script({ tool_calls: [calls[0]] });
+      let call;
+      if (stream) {
+        const events = await client.responses.create({ model: 'gemini3', input: 'weather?', tools, stream: true });
+        for await (const e of events) if (e.type === 'response.output_item.done' && e.item.type === 'function_call') call = e.item;
+      } else {
+        call = (await client.responses.create({ model: 'gemini3', input: 'weather?', tools })).output.find((o) => o.type === 'function_call');
+      }
+      assert.match(call.call_id, /__sig_/);
+      const next = await client.responses.create({ model: 'gemini3', tools, input: [
+        { role: 'user', content: 'weather?' },
+        { type: 'function_call', call_id: call.call_id, name: call.name, arguments: call.arguments },
+        { type: 'function_call_output', call_id: call.call_id, output: 'sunny' }] });
+      assert.equal(next.output_text, echo('weather?'));
+      const up = await lastUpstream();
+      assert.match(up.body.contents[1].parts.find((p) => p.functionCall).thoughtSignature, /^gsig_/);
+    });
+  }
+});

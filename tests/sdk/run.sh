@@ -87,6 +87,9 @@ deployments:
   fake-gemini-flash:
     provider: fake-gemini
     model: gemini-2.5-flash
+  fake-gemini-3:  # Gemini 3 wants each call's thought signature back
+    provider: fake-gemini
+    model: gemini-3-pro-preview
   fake-gemini-embed:
     provider: fake-gemini
     model: text-embedding-004
@@ -104,6 +107,8 @@ routes:
     candidates: [fake-claude]
   gemini:
     candidates: [fake-gemini-flash]
+  gemini3:
+    candidates: [fake-gemini-3]
   embed-gemini:
     candidates: [fake-gemini-embed]
   embed-openai:

@@ -1,5 +1,7 @@
 #include "dialects/anthropic/translate.hpp"
 
+#include "dialects/call_id.hpp"
+
 #include "dialects/json_util.hpp"
 #include "dialects/json_writer.hpp"
 
@@ -56,6 +58,7 @@ std::optional<ApiError> decode_blocks(const json::value& content, std::vector<Bl
     } else if (type == "tool_use") {
       b.type = Block::Type::tool_use;
       b.id = std::string(str_or(o, "id"));
+      b.signature = take_signature(b.id);  // a Gemini call's (call_id.hpp)
       b.name = std::string(str_or(o, "name"));
       if (b.id.empty() || b.name.empty())
         return bad_request(bpath + ": tool_use blocks need an id and a name", bpath);
@@ -64,6 +67,7 @@ std::optional<ApiError> decode_blocks(const json::value& content, std::vector<Bl
     } else if (type == "tool_result") {
       b.type = Block::Type::tool_result;
       b.id = std::string(str_or(o, "tool_use_id"));
+      take_signature(b.id);  // the call's own id, as its tool_use block has it
       if (b.id.empty()) return bad_request(bpath + ".tool_use_id: Field required", bpath + ".tool_use_id");
       if (const json::value* c = member(o, "content"); c && !c->is_null())
         if (auto e = decode_blocks(*c, b.content, bpath + ".content")) return e;
@@ -538,8 +542,17 @@ void encode_response(const core::ChatResponse& r, std::string& out) {
   JsonWriter w(out);
   w.begin_object().field("id", r.id).field("type", "message").field("role", "assistant").field("model", r.model);
   w.key("content").begin_array();
-  for (const Block& b : r.content)
-    if (!(b.type == Block::Type::text && b.text.empty())) write_block(w, b);
+  for (const Block& b : r.content) {
+    if (b.type == Block::Type::text && b.text.empty()) continue;
+    if (b.type == Block::Type::tool_use && !b.signature.empty()) {
+      // Gemini's thought signature of the call, in the id the client sends back (call_id.hpp).
+      Block call = b;
+      call.id = id_with_signature(b.id, b.signature);
+      write_block(w, call);
+      continue;
+    }
+    write_block(w, b);
+  }
   w.end_array();
   w.field("stop_reason", stop_reason_name(r.finish, !r.stop_sequence.empty())).key("stop_sequence");
   if (r.stop_sequence.empty()) w.null();
@@ -738,7 +751,7 @@ void EventEncoder::open_block(Open kind, const core::StreamEvent* tool) {
   } else {
     open_tool_ = tool->index;
     data += R"({"type":"tool_use","id":)";
-    core::append_json_string(data, tool->id);
+    core::append_json_string(data, id_with_signature(tool->id, tool->text));  // text: a Gemini signature
     data += R"(,"name":)";
     core::append_json_string(data, tool->name);
     data += R"(,"input":{}})";

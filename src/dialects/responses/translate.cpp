@@ -2,6 +2,7 @@
 
 #include <ctime>
 
+#include "dialects/call_id.hpp"
 #include "dialects/json_util.hpp"
 #include "dialects/json_view.hpp"
 #include "dialects/json_writer.hpp"
@@ -111,6 +112,7 @@ std::optional<ApiError> read_input(const json::value& input, ChatRequest& r) {
       Block b;
       b.type = Block::Type::tool_use;
       b.id = std::string(str_or(item, "call_id"));
+      b.signature = take_signature(b.id);  // a Gemini call's (call_id.hpp)
       b.name = std::string(str_or(item, "name"));
       b.arguments = std::string(str_or(item, "arguments", "{}"));
       if (b.id.empty() || b.name.empty())
@@ -120,6 +122,7 @@ std::optional<ApiError> read_input(const json::value& input, ChatRequest& r) {
       Block b;
       b.type = Block::Type::tool_result;
       b.id = std::string(str_or(item, "call_id"));
+      take_signature(b.id);
       if (b.id.empty()) return bad_request(path + ".call_id is required", path + ".call_id");
       const json::value* output = member(item, "output");
       if (!output) return bad_request(path + ".output is required", path + ".output");
@@ -354,7 +357,8 @@ void encode_response(const core::ChatResponse& r, std::string& out) {
       write_reasoning(w, item_id("rs", r.id, n++), b.type == Block::Type::thinking ? b.text : "",
                       b.type == Block::Type::thinking ? b.signature : b.text);
     } else if (b.type == Block::Type::tool_use) {
-      write_call(w, item_id("fc", r.id, n++), b.id, b.name, b.arguments.empty() ? "{}" : b.arguments, "completed");
+      write_call(w, item_id("fc", r.id, n++), id_with_signature(b.id, b.signature), b.name,
+                 b.arguments.empty() ? "{}" : b.arguments, "completed");
     }
   }
   w.end_array();
@@ -469,7 +473,7 @@ EventEncoder::Item& EventEncoder::open(Item::Kind kind, const core::StreamEvent*
       break;
     case Item::Kind::function_call:
       it.id = item_id("fc", base_, n);
-      it.call_id = tool ? tool->id : std::string();
+      it.call_id = tool ? id_with_signature(tool->id, tool->text) : std::string();  // text: a Gemini signature
       it.name = tool ? tool->name : std::string();
       write_call(w, it.id, it.call_id, it.name, "", "in_progress");
       break;
@@ -566,7 +570,11 @@ void EventEncoder::on_event(const core::StreamEvent& e) {
     }
     case Kind::tool_start: open(Item::Kind::function_call, &e); break;
     case Kind::tool_args: {
-      if (!open_ || items_.back().kind != Item::Kind::function_call) open(Item::Kind::function_call, &e);
+      if (!open_ || items_.back().kind != Item::Kind::function_call) {
+        core::StreamEvent call = e;  // arguments without their start: its text is no signature
+        call.text.clear();
+        open(Item::Kind::function_call, &call);
+      }
       Item& it = items_.back();
       it.text += e.text;
       delta("response.function_call_arguments.delta", it, {});

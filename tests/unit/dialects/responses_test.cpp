@@ -1,6 +1,7 @@
 // The Responses API dialect: a Responses body to the canonical model, and canonical answers and
 // stream events back to a Response object and the API's typed events.
 #include "dialects/responses/translate.hpp"
+#include "dialects/call_id.hpp"
 
 #include <gtest/gtest.h>
 
@@ -229,4 +230,25 @@ TEST(ResponsesDecode, CodexsNamespaceOfFunctionsAndClientMetadataAreNotRefused) 
   for (const auto& t : r.tools) names.push_back(t.name);
   EXPECT_EQ(names, (std::vector<std::string>{"exec_command", "spawn_agent", "wait_agent"}));
   EXPECT_TRUE(r.extra.empty()) << json::serialize(r.extra);
+}
+
+TEST(CallIds, AGeminiSignatureRidesInTheCallsIdAndComesBackOut) {
+  // Any bytes, the fake's and Gemini's base64 alike.
+  for (std::string signature : {std::string("gsig_fake-0-1"), std::string("CiQBjz1rX+/aZ==\n\x01\xff", 20), std::string()}) {
+    std::string id = dialects::id_with_signature("toolu_01", signature);
+    for (char c : id)
+      EXPECT_TRUE(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-') << id;
+    EXPECT_EQ(dialects::take_signature(id), signature);
+    EXPECT_EQ(id, "toolu_01");
+  }
+  std::string plain = "call_abc";
+  EXPECT_EQ(dialects::take_signature(plain), "");
+  EXPECT_EQ(plain, "call_abc");
+  // Through the Responses dialect: the call's id in the next turn gives the signature back.
+  core::ChatRequest r = decode(R"({"model":"m","input":[{"role":"user","content":"q"},
+    {"type":"function_call","call_id":")" + dialects::id_with_signature("call_1", "sig-xyz") + R"(","name":"f","arguments":"{}"},
+    {"type":"function_call_output","call_id":")" + dialects::id_with_signature("call_1", "sig-xyz") + R"(","output":"ok"}]})");
+  EXPECT_EQ(r.messages[1].content[0].id, "call_1");
+  EXPECT_EQ(r.messages[1].content[0].signature, "sig-xyz");
+  EXPECT_EQ(r.messages[2].content[0].id, "call_1");
 }
