@@ -120,10 +120,11 @@ std::string gemini_stream(int chunks) {
   return s;
 }
 
-void translate_stream(benchmark::State& state, dialects::Dialect upstream, const std::string& sse) {
+void translate_stream(benchmark::State& state, dialects::Dialect upstream, const std::string& sse,
+                      dialects::Dialect client = dialects::Dialect::openai) {
   dialects::UpstreamRequest sent;
   for (auto _ : state) {
-    dialects::StreamTranslator t(dialects::Dialect::openai, upstream, sent, true, "auto", {});
+    dialects::StreamTranslator t(client, upstream, sent, true, "auto", {});
     dialects::SseSplitter splitter;
     std::size_t out = 0;
     // As the relay does: one read's events at a time, the output taken after each read.
@@ -146,6 +147,50 @@ void BM_TranslateStreamGemini20(benchmark::State& state) {
   translate_stream(state, dialects::Dialect::gemini, gemini_stream(20));
 }
 BENCHMARK(BM_TranslateStreamGemini20);
+
+// --- the Responses API: passed through to OpenAI, translated for the others ---
+
+std::string responses_body() {
+  // About 1 KB, the Responses API's shape of request_body().
+  std::string content(760, 'x');
+  for (std::size_t i = 7; i < content.size(); i += 8) content[i] = ' ';
+  return R"({"model":"gpt-4o-mini","instructions":"You are a helpful assistant.","input":[{"role":"user","content":[{"type":"input_text","text":")" +
+         content + R"("}]}],"temperature":0.7,"max_output_tokens":256,"store":false,"stream":false})";
+}
+
+void BM_PatchResponsesModel(benchmark::State& state) {
+  // The pass-through's whole request work (next to BM_PatchChatRequest's byte patch).
+  std::string body = responses_body();
+  std::string out;
+  for (auto _ : state) {
+    out.clear();
+    benchmark::DoNotOptimize(dialects::anthropic::patch_model(body, "gpt-4o-mini-2024-07-18", out));
+  }
+}
+BENCHMARK(BM_PatchResponsesModel);
+
+void BM_ResponsesTranslateRequestAnthropic(benchmark::State& state) {
+  std::string body = responses_body();
+  dialects::Target t;
+  t.dialect = dialects::Dialect::anthropic;
+  t.model = "model-x";
+  for (auto _ : state) {
+    auto decoded = dialects::decode_client_request(dialects::Dialect::responses, body, 64);
+    dialects::UpstreamRequest out;
+    benchmark::DoNotOptimize(dialects::encode_upstream_request(std::get<core::ChatRequest>(decoded), t, out));
+  }
+}
+BENCHMARK(BM_ResponsesTranslateRequestAnthropic);
+
+void BM_ResponsesTranslateStreamAnthropic20(benchmark::State& state) {
+  translate_stream(state, dialects::Dialect::anthropic, anthropic_stream(18), dialects::Dialect::responses);
+}
+BENCHMARK(BM_ResponsesTranslateStreamAnthropic20);
+
+void BM_ResponsesTranslateStreamGemini20(benchmark::State& state) {
+  translate_stream(state, dialects::Dialect::gemini, gemini_stream(20), dialects::Dialect::responses);
+}
+BENCHMARK(BM_ResponsesTranslateStreamGemini20);
 
 void translate_request(benchmark::State& state, dialects::Dialect upstream) {
   std::string body = request_body();
@@ -175,6 +220,17 @@ void BM_TranslateResponseAnthropic(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_TranslateResponseAnthropic);
+
+void BM_ResponsesTranslateResponseAnthropic(benchmark::State& state) {
+  std::string body = R"({"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[{"type":"text","text":")" +
+                     std::string(700, 'a') + R"("}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":142,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":96}})";
+  dialects::UpstreamRequest sent;
+  for (auto _ : state) {
+    core::TokenUsage usage;
+    benchmark::DoNotOptimize(dialects::translate_response(dialects::Dialect::responses, dialects::Dialect::anthropic, body, sent, {}, usage));
+  }
+}
+BENCHMARK(BM_ResponsesTranslateResponseAnthropic);
 
 }  // namespace
 
