@@ -52,6 +52,8 @@ Runtime::Runtime(config::Config config, health::Registry* health, governance::Qu
         r.chat_head = line(prefix + "/chat/completions" + version);
         r.stream_head = r.chat_head;
         r.embeddings_head = line(prefix + "/embeddings" + version);
+        // Azure's Responses API (the v1 path: no api-version; `model` is the deployment's name).
+        r.responses_head = line(base + "/openai/v1/responses");
       } else {
         switch (r.provider->dialect()) {
           case dialects::Dialect::openai:
@@ -70,8 +72,8 @@ Runtime::Runtime(config::Config config, health::Registry* health, governance::Qu
             break;
           case dialects::Dialect::responses: break;  // no provider type speaks only it
         }
-        // OpenAI's own API takes the Responses API as it is (the pass-through); OpenAI-compatible
-        // vendors get it translated to chat completions.
+        // OpenAI's own API (and Azure's, above) takes the Responses API as it is (the
+        // pass-through); OpenAI-compatible vendors get it translated to chat completions.
         if (r.provider->type->name == "openai") r.responses_head = line(base + "/responses");
       }
     }

@@ -167,3 +167,15 @@ describe('Responses API → Gemini 3', () => {
     });
   }
 });
+
+describe('Responses API → Azure', () => {
+  test("passed through to Azure's v1 Responses API, the deployment's name as the model", async () => {
+    const r = await client.responses.create({ model: 'azure', input: 'hi', tools: [{ type: 'web_search' }] });
+    assert.equal(r.output_text, echo('hi'));
+    const up = await lastUpstream();
+    assert.equal(up.path, '/openai/v1/responses');
+    assert.equal(up.body.model, 'mini-deployment');
+    assert.deepEqual(up.body.tools, [{ type: 'web_search' }]);
+    assert.equal(up.headers['api-key'] ?? up.headers['Api-Key'], 'sk-upstream-azure');
+  });
+});

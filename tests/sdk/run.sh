@@ -73,6 +73,11 @@ providers:
     type: anthropic
     base_url: http://127.0.0.1:$FAKE_PORT/v1
     api_key: sk-upstream-anthropic
+  fake-azure:
+    type: azure
+    base_url: http://127.0.0.1:$FAKE_PORT
+    api_key: sk-upstream-azure
+    api_version: 2024-10-21
   fake-gemini:
     type: gemini
     base_url: http://127.0.0.1:$FAKE_PORT/v1beta
@@ -87,6 +92,9 @@ deployments:
   fake-gemini-flash:
     provider: fake-gemini
     model: gemini-2.5-flash
+  fake-azure-mini:
+    provider: fake-azure
+    model: mini-deployment
   fake-gemini-3:  # Gemini 3 wants each call's thought signature back
     provider: fake-gemini
     model: gemini-3-pro-preview
@@ -109,6 +117,8 @@ routes:
     candidates: [fake-gemini-flash]
   gemini3:
     candidates: [fake-gemini-3]
+  azure:
+    candidates: [fake-azure-mini]
   embed-gemini:
     candidates: [fake-gemini-embed]
   embed-openai:
