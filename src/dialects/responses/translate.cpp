@@ -407,6 +407,16 @@ void EventEncoder::emit(std::string_view type, const std::string& fields) {
   out_ += "}\n\n";
 }
 
+void EventEncoder::write_done(JsonWriter& w, const Item& it) {
+  switch (it.kind) {
+    case Item::Kind::message: write_message(w, it.id, it.text, "completed"); break;
+    case Item::Kind::reasoning: write_reasoning(w, it.id, it.text, it.signature); break;
+    case Item::Kind::function_call:
+      write_call(w, it.id, it.call_id, it.name, it.text.empty() ? "{}" : it.text, "completed");
+      break;
+  }
+}
+
 std::string EventEncoder::response_json(std::string_view status, const core::ApiError* error) const {
   std::string s;
   JsonWriter w(s);
@@ -414,15 +424,7 @@ std::string EventEncoder::response_json(std::string_view status, const core::Api
   write_head(w, id_, created_, status, model_);
   w.key("output").begin_array();
   if (status != "in_progress")
-    for (const Item& it : items_) {
-      switch (it.kind) {
-        case Item::Kind::message: write_message(w, it.id, it.text, "completed"); break;
-        case Item::Kind::reasoning: write_reasoning(w, it.id, it.text, it.signature); break;
-        case Item::Kind::function_call:
-          write_call(w, it.id, it.call_id, it.name, it.text.empty() ? "{}" : it.text, "completed");
-          break;
-      }
-    }
+    for (const Item& it : items_) write_done(w, it);
   w.end_array();
   w.key("error");
   if (error)
@@ -519,13 +521,7 @@ void EventEncoder::close() {
   }
   std::string s = "\"output_index\":" + std::to_string(n) + ",\"item\":";
   JsonWriter w(s);
-  switch (it.kind) {
-    case Item::Kind::message: write_message(w, it.id, it.text, "completed"); break;
-    case Item::Kind::reasoning: write_reasoning(w, it.id, it.text, it.signature); break;
-    case Item::Kind::function_call:
-      write_call(w, it.id, it.call_id, it.name, it.text.empty() ? "{}" : it.text, "completed");
-      break;
-  }
+  write_done(w, it);
   emit("response.output_item.done", s);
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/chat.hpp"
+#include "dialects/json_writer.hpp"
 
 /// OpenAI's Responses API (`POST /v1/responses`) ⇄ the canonical chat model: the ingress of
 /// Codex, the Agents SDK and other Responses clients, served by any provider. To OpenAI
@@ -59,6 +60,8 @@ class EventEncoder final : public core::StreamSink {
   Item& open(Item::Kind kind, const core::StreamEvent* tool);
   void close();
   void emit(std::string_view type, const std::string& fields);
+  /// An item as it is once complete (in output_item.done and the final Response).
+  static void write_done(JsonWriter& w, const Item& it);
   std::string response_json(std::string_view status, const core::ApiError* error) const;
 
   std::string model_;
