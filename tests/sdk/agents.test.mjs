@@ -8,9 +8,8 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { z } from 'zod';
 import { Agent, run, setDefaultOpenAIClient, setTracingDisabled, tool } from '@openai/agents';
+import { SWITCHYARD_BASE_URL, SWITCHYARD_KEY, clearUpstream, script, upstream } from './fake.mjs';
 
-const { SWITCHYARD_BASE_URL, SWITCHYARD_KEY, FAKE_URL } = process.env;
-assert.ok(SWITCHYARD_BASE_URL && SWITCHYARD_KEY && FAKE_URL, 'run these tests through run.sh');
 
 // Nothing in this process (the SDK's client, its tracing exporter) may reach beyond loopback.
 const realFetch = globalThis.fetch;
@@ -28,20 +27,9 @@ function recordingFetch(url, init) {
 setTracingDisabled(true);
 setDefaultOpenAIClient(new OpenAI({ baseURL: SWITCHYARD_BASE_URL, apiKey: SWITCHYARD_KEY, maxRetries: 0, fetch: recordingFetch }));
 
-async function fake(method, path, body) {
-  const res = await fetch(`${FAKE_URL}${path}`, {
-    method,
-    headers: body ? { 'content-type': 'application/json' } : {},
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  assert.equal(res.status, 200);
-  return res.json();
-}
-const script = (behavior) => fake('POST', '/_fake/script', { behavior, times: 1 });
-const upstream = async () => (await fake('GET', '/_fake/requests')).map((r) => ({ ...r, body: JSON.parse(r.body) }));
 beforeEach(async () => {
   sent.length = 0;
-  await fake('DELETE', '/_fake/requests');
+  await clearUpstream();
 });
 
 const echo = (said) => `Hello from Switchyard's demo provider! You said: ${said}`;

@@ -19,29 +19,14 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SWITCHYARD_BASE_URL, SWITCHYARD_KEY, clearUpstream, fake, script, upstream } from './fake.mjs';
 
-const { SWITCHYARD_BASE_URL, SWITCHYARD_KEY, FAKE_URL } = process.env;
-assert.ok(SWITCHYARD_BASE_URL && SWITCHYARD_KEY && FAKE_URL, 'run these tests through run.sh');
 // The package's `bin`: its postinstall puts the platform package's native binary there.
 const CLAUDE = fileURLToPath(new URL('./node_modules/@anthropic-ai/claude-code/bin/claude.exe', import.meta.url));
 const VERSION = '2.1.337';
 const RUN_TIMEOUT_MS = 60_000;
 const TEST_TIMEOUT_MS = 120_000;
 
-async function fake(method, path, body) {
-  const res = await fetch(`${FAKE_URL}${path}`, {
-    method,
-    headers: body ? { 'content-type': 'application/json' } : {},
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  assert.equal(res.status, 200);
-  return res.json();
-}
-// Scoped to requests whose body holds `contains` (the test's prompt), so it can only be Claude Code's.
-const script = (behavior, contains) => fake('POST', '/_fake/script', { behavior, times: 1, contains });
-const lower = (headers) => Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
-const upstream = async () =>
-  (await fake('GET', '/_fake/requests')).map((r) => ({ ...r, headers: lower(r.headers), body: JSON.parse(r.body) }));
 
 // What Claude Code sent the gateway, in order: method, url, headers, body, and the gateway's
 // status, response headers and (for an error) its JSON body.
@@ -112,9 +97,9 @@ after(() => Promise.all(servers.map((s) => new Promise((resolve) => {
 beforeEach(async () => {
   sent.length = 0;
   egress.length = 0;
-  await fake('DELETE', '/_fake/requests');
+  await clearUpstream();
 });
-afterEach(() => fake('DELETE', '/_fake/requests'));
+afterEach(clearUpstream);
 
 const scratch = [];
 afterEach(async () => {

@@ -12,29 +12,16 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SWITCHYARD_BASE_URL, SWITCHYARD_KEY, clearUpstream, script, upstream } from './fake.mjs';
 
-const { SWITCHYARD_BASE_URL, SWITCHYARD_KEY, FAKE_URL } = process.env;
-assert.ok(SWITCHYARD_BASE_URL && SWITCHYARD_KEY && FAKE_URL, 'run these tests through run.sh');
 // The package's own entry point: it finds the native binary of the platform package and runs it.
 const CODEX = fileURLToPath(new URL('./node_modules/@openai/codex/bin/codex.js', import.meta.url));
 const RUN_TIMEOUT_MS = 60_000;
 const TEST_TIMEOUT_MS = 120_000;
 
-async function fake(method, path, body) {
-  const res = await fetch(`${FAKE_URL}${path}`, {
-    method,
-    headers: body ? { 'content-type': 'application/json' } : {},
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  assert.equal(res.status, 200);
-  return res.json();
-}
-// Scoped to requests whose body holds `contains` (the test's prompt), so it can only be Codex's.
-const script = (behavior, contains) => fake('POST', '/_fake/script', { behavior, times: 1, contains });
-const upstream = async () => (await fake('GET', '/_fake/requests')).map((r) => ({ ...r, body: JSON.parse(r.body) }));
 // Clears the request log and any script a refused request left unconsumed.
-beforeEach(() => fake('DELETE', '/_fake/requests'));
-afterEach(() => fake('DELETE', '/_fake/requests'));
+beforeEach(clearUpstream);
+afterEach(clearUpstream);
 
 const scratch = [];
 afterEach(async () => {

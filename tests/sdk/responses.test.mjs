@@ -4,26 +4,11 @@
 import { beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
+import { SWITCHYARD_BASE_URL, SWITCHYARD_KEY, clearUpstream, lastUpstream, script } from './fake.mjs';
 
-const { SWITCHYARD_BASE_URL, SWITCHYARD_KEY, FAKE_URL } = process.env;
-assert.ok(SWITCHYARD_BASE_URL && SWITCHYARD_KEY && FAKE_URL, 'run these tests through run.sh');
+beforeEach(clearUpstream);
 const client = new OpenAI({ baseURL: SWITCHYARD_BASE_URL, apiKey: SWITCHYARD_KEY, maxRetries: 0 });
 
-async function fake(method, path, body) {
-  const res = await fetch(`${FAKE_URL}${path}`, {
-    method,
-    headers: body ? { 'content-type': 'application/json' } : {},
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  assert.equal(res.status, 200);
-  return res.json();
-}
-const script = (behavior) => fake('POST', '/_fake/script', { behavior, times: 1 });
-const lastUpstream = async () => {
-  const all = await fake('GET', '/_fake/requests');
-  return { ...all.at(-1), body: JSON.parse(all.at(-1).body) };
-};
-beforeEach(() => fake('DELETE', '/_fake/requests'));
 
 const echo = (said) => `Hello from Switchyard's demo provider! You said: ${said}`;
 const tools = [
