@@ -175,13 +175,15 @@ std::optional<ApiError> read_tools(const json::object& o, ChatRequest& r) {
       if (type == "namespace") {
         // A group of functions (Codex's multi_agent_v1): offered to the model as the plain
         // functions it holds; a call comes back under the function's own name.
-        if (const json::array* inner = array_at(t, "tools"))
-          for (const json::value& f : *inner)
+        if (const json::array* inner = array_at(t, "tools")) {
+          for (const json::value& f : *inner) {
             if (f.is_object() && str_or(f.get_object(), "type") == "function") {
               if (auto e = read_function(f.get_object(), path + ".tools", r)) return e;
             } else {
               r.extra[std::string(f.is_object() ? str_or(f.get_object(), "type", "tool without a type") : "tool")] = true;
             }
+          }
+        }
         continue;
       }
       if (type != "function") {

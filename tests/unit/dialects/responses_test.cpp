@@ -234,7 +234,7 @@ TEST(ResponsesDecode, CodexsNamespaceOfFunctionsAndClientMetadataAreNotRefused) 
 
 TEST(CallIds, AGeminiSignatureRidesInTheCallsIdAndComesBackOut) {
   // Any bytes, the fake's and Gemini's base64 alike.
-  for (std::string signature : {std::string("gsig_fake-0-1"), std::string("CiQBjz1rX+/aZ==\n\x01\xff", 20), std::string()}) {
+  for (std::string signature : {std::string("gsig_fake-0-1"), std::string("CiQBjz1rX+/aZ==\n\x01\xff\0z", 20), std::string()}) {
     std::string id = dialects::id_with_signature("toolu_01", signature);
     for (char c : id)
       EXPECT_TRUE(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-') << id;
