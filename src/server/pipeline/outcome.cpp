@@ -1,5 +1,7 @@
 #include "server/pipeline/outcome.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <string>
 
 namespace switchyard::server {
@@ -52,6 +54,14 @@ core::ApiError transport_error(net::UpstreamError e, std::string_view deployment
   std::string code(net::to_string(e));
   if (e == net::UpstreamError::pool_exhausted) code = "upstream_pool_exhausted";
   return core::ApiError::make(v.kind, std::move(what), {}, std::move(code));
+}
+
+void take_out_misconfigured(health::DeploymentHealth& health, std::string_view deployment, int status,
+                            std::uint32_t cooldown_ms) {
+  if (health.misconfigured(status, health::steady_now_ms()))
+    spdlog::error("deployment \"{}\" is misconfigured: {}; it is out of rotation for {} s (a probe then checks "
+                  "whether it was fixed)",
+                  deployment, health::misconfiguration(status), cooldown_ms / 1000);
 }
 
 }  // namespace switchyard::server

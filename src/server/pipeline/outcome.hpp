@@ -5,6 +5,7 @@
 
 #include "core/error.hpp"
 #include "health/circuit.hpp"
+#include "health/registry.hpp"
 #include "net/upstream.hpp"
 
 /// One table decides what an attempt's failure means: from what went wrong and where (the
@@ -34,5 +35,10 @@ Verdict verdict(int status);
 
 /// The error a client gets for a transport failure, naming the deployment (never its key).
 core::ApiError transport_error(net::UpstreamError e, std::string_view deployment);
+
+/// The provider refused `deployment`'s configuration (HTTP `status`): out of rotation for the
+/// long cooldown (health::Outcome::misconfigured), logged as an error the first time.
+void take_out_misconfigured(health::DeploymentHealth& health, std::string_view deployment, int status,
+                            std::uint32_t cooldown_ms);
 
 }  // namespace switchyard::server

@@ -88,12 +88,10 @@ net::Task<> Gateway::probe(std::string deployment) {
     else if (status >= 200 && status < 300 && !looks_like_json_object(answer)) outcome = health::Outcome::server_error;
   }
   const std::int64_t now = health::steady_now_ms();
-  if (!outcome || err == net::UpstreamError::cancelled) {
-    health.release_probe(now);  // the gateway's own shortage says nothing of the deployment
+  if (!outcome) {
+    health.release_probe(now);  // cancelled, or the gateway's own shortage: nothing of the deployment
   } else if (*outcome == health::Outcome::misconfigured) {
-    if (health.misconfigured(status, now))
-      spdlog::error("deployment \"{}\" is misconfigured: {}; it stays out of rotation for {} s", deployment,
-                    health::misconfiguration(status), rt->config().health.misconfigured_cooldown_ms / 1000);
+    take_out_misconfigured(health, deployment, status, rt->config().health.misconfigured_cooldown_ms);
   } else {
     const double ms = std::chrono::duration<double, std::milli>(net::Clock::now() - started).count();
     health.record(*outcome, now, retry_after_ms, *outcome == health::Outcome::success ? ms : -1);

@@ -167,11 +167,7 @@ class Gateway::Attempts final : public AttemptPort, net::ResponseWriter::Disconn
         deferred_.push_back({&d, *r.health, r.retry_after_ms});
         if (s.probe) d.health->release_probe(now);
       } else if (r.health == health::Outcome::misconfigured) {
-        if (d.health->misconfigured(r.status, now))
-          spdlog::error("deployment \"{}\" is misconfigured: {}; it is out of rotation for {} s (a probe then "
-                        "checks whether it was fixed)",
-                        d.config->name, health::misconfiguration(r.status),
-                        ex_.rt->config().health.misconfigured_cooldown_ms / 1000);
+        take_out_misconfigured(*d.health, d.config->name, r.status, ex_.rt->config().health.misconfigured_cooldown_ms);
       } else if (r.health) {
         // A stall cut by the first-content limit: its wait is a lower bound of the deployment's
         // latency, so a slow deployment's limit grows (and latency routing sees it slow).
