@@ -179,4 +179,12 @@ struct Unsupported {
   std::vector<std::string> params;
 };
 
+/// The members of `r.extra` that ask for something (null and false ask for nothing): an encoder
+/// of another dialect, which cannot carry them, names them as unsupported.
+inline void add_extras(const ChatRequest& r, Unsupported& unsupported) {
+  for (const auto& kv : r.extra)
+    if (!kv.value().is_null() && !(kv.value().is_bool() && !kv.value().get_bool()))
+      unsupported.params.push_back(std::string(kv.key()));
+}
+
 }  // namespace switchyard::core

@@ -92,16 +92,15 @@ std::variant<std::string, ApiError> translate_response(Dialect client, Dialect u
 
 StreamTranslator::StreamTranslator(Dialect client, Dialect upstream, const UpstreamRequest& sent,
                                    bool client_wants_usage, std::string model, gemini::IdSource ids)
-    : client_(client), upstream_(upstream) {
+    : upstream_(upstream), out_(std::in_place_type<openai::ChunkEncoder>, client_wants_usage) {
   switch (upstream) {
     case Dialect::openai: openai_in_.emplace(); break;
     case Dialect::anthropic: anthropic_in_.emplace(sent.anthropic); break;
     case Dialect::gemini: gemini_in_.emplace(std::move(ids)); break;
     case Dialect::responses: break;  // not an upstream's
   }
-  if (client == Dialect::anthropic) anthropic_out_.emplace(std::move(model));
-  else if (client == Dialect::responses) responses_out_.emplace(std::move(model));
-  else openai_out_.emplace(client_wants_usage);
+  if (client == Dialect::anthropic) out_.emplace<anthropic::EventEncoder>(std::move(model));
+  else if (client == Dialect::responses) out_.emplace<responses::EventEncoder>(std::move(model));
 }
 
 void StreamTranslator::on_event(const core::StreamEvent& event) {
@@ -109,9 +108,7 @@ void StreamTranslator::on_event(const core::StreamEvent& event) {
   if (event.kind == core::StreamEvent::Kind::start && event.usage.known) usage_ = event.usage;
   if (event.kind == core::StreamEvent::Kind::finish) finish_seen_ = true;
   if (event.kind == core::StreamEvent::Kind::error) failed_ = true;
-  if (anthropic_out_) anthropic_out_->on_event(event);
-  else if (responses_out_) responses_out_->on_event(event);
-  else openai_out_->on_event(event);
+  std::visit([&](auto& encoder) { encoder.on_event(event); }, out_);
 }
 
 bool StreamTranslator::feed(const SseEvent& event) {
@@ -159,20 +156,33 @@ void StreamTranslator::finish() {
   }
   if (openai_in_) openai_in_->finish(*this);
   if (gemini_in_) gemini_in_->finish(*this);
-  if (anthropic_out_) anthropic_out_->end();
-  else if (responses_out_) responses_out_->end();
-  else openai_out_->end();
+  std::visit([](auto& encoder) { encoder.end(); }, out_);
 }
 
 std::string& StreamTranslator::out() {
-  if (anthropic_out_) return anthropic_out_->out();
-  if (responses_out_) return responses_out_->out();
-  return openai_out_->out();
+  return std::visit([](auto& encoder) -> std::string& { return encoder.out(); }, out_);
 }
 
 std::string error_body(Dialect dialect, const ApiError& error, std::string_view request_id) {
   if (dialect == Dialect::anthropic) return anthropic::error_body(error, request_id);
   return core::openai_error_body(error);
+}
+
+std::string stream_error_event(Dialect dialect, const ApiError& error, std::string_view request_id) {
+  switch (dialect) {
+    case Dialect::anthropic: return "event: error\ndata: " + anthropic::error_body(error, request_id) + "\n\n";
+    case Dialect::responses: {
+      std::string out = "event: error\ndata: {\"type\":\"error\",\"code\":";
+      core::append_json_string(out, error.code.empty() ? std::string_view("server_error") : std::string_view(error.code));
+      out += ",\"message\":";
+      core::append_json_string(out, error.message);
+      out += ",\"param\":null}\n\n";
+      return out;
+    }
+    case Dialect::openai:
+    case Dialect::gemini: break;
+  }
+  return "data: " + core::openai_error_body(error) + "\n\n";
 }
 
 std::int64_t estimate_tokens(const core::ChatRequest& r, bool precise) {

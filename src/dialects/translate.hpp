@@ -75,13 +75,12 @@ class StreamTranslator final : public core::StreamSink {
   void on_event(const core::StreamEvent& event) override;
 
  private:
-  Dialect client_, upstream_;
+  Dialect upstream_;
   std::optional<openai::ChunkDecoder> openai_in_;
   std::optional<anthropic::EventDecoder> anthropic_in_;
   std::optional<gemini::ChunkDecoder> gemini_in_;
-  std::optional<openai::ChunkEncoder> openai_out_;
-  std::optional<anthropic::EventEncoder> anthropic_out_;
-  std::optional<responses::EventEncoder> responses_out_;
+  /// The client's encoder: each has on_event, end and out.
+  std::variant<openai::ChunkEncoder, anthropic::EventEncoder, responses::EventEncoder> out_;
   bool done_ = false;        ///< [DONE] (OpenAI) seen
   bool finish_seen_ = false;
   bool failed_ = false;
@@ -90,6 +89,10 @@ class StreamTranslator final : public core::StreamSink {
 
 /// The error body for a client of `dialect`.
 std::string error_body(Dialect dialect, const core::ApiError& error, std::string_view request_id);
+
+/// The event that ends a client's stream with an error, in its dialect: OpenAI's
+/// `data: {"error": …}`, Anthropic's `event: error`, the Responses API's `event: error`.
+std::string stream_error_event(Dialect dialect, const core::ApiError& error, std::string_view request_id);
 
 /// An estimated token count of a request (texts, tool calls and definitions, a few per message,
 /// 1,000 per image): `precise` with `core::estimate_text_tokens` (`count_tokens`), else with

@@ -112,10 +112,7 @@ std::string Gateway::stream_cut_event(std::string_view target) {
   ApiError e = ApiError::make(ErrorKind::unavailable,
                               "The gateway is shutting down and cut this stream; retry the request.", {},
                               "switchyard_draining");
-  const dialects::Dialect client = client_of(path);
-  std::string body = dialects::error_body(client, e, {});
-  if (client == dialects::Dialect::anthropic) return "event: error\ndata: " + body + "\n\n";
-  return "data: " + body + "\n\n";
+  return dialects::stream_error_event(client_of(path), e, {});
 }
 
 std::string Gateway::render_error(std::string_view target, const ApiError& error) {

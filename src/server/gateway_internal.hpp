@@ -29,8 +29,9 @@ struct Gateway::StreamProcessor {
   virtual bool event(const dialects::SseEvent& e, std::string& out, Exchange& ex) = 0;
   /// The upstream's stream ended; `pending` is an unterminated tail.
   virtual void end(std::string_view pending, std::string& out, Exchange& ex) = 0;
-  /// The upstream failed after the client's stream started.
-  virtual void error(const core::ApiError& e, std::string& out, Exchange& ex) = 0;
+  /// The upstream failed after the client's stream started: by default the error event in the
+  /// client's dialect (dialects::stream_error_event); a translator ends its own stream.
+  virtual void error(const core::ApiError& e, std::string& out, Exchange& ex);
   /// Once the stream is over: whether it told against the deployment though it was relayed
   /// whole — an error event of the upstream's own mid-stream, or no end marker before the end.
   virtual bool faulted() const { return false; }

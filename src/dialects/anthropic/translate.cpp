@@ -401,9 +401,7 @@ EncodeResult encode_request(const ChatRequest& r, std::string_view model,
   if (r.n && *r.n != 1) unsupported.params.push_back("n");
   if (r.presence_penalty && *r.presence_penalty != 0) unsupported.params.push_back("presence_penalty");
   if (r.frequency_penalty && *r.frequency_penalty != 0) unsupported.params.push_back("frequency_penalty");
-  for (const auto& kv : r.extra)
-    if (!kv.value().is_null() && !(kv.value().is_bool() && !kv.value().get_bool()))
-      unsupported.params.push_back(std::string(kv.key()));  // null / false ask for nothing
+  core::add_extras(r, unsupported);
 
   using Kind = core::ResponseFormat::Kind;
   using Mode = core::ToolChoice::Mode;

@@ -326,9 +326,7 @@ void encode_request(const ChatRequest& r, std::string& out, core::Unsupported& u
     }
     w.end_object();
   }
-  for (const auto& kv : r.extra)
-    if (!kv.value().is_null() && !(kv.value().is_bool() && !kv.value().get_bool()))
-      unsupported.params.push_back(std::string(kv.key()));  // null / false ask for nothing
+  core::add_extras(r, unsupported);
   w.end_object();
 }
 

@@ -536,10 +536,8 @@ void encode_request(const ChatRequest& r, std::string_view model, const EncodeOp
   if (!r.user.empty()) o["user"] = r.user;
   // Members of another dialect the canonical form does not model (an Anthropic beta field, a
   // Responses hosted tool): OpenAI-compatible APIs refuse unknown members, so they are refused
-  // (or dropped) here by name like every encoder does, never copied into the body.
-  for (const auto& kv : r.extra)
-    if (!kv.value().is_null() && !(kv.value().is_bool() && !kv.value().get_bool()))
-      unsupported.params.push_back(std::string(kv.key()));
+  // (or dropped) by name as by every encoder, never copied into the body.
+  core::add_extras(r, unsupported);
   out += json::serialize(o);
 }
 

@@ -45,6 +45,10 @@ dialects::gemini::IdSource tool_call_ids(std::string_view request_id) {
 
 }  // namespace
 
+void Gateway::StreamProcessor::error(const ApiError& e, std::string& out, Exchange& ex) {
+  out += dialects::stream_error_event(ex.identity.client, e, ex.identity.request_id);
+}
+
 bool Gateway::read_ended_attempt(const net::ResponseWriter& writer, Exchange& ex, net::UpstreamError read,
                                  const DeploymentRuntime& d, AttemptResult& result) {
   if (writer.client_gone()) {
@@ -186,13 +190,6 @@ net::Task<> Gateway::respond(Chat& chat, const DeploymentRuntime& d, Prepared& p
         return true;
       }
       void end(std::string_view pending, std::string& out, Exchange&) override { out.append(pending); }
-      void error(const ApiError& e, std::string& out, Exchange&) override {
-        out += "event: error\ndata: {\"type\":\"error\",\"code\":";
-        core::append_json_string(out, e.code.empty() ? std::string_view("server_error") : std::string_view(e.code));
-        out += ",\"message\":";
-        core::append_json_string(out, e.message);
-        out += ",\"param\":null}\n\n";
-      }
       bool faulted() const override { return upstream_error || !ended; }
     };
     PassResponses processor;
@@ -216,11 +213,6 @@ net::Task<> Gateway::respond(Chat& chat, const DeploymentRuntime& d, Prepared& p
         return true;
       }
       void end(std::string_view pending, std::string& out, Exchange&) override { out.append(pending); }
-      void error(const ApiError& e, std::string& out, Exchange& ex) override {
-        out += "event: error\ndata: ";
-        out += dialects::anthropic::error_body(e, ex.identity.request_id);
-        out += "\n\n";
-      }
       bool faulted() const override { return upstream_error || !ended; }
     };
     PassAnthropic processor;
@@ -250,11 +242,6 @@ net::Task<> Gateway::respond(Chat& chat, const DeploymentRuntime& d, Prepared& p
       return true;
     }
     void end(std::string_view pending, std::string& out, Exchange&) override { out.append(pending); }
-    void error(const ApiError& e, std::string& out, Exchange&) override {
-      out += "data: ";
-      out += core::openai_error_body(e);
-      out += "\n\n";
-    }
     bool faulted() const override { return upstream_error || !ended; }
   };
   PassOpenAI processor;
@@ -288,11 +275,9 @@ net::Task<> Gateway::relay_translated(Chat& chat, const DeploymentRuntime& d, co
       if (t.usage().known) ex.accounting.usage = t.usage();
     }
   };
-  // Built in steps, not from temporaries in one expression: GCC 12 mishandles those in
-  // coroutines (seen: a heap corrupted when the translator was a constructor argument).
-  dialects::gemini::IdSource ids = tool_call_ids(ex.identity.request_id);
-  Translate processor(dialects::StreamTranslator(chat.client, d.provider->dialect(), sent, chat.client_wants_usage,
-                                                 chat.model, std::move(ids)));
+  Translate processor(dialects::StreamTranslator(chat.client, d.provider->dialect(), sent,
+                                                 chat.client_wants_usage, chat.model,
+                                                 tool_call_ids(ex.identity.request_id)));
   processor.events = d.provider->dialect();
   co_await relay_stream(processor, d, up, writer, ex, result);
 }

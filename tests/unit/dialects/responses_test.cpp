@@ -2,6 +2,7 @@
 // stream events back to a Response object and the API's typed events.
 #include "dialects/responses/translate.hpp"
 #include "dialects/call_id.hpp"
+#include "dialects/translate.hpp"
 
 #include <gtest/gtest.h>
 
@@ -251,4 +252,16 @@ TEST(CallIds, AGeminiSignatureRidesInTheCallsIdAndComesBackOut) {
   EXPECT_EQ(r.messages[1].content[0].id, "call_1");
   EXPECT_EQ(r.messages[1].content[0].signature, "sig-xyz");
   EXPECT_EQ(r.messages[2].content[0].id, "call_1");
+}
+
+TEST(ResponsesStream, AStreamEndsWithAnErrorEventInEachClientsDialect) {
+  const core::ApiError e = core::ApiError::make(core::ErrorKind::unavailable, "cut", {}, "switchyard_draining");
+  const std::string responses = dialects::stream_error_event(dialects::Dialect::responses, e, "req_1");
+  ASSERT_TRUE(responses.starts_with("event: error\ndata: "));
+  json::object o = json::parse(responses.substr(19)).as_object();
+  EXPECT_EQ(o.at("type").as_string(), "error");
+  EXPECT_EQ(o.at("code").as_string(), "switchyard_draining");
+  EXPECT_EQ(o.at("message").as_string(), "cut");
+  EXPECT_TRUE(dialects::stream_error_event(dialects::Dialect::anthropic, e, "req_1").starts_with("event: error\ndata: {\"type\":\"error\""));
+  EXPECT_TRUE(dialects::stream_error_event(dialects::Dialect::openai, e, "req_1").starts_with("data: {\"error\":"));
 }
